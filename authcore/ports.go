@@ -1,0 +1,95 @@
+package authcore
+
+import (
+	"context"
+	"time"
+)
+
+// The store ports authcore needs. Implementations: authcore/memstore (one
+// process) and, later, a Redis store; both must pass authcore/storetest.
+// Every method is safe for concurrent use.
+
+// TicketStore keeps QR tickets.
+type TicketStore interface {
+	// CreateTicket stores a new ticket (version 1, pending). It is kept until
+	// rec.ExpiresAt plus retention, so that late watchers still learn that it
+	// expired. It returns a KindConflict error if the id exists.
+	CreateTicket(ctx context.Context, rec TicketRecord, retention time.Duration) error
+	// Ticket returns the stored ticket, or ErrNotFound.
+	Ticket(ctx context.Context, id string) (TicketRecord, error)
+	// Transition atomically moves a ticket from t.FromVersion to t.To,
+	// increments its version, appends to its trail and announces the new
+	// version to watchers (the memory store through its notify function,
+	// Redis through PUBLISH in the same script). It returns the new record,
+	// or ErrNotFound, ErrConflict (version moved on) or ErrExpired
+	// (t.Now is at or past the expiry). A transition either fully happens
+	// or not at all; two callers with the same FromVersion cannot both win.
+	Transition(ctx context.Context, t Transition) (TicketRecord, error)
+}
+
+// Transition is one compare-and-set on a ticket.
+type Transition struct {
+	ID          string
+	FromVersion uint64 // the version the caller read; any other fails with ErrConflict
+	To          State
+	ScannerID   string  // written when To is StateScanned
+	Scanner     Profile // written when To is StateScanned
+	Now         time.Time
+}
+
+// Notifier announces that ticket id reached version. The memory store calls
+// it after each transition; the hub's memory broker implements it.
+type Notifier func(id string, version uint64)
+
+// SessionStore keeps login sessions, keyed by token hashes.
+type SessionStore interface {
+	// CreateSession stores a new session.
+	CreateSession(ctx context.Context, s SessionRecord) error
+	// SessionByAccess finds the live session whose access token hashes to h,
+	// and slides its access expiry to now+slide (never past the refresh
+	// expiry). It returns ErrNotFound for unknown, revoked or expired tokens.
+	SessionByAccess(ctx context.Context, h [32]byte, now time.Time, slide time.Duration) (SessionRecord, error)
+	// RotateRefresh consumes the refresh token hashing to h and stores next
+	// in its place. next carries new hashes, id and expiries; the store
+	// copies UserID, FamilyID, AMR and identity from the old session and
+	// returns the completed record. A refresh token can be consumed once:
+	// presenting a consumed one revokes every session of its family and
+	// returns ErrConflict. Unknown or expired tokens return ErrNotFound.
+	RotateRefresh(ctx context.Context, h [32]byte, next SessionRecord, now time.Time) (SessionRecord, error)
+	// DeleteSession revokes the session with access token hash h (and its
+	// refresh token). Unknown tokens return ErrNotFound.
+	DeleteSession(ctx context.Context, h [32]byte) error
+}
+
+// UserStore keeps users and their identities.
+type UserStore interface {
+	// UpsertIdentity returns the user owning identity id, creating one with
+	// the given id, profile and time if there is none. When id.UnionID is set
+	// and another identity with the same unionid exists, the identity is
+	// linked to that user instead. created reports whether a user was made.
+	// A non-empty profile field updates the user's profile.
+	UpsertIdentity(ctx context.Context, id Identity, profile Profile, newUser User) (u User, created bool, err error)
+	// User returns a user by id, or ErrNotFound.
+	User(ctx context.Context, id string) (User, error)
+	// PutSessionKey keeps the WeChat session_key of an openid server-side.
+	PutSessionKey(ctx context.Context, openid, sessionKey string) error
+	// SessionKey returns the last session_key stored for openid, or ErrNotFound.
+	SessionKey(ctx context.Context, openid string) (string, error)
+}
+
+// ReplayCache remembers one-time values (DPoP jti) for a while.
+type ReplayCache interface {
+	// FirstUse records key for ttl and reports whether it was not already
+	// recorded. Concurrent callers with the same key: exactly one gets true.
+	FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// Store is everything authcore keeps, plus a health check.
+type Store interface {
+	TicketStore
+	SessionStore
+	UserStore
+	ReplayCache
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+}

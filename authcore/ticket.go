@@ -1,0 +1,198 @@
+package authcore
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// A signed ticket is "<kid>.<base64url(id[12] | expiry[4] | mac[16])>": at
+// most 16+1+43 = 60 characters, so the QR code stays small. The MAC is
+// HMAC-SHA256 over kid, id and expiry, truncated to 128 bits.
+const (
+	ticketIDBytes  = 12
+	ticketMACBytes = 16
+	maxKIDLen      = 16
+	minKeyBytes    = 16
+	// MaxSignedTicketLen is the longest signed ticket a Signer produces.
+	MaxSignedTicketLen = maxKIDLen + 1 + (ticketIDBytes+4+ticketMACBytes)*4/3 + 1
+)
+
+var b64 = base64.RawURLEncoding
+
+// TicketKey is one HMAC key with its id.
+type TicketKey struct {
+	ID     string
+	Secret []byte
+}
+
+// Signer signs and verifies tickets. The first key signs; every key
+// verifies, so keys can be rotated by prepending a new one and dropping the
+// old one after a ticket lifetime. A Signer is immutable and safe for
+// concurrent use.
+type Signer struct {
+	keys []TicketKey
+}
+
+// NewSigner returns a Signer over keys (first signs). It returns an error
+// for no keys, duplicate or malformed ids, or keys shorter than 16 bytes.
+func NewSigner(keys []TicketKey) (*Signer, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("ticket keys: none given")
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if !validKID(k.ID) {
+			return nil, fmt.Errorf("ticket keys: key id %q must be 1-%d characters of A-Z a-z 0-9 _ -", k.ID, maxKIDLen)
+		}
+		if seen[k.ID] {
+			return nil, fmt.Errorf("ticket keys: duplicate key id %q", k.ID)
+		}
+		seen[k.ID] = true
+		if len(k.Secret) < minKeyBytes {
+			return nil, fmt.Errorf("ticket keys: key %q is %d bytes, want at least %d (32 recommended)", k.ID, len(k.Secret), minKeyBytes)
+		}
+	}
+	return &Signer{keys: append([]TicketKey(nil), keys...)}, nil
+}
+
+// ParseTicketKeys parses LOGINHUB_TICKET_KEYS: "kid:base64key,kid2:base64key2".
+// Keys may use standard or URL-safe base64, padded or not.
+func ParseTicketKeys(s string) ([]TicketKey, error) {
+	var keys []TicketKey
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		kid, enc, ok := strings.Cut(part, ":")
+		if !ok {
+			return nil, fmt.Errorf("ticket keys: %q is not kid:base64key", redactKeyPart(part))
+		}
+		secret, err := decodeAnyBase64(enc)
+		if err != nil {
+			return nil, fmt.Errorf("ticket keys: key %q is not base64", kid)
+		}
+		keys = append(keys, TicketKey{ID: kid, Secret: secret})
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("ticket keys: none given")
+	}
+	return keys, nil
+}
+
+// RandomTicketKey returns a fresh 32-byte key with the given id.
+func RandomTicketKey(kid string) TicketKey {
+	k := TicketKey{ID: kid, Secret: make([]byte, 32)}
+	rand.Read(k.Secret)
+	return k
+}
+
+func redactKeyPart(s string) string {
+	if kid, _, ok := strings.Cut(s, ":"); ok {
+		return kid + ":…"
+	}
+	if len(s) > 4 {
+		return s[:4] + "…"
+	}
+	return s
+}
+
+func decodeAnyBase64(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	s = strings.NewReplacer("+", "-", "/", "_").Replace(s)
+	return b64.DecodeString(s)
+}
+
+func validKID(kid string) bool {
+	if kid == "" || len(kid) > maxKIDLen {
+		return false
+	}
+	for _, c := range []byte(kid) {
+		if !urlSafe(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func urlSafe(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// NewTicketID returns a random ticket id (16 URL-safe characters).
+func NewTicketID() string {
+	var id [ticketIDBytes]byte
+	rand.Read(id[:])
+	return b64.EncodeToString(id[:])
+}
+
+// Sign returns the signed ticket for id (from NewTicketID) expiring at exp.
+func (s *Signer) Sign(id string, exp time.Time) (string, error) {
+	raw, err := b64.DecodeString(id)
+	if err != nil || len(raw) != ticketIDBytes {
+		return "", fmt.Errorf("sign ticket: malformed id")
+	}
+	k := s.keys[0]
+	var body [ticketIDBytes + 4 + ticketMACBytes]byte
+	copy(body[:], raw)
+	binary.BigEndian.PutUint32(body[ticketIDBytes:], uint32(exp.Unix()))
+	copy(body[ticketIDBytes+4:], mac(k, body[:ticketIDBytes+4]))
+	return k.ID + "." + b64.EncodeToString(body[:]), nil
+}
+
+// SignedTicket is what a verified ticket says.
+type SignedTicket struct {
+	ID        string
+	ExpiresAt time.Time
+}
+
+// Verify checks a signed ticket's MAC and expiry, without touching any
+// store. It returns a KindUnauthorized error for anything malformed, forged
+// or signed by an unknown key, and a KindExpired error past expiry.
+func (s *Signer) Verify(ticket string, now time.Time) (SignedTicket, error) {
+	bad := Errorf(KindUnauthorized, "invalid ticket")
+	if len(ticket) > MaxSignedTicketLen {
+		return SignedTicket{}, bad
+	}
+	kid, enc, ok := strings.Cut(ticket, ".")
+	if !ok {
+		return SignedTicket{}, bad
+	}
+	body, err := b64.DecodeString(enc)
+	if err != nil || len(body) != ticketIDBytes+4+ticketMACBytes {
+		return SignedTicket{}, bad
+	}
+	var key *TicketKey
+	for i := range s.keys {
+		if s.keys[i].ID == kid {
+			key = &s.keys[i]
+			break
+		}
+	}
+	if key == nil {
+		return SignedTicket{}, bad
+	}
+	if !hmac.Equal(body[ticketIDBytes+4:], mac(*key, body[:ticketIDBytes+4])) {
+		return SignedTicket{}, bad
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint32(body[ticketIDBytes:])), 0)
+	if !now.Before(exp) {
+		return SignedTicket{}, Errorf(KindExpired, "ticket expired")
+	}
+	return SignedTicket{ID: b64.EncodeToString(body[:ticketIDBytes]), ExpiresAt: exp}, nil
+}
+
+func mac(k TicketKey, msg []byte) []byte {
+	h := hmac.New(sha256.New, k.Secret)
+	h.Write([]byte(k.ID))
+	h.Write([]byte{'.'})
+	h.Write(msg)
+	return h.Sum(nil)[:ticketMACBytes]
+}
