@@ -1,0 +1,344 @@
+// Package memstore is loginhub's embedded store: every authcore store port
+// kept in this process's memory, for a single node with zero setup. It is
+// safe for concurrent use; each operation holds one mutex, which makes every
+// transition and consume-once operation atomic. Data is lost on restart.
+package memstore
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// sweepEvery bounds how often expired entries are purged. Purging is
+// amortised over writes, so the store needs no goroutine of its own.
+const sweepEvery = 30 * time.Second
+
+// Store implements authcore.Store in memory.
+type Store struct {
+	notify authcore.Notifier
+	now    func() time.Time
+
+	mu        sync.Mutex
+	tickets   map[string]*ticketEntry
+	sessions  map[[32]byte]*authcore.SessionRecord // by access hash
+	refreshes map[[32]byte]*authcore.SessionRecord // by refresh hash
+	consumed  map[[32]byte]consumedRefresh         // rotated refresh hashes, for reuse detection
+	users     map[string]authcore.User
+	idents    map[identKey]string // → user id
+	unions    map[string]string   // unionid → user id
+	keys      map[string]string   // openid → session_key
+	once      map[string]time.Time
+	counters  map[string]*window
+	lastSweep time.Time
+}
+
+type ticketEntry struct {
+	rec      authcore.TicketRecord
+	deleteAt time.Time
+}
+
+type consumedRefresh struct {
+	familyID string
+	until    time.Time
+}
+
+type identKey struct{ provider, subject string }
+
+type window struct {
+	start time.Time
+	count int
+}
+
+var _ authcore.Store = (*Store)(nil)
+
+// New returns an empty store. notify (may be nil) is called after every
+// ticket transition, outside the store's lock; now (nil: time.Now) is the
+// clock used for expiry.
+func New(notify authcore.Notifier, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{
+		notify: notify, now: now,
+		tickets:   map[string]*ticketEntry{},
+		sessions:  map[[32]byte]*authcore.SessionRecord{},
+		refreshes: map[[32]byte]*authcore.SessionRecord{},
+		consumed:  map[[32]byte]consumedRefresh{},
+		users:     map[string]authcore.User{},
+		idents:    map[identKey]string{},
+		unions:    map[string]string{},
+		keys:      map[string]string{},
+		once:      map[string]time.Time{},
+		counters:  map[string]*window{},
+	}
+}
+
+// Ping always succeeds: memory is always reachable.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// sweepLocked purges expired entries at most every sweepEvery.
+func (s *Store) sweepLocked(now time.Time) {
+	if now.Sub(s.lastSweep) < sweepEvery {
+		return
+	}
+	s.lastSweep = now
+	for id, e := range s.tickets {
+		if now.After(e.deleteAt) {
+			delete(s.tickets, id)
+		}
+	}
+	for h, rec := range s.refreshes {
+		if now.After(rec.RefreshExpiresAt) {
+			delete(s.refreshes, h)
+			delete(s.sessions, rec.AccessHash)
+		}
+	}
+	for h, c := range s.consumed {
+		if now.After(c.until) {
+			delete(s.consumed, h)
+		}
+	}
+	for k, until := range s.once {
+		if now.After(until) {
+			delete(s.once, k)
+		}
+	}
+	for k, w := range s.counters {
+		if now.Sub(w.start) > time.Hour {
+			delete(s.counters, k)
+		}
+	}
+}
+
+func cloneTicket(r authcore.TicketRecord) authcore.TicketRecord {
+	r.Trail = slices.Clone(r.Trail)
+	return r
+}
+
+// CreateTicket implements authcore.TicketStore.
+func (s *Store) CreateTicket(_ context.Context, rec authcore.TicketRecord, retention time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked(now)
+	if _, ok := s.tickets[rec.ID]; ok {
+		return authcore.ErrConflict
+	}
+	s.tickets[rec.ID] = &ticketEntry{rec: cloneTicket(rec), deleteAt: rec.ExpiresAt.Add(retention)}
+	return nil
+}
+
+// Ticket implements authcore.TicketStore.
+func (s *Store) Ticket(_ context.Context, id string) (authcore.TicketRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.tickets[id]
+	if !ok || s.now().After(e.deleteAt) {
+		return authcore.TicketRecord{}, authcore.ErrNotFound
+	}
+	return cloneTicket(e.rec), nil
+}
+
+// Transition implements authcore.TicketStore.
+func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
+	s.mu.Lock()
+	e, ok := s.tickets[t.ID]
+	if !ok || s.now().After(e.deleteAt) {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.ErrNotFound
+	}
+	if e.rec.Version != t.FromVersion || e.rec.State.Terminal() {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.ErrConflict
+	}
+	if !t.Now.Before(e.rec.ExpiresAt) {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.ErrExpired
+	}
+	e.rec.State = t.To
+	e.rec.Version++
+	e.rec.Trail = append(e.rec.Trail, t.To)
+	if t.To == authcore.StateScanned {
+		e.rec.ScannerID, e.rec.Scanner = t.ScannerID, t.Scanner
+	}
+	out := cloneTicket(e.rec)
+	s.mu.Unlock()
+	if s.notify != nil {
+		s.notify(out.ID, out.Version)
+	}
+	return out, nil
+}
+
+// CreateSession implements authcore.SessionStore.
+func (s *Store) CreateSession(_ context.Context, rec authcore.SessionRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(s.now())
+	r := rec
+	r.AMR = slices.Clone(rec.AMR)
+	s.sessions[r.AccessHash] = &r
+	s.refreshes[r.RefreshHash] = &r
+	return nil
+}
+
+// SessionByAccess implements authcore.SessionStore.
+func (s *Store) SessionByAccess(_ context.Context, h [32]byte, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sessions[h]
+	if !ok || !now.Before(r.AccessExpiresAt) {
+		return authcore.SessionRecord{}, authcore.ErrNotFound
+	}
+	exp := now.Add(slide)
+	if exp.After(r.RefreshExpiresAt) {
+		exp = r.RefreshExpiresAt
+	}
+	if exp.After(r.AccessExpiresAt) {
+		r.AccessExpiresAt = exp
+	}
+	out := *r
+	out.AMR = slices.Clone(r.AMR)
+	return out, nil
+}
+
+// RotateRefresh implements authcore.SessionStore.
+func (s *Store) RotateRefresh(_ context.Context, h [32]byte, next authcore.SessionRecord, now time.Time) (authcore.SessionRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.consumed[h]; ok && now.Before(c.until) {
+		s.revokeFamilyLocked(c.familyID)
+		return authcore.SessionRecord{}, authcore.ErrConflict
+	}
+	old, ok := s.refreshes[h]
+	if !ok || !now.Before(old.RefreshExpiresAt) {
+		return authcore.SessionRecord{}, authcore.ErrNotFound
+	}
+	delete(s.refreshes, h)
+	delete(s.sessions, old.AccessHash)
+	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, until: old.RefreshExpiresAt}
+	next.FamilyID, next.UserID = old.FamilyID, old.UserID
+	next.AMR = slices.Clone(old.AMR)
+	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
+	r := next
+	s.sessions[r.AccessHash] = &r
+	s.refreshes[r.RefreshHash] = &r
+	return next, nil
+}
+
+func (s *Store) revokeFamilyLocked(family string) {
+	for h, r := range s.refreshes {
+		if r.FamilyID == family {
+			delete(s.refreshes, h)
+			delete(s.sessions, r.AccessHash)
+		}
+	}
+}
+
+// DeleteSession implements authcore.SessionStore.
+func (s *Store) DeleteSession(_ context.Context, h [32]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sessions[h]
+	if !ok {
+		return authcore.ErrNotFound
+	}
+	delete(s.sessions, h)
+	delete(s.refreshes, r.RefreshHash)
+	return nil
+}
+
+// UpsertIdentity implements authcore.UserStore.
+func (s *Store) UpsertIdentity(_ context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := identKey{id.Provider, id.Subject}
+	uid, ok := s.idents[k]
+	if !ok && id.UnionID != "" {
+		uid, ok = s.unions[id.UnionID]
+	}
+	created := false
+	if !ok {
+		uid, created = newUser.ID, true
+		s.users[uid] = newUser
+	}
+	s.idents[k] = uid
+	if id.UnionID != "" {
+		s.unions[id.UnionID] = uid
+	}
+	u := s.users[uid]
+	if !created {
+		if p.Nickname != "" {
+			u.Nickname = p.Nickname
+		}
+		if p.AvatarURL != "" {
+			u.AvatarURL = p.AvatarURL
+		}
+		s.users[uid] = u
+	}
+	return u, created, nil
+}
+
+// User implements authcore.UserStore.
+func (s *Store) User(_ context.Context, id string) (authcore.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	if !ok {
+		return authcore.User{}, authcore.ErrNotFound
+	}
+	return u, nil
+}
+
+// PutSessionKey implements authcore.UserStore.
+func (s *Store) PutSessionKey(_ context.Context, openid, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[openid] = key
+	return nil
+}
+
+// SessionKey implements authcore.UserStore.
+func (s *Store) SessionKey(_ context.Context, openid string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.keys[openid]
+	if !ok {
+		return "", authcore.ErrNotFound
+	}
+	return k, nil
+}
+
+// FirstUse implements authcore.ReplayCache.
+func (s *Store) FirstUse(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked(now)
+	if until, ok := s.once[key]; ok && now.Before(until) {
+		return false, nil
+	}
+	s.once[key] = now.Add(ttl)
+	return true, nil
+}
+
+// Allow counts one event for key in a fixed window and reports whether it
+// is within limit; when it is not, retryAfter says when the window resets.
+func (s *Store) Allow(_ context.Context, key string, limit int, per time.Duration) (ok bool, retryAfter time.Duration, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	w := s.counters[key]
+	if w == nil || now.Sub(w.start) >= per {
+		w = &window{start: now}
+		s.counters[key] = w
+	}
+	if w.count >= limit {
+		return false, w.start.Add(per).Sub(now), nil
+	}
+	w.count++
+	return true, 0, nil
+}

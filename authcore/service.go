@@ -1,0 +1,488 @@
+package authcore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Lifetimes from the API contract.
+const (
+	DefaultTicketTTL = 120 * time.Second
+	AccessTokenTTL   = 30 * time.Minute
+	RefreshTokenTTL  = 7 * 24 * time.Hour
+	// ticketRetention keeps a ticket in the store after it expires, so a
+	// desktop that reconnects late learns "expired" rather than "not found".
+	ticketRetention = 5 * time.Minute
+)
+
+// IPBinding says how strictly watch, status and redeem must come from the
+// address that created the ticket.
+type IPBinding string
+
+// IP binding policies (LOGINHUB_IP_BINDING).
+const (
+	IPStrict IPBinding = "strict" // the same address
+	IPSubnet IPBinding = "subnet" // the same /24 (IPv4) or /64 (IPv6)
+	IPOff    IPBinding = "off"    // not checked
+)
+
+// WeChatSession is what code2Session yields.
+type WeChatSession struct {
+	OpenID, UnionID, SessionKey string
+}
+
+// CodeExchanger exchanges a wx.login code for a WeChat session. It returns
+// *Error values of the kinds a handler can show (unauthorized for a bad
+// code, upstream_unavailable when WeChat fails, ...).
+type CodeExchanger interface {
+	Code2Session(ctx context.Context, code string) (WeChatSession, error)
+}
+
+// Config configures a Service. Zero values are explained per field.
+type Config struct {
+	Store      Store            // required
+	Signer     *Signer          // required
+	WeChat     CodeExchanger    // nil: /v1/wx/login answers upstream_unavailable
+	TicketTTL  time.Duration    // zero: DefaultTicketTTL
+	IPBinding  IPBinding        // empty: IPStrict
+	PublicURL  string           // base of qr_url and of DPoP htu; required
+	DPoPMaxAge time.Duration    // zero: 60s
+	Now        func() time.Time // nil: time.Now
+	Logger     *slog.Logger     // nil: discard
+}
+
+// Service is the login core: QR tickets, WeChat login and sessions. It is
+// safe for concurrent use. Methods return *Error values (see Kind); any
+// other error is a bug or a store failure and reads as KindInternal.
+type Service struct {
+	store     Store
+	signer    *Signer
+	wechat    CodeExchanger
+	ttl       time.Duration
+	binding   IPBinding
+	publicURL string
+	dpop      DPoPVerifier
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// NewService checks cfg and returns a Service.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Signer == nil {
+		return nil, errors.New("authcore: Store and Signer are required")
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("authcore: PublicURL is required")
+	}
+	s := &Service{
+		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat,
+		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
+		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
+		now:       cfg.Now, log: cfg.Logger,
+	}
+	if s.ttl <= 0 {
+		s.ttl = DefaultTicketTTL
+	}
+	switch s.binding {
+	case "":
+		s.binding = IPStrict
+	case IPStrict, IPSubnet, IPOff:
+	default:
+		return nil, fmt.Errorf("authcore: unknown IP binding %q", s.binding)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.dpop = DPoPVerifier{Replay: cfg.Store, MaxAge: cfg.DPoPMaxAge}
+	return s, nil
+}
+
+// PublicURL is the base URL the service builds links from.
+func (s *Service) PublicURL() string { return s.publicURL }
+
+// NewTicketRequest is what a desktop asks for.
+type NewTicketRequest struct {
+	DPoPJKT   string     // RFC 7638 thumbprint; empty for no DPoP binding
+	ClientIP  netip.Addr // the desktop's address (IP binding)
+	UserAgent string
+}
+
+// NewTicket is a created ticket, as returned to the desktop.
+type NewTicket struct {
+	ID          string    `json:"id"`
+	Ticket      string    `json:"ticket"`
+	QRURL       string    `json:"qr_url"`
+	WatchSecret string    `json:"watch_secret"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	TTLSeconds  int       `json:"ttl_seconds"`
+	Version     uint64    `json:"version"`
+	State       State     `json:"state"`
+}
+
+// CreateTicket makes a pending ticket bound to the request's client address.
+// Errors: KindInvalid for a malformed dpop_jkt.
+func (s *Service) CreateTicket(ctx context.Context, req NewTicketRequest) (NewTicket, error) {
+	if req.DPoPJKT != "" && !validThumbprint(req.DPoPJKT) {
+		return NewTicket{}, Errorf(KindInvalid, "dpop_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)")
+	}
+	now := s.now()
+	exp := now.Add(s.ttl).Truncate(time.Second)
+	id := NewTicketID()
+	signed, err := s.signer.Sign(id, exp)
+	if err != nil {
+		return NewTicket{}, err
+	}
+	secret := randomToken("")
+	rec := TicketRecord{
+		ID: id, State: StatePending, Version: 1, Trail: []State{StatePending},
+		ExpiresAt: exp, CreatedAt: now,
+		WatchSecretHash: sha256.Sum256([]byte(secret)),
+		DPoPJKT:         req.DPoPJKT,
+		ClientIP:        req.ClientIP.Unmap(),
+		Requester: Requester{
+			IP:        req.ClientIP.Unmap().String(),
+			Location:  coarseLocation(req.ClientIP),
+			Device:    deviceFromUserAgent(req.UserAgent),
+			UserAgent: truncate(req.UserAgent, 256),
+			CreatedAt: now.UTC().Truncate(time.Second),
+		},
+	}
+	if err := s.store.CreateTicket(ctx, rec, ticketRetention); err != nil {
+		return NewTicket{}, fmt.Errorf("create ticket: %w", err)
+	}
+	return NewTicket{
+		ID: id, Ticket: signed, QRURL: s.publicURL + "/s/" + signed,
+		WatchSecret: secret, ExpiresAt: exp.UTC(), TTLSeconds: int(exp.Sub(now).Round(time.Second) / time.Second),
+		Version: 1, State: StatePending,
+	}, nil
+}
+
+func validThumbprint(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !urlSafe(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// VerifyTicket checks a signed ticket without touching the store.
+// Errors: KindUnauthorized (forged, malformed), KindExpired.
+func (s *Service) VerifyTicket(signed string) (SignedTicket, error) {
+	return s.signer.Verify(signed, s.now())
+}
+
+// View returns ticket id as of now. Errors: KindNotFound.
+func (s *Service) View(ctx context.Context, id string) (View, error) {
+	rec, err := s.ticket(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	return rec.ViewAt(s.now()), nil
+}
+
+// AuthorizeWatch checks the watch secret and the IP binding for ticket id
+// and returns its view. Errors: KindNotFound, KindUnauthorized (wrong
+// secret), KindForbidden (wrong address).
+func (s *Service) AuthorizeWatch(ctx context.Context, id, secret string, client netip.Addr) (View, error) {
+	rec, err := s.authorizeDesktop(ctx, id, secret, client)
+	if err != nil {
+		return View{}, err
+	}
+	return rec.ViewAt(s.now()), nil
+}
+
+func (s *Service) authorizeDesktop(ctx context.Context, id, secret string, client netip.Addr) (TicketRecord, error) {
+	if !plausibleTicketID(id) {
+		return TicketRecord{}, Errorf(KindNotFound, "no such ticket")
+	}
+	rec, err := s.ticket(ctx, id)
+	if err != nil {
+		return TicketRecord{}, err
+	}
+	h := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare(h[:], rec.WatchSecretHash[:]) != 1 {
+		return TicketRecord{}, Errorf(KindUnauthorized, "wrong watch secret")
+	}
+	if !s.sameClient(rec.ClientIP, client) {
+		return TicketRecord{}, Errorf(KindForbidden, "this ticket belongs to another network address")
+	}
+	return rec, nil
+}
+
+func plausibleTicketID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !urlSafe(id[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) ticket(ctx context.Context, id string) (TicketRecord, error) {
+	rec, err := s.store.Ticket(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return TicketRecord{}, Errorf(KindNotFound, "no such ticket")
+	}
+	if err != nil {
+		return TicketRecord{}, fmt.Errorf("read ticket: %w", err)
+	}
+	return rec, nil
+}
+
+func (s *Service) sameClient(bound, client netip.Addr) bool {
+	bound, client = bound.Unmap(), client.Unmap()
+	switch s.binding {
+	case IPOff:
+		return true
+	case IPSubnet:
+		bits := 24
+		if bound.Is6() {
+			bits = 64
+		}
+		if bound.Is4() != client.Is4() {
+			return false
+		}
+		a, err1 := bound.Prefix(bits)
+		b, err2 := client.Prefix(bits)
+		return err1 == nil && err2 == nil && a == b
+	default:
+		return bound == client
+	}
+}
+
+// ScanResult is what the phone sees after scanning.
+type ScanResult struct {
+	ID        string    `json:"id"`
+	State     State     `json:"state"`
+	Version   uint64    `json:"version"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Requester Requester `json:"requester"`
+}
+
+// Scan claims the ticket for the phone's user. The signature is checked
+// before the store is touched. Scanning again by the same user returns the
+// same result. Errors: KindUnauthorized (forged ticket), KindExpired,
+// KindNotFound, KindConflict (another account scanned first).
+func (s *Service) Scan(ctx context.Context, phone Principal, signed string) (ScanResult, error) {
+	st, err := s.VerifyTicket(signed)
+	if err != nil {
+		return ScanResult{}, err
+	}
+	for range 3 {
+		rec, err := s.ticket(ctx, st.ID)
+		if err != nil {
+			return ScanResult{}, err
+		}
+		v := rec.ViewAt(s.now())
+		switch {
+		case v.State == StateExpired:
+			return ScanResult{}, Errorf(KindExpired, "this QR code has expired; refresh it on the computer")
+		case rec.ScannerID == phone.User.ID:
+			return scanResult(rec, v), nil
+		case rec.ScannerID != "":
+			return ScanResult{}, Errorf(KindConflict, "another account already scanned this QR code")
+		case v.State != StatePending:
+			return ScanResult{}, Errorf(KindExpired, "this QR code can no longer be used")
+		}
+		next, err := s.store.Transition(ctx, Transition{
+			ID: rec.ID, FromVersion: rec.Version, To: StateScanned,
+			ScannerID: phone.User.ID, Scanner: Profile{Nickname: phone.User.Nickname, AvatarURL: phone.User.AvatarURL},
+			Now: s.now(),
+		})
+		if errors.Is(err, ErrConflict) {
+			continue // someone moved it; look again
+		}
+		if err != nil {
+			return ScanResult{}, s.transitionError("scan", err)
+		}
+		return scanResult(next, next.ViewAt(s.now())), nil
+	}
+	return ScanResult{}, Errorf(KindConflict, "the ticket is changing too fast; try again")
+}
+
+func scanResult(rec TicketRecord, v View) ScanResult {
+	return ScanResult{ID: rec.ID, State: StateScanned, Version: versionOf(v, StateScanned), ExpiresAt: rec.ExpiresAt.UTC(), Requester: rec.Requester}
+}
+
+// versionOf returns the version at which v entered state, or v.Version.
+func versionOf(v View, state State) uint64 {
+	for i, st := range v.Trail {
+		if st == state {
+			return uint64(i + 1)
+		}
+	}
+	return v.Version
+}
+
+func (s *Service) transitionError(op string, err error) error {
+	switch {
+	case errors.Is(err, ErrExpired):
+		return Errorf(KindExpired, "this QR code has expired")
+	case errors.Is(err, ErrNotFound):
+		return Errorf(KindNotFound, "no such ticket")
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// PhoneResult is the phone's view after confirm or cancel.
+type PhoneResult struct {
+	ID      string `json:"id"`
+	State   State  `json:"state"`
+	Version uint64 `json:"version"`
+}
+
+// Confirm approves the login on the desktop. Only the account that scanned
+// may confirm; repeating it returns the same result. Errors: KindNotFound,
+// KindForbidden (another account), KindConflict (not scanned yet or
+// cancelled), KindExpired.
+func (s *Service) Confirm(ctx context.Context, phone Principal, id string) (PhoneResult, error) {
+	return s.phoneDecision(ctx, phone, id, StateConfirmed)
+}
+
+// Cancel refuses the login. Only the account that scanned may cancel;
+// repeating it returns the same result. Errors as Confirm.
+func (s *Service) Cancel(ctx context.Context, phone Principal, id string) (PhoneResult, error) {
+	return s.phoneDecision(ctx, phone, id, StateCancelled)
+}
+
+func (s *Service) phoneDecision(ctx context.Context, phone Principal, id string, to State) (PhoneResult, error) {
+	if !plausibleTicketID(id) {
+		return PhoneResult{}, Errorf(KindNotFound, "no such ticket")
+	}
+	for range 3 {
+		rec, err := s.ticket(ctx, id)
+		if err != nil {
+			return PhoneResult{}, err
+		}
+		v := rec.ViewAt(s.now())
+		if rec.ScannerID == "" {
+			if v.State == StateExpired {
+				return PhoneResult{}, Errorf(KindExpired, "this QR code has expired")
+			}
+			return PhoneResult{}, Errorf(KindConflict, "scan the QR code first")
+		}
+		if rec.ScannerID != phone.User.ID {
+			return PhoneResult{}, Errorf(KindForbidden, "another account scanned this QR code")
+		}
+		if done := versionOf(v, to); v.StateAt(done) == to {
+			// Already decided this way: the same answer, not a duplicate.
+			return PhoneResult{ID: id, State: to, Version: done}, nil
+		}
+		switch v.State {
+		case StateExpired, StateRedeemed:
+			return PhoneResult{}, Errorf(KindExpired, "this QR code can no longer be used")
+		case StateScanned:
+		default:
+			return PhoneResult{}, Errorf(KindConflict, "the login was already %s", v.State)
+		}
+		next, err := s.store.Transition(ctx, Transition{ID: id, FromVersion: rec.Version, To: to, Now: s.now()})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return PhoneResult{}, s.transitionError(string(to), err)
+		}
+		return PhoneResult{ID: id, State: to, Version: next.Version}, nil
+	}
+	return PhoneResult{}, Errorf(KindConflict, "the ticket is changing too fast; try again")
+}
+
+// RedeemRequest is the desktop's request to turn a confirmed ticket into a
+// session.
+type RedeemRequest struct {
+	ID, Secret string
+	Client     netip.Addr
+	DPoPProof  string // the DPoP header, if any
+	Method     string // HTTP method, for the DPoP htm check
+	Path       string // request path; htu must equal PublicURL + Path
+}
+
+// Redeem consumes a confirmed ticket exactly once and returns a session for
+// the user who confirmed it. A rejected redeem does not consume the ticket.
+// Errors: KindNotFound, KindUnauthorized (secret or DPoP proof),
+// KindForbidden (address), KindConflict (not confirmed yet), KindExpired
+// (already redeemed, cancelled or expired).
+func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error) {
+	rec, err := s.authorizeDesktop(ctx, req.ID, req.Secret, req.Client)
+	if err != nil {
+		return Session{}, err
+	}
+	if rec.DPoPJKT != "" {
+		if req.DPoPProof == "" {
+			return Session{}, Errorf(KindUnauthorized, "this ticket requires a DPoP proof")
+		}
+		if err := s.dpop.Verify(ctx, req.DPoPProof, req.Method, s.publicURL+req.Path, rec.DPoPJKT, s.now()); err != nil {
+			return Session{}, err
+		}
+	}
+	v := rec.ViewAt(s.now())
+	switch v.State {
+	case StateConfirmed:
+	case StatePending, StateScanned:
+		return Session{}, Errorf(KindConflict, "the login is not confirmed yet")
+	default:
+		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
+	}
+	user, err := s.user(ctx, rec.ScannerID)
+	if err != nil {
+		return Session{}, err
+	}
+	// Issue the session first and consume the ticket second: if consuming
+	// fails, the session is revoked and the ticket is still redeemable, so
+	// nothing is lost.
+	sess, rec2, err := s.newSession(ctx, user, sessionFacts{AMR: []string{"wx", "qr"}})
+	if err != nil {
+		return Session{}, err
+	}
+	if _, err := s.store.Transition(ctx, Transition{ID: rec.ID, FromVersion: rec.Version, To: StateRedeemed, Now: s.now()}); err != nil {
+		if derr := s.store.DeleteSession(ctx, rec2.AccessHash); derr != nil {
+			s.log.Error("revoke session after failed redeem", "err", derr)
+		}
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired) {
+			return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
+		}
+		return Session{}, s.transitionError("redeem", err)
+	}
+	return sess, nil
+}
+
+func (s *Service) user(ctx context.Context, id string) (User, error) {
+	u, err := s.store.User(ctx, id)
+	if err != nil {
+		return User{}, fmt.Errorf("read user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+func randomToken(prefix string) string {
+	var b [32]byte
+	rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

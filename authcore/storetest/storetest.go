@@ -1,0 +1,362 @@
+// Package storetest is the conformance suite every authcore.Store must pass:
+// the embedded memory store and the Redis store run the same tests, so a
+// user who moves from one node to many sees the same behaviour.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// NewStore makes an empty store for one test. notify must be called (or,
+// for a store that publishes elsewhere, forwarded) after each transition.
+type NewStore func(t *testing.T, notify authcore.Notifier) authcore.Store
+
+// Run runs the whole suite against stores from newStore.
+func Run(t *testing.T, newStore NewStore) {
+	t.Run("TicketLifecycle", func(t *testing.T) { testTicketLifecycle(t, newStore) })
+	t.Run("TransitionRace", func(t *testing.T) { testTransitionRace(t, newStore) })
+	t.Run("TransitionExpired", func(t *testing.T) { testTransitionExpired(t, newStore) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
+	t.Run("RefreshReuseRevokesFamily", func(t *testing.T) { testRefreshReuse(t, newStore) })
+	t.Run("RefreshRace", func(t *testing.T) { testRefreshRace(t, newStore) })
+	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore) })
+	t.Run("FirstUse", func(t *testing.T) { testFirstUse(t, newStore) })
+}
+
+type nudge struct {
+	id      string
+	version uint64
+}
+
+// recorder collects nudges; waitFor blocks on a signal channel, not a timer.
+type recorder struct {
+	mu      sync.Mutex
+	nudges  []nudge
+	changed chan struct{} // closed and replaced on every nudge
+}
+
+func (r *recorder) notify(id string, v uint64) {
+	r.mu.Lock()
+	r.nudges = append(r.nudges, nudge{id, v})
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) waitFor(t *testing.T, id string, v uint64) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		r.mu.Lock()
+		for _, n := range r.nudges {
+			if n == (nudge{id, v}) {
+				r.mu.Unlock()
+				return
+			}
+		}
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		changed := r.changed
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("no nudge for %s v%d within 5s", id, v)
+		}
+	}
+}
+
+func newTicket(now time.Time) authcore.TicketRecord {
+	return authcore.TicketRecord{
+		ID: authcore.NewTicketID(), State: authcore.StatePending, Version: 1,
+		Trail: []authcore.State{authcore.StatePending}, ExpiresAt: now.Add(2 * time.Minute).Truncate(time.Second),
+		CreatedAt: now, WatchSecretHash: sha256.Sum256([]byte("secret")), DPoPJKT: "jkt",
+		ClientIP:  netip.MustParseAddr("127.0.0.1"),
+		Requester: authcore.Requester{IP: "127.0.0.1", Location: "loopback", Device: "Chrome on Linux", UserAgent: "ua", CreatedAt: now.UTC().Truncate(time.Second)},
+	}
+}
+
+func testTicketLifecycle(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	var rec recorder
+	s := newStore(t, rec.notify)
+	now := time.Now()
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatalf("CreateTicket: %v", err)
+	}
+	if err := s.CreateTicket(ctx, tk, time.Minute); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("CreateTicket twice: got %v, want ErrConflict", err)
+	}
+	got, err := s.Ticket(ctx, tk.ID)
+	if err != nil {
+		t.Fatalf("Ticket: %v", err)
+	}
+	if got.ID != tk.ID || got.State != authcore.StatePending || got.Version != 1 || !got.ExpiresAt.Equal(tk.ExpiresAt) ||
+		got.WatchSecretHash != tk.WatchSecretHash || got.DPoPJKT != "jkt" || got.ClientIP != tk.ClientIP ||
+		got.Requester.Device != "Chrome on Linux" || !got.Requester.CreatedAt.Equal(tk.Requester.CreatedAt) {
+		t.Fatalf("Ticket round trip: got %+v, want %+v", got, tk)
+	}
+	if _, err := s.Ticket(ctx, "nope"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("Ticket(unknown): got %v, want ErrNotFound", err)
+	}
+	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: "https://a/x.png"}
+	steps := []authcore.Transition{
+		{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Scanner: scanner, Now: now},
+		{ID: tk.ID, FromVersion: 2, To: authcore.StateConfirmed, Now: now},
+		{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now},
+	}
+	for i, st := range steps {
+		next, err := s.Transition(ctx, st)
+		if err != nil {
+			t.Fatalf("step %d %s: %v", i, st.To, err)
+		}
+		if next.State != st.To || next.Version != st.FromVersion+1 || len(next.Trail) != int(next.Version) || next.Trail[next.Version-1] != st.To {
+			t.Fatalf("step %d: got state %s v%d trail %v", i, next.State, next.Version, next.Trail)
+		}
+		if next.ScannerID != "u1" || next.Scanner != scanner {
+			t.Fatalf("step %d: scanner not kept: %q %+v", i, next.ScannerID, next.Scanner)
+		}
+		rec.waitFor(t, tk.ID, next.Version)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 4, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("transition out of redeemed: got %v, want ErrConflict", err)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("stale version: got %v, want ErrConflict", err)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: "missing", FromVersion: 1, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("unknown ticket: got %v, want ErrNotFound", err)
+	}
+}
+
+// testTransitionRace: many goroutines race the same compare-and-set; exactly
+// one wins, every time.
+func testTransitionRace(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	for round := range 20 {
+		tk := newTicket(now)
+		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now})
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, authcore.ErrConflict) {
+					t.Errorf("racing transition: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := wins.Load(); got != 1 {
+			t.Fatalf("round %d: %d transitions won, want exactly 1", round, got)
+		}
+	}
+}
+
+func testTransitionExpired(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, Now: tk.ExpiresAt})
+	if !errors.Is(err, authcore.ErrExpired) {
+		t.Fatalf("transition at expiry: got %v, want ErrExpired", err)
+	}
+	got, err := s.Ticket(ctx, tk.ID)
+	if err != nil || got.Version != 1 {
+		t.Fatalf("failed transition changed the ticket: %+v, %v", got, err)
+	}
+}
+
+func newSession(now time.Time, user string) (authcore.SessionRecord, [32]byte, [32]byte) {
+	a, r := sha256.Sum256([]byte("a"+authcore.NewTicketID())), sha256.Sum256([]byte("r"+authcore.NewTicketID()))
+	return authcore.SessionRecord{
+		ID: authcore.NewTicketID(), FamilyID: authcore.NewTicketID(), UserID: user,
+		AccessHash: a, RefreshHash: r, AccessExpiresAt: now.Add(30 * time.Minute), RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
+		CreatedAt: now, AMR: []string{"wx"}, Provider: "wechat", Subject: "openid-1", UnionID: "union-1",
+	}, a, r
+}
+
+func testSessions(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	sess, access, _ := newSession(now, "u1")
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SessionByAccess(ctx, access, now.Add(20*time.Minute), 30*time.Minute)
+	if err != nil {
+		t.Fatalf("SessionByAccess: %v", err)
+	}
+	if got.UserID != "u1" || got.Subject != "openid-1" || len(got.AMR) != 1 {
+		t.Fatalf("session round trip: got %+v", got)
+	}
+	// The access token slid to 50 minutes after creation, so it is alive at 45.
+	if _, err := s.SessionByAccess(ctx, access, now.Add(45*time.Minute), 30*time.Minute); err != nil {
+		t.Fatalf("sliding expiry: session gone at 45 min after use at 20 min: %v", err)
+	}
+	if _, err := s.SessionByAccess(ctx, access, now.Add(2*time.Hour), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("idle access token: got %v, want ErrNotFound", err)
+	}
+	sess2, access2, _ := newSession(now, "u1")
+	if err := s.CreateSession(ctx, sess2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSession(ctx, access2); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if _, err := s.SessionByAccess(ctx, access2, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("after logout: got %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteSession(ctx, access2); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("second logout: got %v, want ErrNotFound", err)
+	}
+}
+
+func testRefreshReuse(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	sess, _, refresh := newSession(now, "u1")
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	next, nextAccess, _ := newSession(now, "ignored")
+	got, err := s.RotateRefresh(ctx, refresh, next, now)
+	if err != nil {
+		t.Fatalf("RotateRefresh: %v", err)
+	}
+	if got.UserID != "u1" || got.FamilyID != sess.FamilyID || got.Subject != "openid-1" {
+		t.Fatalf("rotated session did not inherit: got %+v", got)
+	}
+	if _, err := s.SessionByAccess(ctx, nextAccess, now, 30*time.Minute); err != nil {
+		t.Fatalf("new access token: %v", err)
+	}
+	other, _, _ := newSession(now, "x")
+	if _, err := s.RotateRefresh(ctx, refresh, other, now); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("reused refresh token: got %v, want ErrConflict", err)
+	}
+	if _, err := s.SessionByAccess(ctx, nextAccess, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("after reuse the family must be revoked, got %v", err)
+	}
+	if _, err := s.RotateRefresh(ctx, sha256.Sum256([]byte("unknown")), other, now); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("unknown refresh token: got %v, want ErrNotFound", err)
+	}
+}
+
+func testRefreshRace(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	sess, _, refresh := newSession(now, "u1")
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next, _, _ := newSession(now, "")
+			if _, err := s.RotateRefresh(ctx, refresh, next, now); err == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := wins.Load(); got != 1 {
+		t.Fatalf("%d concurrent rotations of one refresh token succeeded, want 1", got)
+	}
+}
+
+func testIdentities(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	id := authcore.Identity{Provider: "wechat", Subject: "o1", UnionID: "un1"}
+	u, created, err := s.UpsertIdentity(ctx, id, authcore.Profile{Nickname: "Alice"}, authcore.User{ID: "u1", Nickname: "Alice", CreatedAt: now})
+	if err != nil || !created || u.ID != "u1" {
+		t.Fatalf("first UpsertIdentity: %+v created=%v err=%v", u, created, err)
+	}
+	u, created, err = s.UpsertIdentity(ctx, id, authcore.Profile{Nickname: "Alice2"}, authcore.User{ID: "u2"})
+	if err != nil || created || u.ID != "u1" || u.Nickname != "Alice2" {
+		t.Fatalf("second UpsertIdentity: %+v created=%v err=%v; want u1 renamed Alice2", u, created, err)
+	}
+	// Another app of the same Open Platform account: same unionid, same user.
+	u, created, err = s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat-web", Subject: "o9", UnionID: "un1"}, authcore.Profile{}, authcore.User{ID: "u3"})
+	if err != nil || created || u.ID != "u1" {
+		t.Fatalf("unionid mapping: %+v created=%v err=%v; want u1", u, created, err)
+	}
+	if got, err := s.User(ctx, "u1"); err != nil || got.Nickname != "Alice2" {
+		t.Fatalf("User: %+v %v", got, err)
+	}
+	if _, err := s.User(ctx, "nobody"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("User(unknown): %v", err)
+	}
+	if err := s.PutSessionKey(ctx, "o1", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSessionKey(ctx, "o1", "k2"); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.SessionKey(ctx, "o1"); err != nil || k != "k2" {
+		t.Fatalf("SessionKey: %q %v, want k2", k, err)
+	}
+	if _, err := s.SessionKey(ctx, "o2"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("SessionKey(unknown): %v", err)
+	}
+}
+
+func testFirstUse(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.FirstUse(ctx, "jti-1", time.Minute)
+			if err != nil {
+				t.Errorf("FirstUse: %v", err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := wins.Load(); got != 1 {
+		t.Fatalf("%d first uses of one key, want 1", got)
+	}
+	if ok, _ := s.FirstUse(ctx, "jti-2", time.Minute); !ok {
+		t.Fatal("a different key must be a first use")
+	}
+}
