@@ -486,3 +486,24 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// QRURL returns the URL drawn in ticket id's QR code. The signed ticket is a
+// pure function of id, expiry and the active key, so it is re-derived rather
+// than stored. Errors: KindNotFound, KindExpired.
+func (s *Service) QRURL(ctx context.Context, id string) (string, error) {
+	if !plausibleTicketID(id) {
+		return "", Errorf(KindNotFound, "no such ticket")
+	}
+	rec, err := s.ticket(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if v := rec.ViewAt(s.now()); v.State.Terminal() {
+		return "", Errorf(KindExpired, "this ticket is %s", v.State)
+	}
+	signed, err := s.signer.Sign(rec.ID, rec.ExpiresAt)
+	if err != nil {
+		return "", err
+	}
+	return s.publicURL + "/s/" + signed, nil
+}
