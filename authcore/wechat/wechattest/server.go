@@ -1,0 +1,878 @@
+// Package wechattest is a faithful fake of WeChat's mini-program server API,
+// like net/http/httptest is a real server for tests: a Server is an
+// http.Handler that answers the paths of https://api.weixin.qq.com with the
+// same parameters, JSON shapes and errcodes, for one sandbox mini-program
+// and any number of sandbox users.
+//
+// Tests mount it with httptest.NewServer(&wechattest.Server{}); the running
+// hub mounts it as its sandbox with
+// http.StripPrefix("/sandbox/wechat", srv). Besides the WeChat paths it
+// serves a few sandbox-only ones that play the phone's part (what wx.login
+// and the phone-number button return on a user's phone), and exported knobs
+// that inject errcodes, hold requests, count them and move the clock.
+//
+// Unknown paths fail loudly: a 404 with errcode -404, recorded for
+// UnknownRequests, so that a client calling a path the fake does not know
+// is caught instead of silently passing.
+package wechattest
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Lifetimes WeChat documents.
+const (
+	// CodeLifetime is how long a wx.login or getPhoneNumber code is valid.
+	CodeLifetime = 5 * time.Minute
+	// TokenLifetime is an access_token's lifetime (expires_in 7200).
+	TokenLifetime = 2 * time.Hour
+	// tokenOverlap is how long a replaced access_token keeps working.
+	tokenOverlap = 5 * time.Minute
+	// MaxUserName is the longest sandbox user name, in characters.
+	MaxUserName = 64
+)
+
+// The WeChat paths the Server serves (relative to its mount point), and its
+// sandbox-only paths.
+const (
+	PathCode2Session   = "/sns/jscode2session"
+	PathToken          = "/cgi-bin/token"
+	PathStableToken    = "/cgi-bin/stable_token"
+	PathGetPhoneNumber = "/wxa/business/getuserphonenumber"
+
+	PathApp         = "/app"            // sandbox: GET the mini-program's appid and secret
+	PathWxLogin     = "/wx.login"       // sandbox: POST {"user"}: what wx.login returns on that phone
+	PathPhoneButton = "/getPhoneNumber" // sandbox: POST {"user"}: what the phone-number button returns
+	PathGetUserInfo = "/getUserInfo"    // sandbox: POST {"user"}: what wx.getUserInfo returns
+)
+
+const (
+	defaultAppIDPhrase  = "loginhub sandbox mini-program"
+	maxRequestBodyBytes = 64 << 10
+)
+
+// Server is a fake WeChat API server for one mini-program. The zero value is
+// ready to use: on first use it fills in AppID and Secret if they are empty.
+// Set the exported fields before the first request and do not change them
+// afterwards (as with httptest.Server's Config); everything else is done
+// through methods, which are safe for concurrent use with each other and
+// with requests being served.
+type Server struct {
+	// AppID is the mini-program's appid. Empty means a fixed sandbox appid:
+	// "wx" and 16 hex characters, the same in every Server.
+	AppID string
+	// Secret is the mini-program's AppSecret. Empty means 32 random hex
+	// characters, generated once per Server.
+	Secret string
+	// UnionIDs makes code2Session return a unionid, as WeChat does when the
+	// mini-program is bound to an Open Platform account. A user's unionid
+	// depends only on the user's name, so Servers with different appids
+	// agree on it, as apps under one Open Platform account do.
+	UnionIDs bool
+
+	mu       sync.Mutex
+	ready    bool
+	appID    string
+	secret   string
+	now      func() time.Time
+	users    map[string]*User
+	codes    map[string]*issuedCode // wx.login codes
+	phones   map[string]*issuedCode // getPhoneNumber codes
+	sweepAt  int                    // sweep expired codes when len(codes)+len(phones) reaches this
+	tokens   map[string]time.Time   // access_token → expiry, both kinds
+	plain    string                 // current /cgi-bin/token token
+	stable   string                 // current /cgi-bin/stable_token token
+	requests map[string]int
+	arrived  chan struct{} // closed and replaced on every request, for WaitRequests
+	unknown  []string
+	fails    map[string][]failure
+	holds    map[string]chan struct{}
+}
+
+// User is a sandbox user as WeChat knows them.
+type User struct {
+	Name            string
+	OpenID          string // 28 URL-safe characters, stable per appid and name
+	UnionID         string // 28 URL-safe characters, stable per name
+	Nickname        string // "<name> (sandbox)"
+	AvatarURL       string
+	SessionKey      string // base64 of 16 bytes; a new one on every wx.login
+	PhoneNumber     string // as WeChat sends mainland numbers: equal to PurePhoneNumber
+	PurePhoneNumber string // 11 digits, 1380000xxxx
+	CountryCode     string // "86"
+}
+
+type issuedCode struct {
+	user    string
+	expires time.Time
+	used    bool
+}
+
+type failure struct {
+	errcode int // WeChat errcode, when status is 0
+	status  int // HTTP status of a non-WeChat failure (a gateway error page)
+	n       int
+}
+
+// App returns the mini-program's appid and secret, the ones a client must
+// send. They are fixed for the Server's life.
+func (s *Server) App() (appid, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	return s.appID, s.secret
+}
+
+// SetClock makes the Server read the time from now, for expiry tests. Nil
+// restores time.Now. It affects codes and tokens already issued: their
+// expiry is compared with the new clock.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	if now == nil {
+		now = time.Now
+	}
+	s.now = now
+}
+
+// User returns the sandbox user called name, creating them on first use as
+// the sandbox endpoints do. It does not rotate the session_key.
+func (s *Server) User(name string) User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	return *s.userLocked(name)
+}
+
+// FailNext makes the next n requests to path answer {"errcode":errcode,...}
+// with HTTP 200, as WeChat reports errors, without any other effect: a code
+// sent with them is not consumed. Failures queue up behind earlier ones for
+// the same path. path is relative to the mount point ("/sns/jscode2session").
+func (s *Server) FailNext(path string, errcode, n int) {
+	s.queueFailure(path, failure{errcode: errcode, n: n})
+}
+
+// FailNextHTTP makes the next n requests to path answer with HTTP status and
+// an HTML body, as a gateway in front of WeChat does when it fails. Status
+// 200 gives a well-formed HTTP answer that is not JSON.
+func (s *Server) FailNextHTTP(path string, status, n int) {
+	s.queueFailure(path, failure{status: status, n: n})
+}
+
+func (s *Server) queueFailure(path string, f failure) {
+	if f.n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	path = cleanPath(path)
+	s.fails[path] = append(s.fails[path], f)
+}
+
+// Hold makes requests to path wait, after being counted, until release is
+// called (or their client goes away). release is idempotent; requests that
+// arrive after it pass through. Holding a path that is already held
+// replaces the hold; the earlier release still frees the requests it holds.
+func (s *Server) Hold(path string) (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.initLocked()
+	path = cleanPath(path)
+	s.holds[path] = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.holds[path] == ch {
+				delete(s.holds, path)
+			}
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Requests returns how many requests path has received, including failed,
+// held and injected ones.
+func (s *Server) Requests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	return s.requests[cleanPath(path)]
+}
+
+// WaitRequests blocks until path has received at least n requests or done
+// is closed (pass ctx.Done() or a timer's channel), and reports whether the
+// count was reached. Tests use it to wait for an event instead of sleeping.
+func (s *Server) WaitRequests(done <-chan struct{}, path string, n int) bool {
+	path = cleanPath(path)
+	for {
+		s.mu.Lock()
+		s.initLocked()
+		got, arrived := s.requests[path], s.arrived
+		s.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		select {
+		case <-arrived:
+		case <-done:
+			return false
+		}
+	}
+}
+
+// UnknownRequests returns "METHOD /path" of every request to a path the
+// Server does not serve, oldest first. Tests should assert it is empty.
+func (s *Server) UnknownRequests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unknown...)
+}
+
+// initLocked makes the zero value ready. s.mu must be held.
+func (s *Server) initLocked() {
+	if s.ready {
+		return
+	}
+	s.ready = true
+	s.appID, s.secret = s.AppID, s.Secret
+	if s.appID == "" {
+		sum := sha256.Sum256([]byte(defaultAppIDPhrase))
+		s.appID = "wx" + hex.EncodeToString(sum[:8])
+	}
+	if s.secret == "" {
+		s.secret = hex.EncodeToString(randomBytes(16))
+	}
+	s.now = time.Now
+	s.users = make(map[string]*User)
+	s.codes = make(map[string]*issuedCode)
+	s.phones = make(map[string]*issuedCode)
+	s.sweepAt = 1024
+	s.tokens = make(map[string]time.Time)
+	s.requests = make(map[string]int)
+	s.arrived = make(chan struct{})
+	s.fails = make(map[string][]failure)
+	s.holds = make(map[string]chan struct{})
+}
+
+// ServeHTTP answers one request as api.weixin.qq.com would.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := cleanPath(r.URL.Path)
+	s.mu.Lock()
+	s.initLocked()
+	s.requests[path]++
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+	hold := s.holds[path]
+	s.mu.Unlock()
+
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return // the client gave up; nobody reads an answer
+		}
+	}
+
+	h, known := s.route(path)
+	if !known {
+		s.mu.Lock()
+		s.unknown = append(s.unknown, r.Method+" "+path)
+		s.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, errBody(-404, "wechattest: no such path "+path))
+		return
+	}
+	if f, ok := s.takeFailure(path); ok {
+		if f.status != 0 {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(f.status)
+			fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", f.status, http.StatusText(f.status))
+			return
+		}
+		writeWeChatError(w, f.errcode, errmsgs[f.errcode])
+		return
+	}
+	h(w, r)
+}
+
+func (s *Server) route(path string) (http.HandlerFunc, bool) {
+	switch path {
+	case PathCode2Session:
+		return s.handleCode2Session, true
+	case PathToken:
+		return s.handleToken, true
+	case PathStableToken:
+		return s.handleStableToken, true
+	case PathGetPhoneNumber:
+		return s.handleGetPhoneNumber, true
+	case PathApp:
+		return s.handleApp, true
+	case PathWxLogin:
+		return s.handleWxLogin, true
+	case PathPhoneButton:
+		return s.handlePhoneButton, true
+	case PathGetUserInfo:
+		return s.handleGetUserInfo, true
+	}
+	return nil, false
+}
+
+func (s *Server) takeFailure(path string) (failure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.fails[path]
+	if len(q) == 0 {
+		return failure{}, false
+	}
+	f := q[0]
+	if q[0].n--; q[0].n == 0 {
+		q = q[1:]
+	}
+	if len(q) == 0 {
+		delete(s.fails, path)
+	} else {
+		s.fails[path] = q
+	}
+	return f, true
+}
+
+// handleCode2Session is GET /sns/jscode2session.
+func (s *Server) handleCode2Session(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeWeChatError(w, 43001, "require GET method")
+		return
+	}
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code, msg := s.checkAppLocked(q.Get("appid"), q.Get("secret")); code != 0 {
+		writeWeChatError(w, code, msg)
+		return
+	}
+	if q.Get("grant_type") != "authorization_code" {
+		writeWeChatError(w, 40002, "invalid grant_type")
+		return
+	}
+	jsCode := q.Get("js_code")
+	if jsCode == "" {
+		writeWeChatError(w, 41008, "missing code")
+		return
+	}
+	c, ok := s.codes[jsCode]
+	switch {
+	case !ok || !s.now().Before(c.expires):
+		writeWeChatError(w, 40029, "invalid code")
+		return
+	case c.used:
+		writeWeChatError(w, 40163, "code been used")
+		return
+	}
+	c.used = true
+	u := s.userLocked(c.user)
+	// Field order and omissions as WeChat: no errcode, no expires_in.
+	type session struct {
+		SessionKey string `json:"session_key"`
+		OpenID     string `json:"openid"`
+		UnionID    string `json:"unionid,omitempty"`
+	}
+	resp := session{SessionKey: u.SessionKey, OpenID: u.OpenID}
+	if s.UnionIDs {
+		resp.UnionID = u.UnionID
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleToken is GET /cgi-bin/token. Each call issues a new token; the
+// previous one keeps working for five minutes, as WeChat does.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeWeChatError(w, 43001, "require GET method")
+		return
+	}
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q.Get("grant_type") != "client_credential" {
+		writeWeChatError(w, 40002, "invalid grant_type")
+		return
+	}
+	if code, msg := s.checkAppLocked(q.Get("appid"), q.Get("secret")); code != 0 {
+		writeWeChatError(w, code, msg)
+		return
+	}
+	s.plain = s.newTokenLocked(s.plain)
+	writeToken(w, s.plain, TokenLifetime)
+}
+
+// handleStableToken is POST /cgi-bin/stable_token: the same token with its
+// remaining lifetime until it expires or force_refresh asks for a new one.
+// Its tokens are independent of /cgi-bin/token's, as WeChat documents.
+func (s *Server) handleStableToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeWeChatError(w, 43002, "require POST method")
+		return
+	}
+	var req struct {
+		GrantType    string `json:"grant_type"`
+		AppID        string `json:"appid"`
+		Secret       string `json:"secret"`
+		ForceRefresh bool   `json:"force_refresh"`
+	}
+	if !decodeBody(r, &req) {
+		writeWeChatError(w, 47001, "data format error")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.GrantType != "client_credential" {
+		writeWeChatError(w, 40002, "invalid grant_type")
+		return
+	}
+	if code, msg := s.checkAppLocked(req.AppID, req.Secret); code != 0 {
+		writeWeChatError(w, code, msg)
+		return
+	}
+	now := s.now()
+	exp, ok := s.tokens[s.stable]
+	if req.ForceRefresh || !ok || !now.Before(exp) {
+		s.stable = s.newTokenLocked(s.stable)
+		exp = s.tokens[s.stable]
+	}
+	// WeChat counts whole seconds and never answers 0 for a live token.
+	left := exp.Sub(now).Truncate(time.Second)
+	if left < time.Second {
+		left = time.Second
+	}
+	writeToken(w, s.stable, left)
+}
+
+// newTokenLocked issues a token valid for TokenLifetime, cuts the life of
+// the token it replaces to the overlap, and forgets long-dead tokens.
+func (s *Server) newTokenLocked(old string) string {
+	now := s.now()
+	for t, exp := range s.tokens {
+		if now.Sub(exp) > time.Hour { // kept a while to answer 42001 rather than 40001
+			delete(s.tokens, t)
+		}
+	}
+	if exp, ok := s.tokens[old]; ok && exp.After(now.Add(tokenOverlap)) {
+		s.tokens[old] = now.Add(tokenOverlap)
+	}
+	t := randomToken(96) // real tokens are 130-odd URL-safe characters
+	s.tokens[t] = now.Add(TokenLifetime)
+	return t
+}
+
+// handleGetPhoneNumber is POST /wxa/business/getuserphonenumber.
+func (s *Server) handleGetPhoneNumber(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeWeChatError(w, 43002, "require POST method")
+		return
+	}
+	token := r.URL.Query().Get("access_token")
+	var req struct {
+		Code string `json:"code"`
+	}
+	bodyOK := decodeBody(r, &req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if code, msg := s.checkTokenLocked(token, now); code != 0 {
+		writeWeChatError(w, code, msg)
+		return
+	}
+	if !bodyOK {
+		writeWeChatError(w, 47001, "data format error")
+		return
+	}
+	// WeChat answers 40029 for a phone code that is missing, unknown,
+	// expired or already used alike.
+	c, ok := s.phones[req.Code]
+	if !ok || c.used || !now.Before(c.expires) {
+		writeWeChatError(w, 40029, "invalid code")
+		return
+	}
+	c.used = true
+	u := s.userLocked(c.user)
+	type watermark struct {
+		Timestamp int64  `json:"timestamp"`
+		AppID     string `json:"appid"`
+	}
+	type phoneInfo struct {
+		PhoneNumber     string    `json:"phoneNumber"`
+		PurePhoneNumber string    `json:"purePhoneNumber"`
+		CountryCode     string    `json:"countryCode"`
+		Watermark       watermark `json:"watermark"`
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ErrCode   int       `json:"errcode"`
+		ErrMsg    string    `json:"errmsg"`
+		PhoneInfo phoneInfo `json:"phone_info"`
+	}{0, "ok", phoneInfo{u.PhoneNumber, u.PurePhoneNumber, u.CountryCode, watermark{now.Unix(), s.appID}}})
+}
+
+// checkAppLocked checks an appid and secret as WeChat does, in its order.
+func (s *Server) checkAppLocked(appid, secret string) (errcode int, errmsg string) {
+	switch {
+	case appid == "":
+		return 41002, "appid missing"
+	case !equal(appid, s.appID):
+		return 40013, "invalid appid"
+	case secret == "":
+		return 41004, "appsecret missing"
+	case !equal(secret, s.secret):
+		return 40125, "invalid appsecret"
+	}
+	return 0, ""
+}
+
+func (s *Server) checkTokenLocked(token string, now time.Time) (errcode int, errmsg string) {
+	if token == "" {
+		return 41001, "access_token missing"
+	}
+	exp, ok := s.tokens[token]
+	switch {
+	case !ok:
+		return 40001, "invalid credential, access_token is invalid or not latest"
+	case !now.Before(exp):
+		return 42001, "access_token expired"
+	}
+	return 0, ""
+}
+
+// handleApp is the sandbox's GET /app: the credentials of the sandbox
+// mini-program, so that any WeChat SDK can be pointed at it.
+func (s *Server) handleApp(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeSandboxError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	s.mu.Lock()
+	appid, secret := s.appID, s.secret
+	s.mu.Unlock()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		AppID  string `json:"appid"`
+		Secret string `json:"secret"`
+	}{appid, secret})
+}
+
+// handleWxLogin is the sandbox's POST /wx.login {"user"}: what wx.login
+// returns on that user's phone. Like WeChat, it gives the user a new
+// session_key, so data encrypted under the previous one no longer decrypts.
+func (s *Server) handleWxLogin(w http.ResponseWriter, r *http.Request) {
+	name, ok := sandboxUserName(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.userLocked(name)
+	u.SessionKey = base64.StdEncoding.EncodeToString(randomBytes(16))
+	code := randomToken(24) // 32 characters, as real wx.login codes
+	s.issueLocked(s.codes, code, name)
+	writeJSON(w, http.StatusOK, struct {
+		Code string `json:"code"`
+	}{code})
+}
+
+// handlePhoneButton is the sandbox's POST /getPhoneNumber {"user"}: what
+// <button open-type="getPhoneNumber"> returns on that user's phone: a code
+// for getuserphonenumber, and the legacy payload encrypted under the user's
+// current session_key.
+func (s *Server) handlePhoneButton(w http.ResponseWriter, r *http.Request) {
+	name, ok := sandboxUserName(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.userLocked(name)
+	code := hex.EncodeToString(randomBytes(32)) // 64 hex characters, as real ones
+	s.issueLocked(s.phones, code, name)
+	// Field order as in WeChat's plaintext; the watermark has appid first
+	// here, unlike getuserphonenumber's.
+	type watermark struct {
+		AppID     string `json:"appid"`
+		Timestamp int64  `json:"timestamp"`
+	}
+	plain, err := json.Marshal(struct {
+		PhoneNumber     string    `json:"phoneNumber"`
+		PurePhoneNumber string    `json:"purePhoneNumber"`
+		CountryCode     string    `json:"countryCode"`
+		Watermark       watermark `json:"watermark"`
+	}{u.PhoneNumber, u.PurePhoneNumber, u.CountryCode, watermark{s.appID, s.now().Unix()}})
+	if err != nil {
+		panic(err) // cannot fail for this struct
+	}
+	data, iv := encrypt(u.SessionKey, plain)
+	writeJSON(w, http.StatusOK, struct {
+		Code          string `json:"code"`
+		EncryptedData string `json:"encryptedData"`
+		IV            string `json:"iv"`
+	}{code, data, iv})
+}
+
+// handleGetUserInfo is the sandbox's POST /getUserInfo {"user"}: what
+// wx.getUserInfo returns on that user's phone: userInfo, rawData, its
+// signature sha1(rawData + session_key) and the encrypted full profile.
+func (s *Server) handleGetUserInfo(w http.ResponseWriter, r *http.Request) {
+	name, ok := sandboxUserName(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.userLocked(name)
+	type userInfo struct {
+		NickName  string `json:"nickName"`
+		Gender    int    `json:"gender"`
+		Language  string `json:"language"`
+		City      string `json:"city"`
+		Province  string `json:"province"`
+		Country   string `json:"country"`
+		AvatarURL string `json:"avatarUrl"`
+	}
+	info := userInfo{NickName: u.Nickname, Language: "en", AvatarURL: u.AvatarURL}
+	raw, err := json.Marshal(info)
+	if err != nil {
+		panic(err) // cannot fail for this struct
+	}
+	type watermark struct {
+		Timestamp int64  `json:"timestamp"`
+		AppID     string `json:"appid"`
+	}
+	full := struct {
+		OpenID string `json:"openId"`
+		userInfo
+		UnionID   string    `json:"unionId,omitempty"`
+		Watermark watermark `json:"watermark"`
+	}{OpenID: u.OpenID, userInfo: info, Watermark: watermark{s.now().Unix(), s.appID}}
+	if s.UnionIDs {
+		full.UnionID = u.UnionID
+	}
+	plain, err := json.Marshal(full)
+	if err != nil {
+		panic(err) // cannot fail for this struct
+	}
+	sig := sha1.Sum(append(raw[:len(raw):len(raw)], u.SessionKey...))
+	data, iv := encrypt(u.SessionKey, plain)
+	writeJSON(w, http.StatusOK, struct {
+		UserInfo      userInfo `json:"userInfo"`
+		RawData       string   `json:"rawData"`
+		Signature     string   `json:"signature"`
+		EncryptedData string   `json:"encryptedData"`
+		IV            string   `json:"iv"`
+	}{info, string(raw), hex.EncodeToString(sig[:]), data, iv})
+}
+
+// issueLocked records a single-use code and, now and then, forgets expired
+// ones: an expired code answers like an unknown one, so dropping it changes
+// nothing a client can see. Sweeping when the maps double keeps it O(1)
+// amortized.
+func (s *Server) issueLocked(m map[string]*issuedCode, code, user string) {
+	now := s.now()
+	m[code] = &issuedCode{user: user, expires: now.Add(CodeLifetime)}
+	if len(s.codes)+len(s.phones) < s.sweepAt {
+		return
+	}
+	for _, mm := range []map[string]*issuedCode{s.codes, s.phones} {
+		for k, c := range mm {
+			if !now.Before(c.expires) {
+				delete(mm, k)
+			}
+		}
+	}
+	s.sweepAt = max(1024, 2*(len(s.codes)+len(s.phones)))
+}
+
+// userLocked returns the sandbox user called name, creating them.
+func (s *Server) userLocked(name string) *User {
+	if u, ok := s.users[name]; ok {
+		return u
+	}
+	n := binary.BigEndian.Uint32(hash("phone", name)[:4]) % 10000
+	pure := fmt.Sprintf("1380000%04d", n)
+	u := &User{
+		Name: name,
+		// "o" plus 27 URL-safe characters, 28 in all, like real ones.
+		OpenID:          "o" + base64.RawURLEncoding.EncodeToString(hash("openid", s.appID, name))[:27],
+		UnionID:         "o" + base64.RawURLEncoding.EncodeToString(hash("unionid", name))[:27],
+		Nickname:        name + " (sandbox)",
+		SessionKey:      base64.StdEncoding.EncodeToString(randomBytes(16)),
+		PhoneNumber:     pure,
+		PurePhoneNumber: pure,
+		CountryCode:     "86",
+	}
+	s.users[name] = u
+	return u
+}
+
+// sandboxUserName reads {"user":"<name>"} and answers 400 when it is not a
+// usable name: 1 to MaxUserName printable characters of valid UTF-8.
+func sandboxUserName(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if r.Method != http.MethodPost {
+		writeSandboxError(w, http.StatusMethodNotAllowed, "use POST")
+		return "", false
+	}
+	var req struct {
+		User string `json:"user"`
+	}
+	if !decodeBody(r, &req) {
+		writeSandboxError(w, http.StatusBadRequest, `body must be JSON {"user":"<name>"}`)
+		return "", false
+	}
+	name := req.User
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > MaxUserName || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		writeSandboxError(w, http.StatusBadRequest, fmt.Sprintf("user must be 1 to %d printable characters", MaxUserName))
+		return "", false
+	}
+	return name, true
+}
+
+// encrypt encrypts plain as WeChat's legacy encryptedData: AES-128-CBC with
+// PKCS#7 padding, key = base64-decoded session_key, a random IV; both
+// results in standard base64.
+func encrypt(sessionKey string, plain []byte) (data, iv string) {
+	key, err := base64.StdEncoding.DecodeString(sessionKey)
+	if err != nil {
+		panic(err) // session keys are made here; a bad one is a bug
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err)
+	}
+	pad := aes.BlockSize - len(plain)%aes.BlockSize
+	buf := append(plain[:len(plain):len(plain)], make([]byte, pad)...)
+	for i := len(plain); i < len(buf); i++ {
+		buf[i] = byte(pad)
+	}
+	ivb := randomBytes(aes.BlockSize)
+	cipher.NewCBCEncrypter(block, ivb).CryptBlocks(buf, buf)
+	return base64.StdEncoding.EncodeToString(buf), base64.StdEncoding.EncodeToString(ivb)
+}
+
+func decodeBody(r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBodyBytes))
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(body, v) == nil
+}
+
+// writeWeChatError answers as WeChat does: HTTP 200 and an errcode.
+func writeWeChatError(w http.ResponseWriter, errcode int, errmsg string) {
+	writeJSON(w, http.StatusOK, errBody(errcode, errmsg))
+}
+
+// writeSandboxError answers a malformed sandbox-only request with an HTTP
+// error status, since no WeChat client depends on its shape; the body still
+// has WeChat's fields (40097 is WeChat's "invalid args").
+func writeSandboxError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errBody(40097, "invalid args: "+msg))
+}
+
+type errorBody struct {
+	ErrCode int    `json:"errcode"`
+	ErrMsg  string `json:"errmsg"`
+}
+
+func errBody(errcode int, errmsg string) errorBody {
+	if errmsg == "" {
+		errmsg = "error"
+	}
+	return errorBody{errcode, errmsg + " rid: " + rid()}
+}
+
+// errmsgs are WeChat's texts for the errcodes injected with FailNext.
+var errmsgs = map[int]string{
+	-1:    "system error",
+	40001: "invalid credential, access_token is invalid or not latest",
+	40013: "invalid appid",
+	40029: "invalid code",
+	40125: "invalid appsecret",
+	40163: "code been used",
+	40164: "invalid ip, not in whitelist",
+	40226: "high risk user",
+	41008: "missing code",
+	42001: "access_token expired",
+	45009: "reach max api daily quota limit",
+	45011: "api minute-quota reach limit  mustslower  retry next minute",
+}
+
+func writeToken(w http.ResponseWriter, token string, left time.Duration) {
+	writeJSON(w, http.StatusOK, struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}{token, int64(left / time.Second)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only fixed structs are written
+	}
+	// WeChat's own (nonstandard) content type.
+	w.Header().Set("Content-Type", "application/json; encoding=utf-8")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// rid is a request id in WeChat's "xxxxxxxx-xxxxxxxx-xxxxxxxx" shape.
+func rid() string {
+	h := hex.EncodeToString(randomBytes(12))
+	return h[:8] + "-" + h[8:16] + "-" + h[16:]
+}
+
+func cleanPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return p
+}
+
+func hash(parts ...string) []byte {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0}) // separator: ("ab","c") and ("a","bc") differ
+	}
+	return h.Sum(nil)
+}
+
+func equal(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	return b
+}
+
+// randomToken returns n random bytes as unpadded base64url: A-Z a-z 0-9 _ -.
+func randomToken(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+}
