@@ -1,0 +1,441 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/loginhub/loginhub/authcore"
+)
+
+type msgKind uint8
+
+const (
+	msgText  msgKind = iota // an error event
+	msgState                // "send w what it has not seen": built when written
+	msgPing
+	msgClose
+)
+
+// outMsg is one item in a socket's queue.
+type outMsg struct {
+	kind msgKind
+	data []byte // msgText, msgClose
+	w    *watch // msgState
+}
+
+// conn is one WebSocket. Its reader goroutine lives as long as the socket;
+// its writer goroutine only while the queue is not empty.
+type conn struct {
+	h        *Hub
+	ws       *websocket.Conn
+	ip       netip.Addr
+	nextPing int64 // unix nanoseconds by Config.Now; guarded by h.mu
+
+	mu      sync.Mutex
+	queue   []outMsg // items not yet taken by the writer
+	others  int      // queued or in-flight items other than msgState; at most Config.SendQueue
+	writing bool     // a writer goroutine runs
+	closed  bool     // nothing more will be queued
+	watches []*watch // at most Config.MaxWatchesPerConn
+}
+
+// watch is one ticket watched on one socket.
+type watch struct {
+	c  *conn
+	id string
+	ts *ticketState
+
+	// Guarded by ts.mu.
+	lastSent uint64 // highest version sent (or the client's since)
+	pending  bool   // registered, not yet authorized: gets nothing yet
+	gone     bool   // unregistered from ts
+
+	queued bool // a msgState for it waits in c.queue; guarded by c.mu
+}
+
+type clientMsg struct {
+	Op     string `json:"op"`
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+	Since  uint64 `json:"since"`
+}
+
+var (
+	errBadJSON      = authcore.Errorf(authcore.KindInvalid, "a message must be a JSON object with an op")
+	errBinary       = authcore.Errorf(authcore.KindInvalid, "messages must be text frames")
+	errUnknownOp    = authcore.Errorf(authcore.KindInvalid, `op must be "watch" or "unwatch"`)
+	errBadID        = authcore.Errorf(authcore.KindInvalid, "id must be a ticket id")
+	errDuplicate    = authcore.Errorf(authcore.KindInvalid, "this ticket is already watched on this connection")
+	errTooMany      = authcore.Errorf(authcore.KindRateLimited, "too many tickets watched on this connection")
+	errBrokerFailed = authcore.Errorf(authcore.KindInternal, "internal error")
+)
+
+func (c *conn) readLoop() {
+	defer c.cleanup()
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.h.log.Debug("hub: socket closed", "err", err)
+			return
+		}
+		c.extendRead()
+		if typ != websocket.TextMessage {
+			c.sendError("", errBinary)
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+func (c *conn) handle(data []byte) {
+	var m clientMsg
+	if err := json.Unmarshal(data, &m); err != nil {
+		c.sendError("", errBadJSON)
+		return
+	}
+	id := m.ID
+	if len(id) > maxIDLen {
+		id = "" // not echoed back
+	}
+	switch {
+	case m.Op != "watch" && m.Op != "unwatch":
+		c.sendError(id, errUnknownOp)
+	case id == "":
+		c.sendError("", errBadID)
+	case m.Op == "watch":
+		c.watch(id, m.Secret, m.Since)
+	default:
+		c.unwatch(id)
+	}
+}
+
+// watch registers, subscribes, then authorizes and reads: a change
+// published after Subscribe returns is either in the read or nudges a
+// re-read that this watch takes part in.
+func (c *conn) watch(id, secret string, since uint64) {
+	h := c.h
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.findLocked(id) != nil {
+		c.mu.Unlock()
+		c.sendError(id, errDuplicate)
+		return
+	}
+	if len(c.watches) >= h.cfg.MaxWatchesPerConn {
+		c.mu.Unlock()
+		c.sendError(id, errTooMany)
+		return
+	}
+	w := &watch{c: c, id: id, lastSent: since, pending: true}
+	c.watches = append(c.watches, w)
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(h.ctx, opTimeout)
+	defer cancel()
+	ts, err := h.acquire(ctx, id)
+	if err != nil {
+		h.log.Warn("hub: broker subscribe failed", "err", err)
+		c.removeWatch(w)
+		c.sendError(id, errBrokerFailed)
+		return
+	}
+	w.ts = ts
+	ts.mu.Lock()
+	ts.watchers = append(ts.watchers, w)
+	ts.mu.Unlock()
+
+	v, err := h.cfg.Tickets.AuthorizeWatch(ctx, id, secret, c.ip)
+	if err != nil {
+		if k := authcore.KindOf(err); k == authcore.KindInternal || k == authcore.KindUpstreamUnavailable {
+			h.log.Warn("hub: authorize watch failed", "err", err)
+		}
+		if ts.removeWatcher(w) {
+			h.release(ts)
+		}
+		c.removeWatch(w)
+		c.sendError(id, err)
+		return
+	}
+	ts.mu.Lock()
+	w.pending = false
+	dropped := h.deliverLocked(ts, v)
+	ts.mu.Unlock()
+	h.dropAll(ts, dropped)
+}
+
+func (c *conn) unwatch(id string) {
+	c.mu.Lock()
+	w := c.findLocked(id)
+	c.mu.Unlock()
+	if w == nil {
+		return
+	}
+	c.removeWatch(w)
+	if w.ts.removeWatcher(w) {
+		c.h.release(w.ts)
+	}
+}
+
+func (c *conn) findLocked(id string) *watch {
+	for _, w := range c.watches {
+		if w.id == id {
+			return w
+		}
+	}
+	return nil
+}
+
+func (c *conn) removeWatch(w *watch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.watches {
+		if x == w {
+			last := len(c.watches) - 1
+			c.watches[i] = c.watches[last]
+			c.watches[last] = nil
+			c.watches = c.watches[:last]
+			if len(c.watches) == 0 {
+				c.watches = nil
+			}
+			return
+		}
+	}
+}
+
+// cleanup runs when the reader ends: the socket is done.
+func (c *conn) cleanup() {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	watches := c.watches
+	c.watches = nil
+	c.mu.Unlock()
+	for _, w := range watches {
+		if w.ts != nil && w.ts.removeWatcher(w) {
+			c.h.release(w.ts)
+		}
+	}
+	h := c.h
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.m.sockets.Set(float64(len(h.conns)))
+	h.mu.Unlock()
+	_ = c.ws.Close()
+}
+
+func (c *conn) pong(string) error {
+	c.extendRead()
+	return nil
+}
+
+// extendRead pushes the read deadline out, unless the socket is closing
+// (then the writer has set a short one).
+func (c *conn) extendRead() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.h.readTimeout))
+	}
+}
+
+func (c *conn) sendError(id string, err error) {
+	c.enqueue(outMsg{kind: msgText, data: encodeError(id, err)})
+}
+
+// enqueue queues an error event or a control frame without ever waiting.
+// More than Config.SendQueue of them waiting means a client that does not
+// read: the socket is dropped with close code 1008.
+func (c *conn) enqueue(m outMsg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.others >= c.h.cfg.SendQueue {
+		c.closed = true
+		c.queue = nil
+		c.h.m.slow.Inc()
+		c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "send queue full")
+		c.killLocked(websocket.ClosePolicyViolation, "slow consumer")
+		return
+	}
+	c.others++
+	c.queue = append(c.queue, m)
+	c.startWriterLocked()
+}
+
+// enqueueState asks the writer to send w the versions it has not seen. A
+// watch waits in the queue at most once, however many changes come, so
+// state events never overflow the queue; the events are built from the
+// ticket's newest view when they are written.
+func (c *conn) enqueueState(w *watch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || w.queued {
+		return
+	}
+	w.queued = true
+	c.queue = append(c.queue, outMsg{kind: msgState, w: w})
+	c.startWriterLocked()
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writing {
+		return
+	}
+	if c.h.goTask(c.writeLoop) {
+		c.writing = true
+	}
+}
+
+// killLocked closes the socket without waiting behind its queue: a close
+// frame if it can be written within killWait, then the TCP connection, which
+// also unblocks a writer stuck on the socket.
+func (c *conn) killLocked(code int, reason string) {
+	data := websocket.FormatCloseMessage(code, reason)
+	ws := c.ws
+	if !c.h.goTask(func() {
+		_ = ws.WriteControl(websocket.CloseMessage, data, time.Now().Add(killWait))
+		_ = ws.Close()
+	}) {
+		_ = ws.Close()
+	}
+}
+
+// closeWith queues a close frame after the frames already queued; nothing
+// is queued after it.
+func (c *conn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.queue = append(c.queue, outMsg{kind: msgClose, data: websocket.FormatCloseMessage(code, reason)})
+	c.startWriterLocked()
+	if !c.writing {
+		_ = c.ws.Close()
+	}
+}
+
+// writeLoop writes queued items until the queue is empty, then exits.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		for _, m := range batch {
+			if m.kind == msgState {
+				m.w.queued = false // a change from now on queues it again
+			}
+		}
+		c.mu.Unlock()
+		for i := range batch {
+			m := batch[i]
+			batch[i] = outMsg{}
+			var err error
+			if m.kind == msgState {
+				err = c.writeState(m.w)
+			} else {
+				err = c.write(m)
+				c.mu.Lock()
+				c.others--
+				c.mu.Unlock()
+			}
+			if err != nil || m.kind == msgClose {
+				c.mu.Lock()
+				c.closed = true
+				c.queue = nil
+				c.writing = false
+				if err == nil {
+					// Give the peer a moment to answer the close frame;
+					// then the reader ends and closes the connection.
+					_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+				}
+				c.mu.Unlock()
+				if err != nil {
+					if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+						c.h.m.slow.Inc()
+						c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "write timeout")
+					} else {
+						c.h.log.Debug("hub: write failed", "err", err)
+					}
+					_ = c.ws.Close() // ends the reader too
+				}
+				return
+			}
+		}
+	}
+}
+
+// writeState sends w every version in (lastSent, newest], one event each,
+// in order, and ends the watch after a terminal state.
+func (c *conn) writeState(w *watch) error {
+	ts := w.ts
+	ts.mu.Lock()
+	if w.gone || w.pending {
+		ts.mu.Unlock()
+		return nil
+	}
+	v := ts.latest
+	from := w.lastSent
+	w.lastSent = max(w.lastSent, v.Version)
+	done := v.State.Terminal() && w.lastSent >= v.Version && ts.removeWatcherLocked(w)
+	ts.mu.Unlock()
+	if done {
+		c.removeWatch(w) // before the client can see the terminal state and watch again
+	}
+
+	var err error
+	for n := from + 1; n <= v.Version && err == nil; n++ {
+		st := v.StateAt(n)
+		if st == "" {
+			if n != v.Version {
+				continue // not in the trail: nothing truthful to say
+			}
+			st = v.State
+		}
+		err = c.writeText(encodeState(v, n, st))
+	}
+	if done {
+		c.h.release(ts)
+	}
+	return err
+}
+
+func (c *conn) write(m outMsg) error {
+	deadline := time.Now().Add(c.h.writeWait)
+	switch m.kind {
+	case msgPing:
+		return c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case msgClose:
+		return c.ws.WriteControl(websocket.CloseMessage, m.data, deadline)
+	default:
+		return c.writeText(m.data)
+	}
+}
+
+func (c *conn) writeText(data []byte) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.h.writeWait)); err != nil {
+		return err
+	}
+	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
+		return err
+	}
+	c.h.m.events.Inc()
+	return nil
+}

@@ -1,0 +1,437 @@
+// Package hub pushes QR ticket state to desktops: the /v1/ws WebSocket
+// endpoint and the wait behind the long-poll fallback.
+//
+// Truth lives in the ticket store (Tickets); a Broker only carries nudges
+// ("ticket id reached version N") between nodes, and they may be lost or
+// duplicated. For every watch the hub subscribes first, then reads, then sends
+// each version the client has not seen, exactly once and in order; a nudge,
+// a broker resync or the passing of a ticket's expiry make it re-read.
+//
+// # Wire protocol
+//
+// Text frames of JSON, as in API.md ("Desktop: WebSocket"):
+//
+//	client: {"op":"watch","id":"...","secret":"...","since":N}   {"op":"unwatch","id":"..."}
+//	hub:    {"ev":"state","id":"...","version":N,"state":"...","expires_at":"...","scanner":{...}}
+//	        {"ev":"error","id":"...","error":"<code>","message":"..."}
+//
+// A watch whose secret or address is refused gets an error event with the
+// authcore error code ("unauthorized", "forbidden", "not_found", ...).
+// Malformed JSON, an unknown op, a binary frame, a missing or overlong id and
+// a second watch of a ticket already watched on the socket get
+// "invalid_request" (id empty when it cannot be trusted); a watch beyond
+// Config.MaxWatchesPerConn gets "rate_limited". Errors that are not
+// *authcore.Error are sent as "internal" / "internal error" and logged.
+// Unwatching a ticket that is not watched is silently ignored. Once a
+// terminal state (redeemed, cancelled, expired) has been sent, the watch
+// ends by itself.
+//
+// # Connections
+//
+// Idle sockets dominate memory, so an idle socket has one goroutine, its
+// reader, and small buffers (512-byte read buffer, pooled write buffers);
+// ServeHTTP returns after the upgrade and the reader belongs to the hub.
+//
+// Nothing on the nudge path ever waits for a socket. Outgoing frames go
+// through a per-socket queue; a writer goroutine is started when the queue
+// becomes non-empty and exits when it is drained. State events are not
+// queued one by one: a change queues a "send this watch what it has not
+// seen" item, at most one per watch however many changes come, and the writer
+// builds the events (lastSent, newest] from the ticket's newest view when it
+// gets to them. So a burst of legitimate changes (16 watches times a whole
+// ticket history) can never overflow the queue, and a slow socket holds no
+// backlog of encoded events. Slow consumers are dropped in two ways:
+//   - a write that does not finish within 10s: the TCP connection is closed
+//     (no close frame can get through);
+//   - more than Config.SendQueue error events and control frames waiting
+//     (a client that sends requests but does not read): close code 1008
+//     (policy violation, reason "slow consumer").
+//
+// Either way the client reconnects with "since" and misses nothing.
+//
+// One shared sweeper goroutine (started by Run) queues a ping on each socket
+// every Config.PingInterval, staggered by when each socket connected, and
+// re-reads the tickets whose expiry has passed (and those whose last re-read
+// failed). A socket that sends nothing, not even a pong, for
+// 2*PingInterval+5s is closed. Shutdown sends close code 1001 (going away)
+// after what is already queued.
+//
+// Origins: a request with an Origin header is accepted only when
+// Config.CheckOrigin allows it, otherwise it gets 403. A request without
+// Origin is accepted: browsers always send one, and a non-browser client
+// could forge any value anyway; the watch secret and the IP binding are what
+// protect a ticket.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	defaultPingInterval = 25 * time.Second
+	defaultMaxWatches   = 16
+	defaultSendQueue    = 16
+
+	readLimit   = 4096             // largest client frame
+	maxIDLen    = 128              // longest ticket id accepted in a watch
+	readSlack   = 5 * time.Second  // added to 2*PingInterval for the read deadline
+	writeWait   = 10 * time.Second // deadline of one frame write: a slower peer is dropped
+	killWait    = time.Second      // deadline of the close frame to a slow consumer
+	closeGrace  = 2 * time.Second  // wait for the peer's close reply on Shutdown
+	opTimeout   = 10 * time.Second // store and broker calls made by the hub itself
+	finalRead   = 2 * time.Second  // re-read when a Wait ends by its context
+	maxSweepGap = time.Second      // the sweeper runs at least this often
+)
+
+// Config configures a Hub. The zero value of each optional field means the
+// documented default.
+type Config struct {
+	// Tickets authorizes watches and reads ticket views. Required.
+	Tickets Tickets
+	// Broker carries nudges between nodes. Required.
+	Broker Broker
+	// Logger receives the hub's logs; nil discards them.
+	Logger *slog.Logger
+	// CheckOrigin reports whether a browser page from origin (the Origin
+	// header, e.g. "https://example.com") may open a socket. Required: there
+	// is no accept-all default. Requests without an Origin header do not call
+	// it and are accepted (non-browser clients).
+	CheckOrigin func(origin string) bool
+	// ClientIP returns the client address used for the IP binding; nil means
+	// the TCP peer address of the request.
+	ClientIP func(*http.Request) netip.Addr
+	// PingInterval is how often each socket is pinged; zero means 25s. A
+	// socket silent for 2*PingInterval+5s is closed.
+	PingInterval time.Duration
+	// MaxWatchesPerConn limits the tickets one socket may watch at once; zero
+	// means 16.
+	MaxWatchesPerConn int
+	// SendQueue is how many error events and control frames may wait to be
+	// written to one socket before it is dropped as a slow consumer (close
+	// 1008); zero means 16. State events do not count: each watch waits in
+	// the queue at most once (see the package doc).
+	SendQueue int
+	// Registerer receives the hub's metrics; nil means no metrics.
+	Registerer prometheus.Registerer
+	// Now returns the current time (ticket expiry and the ping schedule);
+	// nil means time.Now. Socket deadlines always use the real clock.
+	Now func() time.Time
+}
+
+// Validate reports whether c can be used by New.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Tickets == nil {
+		errs = append(errs, errors.New("Tickets is required"))
+	}
+	if c.Broker == nil {
+		errs = append(errs, errors.New("Broker is required"))
+	}
+	if c.CheckOrigin == nil {
+		errs = append(errs, errors.New("CheckOrigin is required"))
+	}
+	if c.PingInterval < 0 {
+		errs = append(errs, errors.New("PingInterval must not be negative"))
+	}
+	if c.MaxWatchesPerConn < 0 {
+		errs = append(errs, errors.New("MaxWatchesPerConn must not be negative"))
+	}
+	if c.SendQueue < 0 {
+		errs = append(errs, errors.New("SendQueue must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("hub: invalid config: %w", err)
+	}
+	return nil
+}
+
+// Hub serves /v1/ws and waits for ticket changes. Create it with New, start
+// its background work with Run, stop it with Shutdown. Its methods are safe
+// for concurrent use.
+type Hub struct {
+	cfg         Config // defaults filled in
+	log         *slog.Logger
+	m           *metrics
+	upgrader    websocket.Upgrader
+	readTimeout time.Duration
+	writeWait   time.Duration // writeWait; tests shorten it
+	sweepEvery  time.Duration
+
+	// ctx bounds the hub's own store and broker calls; canceled when
+	// Shutdown ends. stop is canceled when Shutdown starts.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	stop       context.Context
+	stopCancel context.CancelFunc
+
+	// Lock order: ticketState.subMu, then mu; ticketState.mu, then conn.mu;
+	// taskMu is a leaf. mu is never held while taking ticketState.mu.
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	tickets map[string]*ticketState // tickets watched or waited on by this node
+	closing bool
+	running bool
+
+	taskMu      sync.Mutex
+	tasksClosed bool
+	tasks       sync.WaitGroup // readers, writers, re-reads: everything Shutdown waits for
+}
+
+// New returns a Hub. It panics if cfg does not pass Validate (a programming
+// error; call Validate first to get it as an error).
+func New(cfg Config) *Hub {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = peerAddr
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = defaultPingInterval
+	}
+	if cfg.MaxWatchesPerConn == 0 {
+		cfg.MaxWatchesPerConn = defaultMaxWatches
+	}
+	if cfg.SendQueue == 0 {
+		cfg.SendQueue = defaultSendQueue
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Hub{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		readTimeout: 2*cfg.PingInterval + readSlack,
+		writeWait:   writeWait,
+		sweepEvery:  min(cfg.PingInterval, maxSweepGap),
+		conns:       make(map[*conn]struct{}),
+		tickets:     make(map[string]*ticketState),
+	}
+	h.m = newMetrics(cfg.Registerer, h.log)
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.stop, h.stopCancel = context.WithCancel(context.Background())
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   512,
+		WriteBufferSize:  512,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      h.checkOrigin,
+		Error:            writeUpgradeError,
+	}
+	return h
+}
+
+// peerAddr is the default Config.ClientIP: the TCP peer.
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	return origin == "" || h.cfg.CheckOrigin(origin)
+}
+
+// Run delivers broker nudges, pings sockets and notices expired tickets
+// until ctx is done or Shutdown is called. It returns nil then. A Broker.Run
+// that fails is restarted with backoff, followed by a resync.
+func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	if h.running {
+		h.mu.Unlock()
+		return errors.New("hub: Run is already running")
+	}
+	h.running = true
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.running = false
+		h.mu.Unlock()
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(h.stop, cancel)()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { h.runBroker(ctx) })
+	wg.Go(func() { h.sweepLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+func (h *Hub) runBroker(ctx context.Context) {
+	const maxBackoff = 30 * time.Second
+	backoff := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := h.cfg.Broker.Run(ctx, brokerHandler{h})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > maxBackoff {
+			backoff = 100 * time.Millisecond
+		}
+		h.log.Warn("hub: broker stopped; restarting", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+		h.resync() // nudges may have been lost while the broker was down
+	}
+}
+
+func (h *Hub) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(h.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.sweep(h.cfg.Now())
+		}
+	}
+}
+
+// brokerHandler is the hub as the Broker sees it; it keeps Nudge and Resync
+// out of the Hub's exported API.
+type brokerHandler struct{ h *Hub }
+
+func (b brokerHandler) Nudge(id string, version uint64) { b.h.nudge(id, version) }
+func (b brokerHandler) Resync()                         { b.h.resync() }
+
+// goTask runs f in a goroutine that Shutdown waits for. It reports false,
+// and does not run f, once Shutdown has started waiting.
+func (h *Hub) goTask(f func()) bool {
+	h.taskMu.Lock()
+	defer h.taskMu.Unlock()
+	if h.tasksClosed {
+		return false
+	}
+	h.tasks.Add(1)
+	go func() {
+		defer h.tasks.Done()
+		f()
+	}()
+	return true
+}
+
+// ServeHTTP is the GET /v1/ws endpoint. After the upgrade it returns; the
+// socket's reader goroutine belongs to the hub.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		writeJSONError(w, http.StatusServiceUnavailable, "upstream_unavailable", "this node is shutting down; reconnect")
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil) // answers failures itself
+	if err != nil {
+		h.log.Debug("hub: upgrade failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(readLimit)
+	c := &conn{h: h, ws: ws, ip: h.cfg.ClientIP(r)}
+	_ = ws.SetReadDeadline(time.Now().Add(h.readTimeout))
+	ws.SetPongHandler(c.pong)
+
+	h.mu.Lock()
+	ok := !h.closing && h.goTask(c.readLoop)
+	if ok {
+		c.nextPing = h.cfg.Now().Add(h.cfg.PingInterval).UnixNano()
+		h.conns[c] = struct{}{}
+		h.m.sockets.Set(float64(len(h.conns)))
+	}
+	h.mu.Unlock()
+	if !ok {
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"),
+			time.Now().Add(killWait))
+		_ = ws.Close()
+	}
+}
+
+// Shutdown closes every socket with close code 1001 (going away), after the
+// frames already queued for it, and waits for the hub's goroutines to end.
+// When ctx ends first it closes the remaining connections at once and returns
+// ctx.Err(). New sockets are refused with 503 from the start; Run returns;
+// pending Wait calls return the current view.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.stopCancel()
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+
+	h.taskMu.Lock()
+	h.tasksClosed = true
+	h.taskMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		h.tasks.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		h.cancel()
+		return nil
+	case <-ctx.Done():
+		h.mu.Lock()
+		for c := range h.conns {
+			_ = c.ws.Close()
+		}
+		h.mu.Unlock()
+		h.cancel()
+		return ctx.Err()
+	}
+}
+
+func writeUpgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	code, msg := "invalid_request", "expected a WebSocket upgrade"
+	switch status {
+	case http.StatusForbidden:
+		code, msg = "forbidden", "origin not allowed"
+	case http.StatusInternalServerError:
+		code, msg = "internal", "internal error"
+	}
+	w.Header().Set("Sec-Websocket-Version", "13")
+	writeJSONError(w, status, code, msg)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{code, msg})
+}

@@ -1,0 +1,54 @@
+package hub
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// Tickets is what the hub needs from authcore (implemented by
+// *authcore.Service). Its methods must be safe for concurrent use.
+type Tickets interface {
+	// AuthorizeWatch checks the watch secret and the IP binding and returns
+	// the ticket's current view. Errors are *authcore.Error values
+	// (KindNotFound, KindUnauthorized, KindForbidden, ...); their Message is
+	// shown to the client, their cause is only logged.
+	AuthorizeWatch(ctx context.Context, id, secret string, client netip.Addr) (authcore.View, error)
+	// View re-reads a ticket (after a nudge). A ticket past its expiry reads
+	// as expired, one version later.
+	View(ctx context.Context, id string) (authcore.View, error)
+}
+
+var _ Tickets = (*authcore.Service)(nil)
+
+// Broker carries "ticket id reached version N" nudges between nodes. Nudges
+// may be lost or duplicated; truth is always re-read from Tickets.
+//
+// Implementations: MemoryBroker (one process) and, later, a Redis broker;
+// every implementation must pass hub/brokertest. All methods are safe for
+// concurrent use.
+type Broker interface {
+	// Subscribe returns once nudges for id will be delivered to the handler
+	// (subscribe-before-read), even if Run has not connected yet.
+	// Subscribing to an id twice is the same as subscribing once: the hub
+	// counts its own watchers and calls Subscribe and Unsubscribe once per id.
+	Subscribe(ctx context.Context, id string) error
+	// Unsubscribe stops the delivery of nudges published for id after it
+	// returns.
+	Unsubscribe(ctx context.Context, id string) error
+	// Run delivers nudges to h until ctx is done. After any reconnect it
+	// calls h.Resync(). It must not hold locks while it calls h.
+	Run(ctx context.Context, h BrokerHandler) error
+	// Ping reports whether the broker is reachable (for /readyz).
+	Ping(ctx context.Context) error
+}
+
+// BrokerHandler receives what a Broker delivers. Its methods must not block.
+type BrokerHandler interface {
+	// Nudge says that ticket id reached version (or later).
+	Nudge(id string, version uint64)
+	// Resync says that nudges may have been lost: re-read every watched
+	// ticket.
+	Resync()
+}

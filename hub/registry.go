@@ -1,0 +1,303 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// ticketState is one ticket watched (or waited on) on this node.
+type ticketState struct {
+	id   string
+	refs int // watchers + waiters holding the subscription; guarded by Hub.mu
+
+	subMu      sync.Mutex // serializes Subscribe and Unsubscribe for id
+	subscribed bool       // guarded by subMu
+
+	mu       sync.Mutex
+	watchers []*watch
+	waiters  []*waiter
+	latest   authcore.View // newest view read; Version 0 before the first read
+	stale    bool          // the last re-read failed: the sweeper retries it
+	reading  bool          // a re-read is in flight
+	again    bool          // re-read once more when it ends
+}
+
+// waiter is one Wait call.
+type waiter struct {
+	since uint64
+	ch    chan authcore.View // buffered 1
+}
+
+// acquire takes a reference on id's state, subscribing to the broker if it
+// is the first. On error nothing is held.
+func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
+	h.mu.Lock()
+	ts := h.tickets[id]
+	if ts == nil {
+		ts = &ticketState{id: id}
+		h.tickets[id] = ts
+		h.m.tickets.Set(float64(len(h.tickets)))
+	}
+	ts.refs++
+	h.mu.Unlock()
+
+	ts.subMu.Lock()
+	var err error
+	if !ts.subscribed {
+		if err = h.cfg.Broker.Subscribe(ctx, id); err == nil {
+			ts.subscribed = true
+		}
+	}
+	ts.subMu.Unlock()
+	if err != nil {
+		h.release(ts)
+		return nil, err
+	}
+	return ts, nil
+}
+
+// release drops a reference taken by acquire; the last one unsubscribes and
+// forgets the ticket. The state stays in the map until Unsubscribe has
+// returned, so that a new watcher subscribes only after it.
+func (h *Hub) release(ts *ticketState) {
+	h.mu.Lock()
+	ts.refs--
+	last := ts.refs == 0
+	h.mu.Unlock()
+	if !last {
+		return
+	}
+	ts.subMu.Lock()
+	defer ts.subMu.Unlock()
+	h.mu.Lock()
+	idle := ts.refs == 0
+	h.mu.Unlock()
+	if !idle {
+		return // taken again meanwhile
+	}
+	if ts.subscribed {
+		ctx, cancel := context.WithTimeout(h.ctx, opTimeout)
+		if err := h.cfg.Broker.Unsubscribe(ctx, ts.id); err != nil {
+			h.log.Warn("hub: broker unsubscribe failed", "err", err)
+		}
+		cancel()
+		ts.subscribed = false
+	}
+	h.mu.Lock()
+	if ts.refs == 0 && h.tickets[ts.id] == ts {
+		delete(h.tickets, ts.id)
+		h.m.tickets.Set(float64(len(h.tickets)))
+	}
+	h.mu.Unlock()
+}
+
+// removeWatcher unregisters w and reports whether it was registered; the
+// caller that gets true owns the release of w's reference.
+func (ts *ticketState) removeWatcher(w *watch) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.removeWatcherLocked(w)
+}
+
+func (ts *ticketState) removeWatcherLocked(w *watch) bool {
+	for i, x := range ts.watchers {
+		if x == w {
+			ts.watchers = deleteAt(ts.watchers, i)
+			w.gone = true
+			return true
+		}
+	}
+	return false
+}
+
+func (ts *ticketState) removeWaiter(wt *waiter) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for i, x := range ts.waiters {
+		if x == wt {
+			ts.waiters = deleteAt(ts.waiters, i)
+			return
+		}
+	}
+}
+
+// deleteAt removes s[i] without keeping order and lets a slice that becomes
+// empty be collected.
+func deleteAt[T any](s []*T, i int) []*T {
+	last := len(s) - 1
+	s[i] = s[last]
+	s[last] = nil
+	if last == 0 {
+		return nil
+	}
+	return s[:last]
+}
+
+// deliverLocked takes in a fresh view of ts (one older than already seen
+// changes nothing), queues a send for every authorized watcher that has not
+// seen its version, wakes waiters, and unregisters the watchers that have
+// nothing left to see after a terminal state: the caller must dropAll them
+// after unlocking ts.mu.
+func (h *Hub) deliverLocked(ts *ticketState, v authcore.View) (dropped []*watch) {
+	if v.Version < ts.latest.Version {
+		v = ts.latest
+	} else {
+		ts.latest = v
+	}
+	for _, w := range ts.watchers {
+		switch {
+		case w.pending:
+		case w.lastSent < v.Version:
+			w.c.enqueueState(w) // the writer ends the watch after a terminal state
+		case v.State.Terminal():
+			dropped = append(dropped, w)
+		}
+	}
+	for _, w := range dropped {
+		ts.removeWatcherLocked(w)
+	}
+	for i := 0; i < len(ts.waiters); {
+		wt := ts.waiters[i]
+		if v.Version > wt.since {
+			wt.ch <- v // buffered, and each waiter is woken once
+			ts.waiters = deleteAt(ts.waiters, i)
+			continue
+		}
+		i++
+	}
+	return dropped
+}
+
+// dropAll ends watches that deliverLocked unregistered.
+func (h *Hub) dropAll(ts *ticketState, dropped []*watch) {
+	for _, w := range dropped {
+		w.c.removeWatch(w)
+		h.release(ts)
+	}
+}
+
+// nudge handles "id reached version": re-read unless that version was seen.
+func (h *Hub) nudge(id string, version uint64) {
+	h.m.nudges.Inc()
+	h.mu.Lock()
+	ts := h.tickets[id]
+	h.mu.Unlock()
+	if ts == nil {
+		return
+	}
+	ts.mu.Lock()
+	if version > ts.latest.Version {
+		h.refreshLocked(ts)
+	}
+	ts.mu.Unlock()
+}
+
+// resync re-reads every ticket watched on this node.
+func (h *Hub) resync() {
+	h.m.resyncs.Inc()
+	for _, ts := range h.watched() {
+		ts.mu.Lock()
+		h.refreshLocked(ts)
+		ts.mu.Unlock()
+	}
+}
+
+func (h *Hub) watched() []*ticketState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tss := make([]*ticketState, 0, len(h.tickets))
+	for _, ts := range h.tickets {
+		tss = append(tss, ts)
+	}
+	return tss
+}
+
+// refreshLocked starts a re-read of ts, or asks the one in flight to read
+// again when it ends: at most one re-read per ticket at a time.
+func (h *Hub) refreshLocked(ts *ticketState) {
+	if ts.reading {
+		ts.again = true
+		return
+	}
+	ts.reading = true
+	if !h.goTask(func() { h.refresh(ts) }) {
+		ts.reading = false
+	}
+}
+
+func (h *Hub) refresh(ts *ticketState) {
+	for {
+		ctx, cancel := context.WithTimeout(h.ctx, opTimeout)
+		v, err := h.cfg.Tickets.View(ctx, ts.id)
+		cancel()
+		ts.mu.Lock()
+		var dropped []*watch
+		switch {
+		case err == nil:
+			dropped = h.deliverLocked(ts, v)
+		case authcore.KindOf(err) == authcore.KindNotFound:
+			dropped = failLocked(ts, err)
+		default:
+			h.log.Warn("hub: re-reading a ticket failed", "err", err)
+			ts.stale = true
+		}
+		again := ts.again
+		ts.again = false
+		ts.reading = again
+		ts.mu.Unlock()
+		h.dropAll(ts, dropped)
+		if !again {
+			return
+		}
+	}
+}
+
+// failLocked ends every authorized watch of a ticket that is gone.
+func failLocked(ts *ticketState, err error) (dropped []*watch) {
+	for _, w := range ts.watchers {
+		if !w.pending {
+			w.c.sendError(ts.id, err)
+			dropped = append(dropped, w)
+		}
+	}
+	for _, w := range dropped {
+		ts.removeWatcherLocked(w)
+	}
+	return dropped
+}
+
+// sweep queues pings for the sockets due one at now and re-reads the
+// tickets whose expiry has passed (or whose last re-read failed). The
+// sweeper calls it; tests call it with their own clock.
+func (h *Hub) sweep(now time.Time) {
+	nowN := now.UnixNano()
+	next := now.Add(h.cfg.PingInterval).UnixNano()
+	var due []*conn
+	h.mu.Lock()
+	for c := range h.conns {
+		if c.nextPing <= nowN {
+			c.nextPing = next
+			due = append(due, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range due {
+		c.enqueue(outMsg{kind: msgPing})
+	}
+
+	for _, ts := range h.watched() {
+		ts.mu.Lock()
+		// Until the store agrees that it expired (its clock may lag), an
+		// expired ticket is re-read on every sweep.
+		expired := ts.latest.Version > 0 && !ts.latest.State.Terminal() &&
+			!now.Before(ts.latest.ExpiresAt)
+		if expired || ts.stale {
+			ts.stale = false
+			h.refreshLocked(ts)
+		}
+		ts.mu.Unlock()
+	}
+}
