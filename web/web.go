@@ -1,0 +1,108 @@
+// Package web holds the embedded pages and the JavaScript client that
+// desktop integrators include: the demo page (GET /), loginhub.js
+// (GET /loginhub.js), the sandbox phone simulator (GET /sandbox/phone) and
+// the landing page shown when a QR URL is opened outside WeChat
+// (GET /s/{ticket}).
+//
+// The files are plain HTML, CSS and JavaScript served as they are: running
+// the hub needs no build step, no npm and no CDN. The pages carry their
+// scripts and styles inline, so a Content-Security-Policy for them must
+// allow inline script and style.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io"
+	"io/fs"
+)
+
+// Names of the files in Static.
+const (
+	IndexPage    = "index.html"  // desktop demo page, served at GET /
+	ClientScript = "loginhub.js" // the JS client, served at GET /loginhub.js
+	PhonePage    = "phone.html"  // sandbox phone simulator, served at GET /sandbox/phone
+)
+
+//go:embed static
+var staticFiles embed.FS
+
+// Static returns the static files, rooted so that IndexPage, ClientScript
+// and PhonePage are at its top level. PhonePage belongs to the sandbox:
+// serve it only when the sandbox routes exist.
+func Static() fs.FS {
+	sub, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		// Only possible if the embed directive above changes.
+		panic("web: " + err.Error())
+	}
+	return sub
+}
+
+// Landing is what the landing page for GET /s/{ticket} shows.
+type Landing struct {
+	// Ticket is the signed ticket from the URL path, as the client sent it;
+	// RenderLanding escapes it.
+	Ticket string
+	// SandboxPhoneURL links to the phone simulator with the ticket filled
+	// in (/sandbox/phone?ticket=<ticket>, built by the caller). Empty when
+	// the hub is not in sandbox mode: the page then shows no link.
+	SandboxPhoneURL string
+}
+
+// landingTmpl is parsed once; html/template escapes every value for its
+// context (text, attribute, URL), so a hostile ticket cannot inject markup.
+var landingTmpl = template.Must(template.New("landing").Parse(`<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<meta name="robots" content="noindex">
+<title>请用微信扫码登录 · Scan with WeChat to log in</title>
+<style>
+  :root { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif;
+          color: #1d1d1f; background: #f5f5f7; }
+  body { margin: 0; min-height: 100vh; display: grid; place-items: center; }
+  main { background: #fff; border-radius: 16px; box-shadow: 0 8px 30px rgba(0,0,0,.08);
+         padding: 32px; max-width: 360px; margin: 16px; text-align: center; }
+  h1 { font-size: 20px; margin: 0 0 8px; }
+  p { line-height: 1.5; margin: 8px 0; }
+  .en { color: #6e6e73; }
+  .sandbox { margin-top: 20px; padding-top: 16px; border-top: 1px solid #e5e5ea; }
+  a { color: #07c160; font-weight: 600; }
+  .ticket { margin-top: 20px; font-size: 12px; color: #6e6e73; }
+  code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
+</style>
+</head>
+<body>
+<main>
+  <h1>请使用微信扫描此二维码登录</h1>
+  <p class="en">Scan this code with WeChat to log in.</p>
+  <p>这是一个登录二维码，需要在微信中打开：打开微信 → 扫一扫，扫描电脑屏幕上的二维码。</p>
+  <p class="en">This link is a login QR code. Open WeChat, tap Scan, and scan the code shown on your computer screen.</p>
+{{- if .SandboxPhoneURL}}
+  <div class="sandbox">
+    <p>沙盒模式 · Sandbox mode</p>
+    <p><a href="{{.SandboxPhoneURL}}">打开手机模拟器 · Open the phone simulator</a></p>
+  </div>
+{{- end}}
+  <p class="ticket">Ticket: <code>{{.Ticket}}</code></p>
+</main>
+</body>
+</html>
+`))
+
+// RenderLanding writes the landing page for a QR URL opened outside WeChat.
+// It writes nothing if rendering fails, so the caller can still send an
+// error status. Setting headers (Content-Type text/html; charset=utf-8) is
+// the caller's job.
+func RenderLanding(w io.Writer, l Landing) error {
+	var buf bytes.Buffer
+	if err := landingTmpl.Execute(&buf, l); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
