@@ -1,0 +1,199 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/handlers"
+)
+
+// Config is loginhub's configuration, read from the environment and
+// overridden by flags of the same name in kebab case without the LOGINHUB_
+// prefix (LOGINHUB_PUBLIC_URL → --public-url). The zero value of each field
+// means what its comment says.
+type Config struct {
+	Addr            string               // listen address; "" = ":8080" (or ":$PORT")
+	PublicURL       string               // base of qr_url and links; "" = derived from Addr (http://localhost:8080)
+	RedisURL        string               // "" = embedded in-process store and broker
+	TicketKeys      []authcore.TicketKey // nil = one random key (embedded only)
+	QRTTL           time.Duration        // ticket lifetime; 0 = 120s
+	IPBinding       authcore.IPBinding   // "" = strict
+	TrustedProxies  []netip.Prefix       // nil = believe no X-Forwarded-For
+	AllowedOrigins  []string             // nil = the public URL's origin
+	TicketRate      int                  // tickets per client address per minute; 0 = unlimited
+	LoginRate       int                  // wx logins per client address per minute; 0 = unlimited
+	WeChatAppID     string               // "" (with WeChatSecret "") = sandbox
+	WeChatSecret    string
+	WeChatBaseURL   string        // "" = https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
+	WatermarkMaxAge time.Duration // 0 = watermark age not checked
+	LogLevel        string        // debug, info (default), warn, error
+
+	publicURLSet bool // PublicURL was configured, not derived
+}
+
+// Sandbox reports whether the hub emulates WeChat itself.
+func (c Config) Sandbox() bool { return c.WeChatAppID == "" && c.WeChatSecret == "" }
+
+// setting is one configuration variable.
+type setting struct {
+	env, def, usage string
+}
+
+var settings = []setting{
+	{"LOGINHUB_ADDR", "", "listen address (default :8080, or :$PORT)"},
+	{"LOGINHUB_PUBLIC_URL", "", "base of qr_url and page links (default http://localhost:<port>)"},
+	{"LOGINHUB_REDIS_URL", "", "redis:// URL; empty = embedded in-process store"},
+	{"LOGINHUB_TICKET_KEYS", "", "kid:base64key,...; first signs, all verify (default: random per process)"},
+	{"LOGINHUB_QR_TTL", "120s", "ticket lifetime"},
+	{"LOGINHUB_IP_BINDING", "strict", "strict, subnet or off"},
+	{"LOGINHUB_TRUSTED_PROXIES", "", "CIDRs whose X-Forwarded-For is believed"},
+	{"LOGINHUB_ALLOWED_ORIGINS", "", "WebSocket/CORS origins (default: the public URL's origin)"},
+	{"LOGINHUB_TICKET_RATE", "30", "tickets per client address per minute; 0 = unlimited"},
+	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login calls per client address per minute; 0 = unlimited"},
+	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = sandbox)"},
+	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = sandbox)"},
+	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},
+	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
+	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "LOGINHUB_")), "_", "-")
+}
+
+// loadConfig reads the environment, then flags, into a Config and
+// validates it.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("loginhub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := map[string]*string{}
+	for _, s := range settings {
+		v := getenv(s.env)
+		if v == "" {
+			v = s.def
+		}
+		values[s.env] = fs.String(flagName(s.env), v, s.usage+" ($"+s.env+")")
+	}
+	port := fs.String("port", getenv("PORT"), "listen port, as on Procfile platforms ($PORT)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(env string) string { return strings.TrimSpace(*values[env]) }
+
+	var c Config
+	var errs []error
+	c.Addr = get("LOGINHUB_ADDR")
+	if c.Addr == "" {
+		c.Addr = ":8080"
+		if *port != "" {
+			c.Addr = ":" + *port
+		}
+	}
+	c.PublicURL = strings.TrimRight(get("LOGINHUB_PUBLIC_URL"), "/")
+	c.publicURLSet = c.PublicURL != ""
+	c.RedisURL = get("LOGINHUB_REDIS_URL")
+	if k := get("LOGINHUB_TICKET_KEYS"); k != "" {
+		keys, err := authcore.ParseTicketKeys(k)
+		errs = append(errs, err)
+		c.TicketKeys = keys
+	}
+	var err error
+	c.QRTTL, err = time.ParseDuration(get("LOGINHUB_QR_TTL"))
+	errs = append(errs, wrapSetting("LOGINHUB_QR_TTL", err))
+	c.IPBinding = authcore.IPBinding(get("LOGINHUB_IP_BINDING"))
+	c.TrustedProxies, err = handlers.ParsePrefixes(get("LOGINHUB_TRUSTED_PROXIES"))
+	errs = append(errs, wrapSetting("LOGINHUB_TRUSTED_PROXIES", err))
+	for _, o := range strings.Split(get("LOGINHUB_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
+	}
+	c.TicketRate, err = strconv.Atoi(get("LOGINHUB_TICKET_RATE"))
+	errs = append(errs, wrapSetting("LOGINHUB_TICKET_RATE", err))
+	c.LoginRate, err = strconv.Atoi(get("LOGINHUB_LOGIN_RATE"))
+	errs = append(errs, wrapSetting("LOGINHUB_LOGIN_RATE", err))
+	c.WeChatAppID, c.WeChatSecret = get("LOGINHUB_WECHAT_APPID"), get("LOGINHUB_WECHAT_SECRET")
+	c.WeChatBaseURL = strings.TrimRight(get("LOGINHUB_WECHAT_BASE_URL"), "/")
+	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
+	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_WATERMARK_MAX_AGE", err))
+	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+func parseDurationOrZero(s string) (time.Duration, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func wrapSetting(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// Validate reports every problem in c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("LOGINHUB_ADDR %q: want host:port or :port", c.Addr))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("LOGINHUB_PUBLIC_URL %q: want an http(s) URL like https://login.example.com", c.PublicURL))
+		}
+	}
+	if c.RedisURL != "" {
+		errs = append(errs, errors.New("LOGINHUB_REDIS_URL: this build runs on the embedded store only; Redis support is not built yet"))
+	}
+	if c.QRTTL < 2*time.Second || c.QRTTL > 30*time.Minute {
+		errs = append(errs, fmt.Errorf("LOGINHUB_QR_TTL %s: want between 2s and 30m", c.QRTTL))
+	}
+	switch c.IPBinding {
+	case authcore.IPStrict, authcore.IPSubnet, authcore.IPOff:
+	default:
+		errs = append(errs, fmt.Errorf("LOGINHUB_IP_BINDING %q: want strict, subnet or off", c.IPBinding))
+	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("LOGINHUB_ALLOWED_ORIGINS: %q is not an origin like https://www.example.com", o))
+		}
+	}
+	if c.TicketRate < 0 || c.LoginRate < 0 {
+		errs = append(errs, errors.New("LOGINHUB_TICKET_RATE and LOGINHUB_LOGIN_RATE must not be negative"))
+	}
+	if (c.WeChatAppID == "") != (c.WeChatSecret == "") {
+		errs = append(errs, errors.New("LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET go together: set both, or neither for the sandbox"))
+	}
+	if c.TicketKeys != nil {
+		if _, err := authcore.NewSigner(c.TicketKeys); err != nil {
+			errs = append(errs, fmt.Errorf("LOGINHUB_TICKET_KEYS: %w", err))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOGINHUB_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.WatermarkMaxAge < 0 {
+		errs = append(errs, errors.New("LOGINHUB_WECHAT_WATERMARK_MAX_AGE must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,214 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// ClientIPs finds a request's real client address: the TCP peer, or, when
+// the peer is a trusted proxy, the right-most X-Forwarded-For entry that is
+// not itself a trusted proxy. X-Forwarded-For from anyone else is ignored,
+// so a client cannot pick its own address and slip past IP binding or rate
+// limits.
+type ClientIPs struct {
+	Trusted []netip.Prefix
+}
+
+// ParsePrefixes parses comma-separated CIDRs or bare addresses.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxies: %q is not an address or CIDR", part)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxies: %q is not a CIDR", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func (c ClientIPs) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	return slices.ContainsFunc(c.Trusted, func(p netip.Prefix) bool { return p.Contains(a) })
+}
+
+// ClientIP returns the request's client address (invalid if unknown).
+func (c ClientIPs) ClientIP(r *http.Request) netip.Addr {
+	peer := peerAddr(r)
+	if !peer.IsValid() || !c.trusted(peer) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	var entries []string
+	for _, h := range hops {
+		entries = append(entries, strings.Split(h, ",")...)
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(entries[i]))
+		if err != nil {
+			return peer // a garbled chain: believe only what we saw
+		}
+		if !c.trusted(a) {
+			return a.Unmap()
+		}
+	}
+	return peer
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// requestID gives each request an id (a sane incoming X-Request-Id is
+// kept), echoes it, and logs the request once it completes.
+func requestID(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Request-Id")
+			if !saneRequestID(id) {
+				var b [8]byte
+				rand.Read(b[:])
+				id = hex.EncodeToString(b[:])
+			}
+			w.Header().Set("X-Request-Id", id)
+			ctx := context.WithValue(r.Context(), requestIDKey, id)
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			next.ServeHTTP(sw, r.WithContext(ctx))
+			// The URL path may hold a signed ticket (/s/{ticket}); that is no
+			// secret (it is printed in the QR code) but the query is not logged.
+			log.LogAttrs(ctx, slog.LevelDebug, "http",
+				slog.String("request_id", id), slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+				slog.Duration("duration", time.Since(start)))
+		})
+	}
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter records the status for the access log. It forwards Unwrap so
+// that http.ResponseController (and the WebSocket upgrade) still reach the
+// underlying connection.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack lets gorilla/websocket take over the connection.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("hijack not supported")
+	}
+	return h.Hijack()
+}
+
+// cors answers browsers from the allowed origins (and only those). Tokens
+// travel in the Authorization header, never in cookies, so credentials
+// mode is not enabled.
+func cors(allowed func(origin string) bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			origin := r.Header.Get("Origin")
+			if origin != "" && allowed(origin) {
+				h := w.Header()
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Add("Vary", "Origin")
+				h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+				if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+					h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP, X-Request-Id")
+					h.Set("Access-Control-Max-Age", "600")
+					w.WriteHeader(http.StatusNoContent)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Limiter counts events per key in fixed windows (memstore.Store, later the
+// Redis store, implement it).
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int, per time.Duration) (ok bool, retryAfter time.Duration, err error)
+}
+
+// rateLimit allows perMinute requests per client address per minute for the
+// routes it wraps; 0 disables it. If the limiter itself fails the request
+// goes through: a broken counter must not lock every user out.
+func rateLimit(d Deps, name string, perMinute int) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if perMinute <= 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key := "rl:" + name + ":" + d.ClientIPs.ClientIP(r).String()
+			ok, retry, err := d.Limiter.Allow(r.Context(), key, perMinute, time.Minute)
+			if err != nil {
+				d.Logger.WarnContext(r.Context(), "rate limiter unavailable; allowing request", "err", err)
+			} else if !ok {
+				writeError(w, r, d.Logger, &authcore.Error{Kind: authcore.KindRateLimited,
+					Message: "too many requests; slow down", RetryAfter: retry})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,51 @@
+package handlers
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted, err := ParsePrefixes("10.0.0.0/8, 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ClientIPs{Trusted: trusted}
+	cases := []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"no proxy", "203.0.113.7:5000", nil, "203.0.113.7"},
+		{"untrusted peer's XFF is ignored", "203.0.113.7:5000", []string{"1.2.3.4"}, "203.0.113.7"},
+		{"trusted proxy", "10.1.1.1:5000", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"right-most untrusted entry wins", "10.1.1.1:5000", []string{"6.6.6.6, 198.51.100.9, 10.2.2.2"}, "198.51.100.9"},
+		{"several headers are one list", "127.0.0.1:5000", []string{"6.6.6.6", "198.51.100.9"}, "198.51.100.9"},
+		{"all trusted: the peer", "10.1.1.1:5000", []string{"10.3.3.3"}, "10.1.1.1"},
+		{"garbage chain: the peer", "10.1.1.1:5000", []string{"not-an-ip"}, "10.1.1.1"},
+		{"IPv4-mapped peer", "[::ffff:203.0.113.7]:5000", nil, "203.0.113.7"},
+		{"IPv6 peer", "[2001:db8::1]:5000", nil, "2001:db8::1"},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		for _, v := range tc.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := c.ClientIP(r); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if _, err := ParsePrefixes("10.0.0.0/8, nonsense"); err == nil {
+		t.Error("ParsePrefixes accepted nonsense")
+	}
+}
+
+func TestSaneRequestID(t *testing.T) {
+	for id, want := range map[string]bool{"abc-123_X": true, "": false, "has space": false, "<script>": false, string(make([]byte, 65)): false} {
+		if got := saneRequestID(id); got != want {
+			t.Errorf("saneRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}

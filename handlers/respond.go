@@ -1,0 +1,110 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// maxBodyBytes bounds every JSON request body; the largest legitimate one
+// (legacy encrypted phone data) is a few KiB.
+const maxBodyBytes = 64 << 10
+
+// statusOf maps a domain error kind to its HTTP status: the only place that
+// does so.
+func statusOf(k authcore.Kind) int {
+	switch k {
+	case authcore.KindInvalid:
+		return http.StatusBadRequest
+	case authcore.KindUnauthorized:
+		return http.StatusUnauthorized
+	case authcore.KindForbidden:
+		return http.StatusForbidden
+	case authcore.KindNotFound:
+		return http.StatusNotFound
+	case authcore.KindConflict:
+		return http.StatusConflict
+	case authcore.KindExpired:
+		return http.StatusGone
+	case authcore.KindRateLimited:
+		return http.StatusTooManyRequests
+	case authcore.KindUpstreamUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// writeError writes err as the API's error JSON. Domain errors show their
+// client-safe message; anything else is logged with its cause and shown as
+// "internal". Causes (upstream text, store errors) are never returned.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var de *authcore.Error
+	body := errorBody{Error: "internal", Message: "internal error"}
+	status := http.StatusInternalServerError
+	if errors.As(err, &de) {
+		body = errorBody{Error: de.Kind.Code(), Message: de.Message}
+		status = statusOf(de.Kind)
+		if de.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(de.RetryAfter.Seconds()+0.999)))
+		}
+	}
+	switch {
+	case status >= 500:
+		log.ErrorContext(r.Context(), "request failed", "status", status, "err", err)
+	case de != nil && de.Err != nil:
+		log.InfoContext(r.Context(), "request refused", "status", status, "err", err)
+	}
+	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "60")
+	}
+	writeJSON(w, status, body)
+}
+
+// writeJSON writes v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeSecret writes a response that carries tokens or secrets: never cached.
+func writeSecret(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, status, v)
+}
+
+// decode reads a JSON body into v. An empty body is allowed when optional.
+func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF) && optional:
+			return nil
+		case errors.Is(err, io.EOF):
+			return authcore.Errorf(authcore.KindInvalid, "a JSON body is required")
+		case errors.As(err, &tooBig):
+			return authcore.Errorf(authcore.KindInvalid, "request body larger than %d bytes", maxBodyBytes)
+		default:
+			return authcore.Wrap(authcore.KindInvalid, fmt.Errorf("decode body: %w", err), "malformed JSON body")
+		}
+	}
+	if dec.More() {
+		return authcore.Errorf(authcore.KindInvalid, "trailing data after the JSON body")
+	}
+	return nil
+}

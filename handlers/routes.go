@@ -1,0 +1,88 @@
+// Package handlers is loginhub's HTTP surface: routes.go lists every route;
+// each handler is a small function that takes its dependencies and turns
+// HTTP into authcore calls and back. Domain errors become HTTP statuses in
+// one place (writeError).
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// Waiter is the hub's long-poll primitive.
+type Waiter interface {
+	Wait(ctx context.Context, id string, since uint64) (authcore.View, error)
+}
+
+// Deps is what the handlers need.
+type Deps struct {
+	Logger        *slog.Logger
+	Auth          *authcore.Service
+	WebSocket     http.Handler // the hub's /v1/ws endpoint
+	Waiter        Waiter
+	Limiter       Limiter
+	ClientIPs     ClientIPs
+	AllowedOrigin func(origin string) bool
+	TicketRate    int                             // tickets per client address per minute; 0 = unlimited
+	LoginRate     int                             // wx logins per client address per minute; 0 = unlimited
+	Sandbox       http.Handler                    // the fake WeChat API; nil when real credentials are configured
+	Ready         func(ctx context.Context) error // store and broker reachable
+	Metrics       http.Handler                    // Prometheus exposition; nil = no /metrics
+	QR            *QRCache
+}
+
+// Routes returns the hub's whole HTTP API.
+func Routes(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(requestID(d.Logger), cors(d.AllowedOrigin))
+
+	r.Get("/healthz", handleHealthz())
+	r.Get("/readyz", handleReadyz(d))
+	if d.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", d.Metrics)
+	}
+
+	// Pages and the JavaScript client.
+	r.Get("/", handleStatic("index.html"))
+	r.Get("/loginhub.js", handleStatic("loginhub.js"))
+	r.Get("/s/{ticket}", handleLanding(d))
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Handle("/ws", d.WebSocket)
+
+		// Desktop.
+		r.With(rateLimit(d, "ticket", d.TicketRate)).Post("/qr/tickets", handleCreateTicket(d))
+		r.Get("/qr/tickets/{id}", handleTicketStatus(d))
+		r.Get("/qr/tickets/{id}/qr.png", handleQRPNG(d))
+		r.Get("/qr/tickets/{id}/qr.svg", handleQRSVG(d))
+		r.Post("/qr/tickets/{id}/redeem", handleRedeem(d))
+
+		// Phone.
+		r.Post("/qr/scan", handleScan(d))
+		r.Post("/qr/tickets/{id}/confirm", handleConfirm(d))
+		r.Post("/qr/tickets/{id}/cancel", handleCancel(d))
+
+		// Mini-program login and sessions.
+		r.With(rateLimit(d, "wxlogin", d.LoginRate)).Post("/wx/login", handleWxLogin(d))
+		r.Post("/session/refresh", handleRefresh(d))
+		r.Post("/session/logout", handleLogout(d))
+		r.Get("/me", handleMe(d))
+	})
+
+	if d.Sandbox != nil {
+		r.Mount("/sandbox/wechat", http.StripPrefix("/sandbox/wechat", d.Sandbox))
+		r.Get("/sandbox/phone", handleStatic("phone.html"))
+	}
+
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, d.Logger, authcore.Errorf(authcore.KindNotFound, "no such endpoint"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "invalid_request", Message: "method not allowed"})
+	})
+	return r
+}

@@ -1,0 +1,68 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+func handleWxLogin(d Deps) http.HandlerFunc {
+	type request struct {
+		Code      string `json:"code"`
+		Nickname  string `json:"nickname"`
+		AvatarURL string `json:"avatar_url"`
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := decode(w, r, &req, false); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		sess, err := d.Auth.WxLogin(r.Context(), authcore.WxLoginRequest{Code: req.Code, Nickname: req.Nickname, AvatarURL: req.AvatarURL})
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		writeSecret(w, http.StatusOK, sess)
+	}
+}
+
+func handleRefresh(d Deps) http.HandlerFunc {
+	type request struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := decode(w, r, &req, false); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		sess, err := d.Auth.Refresh(r.Context(), req.RefreshToken)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		writeSecret(w, http.StatusOK, sess)
+	}
+}
+
+func handleLogout(d Deps) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Auth.Logout(r.Context(), bearer(r)); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func handleMe(d Deps) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := authenticated(d, w, r)
+		if !ok {
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]any{"user": p.SessionUser()})
+	}
+}

@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// testHub is a real loginhub process body (run) serving on a random
+// loopback port.
+type testHub struct {
+	URL    string // http://127.0.0.1:port
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startHub runs the hub with env on 127.0.0.1:0 and stops it when the test
+// ends. Rate limits are off unless env sets them.
+func startHub(t testing.TB, env map[string]string) *testHub {
+	t.Helper()
+	full := map[string]string{
+		"LOGINHUB_ADDR": "127.0.0.1:0", "LOGINHUB_TICKET_RATE": "0", "LOGINHUB_LOGIN_RATE": "0",
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	getenv := func(k string) string { return full[k] }
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	h := &testHub{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, nil, getenv, pw, h.logs)
+		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
+		h.done <- err
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("hub did not start: %v\nlogs:\n%s", err, h.logs)
+	}
+	go io.Copy(io.Discard, pr)
+	h.URL = strings.TrimSpace(strings.TrimPrefix(line, "loginhub listening on "))
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("hub did not stop within 15s")
+		}
+	})
+	return h
+}
+
+// client is an HTTP client bound to one loopback source address.
+func client(source string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	return &http.Client{Timeout: 40 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+type apiResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r apiResponse) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+func (r apiResponse) errorCode() string {
+	var e struct{ Error string }
+	json.Unmarshal(r.Body, &e)
+	return e.Error
+}
+
+func call(t testing.TB, c *http.Client, method, url, bearer string, body any, headers ...string) apiResponse {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func mustStatus(t testing.TB, what string, r apiResponse, want int) {
+	t.Helper()
+	if r.Status != want {
+		t.Fatalf("%s: status %d, want %d; body %s", what, r.Status, want, r.Body)
+	}
+}
+
+// phoneLogin logs a sandbox user in the way the mini-program does: wx.login
+// on the phone, then /v1/wx/login with the code.
+func phoneLogin(t testing.TB, h *testHub, user string) authcore.Session {
+	t.Helper()
+	c := client("")
+	r := call(t, c, "POST", h.URL+"/sandbox/wechat/wx.login", "", map[string]string{"user": user})
+	mustStatus(t, "sandbox wx.login", r, 200)
+	var code struct{ Code string }
+	r.decode(t, &code)
+	r = call(t, c, "POST", h.URL+"/v1/wx/login", "", map[string]string{"code": code.Code, "nickname": user})
+	mustStatus(t, "/v1/wx/login", r, 200)
+	var s authcore.Session
+	r.decode(t, &s)
+	return s
+}
+
+func createTicket(t testing.TB, c *http.Client, h *testHub, jkt string) authcore.NewTicket {
+	t.Helper()
+	var body any
+	if jkt != "" {
+		body = map[string]string{"dpop_jkt": jkt}
+	}
+	r := call(t, c, "POST", h.URL+"/v1/qr/tickets", "", body)
+	mustStatus(t, "create ticket", r, 201)
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("ticket response Cache-Control %q, want no-store", cc)
+	}
+	var nt authcore.NewTicket
+	r.decode(t, &nt)
+	return nt
+}
+
+type wsEvent struct {
+	Ev      string            `json:"ev"`
+	ID      string            `json:"id"`
+	Version uint64            `json:"version"`
+	State   string            `json:"state"`
+	Scanner *authcore.Profile `json:"scanner"`
+	Error   string            `json:"error"`
+}
+
+func dialWS(t testing.TB, h *testHub) *websocket.Conn {
+	t.Helper()
+	hdr := http.Header{"Origin": {h.URL}}
+	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.URL, "http")+"/v1/ws", hdr)
+	if err != nil {
+		t.Fatalf("dial ws: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func watch(t testing.TB, c *websocket.Conn, nt authcore.NewTicket, since uint64) {
+	t.Helper()
+	if err := c.WriteJSON(map[string]any{"op": "watch", "id": nt.ID, "secret": nt.WatchSecret, "since": since}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nextEvent(t testing.TB, c *websocket.Conn) wsEvent {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev wsEvent
+	if err := c.ReadJSON(&ev); err != nil {
+		t.Fatalf("read event: %v", err)
+	}
+	return ev
+}
+
+func wantState(t testing.TB, c *websocket.Conn, state string, version uint64) wsEvent {
+	t.Helper()
+	ev := nextEvent(t, c)
+	if ev.Ev != "state" || ev.State != state || ev.Version != version {
+		t.Fatalf("event %+v, want state %s v%d", ev, state, version)
+	}
+	return ev
+}
+
+func TestScanLoginEndToEnd(t *testing.T) {
+	h := startHub(t, nil)
+	desktop := client("127.0.0.1")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
+	nt := createTicket(t, desktop, h, jkt)
+	if !strings.HasPrefix(nt.QRURL, h.URL+"/s/") || strings.Contains(nt.QRURL, nt.WatchSecret) || len(nt.Ticket) > 64 {
+		t.Fatalf("ticket: qr_url %q, ticket %d chars", nt.QRURL, len(nt.Ticket))
+	}
+
+	ws := dialWS(t, h)
+	watch(t, ws, nt, 0)
+	wantState(t, ws, "pending", 1)
+
+	alice := phoneLogin(t, h, "alice")
+	phone := client("")
+	r := call(t, phone, "POST", h.URL+"/v1/qr/scan", alice.AccessToken, map[string]string{"ticket": nt.Ticket})
+	mustStatus(t, "scan", r, 200)
+	var scan authcore.ScanResult
+	r.decode(t, &scan)
+	if scan.Requester.IP != "127.0.0.1" || scan.Requester.Device == "" || scan.Requester.CreatedAt.IsZero() {
+		t.Fatalf("scan requester: %+v", scan.Requester)
+	}
+	ev := wantState(t, ws, "scanned", 2)
+	if ev.Scanner == nil || ev.Scanner.Nickname != "alice" {
+		t.Fatalf("scanned event scanner %+v, want nickname alice", ev.Scanner)
+	}
+
+	bob := phoneLogin(t, h, "bob")
+	r = call(t, phone, "POST", h.URL+"/v1/qr/scan", bob.AccessToken, map[string]string{"ticket": nt.Ticket})
+	mustStatus(t, "scan by a second account", r, 409)
+
+	r = call(t, phone, "POST", h.URL+"/v1/qr/tickets/"+nt.ID+"/confirm", alice.AccessToken, nil)
+	mustStatus(t, "confirm", r, 200)
+	first := string(r.Body)
+	r = call(t, phone, "POST", h.URL+"/v1/qr/tickets/"+nt.ID+"/confirm", alice.AccessToken, nil)
+	mustStatus(t, "repeated confirm", r, 200)
+	if string(r.Body) != first {
+		t.Fatalf("repeated confirm: %s, want the same result %s", r.Body, first)
+	}
+	wantState(t, ws, "confirmed", 3)
+
+	redeemURL := h.URL + "/v1/qr/tickets/" + nt.ID + "/redeem"
+	proof := func() string {
+		p, err := authcore.NewDPoPProof(key, "POST", redeemURL, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r = call(t, desktop, "POST", redeemURL, "wrong-secret", nil, "DPoP", proof())
+	mustStatus(t, "redeem with a wrong secret", r, 401)
+	r = call(t, client("127.0.0.2"), "POST", redeemURL, nt.WatchSecret, nil, "DPoP", proof())
+	mustStatus(t, "redeem from 127.0.0.2 under strict binding", r, 403)
+	r = call(t, desktop, "POST", redeemURL, nt.WatchSecret, nil)
+	mustStatus(t, "redeem without a DPoP proof", r, 401)
+
+	r = call(t, desktop, "POST", redeemURL, nt.WatchSecret, nil, "DPoP", proof())
+	mustStatus(t, "redeem", r, 200)
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("session Cache-Control %q, want no-store", cc)
+	}
+	var sess authcore.Session
+	r.decode(t, &sess)
+	r = call(t, desktop, "POST", redeemURL, nt.WatchSecret, nil, "DPoP", proof())
+	mustStatus(t, "second redeem", r, 410)
+
+	r = call(t, desktop, "GET", h.URL+"/v1/me", sess.AccessToken, nil)
+	mustStatus(t, "/v1/me", r, 200)
+	var me struct{ User authcore.SessionUser }
+	r.decode(t, &me)
+	if me.User.ID != alice.User.ID || me.User.Nickname != "alice" {
+		t.Fatalf("/v1/me user %+v, want alice (%s)", me.User, alice.User.ID)
+	}
+	wantState(t, ws, "redeemed", 4)
+}
+
+func TestErrorsAreJSON(t *testing.T) {
+	h := startHub(t, nil)
+	c := client("")
+	cases := []struct {
+		method, path, bearer string
+		body                 any
+		status               int
+		code                 string
+	}{
+		{"POST", "/v1/qr/scan", "", map[string]string{"ticket": "x"}, 401, "unauthorized"},
+		{"GET", "/v1/me", "lha_nope", nil, 401, "unauthorized"},
+		{"POST", "/v1/wx/login", "", map[string]string{"code": "never-issued"}, 401, "unauthorized"},
+		{"POST", "/v1/wx/login", "", "not an object", 400, "invalid_request"},
+		{"POST", "/v1/qr/tickets", "", map[string]string{"dpop_jkt": "short"}, 400, "invalid_request"},
+		{"GET", "/v1/qr/tickets/AAAAAAAAAAAAAAAA", "secret", nil, 404, "not_found"},
+		{"GET", "/v1/nothing-here", "", nil, 404, "not_found"},
+		{"POST", "/v1/session/refresh", "", map[string]string{"refresh_token": "lhr_nope"}, 401, "unauthorized"},
+	}
+	for _, tc := range cases {
+		r := call(t, c, tc.method, h.URL+tc.path, tc.bearer, tc.body)
+		if r.Status != tc.status || r.errorCode() != tc.code {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.method, tc.path, r.Status, r.Body, tc.status, tc.code)
+		}
+		if strings.Contains(string(r.Body), "rid:") || strings.Contains(string(r.Body), "errcode") {
+			t.Errorf("%s %s leaks upstream text: %s", tc.method, tc.path, r.Body)
+		}
+	}
+}
+
+func TestTicketRateLimit(t *testing.T) {
+	h := startHub(t, map[string]string{"LOGINHUB_TICKET_RATE": "3"})
+	c := client("127.0.0.1")
+	for i := range 3 {
+		mustStatus(t, fmt.Sprint("ticket ", i), call(t, c, "POST", h.URL+"/v1/qr/tickets", "", nil), 201)
+	}
+	r := call(t, c, "POST", h.URL+"/v1/qr/tickets", "", nil)
+	mustStatus(t, "fourth ticket in a minute", r, 429)
+	if r.Header.Get("Retry-After") == "" || r.errorCode() != "rate_limited" {
+		t.Fatalf("429 without Retry-After or code: %v %s", r.Header, r.Body)
+	}
+	mustStatus(t, "another address", call(t, client("127.0.0.3"), "POST", h.URL+"/v1/qr/tickets", "", nil), 201)
+}
+
+func TestQRImagesAndLanding(t *testing.T) {
+	h := startHub(t, nil)
+	c := client("127.0.0.1")
+	nt := createTicket(t, c, h, "")
+	r := call(t, c, "GET", h.URL+"/v1/qr/tickets/"+nt.ID+"/qr.svg", "", nil)
+	mustStatus(t, "qr.svg", r, 200)
+	if ct := r.Header.Get("Content-Type"); ct != "image/svg+xml" || !bytes.HasPrefix(r.Body, []byte("<svg")) {
+		t.Fatalf("qr.svg: %s %.40s", ct, r.Body)
+	}
+	r = call(t, c, "GET", h.URL+"/v1/qr/tickets/"+nt.ID+"/qr.png?size=128", "", nil)
+	mustStatus(t, "qr.png", r, 200)
+	if !bytes.HasPrefix(r.Body, []byte("\x89PNG")) {
+		t.Fatalf("qr.png is not a PNG")
+	}
+	mustStatus(t, "qr.png with a silly size", call(t, c, "GET", h.URL+"/v1/qr/tickets/"+nt.ID+"/qr.png?size=99999", "", nil), 400)
+	mustStatus(t, "qr.png of an unknown ticket", call(t, c, "GET", h.URL+"/v1/qr/tickets/AAAAAAAAAAAAAAAA/qr.png", "", nil), 404)
+
+	r = call(t, c, "GET", nt.QRURL, "", nil)
+	mustStatus(t, "landing page", r, 200)
+	if !strings.Contains(string(r.Body), "/sandbox/phone?ticket=") {
+		t.Fatalf("sandbox landing page has no phone simulator link:\n%s", r.Body)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]map[string]string{
+		"bad binding":      {"LOGINHUB_IP_BINDING": "loose"},
+		"bad ttl":          {"LOGINHUB_QR_TTL": "forever"},
+		"half credentials": {"LOGINHUB_WECHAT_APPID": "wx123"},
+		"bad keys":         {"LOGINHUB_TICKET_KEYS": "k1:c2hvcnQ"},
+		"bad proxies":      {"LOGINHUB_TRUSTED_PROXIES": "10.0.0.0/99"},
+	}
+	for name, env := range cases {
+		_, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+		if err == nil {
+			t.Errorf("%s: config accepted", name)
+		}
+	}
+	cfg, err := loadConfig([]string{"--public-url=https://login.example.com", "--ip-binding=subnet"}, func(k string) string {
+		return map[string]string{"PORT": "3000", "LOGINHUB_IP_BINDING": "off"}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":3000" || cfg.PublicURL != "https://login.example.com" || cfg.IPBinding != authcore.IPSubnet || cfg.TicketRate != 30 || cfg.QRTTL != 2*time.Minute {
+		t.Fatalf("config: %+v", cfg)
+	}
+}

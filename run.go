@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/memstore"
+	"github.com/loginhub/loginhub/authcore/wechat"
+	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
+	"github.com/loginhub/loginhub/handlers"
+	"github.com/loginhub/loginhub/hub"
+)
+
+// shutdownTimeout bounds a graceful stop: sockets closed, in-flight requests
+// finished (a long-poll holds at most 30 s, so those are cut short).
+const shutdownTimeout = 10 * time.Second
+
+// run is the whole program: it returns when ctx is cancelled, on SIGINT or
+// SIGTERM, or when the server fails. Tests call it with LOGINHUB_ADDR
+// 127.0.0.1:0 and read the address from the first line of stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	local := ln.Addr().(*net.TCPAddr)
+	if !cfg.publicURLSet {
+		cfg.PublicURL = defaultPublicURL(local)
+	}
+	if len(cfg.AllowedOrigins) == 0 {
+		cfg.AllowedOrigins = []string{originOf(cfg.PublicURL)}
+	}
+
+	keys := cfg.TicketKeys
+	if keys == nil {
+		keys = []authcore.TicketKey{authcore.RandomTicketKey("k1")}
+	}
+	signer, err := authcore.NewSigner(keys)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	broker := hub.NewMemoryBroker()
+	store := memstore.New(broker.Publish, nil)
+
+	var sandbox *wechattest.Server
+	wcfg := wechat.Config{BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret, Logger: log}
+	if cfg.Sandbox() {
+		sandbox = &wechattest.Server{}
+		wcfg.AppID, wcfg.Secret = sandbox.App()
+		if wcfg.BaseURL == "" {
+			wcfg.BaseURL = loopbackURL(local) + "/sandbox/wechat"
+		}
+	} else if wcfg.BaseURL == "" {
+		wcfg.BaseURL = "https://api.weixin.qq.com"
+	}
+	wc, err := wechat.New(wcfg)
+	if err != nil {
+		return err
+	}
+
+	svc, err := authcore.NewService(authcore.Config{
+		Store: store, Signer: signer, WeChat: weChatExchanger{wc},
+		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	clientIPs := handlers.ClientIPs{Trusted: cfg.TrustedProxies}
+	allowed := func(origin string) bool { return slices.Contains(cfg.AllowedOrigins, strings.TrimRight(origin, "/")) }
+	h := hub.New(hub.Config{
+		Tickets: svc, Broker: broker, Logger: log, CheckOrigin: allowed,
+		ClientIP: clientIPs.ClientIP, Registerer: reg,
+	})
+	deps := handlers.Deps{
+		Logger: log, Auth: svc, WebSocket: h, Waiter: h, Limiter: store, ClientIPs: clientIPs,
+		AllowedOrigin: allowed, TicketRate: cfg.TicketRate, LoginRate: cfg.LoginRate,
+		Ready: func(ctx context.Context) error {
+			return errors.Join(store.Ping(ctx), broker.Ping(ctx))
+		},
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		QR:      handlers.NewQRCache(10000),
+	}
+	if sandbox != nil {
+		deps.Sandbox = sandbox
+	}
+	srv := &http.Server{
+		Handler:           handlers.Routes(deps),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      45 * time.Second, // long-polls hold up to 30 s
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- h.Run(hubCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+
+	printFirstContact(stdout, cfg, local)
+	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
+		"sandbox", cfg.Sandbox(), "store", "memory", "ip_binding", string(cfg.IPBinding))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-serveDone:
+	}
+
+	// Graceful stop: sockets first (1001, clients move to another node),
+	// then in-flight requests, with a fresh timeout.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := h.Shutdown(sctx); err != nil {
+		log.Warn("closing WebSockets", "err", err)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("draining HTTP requests", "err", err)
+	}
+	stopHub()
+	<-hubDone
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level)) // validated in Config.Validate
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// defaultPublicURL is what a person on this machine types into a browser.
+func defaultPublicURL(a *net.TCPAddr) string {
+	if a.IP.IsUnspecified() {
+		return fmt.Sprintf("http://localhost:%d", a.Port)
+	}
+	return loopbackURL(a)
+}
+
+// loopbackURL reaches the listener from this process.
+func loopbackURL(a *net.TCPAddr) string {
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+func originOf(publicURL string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return publicURL
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// printFirstContact tells a newcomer where to click. The first line starts
+// with the listening URL so tests (and scripts) can read it.
+func printFirstContact(w io.Writer, cfg Config, local *net.TCPAddr) {
+	fmt.Fprintf(w, "loginhub listening on %s\n", loopbackURL(local))
+	mode := "WeChat appid " + cfg.WeChatAppID
+	if cfg.Sandbox() {
+		mode = "SANDBOX mode (emulated WeChat, no credentials needed)"
+	}
+	fmt.Fprintf(w, "  desktop page:  %s/\n", cfg.PublicURL)
+	if cfg.Sandbox() {
+		fmt.Fprintf(w, "  sandbox phone: %s/sandbox/phone\n", cfg.PublicURL)
+	}
+	fmt.Fprintf(w, "  %s; data in memory (lost on restart)\n", mode)
+}
+
+// weChatExchanger adapts the WeChat client to the core's port.
+type weChatExchanger struct{ c *wechat.Client }
+
+func (w weChatExchanger) Code2Session(ctx context.Context, code string) (authcore.WeChatSession, error) {
+	s, err := w.c.Code2Session(ctx, code)
+	if err != nil {
+		return authcore.WeChatSession{}, err
+	}
+	return authcore.WeChatSession{OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey}, nil
+}
