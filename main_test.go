@@ -72,7 +72,12 @@ func startHub(t testing.TB, env map[string]string) *testHub {
 		t.Fatalf("hub did not start: %v\nlogs:\n%s", err, h.logs)
 	}
 	go io.Copy(io.Discard, pr)
-	h.URL = strings.TrimSpace(strings.TrimPrefix(line, "loginhub listening on "))
+	_, addr, ok := strings.Cut(strings.TrimSpace(line), "listening on ")
+	if !ok {
+		cancel()
+		t.Fatalf("first line %q does not say where the hub listens", line)
+	}
+	h.URL = "http://" + addr
 	t.Cleanup(func() {
 		cancel()
 		select {

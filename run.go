@@ -33,7 +33,7 @@ const shutdownTimeout = 10 * time.Second
 
 // run is the whole program: it returns when ctx is cancelled, on SIGINT or
 // SIGTERM, or when the server fails. Tests call it with LOGINHUB_ADDR
-// 127.0.0.1:0 and read the address from the first line of stdout.
+// 127.0.0.1:0 and read the address from the end of the first stdout line.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -192,19 +192,17 @@ func originOf(publicURL string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// printFirstContact tells a newcomer where to click. The first line starts
-// with the listening URL so tests (and scripts) can read it.
+// printFirstContact tells a newcomer, in one line, where to click, which
+// WeChat it talks to and where data lives. The line ends with the listening
+// address so tests and scripts can read it.
 func printFirstContact(w io.Writer, cfg Config, local *net.TCPAddr) {
-	fmt.Fprintf(w, "loginhub listening on %s\n", loopbackURL(local))
-	mode := "WeChat appid " + cfg.WeChatAppID
+	pages := fmt.Sprintf("open %s/ (desktop)", cfg.PublicURL)
+	mode := "WeChat app " + cfg.WeChatAppID
 	if cfg.Sandbox() {
-		mode = "SANDBOX mode (emulated WeChat, no credentials needed)"
+		pages += fmt.Sprintf(" and %s/sandbox/phone (phone simulator)", cfg.PublicURL)
+		mode = "sandbox mode (emulated WeChat)"
 	}
-	fmt.Fprintf(w, "  desktop page:  %s/\n", cfg.PublicURL)
-	if cfg.Sandbox() {
-		fmt.Fprintf(w, "  sandbox phone: %s/sandbox/phone\n", cfg.PublicURL)
-	}
-	fmt.Fprintf(w, "  %s; data in memory (lost on restart)\n", mode)
+	fmt.Fprintf(w, "loginhub: %s · %s · data in memory, lost on restart · listening on %s\n", pages, mode, local)
 }
 
 // weChatExchanger adapts the WeChat client to the core's port.

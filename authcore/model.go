@@ -131,3 +131,27 @@ type SessionRecord struct {
 	Provider, Subject string   // identity used for this login
 	UnionID           string
 }
+
+// StateMessage is a ticket's state at one version as clients see it: the
+// long-poll response body, and the WebSocket event without its "ev" field.
+type StateMessage struct {
+	ID        string    `json:"id"`
+	Version   uint64    `json:"version"`
+	State     State     `json:"state"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Scanner   *Profile  `json:"scanner,omitempty"` // from the scanned state on
+}
+
+// Message returns the message for version n of v (n <= v.Version). The
+// scanner is shown only at versions whose state is past pending.
+func (v View) Message(n uint64) StateMessage {
+	st := v.StateAt(n)
+	if st == "" && n == v.Version {
+		st = v.State // a view without a trail still knows its current state
+	}
+	m := StateMessage{ID: v.ID, Version: n, State: st, ExpiresAt: v.ExpiresAt.UTC()}
+	if v.Scanner != nil && st != StatePending {
+		m.Scanner = v.Scanner
+	}
+	return m
+}

@@ -35,24 +35,6 @@ func handleCreateTicket(d Deps) http.HandlerFunc {
 	}
 }
 
-// StateMessage is a ticket's state at one version, as the long-poll
-// endpoint returns it (the WebSocket event has the same fields plus "ev").
-type StateMessage struct {
-	ID        string            `json:"id"`
-	Version   uint64            `json:"version"`
-	State     authcore.State    `json:"state"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	Scanner   *authcore.Profile `json:"scanner,omitempty"`
-}
-
-func stateMessage(v authcore.View) StateMessage {
-	m := StateMessage{ID: v.ID, Version: v.Version, State: v.State, ExpiresAt: v.ExpiresAt.UTC()}
-	if v.State != authcore.StatePending {
-		m.Scanner = v.Scanner
-	}
-	return m
-}
-
 func handleTicketStatus(d Deps) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -81,7 +63,7 @@ func handleTicketStatus(d Deps) http.HandlerFunc {
 			}
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, stateMessage(v))
+		writeJSON(w, http.StatusOK, v.Message(v.Version))
 	}
 }
 

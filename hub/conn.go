@@ -402,14 +402,10 @@ func (c *conn) writeState(w *watch) error {
 
 	var err error
 	for n := from + 1; n <= v.Version && err == nil; n++ {
-		st := v.StateAt(n)
-		if st == "" {
-			if n != v.Version {
-				continue // not in the trail: nothing truthful to say
-			}
-			st = v.State
+		if v.StateAt(n) == "" && n != v.Version {
+			continue // not in the trail: nothing truthful to say
 		}
-		err = c.writeText(encodeState(v, n, st))
+		err = c.writeText(encodeState(v, n))
 	}
 	if done {
 		c.h.release(ts)

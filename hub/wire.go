@@ -3,19 +3,14 @@ package hub
 import (
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/loginhub/loginhub/authcore"
 )
 
 // stateEvent is {"ev":"state",...}: the ticket at one version.
 type stateEvent struct {
-	Ev        string            `json:"ev"`
-	ID        string            `json:"id"`
-	Version   uint64            `json:"version"`
-	State     authcore.State    `json:"state"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	Scanner   *authcore.Profile `json:"scanner,omitempty"`
+	Ev string `json:"ev"`
+	authcore.StateMessage
 }
 
 // errorEvent is {"ev":"error",...}.
@@ -26,14 +21,9 @@ type errorEvent struct {
 	Message string `json:"message"`
 }
 
-// encodeState is the event for version n of v, whose state was st. The
-// scanner is shown from the scanned state on (not at pending versions).
-func encodeState(v authcore.View, n uint64, st authcore.State) []byte {
-	e := stateEvent{Ev: "state", ID: v.ID, Version: n, State: st, ExpiresAt: v.ExpiresAt.UTC()}
-	if v.Scanner != nil && st != authcore.StatePending {
-		e.Scanner = v.Scanner
-	}
-	return mustJSON(e)
+// encodeState is the event for version n of v.
+func encodeState(v authcore.View, n uint64) []byte {
+	return mustJSON(stateEvent{Ev: "state", StateMessage: v.Message(n)})
 }
 
 // encodeError is the error event for err about ticket id. Only the kind's

@@ -27,9 +27,9 @@ func TestWireGolden(t *testing.T) {
 		Trail: []authcore.State{authcore.StatePending, authcore.StateCancelled},
 	}
 	lines := [][]byte{
-		encodeState(scanned, 1, authcore.StatePending), // no scanner at a pending version
-		encodeState(scanned, 2, authcore.StateScanned),
-		encodeState(cancelled, 2, authcore.StateCancelled), // nobody scanned
+		encodeState(scanned, 1), // no scanner at a pending version
+		encodeState(scanned, 2),
+		encodeState(cancelled, 2), // nobody scanned
 		encodeError("tk1", authcore.Wrap(authcore.KindUnauthorized, errors.New("db said: secret hash mismatch"), "wrong watch secret")),
 		encodeError("tk1", errors.New("redis: connection refused")), // never shown
 		encodeError("", errTooMany),
