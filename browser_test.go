@@ -244,7 +244,7 @@ const qrLoadedJS = `(() => {
   const q = document.getElementById("qr");
   const id = q.dataset.ticketId;
   return !!id && !q.hidden && !q.classList.contains("dim") && q.complete && q.naturalWidth > 0 &&
-    q.currentSrc.endsWith("/v1/qr/tickets/" + encodeURIComponent(id) + "/qr.png") &&
+    q.currentSrc.endsWith("/v1/qr/tickets/" + encodeURIComponent(id) + "/qr.svg") &&
     document.getElementById("qr-url").textContent.length > 0;
 })()`
 
