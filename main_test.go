@@ -235,7 +235,7 @@ func wantState(t testing.TB, c *websocket.Conn, state string, version uint64) ws
 }
 
 func TestScanLoginEndToEnd(t *testing.T) {
-	h := startHub(t, nil)
+	h := startHub(t, map[string]string{"LOGINHUB_LOG_LEVEL": "debug"})
 	desktop := client("127.0.0.1")
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
@@ -309,6 +309,21 @@ func TestScanLoginEndToEnd(t *testing.T) {
 		t.Fatalf("/v1/me user %+v, want alice (%s)", me.User, alice.User.ID)
 	}
 	wantState(t, ws, "redeemed", 4)
+
+	// Nothing secret in the logs, even at debug level.
+	logs := h.logs.String()
+	for name, secret := range map[string]string{
+		"watch secret": nt.WatchSecret, "desktop access token": sess.AccessToken,
+		"desktop refresh token": sess.RefreshToken, "phone access token": alice.AccessToken,
+		"phone refresh token": alice.RefreshToken,
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s appears in the hub's log", name)
+		}
+	}
+	if !strings.Contains(logs, `"path":"/v1/qr/scan"`) {
+		t.Errorf("debug log has no request lines; the secret check above proves nothing:\n%s", logs)
+	}
 }
 
 func TestErrorsAreJSON(t *testing.T) {
