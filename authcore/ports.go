@@ -41,24 +41,33 @@ type Transition struct {
 // it after each transition; the hub's memory broker implements it.
 type Notifier func(id string, version uint64)
 
+// TokenRef locates a session token in a store without the token itself:
+// the family id the token carries in clear (so that every session of one
+// login family can live together, in one Redis Cluster slot) and the
+// SHA-256 of the whole token.
+type TokenRef struct {
+	Family string
+	Hash   [32]byte
+}
+
 // SessionStore keeps login sessions, keyed by token hashes.
 type SessionStore interface {
 	// CreateSession stores a new session.
 	CreateSession(ctx context.Context, s SessionRecord) error
-	// SessionByAccess finds the live session whose access token hashes to h,
-	// and slides its access expiry to now+slide (never past the refresh
+	// SessionByAccess finds the live session of access token ref, and
+	// slides its access expiry to now+slide (never past the refresh
 	// expiry). It returns ErrNotFound for unknown, revoked or expired tokens.
-	SessionByAccess(ctx context.Context, h [32]byte, now time.Time, slide time.Duration) (SessionRecord, error)
-	// RotateRefresh consumes the refresh token hashing to h and stores next
-	// in its place. next carries new hashes, id and expiries; the store
-	// copies UserID, FamilyID, AMR and identity from the old session and
+	SessionByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (SessionRecord, error)
+	// RotateRefresh consumes refresh token ref and stores next in its
+	// place, in the same family. next carries new hashes, id and expiries;
+	// the store copies UserID, AMR and identity from the old session and
 	// returns the completed record. A refresh token can be consumed once:
 	// presenting a consumed one revokes every session of its family and
 	// returns ErrConflict. Unknown or expired tokens return ErrNotFound.
-	RotateRefresh(ctx context.Context, h [32]byte, next SessionRecord, now time.Time) (SessionRecord, error)
-	// DeleteSession revokes the session with access token hash h (and its
+	RotateRefresh(ctx context.Context, ref TokenRef, next SessionRecord, now time.Time) (SessionRecord, error)
+	// DeleteSession revokes the session of access token ref (and its
 	// refresh token). Unknown tokens return ErrNotFound.
-	DeleteSession(ctx context.Context, h [32]byte) error
+	DeleteSession(ctx context.Context, ref TokenRef) error
 }
 
 // UserStore keeps users and their identities.

@@ -455,7 +455,7 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 		return Session{}, err
 	}
 	if _, err := s.store.Transition(ctx, Transition{ID: rec.ID, FromVersion: rec.Version, To: StateRedeemed, Now: s.now()}); err != nil {
-		if derr := s.store.DeleteSession(ctx, rec2.AccessHash); derr != nil {
+		if derr := s.store.DeleteSession(ctx, TokenRef{Family: rec2.FamilyID, Hash: rec2.AccessHash}); derr != nil {
 			s.log.Error("revoke session after failed redeem", "err", derr)
 		}
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired) {

@@ -9,12 +9,34 @@ import (
 	"time"
 )
 
-// Token prefixes make leaked tokens easy to recognise (secret scanners,
-// log reviews) and tell an access token from a refresh token at a glance.
+// A token is "<prefix><family id>.<32 random bytes, base64url>". The prefix
+// makes leaked tokens easy to recognise (secret scanners, log reviews) and
+// tells access from refresh tokens; the family id lets a store keep all
+// sessions of one login together (one Redis Cluster slot). Only the
+// token's SHA-256 is stored.
 const (
 	accessPrefix  = "lha_"
 	refreshPrefix = "lhr_"
 )
+
+// newToken returns a fresh token of family and its store reference.
+func newToken(prefix, family string) (string, TokenRef) {
+	tok := randomToken(prefix + family + ".")
+	return tok, TokenRef{Family: family, Hash: sha256.Sum256([]byte(tok))}
+}
+
+// parseToken checks a token's shape and returns its store reference.
+func parseToken(tok, prefix string) (TokenRef, bool) {
+	rest, ok := strings.CutPrefix(tok, prefix)
+	if !ok {
+		return TokenRef{}, false
+	}
+	family, _, ok := strings.Cut(rest, ".")
+	if !ok || !plausibleTicketID(family) || len(tok) > 128 {
+		return TokenRef{}, false
+	}
+	return TokenRef{Family: family, Hash: sha256.Sum256([]byte(tok))}, true
+}
 
 // SessionUser is the user part of a session or of /v1/me: the profile plus
 // what the login method knows.
@@ -64,10 +86,12 @@ type sessionFacts struct {
 
 func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Session, SessionRecord, error) {
 	now := s.now()
-	access, refresh := randomToken(accessPrefix), randomToken(refreshPrefix)
+	family := NewTicketID()
+	access, aref := newToken(accessPrefix, family)
+	refresh, rref := newToken(refreshPrefix, family)
 	rec := SessionRecord{
-		ID: NewTicketID(), FamilyID: NewTicketID(), UserID: u.ID,
-		AccessHash: sha256.Sum256([]byte(access)), RefreshHash: sha256.Sum256([]byte(refresh)),
+		ID: NewTicketID(), FamilyID: family, UserID: u.ID,
+		AccessHash: aref.Hash, RefreshHash: rref.Hash,
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
 		CreatedAt: now, AMR: f.AMR,
 		Provider: f.Identity.Provider, Subject: f.Identity.Subject, UnionID: f.Identity.UnionID,
@@ -86,10 +110,11 @@ func issued(access, refresh string, u SessionUser) Session {
 // Authenticate resolves an access token and slides its expiry.
 // Errors: KindUnauthorized for unknown, revoked or expired tokens.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
-	if !strings.HasPrefix(accessToken, accessPrefix) {
+	ref, ok := parseToken(accessToken, accessPrefix)
+	if !ok {
 		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
 	}
-	rec, err := s.store.SessionByAccess(ctx, sha256.Sum256([]byte(accessToken)), s.now(), AccessTokenTTL)
+	rec, err := s.store.SessionByAccess(ctx, ref, s.now(), AccessTokenTTL)
 	if errors.Is(err, ErrNotFound) {
 		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
 	}
@@ -107,18 +132,20 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Princip
 // token that was already rotated revokes every session of its family.
 // Errors: KindUnauthorized.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, error) {
-	if !strings.HasPrefix(refreshToken, refreshPrefix) {
+	old, ok := parseToken(refreshToken, refreshPrefix)
+	if !ok {
 		return Session{}, Errorf(KindUnauthorized, "invalid refresh token")
 	}
 	now := s.now()
-	access, refresh := randomToken(accessPrefix), randomToken(refreshPrefix)
+	access, aref := newToken(accessPrefix, old.Family)
+	refresh, rref := newToken(refreshPrefix, old.Family)
 	next := SessionRecord{
-		ID:         NewTicketID(),
-		AccessHash: sha256.Sum256([]byte(access)), RefreshHash: sha256.Sum256([]byte(refresh)),
+		ID: NewTicketID(), FamilyID: old.Family,
+		AccessHash: aref.Hash, RefreshHash: rref.Hash,
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
 		CreatedAt: now,
 	}
-	rec, err := s.store.RotateRefresh(ctx, sha256.Sum256([]byte(refreshToken)), next, now)
+	rec, err := s.store.RotateRefresh(ctx, old, next, now)
 	switch {
 	case errors.Is(err, ErrConflict):
 		s.log.Warn("refresh token reused; session family revoked")
@@ -137,7 +164,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 
 // Logout revokes the session of an access token. Errors: KindUnauthorized.
 func (s *Service) Logout(ctx context.Context, accessToken string) error {
-	err := s.store.DeleteSession(ctx, sha256.Sum256([]byte(accessToken)))
+	ref, ok := parseToken(accessToken, accessPrefix)
+	if !ok {
+		return Errorf(KindUnauthorized, "missing or invalid access token")
+	}
+	err := s.store.DeleteSession(ctx, ref)
 	if errors.Is(err, ErrNotFound) {
 		return Errorf(KindUnauthorized, "missing or invalid access token")
 	}

@@ -186,11 +186,11 @@ func (s *Store) CreateSession(_ context.Context, rec authcore.SessionRecord) err
 }
 
 // SessionByAccess implements authcore.SessionStore.
-func (s *Store) SessionByAccess(_ context.Context, h [32]byte, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
+func (s *Store) SessionByAccess(_ context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.sessions[h]
-	if !ok || !now.Before(r.AccessExpiresAt) {
+	r, ok := s.sessions[ref.Hash]
+	if !ok || r.FamilyID != ref.Family || !now.Before(r.AccessExpiresAt) {
 		return authcore.SessionRecord{}, authcore.ErrNotFound
 	}
 	exp := now.Add(slide)
@@ -206,15 +206,16 @@ func (s *Store) SessionByAccess(_ context.Context, h [32]byte, now time.Time, sl
 }
 
 // RotateRefresh implements authcore.SessionStore.
-func (s *Store) RotateRefresh(_ context.Context, h [32]byte, next authcore.SessionRecord, now time.Time) (authcore.SessionRecord, error) {
+func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next authcore.SessionRecord, now time.Time) (authcore.SessionRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.consumed[h]; ok && now.Before(c.until) {
+	h := ref.Hash
+	if c, ok := s.consumed[h]; ok && c.familyID == ref.Family && now.Before(c.until) {
 		s.revokeFamilyLocked(c.familyID)
 		return authcore.SessionRecord{}, authcore.ErrConflict
 	}
 	old, ok := s.refreshes[h]
-	if !ok || !now.Before(old.RefreshExpiresAt) {
+	if !ok || old.FamilyID != ref.Family || !now.Before(old.RefreshExpiresAt) {
 		return authcore.SessionRecord{}, authcore.ErrNotFound
 	}
 	delete(s.refreshes, h)
@@ -239,14 +240,14 @@ func (s *Store) revokeFamilyLocked(family string) {
 }
 
 // DeleteSession implements authcore.SessionStore.
-func (s *Store) DeleteSession(_ context.Context, h [32]byte) error {
+func (s *Store) DeleteSession(_ context.Context, ref authcore.TokenRef) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.sessions[h]
-	if !ok {
+	r, ok := s.sessions[ref.Hash]
+	if !ok || r.FamilyID != ref.Family {
 		return authcore.ErrNotFound
 	}
-	delete(s.sessions, h)
+	delete(s.sessions, ref.Hash)
 	delete(s.refreshes, r.RefreshHash)
 	return nil
 }

@@ -193,13 +193,20 @@ func testTransitionExpired(t *testing.T, newStore NewStore) {
 	}
 }
 
-func newSession(now time.Time, user string) (authcore.SessionRecord, [32]byte, [32]byte) {
+// newSession makes a session of a new family; see sessionIn.
+func newSession(now time.Time, user string) (authcore.SessionRecord, authcore.TokenRef, authcore.TokenRef) {
+	return sessionIn(authcore.NewTicketID(), now, user)
+}
+
+// sessionIn makes a session of family with fresh token hashes, and the
+// references of its access and refresh tokens.
+func sessionIn(family string, now time.Time, user string) (authcore.SessionRecord, authcore.TokenRef, authcore.TokenRef) {
 	a, r := sha256.Sum256([]byte("a"+authcore.NewTicketID())), sha256.Sum256([]byte("r"+authcore.NewTicketID()))
 	return authcore.SessionRecord{
-		ID: authcore.NewTicketID(), FamilyID: authcore.NewTicketID(), UserID: user,
+		ID: authcore.NewTicketID(), FamilyID: family, UserID: user,
 		AccessHash: a, RefreshHash: r, AccessExpiresAt: now.Add(30 * time.Minute), RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
 		CreatedAt: now, AMR: []string{"wx"}, Provider: "wechat", Subject: "openid-1", UnionID: "union-1",
-	}, a, r
+	}, authcore.TokenRef{Family: family, Hash: a}, authcore.TokenRef{Family: family, Hash: r}
 }
 
 func testSessions(t *testing.T, newStore NewStore) {
@@ -220,6 +227,9 @@ func testSessions(t *testing.T, newStore NewStore) {
 	// The access token slid to 50 minutes after creation, so it is alive at 45.
 	if _, err := s.SessionByAccess(ctx, access, now.Add(45*time.Minute), 30*time.Minute); err != nil {
 		t.Fatalf("sliding expiry: session gone at 45 min after use at 20 min: %v", err)
+	}
+	if _, err := s.SessionByAccess(ctx, authcore.TokenRef{Family: "AAAAAAAAAAAAAAAA", Hash: access.Hash}, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("right hash, wrong family: got %v, want ErrNotFound", err)
 	}
 	if _, err := s.SessionByAccess(ctx, access, now.Add(2*time.Hour), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("idle access token: got %v, want ErrNotFound", err)
@@ -247,7 +257,7 @@ func testRefreshReuse(t *testing.T, newStore NewStore) {
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	next, nextAccess, _ := newSession(now, "ignored")
+	next, nextAccess, _ := sessionIn(sess.FamilyID, now, "ignored")
 	got, err := s.RotateRefresh(ctx, refresh, next, now)
 	if err != nil {
 		t.Fatalf("RotateRefresh: %v", err)
@@ -258,14 +268,14 @@ func testRefreshReuse(t *testing.T, newStore NewStore) {
 	if _, err := s.SessionByAccess(ctx, nextAccess, now, 30*time.Minute); err != nil {
 		t.Fatalf("new access token: %v", err)
 	}
-	other, _, _ := newSession(now, "x")
+	other, _, _ := sessionIn(sess.FamilyID, now, "x")
 	if _, err := s.RotateRefresh(ctx, refresh, other, now); !errors.Is(err, authcore.ErrConflict) {
 		t.Fatalf("reused refresh token: got %v, want ErrConflict", err)
 	}
 	if _, err := s.SessionByAccess(ctx, nextAccess, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("after reuse the family must be revoked, got %v", err)
 	}
-	if _, err := s.RotateRefresh(ctx, sha256.Sum256([]byte("unknown")), other, now); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.RotateRefresh(ctx, authcore.TokenRef{Family: sess.FamilyID, Hash: sha256.Sum256([]byte("unknown"))}, other, now); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("unknown refresh token: got %v, want ErrNotFound", err)
 	}
 }
@@ -284,7 +294,7 @@ func testRefreshRace(t *testing.T, newStore NewStore) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			next, _, _ := newSession(now, "")
+			next, _, _ := sessionIn(sess.FamilyID, now, "")
 			if _, err := s.RotateRefresh(ctx, refresh, next, now); err == nil {
 				wins.Add(1)
 			}
