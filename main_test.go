@@ -25,6 +25,7 @@ import (
 // loopback port.
 type testHub struct {
 	URL    string // http://127.0.0.1:port
+	origin string // Origin header for WebSockets; "" = URL
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -122,6 +123,15 @@ func (r apiResponse) errorCode() string {
 
 func call(t testing.TB, c *http.Client, method, url, bearer string, body any, headers ...string) apiResponse {
 	t.Helper()
+	r, err := tryCall(c, method, url, bearer, body, headers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryCall is call for goroutines other than the test's: it returns errors.
+func tryCall(c *http.Client, method, url, bearer string, body any, headers ...string) (apiResponse, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -129,7 +139,7 @@ func call(t testing.TB, c *http.Client, method, url, bearer string, body any, he
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return apiResponse{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -142,11 +152,14 @@ func call(t testing.TB, c *http.Client, method, url, bearer string, body any, he
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return apiResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return apiResponse{}, fmt.Errorf("%s %s: read body: %w", method, url, err)
+	}
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 func mustStatus(t testing.TB, what string, r apiResponse, want int) {
@@ -199,7 +212,11 @@ type wsEvent struct {
 
 func dialWS(t testing.TB, h *testHub) *websocket.Conn {
 	t.Helper()
-	hdr := http.Header{"Origin": {h.URL}}
+	origin := h.origin
+	if origin == "" {
+		origin = h.URL
+	}
+	hdr := http.Header{"Origin": {origin}}
 	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.URL, "http")+"/v1/ws", hdr)
 	if err != nil {
 		t.Fatalf("dial ws: %v (%v)", err, resp)
