@@ -23,6 +23,7 @@ import (
 	"github.com/loginhub/loginhub/authcore/memstore"
 	"github.com/loginhub/loginhub/authcore/wechat"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
+	"github.com/loginhub/loginhub/bench"
 	"github.com/loginhub/loginhub/handlers"
 	"github.com/loginhub/loginhub/hub"
 )
@@ -37,6 +38,10 @@ const shutdownTimeout = 10 * time.Second
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	if len(args) > 0 && args[0] == "bench" {
+		return bench.Run(ctx, args[1:], stdout, stderr)
+	}
 
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
@@ -73,7 +78,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	store := memstore.New(broker.Publish, nil)
 
 	var sandbox *wechattest.Server
-	wcfg := wechat.Config{BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret, Logger: log}
+	// Our own HTTP client, so shutdown can close its idle connections: in
+	// sandbox mode they point at this very server, and http.Server.Shutdown
+	// would otherwise wait on them.
+	wechatHTTP := &http.Client{Timeout: wechat.DefaultTimeout}
+	wcfg := wechat.Config{BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret, Logger: log, HTTPClient: wechatHTTP}
 	if cfg.Sandbox() {
 		sandbox = &wechattest.Server{}
 		wcfg.AppID, wcfg.Secret = sandbox.App()
@@ -149,6 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := h.Shutdown(sctx); err != nil {
 		log.Warn("closing WebSockets", "err", err)
 	}
+	wechatHTTP.CloseIdleConnections()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("draining HTTP requests", "err", err)
 	}

@@ -1,0 +1,406 @@
+// Package bench is loginhub's load tool: `loginhub bench` drives a running
+// hub (or a cluster behind one loopback address) with waiting desktops and
+// full scan logins, and reports latency, throughput, errors and what the hub
+// spent (RSS, goroutines, CPU from its /metrics).
+//
+// A run, per mode, has two phases:
+//
+//  1. Idle: --desktops pages each create a ticket and wait on it (push: a
+//     WebSocket watch; poll: GET the status every --poll-interval;
+//     longpoll: GET ...?since=N&wait=25 in a loop). When all are waiting,
+//     bench waits for the hub's RSS and goroutine count to settle (two reads
+//     1 s apart within 2 %, at most 10 s) and reports the growth divided by
+//     the number of desktops: bytes and goroutines per waiting desktop, and
+//     the hub's CPU while they just wait.
+//  2. Flows: --flows logins started at --rate per second, at most
+//     --concurrency at once. Each opens its own desktop (ticket + watch as
+//     above), a sandbox phone scans and confirms, and the desktop redeems
+//     once it has noticed "confirmed". Measured: scan→desktop "scanned" and
+//     confirm→desktop "confirmed" notice latency, redeem latency, the status
+//     requests the desktop made, and the hub's CPU during the phase.
+//
+// --poll INTERVAL (or --mode push,poll,longpoll) runs the modes one after the
+// other against the same hub and prints them side by side. Memory figures of
+// the later modes are muddied by the earlier modes' tickets, which stay in
+// the hub's store until they expire: measure memory in a run of its own.
+//
+// Client sockets are spread over --sources loopback addresses
+// (127.0.0.10, 127.0.0.11, ...) so ephemeral ports do not run out. Each
+// desktop uses one address for everything it does (create, watch, status,
+// redeem), so the hub's strict IP binding holds. A process opens at most
+// 15 000 sockets; bigger runs are split over --procs child processes of the
+// same executable (`<exe> bench --child ...`) that talk to the parent over
+// stdin/stdout (JSON lines) and are merged into one result.
+//
+// The hub must allow what a benchmark does from a few addresses:
+//
+//	LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0  no per-address rate limits
+//	LOGINHUB_QR_TTL=10m                            idle tickets outlive the run
+//	LOGINHUB_IP_BINDING=off|subnet|strict          all work (one address per desktop)
+//
+// It must run in sandbox mode (no WeChat credentials): phones log in with
+// the sandbox's wx.login. The WebSocket Origin defaults to the --url's
+// origin, which the hub allows when LOGINHUB_PUBLIC_URL is not set; set
+// --origin otherwise. Only loopback hubs are accepted. Everything stops at
+// --duration, and on SIGINT/SIGTERM, with sockets closed and goroutines
+// waited for.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Modes.
+const (
+	modePush     = "push"
+	modePoll     = "poll"
+	modeLongPoll = "longpoll"
+)
+
+// Limits of one process and of one run.
+const (
+	maxSocketsPerProcess = 15000 // below the 20 000 files a process may open here
+	desktopsPerProcess   = 12000 // automatic --procs puts at most this many idle desktops in one process
+	openConcurrency      = 128   // idle desktops being opened at once (per process)
+	maxDesktops          = 200000
+	maxFlows             = 200000 // raw latency samples are kept
+	maxProcs             = 64
+	socketSlack          = openConcurrency + 128 // pooled HTTP conns, phones, metrics
+)
+
+// config is the parsed command line.
+type config struct {
+	baseURL      string // scheme://host:port[/path], no trailing slash
+	wsURL        string // ws(s)://host:port[/path]/v1/ws
+	origin       string
+	ipv6         bool
+	desktops     int
+	flows        int
+	rate         float64
+	concurrency  int
+	sources      int
+	phones       int
+	modes        []string
+	pollInterval time.Duration
+	longPollWait int // seconds
+	duration     time.Duration
+	procs        int // 0 = automatic
+	openRate     float64
+	settle       time.Duration // longest wait for the hub to settle; 0 = read at once
+	json         bool
+
+	// Set by the parent on its children.
+	child        bool
+	childIndex   int
+	sourceOffset int
+}
+
+// Run runs `loginhub bench` with args (the words after "bench"). The
+// result goes to stdout (a table, or JSON lines with --json); progress and
+// problems to stderr. It returns an error when the run could not be done
+// or was cut short (--duration, a signal); a completed run whose flows
+// failed is reported, not returned as an error.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.duration)
+	defer cancel()
+
+	if cfg.child {
+		return runChild(ctx, cfg, os.Stdin, stdout, stderr)
+	}
+	defer metricsClient.CloseIdleConnections()
+	lg := &logger{w: stderr, prefix: "bench: "}
+	if err := checkHub(ctx, cfg); err != nil {
+		return err
+	}
+	var results []Result
+	var runErr error
+	for _, mode := range cfg.modes {
+		res, err := runMode(ctx, cfg, mode, lg)
+		results = append(results, res)
+		if err != nil {
+			runErr = fmt.Errorf("%s: %w", mode, err)
+			break
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+	} else {
+		writeTable(stdout, results)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if ctx.Err() != nil || len(results) < len(cfg.modes) || results[len(results)-1].Incomplete {
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			return fmt.Errorf("stopped at --duration %s before the run was complete", cfg.duration)
+		}
+		return errors.New("interrupted before the run was complete")
+	}
+	return nil
+}
+
+func newFlagSet(stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `usage: loginhub bench [flags]
+
+Drives a running loginhub on this machine (loopback only) with waiting
+desktops and scan logins, and prints latency, throughput, errors and the
+hub's RSS, goroutines and CPU. Start the hub with
+  LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0 LOGINHUB_QR_TTL=10m
+(sandbox mode; LOGINHUB_IP_BINDING may stay strict).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses and validates args.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := newFlagSet(stderr)
+	rawURL := fs.String("url", "http://127.0.0.1:8080", "hub base URL; must be a loopback address (127.0.0.0/8, ::1, localhost)")
+	fs.StringVar(&cfg.origin, "origin", "", "Origin header of the WebSockets (default: the --url's origin)")
+	fs.IntVar(&cfg.desktops, "desktops", 1000, "idle desktops held waiting during the run")
+	fs.IntVar(&cfg.flows, "flows", 1000, "full login flows (create, watch, scan, confirm, redeem)")
+	fs.Float64Var(&cfg.rate, "rate", 200, "flows started per second")
+	fs.IntVar(&cfg.concurrency, "concurrency", 500, "flows in flight at most")
+	fs.IntVar(&cfg.sources, "sources", 8, "loopback source addresses for client sockets, from 127.0.0.10 up (0 = let the kernel pick)")
+	fs.IntVar(&cfg.phones, "phones", 20, "sandbox phone users, logged in up front and reused")
+	modes := fs.String("mode", modePush, "push (WebSocket), poll (short polling) or longpoll; a comma list runs each in turn")
+	fs.DurationVar(&cfg.pollInterval, "poll-interval", 2*time.Second, "status polling interval of --mode poll")
+	poll := fs.Duration("poll", 0, "compare in one run: push, short polling every `INTERVAL`, and long-polling (= --mode push,poll,longpoll --poll-interval INTERVAL)")
+	fs.IntVar(&cfg.longPollWait, "longpoll-wait", 25, "wait= seconds of --mode longpoll requests (1-30)")
+	fs.DurationVar(&cfg.duration, "duration", 2*time.Minute, "hard bound on the whole run: everything stops then")
+	fs.IntVar(&cfg.procs, "procs", 0, "processes to spread the desktops and flows over (0 = enough for 12000 desktops each)")
+	fs.Float64Var(&cfg.openRate, "open-rate", 2000, "idle desktops opened per second")
+	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "after opening the idle desktops, wait at most this long for the hub's RSS to settle (0 = measure at once, no idle CPU)")
+	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON, one object per mode")
+	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
+	fs.IntVar(&cfg.childIndex, "child-index", 0, "internal: which child")
+	fs.IntVar(&cfg.sourceOffset, "source-offset", 0, "internal: index of this process's first source address")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("bench: unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	u, err := checkLoopbackURL(*rawURL)
+	if err != nil {
+		return config{}, err
+	}
+	cfg.baseURL = strings.TrimRight(u.String(), "/")
+	ws := *u
+	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+	cfg.wsURL = strings.TrimRight(ws.String(), "/") + "/v1/ws"
+	if cfg.origin == "" {
+		cfg.origin = u.Scheme + "://" + u.Host
+	}
+	cfg.ipv6 = strings.Contains(u.Hostname(), ":")
+
+	if *poll != 0 {
+		cfg.pollInterval = *poll
+		if !set["mode"] {
+			*modes = modePush + "," + modePoll + "," + modeLongPoll
+		}
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		m = strings.TrimSpace(m)
+		switch m {
+		case modePush, modePoll, modeLongPoll:
+		default:
+			return config{}, fmt.Errorf("bench: --mode %q: want push, poll or longpoll", m)
+		}
+		for _, seen := range cfg.modes {
+			if seen == m {
+				return config{}, fmt.Errorf("bench: --mode lists %s twice", m)
+			}
+		}
+		cfg.modes = append(cfg.modes, m)
+	}
+	if err := cfg.validate(set["procs"]); err != nil {
+		return config{}, err
+	}
+	return cfg, nil
+}
+
+// checkLoopbackURL parses the hub URL and refuses anything not on this
+// machine's loopback: bench is a load generator, not a weapon.
+func checkLoopbackURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("bench: --url %q: want http:// or https://", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("bench: --url %q: want only scheme://host:port[/path]", raw)
+	}
+	host := u.Hostname()
+	if !isLoopbackHost(host) {
+		return nil, fmt.Errorf("bench: --url host %q is not a loopback address; bench only drives a hub on this machine (127.0.0.0/8, ::1, localhost)", host)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if strings.Contains(host, "%") { // a zone: fe80::1%lo is not ::1
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validate checks ranges and that no process needs more sockets than it may
+// open; it fills in an automatic --procs.
+func (c *config) validate(procsSet bool) error {
+	bad := func(format string, a ...any) error { return fmt.Errorf("bench: "+format, a...) }
+	switch {
+	case c.desktops < 0 || c.desktops > maxDesktops:
+		return bad("--desktops %d: want 0..%d", c.desktops, maxDesktops)
+	case c.flows < 0 || c.flows > maxFlows:
+		return bad("--flows %d: want 0..%d", c.flows, maxFlows)
+	case c.desktops == 0 && c.flows == 0:
+		return bad("nothing to do: --desktops and --flows are both 0")
+	case math.IsNaN(c.rate) || c.rate <= 0 || c.rate > 100000:
+		return bad("--rate %g: want more than 0 and at most 100000 flows per second", c.rate)
+	case math.IsNaN(c.openRate) || c.openRate <= 0 || c.openRate > 100000:
+		return bad("--open-rate %g: want more than 0 and at most 100000 per second", c.openRate)
+	case c.concurrency < 1:
+		return bad("--concurrency %d: want at least 1", c.concurrency)
+	case c.sources < 0 || c.sources > 200:
+		return bad("--sources %d: want 0..200", c.sources)
+	case c.sources > 0 && c.ipv6:
+		return bad("--sources binds 127.0.0.x addresses, which cannot reach an IPv6 hub; use --sources 0 or an IPv4 --url")
+	case c.flows > 0 && (c.phones < 1 || c.phones > 1000):
+		return bad("--phones %d: want 1..1000", c.phones)
+	case c.pollInterval < 10*time.Millisecond || c.pollInterval > time.Minute:
+		return bad("--poll-interval %s: want 10ms..1m", c.pollInterval)
+	case c.longPollWait < 1 || c.longPollWait > 30:
+		return bad("--longpoll-wait %d: want 1..30 seconds", c.longPollWait)
+	case c.settle < 0 || c.settle > time.Minute:
+		return bad("--settle %s: want 0..1m", c.settle)
+	case c.duration <= 0 || c.duration > time.Hour:
+		return bad("--duration %s: want more than 0 and at most 1h", c.duration)
+	case c.procs < 0 || c.procs > maxProcs:
+		return bad("--procs %d: want 0..%d", c.procs, maxProcs)
+	case c.child && c.procs > 1:
+		return bad("a child runs one process")
+	case c.sourceOffset < 0 || c.sourceOffset+max(c.sources, 1) > maxSourceAddrs:
+		return bad("source addresses run past 127.0.255.254")
+	}
+	if c.child {
+		c.procs = 1
+	}
+	if c.procs == 0 {
+		c.procs = max(1, ceilDiv(c.desktops, desktopsPerProcess))
+		for c.procs < maxProcs && c.socketsPerProcess(c.procs) > maxSocketsPerProcess {
+			c.procs++
+		}
+	}
+	if c.sources > 0 && c.sourceOffset+c.procs*c.sources > maxSourceAddrs {
+		return bad("--procs %d × --sources %d source addresses run past 127.0.255.254", c.procs, c.sources)
+	}
+	if n := c.socketsPerProcess(c.procs); n > maxSocketsPerProcess {
+		need := c.procs
+		for need < maxProcs && c.socketsPerProcess(need) > maxSocketsPerProcess {
+			need++
+		}
+		hint := fmt.Sprintf("use --procs %d", need)
+		if procsSet || c.child {
+			hint = fmt.Sprintf("raise --procs to %d", need)
+		}
+		if c.socketsPerProcess(need) > maxSocketsPerProcess {
+			hint = "lower --desktops or --concurrency"
+		}
+		return bad("each of %d process(es) would open about %d sockets, more than the %d one process may hold; %s",
+			c.procs, n, maxSocketsPerProcess, hint)
+	}
+	if lim := fileLimit(); lim > 0 && uint64(c.socketsPerProcess(c.procs))+64 > lim {
+		return bad("this process may open %d files but would need about %d sockets; use more --procs (bench raises no limits)",
+			lim, c.socketsPerProcess(c.procs))
+	}
+	return nil
+}
+
+// socketsPerProcess is how many sockets the busiest of procs processes
+// holds at most: one per idle desktop (a WebSocket, a held long-poll, or
+// at most a pooled connection for short polling), two per flow in flight
+// (the desktop's and an HTTP connection), plus pooled connections.
+func (c *config) socketsPerProcess(procs int) int {
+	inflight := min(ceilDiv(c.concurrency, procs), ceilDiv(c.flows, procs))
+	return ceilDiv(c.desktops, procs) + 2*inflight + socketSlack
+}
+
+func ceilDiv(a, b int) int {
+	if b <= 0 {
+		return a
+	}
+	return (a + b - 1) / b
+}
+
+// share is child i's part of total split over n.
+func share(total, i, n int) int {
+	s := total / n
+	if i < total%n {
+		s++
+	}
+	return s
+}
+
+// flowTimeout bounds one flow.
+func (c *config) flowTimeout() time.Duration {
+	return 30*time.Second + 2*c.pollInterval
+}
+
+// logger writes progress lines to stderr.
+type logger struct {
+	w      io.Writer
+	prefix string
+}
+
+func (l *logger) Printf(format string, a ...any) {
+	fmt.Fprintf(l.w, l.prefix+format+"\n", a...)
+}

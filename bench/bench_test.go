@@ -1,0 +1,297 @@
+package bench
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParsePrometheus(t *testing.T) {
+	const text = `# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 10012
+process_resident_memory_bytes 1.368064e+07
+process_cpu_seconds_total 12.34 1700000000000
+
+go_gc_duration_seconds{quantile="0.5"} 4.2e-05
+weird{path="/a b}",q="say \"hi\" }"} 7
+nan_metric NaN
+inf_metric +Inf
+	indented_metric 3
+`
+	got, err := parsePrometheus(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"go_goroutines":                          10012,
+		"process_resident_memory_bytes":          13680640,
+		"process_cpu_seconds_total":              12.34,
+		`go_gc_duration_seconds{quantile="0.5"}`: 4.2e-05,
+		`weird{path="/a b}",q="say \"hi\" }"}`:   7,
+		"inf_metric":                             math.Inf(1),
+		"indented_metric":                        3,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if v, ok := got["nan_metric"]; !ok || !math.IsNaN(v) {
+		t.Errorf("nan_metric = %v, %v; want NaN", v, ok)
+	}
+	if len(got) != len(want)+1 {
+		t.Errorf("got %d series, want %d: %v", len(got), len(want)+1, got)
+	}
+
+	m := metricsFrom(got, time.Now())
+	if m.Goroutines != 10012 || m.RSS != 13680640 || m.CPU != 12.34 || m.HeapInuse != 0 {
+		t.Errorf("metricsFrom: %+v", m)
+	}
+
+	for _, bad := range []string{
+		"go_goroutines",                  // no value
+		"go_goroutines abc",              // not a number
+		"go_goroutines 1 2 3",            // too many fields
+		`x{a="unterminated} 1`,           // labels never end
+		"{a=\"b\"} 1",                    // no name
+		"go_goroutines 1\nbroken_line\n", // a bad line after a good one
+	} {
+		if _, err := parsePrometheus(strings.NewReader(bad)); err == nil {
+			t.Errorf("parsePrometheus(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	hundred := make([]int64, 100)
+	for i := range hundred {
+		hundred[i] = int64(i + 1) // 1..100
+	}
+	cases := []struct {
+		s    []int64
+		p    float64
+		want int64
+	}{
+		{nil, 50, 0},
+		{[]int64{7}, 0, 7},
+		{[]int64{7}, 50, 7},
+		{[]int64{7}, 100, 7},
+		{[]int64{1, 2}, 50, 1},
+		{[]int64{1, 2}, 51, 2},
+		{[]int64{1, 2, 3, 4}, 50, 2},
+		{[]int64{1, 2, 3, 4}, 75, 3},
+		{[]int64{1, 2, 3, 4}, 99, 4},
+		{hundred, 50, 50},
+		{hundred, 90, 90},
+		{hundred, 99, 99},
+		{hundred, 99.5, 100},
+		{hundred, 100, 100},
+	}
+	for _, tc := range cases {
+		if got := percentile(tc.s, tc.p); got != tc.want {
+			t.Errorf("percentile(%d samples, %v) = %d, want %d", len(tc.s), tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var s []int64
+	for i := 1000; i >= 1; i-- { // unsorted on purpose
+		s = append(s, int64(i)*int64(time.Millisecond))
+	}
+	got := summarize(s)
+	want := Latency{N: 1000, P50: 500, P90: 900, P99: 990, Max: 1000, Mean: 500.5}
+	if got != want {
+		t.Errorf("summarize = %+v, want %+v", got, want)
+	}
+	if s[0] != int64(1000*time.Millisecond) {
+		t.Errorf("summarize reordered its argument")
+	}
+	if got := summarize(nil); got != (Latency{}) {
+		t.Errorf("summarize(nil) = %+v", got)
+	}
+}
+
+func TestCheckLoopbackURL(t *testing.T) {
+	ok := []string{
+		"http://127.0.0.1:8080", "http://127.0.0.1:8080/", "https://127.9.8.7", "http://[::1]:8080",
+		"http://localhost:8080", "http://LOCALHOST", "http://127.0.0.1:8080/prefix/",
+	}
+	for _, raw := range ok {
+		if _, err := checkLoopbackURL(raw); err != nil {
+			t.Errorf("checkLoopbackURL(%q): %v", raw, err)
+		}
+	}
+	bad := []string{
+		"http://10.0.0.1:8080", "http://example.com", "https://example.com:443", "http://0.0.0.0:8080",
+		"http://192.168.1.10", "http://[::]:8080", "http://[fe80::1%25lo]:8080", "http://localhost.example.com",
+		"http://127.0.0.1.nip.io", "http://[::ffff:10.0.0.1]", "ftp://127.0.0.1", "127.0.0.1:8080",
+		"http://user:pw@127.0.0.1", "http://127.0.0.1/?x=1", "",
+	}
+	for _, raw := range bad {
+		if _, err := checkLoopbackURL(raw); err == nil {
+			t.Errorf("checkLoopbackURL(%q) accepted it", raw)
+		}
+	}
+	u, _ := checkLoopbackURL("http://127.0.0.1:8080/prefix/")
+	if u.String() != "http://127.0.0.1:8080/prefix" {
+		t.Errorf("trailing slash kept: %s", u)
+	}
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	cfg, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.baseURL != "http://127.0.0.1:8080" || cfg.wsURL != "ws://127.0.0.1:8080/v1/ws" || cfg.origin != "http://127.0.0.1:8080" ||
+		cfg.desktops != 1000 || cfg.flows != 1000 || cfg.rate != 200 || cfg.concurrency != 500 || cfg.sources != 8 ||
+		cfg.phones != 20 || len(cfg.modes) != 1 || cfg.modes[0] != "push" || cfg.pollInterval != 2*time.Second ||
+		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cases := []struct {
+		args  []string
+		check func(c config) bool
+	}{
+		{[]string{"--poll", "500ms"}, func(c config) bool {
+			return strings.Join(c.modes, ",") == "push,poll,longpoll" && c.pollInterval == 500*time.Millisecond
+		}},
+		{[]string{"--poll", "1s", "--mode", "poll"}, func(c config) bool {
+			return strings.Join(c.modes, ",") == "poll" && c.pollInterval == time.Second
+		}},
+		{[]string{"--mode", "longpoll, push"}, func(c config) bool { return strings.Join(c.modes, ",") == "longpoll,push" }},
+		{[]string{"--url", "https://localhost:9443/x", "--origin", "https://app.test"}, func(c config) bool {
+			return c.wsURL == "wss://localhost:9443/x/v1/ws" && c.origin == "https://app.test"
+		}},
+		{[]string{"--desktops", "30000"}, func(c config) bool { return c.procs == 3 }},
+		{[]string{"--desktops", "100000", "--flows", "0"}, func(c config) bool { return c.procs == 9 }},
+		{[]string{"--desktops", "0", "--flows", "1000", "--concurrency", "1000", "--rate", "1000"}, func(c config) bool { return c.procs == 1 }},
+		{[]string{"--url", "http://[::1]:8080", "--sources", "0"}, func(c config) bool { return c.ipv6 && c.sources == 0 }},
+	}
+	for _, tc := range cases {
+		c, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if !tc.check(c) {
+			t.Errorf("%q: %+v", tc.args, c)
+		}
+	}
+}
+
+func TestParseFlagsRefuses(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"--url", "http://10.0.0.1:8080"}, "not a loopback"},
+		{[]string{"--url", "http://example.com"}, "not a loopback"},
+		{[]string{"--mode", "carrier-pigeon"}, "--mode"},
+		{[]string{"--mode", "push,push"}, "twice"},
+		{[]string{"--desktops", "-1"}, "--desktops"},
+		{[]string{"--flows", "-5"}, "--flows"},
+		{[]string{"--flows", "300000"}, "--flows"},
+		{[]string{"--desktops", "0", "--flows", "0"}, "nothing to do"},
+		{[]string{"--rate", "0"}, "--rate"},
+		{[]string{"--rate", "NaN"}, "--rate"},
+		{[]string{"--concurrency", "0"}, "--concurrency"},
+		{[]string{"--sources", "-1"}, "--sources"},
+		{[]string{"--url", "http://[::1]:8080"}, "IPv6"},
+		{[]string{"--phones", "0"}, "--phones"},
+		{[]string{"--poll-interval", "1ms", "--mode", "poll"}, "--poll-interval"},
+		{[]string{"--longpoll-wait", "31"}, "--longpoll-wait"},
+		{[]string{"--duration", "0s"}, "--duration"},
+		{[]string{"--duration", "2h"}, "--duration"},
+		{[]string{"--procs", "-1"}, "--procs"},
+		{[]string{"--procs", "1", "--desktops", "20000"}, "raise --procs to 2"},
+		{[]string{"--procs", "1", "--desktops", "0", "--flows", "20000", "--concurrency", "8000"}, "raise --procs to 2"},
+		{[]string{"--desktops", "200000", "--procs", "10"}, "raise --procs to 14"},
+		{[]string{"--settle", "-1s"}, "--settle"},
+		{[]string{"stray"}, "unexpected argument"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	}
+	for _, tc := range cases {
+		var stderr bytes.Buffer
+		_, err := parseFlags(tc.args, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestSourceAddr(t *testing.T) {
+	cases := map[int]string{0: "127.0.0.10", 7: "127.0.0.17", 244: "127.0.0.254", 245: "127.0.1.1", 245 + 254: "127.0.2.1"}
+	for i, want := range cases {
+		if got := sourceAddr(i); got != netip.MustParseAddr(want) {
+			t.Errorf("sourceAddr(%d) = %s, want %s", i, got, want)
+		}
+	}
+	last := sourceAddr(maxSourceAddrs - 1).As4()
+	if last[2] == 255 && last[3] == 255 || last[3] == 0 {
+		t.Errorf("last source address %v", last)
+	}
+}
+
+// TestChildArgs checks that the children's command lines parse and split
+// the work exactly.
+func TestChildArgs(t *testing.T) {
+	parent, err := parseFlags([]string{"--desktops", "30001", "--flows", "1001", "--rate", "300",
+		"--concurrency", "500", "--sources", "4", "--duration", "90s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parent.procs != 3 {
+		t.Fatalf("procs %d, want 3", parent.procs)
+	}
+	var desktops, flows int
+	var rate float64
+	for i := range parent.procs {
+		args := childArgs(parent, "poll", i, 80*time.Second)
+		if args[0] != "bench" {
+			t.Fatalf("child args start with %q", args[0])
+		}
+		c, err := parseFlags(args[1:], io.Discard)
+		if err != nil {
+			t.Fatalf("child %d: %v (%q)", i, err, args)
+		}
+		if !c.child || c.childIndex != i || c.procs != 1 || c.modes[0] != "poll" || c.sourceOffset != 4*i ||
+			c.duration != 80*time.Second || c.concurrency != 167 {
+			t.Errorf("child %d: %+v", i, c)
+		}
+		desktops += c.desktops
+		flows += c.flows
+		rate += c.rate
+	}
+	if desktops != 30001 || flows != 1001 || math.Abs(rate-300) > 1e-9 {
+		t.Errorf("children hold %d desktops, %d flows, %g/s; want 30001, 1001, 300", desktops, flows, rate)
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	rs := []Result{
+		{Mode: "push", Procs: 1, Sources: 8, Desktops: 10, DesktopsOpen: 10, Flows: 5, OK: 4, Errors: 1,
+			ErrorKinds: map[string]int{"scan:409_conflict": 1}, Confirm: Latency{N: 4, P50: 1.5, P90: 2, P99: 3, Max: 4},
+			Hub: HubStats{Available: true, RSSBefore: 10 << 20, RSSIdle: 11 << 20, BytesPerDesktop: 8704}},
+		{Mode: "poll", PollInterval: "2s", Procs: 1, Sources: 8, Flows: 5, OK: 5, StatusRequestsPerFlow: 1.2,
+			Notes: []string{"something to know"}},
+	}
+	var b bytes.Buffer
+	writeTable(&b, rs)
+	out := b.String()
+	for _, want := range []string{"poll (2s)", "confirm→desktop p50/p90/p99/max", "1.50 / 2.00 / 3.00 / 4.00 ms",
+		"8.5 KiB (0.0 KiB / 0.0 KiB)", "1.20", "- (push)", "n/a", "push errors: scan:409_conflict=1", "poll note: something to know"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// ticket is the part of POST /v1/qr/tickets's answer a desktop uses.
+type ticket struct {
+	ID          string `json:"id"`
+	Ticket      string `json:"ticket"`
+	WatchSecret string `json:"watch_secret"`
+	Version     uint64 `json:"version"`
+	State       string `json:"state"`
+}
+
+// stateMsg is a WebSocket event or a status response.
+type stateMsg struct {
+	Ev      string `json:"ev"`
+	ID      string `json:"id"`
+	Version uint64 `json:"version"`
+	State   string `json:"state"`
+	Error   string `json:"error"`
+}
+
+// notice is what a desktop learned: a new version, or that it failed.
+type notice struct {
+	version uint64
+	state   string
+	at      time.Time
+	err     string // error kind; empty for a state
+}
+
+// desktop is one waiting page: a ticket and a way to learn its state.
+type desktop struct {
+	src     *source
+	t       ticket
+	ws      *websocket.Conn // push
+	stop    context.CancelFunc
+	closing atomic.Bool
+	done    chan struct{} // the watching goroutine returned
+}
+
+// terminal states end a desktop's watching (a page redeems on confirmed).
+func terminal(state string) bool {
+	switch state {
+	case "confirmed", "redeemed", "expired", "cancelled":
+		return true
+	}
+	return false
+}
+
+// desktopEnv is what opening a desktop needs.
+type desktopEnv struct {
+	cfg      config
+	mode     string
+	life     context.Context // stops every watching goroutine
+	requests *atomic.Int64   // status requests made by these desktops
+	wg       *sync.WaitGroup // watching goroutines
+}
+
+// openDesktop creates a ticket from src and starts watching it the way the
+// mode does; notify is called from the watching goroutine (it must not
+// block). For push it returns once the hub has sent the pending state.
+func (e *desktopEnv) openDesktop(ctx context.Context, src *source, notify func(notice)) (*desktop, error) {
+	d := &desktop{src: src, done: make(chan struct{})}
+	if err := src.call(ctx, "create", "POST", e.cfg.baseURL+"/v1/qr/tickets", "", nil, &d.t, http.StatusCreated); err != nil {
+		return nil, err
+	}
+	if d.t.ID == "" || d.t.WatchSecret == "" || d.t.Ticket == "" {
+		return nil, &stepError{"create", "bad_json"}
+	}
+	lctx, stop := context.WithCancel(e.life)
+	d.stop = stop
+	switch e.mode {
+	case modePush:
+		if err := d.dialWatch(ctx, e.cfg); err != nil {
+			stop()
+			return nil, err
+		}
+		e.wg.Go(func() { d.readLoop(notify) })
+		// The reader blocks in the socket: close it when life ends
+		// (no goroutine waits for that meanwhile).
+		unhook := context.AfterFunc(lctx, func() {
+			d.closing.Store(true)
+			d.ws.Close()
+		})
+		d.stop = func() { unhook(); stop() }
+	case modePoll:
+		e.wg.Go(func() { d.pollLoop(lctx, e, notify) })
+	case modeLongPoll:
+		e.wg.Go(func() { d.longPollLoop(lctx, e, notify) })
+	}
+	return d, nil
+}
+
+// dialWatch opens the desktop's WebSocket from its source address, sends
+// watch, and reads the current state.
+func (d *desktop) dialWatch(ctx context.Context, cfg config) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d.src.reqs.Add(1)
+	c, resp, err := d.src.ws.DialContext(dctx, cfg.wsURL, http.Header{"Origin": {cfg.origin}, "User-Agent": {"loginhub-bench"}})
+	if err != nil {
+		if resp != nil {
+			return &stepError{"ws_dial", fmt.Sprint(resp.StatusCode)}
+		}
+		return &stepError{"ws_dial", netKind(err)}
+	}
+	fail := func(kind string) error {
+		c.Close()
+		return &stepError{"ws_watch", kind}
+	}
+	deadline, _ := dctx.Deadline()
+	c.SetWriteDeadline(deadline)
+	if err := c.WriteJSON(map[string]any{"op": "watch", "id": d.t.ID, "secret": d.t.WatchSecret, "since": 0}); err != nil {
+		return fail(netKind(err))
+	}
+	c.SetReadDeadline(deadline)
+	var m stateMsg
+	if err := c.ReadJSON(&m); err != nil {
+		return fail(netKind(err))
+	}
+	switch {
+	case m.Ev == "error":
+		return fail("event_" + m.Error)
+	case m.Ev != "state" || m.Version < 1:
+		return fail("unexpected_event")
+	}
+	c.SetReadDeadline(time.Time{})
+	c.SetWriteDeadline(time.Time{})
+	d.ws = c
+	return nil
+}
+
+// readLoop reads the desktop's events until the socket closes; reading
+// also answers the hub's pings.
+func (d *desktop) readLoop(notify func(notice)) {
+	defer close(d.done)
+	for {
+		_, data, err := d.ws.ReadMessage()
+		at := time.Now()
+		if err != nil {
+			if !d.closing.Load() {
+				notify(notice{err: "ws_read:" + netKind(err), at: at})
+			}
+			return
+		}
+		var m stateMsg
+		if json.Unmarshal(data, &m) != nil {
+			notify(notice{err: "ws_read:bad_json", at: at})
+			continue
+		}
+		switch m.Ev {
+		case "state":
+			notify(notice{version: m.Version, state: m.State, at: at})
+		case "error":
+			notify(notice{err: "ws_event:" + m.Error, at: at})
+		}
+	}
+}
+
+// pollLoop GETs the status every interval, starting at a random point of
+// the first interval (pages load at random times), until a terminal state,
+// an error, or stop.
+func (d *desktop) pollLoop(ctx context.Context, e *desktopEnv, notify func(notice)) {
+	defer close(d.done)
+	interval := e.cfg.pollInterval
+	last := d.t.Version
+	url := e.cfg.baseURL + "/v1/qr/tickets/" + d.t.ID
+	next := time.Now().Add(rand.N(interval))
+	t := time.NewTimer(time.Until(next))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var m stateMsg
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := d.src.call(rctx, "status", "GET", url, d.t.WatchSecret, nil, &m, http.StatusOK)
+		cancel()
+		at := time.Now()
+		e.requests.Add(1)
+		if err != nil {
+			if ctx.Err() == nil {
+				notify(notice{err: errKind(err), at: at})
+			}
+			return
+		}
+		if m.Version > last {
+			last = m.Version
+			notify(notice{version: m.Version, state: m.State, at: at})
+			if terminal(m.State) {
+				return
+			}
+		}
+		next = next.Add(interval)
+		if now := time.Now(); next.Before(now) {
+			next = now // fell behind: poll at once, do not burst
+		}
+		t.Reset(time.Until(next))
+	}
+}
+
+// longPollLoop holds GET ...?since=N&wait=S until a terminal state, an
+// error, or stop.
+func (d *desktop) longPollLoop(ctx context.Context, e *desktopEnv, notify func(notice)) {
+	defer close(d.done)
+	last := d.t.Version
+	wait := time.Duration(e.cfg.longPollWait) * time.Second
+	for ctx.Err() == nil {
+		url := fmt.Sprintf("%s/v1/qr/tickets/%s?since=%d&wait=%d", e.cfg.baseURL, d.t.ID, last, e.cfg.longPollWait)
+		var m stateMsg
+		rctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
+		err := d.src.call(rctx, "longpoll", "GET", url, d.t.WatchSecret, nil, &m, http.StatusOK)
+		cancel()
+		at := time.Now()
+		e.requests.Add(1)
+		if err != nil {
+			if ctx.Err() == nil {
+				notify(notice{err: errKind(err), at: at})
+			}
+			return
+		}
+		if m.Version > last {
+			last = m.Version
+			notify(notice{version: m.Version, state: m.State, at: at})
+			if terminal(m.State) {
+				return
+			}
+		}
+	}
+}
+
+// close stops watching and closes the desktop's socket, and waits for its
+// goroutine.
+func (d *desktop) close() {
+	d.closing.Store(true)
+	if d.ws != nil {
+		d.ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+		d.ws.Close()
+	}
+	d.stop()
+	<-d.done
+}

@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parsePrometheus reads the Prometheus text exposition format into a map
+// from series (the metric name, plus its labels exactly as written:
+// `go_gc_duration_seconds{quantile="0.5"}`) to value. Comments, HELP and
+// TYPE lines are skipped; timestamps are ignored.
+func parsePrometheus(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		series, rest, err := splitSeries(line)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %d: %w", n, err)
+		}
+		fields := strings.Fields(rest)
+		if len(fields) < 1 || len(fields) > 2 {
+			return nil, fmt.Errorf("metrics line %d: want a value and an optional timestamp after %s", n, series)
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %d: value %q: %w", n, fields[0], err)
+		}
+		out[series] = v
+	}
+	return out, sc.Err()
+}
+
+// splitSeries splits `name{labels} value` after the series. Label values
+// are quoted and may hold spaces, braces and escaped quotes.
+func splitSeries(line string) (series, rest string, err error) {
+	i := strings.IndexAny(line, "{ \t")
+	if i <= 0 {
+		return "", "", errors.New("no value")
+	}
+	if line[i] != '{' {
+		return line[:i], line[i:], nil
+	}
+	inQuote := false
+	for j := i + 1; j < len(line); j++ {
+		switch c := line[j]; {
+		case inQuote && c == '\\':
+			j++
+		case c == '"':
+			inQuote = !inQuote
+		case !inQuote && c == '}':
+			return line[:j+1], line[j+1:], nil
+		}
+	}
+	return "", "", errors.New("unterminated labels")
+}
+
+// hubMetrics is what bench reads from the hub's /metrics.
+type hubMetrics struct {
+	At         time.Time
+	RSS        float64 // process_resident_memory_bytes
+	Goroutines float64 // go_goroutines
+	CPU        float64 // process_cpu_seconds_total
+	HeapInuse  float64 // go_memstats_heap_inuse_bytes
+	StackInuse float64 // go_memstats_stack_inuse_bytes
+	Sockets    float64 // loginhub_hub_open_sockets
+	Slow       float64 // loginhub_hub_slow_consumers_dropped_total
+}
+
+func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
+	get := func(k string) float64 { // 0 when the hub does not export it
+		if v, ok := m[k]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			return v
+		}
+		return 0
+	}
+	return hubMetrics{
+		At: at, RSS: get("process_resident_memory_bytes"), Goroutines: get("go_goroutines"),
+		CPU: get("process_cpu_seconds_total"), HeapInuse: get("go_memstats_heap_inuse_bytes"),
+		StackInuse: get("go_memstats_stack_inuse_bytes"),
+		Sockets:    get("loginhub_hub_open_sockets"), Slow: get("loginhub_hub_slow_consumers_dropped_total"),
+	}
+}
+
+// metricsClient reads /healthz and /metrics; its connections are closed
+// when Run returns.
+var metricsClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+
+// readMetrics fetches and parses the hub's /metrics.
+func readMetrics(ctx context.Context, baseURL string) (hubMetrics, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", baseURL+"/metrics", nil)
+	if err != nil {
+		return hubMetrics{}, err
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return hubMetrics{}, fmt.Errorf("reading the hub's /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return hubMetrics{}, fmt.Errorf("the hub's /metrics: status %d", resp.StatusCode)
+	}
+	m, err := parsePrometheus(resp.Body)
+	if err != nil {
+		return hubMetrics{}, err
+	}
+	return metricsFrom(m, time.Now()), nil
+}
+
+// within reports whether a and b differ by at most frac of a (or by at most
+// abs).
+func within(a, b, frac, abs float64) bool {
+	d := math.Abs(a - b)
+	return d <= abs || d <= frac*math.Abs(a)
+}
+
+// settle waits for the hub to settle after the idle desktops opened: until
+// two reads about a second apart agree within 2 % on RSS and goroutines, or
+// for at most maxWait (0: one read, taken as settled). It returns the last read, the first one (for the CPU
+// spent while idle), and whether it settled.
+func settle(ctx context.Context, baseURL string, maxWait time.Duration) (first, last hubMetrics, settled bool, err error) {
+	first, err = readMetrics(ctx, baseURL)
+	if err != nil {
+		return first, first, false, err
+	}
+	if maxWait <= 0 {
+		return first, first, true, nil
+	}
+	prev := first
+	deadline := time.Now().Add(maxWait)
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return first, prev, false, nil
+		case <-t.C:
+		}
+		cur, err := readMetrics(ctx, baseURL)
+		if err != nil {
+			return first, prev, false, err
+		}
+		if within(prev.RSS, cur.RSS, 0.02, 0) && within(prev.Goroutines, cur.Goroutines, 0.02, 2) {
+			return first, cur, true, nil
+		}
+		prev = cur
+		t.Reset(time.Second)
+	}
+	return first, prev, false, nil
+}

@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// checkHub fails fast when nothing answers at the URL.
+func checkHub(ctx context.Context, cfg config) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", cfg.baseURL+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: no hub answering at %s: %w", cfg.baseURL, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: %s/healthz: status %d", cfg.baseURL, resp.StatusCode)
+	}
+	return nil
+}
+
+// parallel calls f for every worker at once.
+func parallel[T any](ws []worker, f func(worker) (T, error)) ([]T, error) {
+	out := make([]T, len(ws))
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() { out[i], errs[i] = f(w) })
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// runMode runs both phases of one mode and merges what every process saw.
+func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Result, err error) {
+	res = Result{Mode: mode, Procs: cfg.procs, Sources: cfg.sources, Desktops: cfg.desktops, Flows: cfg.flows,
+		ErrorKinds: map[string]int{}, NotStarted: cfg.flows}
+	switch mode {
+	case modePoll:
+		res.PollInterval = cfg.pollInterval.String()
+	case modeLongPoll:
+		res.PollInterval = fmt.Sprintf("wait=%ds", cfg.longPollWait)
+	}
+	wall0, cpu0 := time.Now(), cpuTime()
+
+	before, merr := readMetrics(ctx, cfg.baseURL)
+	hubOK := merr == nil
+	if !hubOK {
+		lg.Printf("%s: hub metrics unavailable, reporting no hub figures: %v", mode, merr)
+		res.Notes = append(res.Notes, "hub /metrics unavailable: no hub figures")
+	}
+
+	workers, err := startWorkers(ctx, cfg, mode, lg)
+	if err != nil {
+		return res, err
+	}
+	closeAll := func() {
+		reps, _ := parallel(workers, func(w worker) (closeReport, error) { return w.close(), nil })
+		for _, r := range reps {
+			mergeCounts(res.ErrorKinds, r.IdleErrors)
+			res.PeakSockets = max(res.PeakSockets, r.PeakSockets)
+		}
+	}
+
+	// Phase 1: idle desktops.
+	if cfg.desktops > 0 {
+		lg.Printf("%s: opening %d idle desktops from %d source address(es) in %d process(es)",
+			mode, cfg.desktops, max(cfg.sources, 1)*cfg.procs, cfg.procs)
+	}
+	t := time.Now()
+	idles, err := parallel(workers, func(w worker) (idleReport, error) { return w.openIdle(ctx) })
+	res.OpenSeconds = time.Since(t).Seconds()
+	for _, r := range idles {
+		res.DesktopsOpen += r.Opened
+		mergeCounts(res.ErrorKinds, r.Errors)
+	}
+	if err != nil {
+		closeAll()
+		return res, err
+	}
+	idle := before
+	if hubOK && res.DesktopsOpen > 0 && ctx.Err() == nil {
+		lg.Printf("%s: %d desktops waiting (opened in %.1fs); letting the hub settle", mode, res.DesktopsOpen, res.OpenSeconds)
+		first, last, settled, err := settle(ctx, cfg.baseURL, cfg.settle)
+		if err == nil {
+			idle = last
+			res.Hub.Settled = settled
+			if !settled {
+				res.Notes = append(res.Notes, fmt.Sprintf("hub RSS/goroutines still moving after %s: per-desktop figures are rough", cfg.settle))
+			}
+		}
+		if err == nil && cfg.settle > 0 {
+			// Idle CPU over at least 3 s: the counter ticks in 10 ms.
+			if wait := time.Until(first.At.Add(3 * time.Second)); wait > 0 {
+				sleepCtx(ctx, wait)
+			}
+			if end, err := readMetrics(ctx, cfg.baseURL); err == nil {
+				res.Hub.CPUIdlePercent = cpuPercent(first, end)
+			}
+		}
+	}
+
+	// Phase 2: flows.
+	after := idle
+	if cfg.flows > 0 && ctx.Err() == nil {
+		lg.Printf("%s: %d flows at %g/s, at most %d in flight", mode, cfg.flows, cfg.rate, cfg.concurrency)
+		m0, err0 := readMetrics(ctx, cfg.baseURL)
+		t := time.Now()
+		frs, err := parallel(workers, func(w worker) (flowReport, error) { return w.runFlows(ctx) })
+		res.FlowSeconds = time.Since(t).Seconds()
+		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m1, err1 := readMetrics(mctx, cfg.baseURL)
+		cancel()
+		if hubOK && err0 == nil && err1 == nil {
+			res.Hub.CPUFlowsPercent = cpuPercent(m0, m1)
+			after = m1
+		}
+		var all flowReport
+		for _, r := range frs {
+			all.Started += r.Started
+			all.OK += r.OK
+			all.Cancelled += r.Cancelled
+			all.Open = append(all.Open, r.Open...)
+			all.Scanned = append(all.Scanned, r.Scanned...)
+			all.Confirm = append(all.Confirm, r.Confirm...)
+			all.Redeem = append(all.Redeem, r.Redeem...)
+			all.StatusRequests += r.StatusRequests
+			all.IdleRequests += r.IdleRequests
+			mergeCounts(res.ErrorKinds, r.Errors)
+		}
+		res.OK = all.OK
+		res.NotStarted = cfg.flows - all.Started
+		res.Cancelled = all.Cancelled
+		res.OpenLatency = summarize(all.Open)
+		res.Scanned = summarize(all.Scanned)
+		res.Confirm = summarize(all.Confirm)
+		res.Redeem = summarize(all.Redeem)
+		if res.FlowSeconds > 0 {
+			res.FlowsPerSec = float64(all.OK) / res.FlowSeconds
+			res.IdleRequestsPerSec = float64(all.IdleRequests) / res.FlowSeconds
+		}
+		if all.Started > 0 && mode != modePush {
+			res.StatusRequestsPerFlow = float64(all.StatusRequests) / float64(all.Started)
+		}
+		if err != nil {
+			lg.Printf("%s: %v", mode, err)
+			res.Notes = append(res.Notes, err.Error())
+		}
+	}
+
+	lg.Printf("%s: closing", mode)
+	closeAll()
+	res.BenchCPUPercent = 100 * (cpuTime() - cpu0).Seconds() / time.Since(wall0).Seconds()
+	for _, n := range res.ErrorKinds {
+		res.Errors += n
+	}
+	if hubOK {
+		res.Hub.Available = true
+		res.Hub.RSSBefore, res.Hub.RSSIdle, res.Hub.RSSAfter = before.RSS, idle.RSS, after.RSS
+		res.Hub.HeapBefore, res.Hub.HeapIdle = before.HeapInuse, idle.HeapInuse
+		res.Hub.StackBefore, res.Hub.StackIdle = before.StackInuse, idle.StackInuse
+		res.Hub.GoroutinesBefore, res.Hub.GoroutinesIdle, res.Hub.GoroutinesAfter = before.Goroutines, idle.Goroutines, after.Goroutines
+		res.Hub.SocketsIdle = idle.Sockets
+		res.Hub.SlowDropped = after.Slow - before.Slow
+		if n := float64(res.DesktopsOpen); n > 0 {
+			res.Hub.BytesPerDesktop = (idle.RSS - before.RSS) / n
+			res.Hub.HeapBytesPerDesktop = (idle.HeapInuse - before.HeapInuse) / n
+			res.Hub.StackBytesPerDesktop = (idle.StackInuse - before.StackInuse) / n
+			res.Hub.GoroutinesPerDesktop = (idle.Goroutines - before.Goroutines) / n
+		}
+	}
+	res.Incomplete = ctx.Err() != nil || res.NotStarted > 0 || res.Cancelled > 0 || res.DesktopsOpen+sumPrefix(res.ErrorKinds, "idle_open:") < cfg.desktops
+	res.Notes = append(res.Notes, hints(res)...)
+	return res, nil
+}
+
+func cpuPercent(a, b hubMetrics) float64 {
+	wall := b.At.Sub(a.At).Seconds()
+	if wall <= 0 {
+		return 0
+	}
+	return 100 * (b.CPU - a.CPU) / wall
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func mergeCounts(dst, src map[string]int) {
+	for k, v := range src {
+		dst[k] += v
+	}
+}
+
+func sumPrefix(m map[string]int, prefix string) int {
+	n := 0
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			n += v
+		}
+	}
+	return n
+}
+
+// hints explain the errors a misconfigured hub causes.
+func hints(r Result) []string {
+	var out []string
+	has := func(sub string) bool {
+		for k := range r.ErrorKinds {
+			if strings.Contains(k, sub) {
+				return true
+			}
+		}
+		return false
+	}
+	if has("429") {
+		out = append(out, "rate-limited: start the hub with LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0")
+	}
+	if has("ws_dial:403") {
+		out = append(out, "WebSocket refused (Origin): the hub allows its public URL's origin; pass --origin")
+	}
+	if has("expired") {
+		out = append(out, "tickets expired during the run: start the hub with LOGINHUB_QR_TTL=10m")
+	}
+	if has("socket_limit") || has("too_many_files") {
+		out = append(out, "out of sockets/files: use more --procs (or the hub is at its own file limit)")
+	}
+	if has("no_ephemeral_port") {
+		out = append(out, "out of ephemeral ports: use more --sources")
+	}
+	if has("refused") || has(":reset") || has(":eof") || has(":timeout") {
+		out = append(out, "connections refused, reset or timed out: the hub may be at its file limit (accept: too many open files) or overloaded")
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxSourceAddrs is how many source addresses exist from 127.0.0.10 up to
+// 127.0.255.254, skipping .0 and .255 last octets.
+const maxSourceAddrs = 65000
+
+// sourceAddr is the i-th source address: 127.0.0.10, 127.0.0.11, ...,
+// 127.0.0.254, 127.0.1.1, ... (no .0 or .255 last octet).
+func sourceAddr(i int) netip.Addr {
+	k := 9 + i // 127.0.0.1 is k=0
+	return netip.AddrFrom4([4]byte{127, 0, byte(k / 254), byte(k%254 + 1)})
+}
+
+var errSocketLimit = fmt.Errorf("more than %d sockets open in this process", maxSocketsPerProcess)
+
+// netenv is one process's client side: a socket counter and one source per
+// loopback address.
+type netenv struct {
+	sources []*source
+	open    atomic.Int64 // sockets open now
+	peak    atomic.Int64
+	limit   int64
+	closed  atomic.Bool // no more dials: a dial that finishes late is closed
+}
+
+var errNetClosed = errors.New("bench: client closed")
+
+// source is everything bound to one local address: an HTTP client with
+// its own connection pool, and a WebSocket dialer.
+type source struct {
+	addr   netip.Addr // invalid = unbound
+	env    *netenv
+	client *http.Client
+	ws     *websocket.Dialer
+	tr     *http.Transport
+	reqs   *atomic.Int64 // every HTTP request made (all sources of a worker share it)
+}
+
+func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
+	e := &netenv{limit: maxSocketsPerProcess}
+	wbufs := &sync.Pool{}
+	n := max(cfg.sources, 1)
+	for i := range n {
+		s := &source{env: e, reqs: reqs}
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		if cfg.sources > 0 {
+			s.addr = sourceAddr(cfg.sourceOffset + i)
+			d.LocalAddr = &net.TCPAddr{IP: s.addr.AsSlice()}
+			d.Control = bindNoPort
+		}
+		dial := e.counting(d)
+		s.tr = &http.Transport{
+			DialContext:         dial,
+			MaxIdleConnsPerHost: maxSocketsPerProcess, // keep every connection a desktop may reuse
+			IdleConnTimeout:     60 * time.Second,
+			DisableCompression:  true,
+			ReadBufferSize:      4 << 10,
+			WriteBufferSize:     4 << 10,
+			TLSHandshakeTimeout: 10 * time.Second,
+		}
+		s.client = &http.Client{Transport: s.tr}
+		s.ws = &websocket.Dialer{
+			NetDialContext:   dial,
+			HandshakeTimeout: 10 * time.Second,
+			ReadBufferSize:   1024,
+			WriteBufferSize:  512,
+			WriteBufferPool:  wbufs,
+		}
+		e.sources = append(e.sources, s)
+	}
+	return e
+}
+
+// counting wraps d so that no more than e.limit sockets are open at once.
+func (e *netenv) counting(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if e.closed.Load() {
+			return nil, errNetClosed
+		}
+		n := e.open.Add(1)
+		if n > e.limit {
+			e.open.Add(-1)
+			return nil, errSocketLimit
+		}
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			e.open.Add(-1)
+			return nil, err
+		}
+		if e.closed.Load() {
+			// The Transport keeps a connection whose request was
+			// cancelled while it was dialled; the hub would see it as a
+			// new connection that never sends a request.
+			c.Close()
+			e.open.Add(-1)
+			return nil, errNetClosed
+		}
+		for {
+			p := e.peak.Load()
+			if n <= p || e.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		return &countedConn{Conn: c, env: e}, nil
+	}
+}
+
+// closeIdle closes the pooled connections; with final, no new ones are
+// made after it.
+func (e *netenv) closeIdle(final bool) {
+	if final {
+		e.closed.Store(true)
+	}
+	for _, s := range e.sources {
+		s.tr.CloseIdleConnections()
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	env  *netenv
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.env.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// stepError is a failed step of a desktop or flow; Kind() is how errors
+// are counted: "step:status_code" or "step:net_kind".
+type stepError struct {
+	step string
+	kind string
+}
+
+func (e *stepError) Error() string { return e.step + ":" + e.kind }
+
+func errKind(err error) string {
+	var se *stepError
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	return netKind(err)
+}
+
+// netKind names a transport error.
+func netKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errSocketLimit):
+		return "socket_limit"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no_ephemeral_port"
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "too_many_files"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case websocket.IsCloseError(err, websocket.CloseGoingAway):
+		return "closed_1001"
+	case websocket.IsUnexpectedCloseError(err):
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return fmt.Sprintf("closed_%d", ce.Code)
+		}
+	}
+	return "net"
+}
+
+// call does one JSON request and decodes a `want` response into out.
+func (s *source) call(ctx context.Context, step, method, url, bearer string, body, out any, want int) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("User-Agent", "loginhub-bench")
+	s.reqs.Add(1)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return &stepError{step, netKind(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return &stepError{step, netKind(err)}
+	}
+	if resp.StatusCode != want {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(data, &e)
+		kind := fmt.Sprint(resp.StatusCode)
+		if e.Error != "" {
+			kind += "_" + e.Error
+		}
+		return &stepError{step, kind}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return &stepError{step, "bad_json"}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Result is one mode's merged outcome (the --json output, one per line).
+type Result struct {
+	Mode         string `json:"mode"`
+	PollInterval string `json:"poll_interval,omitempty"`
+	Procs        int    `json:"procs"`
+	Sources      int    `json:"sources_per_proc"`
+
+	Desktops     int     `json:"desktops"`      // idle desktops asked for
+	DesktopsOpen int     `json:"desktops_open"` // idle desktops that were waiting
+	OpenSeconds  float64 `json:"open_seconds"`  // time to open them
+
+	Flows       int            `json:"flows"`
+	OK          int            `json:"ok"`
+	Errors      int            `json:"errors"` // failed flows, idle desktops that failed to open or later
+	ErrorKinds  map[string]int `json:"error_kinds,omitempty"`
+	NotStarted  int            `json:"not_started"`
+	Cancelled   int            `json:"cancelled"` // in flight when --duration or a signal ended the run
+	FlowSeconds float64        `json:"flow_seconds"`
+	FlowsPerSec float64        `json:"flows_per_second"`
+
+	OpenLatency Latency `json:"open"`    // create + watch until the pending state
+	Scanned     Latency `json:"scanned"` // scan sent → desktop noticed the scan
+	Confirm     Latency `json:"confirm"` // confirm sent → desktop noticed "confirmed"
+	Redeem      Latency `json:"redeem"`  // redeem request
+
+	StatusRequestsPerFlow float64 `json:"status_requests_per_flow"` // poll modes: status GETs by a flow's desktop
+	IdleRequestsPerSec    float64 `json:"idle_requests_per_second"` // poll modes: by the idle desktops, during the flows
+
+	Hub             HubStats `json:"hub"`
+	BenchCPUPercent float64  `json:"bench_cpu_percent"` // this tool (all its processes), whole mode
+	PeakSockets     int64    `json:"peak_sockets_per_proc"`
+	Incomplete      bool     `json:"incomplete"`
+	Notes           []string `json:"notes,omitempty"`
+}
+
+// HubStats is what the hub's /metrics said. Memory is in bytes.
+type HubStats struct {
+	Available            bool    `json:"available"`
+	Settled              bool    `json:"settled"`
+	RSSBefore            float64 `json:"rss_before"`
+	RSSIdle              float64 `json:"rss_idle"`
+	RSSAfter             float64 `json:"rss_after"`
+	HeapBefore           float64 `json:"heap_inuse_before"`
+	HeapIdle             float64 `json:"heap_inuse_idle"`
+	StackBefore          float64 `json:"stack_inuse_before"`
+	StackIdle            float64 `json:"stack_inuse_idle"`
+	BytesPerDesktop      float64 `json:"rss_bytes_per_idle_desktop"`
+	HeapBytesPerDesktop  float64 `json:"heap_bytes_per_idle_desktop"`
+	StackBytesPerDesktop float64 `json:"stack_bytes_per_idle_desktop"`
+	GoroutinesBefore     float64 `json:"goroutines_before"`
+	GoroutinesIdle       float64 `json:"goroutines_idle"`
+	GoroutinesAfter      float64 `json:"goroutines_after"`
+	GoroutinesPerDesktop float64 `json:"goroutines_per_idle_desktop"`
+	SocketsIdle          float64 `json:"open_sockets_idle"`
+	SlowDropped          float64 `json:"slow_consumers_dropped"`
+	CPUIdlePercent       float64 `json:"cpu_idle_percent"`  // while the idle desktops wait
+	CPUFlowsPercent      float64 `json:"cpu_flows_percent"` // during the flows
+}
+
+// Latency summarizes samples, in milliseconds.
+type Latency struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+	Mean float64 `json:"mean_ms"`
+}
+
+// percentile is the nearest-rank p-th percentile of sorted samples: the
+// smallest sample that at least p % of the samples are at or below.
+func percentile(sorted []int64, p float64) int64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(n)))
+	rank = min(max(rank, 1), n)
+	return sorted[rank-1]
+}
+
+// summarize sorts a copy of samples (nanoseconds) and summarizes it.
+func summarize(samples []int64) Latency {
+	if len(samples) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	var sum float64
+	for _, v := range s {
+		sum += float64(v)
+	}
+	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+	return Latency{
+		N: len(s), P50: ms(percentile(s, 50)), P90: ms(percentile(s, 90)), P99: ms(percentile(s, 99)),
+		Max: ms(s[len(s)-1]), Mean: sum / float64(len(s)) / 1e6,
+	}
+}
+
+// writeTable prints the results side by side, one column per mode.
+func writeTable(w io.Writer, rs []Result) {
+	if len(rs) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(label string, f func(r Result) string) {
+		cells := []string{label}
+		for _, r := range rs {
+			cells = append(cells, f(r))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	anyFlows := slices.ContainsFunc(rs, func(r Result) bool { return r.Flows > 0 })
+	anyPoll := slices.ContainsFunc(rs, func(r Result) bool { return r.Mode != modePush })
+	anyIdle := slices.ContainsFunc(rs, func(r Result) bool { return r.Desktops > 0 })
+
+	row("mode", func(r Result) string {
+		if r.PollInterval != "" {
+			return r.Mode + " (" + r.PollInterval + ")"
+		}
+		return r.Mode
+	})
+	row("processes × sources", func(r Result) string { return fmt.Sprintf("%d × %d", r.Procs, r.Sources) })
+	if anyIdle {
+		row("idle desktops open", func(r Result) string {
+			return fmt.Sprintf("%d/%d in %.1fs", r.DesktopsOpen, r.Desktops, r.OpenSeconds)
+		})
+	}
+	if anyFlows {
+		row("flows ok/total", func(r Result) string { return fmt.Sprintf("%d/%d", r.OK, r.Flows) })
+	}
+	row("errors", func(r Result) string { return fmt.Sprint(r.Errors) })
+	if slices.ContainsFunc(rs, func(r Result) bool { return r.NotStarted > 0 || r.Cancelled > 0 }) {
+		row("flows not started/cut short", func(r Result) string { return fmt.Sprintf("%d/%d", r.NotStarted, r.Cancelled) })
+	}
+	if anyFlows {
+		row("flow phase", func(r Result) string { return fmt.Sprintf("%.2fs", r.FlowSeconds) })
+		row("throughput", func(r Result) string { return fmt.Sprintf("%.1f flows/s", r.FlowsPerSec) })
+		row("open (create+watch) p50/p99", func(r Result) string { return lat(r.OpenLatency, r.OpenLatency.P50, r.OpenLatency.P99) })
+		row("scan→desktop p50/p99", func(r Result) string { return lat(r.Scanned, r.Scanned.P50, r.Scanned.P99) })
+		row("confirm→desktop p50/p90/p99/max", func(r Result) string {
+			return lat(r.Confirm, r.Confirm.P50, r.Confirm.P90, r.Confirm.P99, r.Confirm.Max)
+		})
+		row("redeem p50/p99", func(r Result) string { return lat(r.Redeem, r.Redeem.P50, r.Redeem.P99) })
+		if anyPoll {
+			row("status requests per flow", func(r Result) string {
+				if r.Mode == modePush {
+					return "- (push)"
+				}
+				return fmt.Sprintf("%.2f", r.StatusRequestsPerFlow)
+			})
+			if anyIdle {
+				row("idle desktops' requests/s", func(r Result) string {
+					if r.Mode == modePush {
+						return "- (push)"
+					}
+					return fmt.Sprintf("%.0f", r.IdleRequestsPerSec)
+				})
+			}
+		}
+	}
+	hub := func(label string, f func(r Result) string) {
+		row(label, func(r Result) string {
+			if !r.Hub.Available {
+				return "n/a"
+			}
+			return f(r)
+		})
+	}
+	hub("hub RSS before/idle/after", func(r Result) string {
+		return fmt.Sprintf("%s / %s / %s", mib(r.Hub.RSSBefore), mib(r.Hub.RSSIdle), mib(r.Hub.RSSAfter))
+	})
+	if anyIdle {
+		hub("hub per idle desktop: RSS (heap/stack)", func(r Result) string {
+			if r.DesktopsOpen == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%s (%s / %s)", kib(r.Hub.BytesPerDesktop), kib(r.Hub.HeapBytesPerDesktop), kib(r.Hub.StackBytesPerDesktop))
+		})
+	}
+	hub("hub goroutines before/idle/after", func(r Result) string {
+		return fmt.Sprintf("%.0f / %.0f / %.0f", r.Hub.GoroutinesBefore, r.Hub.GoroutinesIdle, r.Hub.GoroutinesAfter)
+	})
+	if anyIdle {
+		hub("hub goroutines per idle desktop", func(r Result) string {
+			if r.DesktopsOpen == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", r.Hub.GoroutinesPerDesktop)
+		})
+		hub("hub open sockets (idle)", func(r Result) string { return num(r.Hub.SocketsIdle) })
+		hub("hub CPU, desktops idle", func(r Result) string { return fmt.Sprintf("%.1f%%", r.Hub.CPUIdlePercent) })
+	}
+	if anyFlows {
+		hub("hub CPU, during flows", func(r Result) string { return fmt.Sprintf("%.1f%%", r.Hub.CPUFlowsPercent) })
+	}
+	hub("hub slow consumers dropped", func(r Result) string { return num(r.Hub.SlowDropped) })
+	row("bench CPU (all procs)", func(r Result) string { return fmt.Sprintf("%.0f%%", r.BenchCPUPercent) })
+	row("peak sockets per bench proc", func(r Result) string { return fmt.Sprint(r.PeakSockets) })
+	if slices.ContainsFunc(rs, func(r Result) bool { return r.Incomplete }) {
+		row("incomplete", func(r Result) string { return fmt.Sprint(r.Incomplete) })
+	}
+	tw.Flush()
+
+	for _, r := range rs {
+		if len(r.ErrorKinds) > 0 {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(r.ErrorKinds)) {
+				parts = append(parts, fmt.Sprintf("%s=%d", k, r.ErrorKinds[k]))
+			}
+			fmt.Fprintf(w, "%s errors: %s\n", r.Mode, strings.Join(parts, " "))
+		}
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "%s note: %s\n", r.Mode, n)
+		}
+	}
+}
+
+// lat formats latencies in ms.
+func lat(l Latency, vs ...float64) string {
+	if l.N == 0 {
+		return "-"
+	}
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = ms(v)
+	}
+	return strings.Join(parts, " / ") + " ms"
+}
+
+func ms(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func mib(b float64) string {
+	if math.IsNaN(b) {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", b/(1<<20))
+}
+
+func kib(b float64) string {
+	if math.IsNaN(b) {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f KiB", b/1024)
+}
+
+func num(v float64) string {
+	if math.IsNaN(v) {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", v)
+}

@@ -1,0 +1,369 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// worker is one process's share of a mode's run: a local one, or a child
+// process driven over pipes. Calls come in this order: openIdle, runFlows
+// (skipped when the run stops early), close (always).
+type worker interface {
+	openIdle(ctx context.Context) (idleReport, error)
+	runFlows(ctx context.Context) (flowReport, error)
+	close() closeReport
+}
+
+// idleReport is how phase 1 went in one process.
+type idleReport struct {
+	Opened int            `json:"opened"`
+	Errors map[string]int `json:"errors,omitempty"`
+}
+
+// flowReport is how phase 2 went in one process. Latencies are raw
+// samples in nanoseconds.
+type flowReport struct {
+	Flows          int            `json:"flows"`
+	Started        int            `json:"started"`
+	OK             int            `json:"ok"`
+	Cancelled      int            `json:"cancelled"` // cut short by --duration or a signal
+	Errors         map[string]int `json:"errors,omitempty"`
+	Open           []int64        `json:"open_ns"`
+	Scanned        []int64        `json:"scanned_ns"`
+	Confirm        []int64        `json:"confirm_ns"`
+	Redeem         []int64        `json:"redeem_ns"`
+	StatusRequests int64          `json:"status_requests"` // by the flows' desktops
+	IdleRequests   int64          `json:"idle_requests"`   // by the idle desktops during the flows
+}
+
+// closeReport is what happened to the idle desktops while they waited.
+type closeReport struct {
+	IdleErrors  map[string]int `json:"idle_errors,omitempty"`
+	PeakSockets int64          `json:"peak_sockets"`
+}
+
+// phone is a logged-in sandbox phone user.
+type phone struct {
+	name  string
+	token string
+}
+
+// localWorker runs desktops and flows in this process.
+type localWorker struct {
+	cfg    config
+	mode   string
+	lg     *logger
+	reqs   atomic.Int64
+	net    *netenv
+	phones []phone
+
+	life    context.Context
+	endLife context.CancelFunc
+	wg      sync.WaitGroup // watching goroutines
+
+	idleEnv  desktopEnv
+	flowEnv  desktopEnv
+	idleReqs atomic.Int64
+	flowReqs atomic.Int64
+
+	mu         sync.Mutex
+	idle       []*desktop
+	idleErrors map[string]int
+}
+
+func newLocalWorker(cfg config, mode string, lg *logger) *localWorker {
+	w := &localWorker{cfg: cfg, mode: mode, lg: lg, idleErrors: map[string]int{}}
+	w.net = newNetenv(cfg, &w.reqs)
+	w.life, w.endLife = context.WithCancel(context.Background())
+	w.idleEnv = desktopEnv{cfg: cfg, mode: mode, life: w.life, requests: &w.idleReqs, wg: &w.wg}
+	w.flowEnv = desktopEnv{cfg: cfg, mode: mode, life: w.life, requests: &w.flowReqs, wg: &w.wg}
+	return w
+}
+
+// source is the i-th desktop's source address.
+func (w *localWorker) source(i int) *source { return w.net.sources[i%len(w.net.sources)] }
+
+// loginPhones logs the sandbox phone users in: wx.login on the phone, then
+// /v1/wx/login with its code.
+func (w *localWorker) loginPhones(ctx context.Context) error {
+	n := w.cfg.phones
+	w.phones = make([]phone, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			name := fmt.Sprintf("bench-c%d-p%d", w.cfg.childIndex, i)
+			src := w.source(i)
+			var code struct {
+				Code string `json:"code"`
+			}
+			if err := src.call(ctx, "sandbox_wx_login", "POST", w.cfg.baseURL+"/sandbox/wechat/wx.login", "",
+				map[string]string{"user": name}, &code, http.StatusOK); err != nil {
+				errs[i] = fmt.Errorf("%w (phones log in through the sandbox: run the hub without WeChat credentials)", err)
+				return
+			}
+			var sess struct {
+				AccessToken string `json:"access_token"`
+			}
+			if err := src.call(ctx, "wx_login", "POST", w.cfg.baseURL+"/v1/wx/login", "",
+				map[string]string{"code": code.Code, "nickname": name}, &sess, http.StatusOK); err != nil {
+				errs[i] = fmt.Errorf("%w (is LOGINHUB_LOGIN_RATE=0?)", err)
+				return
+			}
+			w.phones[i] = phone{name: name, token: sess.AccessToken}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("logging in phone users: %w", err)
+		}
+	}
+	return nil
+}
+
+// openIdle logs the phones in and opens the idle desktops at --open-rate,
+// openConcurrency at a time.
+func (w *localWorker) openIdle(ctx context.Context) (idleReport, error) {
+	if w.cfg.flows > 0 {
+		if err := w.loginPhones(ctx); err != nil {
+			return idleReport{}, err
+		}
+	}
+	rep := idleReport{Errors: map[string]int{}}
+	n := w.cfg.desktops
+	if n == 0 {
+		return rep, nil
+	}
+	notify := func(nt notice) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch {
+		case nt.err != "":
+			w.idleErrors["idle:"+nt.err]++
+		case nt.state != "pending":
+			w.idleErrors["idle:state_"+nt.state]++
+		}
+	}
+	interval := time.Duration(float64(time.Second) / w.cfg.openRate)
+	sem := make(chan struct{}, openConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+loop:
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-timer.C:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case sem <- struct{}{}:
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d, err := w.idleEnv.openDesktop(ctx, w.source(i), notify)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rep.Errors["idle_open:"+errKind(err)]++
+				return
+			}
+			rep.Opened++
+			w.mu.Lock()
+			w.idle = append(w.idle, d)
+			w.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	// The creates' pooled connections are not part of a waiting desktop
+	// (short polling makes its own again).
+	w.net.closeIdle(false)
+	return rep, nil
+}
+
+// flowResult is one flow's outcome.
+type flowResult struct {
+	err                            string
+	cancelled                      bool // the run ended under it
+	open, scanned, confirm, redeem time.Duration
+}
+
+// runFlows starts --flows logins at --rate, at most --concurrency at once.
+func (w *localWorker) runFlows(ctx context.Context) (flowReport, error) {
+	n := w.cfg.flows
+	rep := flowReport{Flows: n, Errors: map[string]int{}}
+	if n == 0 {
+		return rep, nil
+	}
+	idle0, status0 := w.idleReqs.Load(), w.flowReqs.Load()
+	interval := time.Duration(float64(time.Second) / w.cfg.rate)
+	sem := make(chan struct{}, w.cfg.concurrency)
+	results := make(chan flowResult, 256)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for r := range results {
+			if r.cancelled {
+				rep.Cancelled++
+				continue
+			}
+			if r.err != "" {
+				rep.Errors[r.err]++
+				continue
+			}
+			rep.OK++
+			rep.Open = append(rep.Open, int64(r.open))
+			rep.Scanned = append(rep.Scanned, int64(r.scanned))
+			rep.Confirm = append(rep.Confirm, int64(r.confirm))
+			rep.Redeem = append(rep.Redeem, int64(r.redeem))
+		}
+	}()
+	var wg sync.WaitGroup
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+loop:
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-timer.C:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			break loop
+		case sem <- struct{}{}:
+		}
+		rep.Started++
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results <- w.flow(ctx, i)
+		})
+	}
+	wg.Wait()
+	close(results)
+	<-collected
+	rep.StatusRequests = w.flowReqs.Load() - status0
+	rep.IdleRequests = w.idleReqs.Load() - idle0
+	return rep, nil
+}
+
+// flow is one login: the desktop opens and watches, the phone scans and
+// confirms, the desktop notices and redeems.
+func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
+	defer func() { res.cancelled = res.err != "" && runCtx.Err() != nil }()
+	ctx, cancel := context.WithTimeout(runCtx, w.cfg.flowTimeout())
+	defer cancel()
+	src := w.source(i)
+	ph := w.phones[i%len(w.phones)]
+	notices := make(chan notice, 16)
+	notify := func(n notice) {
+		select {
+		case notices <- n:
+		default: // a desktop sees at most 4 versions and an error
+		}
+	}
+	t0 := time.Now()
+	d, err := w.flowEnv.openDesktop(ctx, src, notify)
+	if err != nil {
+		res.err = errKind(err)
+		return res
+	}
+	defer d.close()
+	res.open = time.Since(t0)
+
+	tScan := time.Now()
+	if err := src.call(ctx, "scan", "POST", w.cfg.baseURL+"/v1/qr/scan", ph.token,
+		map[string]string{"ticket": d.t.Ticket}, nil, http.StatusOK); err != nil {
+		res.err = errKind(err)
+		return res
+	}
+	tConfirm := time.Now()
+	if err := src.call(ctx, "confirm", "POST", w.cfg.baseURL+"/v1/qr/tickets/"+d.t.ID+"/confirm", ph.token,
+		nil, nil, http.StatusOK); err != nil {
+		res.err = errKind(err)
+		return res
+	}
+	var scannedAt, confirmedAt time.Time
+	for confirmedAt.IsZero() {
+		select {
+		case <-ctx.Done():
+			if scannedAt.IsZero() {
+				res.err = "notice:scanned_" + netKind(ctx.Err())
+			} else {
+				res.err = "notice:confirmed_" + netKind(ctx.Err())
+			}
+			return res
+		case n := <-notices:
+			switch {
+			case n.err != "":
+				res.err = n.err
+				return res
+			case n.version >= 2 && scannedAt.IsZero():
+				scannedAt = n.at // polling may see confirmed first: it learned of the scan then
+			}
+			switch n.state {
+			case "confirmed":
+				confirmedAt = n.at // when the desktop read it, not when this goroutine woke
+			case "pending", "scanned":
+			default:
+				res.err = "notice:state_" + n.state
+				return res
+			}
+		}
+	}
+	res.scanned = scannedAt.Sub(tScan)
+	res.confirm = confirmedAt.Sub(tConfirm)
+	tRedeem := time.Now()
+	if err := src.call(ctx, "redeem", "POST", w.cfg.baseURL+"/v1/qr/tickets/"+d.t.ID+"/redeem", d.t.WatchSecret,
+		nil, nil, http.StatusOK); err != nil {
+		res.err = errKind(err)
+		return res
+	}
+	res.redeem = time.Since(tRedeem)
+	return res
+}
+
+// close closes every idle desktop and waits for every goroutine.
+func (w *localWorker) close() closeReport {
+	w.mu.Lock()
+	idle := w.idle
+	w.idle = nil
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, d := range idle {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d.close()
+		})
+	}
+	wg.Wait()
+	w.endLife()
+	w.wg.Wait()
+	w.net.closeIdle(true)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return closeReport{IdleErrors: w.idleErrors, PeakSockets: w.net.peak.Load()}
+}
