@@ -434,3 +434,34 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("config: %+v", cfg)
 	}
 }
+
+func TestSessionEndpoints(t *testing.T) {
+	h := startHub(t, nil)
+	c := client("")
+	s := phoneLogin(t, h, "gina")
+	if s.User.IsNew == nil || !*s.User.IsNew || s.User.OpenID == "" || s.ExpiresIn != 1800 {
+		t.Fatalf("first login session: %+v", s)
+	}
+	r := call(t, c, "POST", h.URL+"/v1/session/refresh", "", map[string]string{"refresh_token": s.RefreshToken})
+	mustStatus(t, "refresh", r, 200)
+	if r.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("refresh response is cacheable")
+	}
+	var next authcore.Session
+	r.decode(t, &next)
+	if next.AccessToken == s.AccessToken || next.RefreshToken == s.RefreshToken || next.User.ID != s.User.ID {
+		t.Fatalf("refresh did not rotate: %+v", next)
+	}
+	mustStatus(t, "/v1/me with the refreshed token", call(t, c, "GET", h.URL+"/v1/me", next.AccessToken, nil), 200)
+	r = call(t, c, "POST", h.URL+"/v1/session/refresh", "", map[string]string{"refresh_token": s.RefreshToken})
+	mustStatus(t, "reusing a rotated refresh token", r, 401)
+	mustStatus(t, "/v1/me after the family was revoked", call(t, c, "GET", h.URL+"/v1/me", next.AccessToken, nil), 401)
+
+	again := phoneLogin(t, h, "gina")
+	if again.User.IsNew == nil || *again.User.IsNew || again.User.ID != s.User.ID {
+		t.Fatalf("second login of the same WeChat user: %+v, want the same user, not new", again.User)
+	}
+	mustStatus(t, "logout", call(t, c, "POST", h.URL+"/v1/session/logout", again.AccessToken, nil), 204)
+	mustStatus(t, "/v1/me after logout", call(t, c, "GET", h.URL+"/v1/me", again.AccessToken, nil), 401)
+	mustStatus(t, "second logout", call(t, c, "POST", h.URL+"/v1/session/logout", again.AccessToken, nil), 401)
+}
