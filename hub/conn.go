@@ -37,12 +37,14 @@ type conn struct {
 	ip       netip.Addr
 	nextPing int64 // unix nanoseconds by Config.Now; guarded by h.mu
 
-	mu      sync.Mutex
-	queue   []outMsg // items not yet taken by the writer
-	others  int      // queued or in-flight items other than msgState; at most Config.SendQueue
-	writing bool     // a writer goroutine runs
-	closed  bool     // nothing more will be queued
-	watches []*watch // at most Config.MaxWatchesPerConn
+	mu       sync.Mutex
+	inbox    [][]byte      // client messages not yet handled
+	handling chan struct{} // non-nil while a handler goroutine runs; closed when it ends
+	queue    []outMsg      // items not yet taken by the writer
+	others   int           // queued or in-flight items other than msgState; at most Config.SendQueue
+	writing  bool          // a writer goroutine runs
+	closed   bool          // nothing more will be queued
+	watches  []*watch      // at most Config.MaxWatchesPerConn
 }
 
 // watch is one ticket watched on one socket.
@@ -76,6 +78,17 @@ var (
 	errBrokerFailed = authcore.Errorf(authcore.KindInternal, "internal error")
 )
 
+// maxInbox bounds the client messages waiting to be handled on one socket.
+const maxInbox = 8
+
+var errFlood = authcore.Errorf(authcore.KindRateLimited, "too many messages at once; wait for the answers")
+
+// readLoop is the socket's one long-lived goroutine. It only reads: the
+// messages are handled on a short-lived handler goroutine (started when one
+// arrives, gone when they are done), because handling a watch runs deep
+// (JSON, authorization, store and broker calls) and a stack grown by it
+// would stay with the idle socket for its whole life. Kept shallow, the
+// reader's stack is the dominant memory cost per waiting desktop.
 func (c *conn) readLoop() {
 	defer c.cleanup()
 	for {
@@ -89,6 +102,48 @@ func (c *conn) readLoop() {
 			c.sendError("", errBinary)
 			continue
 		}
+		c.deliver(data)
+	}
+}
+
+// deliver queues a client message for the handler goroutine, starting it
+// if none runs. Messages are handled one at a time, in order.
+func (c *conn) deliver(data []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.inbox) >= maxInbox {
+		c.mu.Unlock()
+		c.sendError("", errFlood)
+		return
+	}
+	c.inbox = append(c.inbox, data)
+	if c.handling == nil {
+		done := make(chan struct{})
+		if c.h.goTask(func() { c.handleLoop(done) }) {
+			c.handling = done
+		}
+	}
+	c.mu.Unlock()
+}
+
+// handleLoop handles queued messages until there are none, then ends.
+func (c *conn) handleLoop(done chan struct{}) {
+	defer close(done)
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.inbox) == 0 {
+			c.inbox = nil
+			c.handling = nil
+			c.mu.Unlock()
+			return
+		}
+		data := c.inbox[0]
+		c.inbox[0] = nil
+		c.inbox = c.inbox[1:]
+		c.mu.Unlock()
 		c.handle(data)
 	}
 }
@@ -211,11 +266,19 @@ func (c *conn) removeWatch(w *watch) {
 	}
 }
 
-// cleanup runs when the reader ends: the socket is done.
+// cleanup runs when the reader ends: the socket is done. It first waits for
+// a running handler, so that a watch being set up cannot outlive the socket.
 func (c *conn) cleanup() {
 	c.mu.Lock()
 	c.closed = true
 	c.queue = nil
+	c.inbox = nil
+	handling := c.handling
+	c.mu.Unlock()
+	if handling != nil {
+		<-handling
+	}
+	c.mu.Lock()
 	watches := c.watches
 	c.watches = nil
 	c.mu.Unlock()
