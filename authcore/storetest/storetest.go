@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +33,10 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RefreshRace", func(t *testing.T) { testRefreshRace(t, newStore) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore) })
 	t.Run("FirstUse", func(t *testing.T) { testFirstUse(t, newStore) })
+	t.Run("TicketRoundTrip", func(t *testing.T) { testTicketRoundTrip(t, newStore) })
+	t.Run("TicketRetention", func(t *testing.T) { testTicketRetention(t, newStore) })
+	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, newStore) })
+	t.Run("IdentityRace", func(t *testing.T) { testIdentityRace(t, newStore) })
 }
 
 type nudge struct {
@@ -368,5 +374,167 @@ func testFirstUse(t *testing.T, newStore NewStore) {
 	}
 	if ok, _ := s.FirstUse(ctx, "jti-2", time.Minute); !ok {
 		t.Fatal("a different key must be a first use")
+	}
+}
+
+// testTicketRoundTrip: every field of a ticket survives the store, times to
+// the second (the wire format's precision).
+func testTicketRoundTrip(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now().Truncate(time.Second)
+	tk := newTicket(now)
+	tk.CreatedAt = now
+	tk.ClientIP = netip.MustParseAddr("2001:db8::7")
+	tk.Requester.UserAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+	tk.Requester.Location = "上海"
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	scanner := authcore.Profile{Nickname: "小明", AvatarURL: "https://thirdwx.qlogo.cn/mmopen/vi_32/" + strings.Repeat("x", 90) + "/132"}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Scanner: scanner, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Ticket(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tk
+	want.State, want.Version, want.Trail = authcore.StateScanned, 2, []authcore.State{authcore.StatePending, authcore.StateScanned}
+	want.ScannerID, want.Scanner = "u1", scanner
+	if !got.ExpiresAt.Equal(want.ExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) || !got.Requester.CreatedAt.Equal(want.Requester.CreatedAt) {
+		t.Errorf("times: got %v %v %v, want %v %v %v", got.ExpiresAt, got.CreatedAt, got.Requester.CreatedAt,
+			want.ExpiresAt, want.CreatedAt, want.Requester.CreatedAt)
+	}
+	got.ExpiresAt, got.CreatedAt, got.Requester.CreatedAt = want.ExpiresAt, want.CreatedAt, want.Requester.CreatedAt
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\ngot  %+v\nwant %+v", got, want)
+	}
+}
+
+// testTicketRetention: an expired ticket stays readable for the retention
+// given at creation, so late watchers learn that it expired.
+func testTicketRetention(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	tk := newTicket(now)
+	tk.ExpiresAt = now.Add(-time.Second).Truncate(time.Second)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Ticket(ctx, tk.ID); err != nil || got.ViewAt(now).State != authcore.StateExpired {
+		t.Fatalf("expired ticket within retention: got %+v, %v; want it, reading as expired", got, err)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrExpired) {
+		t.Fatalf("transition of an expired ticket: got %v, want ErrExpired", err)
+	}
+}
+
+// testSessionRoundTrip: every field of a session survives the store; the
+// slide stops at the refresh expiry; rotation returns the completed record
+// and retires the old tokens; logout retires the refresh token too.
+func testSessionRoundTrip(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now().Truncate(time.Second)
+	sess, access, refresh := newSession(now, "u1")
+	sess.AMR = []string{"wx", "qr"}
+	sess.RefreshExpiresAt = now.Add(40 * time.Minute)
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SessionByAccess(ctx, access, now.Add(20*time.Minute), 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sess
+	want.AccessExpiresAt = sess.RefreshExpiresAt // the slide never passes the refresh expiry
+	checkSession(t, "SessionByAccess", got, want)
+
+	next, nextAccess, nextRefresh := sessionIn(sess.FamilyID, now.Add(time.Minute), "ignored")
+	next.AMR, next.Provider, next.Subject, next.UnionID = nil, "", "", ""
+	got, err = s.RotateRefresh(ctx, refresh, next, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = next
+	want.UserID, want.AMR, want.Provider, want.Subject, want.UnionID = "u1", sess.AMR, sess.Provider, sess.Subject, sess.UnionID
+	checkSession(t, "RotateRefresh", got, want)
+	if got, err := s.SessionByAccess(ctx, nextAccess, now.Add(time.Minute), 30*time.Minute); err != nil {
+		t.Fatalf("rotated session: %v", err)
+	} else {
+		checkSession(t, "rotated session", got, want)
+	}
+	if _, err := s.SessionByAccess(ctx, access, now.Add(time.Minute), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("access token of a rotated session: got %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteSession(ctx, nextAccess); err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := sessionIn(sess.FamilyID, now, "x")
+	if _, err := s.RotateRefresh(ctx, nextRefresh, other, now.Add(time.Minute)); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("refresh token of a deleted session: got %v, want ErrNotFound", err)
+	}
+
+	late, _, lateRefresh := newSession(now, "u2")
+	if err := s.CreateSession(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RotateRefresh(ctx, lateRefresh, other, late.RefreshExpiresAt); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("refresh token at its expiry: got %v, want ErrNotFound", err)
+	}
+}
+
+func checkSession(t *testing.T, what string, got, want authcore.SessionRecord) {
+	t.Helper()
+	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("%s times: got %v %v %v, want %v %v %v", what, got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt,
+			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt)
+	}
+	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
+	}
+}
+
+// testIdentityRace: concurrent first logins converge on one user, both for
+// one identity and for several identities sharing a unionid.
+func testIdentityRace(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	for round := range 10 {
+		union := fmt.Sprint("race-union-", round)
+		var created atomic.Int32
+		ids := make([]string, 8)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Two logins per identity, four identities of one person.
+				id := authcore.Identity{Provider: "wechat", Subject: fmt.Sprint("race-", round, "-", i/2), UnionID: union}
+				u, c, err := s.UpsertIdentity(ctx, id, authcore.Profile{}, authcore.User{ID: fmt.Sprint("u-", round, "-", i), CreatedAt: time.Now()})
+				if err != nil {
+					t.Errorf("UpsertIdentity: %v", err)
+				}
+				if c {
+					created.Add(1)
+				}
+				ids[i] = u.ID
+			}()
+		}
+		wg.Wait()
+		if got := created.Load(); got != 1 {
+			t.Errorf("round %d: %d users created, want 1", round, got)
+		}
+		for i, id := range ids {
+			if id != ids[0] {
+				t.Fatalf("round %d: login %d got user %q, login 0 got %q; want one user", round, i, id, ids[0])
+			}
+		}
+		if _, err := s.User(ctx, ids[0]); err != nil {
+			t.Fatalf("round %d: User(%s): %v", round, ids[0], err)
+		}
 	}
 }

@@ -238,14 +238,16 @@ type Cluster struct {
 	URL string
 }
 
-// StartCluster starts three cluster-enabled servers, joins them with
-// redis-cli --cluster create, and waits until the cluster says it is ok.
+// StartCluster starts three persistent cluster-enabled servers, joins them
+// with redis-cli --cluster create, and waits until the cluster says it is
+// ok. A master can be killed and restarted (Server.Kill, Server.Restart)
+// without losing its data or its slots.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	cli := lookPath(t, "redis-cli")
 	c := &Cluster{}
 	for range 3 {
-		s := Start(t, Options{Args: []string{
+		s := Start(t, Options{Persistent: true, Args: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
 		}})
 		c.Servers = append(c.Servers, s)

@@ -1,0 +1,915 @@
+// Package redisstore keeps every authcore store port in Redis or Redis
+// Cluster, so that many loginhub nodes share one truth. It behaves exactly
+// like authcore/memstore (both pass authcore/storetest) and is safe for
+// concurrent use by any number of processes.
+//
+// Every ticket transition and every consume-once operation is one Lua
+// script that checks and writes atomically; a ticket transition also
+// publishes the new version on the ticket's channel (TicketChannel) in the
+// same script: PUBLISH on a standalone server, SPUBLISH (sharded pub/sub,
+// Redis 7) on a Cluster. The store never reads the Redis clock for a
+// decision: expiry checks compare against the time the caller passes in;
+// Redis TTLs only reclaim memory.
+//
+// # Key layout
+//
+// With the default prefix "lh" (hex is lower-case hex of a SHA-256):
+//
+//	lh:{t:<ticket id>}               ticket (string, see encodeTicket); TTL: expiry + retention
+//	lh:{t:<ticket id>}:v             the ticket's channel (messages: "<version>")
+//	lh:{f:<family>}:a:<hex access>   session record (hash); TTL: refresh expiry
+//	lh:{f:<family>}:r:<hex refresh>  → hex access hash; TTL: refresh expiry
+//	lh:{f:<family>}:used:<hex refr.> consumed refresh token (→ its expiry, unix ms); TTL: that expiry
+//	lh:{f:<family>}:m                set of the family's hex access hashes; TTL: latest refresh expiry
+//	lh:{u:<user id>}                 user (hash n, a, c); no TTL
+//	lh:{i:<provider>:<subject>}      identity → user id; no TTL
+//	lh:{un:<unionid>}                unionid → user id; no TTL
+//	lh:{k:<openid>}                  WeChat session_key (a secret: never logged); no TTL, one per openid
+//	lh:once:<key>                    replay cache entry; TTL: its ttl
+//	lh:rate:<key>                    rate-limit window counter; TTL: the window
+//
+// The braces are Redis Cluster hash tags: a ticket and its channel share
+// one slot, and so do all sessions of one login family, which lets one
+// script touch them together on a Cluster.
+//
+// Times are kept to the millisecond and come back in UTC.
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// DefaultPrefix starts every key and channel name when Options.Prefix is empty.
+const DefaultPrefix = "lh"
+
+// Options tunes a Store.
+type Options struct {
+	// Prefix starts every key and channel name, so that several
+	// deployments can share one Redis; "" means DefaultPrefix. It must not
+	// contain '{' or '}', which would change the Cluster hash slots.
+	Prefix string
+}
+
+// Store implements authcore.Store, and handlers.Limiter (Allow), on Redis.
+type Store struct {
+	c       redis.UniversalClient
+	prefix  string
+	publish string // PUBLISH, or SPUBLISH on a Cluster
+}
+
+var _ authcore.Store = (*Store)(nil)
+
+// New returns a store on c (from Connect, or any go-redis client: a
+// *redis.ClusterClient makes the store publish with SPUBLISH). It panics if
+// opts.Prefix contains a brace. The store respects context deadlines as far
+// as c does: Connect's clients do (ContextTimeoutEnabled).
+func New(c redis.UniversalClient, opts Options) *Store {
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		panic(fmt.Sprintf("redisstore: prefix %q contains a brace", prefix))
+	}
+	s := &Store{c: c, prefix: prefix, publish: "PUBLISH"}
+	if _, ok := c.(*redis.ClusterClient); ok {
+		s.publish = "SPUBLISH"
+	}
+	return s
+}
+
+// Connect returns a client for rawURL, without dialling: redis:// or
+// rediss:// for one server (go-redis's URL options), redis+cluster:// or
+// rediss+cluster:// for a Cluster, with more seed nodes as addr
+// parameters: redis+cluster://host:port?addr=host2:port2&addr=host3:port3.
+// The client bounds each command by its context's deadline. Errors show the
+// URL with its password redacted.
+func Connect(rawURL string) (redis.UniversalClient, error) {
+	if rawURL == "" {
+		return nil, errors.New("redisstore: empty Redis URL")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Opaque != "" {
+		return nil, fmt.Errorf("redisstore: malformed Redis URL %s", redactURL(rawURL))
+	}
+	shown := u.Redacted()
+	password, _ := u.User.Password()
+	switch u.Scheme {
+	case "redis", "rediss":
+		opt, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: Redis URL %s: %w", shown, scrub(err, password))
+		}
+		opt.ContextTimeoutEnabled = true
+		return redis.NewClient(opt), nil
+	case "redis+cluster", "rediss+cluster":
+		cu := *u
+		cu.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
+		opt, err := redis.ParseClusterURL(cu.String())
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: Redis URL %s: %w", shown, scrub(err, password))
+		}
+		opt.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(opt), nil
+	default:
+		return nil, fmt.Errorf("redisstore: Redis URL %s: scheme %q is not redis, rediss, redis+cluster or rediss+cluster", shown, u.Scheme)
+	}
+}
+
+// redactURL shows a URL that url.Parse refused, or that has no authority,
+// without anything that could be a password.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "(unparsable, not shown)"
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, rest = rest[:i], rest[i:]
+	} else {
+		rest = ""
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		user, _, _ := strings.Cut(authority[:at], ":")
+		authority = user + ":xxxxx" + authority[at:]
+	}
+	return scheme + "://" + authority + rest
+}
+
+// scrub removes a password from an error's text, in case a parser quoted it.
+func scrub(err error, password string) error {
+	if password == "" {
+		return err
+	}
+	msg := err.Error()
+	for _, p := range []string{password, url.PathEscape(password), url.QueryEscape(password)} {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// TicketChannel is the channel on which ticket id's new versions are
+// published ("<version>" in decimal ASCII): <prefix>:{t:<id>}:v. A prefix
+// of "" means DefaultPrefix, as in Options. On a Cluster it is a sharded
+// channel (SSUBSCRIBE), in the slot of the ticket's key.
+func TicketChannel(prefix, id string) string {
+	return ticketKey(prefix, id) + ":v"
+}
+
+// TicketIDFromChannel returns the ticket id of a channel named by
+// TicketChannel with the same prefix.
+func TicketIDFromChannel(prefix, channel string) (string, bool) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	rest, ok := strings.CutPrefix(channel, prefix+":{t:")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "}:v")
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
+}
+
+func ticketKey(prefix, id string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return prefix + ":{t:" + id + "}"
+}
+
+// familyBase starts every key of a login family's sessions.
+func (s *Store) familyBase(family string) string { return s.prefix + ":{f:" + family + "}:" }
+
+func (s *Store) userKey(id string) string { return s.prefix + ":{u:" + id + "}" }
+
+func (s *Store) identityKey(id authcore.Identity) string {
+	return s.prefix + ":{i:" + id.Provider + ":" + id.Subject + "}"
+}
+
+func (s *Store) unionKey(unionID string) string { return s.prefix + ":{un:" + unionID + "}" }
+
+func (s *Store) sessionKeyKey(openid string) string { return s.prefix + ":{k:" + openid + "}" }
+
+// The scripts. go-redis runs them with EVALSHA, falling back to EVAL when
+// a server does not have them cached yet.
+var (
+	//go:embed lua/transition.lua
+	transitionLua string
+	//go:embed lua/session_put.lua
+	sessionPutLua string
+	//go:embed lua/create_session.lua
+	createSessionLua string
+	//go:embed lua/session_by_access.lua
+	sessionByAccessLua string
+	//go:embed lua/rotate_refresh.lua
+	rotateRefreshLua string
+	//go:embed lua/delete_session.lua
+	deleteSessionLua string
+	//go:embed lua/update_user.lua
+	updateUserLua string
+	//go:embed lua/allow.lua
+	allowLua string
+
+	transitionScript      = redis.NewScript(transitionLua)
+	createSessionScript   = redis.NewScript(sessionPutLua + createSessionLua)
+	sessionByAccessScript = redis.NewScript(sessionByAccessLua)
+	rotateRefreshScript   = redis.NewScript(sessionPutLua + rotateRefreshLua)
+	deleteSessionScript   = redis.NewScript(deleteSessionLua)
+	updateUserScript      = redis.NewScript(updateUserLua)
+	allowScript           = redis.NewScript(allowLua)
+)
+
+// scriptOutcome maps a script's error reply to the authcore error it
+// stands for; other errors come back unchanged.
+func scriptOutcome(err error) error {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	code, _, _ := strings.Cut(re.Error(), " ")
+	switch code {
+	case "LH_NOT_FOUND":
+		return authcore.ErrNotFound
+	case "LH_CONFLICT":
+		return authcore.ErrConflict
+	case "LH_EXPIRED":
+		return authcore.ErrExpired
+	}
+	return err
+}
+
+// isOutcome reports whether err is one of the authcore sentinels, which
+// are returned unwrapped, as memstore returns them.
+func isOutcome(err error) bool {
+	return err == authcore.ErrNotFound || err == authcore.ErrConflict || err == authcore.ErrExpired
+}
+
+// Ping implements authcore.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// ---- tickets ----
+
+// State codes: a ticket stores each state as one letter.
+var (
+	stateCodes = map[authcore.State]string{
+		authcore.StatePending: "p", authcore.StateScanned: "s", authcore.StateConfirmed: "c",
+		authcore.StateRedeemed: "r", authcore.StateCancelled: "x", authcore.StateExpired: "e",
+	}
+	codeStates    = invertCodes(stateCodes)
+	terminalCodes = terminalCodesOf(stateCodes) // passed to transition.lua, so Terminal stays the one definition
+)
+
+func invertCodes(m map[authcore.State]string) map[byte]authcore.State {
+	out := make(map[byte]authcore.State, len(m))
+	for st, code := range m {
+		out[code[0]] = st
+	}
+	return out
+}
+
+func terminalCodesOf(m map[authcore.State]string) string {
+	var codes []string
+	for st, code := range m {
+		if st.Terminal() {
+			codes = append(codes, code)
+		}
+	}
+	slices.Sort(codes) // deterministic
+	return strings.Join(codes, "")
+}
+
+// A ticket is one string: fields in a fixed order, each as
+// "<byte length>:<bytes>". It is smaller than a hash (whose values over 64
+// bytes, like a User-Agent, would turn it into a hash table of ~900 bytes)
+// and than JSON, and transition.lua rewrites only its head.
+const ticketFormat = "1"
+
+// Positions of the ticket fields. The head (up to tScannerAvatar) is what
+// transition.lua reads and writes; keep both in step.
+const (
+	tFormat = iota
+	tVersion
+	tState     // state code
+	tTrail     // state codes, in version order
+	tExpires   // unix ms
+	tScannerID //
+	tScannerNick
+	tScannerAvatar
+	tCreated     // unix ms
+	tWatchSecret // SHA-256, 32 raw bytes
+	tDPoPJKT
+	tClientIP // netip.Addr.MarshalBinary
+	tReqIP
+	tReqLocation
+	tReqDevice
+	tReqUserAgent
+	tReqCreated // unix ms
+	tFields
+)
+
+func encodeTicket(r authcore.TicketRecord) (string, error) {
+	var f [tFields]string
+	f[tFormat] = ticketFormat
+	f[tVersion] = strconv.FormatUint(r.Version, 10)
+	var ok bool
+	if f[tState], ok = stateCodes[r.State]; !ok && r.State != "" {
+		return "", fmt.Errorf("unknown state %q", r.State)
+	}
+	var trail strings.Builder
+	for _, st := range r.Trail {
+		code, ok := stateCodes[st]
+		if !ok {
+			return "", fmt.Errorf("unknown state %q in trail", st)
+		}
+		trail.WriteString(code)
+	}
+	f[tTrail] = trail.String()
+	f[tExpires] = encodeTime(r.ExpiresAt)
+	f[tScannerID], f[tScannerNick], f[tScannerAvatar] = r.ScannerID, r.Scanner.Nickname, r.Scanner.AvatarURL
+	f[tCreated] = encodeTime(r.CreatedAt)
+	if r.WatchSecretHash != ([32]byte{}) {
+		f[tWatchSecret] = string(r.WatchSecretHash[:])
+	}
+	f[tDPoPJKT] = r.DPoPJKT
+	ip, _ := r.ClientIP.MarshalBinary()
+	f[tClientIP] = string(ip)
+	q := r.Requester
+	f[tReqIP], f[tReqLocation], f[tReqDevice], f[tReqUserAgent] = q.IP, q.Location, q.Device, q.UserAgent
+	f[tReqCreated] = encodeTime(q.CreatedAt)
+
+	var b strings.Builder
+	for _, v := range f {
+		b.WriteString(strconv.Itoa(len(v)))
+		b.WriteByte(':')
+		b.WriteString(v)
+	}
+	return b.String(), nil
+}
+
+func decodeTicket(id, raw string) (authcore.TicketRecord, error) {
+	var f [tFields]string
+	for i := range f {
+		n, rest, ok := strings.Cut(raw, ":")
+		size, err := strconv.Atoi(n)
+		if !ok || err != nil || size < 0 || size > len(rest) {
+			return authcore.TicketRecord{}, fmt.Errorf("corrupt ticket (field %d)", i)
+		}
+		f[i], raw = rest[:size], rest[size:]
+	}
+	if raw != "" || f[tFormat] != ticketFormat {
+		return authcore.TicketRecord{}, errors.New("corrupt ticket (format)")
+	}
+	r := authcore.TicketRecord{ID: id, DPoPJKT: f[tDPoPJKT], ScannerID: f[tScannerID],
+		Scanner:   authcore.Profile{Nickname: f[tScannerNick], AvatarURL: f[tScannerAvatar]},
+		Requester: authcore.Requester{IP: f[tReqIP], Location: f[tReqLocation], Device: f[tReqDevice], UserAgent: f[tReqUserAgent]},
+	}
+	var err error
+	if r.Version, err = strconv.ParseUint(f[tVersion], 10, 64); err != nil {
+		return authcore.TicketRecord{}, errors.New("corrupt ticket (version)")
+	}
+	if f[tState] != "" {
+		if r.State = codeStates[f[tState][0]]; r.State == "" || len(f[tState]) != 1 {
+			return authcore.TicketRecord{}, errors.New("corrupt ticket (state)")
+		}
+	}
+	if trail := f[tTrail]; trail != "" {
+		r.Trail = make([]authcore.State, len(trail))
+		for i := range len(trail) {
+			if r.Trail[i] = codeStates[trail[i]]; r.Trail[i] == "" {
+				return authcore.TicketRecord{}, errors.New("corrupt ticket (trail)")
+			}
+		}
+	}
+	for _, t := range []struct {
+		dst *time.Time
+		src string
+	}{{&r.ExpiresAt, f[tExpires]}, {&r.CreatedAt, f[tCreated]}, {&r.Requester.CreatedAt, f[tReqCreated]}} {
+		if *t.dst, err = decodeTime(t.src); err != nil {
+			return authcore.TicketRecord{}, errors.New("corrupt ticket (time)")
+		}
+	}
+	switch len(f[tWatchSecret]) {
+	case 0:
+	case len(r.WatchSecretHash):
+		copy(r.WatchSecretHash[:], f[tWatchSecret])
+	default:
+		return authcore.TicketRecord{}, errors.New("corrupt ticket (watch secret hash)")
+	}
+	if err := r.ClientIP.UnmarshalBinary([]byte(f[tClientIP])); err != nil {
+		return authcore.TicketRecord{}, errors.New("corrupt ticket (client ip)")
+	}
+	return r, nil
+}
+
+// encodeTime is unix milliseconds, or "" for the zero time.
+func encodeTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+func decodeTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+// CreateTicket implements authcore.TicketStore: one SET NX PXAT, so the
+// ticket key expires at rec.ExpiresAt + retention.
+func (s *Store) CreateTicket(ctx context.Context, rec authcore.TicketRecord, retention time.Duration) error {
+	val, err := encodeTicket(rec)
+	if err != nil {
+		return fmt.Errorf("redisstore: create ticket %s: %w", rec.ID, err)
+	}
+	deleteAt := rec.ExpiresAt.Add(retention).UnixMilli()
+	if deleteAt <= 0 {
+		return fmt.Errorf("redisstore: create ticket %s: no expiry", rec.ID)
+	}
+	err = s.c.Do(ctx, "SET", ticketKey(s.prefix, rec.ID), val, "NX", "PXAT", deleteAt).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return authcore.ErrConflict
+	case err != nil:
+		return fmt.Errorf("redisstore: create ticket %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Ticket implements authcore.TicketStore.
+func (s *Store) Ticket(ctx context.Context, id string) (authcore.TicketRecord, error) {
+	raw, err := s.c.Get(ctx, ticketKey(s.prefix, id)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return authcore.TicketRecord{}, authcore.ErrNotFound
+	case err != nil:
+		return authcore.TicketRecord{}, fmt.Errorf("redisstore: ticket %s: %w", id, err)
+	}
+	rec, err := decodeTicket(id, raw)
+	if err != nil {
+		return authcore.TicketRecord{}, fmt.Errorf("redisstore: ticket %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// Transition implements authcore.TicketStore with transition.lua, which
+// also publishes the new version on TicketChannel(prefix, t.ID).
+func (s *Store) Transition(ctx context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
+	to, ok := stateCodes[t.To]
+	if !ok {
+		return authcore.TicketRecord{}, fmt.Errorf("redisstore: transition %s: unknown state %q", t.ID, t.To)
+	}
+	writeScanner := "0"
+	if t.To == authcore.StateScanned {
+		writeScanner = "1"
+	}
+	key := ticketKey(s.prefix, t.ID)
+	raw, err := transitionScript.Run(ctx, s.c, []string{key, key + ":v"},
+		strconv.FormatUint(t.FromVersion, 10), t.Now.UnixMilli(), to, terminalCodes, s.publish,
+		writeScanner, t.ScannerID, t.Scanner.Nickname, t.Scanner.AvatarURL).Text()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.TicketRecord{}, err
+	} else if err != nil {
+		return authcore.TicketRecord{}, fmt.Errorf("redisstore: transition %s: %w", t.ID, err)
+	}
+	rec, err := decodeTicket(t.ID, raw)
+	if err != nil {
+		return authcore.TicketRecord{}, fmt.Errorf("redisstore: transition %s: %w", t.ID, err)
+	}
+	return rec, nil
+}
+
+// ---- sessions ----
+
+// sessionFields is the record as the field/value pairs of its hash: every
+// field, even empty, so that writing them replaces a whole record. The
+// family and the access hash are in the key; "rh" (hex) finds the refresh
+// key. withIdentity false leaves out the fields RotateRefresh copies from
+// the old record.
+func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
+	f := []any{
+		"i", r.ID,
+		"ae", encodeTime(r.AccessExpiresAt),
+		"re", encodeTime(r.RefreshExpiresAt),
+		"c", encodeTime(r.CreatedAt),
+		"rh", hex.EncodeToString(r.RefreshHash[:]),
+	}
+	if withIdentity {
+		amr := ""
+		if len(r.AMR) > 0 {
+			b, err := json.Marshal(r.AMR)
+			if err != nil {
+				return nil, err
+			}
+			amr = string(b)
+		}
+		f = append(f, "u", r.UserID, "amr", amr, "p", r.Provider, "s", r.Subject, "un", r.UnionID)
+	}
+	return f, nil
+}
+
+// decodeSession reads a record from a script's field/value pairs.
+func decodeSession(family string, access [32]byte, reply any) (authcore.SessionRecord, error) {
+	m, err := pairs(reply)
+	if err != nil {
+		return authcore.SessionRecord{}, err
+	}
+	r := authcore.SessionRecord{ID: m["i"], FamilyID: family, UserID: m["u"], AccessHash: access,
+		Provider: m["p"], Subject: m["s"], UnionID: m["un"]}
+	if b, err := hex.DecodeString(m["rh"]); err != nil || len(b) != len(r.RefreshHash) {
+		return authcore.SessionRecord{}, errors.New("corrupt session (refresh hash)")
+	} else {
+		copy(r.RefreshHash[:], b)
+	}
+	for _, t := range []struct {
+		dst *time.Time
+		src string
+	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}} {
+		if *t.dst, err = decodeTime(t.src); err != nil {
+			return authcore.SessionRecord{}, errors.New("corrupt session (time)")
+		}
+	}
+	if amr := m["amr"]; amr != "" {
+		if err := json.Unmarshal([]byte(amr), &r.AMR); err != nil {
+			return authcore.SessionRecord{}, errors.New("corrupt session (amr)")
+		}
+	}
+	return r, nil
+}
+
+// pairs turns a flat array of field/value pairs into a map.
+func pairs(reply any) (map[string]string, error) {
+	a, ok := reply.([]any)
+	if !ok || len(a)%2 != 0 {
+		return nil, fmt.Errorf("unexpected reply %T", reply)
+	}
+	m := make(map[string]string, len(a)/2)
+	for i := 0; i < len(a); i += 2 {
+		k, ok1 := a[i].(string)
+		v, ok2 := a[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("unexpected reply element %T", a[i+1])
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+type sessionKeys struct {
+	base, access, refresh, members string
+	accessHex                      string
+}
+
+func (s *Store) sessionKeys(family string, access, refresh [32]byte) sessionKeys {
+	base := s.familyBase(family)
+	ah := hex.EncodeToString(access[:])
+	return sessionKeys{base: base, access: base + "a:" + ah, refresh: base + "r:" + hex.EncodeToString(refresh[:]),
+		members: base + "m", accessHex: ah}
+}
+
+// CreateSession implements authcore.SessionStore. Its keys expire at
+// rec.RefreshExpiresAt.
+func (s *Store) CreateSession(ctx context.Context, rec authcore.SessionRecord) error {
+	rexp := rec.RefreshExpiresAt.UnixMilli()
+	if rec.RefreshExpiresAt.IsZero() || rexp <= 0 {
+		return fmt.Errorf("redisstore: create session %s: no refresh expiry", rec.ID)
+	}
+	fields, err := sessionFields(rec, true)
+	if err != nil {
+		return fmt.Errorf("redisstore: create session %s: %w", rec.ID, err)
+	}
+	k := s.sessionKeys(rec.FamilyID, rec.AccessHash, rec.RefreshHash)
+	args := append([]any{k.accessHex, rexp}, fields...)
+	if err := createSessionScript.Run(ctx, s.c, []string{k.access, k.refresh, k.members}, args...).Err(); err != nil {
+		return fmt.Errorf("redisstore: create session %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// SessionByAccess implements authcore.SessionStore.
+func (s *Store) SessionByAccess(ctx context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
+	k := s.sessionKeys(ref.Family, ref.Hash, [32]byte{})
+	reply, err := sessionByAccessScript.Run(ctx, s.c, []string{k.access}, now.UnixMilli(), now.Add(slide).UnixMilli()).Result()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.SessionRecord{}, err
+	} else if err != nil {
+		return authcore.SessionRecord{}, fmt.Errorf("redisstore: session by access: %w", err)
+	}
+	rec, err := decodeSession(ref.Family, ref.Hash, reply)
+	if err != nil {
+		return authcore.SessionRecord{}, fmt.Errorf("redisstore: session by access: %w", err)
+	}
+	return rec, nil
+}
+
+// RotateRefresh implements authcore.SessionStore with rotate_refresh.lua.
+// The consumed refresh token is remembered until its own expiry.
+func (s *Store) RotateRefresh(ctx context.Context, ref authcore.TokenRef, next authcore.SessionRecord, now time.Time) (authcore.SessionRecord, error) {
+	rexp := next.RefreshExpiresAt.UnixMilli()
+	if next.RefreshExpiresAt.IsZero() || rexp <= 0 {
+		return authcore.SessionRecord{}, fmt.Errorf("redisstore: rotate refresh: no refresh expiry")
+	}
+	fields, err := sessionFields(next, false)
+	if err != nil {
+		return authcore.SessionRecord{}, fmt.Errorf("redisstore: rotate refresh: %w", err)
+	}
+	old := s.sessionKeys(ref.Family, [32]byte{}, ref.Hash)
+	nk := s.sessionKeys(ref.Family, next.AccessHash, next.RefreshHash)
+	used := old.base + "used:" + hex.EncodeToString(ref.Hash[:])
+	args := append([]any{old.base, now.UnixMilli(), nk.accessHex, rexp}, fields...)
+	reply, err := rotateRefreshScript.Run(ctx, s.c, []string{used, old.refresh, old.members, nk.access, nk.refresh}, args...).Result()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.SessionRecord{}, err
+	} else if err != nil {
+		return authcore.SessionRecord{}, fmt.Errorf("redisstore: rotate refresh: %w", err)
+	}
+	rec, err := decodeSession(ref.Family, next.AccessHash, reply)
+	if err != nil {
+		return authcore.SessionRecord{}, fmt.Errorf("redisstore: rotate refresh: %w", err)
+	}
+	return rec, nil
+}
+
+// DeleteSession implements authcore.SessionStore.
+func (s *Store) DeleteSession(ctx context.Context, ref authcore.TokenRef) error {
+	k := s.sessionKeys(ref.Family, ref.Hash, [32]byte{})
+	err := scriptOutcome(deleteSessionScript.Run(ctx, s.c, []string{k.access, k.members}, k.base, k.accessHex).Err())
+	if err != nil && !isOutcome(err) {
+		return fmt.Errorf("redisstore: delete session: %w", err)
+	}
+	return err
+}
+
+// ---- users ----
+
+// UpsertIdentity implements authcore.UserStore.
+//
+// The user, identity and unionid keys live in different Cluster slots, so
+// no script can cover them; this is a sequence of single-key steps, each
+// atomic, arranged so that concurrent logins converge:
+//
+//   - Keys are claimed with SET NX GET: one caller wins, the others learn
+//     the winner in the same command and use it.
+//   - A new user's hash is written before any key points at it, so whoever
+//     follows a claim finds the user; a user whose claims all failed is
+//     deleted, which is safe because nothing ever pointed at it.
+//   - The unionid is claimed before the identity: two identities of one
+//     person (two apps of one Open Platform account) logging in for the
+//     first time at once end up with the same user.
+//   - As in memstore, the unionid then follows the identity's user.
+//
+// The one interleaving memstore cannot produce: a login of this identity
+// without its unionid creates a user between our unionid claim and our
+// identity claim. The identity's user wins and the unionid is moved to it;
+// our user is kept (another identity may have linked to it meanwhile), at
+// worst as an unreferenced record.
+func (s *Store) UpsertIdentity(ctx context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
+	u, created, err := s.upsertIdentity(ctx, id, p, newUser)
+	if err != nil && !isOutcome(err) {
+		return authcore.User{}, false, fmt.Errorf("redisstore: upsert %s identity: %w", id.Provider, err)
+	}
+	return u, created, err
+}
+
+func (s *Store) upsertIdentity(ctx context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
+	if strings.Contains(id.Provider, ":") {
+		return authcore.User{}, false, errors.New("provider name contains ':'")
+	}
+	ik, uk := s.identityKey(id), ""
+	if id.UnionID != "" {
+		uk = s.unionKey(id.UnionID)
+	}
+
+	// One round trip reads both links.
+	var identCmd, unionCmd *redis.StringCmd
+	cmds, _ := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		identCmd = p.Get(ctx, ik)
+		if uk != "" {
+			unionCmd = p.Get(ctx, uk)
+		}
+		return nil
+	})
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return authcore.User{}, false, err
+		}
+	}
+	uid, unionOwner := identCmd.Val(), ""
+	if unionCmd != nil {
+		unionOwner = unionCmd.Val()
+	}
+	var err error
+
+	switch {
+	case uid != "":
+	case unionOwner != "":
+		// Another identity of the same person: link this one to its user.
+		if uid, err = s.claim(ctx, ik, unionOwner); err != nil {
+			return authcore.User{}, false, err
+		}
+	default:
+		var created bool
+		uid, unionOwner, created, err = s.createUser(ctx, ik, uk, newUser)
+		if err != nil {
+			return authcore.User{}, false, err
+		}
+		if created {
+			return newUser, true, nil
+		}
+	}
+	if uk != "" && unionOwner != uid {
+		if err := s.c.Set(ctx, uk, uid, 0).Err(); err != nil {
+			return authcore.User{}, false, err
+		}
+	}
+	return s.updateUser(ctx, uid, p)
+}
+
+// createUser stores nu and claims the unionid (if any) and the identity for
+// it. It returns the user that owns the identity in the end, the unionid's
+// owner, and whether that is nu.
+func (s *Store) createUser(ctx context.Context, ik, uk string, nu authcore.User) (uid, unionOwner string, created bool, err error) {
+	key := s.userKey(nu.ID)
+	if err := s.c.HSet(ctx, key, "n", nu.Nickname, "a", nu.AvatarURL, "c", encodeTime(nu.CreatedAt)).Err(); err != nil {
+		return "", "", false, err
+	}
+	drop := func() error { return s.c.Del(ctx, key).Err() }
+	if uk != "" {
+		if unionOwner, err = s.claim(ctx, uk, nu.ID); err != nil {
+			return "", "", false, err
+		}
+		if unionOwner != nu.ID {
+			// Another login of this person won; nothing points at our user.
+			if err := drop(); err != nil {
+				return "", "", false, err
+			}
+			uid, err = s.claim(ctx, ik, unionOwner)
+			return uid, unionOwner, false, err
+		}
+	}
+	if uid, err = s.claim(ctx, ik, nu.ID); err != nil {
+		return "", "", false, err
+	}
+	if uid == nu.ID {
+		// Ours, even if a concurrent login that followed our unionid linked it.
+		return uid, unionOwner, true, nil
+	}
+	if uk == "" {
+		// A concurrent login of this identity won; nothing points at our user.
+		return uid, unionOwner, false, drop()
+	}
+	return uid, unionOwner, false, nil
+}
+
+// claim sets key to val unless it exists, and returns its value in the end.
+func (s *Store) claim(ctx context.Context, key, val string) (string, error) {
+	old, err := s.c.SetArgs(ctx, key, val, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return val, nil
+	case err != nil:
+		return "", err
+	}
+	return old, nil
+}
+
+// updateUser applies the non-empty fields of p and returns the user.
+func (s *Store) updateUser(ctx context.Context, uid string, p authcore.Profile) (authcore.User, bool, error) {
+	key := s.userKey(uid)
+	var m map[string]string
+	var err error
+	if p == (authcore.Profile{}) {
+		m, err = s.c.HGetAll(ctx, key).Result()
+	} else {
+		var reply any
+		if reply, err = updateUserScript.Run(ctx, s.c, []string{key}, p.Nickname, p.AvatarURL).Result(); err == nil {
+			m, err = pairs(reply)
+		}
+	}
+	if err != nil {
+		return authcore.User{}, false, err
+	}
+	if len(m) == 0 {
+		return authcore.User{}, false, fmt.Errorf("identity links to missing user %s", uid)
+	}
+	u, err := decodeUser(uid, m)
+	return u, false, err
+}
+
+func decodeUser(id string, m map[string]string) (authcore.User, error) {
+	created, err := decodeTime(m["c"])
+	if err != nil {
+		return authcore.User{}, errors.New("corrupt user (time)")
+	}
+	return authcore.User{ID: id, Nickname: m["n"], AvatarURL: m["a"], CreatedAt: created}, nil
+}
+
+// User implements authcore.UserStore.
+func (s *Store) User(ctx context.Context, id string) (authcore.User, error) {
+	m, err := s.c.HGetAll(ctx, s.userKey(id)).Result()
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: user %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return authcore.User{}, authcore.ErrNotFound
+	}
+	u, err := decodeUser(id, m)
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// PutSessionKey implements authcore.UserStore. The key replaces the last
+// one of openid and has no TTL (there is one per openid).
+func (s *Store) PutSessionKey(ctx context.Context, openid, sessionKey string) error {
+	if err := s.c.Set(ctx, s.sessionKeyKey(openid), sessionKey, 0).Err(); err != nil {
+		return fmt.Errorf("redisstore: put session key: %w", err)
+	}
+	return nil
+}
+
+// SessionKey implements authcore.UserStore.
+func (s *Store) SessionKey(ctx context.Context, openid string) (string, error) {
+	k, err := s.c.Get(ctx, s.sessionKeyKey(openid)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", authcore.ErrNotFound
+	case err != nil:
+		return "", fmt.Errorf("redisstore: session key: %w", err)
+	}
+	return k, nil
+}
+
+// ---- replay cache and rate limits ----
+
+// FirstUse implements authcore.ReplayCache: SET key 1 NX PX ttl. A ttl
+// under a millisecond counts as one; a ttl of zero or less records nothing
+// and reports a first use, as memstore does.
+func (s *Store) FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return true, nil
+	}
+	err := s.c.Do(ctx, "SET", s.prefix+":once:"+key, "1", "NX", "PX", ceilMillis(ttl)).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("redisstore: first use: %w", err)
+	}
+	return true, nil
+}
+
+// Allow counts one event for key in a fixed window of length per and
+// reports whether it is within limit; when it is not, retryAfter is the
+// time left in the window. It implements handlers.Limiter.
+func (s *Store) Allow(ctx context.Context, key string, limit int, per time.Duration) (ok bool, retryAfter time.Duration, err error) {
+	if per <= 0 { // every event is a window of its own, as in memstore
+		return limit > 0, 0, nil
+	}
+	res, err := allowScript.Run(ctx, s.c, []string{s.prefix + ":rate:" + key}, ceilMillis(per)).Int64Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("redisstore: allow: %w", err)
+	}
+	if res[0] <= int64(limit) {
+		return true, 0, nil
+	}
+	return false, time.Duration(res[1]) * time.Millisecond, nil
+}
+
+func ceilMillis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}

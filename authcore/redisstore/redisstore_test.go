@@ -1,0 +1,638 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/redisstore"
+	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
+	"github.com/loginhub/loginhub/authcore/storetest"
+)
+
+// limiter is handlers.Limiter, restated so this package need not import
+// the HTTP layer.
+type limiter interface {
+	Allow(ctx context.Context, key string, limit int, per time.Duration) (bool, time.Duration, error)
+}
+
+var _ limiter = (*redisstore.Store)(nil)
+
+var prefixes atomic.Int64
+
+// newPrefix returns a key prefix no other test uses, so tests can share a
+// server.
+func newPrefix() string { return fmt.Sprint("lht", prefixes.Add(1)) }
+
+// forward calls notify for every version published on ps until ps closes.
+func forward(t *testing.T, ps *redis.PubSub, prefix string, notify authcore.Notifier) {
+	ch := ps.Channel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ch {
+			id, ok := redisstore.TicketIDFromChannel(prefix, m.Channel)
+			v, err := strconv.ParseUint(m.Payload, 10, 64)
+			if !ok || err != nil {
+				t.Errorf("unexpected message %q on %q", m.Payload, m.Channel)
+				continue
+			}
+			notify(id, v)
+		}
+	}()
+	t.Cleanup(func() { ps.Close(); <-done })
+}
+
+func TestStandalone(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+
+	t.Run("Conformance", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, notify authcore.Notifier) authcore.Store {
+			prefix := newPrefix()
+			if notify != nil {
+				ps := c.PSubscribe(context.Background(), prefix+":{t:*}:v")
+				if _, err := ps.Receive(context.Background()); err != nil {
+					t.Fatalf("PSUBSCRIBE: %v", err)
+				}
+				forward(t, ps, prefix, notify)
+			}
+			return redisstore.New(c, redisstore.Options{Prefix: prefix})
+		})
+	})
+	t.Run("Publish", func(t *testing.T) { testPublish(t, c, c.Subscribe) })
+	t.Run("Allow", func(t *testing.T) { testAllow(t, c) })
+	t.Run("KeyTTLs", func(t *testing.T) { testKeyTTLs(t, c) })
+	t.Run("CorruptTicket", func(t *testing.T) { testCorruptTicket(t, c) })
+	t.Run("CommandsPerFlow", func(t *testing.T) { testCommandsPerFlow(t, srv) })
+	t.Run("Connect", func(t *testing.T) {
+		cc, err := redisstore.Connect(srv.URL + "/3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		rc, ok := cc.(*redis.Client)
+		if !ok {
+			t.Fatalf("Connect(%s): got %T, want *redis.Client", srv.URL, cc)
+		}
+		if o := rc.Options(); o.DB != 3 || !o.ContextTimeoutEnabled {
+			t.Errorf("options: DB %d, ContextTimeoutEnabled %v; want 3, true", o.DB, o.ContextTimeoutEnabled)
+		}
+		if err := redisstore.New(cc, redisstore.Options{}).Ping(context.Background()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	})
+}
+
+// TestDeadline: a client from Connect gives up at the context's deadline,
+// not at its own read timeout, when Redis does not answer.
+func TestDeadline(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() { // a server that reads and never answers
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				io.Copy(io.Discard, conn)
+			}()
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	c, err := redisstore.Connect("redis://" + ln.Addr().String() + "?read_timeout=10s&max_retries=-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := redisstore.New(c, redisstore.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Ticket(ctx, "x")
+	if took := time.Since(start); err == nil || took > 5*time.Second {
+		t.Fatalf("Ticket against a silent server: %v after %v; want an error at the 100ms deadline", err, took)
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	for _, raw := range []string{
+		"http://user:s3cr%40t@localhost:6379",
+		"redis://user:s3cr%40t@localhost:6379/notadb",
+		"redis+cluster://user:s3cr%40t@localhost:6379?addr=h:1&bogus=1",
+		"redis://user:s3cr@t@local host:port",
+		"user:s3cr@t@localhost:6379",
+		"",
+	} {
+		c, err := redisstore.Connect(raw)
+		if err == nil {
+			c.Close()
+			t.Errorf("Connect(%q): no error", raw)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "s3cr") || !strings.HasPrefix(msg, "redisstore: ") {
+			t.Errorf("Connect(%q): error %q shows the password or lacks the package prefix", raw, msg)
+		}
+	}
+}
+
+func TestConnectClusterOptions(t *testing.T) {
+	c, err := redisstore.Connect("rediss+cluster://u:pw@h1:7001?addr=h2:7002&addr=h3:7003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("got %T, want *redis.ClusterClient", c)
+	}
+	o := cc.Options()
+	if got := strings.Join(o.Addrs, ","); got != "h1:7001,h2:7002,h3:7003" || o.TLSConfig == nil || o.Password != "pw" || !o.ContextTimeoutEnabled {
+		t.Errorf("options: addrs %s, TLS %v, password %q, ContextTimeoutEnabled %v", got, o.TLSConfig != nil, o.Password, o.ContextTimeoutEnabled)
+	}
+}
+
+func TestChannelNames(t *testing.T) {
+	for _, tc := range []struct{ prefix, id, want string }{
+		{"lh", "AbC-_123", "lh:{t:AbC-_123}:v"},
+		{"", "AbC-_123", "lh:{t:AbC-_123}:v"},
+		{"app1", "x", "app1:{t:x}:v"},
+	} {
+		got := redisstore.TicketChannel(tc.prefix, tc.id)
+		if got != tc.want {
+			t.Errorf("TicketChannel(%q, %q) = %q, want %q", tc.prefix, tc.id, got, tc.want)
+		}
+		if id, ok := redisstore.TicketIDFromChannel(tc.prefix, got); !ok || id != tc.id {
+			t.Errorf("TicketIDFromChannel(%q, %q) = %q, %v; want %q", tc.prefix, got, id, ok, tc.id)
+		}
+	}
+	for _, ch := range []string{"other:{t:x}:v", "lh:{t:x}", "lh:{t:}:v", "lh:{f:x}:v"} {
+		if id, ok := redisstore.TicketIDFromChannel("lh", ch); ok {
+			t.Errorf("TicketIDFromChannel(lh, %q) = %q, true; want false", ch, id)
+		}
+	}
+}
+
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t)
+	c := cl.Client(t)
+
+	t.Run("Conformance", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T, notify authcore.Notifier) authcore.Store {
+			prefix := newPrefix()
+			s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+			if notify == nil {
+				return s
+			}
+			// Sharded channels have no patterns: subscribe to each
+			// ticket's channel as it is created.
+			return &subscribing{Store: s, t: t, c: c, prefix: prefix, notify: notify}
+		})
+	})
+	t.Run("Publish", func(t *testing.T) { testPublish(t, c, c.SSubscribe) })
+	t.Run("Allow", func(t *testing.T) { testAllow(t, c) })
+	t.Run("SameSlot", func(t *testing.T) {
+		ctx := context.Background()
+		for _, keys := range [][]string{
+			{"lh:{t:AbC-_123}", redisstore.TicketChannel("lh", "AbC-_123")},
+			{"lh:{f:fam}:a:00ff", "lh:{f:fam}:r:11ee", "lh:{f:fam}:used:22dd", "lh:{f:fam}:m"},
+		} {
+			want := c.ClusterKeySlot(ctx, keys[0]).Val()
+			for _, k := range keys[1:] {
+				if got := c.ClusterKeySlot(ctx, k).Val(); got != want {
+					t.Errorf("slot of %s = %d, slot of %s = %d; want one slot", k, got, keys[0], want)
+				}
+			}
+		}
+	})
+	t.Run("Connect", func(t *testing.T) {
+		cc, err := redisstore.Connect(cl.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		if _, ok := cc.(*redis.ClusterClient); !ok {
+			t.Fatalf("Connect(%s): got %T, want *redis.ClusterClient", cl.URL, cc)
+		}
+		ctx := context.Background()
+		s := redisstore.New(cc, redisstore.Options{Prefix: newPrefix()})
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		var masters atomic.Int32
+		if err := cc.(*redis.ClusterClient).ForEachMaster(ctx, func(context.Context, *redis.Client) error {
+			masters.Add(1)
+			return nil
+		}); err != nil || masters.Load() != 3 {
+			t.Fatalf("masters: %d, %v; want 3", masters.Load(), err)
+		}
+		// Tickets spread over the slots, so this reaches every master.
+		now := time.Now()
+		for range 20 {
+			tk := newTicket(now)
+			if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u", Now: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// subscribing is a Store that subscribes to each ticket's sharded channel
+// before creating the ticket, and forwards its messages to notify.
+type subscribing struct {
+	*redisstore.Store
+	t      *testing.T
+	c      *redis.ClusterClient
+	prefix string
+	notify authcore.Notifier
+}
+
+func (s *subscribing) CreateTicket(ctx context.Context, rec authcore.TicketRecord, retention time.Duration) error {
+	ps := s.c.SSubscribe(ctx, redisstore.TicketChannel(s.prefix, rec.ID))
+	if _, err := ps.Receive(ctx); err != nil {
+		ps.Close()
+		return err
+	}
+	forward(s.t, ps, s.prefix, s.notify)
+	return s.Store.CreateTicket(ctx, rec, retention)
+}
+
+func newTicket(now time.Time) authcore.TicketRecord {
+	return authcore.TicketRecord{
+		ID: authcore.NewTicketID(), State: authcore.StatePending, Version: 1,
+		Trail: []authcore.State{authcore.StatePending}, ExpiresAt: now.Add(2 * time.Minute).Truncate(time.Second),
+		CreatedAt: now, WatchSecretHash: sha256.Sum256([]byte("secret")), DPoPJKT: "0sS7nYa4cUXwB3SmKBM5EE0yAXcxCYv5ZKfgMtCVsKM",
+		ClientIP: netip.MustParseAddr("203.0.113.7"),
+		Requester: authcore.Requester{IP: "203.0.113.7", Location: "Shanghai, CN", Device: "Chrome on Windows",
+			UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+			CreatedAt: now.UTC().Truncate(time.Second)},
+	}
+}
+
+// testPublish: each transition publishes exactly "<version>" on the
+// ticket's channel, and a refused transition publishes nothing.
+func testPublish(t *testing.T, c redis.UniversalClient, subscribe func(context.Context, ...string) *redis.PubSub) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	now := time.Now()
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	channel := redisstore.TicketChannel(prefix, tk.ID)
+	ps := subscribe(ctx, channel)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	next := func() *redis.Message {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		m, err := ps.ReceiveMessage(rctx)
+		if err != nil {
+			t.Fatalf("no message: %v", err)
+		}
+		return m
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(); m.Channel != channel || m.Payload != "2" {
+		t.Fatalf("got %q on %q, want \"2\" on %q", m.Payload, m.Channel, channel)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("stale transition: got %v, want ErrConflict", err)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 2, To: authcore.StateConfirmed, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(); m.Payload != "3" {
+		t.Fatalf("after a refused and a good transition: got %q, want \"3\"", m.Payload)
+	}
+}
+
+func testAllow(t *testing.T, c redis.UniversalClient) {
+	ctx := context.Background()
+	s := redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
+	const per = 300 * time.Millisecond
+	for i := range 3 {
+		if ok, retry, err := s.Allow(ctx, "1.2.3.4", 3, per); !ok || retry != 0 || err != nil {
+			t.Fatalf("event %d of 3: got %v, %v, %v; want allowed", i+1, ok, retry, err)
+		}
+	}
+	ok, retry, err := s.Allow(ctx, "1.2.3.4", 3, per)
+	if ok || err != nil || retry <= 0 || retry > per {
+		t.Fatalf("event 4 of 3: got %v, %v, %v; want refused with 0 < retryAfter <= %v", ok, retry, err, per)
+	}
+	if ok, _, _ := s.Allow(ctx, "5.6.7.8", 3, per); !ok {
+		t.Fatal("another key shares the window")
+	}
+	if ok, _, _ := s.Allow(ctx, "zero", 0, per); ok {
+		t.Fatal("limit 0 allowed an event")
+	}
+	time.Sleep(retry + 20*time.Millisecond) // the window must really pass
+	if ok, _, err := s.Allow(ctx, "1.2.3.4", 3, per); !ok || err != nil {
+		t.Fatalf("after the window: got %v, %v; want allowed", ok, err)
+	}
+}
+
+// testKeyTTLs: after a full use of the store, every key has a TTL except
+// the long-lived ones (users, identities, unionids, WeChat session keys),
+// and the TTLs are the ones the design says.
+func testKeyTTLs(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	now := time.Now()
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o1", UnionID: "un1"}, authcore.Profile{}, authcore.User{ID: "u1", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSessionKey(ctx, "o1", "k"); err != nil {
+		t.Fatal(err)
+	}
+	family := authcore.NewTicketID()
+	sess := session(family, now)
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionByAccess(ctx, authcore.TokenRef{Family: family, Hash: sess.AccessHash}, now.Add(time.Minute), 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	next := session(family, now.Add(time.Minute))
+	if _, err := s.RotateRefresh(ctx, authcore.TokenRef{Family: family, Hash: sess.RefreshHash}, next, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FirstUse(ctx, "jti", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Allow(ctx, "ip", 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]time.Time{ // expiry per key; zero: none
+		prefix + ":{t:" + tk.ID + "}": tk.ExpiresAt.Add(time.Minute),
+		prefix + ":{u:u1}":            {},
+		prefix + ":{i:wechat:o1}":     {},
+		prefix + ":{un:un1}":          {},
+		prefix + ":{k:o1}":            {},
+		prefix + ":{f:" + family + "}:a:" + fmt.Sprintf("%x", next.AccessHash):     next.RefreshExpiresAt,
+		prefix + ":{f:" + family + "}:r:" + fmt.Sprintf("%x", next.RefreshHash):    next.RefreshExpiresAt,
+		prefix + ":{f:" + family + "}:used:" + fmt.Sprintf("%x", sess.RefreshHash): sess.RefreshExpiresAt,
+		prefix + ":{f:" + family + "}:m":                                           next.RefreshExpiresAt,
+		prefix + ":once:jti":                                                       now.Add(time.Minute),
+		prefix + ":rate:ip":                                                        now.Add(time.Minute),
+	}
+	keys, err := c.Keys(ctx, prefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != len(want) {
+		t.Errorf("keys: got %q, want %d keys", keys, len(want))
+	}
+	for _, k := range keys {
+		exp, ok := want[k]
+		if !ok {
+			t.Errorf("unexpected key %s", k)
+			continue
+		}
+		ms, err := c.PExpireTime(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case exp.IsZero() && ms != -1:
+			t.Errorf("%s: expires at %v, want no TTL", k, time.UnixMilli(int64(ms/time.Millisecond)))
+		case !exp.IsZero():
+			got := time.UnixMilli(int64(ms / time.Millisecond))
+			if d := got.Sub(exp); d < -time.Second || d > time.Second {
+				t.Errorf("%s: expires at %v, want %v", k, got, exp)
+			}
+		}
+	}
+}
+
+func session(family string, now time.Time) authcore.SessionRecord {
+	return authcore.SessionRecord{
+		ID: authcore.NewTicketID(), FamilyID: family, UserID: "u1",
+		AccessHash: sha256.Sum256([]byte("a" + authcore.NewTicketID())), RefreshHash: sha256.Sum256([]byte("r" + authcore.NewTicketID())),
+		AccessExpiresAt: now.Add(30 * time.Minute), RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
+		CreatedAt: now, AMR: []string{"wx"}, Provider: "wechat", Subject: "o1", UnionID: "un1",
+	}
+}
+
+// testCorruptTicket: a value the store did not write is an error, never a
+// state.
+func testCorruptTicket(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	for _, v := range []string{"garbage", "1:1", "1:21:2", "1:11:1"} {
+		c.Set(ctx, prefix+":{t:bad}", v, time.Minute)
+		if _, err := s.Ticket(ctx, "bad"); err == nil || authcore.KindOf(err) != authcore.KindInternal {
+			t.Errorf("Ticket(%q): got %v, want an internal error", v, err)
+		}
+		_, err := s.Transition(ctx, authcore.Transition{ID: "bad", FromVersion: 1, To: authcore.StateScanned, Now: time.Now()})
+		if err == nil || authcore.KindOf(err) != authcore.KindInternal {
+			t.Errorf("Transition(%q): got %v, want an internal error", v, err)
+		}
+	}
+}
+
+// countingHook counts the commands a client sends and its round trips.
+type countingHook struct {
+	mu              sync.Mutex
+	commands, trips int
+	names           map[string]int
+}
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.count(cmd)
+		}
+		h.mu.Lock()
+		h.trips -= len(cmds) - 1
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+func (h *countingHook) count(cmd redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.commands++
+	h.trips++
+	h.names[cmd.Name()]++
+}
+
+// testCommandsPerFlow logs what one QR login costs in Redis (issue 3):
+// the commands the store sends and, from INFO commandstats, the commands
+// Redis runs, those inside scripts included.
+func testCommandsPerFlow(t *testing.T, srv *redistest.Server) {
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	hook := &countingHook{names: map[string]int{}}
+	c.AddHook(hook)
+	s := redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
+
+	flow := func() {
+		now := time.Now()
+		tk := newTicket(now)
+		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for v, to := range []authcore.State{authcore.StateScanned, authcore.StateConfirmed, authcore.StateRedeemed} {
+			if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: uint64(v + 1), To: to, ScannerID: "u1", Now: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sess := session(authcore.NewTicketID(), now)
+		if err := s.CreateSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		// A request a minute later: the access expiry slides.
+		if _, err := s.SessionByAccess(ctx, authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}, now.Add(time.Minute), 30*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flow() // loads the scripts, so the measured flow runs them by digest
+
+	stats := func() map[string]int {
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			m[strings.TrimPrefix(name, "cmdstat_")] = n
+		}
+		return m
+	}
+	before := stats()
+	hook.mu.Lock()
+	hook.commands, hook.trips, hook.names = 0, 0, map[string]int{}
+	hook.mu.Unlock()
+	flow()
+	sent, trips, names := hook.commands, hook.trips, fmt.Sprint(hook.names)
+	after := stats()
+	total, detail := 0, []string{}
+	for name, n := range after {
+		if d := n - before[name]; d > 0 && name != "info" {
+			total += d
+			detail = append(detail, fmt.Sprintf("%s=%d", name, d))
+		}
+	}
+	t.Logf("one QR login (create, scan, confirm, redeem, create session, one authenticated request): "+
+		"the store sends %d commands in %d round trips %v; Redis runs %d commands including those inside scripts %v",
+		sent, trips, names, total, detail)
+	if sent != 6 {
+		t.Errorf("the flow sent %d commands, want 6 (one per store call)", sent)
+	}
+}
+
+// TestMemoryPerTicket measures what a waiting ticket costs in Redis.
+func TestMemoryPerTicket(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+	ctx := context.Background()
+	s := redisstore.New(c, redisstore.Options{})
+	used := func() int64 {
+		info, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatal("no used_memory in INFO memory")
+		return 0
+	}
+	const n = 10000
+	now := time.Now()
+	tickets := make([]authcore.TicketRecord, n)
+	for i := range tickets {
+		tickets[i] = newTicket(now)
+	}
+	before := used()
+	var wg sync.WaitGroup
+	const workers = 16
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				if err := s.CreateTicket(ctx, tickets[i], time.Minute); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	after := used()
+	per := float64(after-before) / n
+	one, _ := c.MemoryUsage(ctx, "lh:{t:"+tickets[0].ID+"}").Result()
+	val, _ := c.Get(ctx, "lh:{t:"+tickets[0].ID+"}").Result()
+	t.Logf("memory per waiting ticket: %.0f bytes (used_memory delta over %d tickets); MEMORY USAGE of one: %d bytes; value: %d bytes",
+		per, n, one, len(val))
+	if per <= 0 || per > 2048 {
+		t.Errorf("memory per waiting ticket: %.0f bytes, want 0 < it <= 2 KiB", per)
+	}
+}
