@@ -161,7 +161,17 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.RedisURL != "" {
-		errs = append(errs, errors.New("LOGINHUB_REDIS_URL: this build runs on the embedded store only; Redis support is not built yet"))
+		scheme, _, _ := strings.Cut(c.RedisURL, "://")
+		switch scheme {
+		case "redis", "rediss", "redis+cluster", "rediss+cluster":
+		default:
+			errs = append(errs, errors.New("LOGINHUB_REDIS_URL: want redis://, rediss://, redis+cluster:// or rediss+cluster://"))
+		}
+		if c.TicketKeys == nil {
+			// Each node would sign with its own random key and reject the
+			// tickets of every other node.
+			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_TICKET_KEYS is not: every node must share the ticket keys (e.g. LOGINHUB_TICKET_KEYS=k1:$(head -c32 /dev/urandom | base64))"))
+		}
 	}
 	if c.QRTTL < 2*time.Second || c.QRTTL > 30*time.Minute {
 		errs = append(errs, fmt.Errorf("LOGINHUB_QR_TTL %s: want between 2s and 30m", c.QRTTL))

@@ -21,11 +21,13 @@ import (
 
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/memstore"
+	"github.com/loginhub/loginhub/authcore/redisstore"
 	"github.com/loginhub/loginhub/authcore/wechat"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/bench"
 	"github.com/loginhub/loginhub/handlers"
 	"github.com/loginhub/loginhub/hub"
+	"github.com/loginhub/loginhub/hub/redisbroker"
 )
 
 // shutdownTimeout bounds a graceful stop: sockets closed, in-flight requests
@@ -74,8 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	broker := hub.NewMemoryBroker()
-	store := memstore.New(broker.Publish, nil)
+	store, broker, closeStore, err := openStore(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 
 	var sandbox *wechattest.Server
 	// Our own HTTP client, so shutdown can close its idle connections: in
@@ -142,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
-		"sandbox", cfg.Sandbox(), "store", "memory", "ip_binding", string(cfg.IPBinding))
+		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding))
 
 	var serveErr error
 	select {
@@ -169,6 +174,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// hubStore is what the hub process keeps its state in: the core's store
+// plus the rate-limit counters the handlers need.
+type hubStore interface {
+	authcore.Store
+	handlers.Limiter
+}
+
+// openStore returns the embedded store and broker, or the Redis ones when
+// LOGINHUB_REDIS_URL is set, and a function that releases them.
+func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStore, hub.Broker, func(), error) {
+	if cfg.RedisURL == "" {
+		broker := hub.NewMemoryBroker()
+		return memstore.New(broker.Publish, nil), broker, func() {}, nil
+	}
+	rc, err := redisstore.Connect(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	closeRedis := func() {
+		if err := rc.Close(); err != nil {
+			log.Warn("closing the Redis client", "err", err)
+		}
+	}
+	broker := redisbroker.New(rc, redisbroker.Options{Logger: log, Registerer: reg})
+	return redisstore.New(rc, redisstore.Options{}), broker, closeRedis, nil
+}
+
+func storeName(cfg Config) string {
+	if cfg.RedisURL == "" {
+		return "memory"
+	}
+	if strings.Contains(cfg.RedisURL, "+cluster://") {
+		return "redis cluster"
+	}
+	return "redis"
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -212,7 +254,11 @@ func printFirstContact(w io.Writer, cfg Config, local *net.TCPAddr) {
 		pages += fmt.Sprintf(" and %s/sandbox/phone (phone simulator)", cfg.PublicURL)
 		mode = "sandbox mode (emulated WeChat)"
 	}
-	fmt.Fprintf(w, "loginhub: %s · %s · data in memory, lost on restart · listening on %s\n", pages, mode, local)
+	data := "data in memory, lost on restart"
+	if cfg.RedisURL != "" {
+		data = "data in " + storeName(cfg)
+	}
+	fmt.Fprintf(w, "loginhub: %s · %s · %s · listening on %s\n", pages, mode, data, local)
 }
 
 // weChatExchanger adapts the WeChat client to the core's port.

@@ -1,0 +1,549 @@
+package main
+
+// Multi-node tests: several real loginhub processes (the binary, built once
+// per test run) on one Redis or one Redis Cluster, started by the tests on
+// random loopback ports. They skip without redis-server unless
+// LOGINHUB_TEST_REQUIRE_ALL=1.
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
+)
+
+// The public face every node shares, as behind one load balancer.
+const clusterOrigin = "http://loginhub.test"
+
+var (
+	buildOnce sync.Once
+	builtPath string
+	buildErr  error
+)
+
+// hubBinary builds the loginhub binary once per test run (with -race when
+// the tests run with it).
+func hubBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "loginhub-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtPath = filepath.Join(dir, "loginhub")
+		args := []string{"build", "-o", builtPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtPath
+}
+
+// node is one hub process.
+type node struct {
+	*testHub
+	cmd    *exec.Cmd
+	name   string
+	exited chan struct{} // closed when the process has exited
+}
+
+// sharedKeys are the ticket keys every node of one test shares.
+func sharedKeys() string {
+	k := make([]byte, 32)
+	for i := range k {
+		k[i] = byte(rand.IntN(256))
+	}
+	return "k1:" + base64.StdEncoding.EncodeToString(k)
+}
+
+// startNode starts one hub process on redisURL and waits until it listens.
+func startNode(t testing.TB, name, redisURL, keys string, extra ...string) *node {
+	t.Helper()
+	cmd := exec.Command(hubBinary(t))
+	cmd.Env = append(os.Environ(),
+		"LOGINHUB_ADDR=127.0.0.1:0", "LOGINHUB_REDIS_URL="+redisURL, "LOGINHUB_TICKET_KEYS="+keys,
+		"LOGINHUB_PUBLIC_URL="+clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS="+clusterOrigin,
+		"LOGINHUB_TICKET_RATE=0", "LOGINHUB_LOGIN_RATE=0",
+	)
+	cmd.Env = append(cmd.Env, extra...)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{cmd: cmd, name: name, testHub: &testHub{origin: clusterOrigin, logs: logs}, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(n.exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // ours, by PID; no-op if it already exited
+		<-n.exited
+		if t.Failed() {
+			t.Logf("%s log tail:\n%s", name, tail(logs.String(), 3000))
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(out)
+		l, _ := r.ReadString('\n')
+		line <- l
+		r.WriteTo(devNull{})
+	}()
+	select {
+	case l := <-line:
+		_, addr, ok := strings.Cut(strings.TrimSpace(l), "listening on ")
+		if !ok {
+			t.Fatalf("%s did not start: %q\n%s", name, l, logs)
+		}
+		n.URL = "http://" + addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start within 30s\n%s", name, logs)
+	}
+	return n
+}
+
+type devNull struct{}
+
+func (devNull) Write(p []byte) (int, error) { return len(p), nil }
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// signal sends sig to the node's process and waits for it to exit.
+func (n *node) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	n.cmd.Process.Signal(sig)
+	select {
+	case <-n.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s still running 20s after %s", n.name, sig)
+	}
+}
+
+// backend is a Redis deployment the hub nodes share.
+type backend struct {
+	url     string
+	restart func(t testing.TB) // a Redis outage and its recovery
+}
+
+func standaloneRedis(t testing.TB) backend {
+	s := redistest.Start(t, redistest.Options{Persistent: true})
+	return backend{url: s.URL, restart: func(t testing.TB) { s.Kill(); s.Restart() }}
+}
+
+func clusterRedis(t testing.TB) backend {
+	t.Helper()
+	c := redistest.StartCluster(t)
+	return backend{url: c.URL, restart: func(t testing.TB) {
+		s := c.Servers[rand.IntN(len(c.Servers))]
+		s.Kill()
+		s.Restart()
+	}}
+}
+
+// forEachBackend runs test against standalone Redis and Redis Cluster.
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	t.Run("redis", func(t *testing.T) { test(t, standaloneRedis(t)) })
+	t.Run("cluster", func(t *testing.T) { test(t, clusterRedis(t)) })
+}
+
+func startNodes(t testing.TB, b backend, n int) []*node {
+	keys := sharedKeys()
+	var nodes []*node
+	for i := range n {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("node%d", i+1), b.url, keys))
+	}
+	return nodes
+}
+
+// desktop is one waiting page: a ticket and a WebSocket to some node.
+type desktop struct {
+	nt   authcore.NewTicket
+	ws   *websocket.Conn
+	seen []uint64
+}
+
+func openDesktop(ctx context.Context, n *node, nt authcore.NewTicket, since uint64) (*websocket.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	ws, _, err := d.DialContext(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/v1/ws", http.Header{"Origin": {clusterOrigin}})
+	if err != nil {
+		return nil, err
+	}
+	if err := ws.WriteJSON(map[string]any{"op": "watch", "id": nt.ID, "secret": nt.WatchSecret, "since": since}); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	return ws, nil
+}
+
+// next reads the next event and checks it is the next version: each
+// version exactly once, in order.
+func (d *desktop) next(state string) error {
+	d.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var ev wsEvent
+	if err := d.ws.ReadJSON(&ev); err != nil {
+		return fmt.Errorf("ticket %s after versions %v: %w", d.nt.ID, d.seen, err)
+	}
+	want := uint64(len(d.seen) + 1)
+	if ev.Ev != "state" || ev.Version != want || ev.State != state {
+		return fmt.Errorf("ticket %s after versions %v: got %+v, want %s v%d", d.nt.ID, d.seen, ev, state, want)
+	}
+	d.seen = append(d.seen, ev.Version)
+	return nil
+}
+
+func (d *desktop) lastSeen() uint64 {
+	if len(d.seen) == 0 {
+		return 0
+	}
+	return d.seen[len(d.seen)-1]
+}
+
+func pick(nodes []*node, not ...*node) *node {
+	for {
+		n := nodes[rand.IntN(len(nodes))]
+		ok := true
+		for _, x := range not {
+			ok = ok && n != x
+		}
+		if ok {
+			return n
+		}
+	}
+}
+
+// parallel runs f(i) for i in [0,n) with at most width at once and returns
+// the errors.
+func parallel(n, width int, f func(i int) error) []error {
+	sem := make(chan struct{}, width)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func failOn(t *testing.T, errs []error) {
+	t.Helper()
+	for i, err := range errs {
+		if i == 10 {
+			t.Errorf("… and %d more", len(errs)-10)
+			break
+		}
+		t.Error(err)
+	}
+	if len(errs) > 0 {
+		t.FailNow()
+	}
+}
+
+// post posts and returns an error for any status but want.
+func post(c *http.Client, url, bearer string, body any, want int) error {
+	r, err := tryCall(c, "POST", url, bearer, body)
+	if err != nil {
+		return err
+	}
+	if r.Status != want {
+		return fmt.Errorf("POST %s: %d %s, want %d", url, r.Status, r.Body, want)
+	}
+	return nil
+}
+
+func TestCrossNodeLogins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const desktops = 500
+		nodes := startNodes(t, b, 3)
+		phones := make([]authcore.Session, 5)
+		for i := range phones {
+			phones[i] = phoneLogin(t, pick(nodes).testHub, fmt.Sprint("phone", i))
+		}
+		desktopC, phoneC := client("127.0.0.1"), client("")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		failOn(t, parallel(desktops, 100, func(i int) error {
+			home := pick(nodes)
+			nt, err := newTicket(desktopC, pick(nodes).URL)
+			if err != nil {
+				return err
+			}
+			ws, err := openDesktop(ctx, home, nt, 0)
+			if err != nil {
+				return err
+			}
+			defer ws.Close()
+			d := &desktop{nt: nt, ws: ws}
+			if err := d.next("pending"); err != nil {
+				return err
+			}
+			phone := phones[i%len(phones)]
+			if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
+				return err
+			}
+			if err := d.next("scanned"); err != nil {
+				return err
+			}
+			if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/tickets/"+nt.ID+"/confirm", phone.AccessToken, nil, 200); err != nil {
+				return err
+			}
+			if err := d.next("confirmed"); err != nil {
+				return err
+			}
+			return post(desktopC, pick(nodes).URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil, 200)
+		}))
+	})
+}
+
+func newTicket(c *http.Client, base string) (authcore.NewTicket, error) {
+	r, err := tryCall(c, "POST", base+"/v1/qr/tickets", "", nil)
+	if err != nil {
+		return authcore.NewTicket{}, err
+	}
+	if r.Status != 201 {
+		return authcore.NewTicket{}, fmt.Errorf("create ticket: %d %s", r.Status, r.Body)
+	}
+	var nt authcore.NewTicket
+	return nt, json.Unmarshal(r.Body, &nt)
+}
+
+// TestNodeLoss: desktops watch on node A; A dies (kill -9, or SIGTERM);
+// the phone confirms while they are away; they reconnect to B with since
+// and get every later version exactly once.
+func TestNodeLoss(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, b backend) { testNodeLoss(t, b, sig) })
+		})
+	}
+}
+
+func testNodeLoss(t *testing.T, b backend, sig syscall.Signal) {
+	const desktops = 50
+	nodes := startNodes(t, b, 3)
+	a, bNode, c := nodes[0], nodes[1], nodes[2]
+	phone := phoneLogin(t, c.testHub, "nina")
+	desktopC, phoneC := client("127.0.0.1"), client("")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	ds := make([]*desktop, desktops)
+	failOn(t, parallel(desktops, 50, func(i int) error {
+		nt, err := newTicket(desktopC, pick(nodes).URL)
+		if err != nil {
+			return err
+		}
+		ws, err := openDesktop(ctx, a, nt, 0)
+		if err != nil {
+			return err
+		}
+		ds[i] = &desktop{nt: nt, ws: ws}
+		if err := ds[i].next("pending"); err != nil {
+			return err
+		}
+		if err := post(phoneC, c.URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
+			return err
+		}
+		return ds[i].next("scanned")
+	}))
+
+	a.signal(t, sig)
+	failOn(t, parallel(desktops, 50, func(i int) error {
+		d := ds[i]
+		d.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, _, err := d.ws.ReadMessage()
+		if err == nil {
+			return fmt.Errorf("ticket %s: an event after the node went away", d.nt.ID)
+		}
+		if sig == syscall.SIGTERM && !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			return fmt.Errorf("ticket %s: SIGTERM closed the socket with %v, want 1001", d.nt.ID, err)
+		}
+		d.ws.Close()
+		// Confirmed while the desktop is away.
+		return post(phoneC, c.URL+"/v1/qr/tickets/"+d.nt.ID+"/confirm", phone.AccessToken, nil, 200)
+	}))
+	failOn(t, parallel(desktops, 50, func(i int) error {
+		d := ds[i]
+		ws, err := openDesktop(ctx, bNode, d.nt, d.lastSeen())
+		if err != nil {
+			return err
+		}
+		d.ws = ws
+		defer ws.Close()
+		if err := d.next("confirmed"); err != nil {
+			return err
+		}
+		if err := post(desktopC, c.URL+"/v1/qr/tickets/"+d.nt.ID+"/redeem", d.nt.WatchSecret, nil, 200); err != nil {
+			return err
+		}
+		return d.next("redeemed") // v4 next: "confirmed" was not delivered twice
+	}))
+}
+
+// TestRedisRestart: 200 tickets watched on two nodes; Redis goes down and
+// comes back while they are being confirmed; every confirmation reaches its
+// desktop, and the nodes recover without a restart.
+func TestRedisRestart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const desktops = 200
+		nodes := startNodes(t, b, 2)
+		phone := phoneLogin(t, nodes[0].testHub, "rita")
+		desktopC, phoneC := client("127.0.0.1"), client("")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		ds := make([]*desktop, desktops)
+		failOn(t, parallel(desktops, 50, func(i int) error {
+			nt, err := newTicket(desktopC, nodes[i%2].URL)
+			if err != nil {
+				return err
+			}
+			ws, err := openDesktop(ctx, nodes[i%2], nt, 0)
+			if err != nil {
+				return err
+			}
+			ds[i] = &desktop{nt: nt, ws: ws}
+			if err := ds[i].next("pending"); err != nil {
+				return err
+			}
+			if err := post(phoneC, nodes[(i+1)%2].URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
+				return err
+			}
+			return ds[i].next("scanned")
+		}))
+
+		// Confirm them all while Redis restarts under the nodes' feet: the
+		// first half before the outage, the rest retried until Redis is back.
+		failOn(t, parallel(desktops/2, 50, func(i int) error {
+			return post(phoneC, nodes[1].URL+"/v1/qr/tickets/"+ds[i].nt.ID+"/confirm", phone.AccessToken, nil, 200)
+		}))
+		b.restart(t)
+		failOn(t, parallel(desktops-desktops/2, 50, func(i int) error {
+			d := ds[desktops/2+i]
+			// While Redis is coming back a confirm may fail: retry every
+			// 100 ms, as a phone would, until it succeeds or time is up.
+			retry := time.NewTicker(100 * time.Millisecond)
+			defer retry.Stop()
+			for {
+				err := post(phoneC, nodes[0].URL+"/v1/qr/tickets/"+d.nt.ID+"/confirm", phone.AccessToken, nil, 200)
+				if err == nil {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("ticket %s: confirm never succeeded after the Redis restart: %v", d.nt.ID, err)
+				case <-retry.C:
+				}
+			}
+		}))
+		failOn(t, parallel(desktops, 100, func(i int) error {
+			defer ds[i].ws.Close()
+			return ds[i].next("confirmed")
+		}))
+		// The nodes recovered: a fresh login works on each.
+		for _, n := range nodes {
+			if _, err := newTicket(desktopC, n.URL); err != nil {
+				t.Fatalf("%s after the Redis restart: %v", n.name, err)
+			}
+		}
+	})
+}
+
+// TestRedeemRaceAcrossNodes: two nodes redeem the same confirmed ticket at
+// the same moment; exactly one wins, every time.
+func TestRedeemRaceAcrossNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		nodes := startNodes(t, b, 2)
+		phone := phoneLogin(t, nodes[0].testHub, "sam")
+		desktopC, phoneC := client("127.0.0.1"), client("")
+		for round := range 30 {
+			nt, err := newTicket(desktopC, nodes[0].URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := post(phoneC, nodes[1].URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
+				t.Fatal(err)
+			}
+			if err := post(phoneC, nodes[0].URL+"/v1/qr/tickets/"+nt.ID+"/confirm", phone.AccessToken, nil, 200); err != nil {
+				t.Fatal(err)
+			}
+			statuses := make([]int, 4)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range statuses {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					r, err := tryCall(desktopC, "POST", nodes[i%2].URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil)
+					if err == nil {
+						statuses[i] = r.Status
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			wins := 0
+			for _, s := range statuses {
+				switch s {
+				case 200:
+					wins++
+				case 410:
+				default:
+					t.Fatalf("round %d: redeem statuses %v, want one 200 and the rest 410", round, statuses)
+				}
+			}
+			if wins != 1 {
+				t.Fatalf("round %d: %d redeems won (%v), want exactly 1", round, wins, statuses)
+			}
+		}
+	})
+}
+
+func TestRedisNeedsSharedTicketKeys(t *testing.T) {
+	_, err := loadConfig(nil, func(k string) string {
+		return map[string]string{"LOGINHUB_REDIS_URL": "redis://127.0.0.1:1"}[k]
+	}, devNull{})
+	if err == nil || !strings.Contains(err.Error(), "LOGINHUB_TICKET_KEYS") {
+		t.Fatalf("Redis without shared ticket keys: %v, want an error naming LOGINHUB_TICKET_KEYS", err)
+	}
+}
