@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -151,23 +152,21 @@ func (n *node) signal(t testing.TB, sig syscall.Signal) {
 
 // backend is a Redis deployment the hub nodes share.
 type backend struct {
-	url     string
-	restart func(t testing.TB) // a Redis outage and its recovery
+	url    string
+	kill   func() // a Redis outage: the server (or one Cluster master) dies
+	revive func() // and comes back on the same port with its data
 }
 
 func standaloneRedis(t testing.TB) backend {
 	s := redistest.Start(t, redistest.Options{Persistent: true})
-	return backend{url: s.URL, restart: func(t testing.TB) { s.Kill(); s.Restart() }}
+	return backend{url: s.URL, kill: s.Kill, revive: s.Restart}
 }
 
 func clusterRedis(t testing.TB) backend {
 	t.Helper()
 	c := redistest.StartCluster(t)
-	return backend{url: c.URL, restart: func(t testing.TB) {
-		s := c.Servers[rand.IntN(len(c.Servers))]
-		s.Kill()
-		s.Restart()
-	}}
+	victim := c.Servers[rand.IntN(len(c.Servers))]
+	return backend{url: c.URL, kill: victim.Kill, revive: victim.Restart}
 }
 
 // forEachBackend runs test against standalone Redis and Redis Cluster.
@@ -456,7 +455,13 @@ func TestRedisRestart(t *testing.T) {
 		failOn(t, parallel(desktops/2, 50, func(i int) error {
 			return post(phoneC, nodes[1].URL+"/v1/qr/tickets/"+ds[i].nt.ID+"/confirm", phone.AccessToken, nil, 200)
 		}))
-		b.restart(t)
+		b.kill()
+		for _, n := range nodes {
+			if r, err := tryCall(desktopC, "GET", n.URL+"/readyz", "", nil); err != nil || r.Status != 503 {
+				t.Errorf("%s /readyz while Redis is down: %v %v, want 503", n.name, r.Status, err)
+			}
+		}
+		b.revive()
 		failOn(t, parallel(desktops-desktops/2, 50, func(i int) error {
 			d := ds[desktops/2+i]
 			// While Redis is coming back a confirm may fail: retry every
@@ -479,10 +484,16 @@ func TestRedisRestart(t *testing.T) {
 			defer ds[i].ws.Close()
 			return ds[i].next("confirmed")
 		}))
-		// The nodes recovered: a fresh login works on each.
+		// The nodes recovered without a restart: ready again, a fresh
+		// ticket works on each, and the broker counted its reconnect.
 		for _, n := range nodes {
+			mustStatus(t, n.name+" /readyz after the Redis restart", call(t, desktopC, "GET", n.URL+"/readyz", "", nil), 200)
 			if _, err := newTicket(desktopC, n.URL); err != nil {
 				t.Fatalf("%s after the Redis restart: %v", n.name, err)
+			}
+			m := call(t, desktopC, "GET", n.URL+"/metrics", "", nil)
+			if !regexp.MustCompile(`(?m)^loginhub_broker_reconnects_total [1-9]`).Match(m.Body) {
+				t.Errorf("%s: no broker reconnect counted in /metrics", n.name)
 			}
 		}
 	})
