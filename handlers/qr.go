@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -104,17 +103,17 @@ func serveQR(w http.ResponseWriter, r *http.Request, d Deps, contentType, varian
 }
 
 // renderSVG draws the QR code as one SVG path of unit squares, scalable to
-// any size with crisp edges.
+// any size with crisp edges. Dark runs of a row become one rectangle each.
 func renderSVG(url string) ([]byte, error) {
 	q, err := qrcode.New(url, qrcode.Medium)
 	if err != nil {
 		return nil, err
 	}
 	bm := q.Bitmap() // includes the quiet zone
-	n := len(bm)
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" shape-rendering="crispEdges">`, n, n)
-	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, n, n)
+	n := strconv.Itoa(len(bm))
+	b := make([]byte, 0, 8<<10)
+	b = append(b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 `+n+" "+n+`" shape-rendering="crispEdges">`...)
+	b = append(b, `<rect width="`+n+`" height="`+n+`" fill="#fff"/><path fill="#000" d="`...)
 	for y, row := range bm {
 		for x := 0; x < len(row); x++ {
 			if !row[x] {
@@ -124,9 +123,14 @@ func renderSVG(url string) ([]byte, error) {
 			for x < len(row) && row[x] {
 				x++
 			}
-			fmt.Fprintf(&b, "M%d %dh%dv1h-%dz", start, y, x-start, x-start)
+			w := strconv.Itoa(x - start)
+			b = append(b, 'M')
+			b = strconv.AppendInt(b, int64(start), 10)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(y), 10)
+			b = append(b, "h"+w+"v1h-"+w+"z"...)
 		}
 	}
-	b.WriteString(`"/></svg>`)
-	return []byte(b.String()), nil
+	b = append(b, `"/></svg>`...)
+	return b, nil
 }

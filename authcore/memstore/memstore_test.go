@@ -13,3 +13,7 @@ func TestConformance(t *testing.T) {
 		return memstore.New(notify, nil)
 	})
 }
+
+func BenchmarkMemstore(b *testing.B) {
+	storetest.Bench(b, memstore.New(func(string, uint64) {}, nil))
+}

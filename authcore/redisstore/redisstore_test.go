@@ -636,3 +636,11 @@ func TestMemoryPerTicket(t *testing.T) {
 		t.Errorf("memory per waiting ticket: %.0f bytes, want 0 < it <= 2 KiB", per)
 	}
 }
+
+// BenchmarkRedisstore measures the store's hot paths against a real
+// redis-server on loopback (one connection pool, one caller at a time:
+// round-trip latency, not Redis throughput).
+func BenchmarkRedisstore(b *testing.B) {
+	s := redistest.Start(b, redistest.Options{})
+	storetest.Bench(b, redisstore.New(s.Client(), redisstore.Options{}))
+}
