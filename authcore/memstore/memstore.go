@@ -33,7 +33,20 @@ type Store struct {
 	keys      map[string]string   // openid → session_key
 	once      map[string]time.Time
 	counters  map[string]*window
+	atokens   map[string]accessToken // WeChat access_token by appid
+	leases    map[string]lease       // TryLock leases by name
+	leaseSeq  uint64
 	lastSweep time.Time
+}
+
+type accessToken struct {
+	token     string
+	expiresAt time.Time
+}
+
+type lease struct {
+	id    uint64
+	until time.Time
 }
 
 type ticketEntry struct {
@@ -74,6 +87,8 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		keys:      map[string]string{},
 		once:      map[string]time.Time{},
 		counters:  map[string]*window{},
+		atokens:   map[string]accessToken{},
+		leases:    map[string]lease{},
 	}
 }
 
@@ -110,6 +125,16 @@ func (s *Store) sweepLocked(now time.Time) {
 	for k, w := range s.counters {
 		if now.Sub(w.start) > time.Hour {
 			delete(s.counters, k)
+		}
+	}
+	for k, t := range s.atokens {
+		if !now.Before(t.expiresAt) {
+			delete(s.atokens, k)
+		}
+	}
+	for k, l := range s.leases {
+		if !now.Before(l.until) {
+			delete(s.leases, k)
 		}
 	}
 }
@@ -342,4 +367,64 @@ func (s *Store) Allow(_ context.Context, key string, limit int, per time.Duratio
 	}
 	w.count++
 	return true, 0, nil
+}
+
+// ---- WeChat access tokens (wechat.TokenCache) ----
+
+// AccessToken returns the access token stored for appID and its expiry,
+// or authcore.ErrNotFound when there is none or it has expired. It
+// implements wechat.TokenCache.
+func (s *Store) AccessToken(_ context.Context, appID string) (string, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.atokens[appID]
+	if !ok || !s.now().Before(t.expiresAt) {
+		return "", time.Time{}, authcore.ErrNotFound
+	}
+	return t.token, t.expiresAt, nil
+}
+
+// PutAccessToken stores appID's access token until expiresAt, replacing
+// the previous one. It implements wechat.TokenCache.
+func (s *Store) PutAccessToken(_ context.Context, appID, token string, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked(now)
+	if !now.Before(expiresAt) {
+		delete(s.atokens, appID)
+		return nil
+	}
+	s.atokens[appID] = accessToken{token, expiresAt}
+	return nil
+}
+
+// TryLock takes the lease name for ttl unless someone else holds it. The
+// returned release ends the lease if it is still this caller's (not after
+// it expired and another caller took it); calling it again does nothing.
+// It implements wechat.TokenCache.
+func (s *Store) TryLock(_ context.Context, name string, ttl time.Duration) (release func(), ok bool, err error) {
+	if ttl <= 0 {
+		return nil, false, authcore.Errorf(authcore.KindInvalid, "memstore: lock %q: ttl must be positive", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked(now)
+	if l, held := s.leases[name]; held && now.Before(l.until) {
+		return func() {}, false, nil
+	}
+	s.leaseSeq++
+	id := s.leaseSeq
+	s.leases[name] = lease{id: id, until: now.Add(ttl)}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.leases[name].id == id {
+				delete(s.leases, name)
+			}
+		})
+	}, true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/memstore"
 	"github.com/loginhub/loginhub/authcore/storetest"
+	"github.com/loginhub/loginhub/authcore/wechat"
 )
 
 func TestConformance(t *testing.T) {
@@ -16,4 +17,10 @@ func TestConformance(t *testing.T) {
 
 func BenchmarkMemstore(b *testing.B) {
 	storetest.Bench(b, memstore.New(func(string, uint64) {}, nil))
+}
+
+var _ wechat.TokenCache = (*memstore.Store)(nil)
+
+func TestTokenCacheConformance(t *testing.T) {
+	storetest.RunTokenCache(t, func(t *testing.T) wechat.TokenCache { return memstore.New(nil, nil) })
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/loginhub/loginhub/authcore/redisstore"
 	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
 	"github.com/loginhub/loginhub/authcore/storetest"
+	"github.com/loginhub/loginhub/authcore/wechat"
 )
 
 // limiter is handlers.Limiter, restated so this package need not import
@@ -29,7 +30,10 @@ type limiter interface {
 	Allow(ctx context.Context, key string, limit int, per time.Duration) (bool, time.Duration, error)
 }
 
-var _ limiter = (*redisstore.Store)(nil)
+var (
+	_ limiter           = (*redisstore.Store)(nil)
+	_ wechat.TokenCache = (*redisstore.Store)(nil)
+)
 
 var prefixes atomic.Int64
 
@@ -74,6 +78,12 @@ func TestStandalone(t *testing.T) {
 			return redisstore.New(c, redisstore.Options{Prefix: prefix})
 		})
 	})
+	t.Run("TokenCache", func(t *testing.T) {
+		storetest.RunTokenCache(t, func(t *testing.T) wechat.TokenCache {
+			return redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
+		})
+	})
+	t.Run("TokenCacheKeys", func(t *testing.T) { testTokenCacheKeys(t, c) })
 	t.Run("Publish", func(t *testing.T) { testPublish(t, c, c.Subscribe) })
 	t.Run("Allow", func(t *testing.T) { testAllow(t, c) })
 	t.Run("KeyTTLs", func(t *testing.T) { testKeyTTLs(t, c) })
@@ -213,6 +223,11 @@ func TestCluster(t *testing.T) {
 			// Sharded channels have no patterns: subscribe to each
 			// ticket's channel as it is created.
 			return &subscribing{Store: s, t: t, c: c, prefix: prefix, notify: notify}
+		})
+	})
+	t.Run("TokenCache", func(t *testing.T) {
+		storetest.RunTokenCache(t, func(t *testing.T) wechat.TokenCache {
+			return redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
 		})
 	})
 	t.Run("Publish", func(t *testing.T) { testPublish(t, c, c.SSubscribe) })
@@ -643,4 +658,35 @@ func TestMemoryPerTicket(t *testing.T) {
 func BenchmarkRedisstore(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
 	storetest.Bench(b, redisstore.New(s.Client(), redisstore.Options{}))
+}
+
+// testTokenCacheKeys: the access token and the lease live where the key
+// layout says, with the TTLs it says.
+func testTokenCacheKeys(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	if err := s.PutAccessToken(ctx, "wx1", "tok", exp); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.PExpireTime(ctx, prefix+":{at:wx1}").Result()
+	if err != nil || time.UnixMilli(int64(ms/time.Millisecond)).Sub(exp).Abs() > time.Second {
+		t.Errorf("%s:{at:wx1} expires at %v (%v), want %v", prefix, ms, err, exp)
+	}
+	release, ok, err := s.TryLock(ctx, "at-refresh:wx1", 10*time.Second)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if ttl := c.PTTL(ctx, prefix+":{lock:at-refresh:wx1}").Val(); ttl <= 9*time.Second || ttl > 10*time.Second {
+		t.Errorf("lock TTL = %v, want about 10s", ttl)
+	}
+	release()
+	if n := c.Exists(ctx, prefix+":{lock:at-refresh:wx1}").Val(); n != 0 {
+		t.Error("release left the lock key")
+	}
+	c.Set(ctx, prefix+":{at:wx2}", "garbage", time.Minute)
+	if _, _, err := s.AccessToken(ctx, "wx2"); err == nil || strings.Contains(err.Error(), "garbage") {
+		t.Errorf("corrupt token value: got %v, want an error that does not show the value", err)
+	}
 }

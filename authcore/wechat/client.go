@@ -1,7 +1,13 @@
 // Package wechat is a client for WeChat's mini-program server API
-// (code2Session and the stable access_token) against a configurable base
-// URL: https://api.weixin.qq.com in production, the hub's /sandbox/wechat or
-// a wechattest.Server in the sandbox and in tests.
+// (code2Session, the stable access_token shared by all hub nodes, the phone
+// number, checkSessionKey and resetusersessionkey) against a configurable
+// base URL: https://api.weixin.qq.com in production, the hub's
+// /sandbox/wechat or a wechattest.Server in the sandbox and in tests.
+//
+// A circuit breaker guards every call: after repeated upstream failures
+// (timeouts, network errors, 5xx, "system busy" after retries) calls fail
+// at once with KindUpstreamUnavailable for a cool-down instead of piling
+// up behind a WeChat outage.
 //
 // Every error it returns is an *authcore.Error whose Message is safe to show
 // to a phone; WeChat's errmsg text only goes into the wrapped cause and the
@@ -11,6 +17,7 @@ package wechat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +65,23 @@ type Config struct {
 	// Timeout bounds each call, retries included. Zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+
+	// TokenCache shares the app's access_token among hub nodes: the
+	// store (authcore/redisstore for many nodes, authcore/memstore for
+	// one). Nil means a cache in this Client only.
+	TokenCache TokenCache
+	// TokenRefreshBefore is how long before its expiry the access_token
+	// is refreshed. Zero means DefaultTokenRefreshBefore, which is also
+	// the maximum.
+	TokenRefreshBefore time.Duration
+
+	// BreakerFailures is how many calls in a row must fail upstream to
+	// open the circuit breaker. Zero means DefaultBreakerFailures.
+	BreakerFailures int
+	// BreakerCoolDown is how long the open breaker fails calls at once
+	// before letting one probe through. Zero means
+	// DefaultBreakerCoolDown.
+	BreakerCoolDown time.Duration
 }
 
 // Validate reports a KindInvalid error if c cannot make a working Client.
@@ -72,6 +96,10 @@ func (c Config) Validate() error {
 		return authcore.Errorf(authcore.KindInvalid, "wechat: AppID and Secret are required")
 	case c.Timeout < 0:
 		return authcore.Errorf(authcore.KindInvalid, "wechat: Timeout must not be negative")
+	case c.TokenRefreshBefore < 0 || c.TokenRefreshBefore > DefaultTokenRefreshBefore:
+		return authcore.Errorf(authcore.KindInvalid, "wechat: TokenRefreshBefore must be between 0 and %v", DefaultTokenRefreshBefore)
+	case c.BreakerFailures < 0 || c.BreakerCoolDown < 0:
+		return authcore.Errorf(authcore.KindInvalid, "wechat: BreakerFailures and BreakerCoolDown must not be negative")
 	}
 	return nil
 }
@@ -87,14 +115,22 @@ type Client struct {
 	timeout time.Duration
 
 	// sessions shares one code2Session call among concurrent callers with
-	// the same code. A Client serves one app, so keying on the code alone
-	// cannot mix up apps.
+	// the same code, and phones one getuserphonenumber call per phone
+	// code. A Client serves one app, so keying on the code alone cannot
+	// mix up apps.
 	sessions singleflight.Group
-	// tokens shares stable_token calls, keyed on force_refresh.
-	tokens singleflight.Group
+	phones   singleflight.Group
+	// resets shares resetusersessionkey calls per openid and key.
+	resets singleflight.Group
+	// stable shares stable_token calls, keyed on force_refresh.
+	stable singleflight.Group
 
-	backoff   []time.Duration // pause before retry i+1
-	afterJoin func()          // test hook: a caller has joined a flight
+	tokenMgr *TokenManager
+	breaker  *breaker
+
+	clock     func() time.Time // time.Now; tests move it
+	backoff   []time.Duration  // pause before retry i+1
+	afterJoin func()           // test hook: a caller has joined a flight
 }
 
 // New returns a Client for cfg, or cfg.Validate's error.
@@ -121,6 +157,25 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.clock = time.Now
+	refreshBefore := cfg.TokenRefreshBefore
+	if refreshBefore == 0 {
+		refreshBefore = DefaultTokenRefreshBefore
+	}
+	c.tokenMgr = newTokenManager(c, cfg.TokenCache, refreshBefore)
+	c.breaker = &breaker{
+		threshold: cmp.Or(cfg.BreakerFailures, DefaultBreakerFailures),
+		coolDown:  cmp.Or(cfg.BreakerCoolDown, DefaultBreakerCoolDown),
+		now:       func() time.Time { return c.clock() },
+		onChange: func(from, to string, failures int) {
+			level := slog.LevelInfo
+			if to == BreakerOpen {
+				level = slog.LevelError
+			}
+			c.log.LogAttrs(context.Background(), level, "wechat: circuit breaker "+to,
+				slog.String("from", from), slog.String("to", to), slog.Int("consecutive_failures", failures))
+		},
 	}
 	return c, nil
 }
@@ -158,7 +213,8 @@ func (s Session) LogValue() slog.Value {
 //     answered garbage or an unexpected errcode, or rejected loginhub's own
 //     credentials (40013, 40125, ...; logged at error level). Transient
 //     failures are retried twice first, within the timeout. Also when ctx
-//     ends first.
+//     ends first, and at once, with RetryAfter, while the circuit breaker
+//     is open.
 //
 // Code2Session is safe for concurrent use.
 func (c *Client) Code2Session(ctx context.Context, code string) (Session, error) {
@@ -237,7 +293,7 @@ func (c *Client) StableToken(ctx context.Context, forceRefresh bool) (token stri
 	if forceRefresh {
 		key = "force"
 	}
-	v, err := c.share(ctx, &c.tokens, key, func(ctx context.Context) (any, error) {
+	v, err := c.share(ctx, &c.stable, key, func(ctx context.Context) (any, error) {
 		return c.stableToken(ctx, forceRefresh)
 	})
 	if err != nil {
@@ -306,6 +362,7 @@ var configErrcodes = map[int]string{
 	40013: "invalid appid",
 	40125: "invalid appsecret",
 	40164: "server IP not in the mini-program's allow-list",
+	41001: "access_token missing (a loginhub bug)",
 	41002: "appid missing",
 	41004: "appsecret missing",
 	43001: "wrong HTTP method",
@@ -364,7 +421,7 @@ func (c *Client) share(ctx context.Context, g *singleflight.Group, key string, f
 		return nil, authcore.Wrap(authcore.KindUpstreamUnavailable, err, msgUnavailable)
 	}
 	ch := g.DoChan(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), c.timeout, errTimeout)
 		defer cancel()
 		return fn(ctx)
 	})
@@ -383,13 +440,42 @@ func (c *Client) share(ctx context.Context, g *singleflight.Group, key string, f
 	}
 }
 
+// errTimeout is the cause of a context that the Client's own timeout ended,
+// as opposed to its caller. It wraps context.DeadlineExceeded, which
+// net/http reports as the cause.
+var errTimeout = fmt.Errorf("wechat: call timed out: %w", context.DeadlineExceeded)
+
 // call sends the request that build makes and decodes the first answer
 // that is JSON and not "system busy" (-1) into out, which must embed
 // apiStatus. Transient failures (network errors, timeouts, HTTP 5xx,
 // non-JSON, -1) are retried with a short backoff, at most twice and within
-// ctx. It returns how many attempts were made; an error is a
-// KindUpstreamUnavailable *authcore.Error.
+// ctx and the Client's timeout. It returns how many attempts were made; an
+// error is a KindUpstreamUnavailable *authcore.Error.
+//
+// The circuit breaker sees each call's outcome: an answer (whatever its
+// errcode) is a success; a failure after the retries is a failure, unless
+// the caller's ctx ended first. While it is open, call fails at once.
 func (c *Client) call(ctx context.Context, op string, attrs []slog.Attr, build func(context.Context) (*http.Request, error), out any) (attempts int, err error) {
+	done, err := c.breaker.allow()
+	if err != nil {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "wechat: call refused by the circuit breaker", append(attrs, slog.String("op", op))...)
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+	defer cancel()
+	attempts, err = c.callAttempts(ctx, op, attrs, build, out)
+	switch {
+	case err == nil:
+		done(outcomeSuccess)
+	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), errTimeout):
+		done(outcomeIgnored) // the caller gave up: no verdict on WeChat
+	default:
+		done(outcomeFailure)
+	}
+	return attempts, err
+}
+
+func (c *Client) callAttempts(ctx context.Context, op string, attrs []slog.Attr, build func(context.Context) (*http.Request, error), out any) (attempts int, err error) {
 	var last error
 	for attempts = 1; ; attempts++ {
 		body, transient, err := c.attempt(ctx, build)
@@ -484,16 +570,20 @@ func withoutQuery(u *url.URL) string {
 
 // checkCode rejects what cannot be a wx.login code before spending an
 // upstream call (and a quota unit) on it.
-func checkCode(code string) error {
+func checkCode(code string) error { return checkCodeOf("wx.login code", code) }
+
+// checkCodeOf rejects what cannot be a WeChat code (what names it in the
+// messages): empty, over MaxCodeLength, or outside WeChat's alphabet.
+func checkCodeOf(what, code string) error {
 	if code == "" {
-		return authcore.Errorf(authcore.KindInvalid, "missing wx.login code")
+		return authcore.Errorf(authcore.KindInvalid, "missing %s", what)
 	}
 	if len(code) > MaxCodeLength {
-		return authcore.Errorf(authcore.KindInvalid, "wx.login code too long")
+		return authcore.Errorf(authcore.KindInvalid, "%s too long", what)
 	}
 	for i := 0; i < len(code); i++ {
 		if !urlSafe(code[i]) {
-			return authcore.Errorf(authcore.KindInvalid, "malformed wx.login code")
+			return authcore.Errorf(authcore.KindInvalid, "malformed %s", what)
 		}
 	}
 	return nil

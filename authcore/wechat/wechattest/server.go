@@ -9,7 +9,8 @@
 // http.StripPrefix("/sandbox/wechat", srv). Besides the WeChat paths it
 // serves a few sandbox-only ones that play the phone's part (what wx.login
 // and the phone-number button return on a user's phone), and exported knobs
-// that inject errcodes, hold requests, count them and move the clock.
+// that inject errcodes, hold requests, count them, take the whole server
+// down (SetDown) and move the clock.
 //
 // Unknown paths fail loudly: a 404 with errcode -404, recorded for
 // UnknownRequests, so that a client calling a path the fake does not know
@@ -19,6 +20,7 @@ package wechattest
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -56,6 +58,8 @@ const (
 	PathToken          = "/cgi-bin/token"
 	PathStableToken    = "/cgi-bin/stable_token"
 	PathGetPhoneNumber = "/wxa/business/getuserphonenumber"
+	PathCheckSession   = "/wxa/checksession"
+	PathResetSession   = "/wxa/resetusersessionkey"
 
 	PathApp         = "/app"            // sandbox: GET the mini-program's appid and secret
 	PathWxLogin     = "/wx.login"       // sandbox: POST {"user"}: what wx.login returns on that phone
@@ -93,6 +97,7 @@ type Server struct {
 	secret   string
 	now      func() time.Time
 	users    map[string]*User
+	byOpenID map[string]*User
 	codes    map[string]*issuedCode // wx.login codes
 	phones   map[string]*issuedCode // getPhoneNumber codes
 	sweepAt  int                    // sweep expired codes when len(codes)+len(phones) reaches this
@@ -100,10 +105,12 @@ type Server struct {
 	plain    string                 // current /cgi-bin/token token
 	stable   string                 // current /cgi-bin/stable_token token
 	requests map[string]int
+	forced   int           // stable_token requests with force_refresh
 	arrived  chan struct{} // closed and replaced on every request, for WaitRequests
 	unknown  []string
 	fails    map[string][]failure
 	holds    map[string]chan struct{}
+	down     bool
 }
 
 // User is a sandbox user as WeChat knows them.
@@ -113,7 +120,7 @@ type User struct {
 	UnionID         string // 28 URL-safe characters, stable per name
 	Nickname        string // "<name> (sandbox)"
 	AvatarURL       string
-	SessionKey      string // base64 of 16 bytes; a new one on every wx.login
+	SessionKey      string // base64 of 16 bytes; a new one on every wx.login and resetusersessionkey
 	PhoneNumber     string // as WeChat sends mainland numbers: equal to PurePhoneNumber
 	PurePhoneNumber string // 11 digits, 1380000xxxx
 	CountryCode     string // "86"
@@ -212,6 +219,25 @@ func (s *Server) Hold(path string) (release func()) {
 	}
 }
 
+// SetDown simulates an outage when down is true: until SetDown(false),
+// every request (to any path, sandbox ones included) is counted and then
+// answered HTTP 503 with an HTML page, as a failing gateway in front of
+// WeChat does. Held paths are not held while the Server is down.
+func (s *Server) SetDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	s.down = down
+}
+
+// ForceRefreshes returns how many successful stable_token requests asked
+// for force_refresh.
+func (s *Server) ForceRefreshes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forced
+}
+
 // Requests returns how many requests path has received, including failed,
 // held and injected ones.
 func (s *Server) Requests(path string) int {
@@ -266,6 +292,7 @@ func (s *Server) initLocked() {
 	}
 	s.now = time.Now
 	s.users = make(map[string]*User)
+	s.byOpenID = make(map[string]*User)
 	s.codes = make(map[string]*issuedCode)
 	s.phones = make(map[string]*issuedCode)
 	s.sweepAt = 1024
@@ -284,9 +311,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests[path]++
 	close(s.arrived)
 	s.arrived = make(chan struct{})
-	hold := s.holds[path]
+	hold, down := s.holds[path], s.down
 	s.mu.Unlock()
 
+	if down {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "<html><body><h1>503 Service Unavailable</h1></body></html>\n")
+		return
+	}
 	if hold != nil {
 		select {
 		case <-hold:
@@ -326,6 +359,10 @@ func (s *Server) route(path string) (http.HandlerFunc, bool) {
 		return s.handleStableToken, true
 	case PathGetPhoneNumber:
 		return s.handleGetPhoneNumber, true
+	case PathCheckSession:
+		return s.handleCheckSession, true
+	case PathResetSession:
+		return s.handleResetSession, true
 	case PathApp:
 		return s.handleApp, true
 	case PathWxLogin:
@@ -426,8 +463,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleStableToken is POST /cgi-bin/stable_token: the same token with its
-// remaining lifetime until it expires or force_refresh asks for a new one.
-// Its tokens are independent of /cgi-bin/token's, as WeChat documents.
+// remaining lifetime until it has 5 minutes left (then a new one, the old
+// one working until its expiry, as WeChat documents), or until
+// force_refresh asks for a new one. Its tokens are independent of
+// /cgi-bin/token's, as WeChat documents.
 func (s *Server) handleStableToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		writeWeChatError(w, 43002, "require POST method")
@@ -455,9 +494,12 @@ func (s *Server) handleStableToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	exp, ok := s.tokens[s.stable]
-	if req.ForceRefresh || !ok || !now.Before(exp) {
+	if req.ForceRefresh || !ok || exp.Sub(now) <= tokenOverlap {
 		s.stable = s.newTokenLocked(s.stable)
 		exp = s.tokens[s.stable]
+	}
+	if req.ForceRefresh {
+		s.forced++
 	}
 	// WeChat counts whole seconds and never answers 0 for a live token.
 	left := exp.Sub(now).Truncate(time.Second)
@@ -530,6 +572,63 @@ func (s *Server) handleGetPhoneNumber(w http.ResponseWriter, r *http.Request) {
 		ErrMsg    string    `json:"errmsg"`
 		PhoneInfo phoneInfo `json:"phone_info"`
 	}{0, "ok", phoneInfo{u.PhoneNumber, u.PurePhoneNumber, u.CountryCode, watermark{now.Unix(), s.appID}}})
+}
+
+// handleCheckSession is GET /wxa/checksession: whether signature is the
+// HMAC-SHA256 (sig_method=hmac_sha256) of "" keyed with openid's CURRENT
+// session_key, 87009 when it is not (a later wx.login replaced the key).
+func (s *Server) handleCheckSession(w http.ResponseWriter, r *http.Request) {
+	s.sessionKeyCall(w, r, func(u *User) {
+		writeOK(w)
+	})
+}
+
+// handleResetSession is GET /wxa/resetusersessionkey: with the same proof
+// as checksession, gives the user a new session_key and returns it.
+func (s *Server) handleResetSession(w http.ResponseWriter, r *http.Request) {
+	s.sessionKeyCall(w, r, func(u *User) {
+		u.SessionKey = base64.StdEncoding.EncodeToString(randomBytes(16))
+		writeJSON(w, http.StatusOK, struct {
+			ErrCode    int    `json:"errcode"`
+			ErrMsg     string `json:"errmsg"`
+			OpenID     string `json:"openid"`
+			SessionKey string `json:"session_key"`
+		}{0, "ok", u.OpenID, u.SessionKey})
+	})
+}
+
+// sessionKeyCall checks what checksession and resetusersessionkey check,
+// in WeChat's order (method, access_token, arguments, signature), and calls
+// ok with the user, s.mu held.
+func (s *Server) sessionKeyCall(w http.ResponseWriter, r *http.Request, ok func(u *User)) {
+	if r.Method != http.MethodGet {
+		writeWeChatError(w, 43001, "require GET method")
+		return
+	}
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code, msg := s.checkTokenLocked(q.Get("access_token"), s.now()); code != 0 {
+		writeWeChatError(w, code, msg)
+		return
+	}
+	if q.Get("sig_method") != "hmac_sha256" || q.Get("signature") == "" || q.Get("openid") == "" {
+		writeWeChatError(w, 40097, "invalid args")
+		return
+	}
+	u, found := s.byOpenID[q.Get("openid")]
+	if !found {
+		writeWeChatError(w, 40003, "invalid openid")
+		return
+	}
+	// Lowercase hex, as documented: a client sending anything else is
+	// caught here rather than by WeChat.
+	m := hmac.New(sha256.New, []byte(u.SessionKey))
+	if !equal(q.Get("signature"), hex.EncodeToString(m.Sum(nil))) {
+		writeWeChatError(w, 87009, "invalid signature")
+		return
+	}
+	ok(u)
 }
 
 // checkAppLocked checks an appid and secret as WeChat does, in its order.
@@ -726,6 +825,7 @@ func (s *Server) userLocked(name string) *User {
 		CountryCode:     "86",
 	}
 	s.users[name] = u
+	s.byOpenID[u.OpenID] = u
 	return u
 }
 
@@ -782,6 +882,12 @@ func decodeBody(r *http.Request, v any) bool {
 	return json.Unmarshal(body, v) == nil
 }
 
+// writeOK answers a success that carries nothing but
+// {"errcode":0,"errmsg":"ok"}.
+func writeOK(w http.ResponseWriter) {
+	writeJSON(w, http.StatusOK, errorBody{0, "ok"})
+}
+
 // writeWeChatError answers as WeChat does: HTTP 200 and an errcode.
 func writeWeChatError(w http.ResponseWriter, errcode int, errmsg string) {
 	writeJSON(w, http.StatusOK, errBody(errcode, errmsg))
@@ -810,14 +916,20 @@ func errBody(errcode int, errmsg string) errorBody {
 var errmsgs = map[int]string{
 	-1:    "system error",
 	40001: "invalid credential, access_token is invalid or not latest",
+	40003: "invalid openid",
 	40013: "invalid appid",
+	40014: "invalid access_token",
 	40029: "invalid code",
 	40125: "invalid appsecret",
 	40163: "code been used",
 	40164: "invalid ip, not in whitelist",
 	40226: "high risk user",
+	41001: "access_token missing",
 	41008: "missing code",
 	42001: "access_token expired",
+	47001: "data format error",
+	48001: "api unauthorized",
+	87009: "invalid signature",
 	45009: "reach max api daily quota limit",
 	45011: "api minute-quota reach limit  mustslower  retry next minute",
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -603,4 +605,107 @@ func decrypt(sessionKey, data, iv string) ([]byte, error) {
 		}
 	}
 	return buf[:len(buf)-pad], nil
+}
+
+// TestStableTokenRenewsInLastFiveMinutes: a non-forced stable_token call
+// returns the same token until it has 5 minutes left, then a new one; the
+// old one works until its own expiry.
+func TestStableTokenRenewsInLastFiveMinutes(t *testing.T) {
+	srv := &wechattest.Server{}
+	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	srv.SetClock(clk.now)
+	f := newFixture(t, srv)
+	tok, _ := f.stableToken(false)
+	clk.add(2*time.Hour - 6*time.Minute)
+	if again, left := f.stableToken(false); again != tok || left != 360 {
+		t.Fatalf("6 minutes before expiry: same %v, expires_in %v; want the same token, 360", again == tok, left)
+	}
+	clk.add(2 * time.Minute)
+	renewed, left := f.stableToken(false)
+	if renewed == tok || left != 7200 {
+		t.Fatalf("4 minutes before expiry: same %v, expires_in %v; want a new token, 7200", renewed == tok, left)
+	}
+	if srv.ForceRefreshes() != 0 {
+		t.Errorf("ForceRefreshes = %d, want 0", srv.ForceRefreshes())
+	}
+	f.stableToken(true)
+	if srv.ForceRefreshes() != 1 {
+		t.Errorf("ForceRefreshes = %d, want 1", srv.ForceRefreshes())
+	}
+	// The old token still works until its expiry, then it does not.
+	_, m := f.do("GET", "/wxa/checksession?"+url.Values{"access_token": {tok}, "openid": {srv.User("yan").OpenID},
+		"signature": {sessionSig(srv.User("yan").SessionKey)}, "sig_method": {"hmac_sha256"}}.Encode(), nil)
+	if errcode(m) != 0 {
+		t.Errorf("old token before its expiry: %v, want success", m)
+	}
+	clk.add(4 * time.Minute)
+	_, m = f.do("GET", "/wxa/checksession?"+url.Values{"access_token": {tok}, "openid": {srv.User("yan").OpenID},
+		"signature": {sessionSig(srv.User("yan").SessionKey)}, "sig_method": {"hmac_sha256"}}.Encode(), nil)
+	wantErrcode(t, "old token after its expiry", m, 42001)
+}
+
+func sessionSig(key string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func TestCheckAndResetSessionKey(t *testing.T) {
+	srv := &wechattest.Server{}
+	f := newFixture(t, srv)
+	tok, _ := f.stableToken(false)
+	f.wxLogin("zoe")
+	zoe := srv.User("zoe")
+	call := func(path, token, openid, sig, method string) map[string]any {
+		q := url.Values{"access_token": {token}, "openid": {openid}, "signature": {sig}, "sig_method": {method}}
+		_, m := f.do("GET", path+"?"+q.Encode(), nil)
+		return m
+	}
+	for _, path := range []string{wechattest.PathCheckSession, wechattest.PathResetSession} {
+		good := sessionSig(zoe.SessionKey)
+		wantErrcode(t, path+" unknown token", call(path, "nope", zoe.OpenID, good, "hmac_sha256"), 40001)
+		wantErrcode(t, path+" no token", call(path, "", zoe.OpenID, good, "hmac_sha256"), 41001)
+		wantErrcode(t, path+" wrong sig_method", call(path, tok, zoe.OpenID, good, "md5"), 40097)
+		wantErrcode(t, path+" unknown openid", call(path, tok, "oUnknown", good, "hmac_sha256"), 40003)
+		wantErrcode(t, path+" wrong signature", call(path, tok, zoe.OpenID, sessionSig("other"), "hmac_sha256"), 87009)
+		_, m := f.do("POST", path+"?"+url.Values{"access_token": {tok}}.Encode(), nil)
+		wantErrcode(t, path+" POST", m, 43001)
+	}
+	wantErrcode(t, "upper-case hex signature",
+		call(wechattest.PathCheckSession, tok, zoe.OpenID, strings.ToUpper(sessionSig(zoe.SessionKey)), "hmac_sha256"), 87009)
+	if m := call(wechattest.PathCheckSession, tok, zoe.OpenID, sessionSig(zoe.SessionKey), "hmac_sha256"); errcode(m) != 0 || m["errmsg"] != "ok" {
+		t.Errorf("checksession with the current key = %v, want errcode 0, errmsg ok", m)
+	}
+	m := call(wechattest.PathResetSession, tok, zoe.OpenID, sessionSig(zoe.SessionKey), "hmac_sha256")
+	newKey, _ := m["session_key"].(string)
+	if errcode(m) != 0 || m["openid"] != zoe.OpenID || newKey == "" || newKey == zoe.SessionKey || newKey != srv.User("zoe").SessionKey {
+		t.Fatalf("resetusersessionkey = %v, want zoe's openid and a new session_key", m)
+	}
+	if k, err := base64.StdEncoding.DecodeString(newKey); err != nil || len(k) != 16 {
+		t.Errorf("new session_key %q is not base64 of 16 bytes", newKey)
+	}
+	wantErrcode(t, "checksession with the replaced key",
+		call(wechattest.PathCheckSession, tok, zoe.OpenID, sessionSig(zoe.SessionKey), "hmac_sha256"), 87009)
+	f.wxLogin("zoe") // wx.login replaces the key too
+	wantErrcode(t, "checksession after wx.login",
+		call(wechattest.PathCheckSession, tok, zoe.OpenID, sessionSig(newKey), "hmac_sha256"), 87009)
+}
+
+func TestSetDown(t *testing.T) {
+	srv := &wechattest.Server{}
+	f := newFixture(t, srv)
+	srv.SetDown(true)
+	for _, path := range []string{wechattest.PathStableToken, wechattest.PathCode2Session, wechattest.PathApp} {
+		resp, err := http.Get(f.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || srv.Requests(path) != 1 {
+			t.Errorf("%s while down: %d, %d requests counted; want 503, 1", path, resp.StatusCode, srv.Requests(path))
+		}
+	}
+	srv.SetDown(false)
+	if status, m := f.do("GET", wechattest.PathApp, nil); status != 200 || m["appid"] == nil {
+		t.Errorf("/app after SetDown(false) = %d %v, want 200 and the app", status, m)
+	}
 }
