@@ -87,7 +87,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// sandbox mode they point at this very server, and http.Server.Shutdown
 	// would otherwise wait on them.
 	wechatHTTP := &http.Client{Timeout: wechat.DefaultTimeout}
-	wcfg := wechat.Config{BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret, Logger: log, HTTPClient: wechatHTTP}
+	wcfg := wechat.Config{
+		BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret,
+		Logger: log, HTTPClient: wechatHTTP, TokenCache: store,
+	}
 	if cfg.Sandbox() {
 		sandbox = &wechattest.Server{}
 		wcfg.AppID, wcfg.Secret = sandbox.App()
@@ -101,6 +104,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loginhub_wechat_breaker_open",
+		Help: "1 while the circuit breaker around WeChat's API is open (calls fail fast), else 0.",
+	}, func() float64 {
+		if wc.BreakerState() == "open" {
+			return 1
+		}
+		return 0
+	}))
 
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, WeChat: weChatExchanger{wc},
@@ -181,6 +193,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type hubStore interface {
 	authcore.Store
 	handlers.Limiter
+	wechat.TokenCache // one WeChat access token per app, shared by every node
 }
 
 // openStore returns the embedded store and broker, or the Redis ones when
