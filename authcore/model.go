@@ -127,8 +127,9 @@ type SessionRecord struct {
 	AccessExpiresAt   time.Time
 	RefreshExpiresAt  time.Time
 	CreatedAt         time.Time
-	AMR               []string // authentication methods ("wx", ...)
-	Provider, Subject string   // identity used for this login
+	AMR               []string  // authentication methods ("wx", "qr", "face")
+	FaceAt            time.Time // when the user last passed a face check in this session; zero if never
+	Provider, Subject string    // identity used for this login
 	UnionID           string
 }
 

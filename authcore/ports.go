@@ -99,6 +99,66 @@ type Store interface {
 	SessionStore
 	UserStore
 	ReplayCache
+	PersonalDataStore
+	FaceStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
+}
+
+// PersonalDataStore keeps users' personal data, sealed by the Vault (the
+// store never sees clear values), and the audit trail of its use.
+type PersonalDataStore interface {
+	// PutPersonalData sets a user's field to a sealed value; "" deletes it.
+	PutPersonalData(ctx context.Context, userID, field, sealed string) error
+	// PersonalData returns every field of a user (an empty map if none).
+	PersonalData(ctx context.Context, userID string) (map[string]string, error)
+	// AppendAudit records one use of personal data. Entries carry no
+	// personal data themselves and outlive the user's erasure.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// Audit returns a user's most recent entries, oldest first, at most limit.
+	Audit(ctx context.Context, userID string, limit int) ([]AuditEntry, error)
+	// EraseUser deletes a user: the user record, its identities (so the
+	// same WeChat account logs in as a new user afterwards), its WeChat
+	// session keys and its personal data. Sessions of an erased user no
+	// longer authenticate (the core finds no user). Audit entries stay.
+	// Erasing an unknown user returns ErrNotFound.
+	EraseUser(ctx context.Context, userID string) error
+}
+
+// AuditEntry says who used which personal data of a user, when and why.
+type AuditEntry struct {
+	Time      time.Time `json:"time"`
+	UserID    string    `json:"user_id"`
+	Actor     string    `json:"actor"`   // who: "user", "system", or an operator id
+	Action    string    `json:"action"`  // "collect", "decrypt", "disclose", "export", "erase"
+	Field     string    `json:"field"`   // "phone", "id_number", ...
+	Purpose   string    `json:"purpose"` // why, in words
+	RequestID string    `json:"request_id,omitempty"`
+}
+
+// FaceVerification is a face check in progress: created when the phone
+// asks for a verify_id, read when it reports the result. The ID number is
+// not in it; only the hash WeChat needs to tie the result to it.
+type FaceVerification struct {
+	VerifyID  string
+	OutSeqNo  string
+	CertHash  string
+	OpenID    string
+	UserID    string
+	Family    string // the session family that asked (gets amr "face" on success)
+	ExpiresAt time.Time
+}
+
+// FaceStore keeps face verifications in progress and marks sessions
+// that passed one.
+type FaceStore interface {
+	// PutFaceVerification stores f until f.ExpiresAt.
+	PutFaceVerification(ctx context.Context, f FaceVerification) error
+	// TakeFaceVerification returns and deletes the verification with this
+	// verify_id (consume once), or ErrNotFound.
+	TakeFaceVerification(ctx context.Context, verifyID string) (FaceVerification, error)
+	// MarkSessionFace records on the session of access token ref that the
+	// user passed a face check at at (adds "face" to its AMR, sets FaceAt).
+	// ErrNotFound for an unknown or expired session.
+	MarkSessionFace(ctx context.Context, ref TokenRef, at time.Time) error
 }

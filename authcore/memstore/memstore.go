@@ -36,6 +36,9 @@ type Store struct {
 	atokens   map[string]accessToken // WeChat access_token by appid
 	leases    map[string]lease       // TryLock leases by name
 	leaseSeq  uint64
+	pdata     map[string]map[string]string // user id → field → sealed value
+	audits    map[string][]authcore.AuditEntry
+	faces     map[string]authcore.FaceVerification // by verify_id
 	lastSweep time.Time
 }
 
@@ -89,6 +92,9 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		counters:  map[string]*window{},
 		atokens:   map[string]accessToken{},
 		leases:    map[string]lease{},
+		pdata:     map[string]map[string]string{},
+		audits:    map[string][]authcore.AuditEntry{},
+		faces:     map[string]authcore.FaceVerification{},
 	}
 }
 
@@ -135,6 +141,11 @@ func (s *Store) sweepLocked(now time.Time) {
 	for k, l := range s.leases {
 		if !now.Before(l.until) {
 			delete(s.leases, k)
+		}
+	}
+	for k, f := range s.faces {
+		if !now.Before(f.ExpiresAt) {
+			delete(s.faces, k)
 		}
 	}
 }
@@ -247,7 +258,7 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	delete(s.sessions, old.AccessHash)
 	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, until: old.RefreshExpiresAt}
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
-	next.AMR = slices.Clone(old.AMR)
+	next.AMR, next.FaceAt = slices.Clone(old.AMR), old.FaceAt
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
 	r := next
 	s.sessions[r.AccessHash] = &r

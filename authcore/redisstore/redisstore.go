@@ -17,22 +17,31 @@
 //
 //	lh:{t:<ticket id>}               ticket (string, see encodeTicket); TTL: expiry + retention
 //	lh:{t:<ticket id>}:v             the ticket's channel (messages: "<version>")
-//	lh:{f:<family>}:a:<hex access>   session record (hash); TTL: refresh expiry
+//	lh:{f:<family>}:a:<hex access>   session record (hash, see sessionFields); TTL: refresh expiry
 //	lh:{f:<family>}:r:<hex refresh>  → hex access hash; TTL: refresh expiry
 //	lh:{f:<family>}:used:<hex refr.> consumed refresh token (→ its expiry, unix ms); TTL: that expiry
 //	lh:{f:<family>}:m                set of the family's hex access hashes; TTL: latest refresh expiry
 //	lh:{u:<user id>}                 user (hash n, a, c); no TTL
+//	lh:{u:<user id>}:ids             names of the identity and unionid keys linked to the user (set; may
+//	                                 hold stale names, which erasure skips); no TTL
+//	lh:{u:<user id>}:pd              personal data (hash: field → value sealed by the Vault); no TTL
+//	lh:{u:<user id>}:audit           audit trail (list of JSON authcore.AuditEntry, oldest first, the last
+//	                                 1000); no TTL: compliance records, kept after the user's erasure
 //	lh:{i:<provider>:<subject>}      identity → user id; no TTL
 //	lh:{un:<unionid>}                unionid → user id; no TTL
 //	lh:{k:<openid>}                  WeChat session_key (a secret: never logged); no TTL, one per openid
+//	lh:{fv:<verify id>}              face verification in progress (JSON, see faceRecord); TTL: its expiry
 //	lh:once:<key>                    replay cache entry; TTL: its ttl
 //	lh:rate:<key>                    rate-limit window counter; TTL: the window
 //	lh:{at:<appid>}                  WeChat access_token ("<expiry unix ms> <token>"; a secret); TTL: its expiry
 //	lh:{lock:<name>}                 a TryLock lease (→ the holder's random token); TTL: the lease
 //
 // The braces are Redis Cluster hash tags: a ticket and its channel share
-// one slot, and so do all sessions of one login family, which lets one
-// script touch them together on a Cluster.
+// one slot, all sessions of one login family share one, and so do a user
+// and its link set, personal data and audit trail, which lets one script
+// touch them together on a Cluster. A user's identities, unionids and
+// session keys live in other slots: EraseUser unlinks them one by one
+// (compare and delete) before it deletes the user-slot keys in one script.
 //
 // Times are kept to the millisecond and come back in UTC.
 package redisstore
@@ -206,6 +215,15 @@ func (s *Store) familyBase(family string) string { return s.prefix + ":{f:" + fa
 
 func (s *Store) userKey(id string) string { return s.prefix + ":{u:" + id + "}" }
 
+// userLinksKey is the set of identity and unionid key names linked to user id.
+func (s *Store) userLinksKey(id string) string { return s.userKey(id) + ":ids" }
+
+func (s *Store) personalDataKey(id string) string { return s.userKey(id) + ":pd" }
+
+func (s *Store) auditKey(id string) string { return s.userKey(id) + ":audit" }
+
+func (s *Store) faceKey(verifyID string) string { return s.prefix + ":{fv:" + verifyID + "}" }
+
 func (s *Store) identityKey(id authcore.Identity) string {
 	return s.prefix + ":{i:" + id.Provider + ":" + id.Subject + "}"
 }
@@ -235,6 +253,14 @@ var (
 	allowLua string
 	//go:embed lua/unlock.lua
 	unlockLua string
+	//go:embed lua/unlink.lua
+	unlinkLua string
+	//go:embed lua/erase_user.lua
+	eraseUserLua string
+	//go:embed lua/put_personal_data.lua
+	putPersonalDataLua string
+	//go:embed lua/mark_face.lua
+	markFaceLua string
 
 	transitionScript      = redis.NewScript(transitionLua)
 	createSessionScript   = redis.NewScript(sessionPutLua + createSessionLua)
@@ -244,6 +270,10 @@ var (
 	updateUserScript      = redis.NewScript(updateUserLua)
 	allowScript           = redis.NewScript(allowLua)
 	unlockScript          = redis.NewScript(unlockLua)
+	unlinkScript          = redis.NewScript(unlinkLua)
+	eraseUserScript       = redis.NewScript(eraseUserLua)
+	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
+	markFaceScript        = redis.NewScript(markFaceLua)
 )
 
 // scriptOutcome maps a script's error reply to the authcore error it
@@ -521,8 +551,9 @@ func (s *Store) Transition(ctx context.Context, t authcore.Transition) (authcore
 // sessionFields is the record as the field/value pairs of its hash: every
 // field, even empty, so that writing them replaces a whole record. The
 // family and the access hash are in the key; "rh" (hex) finds the refresh
-// key. withIdentity false leaves out the fields RotateRefresh copies from
-// the old record.
+// key; "fa" is FaceAt (unix ms), set by mark_face.lua. withIdentity false
+// leaves out the fields RotateRefresh copies from the old record (u, amr,
+// fa, p, s, un).
 func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 	f := []any{
 		"i", r.ID,
@@ -540,7 +571,7 @@ func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 			}
 			amr = string(b)
 		}
-		f = append(f, "u", r.UserID, "amr", amr, "p", r.Provider, "s", r.Subject, "un", r.UnionID)
+		f = append(f, "u", r.UserID, "amr", amr, "fa", encodeTime(r.FaceAt), "p", r.Provider, "s", r.Subject, "un", r.UnionID)
 	}
 	return f, nil
 }
@@ -561,7 +592,7 @@ func decodeSession(family string, access [32]byte, reply any) (authcore.SessionR
 	for _, t := range []struct {
 		dst *time.Time
 		src string
-	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}} {
+	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.FaceAt, m["fa"]}} {
 		if *t.dst, err = decodeTime(t.src); err != nil {
 			return authcore.SessionRecord{}, errors.New("corrupt session (time)")
 		}
@@ -700,13 +731,47 @@ func (s *Store) DeleteSession(ctx context.Context, ref authcore.TokenRef) error 
 // identity claim. The identity's user wins and the unionid is moved to it;
 // our user is kept (another identity may have linked to it meanwhile), at
 // worst as an unreferenced record.
+//
+// The last step records the identity and unionid keys in the user's link
+// set (<user>:ids), for EraseUser. A link to a user that is gone (an
+// erasure raced this login, or was interrupted) is deleted, if it still
+// points there, and the upsert starts over: the identity gets a new user.
 func (s *Store) UpsertIdentity(ctx context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
-	u, created, err := s.upsertIdentity(ctx, id, p, newUser)
+	var (
+		u       authcore.User
+		created bool
+		err     error
+	)
+	for range upsertAttempts {
+		u, created, err = s.upsertIdentity(ctx, id, p, newUser)
+		var gone errUserGone
+		if !errors.As(err, &gone) {
+			break
+		}
+		links := []string{s.identityKey(id)}
+		if id.UnionID != "" {
+			links = append(links, s.unionKey(id.UnionID))
+		}
+		for _, link := range links {
+			if uerr := unlinkScript.Run(ctx, s.c, []string{link}, gone.uid).Err(); uerr != nil {
+				return authcore.User{}, false, fmt.Errorf("redisstore: upsert %s identity: unlink from erased user: %w", id.Provider, uerr)
+			}
+		}
+	}
 	if err != nil && !isOutcome(err) {
 		return authcore.User{}, false, fmt.Errorf("redisstore: upsert %s identity: %w", id.Provider, err)
 	}
 	return u, created, err
 }
+
+// upsertAttempts bounds how often UpsertIdentity starts over after finding
+// a link to an erased user.
+const upsertAttempts = 3
+
+// errUserGone: a link points at a user that does not exist (any more).
+type errUserGone struct{ uid string }
+
+func (e errUserGone) Error() string { return "identity links to missing user " + e.uid }
 
 func (s *Store) upsertIdentity(ctx context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
 	if strings.Contains(id.Provider, ":") {
@@ -754,23 +819,37 @@ func (s *Store) upsertIdentity(ctx context.Context, id authcore.Identity, p auth
 			return newUser, true, nil
 		}
 	}
-	if uk != "" && unionOwner != uid {
-		if err := s.c.Set(ctx, uk, uid, 0).Err(); err != nil {
-			return authcore.User{}, false, err
+	links := []string{ik}
+	if uk != "" {
+		links = append(links, uk)
+		if unionOwner != uid {
+			if err := s.c.Set(ctx, uk, uid, 0).Err(); err != nil {
+				return authcore.User{}, false, err
+			}
 		}
 	}
-	return s.updateUser(ctx, uid, p)
+	return s.updateUser(ctx, uid, p, links)
 }
 
 // createUser stores nu and claims the unionid (if any) and the identity for
 // it. It returns the user that owns the identity in the end, the unionid's
 // owner, and whether that is nu.
 func (s *Store) createUser(ctx context.Context, ik, uk string, nu authcore.User) (uid, unionOwner string, created bool, err error) {
-	key := s.userKey(nu.ID)
-	if err := s.c.HSet(ctx, key, "n", nu.Nickname, "a", nu.AvatarURL, "c", encodeTime(nu.CreatedAt)).Err(); err != nil {
+	key, linksKey := s.userKey(nu.ID), s.userLinksKey(nu.ID)
+	links := []any{ik}
+	if uk != "" {
+		links = append(links, uk)
+	}
+	// The links are recorded before they are claimed: a name in the set
+	// may turn out to point elsewhere, which EraseUser checks.
+	if _, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "n", nu.Nickname, "a", nu.AvatarURL, "c", encodeTime(nu.CreatedAt))
+		p.SAdd(ctx, linksKey, links...)
+		return nil
+	}); err != nil {
 		return "", "", false, err
 	}
-	drop := func() error { return s.c.Del(ctx, key).Err() }
+	drop := func() error { return s.c.Del(ctx, key, linksKey).Err() }
 	if uk != "" {
 		if unionOwner, err = s.claim(ctx, uk, nu.ID); err != nil {
 			return "", "", false, err
@@ -810,24 +889,23 @@ func (s *Store) claim(ctx context.Context, key, val string) (string, error) {
 	return old, nil
 }
 
-// updateUser applies the non-empty fields of p and returns the user.
-func (s *Store) updateUser(ctx context.Context, uid string, p authcore.Profile) (authcore.User, bool, error) {
-	key := s.userKey(uid)
-	var m map[string]string
-	var err error
-	if p == (authcore.Profile{}) {
-		m, err = s.c.HGetAll(ctx, key).Result()
-	} else {
-		var reply any
-		if reply, err = updateUserScript.Run(ctx, s.c, []string{key}, p.Nickname, p.AvatarURL).Result(); err == nil {
-			m, err = pairs(reply)
-		}
+// updateUser records links (key names) in the user's link set, applies the
+// non-empty fields of p and returns the user, or errUserGone.
+func (s *Store) updateUser(ctx context.Context, uid string, p authcore.Profile, links []string) (authcore.User, bool, error) {
+	args := []any{p.Nickname, p.AvatarURL}
+	for _, l := range links {
+		args = append(args, l)
 	}
+	reply, err := updateUserScript.Run(ctx, s.c, []string{s.userKey(uid), s.userLinksKey(uid)}, args...).Result()
+	if err != nil {
+		return authcore.User{}, false, err
+	}
+	m, err := pairs(reply)
 	if err != nil {
 		return authcore.User{}, false, err
 	}
 	if len(m) == 0 {
-		return authcore.User{}, false, fmt.Errorf("identity links to missing user %s", uid)
+		return authcore.User{}, false, errUserGone{uid}
 	}
 	u, err := decodeUser(uid, m)
 	return u, false, err

@@ -88,6 +88,7 @@ func TestStandalone(t *testing.T) {
 	t.Run("Allow", func(t *testing.T) { testAllow(t, c) })
 	t.Run("KeyTTLs", func(t *testing.T) { testKeyTTLs(t, c) })
 	t.Run("CorruptTicket", func(t *testing.T) { testCorruptTicket(t, c) })
+	t.Run("EraseLinks", func(t *testing.T) { testEraseLinks(t, c) })
 	t.Run("CommandsPerFlow", func(t *testing.T) { testCommandsPerFlow(t, srv) })
 	t.Run("Connect", func(t *testing.T) {
 		cc, err := redisstore.Connect(srv.URL + "/3")
@@ -232,11 +233,13 @@ func TestCluster(t *testing.T) {
 	})
 	t.Run("Publish", func(t *testing.T) { testPublish(t, c, c.SSubscribe) })
 	t.Run("Allow", func(t *testing.T) { testAllow(t, c) })
+	t.Run("EraseLinks", func(t *testing.T) { testEraseLinks(t, c) })
 	t.Run("SameSlot", func(t *testing.T) {
 		ctx := context.Background()
 		for _, keys := range [][]string{
 			{"lh:{t:AbC-_123}", redisstore.TicketChannel("lh", "AbC-_123")},
 			{"lh:{f:fam}:a:00ff", "lh:{f:fam}:r:11ee", "lh:{f:fam}:used:22dd", "lh:{f:fam}:m"},
+			{"lh:{u:u_1}", "lh:{u:u_1}:ids", "lh:{u:u_1}:pd", "lh:{u:u_1}:audit"},
 		} {
 			want := c.ClusterKeySlot(ctx, keys[0]).Val()
 			for _, k := range keys[1:] {
@@ -421,10 +424,27 @@ func testKeyTTLs(t *testing.T, c *redis.Client) {
 	if _, _, err := s.Allow(ctx, "ip", 10, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.PutPersonalData(ctx, "u1", "phone", "sealed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, authcore.AuditEntry{Time: now, UserID: "u1", Actor: "user", Action: "collect", Field: "phone"}); err != nil {
+		t.Fatal(err)
+	}
+	face := authcore.FaceVerification{VerifyID: "fv1", UserID: "u1", ExpiresAt: now.Add(5 * time.Minute)}
+	if err := s.PutFaceVerification(ctx, face); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSessionFace(ctx, authcore.TokenRef{Family: family, Hash: next.AccessHash}, now.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 
 	want := map[string]time.Time{ // expiry per key; zero: none
 		prefix + ":{t:" + tk.ID + "}": tk.ExpiresAt.Add(time.Minute),
 		prefix + ":{u:u1}":            {},
+		prefix + ":{u:u1}:ids":        {},
+		prefix + ":{u:u1}:pd":         {},
+		prefix + ":{u:u1}:audit":      {}, // compliance records: no TTL
+		prefix + ":{fv:fv1}":          face.ExpiresAt,
 		prefix + ":{i:wechat:o1}":     {},
 		prefix + ":{un:un1}":          {},
 		prefix + ":{k:o1}":            {},
@@ -688,5 +708,77 @@ func testTokenCacheKeys(t *testing.T, c *redis.Client) {
 	c.Set(ctx, prefix+":{at:wx2}", "garbage", time.Minute)
 	if _, _, err := s.AccessToken(ctx, "wx2"); err == nil || strings.Contains(err.Error(), "garbage") {
 		t.Errorf("corrupt token value: got %v, want an error that does not show the value", err)
+	}
+}
+
+// testEraseLinks: erasure deletes only the links that still point at the
+// user (a stale name in its link set is left alone), a login repairs a
+// link to an erased user (an interrupted or raced erasure) by creating a
+// new user, and a login records the links of a user made before link sets
+// existed, so that it can be erased.
+func testEraseLinks(t *testing.T, c redis.UniversalClient) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	key := func(k string) string { return prefix + ":" + k }
+	login := func(id authcore.Identity, newID string, wantCreated bool) string {
+		t.Helper()
+		u, created, err := s.UpsertIdentity(ctx, id, authcore.Profile{}, authcore.User{ID: newID, CreatedAt: time.Now()})
+		if err != nil || created != wantCreated {
+			t.Fatalf("UpsertIdentity(%+v) = %s, created %v, %v; want created %v", id, u.ID, created, err, wantCreated)
+		}
+		return u.ID
+	}
+	exists := func(k string) bool { return c.Exists(ctx, key(k)).Val() == 1 }
+
+	// A stale name: the victim's link set names the bystander's identity.
+	login(authcore.Identity{Provider: "wechat", Subject: "o-a", UnionID: "un-a"}, "ua", true)
+	login(authcore.Identity{Provider: "wechat", Subject: "o-b"}, "ub", true)
+	for _, k := range []string{"o-a", "o-b"} {
+		if err := s.PutSessionKey(ctx, k, "sk-"+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SAdd(ctx, key("{u:ua}:ids"), key("{i:wechat:o-b}"))
+	if err := s.EraseUser(ctx, "ua"); err != nil {
+		t.Fatalf("EraseUser: %v", err)
+	}
+	for _, k := range []string{"{u:ua}", "{u:ua}:ids", "{i:wechat:o-a}", "{un:un-a}", "{k:o-a}"} {
+		if exists(k) {
+			t.Errorf("after erasure: %s still exists", k)
+		}
+	}
+	if got := c.Get(ctx, key("{i:wechat:o-b}")).Val(); got != "ub" {
+		t.Errorf("bystander's identity: got %q, want ub", got)
+	}
+	if !exists("{k:o-b}") {
+		t.Error("bystander's session key deleted")
+	}
+
+	// Links to a user that is gone.
+	c.Set(ctx, key("{i:wechat:o-ghost}"), "ghost", 0)
+	c.Set(ctx, key("{un:un-ghost}"), "ghost", 0)
+	if got := login(authcore.Identity{Provider: "wechat", Subject: "o-ghost", UnionID: "un-ghost"}, "u-new", true); got != "u-new" {
+		t.Fatalf("login with links to an erased user: got user %s, want u-new", got)
+	}
+	c.Set(ctx, key("{un:un-ghost2}"), "ghost", 0)
+	if got := login(authcore.Identity{Provider: "wechat", Subject: "o-ghost2", UnionID: "un-ghost2"}, "u-new2", true); got != "u-new2" {
+		t.Fatalf("login by a unionid of an erased user: got user %s, want u-new2", got)
+	}
+	for k, want := range map[string]string{"{i:wechat:o-ghost}": "u-new", "{un:un-ghost}": "u-new", "{i:wechat:o-ghost2}": "u-new2", "{un:un-ghost2}": "u-new2"} {
+		if got := c.Get(ctx, key(k)).Val(); got != want {
+			t.Errorf("%s: got %q, want %q", k, got, want)
+		}
+	}
+
+	// A user from before link sets: the next login records its links.
+	c.HSet(ctx, key("{u:legacy}"), "n", "old", "a", "", "c", "1700000000000")
+	c.Set(ctx, key("{i:wechat:o-legacy}"), "legacy", 0)
+	login(authcore.Identity{Provider: "wechat", Subject: "o-legacy"}, "unused", false)
+	if err := s.EraseUser(ctx, "legacy"); err != nil {
+		t.Fatalf("EraseUser(legacy): %v", err)
+	}
+	if exists("{i:wechat:o-legacy}") || exists("{u:legacy}") {
+		t.Error("legacy user's identity or record survived erasure")
 	}
 }

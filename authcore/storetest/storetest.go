@@ -37,6 +37,14 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("TicketRetention", func(t *testing.T) { testTicketRetention(t, newStore) })
 	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, newStore) })
 	t.Run("IdentityRace", func(t *testing.T) { testIdentityRace(t, newStore) })
+	t.Run("PersonalData", func(t *testing.T) { testPersonalData(t, newStore) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
+	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })
+	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
+	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
+	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
+	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
+	t.Run("MarkSessionFace", func(t *testing.T) { testMarkSessionFace(t, newStore) })
 }
 
 type nudge struct {
@@ -440,6 +448,7 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	now := time.Now().Truncate(time.Second)
 	sess, access, refresh := newSession(now, "u1")
 	sess.AMR = []string{"wx", "qr"}
+	sess.FaceAt = now.Add(-time.Minute)
 	sess.RefreshExpiresAt = now.Add(40 * time.Minute)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
@@ -459,7 +468,8 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	want = next
-	want.UserID, want.AMR, want.Provider, want.Subject, want.UnionID = "u1", sess.AMR, sess.Provider, sess.Subject, sess.UnionID
+	want.UserID, want.AMR, want.FaceAt = "u1", sess.AMR, sess.FaceAt
+	want.Provider, want.Subject, want.UnionID = sess.Provider, sess.Subject, sess.UnionID
 	checkSession(t, "RotateRefresh", got, want)
 	if got, err := s.SessionByAccess(ctx, nextAccess, now.Add(time.Minute), 30*time.Minute); err != nil {
 		t.Fatalf("rotated session: %v", err)
@@ -488,11 +498,12 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 
 func checkSession(t *testing.T, what string, got, want authcore.SessionRecord) {
 	t.Helper()
-	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) {
-		t.Errorf("%s times: got %v %v %v, want %v %v %v", what, got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt,
-			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt)
+	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) ||
+		!got.FaceAt.Equal(want.FaceAt) {
+		t.Errorf("%s times: got %v %v %v face %v, want %v %v %v face %v", what, got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt,
+			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt)
 	}
-	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt
+	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
 	}

@@ -10,8 +10,8 @@
 -- ARGV[1] <base>, the family's key prefix "<prefix>:{f:<family>}:"
 -- ARGV[2] now (unix ms)
 -- ARGV[3] new access hash (hex), ARGV[4] new refresh expiry (unix ms)
--- ARGV[5..] the new record's own field/value pairs; the user and identity
---           fields are copied from the old record here
+-- ARGV[5..] the new record's own field/value pairs; the user, AMR, face
+--           time and identity fields are copied from the old record here
 -- Replies the new record's field/value pairs, or an error LH_CONFLICT
 -- (reuse: the family is revoked) or LH_NOT_FOUND.
 local now = tonumber(ARGV[2])
@@ -35,7 +35,7 @@ if not ah then
   return redis.error_reply('LH_NOT_FOUND refresh token')
 end
 local akey = ARGV[1] .. 'a:' .. ah
-local old = redis.call('HMGET', akey, 're', 'u', 'amr', 'p', 's', 'un')
+local old = redis.call('HMGET', akey, 're', 'u', 'amr', 'fa', 'p', 's', 'un')
 local re = old[1] and tonumber(old[1])
 if not re or now >= re then
   return redis.error_reply('LH_NOT_FOUND refresh token')
@@ -48,7 +48,7 @@ local fields = {}
 for i = 5, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
-local copied = {'u', 'amr', 'p', 's', 'un'}
+local copied = {'u', 'amr', 'fa', 'p', 's', 'un'}
 for i, name in ipairs(copied) do
   fields[#fields + 1] = name
   fields[#fields + 1] = old[i + 1] or ''

@@ -1,9 +1,15 @@
--- update_user.lua: the profile update of authcore.UserStore.UpsertIdentity.
--- KEYS[1] the user hash
+-- update_user.lua: the last step of authcore.UserStore.UpsertIdentity:
+-- records the links that point at the user and updates its profile.
+-- KEYS[1] the user hash, KEYS[2] the user's link set (<user>:ids)
 -- ARGV[1] nickname, ARGV[2] avatar URL; an empty one keeps the stored value
--- Replies the user's field/value pairs, none if there is no such user.
+-- ARGV[3..] the names of the identity and unionid keys that point at the user
+-- Replies the user's field/value pairs, none if there is no such user (an
+-- erased one: the links are then not recorded).
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {}
+end
+if #ARGV > 2 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 3))
 end
 local set = {}
 if ARGV[1] ~= '' then

@@ -1,0 +1,174 @@
+package memstore
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// auditKept is how many audit entries the store keeps per user; older
+// ones are dropped as new ones arrive (redisstore keeps as many).
+const auditKept = 1000
+
+// wechatProvider is the provider whose subjects are openids with a WeChat
+// session_key (PutSessionKey).
+const wechatProvider = "wechat"
+
+var (
+	_ authcore.PersonalDataStore = (*Store)(nil)
+	_ authcore.FaceStore         = (*Store)(nil)
+)
+
+// ---- personal data (authcore.PersonalDataStore) ----
+
+// PutPersonalData implements authcore.PersonalDataStore. Setting a field
+// of an unknown (or erased) user returns authcore.ErrNotFound, so that
+// personal data never outlives its user; deleting one never fails.
+func (s *Store) PutPersonalData(_ context.Context, userID, field, sealed string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sealed == "" {
+		if m := s.pdata[userID]; m != nil {
+			delete(m, field)
+			if len(m) == 0 {
+				delete(s.pdata, userID)
+			}
+		}
+		return nil
+	}
+	if _, ok := s.users[userID]; !ok {
+		return authcore.ErrNotFound
+	}
+	m := s.pdata[userID]
+	if m == nil {
+		m = map[string]string{}
+		s.pdata[userID] = m
+	}
+	m[field] = sealed
+	return nil
+}
+
+// PersonalData implements authcore.PersonalDataStore.
+func (s *Store) PersonalData(_ context.Context, userID string) (map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := maps.Clone(s.pdata[userID])
+	if out == nil {
+		out = map[string]string{}
+	}
+	return out, nil
+}
+
+// AppendAudit implements authcore.PersonalDataStore. The store keeps the
+// last 1000 entries of each user.
+func (s *Store) AppendAudit(_ context.Context, e authcore.AuditEntry) error {
+	if e.UserID == "" {
+		return authcore.Errorf(authcore.KindInvalid, "memstore: audit entry without a user")
+	}
+	e.Time = e.Time.Round(0) // no monotonic reading: a record, not a stopwatch
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := append(s.audits[e.UserID], e)
+	if n := len(list); n > auditKept {
+		list = slices.Clone(list[n-auditKept:]) // let the dropped ones go
+	}
+	s.audits[e.UserID] = list
+	return nil
+}
+
+// Audit implements authcore.PersonalDataStore. A limit of zero or less
+// returns no entries.
+func (s *Store) Audit(_ context.Context, userID string, limit int) ([]authcore.AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.audits[userID]
+	if limit < 0 {
+		limit = 0
+	}
+	if len(list) > limit {
+		list = list[len(list)-limit:]
+	}
+	return append([]authcore.AuditEntry{}, list...), nil
+}
+
+// EraseUser implements authcore.PersonalDataStore, atomically.
+func (s *Store) EraseUser(_ context.Context, userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return authcore.ErrNotFound
+	}
+	delete(s.users, userID)
+	for k, uid := range s.idents {
+		if uid == userID {
+			delete(s.idents, k)
+			if k.provider == wechatProvider {
+				delete(s.keys, k.subject)
+			}
+		}
+	}
+	for union, uid := range s.unions {
+		if uid == userID {
+			delete(s.unions, union)
+		}
+	}
+	delete(s.pdata, userID)
+	return nil
+}
+
+// ---- face verification (authcore.FaceStore) ----
+
+// PutFaceVerification implements authcore.FaceStore. A verification whose
+// expiry has passed is not stored (it could never be taken).
+func (s *Store) PutFaceVerification(_ context.Context, f authcore.FaceVerification) error {
+	if f.VerifyID == "" || f.ExpiresAt.IsZero() {
+		return authcore.Errorf(authcore.KindInvalid, "memstore: face verification without an id or expiry")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.sweepLocked(now)
+	if !now.Before(f.ExpiresAt) {
+		delete(s.faces, f.VerifyID)
+		return nil
+	}
+	s.faces[f.VerifyID] = f
+	return nil
+}
+
+// TakeFaceVerification implements authcore.FaceStore.
+func (s *Store) TakeFaceVerification(_ context.Context, verifyID string) (authcore.FaceVerification, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.faces[verifyID]
+	if !ok {
+		return authcore.FaceVerification{}, authcore.ErrNotFound
+	}
+	delete(s.faces, verifyID)
+	if !s.now().Before(f.ExpiresAt) {
+		return authcore.FaceVerification{}, authcore.ErrNotFound
+	}
+	return f, nil
+}
+
+// MarkSessionFace implements authcore.FaceStore. The session must be live
+// at at (its access token not yet expired).
+func (s *Store) MarkSessionFace(_ context.Context, ref authcore.TokenRef, at time.Time) error {
+	if at.IsZero() {
+		return authcore.Errorf(authcore.KindInvalid, "memstore: mark session face: no time")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sessions[ref.Hash]
+	if !ok || r.FamilyID != ref.Family || !at.Before(r.AccessExpiresAt) {
+		return authcore.ErrNotFound
+	}
+	if !slices.Contains(r.AMR, "face") {
+		r.AMR = append(slices.Clone(r.AMR), "face")
+	}
+	r.FaceAt = at
+	return nil
+}

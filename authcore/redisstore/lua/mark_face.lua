@@ -1,0 +1,31 @@
+-- mark_face.lua: authcore.FaceStore.MarkSessionFace. Adds "face" to a live
+-- session's AMR (once) and sets its face time.
+-- KEYS[1] <base>a:<access hash>
+-- ARGV[1] the time of the face check (unix ms); the session must be live
+--         then (its access expiry after it)
+-- Replies 1, or an error LH_NOT_FOUND.
+local rec = redis.call('HMGET', KEYS[1], 'ae', 'amr')
+local ae = rec[1] and tonumber(rec[1])
+if not ae or tonumber(ARGV[1]) >= ae then
+  return redis.error_reply('LH_NOT_FOUND session')
+end
+local amr = rec[2] or ''
+local methods = {}
+if amr ~= '' then
+  methods = cjson.decode(amr)
+end
+local has = false
+for _, m in ipairs(methods) do
+  if m == 'face' then
+    has = true
+  end
+end
+if not has then
+  if #methods == 0 then
+    amr = '["face"]'
+  else
+    amr = string.sub(amr, 1, -2) .. ',"face"]' -- amr is a JSON array of strings
+  end
+end
+redis.call('HSET', KEYS[1], 'amr', amr, 'fa', ARGV[1])
+return 1

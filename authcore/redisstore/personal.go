@@ -1,0 +1,258 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// auditKept is how many audit entries the store keeps per user (LTRIM);
+// memstore keeps as many.
+const auditKept = 1000
+
+// wechatProvider is the provider whose subjects are openids with a WeChat
+// session_key (PutSessionKey).
+const wechatProvider = "wechat"
+
+// eraseRounds bounds how often EraseUser goes back to unlink links that
+// logins added while it ran.
+const eraseRounds = 8
+
+var (
+	_ authcore.PersonalDataStore = (*Store)(nil)
+	_ authcore.FaceStore         = (*Store)(nil)
+)
+
+// ---- personal data (authcore.PersonalDataStore) ----
+
+// PutPersonalData implements authcore.PersonalDataStore: HSET into the
+// user's personal data hash, in a script that checks that the user exists
+// (authcore.ErrNotFound if not: personal data never outlives an erasure);
+// an empty value is an HDEL, which never fails.
+func (s *Store) PutPersonalData(ctx context.Context, userID, field, sealed string) error {
+	var err error
+	if sealed == "" {
+		err = s.c.HDel(ctx, s.personalDataKey(userID), field).Err()
+	} else {
+		err = scriptOutcome(putPersonalDataScript.Run(ctx, s.c,
+			[]string{s.userKey(userID), s.personalDataKey(userID)}, field, sealed).Err())
+	}
+	if err != nil && !isOutcome(err) {
+		return fmt.Errorf("redisstore: put personal data: %w", err)
+	}
+	return err
+}
+
+// PersonalData implements authcore.PersonalDataStore.
+func (s *Store) PersonalData(ctx context.Context, userID string) (map[string]string, error) {
+	m, err := s.c.HGetAll(ctx, s.personalDataKey(userID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: personal data: %w", err)
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	return m, nil
+}
+
+// AppendAudit implements authcore.PersonalDataStore: RPUSH of the entry's
+// JSON (AuditEntry's own encoding, times in RFC 3339) and LTRIM to the
+// last 1000, in one MULTI. The list has no TTL.
+func (s *Store) AppendAudit(ctx context.Context, e authcore.AuditEntry) error {
+	if e.UserID == "" {
+		return authcore.Errorf(authcore.KindInvalid, "redisstore: audit entry without a user")
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("redisstore: append audit: %w", err)
+	}
+	key := s.auditKey(e.UserID)
+	if _, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, key, b)
+		p.LTrim(ctx, key, -auditKept, -1)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("redisstore: append audit: %w", err)
+	}
+	return nil
+}
+
+// Audit implements authcore.PersonalDataStore: LRANGE of the last limit
+// entries. A limit of zero or less returns no entries. Times come back in
+// UTC.
+func (s *Store) Audit(ctx context.Context, userID string, limit int) ([]authcore.AuditEntry, error) {
+	out := []authcore.AuditEntry{}
+	if limit <= 0 {
+		return out, nil
+	}
+	raw, err := s.c.LRange(ctx, s.auditKey(userID), -int64(min(limit, auditKept)), -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: audit: %w", err)
+	}
+	for _, r := range raw {
+		var e authcore.AuditEntry
+		if err := json.Unmarshal([]byte(r), &e); err != nil {
+			return nil, fmt.Errorf("redisstore: audit of %s: corrupt entry", userID)
+		}
+		e.Time = e.Time.UTC()
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// EraseUser implements authcore.PersonalDataStore. The user's links live
+// in other Cluster slots than the user, so erasure is a sequence, safe to
+// repeat after a failure (the user record goes last, so a retry still
+// finds the links):
+//
+//  1. erase_user.lua, given the links already unlinked, replies the links
+//     of the user's link set still to unlink (ErrNotFound for an unknown
+//     user);
+//  2. each of them is deleted if it still points at this user (unlink.lua:
+//     compare and delete, so a link that a new login of an erased identity
+//     made for its new user stays), and so is the WeChat session key of
+//     each wechat identity that pointed at this user or at no one;
+//  3. back to 1, until no link is left to unlink: erase_user.lua then
+//     deletes the user, its link set and its personal data in one go.
+//
+// Sessions are left to expire: the core finds no user for them. The audit
+// trail stays.
+func (s *Store) EraseUser(ctx context.Context, userID string) error {
+	err := s.eraseUser(ctx, userID)
+	if err != nil && !isOutcome(err) {
+		return fmt.Errorf("redisstore: erase user %s: %w", userID, err)
+	}
+	return err
+}
+
+func (s *Store) eraseUser(ctx context.Context, userID string) error {
+	keys := []string{s.userKey(userID), s.userLinksKey(userID), s.personalDataKey(userID)}
+	var done []any
+	for range eraseRounds {
+		pending, err := eraseUserScript.Run(ctx, s.c, keys, done...).StringSlice()
+		if err = scriptOutcome(err); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		slices.Sort(pending) // deterministic order, for logs and tests
+		for _, link := range pending {
+			if err := s.unlink(ctx, link, userID); err != nil {
+				return err
+			}
+			done = append(done, link)
+		}
+	}
+	return errors.New("logins keep linking identities to the user; try again")
+}
+
+// unlink deletes link if it points at userID and, for a wechat identity
+// that pointed at it or at no one, the openid's session key.
+func (s *Store) unlink(ctx context.Context, link, userID string) error {
+	n, err := unlinkScript.Run(ctx, s.c, []string{link}, userID).Int()
+	if err != nil {
+		return fmt.Errorf("unlink: %w", err)
+	}
+	if n < 0 {
+		return nil // another user's now (or never ours): theirs
+	}
+	if openid, ok := s.wechatOpenID(link); ok {
+		if err := s.c.Del(ctx, s.sessionKeyKey(openid)).Err(); err != nil {
+			return fmt.Errorf("delete session key: %w", err)
+		}
+	}
+	return nil
+}
+
+// wechatOpenID returns the openid of a wechat identity key name.
+func (s *Store) wechatOpenID(link string) (string, bool) {
+	rest, ok := strings.CutPrefix(link, s.prefix+":{i:"+wechatProvider+":")
+	if !ok {
+		return "", false
+	}
+	openid, ok := strings.CutSuffix(rest, "}")
+	return openid, ok && openid != ""
+}
+
+// ---- face verification (authcore.FaceStore) ----
+
+// faceRecord is a FaceVerification as stored (the verify_id is in the key).
+type faceRecord struct {
+	OutSeqNo  string `json:"o"`
+	CertHash  string `json:"h"`
+	OpenID    string `json:"oid"`
+	UserID    string `json:"u"`
+	Family    string `json:"f"`
+	ExpiresAt int64  `json:"e"` // unix ms
+}
+
+// PutFaceVerification implements authcore.FaceStore: one SET PXAT at
+// f.ExpiresAt (kept to the millisecond); an expiry already past deletes it.
+func (s *Store) PutFaceVerification(ctx context.Context, f authcore.FaceVerification) error {
+	if f.VerifyID == "" || f.ExpiresAt.IsZero() || f.ExpiresAt.UnixMilli() <= 0 {
+		return authcore.Errorf(authcore.KindInvalid, "redisstore: face verification without an id or expiry")
+	}
+	key := s.faceKey(f.VerifyID)
+	var err error
+	if !f.ExpiresAt.After(time.Now()) {
+		err = s.c.Del(ctx, key).Err()
+	} else {
+		var b []byte
+		b, err = json.Marshal(faceRecord{OutSeqNo: f.OutSeqNo, CertHash: f.CertHash, OpenID: f.OpenID,
+			UserID: f.UserID, Family: f.Family, ExpiresAt: f.ExpiresAt.UnixMilli()})
+		if err == nil {
+			err = s.c.Do(ctx, "SET", key, b, "PXAT", f.ExpiresAt.UnixMilli()).Err()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: put face verification: %w", err)
+	}
+	return nil
+}
+
+// TakeFaceVerification implements authcore.FaceStore: GETDEL, so exactly
+// one caller gets it. One whose expiry has passed (by this process's
+// clock, in case Redis has not reclaimed it yet) is not returned.
+func (s *Store) TakeFaceVerification(ctx context.Context, verifyID string) (authcore.FaceVerification, error) {
+	raw, err := s.c.GetDel(ctx, s.faceKey(verifyID)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return authcore.FaceVerification{}, authcore.ErrNotFound
+	case err != nil:
+		return authcore.FaceVerification{}, fmt.Errorf("redisstore: take face verification: %w", err)
+	}
+	var r faceRecord
+	if err := json.Unmarshal([]byte(raw), &r); err != nil || r.ExpiresAt <= 0 {
+		return authcore.FaceVerification{}, errors.New("redisstore: take face verification: corrupt record")
+	}
+	f := authcore.FaceVerification{VerifyID: verifyID, OutSeqNo: r.OutSeqNo, CertHash: r.CertHash, OpenID: r.OpenID,
+		UserID: r.UserID, Family: r.Family, ExpiresAt: time.UnixMilli(r.ExpiresAt).UTC()}
+	if !time.Now().Before(f.ExpiresAt) {
+		return authcore.FaceVerification{}, authcore.ErrNotFound
+	}
+	return f, nil
+}
+
+// MarkSessionFace implements authcore.FaceStore with mark_face.lua, in the
+// session's family slot. FaceAt is kept to the millisecond.
+func (s *Store) MarkSessionFace(ctx context.Context, ref authcore.TokenRef, at time.Time) error {
+	if at.IsZero() {
+		return authcore.Errorf(authcore.KindInvalid, "redisstore: mark session face: no time")
+	}
+	k := s.sessionKeys(ref.Family, ref.Hash, [32]byte{})
+	err := scriptOutcome(markFaceScript.Run(ctx, s.c, []string{k.access}, strconv.FormatInt(at.UnixMilli(), 10)).Err())
+	if err != nil && !isOutcome(err) {
+		return fmt.Errorf("redisstore: mark session face: %w", err)
+	}
+	return err
+}
