@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
 	"github.com/loginhub/loginhub/bench"
 )
 
@@ -72,4 +73,83 @@ func TestBenchSmoke(t *testing.T) {
 			t.Logf("%s: %v; confirm p50 %.2f ms", tc.name, time.Since(start).Round(time.Millisecond), r.Confirm.P50)
 		})
 	}
+}
+
+// TestBenchSmokeCrossNode runs `loginhub bench` against two hubs sharing
+// one Redis, the ticket keys and a public origin, as behind a balancer:
+// every flow's phone scans and confirms on the other node than its
+// desktop, so every confirmation crosses nodes through Redis. Then a tiny
+// --create-only run on both, by count and by time.
+func TestBenchSmokeCrossNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load run")
+	}
+	redis := redistest.Start(t, redistest.Options{})
+	env := map[string]string{
+		"LOGINHUB_REDIS_URL": redis.URL, "LOGINHUB_TICKET_KEYS": sharedKeys(), "LOGINHUB_DATA_KEY": sharedDataKey(),
+		"LOGINHUB_PUBLIC_URL": clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS": clusterOrigin,
+		"LOGINHUB_IP_BINDING": "off", "LOGINHUB_QR_TTL": "10m",
+	}
+	h1, h2 := startHub(t, env), startHub(t, env)
+	urls := h1.URL + "," + h2.URL
+
+	runBench := func(t *testing.T, args ...string) bench.Result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"--url", urls, "--sources", "4", "--settle", "0", "--duration", "15s", "--json"}, args...)
+		if err := bench.Run(ctx, args, &stdout, &stderr); err != nil {
+			t.Fatalf("bench.Run: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+		}
+		var r bench.Result
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			t.Fatalf("decoding the result: %v\n%s", err, &stdout)
+		}
+		if len(r.Nodes) != 2 || len(r.HubPerNode) != 2 || !r.Hub.Available {
+			t.Errorf("nodes %v, per node %+v, hub available %v; want both nodes' figures", r.Nodes, r.HubPerNode, r.Hub.Available)
+		}
+		return r
+	}
+
+	flows := func(t *testing.T, extra ...string) {
+		// Two phones: one logs in on each node, each node calls its own
+		// sandbox once (see TestBenchSmoke).
+		r := runBench(t, append([]string{"--desktops", "40", "--flows", "40", "--rate", "100", "--phones", "2"}, extra...)...)
+		if r.OK != 40 || r.Errors != 0 || r.DesktopsOpen != 40 || r.NotStarted != 0 || r.Incomplete || !r.CrossNode {
+			t.Fatalf("result: ok %d errors %d %v desktops %d not started %d incomplete %v cross-node %v; want 40 ok, 0 errors, 40 desktops, cross-node",
+				r.OK, r.Errors, r.ErrorKinds, r.DesktopsOpen, r.NotStarted, r.Incomplete, r.CrossNode)
+		}
+		if r.Confirm.N != 40 || r.Confirm.P50 <= 0 || r.Redeem.N != 40 {
+			t.Errorf("confirm %+v redeem %+v; want 40 samples each", r.Confirm, r.Redeem)
+		}
+		for _, n := range r.HubPerNode {
+			if n.SocketsIdle != 20 || n.CPUFlowsPercent <= 0 {
+				t.Errorf("node %s: %v sockets with the desktops idle (want 20: half of them), CPU during flows %.1f%%",
+					n.URL, n.SocketsIdle, n.CPUFlowsPercent)
+			}
+		}
+		if sum := r.HubPerNode[0].RSSIdle + r.HubPerNode[1].RSSIdle; sum != r.Hub.RSSIdle {
+			t.Errorf("summed RSS %v, nodes' %v", r.Hub.RSSIdle, sum)
+		}
+		t.Logf("confirm→desktop across nodes p50 %.2f ms p99 %.2f ms", r.Confirm.P50, r.Confirm.P99)
+	}
+	t.Run("flows --origin", func(t *testing.T) { flows(t, "--origin", clusterOrigin) })
+	// Without --origin the WebSockets take the public origin from qr_url.
+	t.Run("flows default origin", func(t *testing.T) { flows(t) })
+
+	t.Run("create-only", func(t *testing.T) {
+		r := runBench(t, "--create-only", "--flows", "2000", "--concurrency", "8")
+		if r.Mode != "create" || r.OK != 2000 || r.Errors != 0 || r.Incomplete || r.Create.N != 2000 ||
+			r.CreatesPerSec <= 0 || r.Create.P50 <= 0 || r.Create.P99 < r.Create.P50 {
+			t.Fatalf("create: %+v", r)
+		}
+		t.Logf("%.0f creations/s on two nodes, p50 %.2f ms p99 %.2f ms", r.CreatesPerSec, r.Create.P50, r.Create.P99)
+	})
+	t.Run("create-only until --duration", func(t *testing.T) {
+		r := runBench(t, "--create-only", "--flows", "0", "--concurrency", "4", "--duration", "500ms")
+		if r.OK <= 0 || r.Errors != 0 || r.Incomplete || r.Create.N != r.OK || r.FlowSeconds < 0.4 || r.FlowSeconds > 2 {
+			t.Fatalf("create until --duration: ok %d errors %d %v incomplete %v in %.2fs", r.OK, r.Errors, r.ErrorKinds, r.Incomplete, r.FlowSeconds)
+		}
+	})
 }

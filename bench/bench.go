@@ -32,6 +32,21 @@
 // same executable (`<exe> bench --child ...`) that talk to the parent over
 // stdin/stdout (JSON lines) and are merged into one result.
 //
+// --url takes one hub or a comma-separated list of nodes sharing one Redis.
+// With n nodes, idle desktop i and flow i's desktop (create, watch, status,
+// redeem) use node i mod n, and flow i's phone (its login up front, scan,
+// confirm) uses node (i+1) mod n: with more than one node every
+// confirmation crosses nodes through Redis. Hub figures are summed over
+// the nodes, and also shown per node.
+//
+// --create-only (= --mode create) measures ticket creation alone:
+// --concurrency keep-alive connections each POST /v1/qr/tickets (the JSON
+// answer, no image) back to back, --flows requests in all, or until
+// --duration with --flows 0 (default 100 000); it reports creations per
+// second, latency and errors. Its connections speak HTTP/1.1 themselves
+// (no net/http client), so that the load generator, which shares the
+// CPUs with the hub, spends little per request.
+//
 // The hub must allow what a benchmark does from a few addresses:
 //
 //	LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0  no per-address rate limits
@@ -39,8 +54,9 @@
 //	LOGINHUB_IP_BINDING=off|subnet|strict          all work (one address per desktop)
 //
 // It must run in sandbox mode (no WeChat credentials): phones log in with
-// the sandbox's wx.login. The WebSocket Origin defaults to the --url's
-// origin, which the hub allows when LOGINHUB_PUBLIC_URL is not set; set
+// the sandbox's wx.login. The WebSocket Origin defaults to the origin of
+// the hub's public URL, read from the qr_url of the desktop's new ticket,
+// which the hub allows unless LOGINHUB_ALLOWED_ORIGINS leaves it out; set
 // --origin otherwise. Only loopback hubs are accepted. Everything stops at
 // --duration, and on SIGINT/SIGTERM, with sockets closed and goroutines
 // waited for.
@@ -58,6 +74,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +85,7 @@ const (
 	modePush     = "push"
 	modePoll     = "poll"
 	modeLongPoll = "longpoll"
+	modeCreate   = "create" // ticket creation alone
 )
 
 // Limits of one process and of one run.
@@ -77,15 +95,19 @@ const (
 	openConcurrency      = 128   // idle desktops being opened at once (per process)
 	maxDesktops          = 200000
 	maxFlows             = 200000 // raw latency samples are kept
+	maxCreates           = 10000000
+	defaultCreates       = 100000 // --flows of --mode create when not given
+	maxNodes             = 64
 	maxProcs             = 64
 	socketSlack          = openConcurrency + 128 // pooled HTTP conns, phones, metrics
+	untilDurationGrace   = 15 * time.Second      // --mode create --flows 0: to gather results after --duration
 )
 
 // config is the parsed command line.
 type config struct {
-	baseURL      string // scheme://host:port[/path], no trailing slash
-	wsURL        string // ws(s)://host:port[/path]/v1/ws
-	origin       string
+	baseURLs     []string // scheme://host:port[/path], no trailing slash; one per hub node
+	wsURLs       []string // ws(s)://host:port[/path]/v1/ws, same order
+	origin       string   // WebSocket Origin; "" = the hub's public URL's (from qr_url)
 	ipv6         bool
 	desktops     int
 	flows        int
@@ -101,6 +123,11 @@ type config struct {
 	openRate     float64
 	settle       time.Duration // longest wait for the hub to settle; 0 = read at once
 	json         bool
+
+	// untilDuration: --mode create with --flows 0 creates until endAt
+	// (the run's start + --duration) and is complete then.
+	untilDuration bool
+	endAt         time.Time
 
 	// Set by the parent on its children.
 	child        bool
@@ -123,7 +150,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, cfg.duration)
+	hard := cfg.duration
+	if cfg.untilDuration {
+		// The creates stop at --duration; then the results are gathered.
+		cfg.endAt = time.Now().Add(cfg.duration)
+		hard += untilDurationGrace
+	}
+	ctx, cancel := context.WithTimeout(ctx, hard)
 	defer cancel()
 
 	if cfg.child {
@@ -181,6 +214,10 @@ hub's RSS, goroutines and CPU. Start the hub with
   LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0 LOGINHUB_QR_TTL=10m
 (sandbox mode; LOGINHUB_IP_BINDING may stay strict).
 
+Several nodes on one Redis: --url http://127.0.0.1:8081,http://127.0.0.1:8082
+puts each flow's phone on another node than its desktop.
+Ticket creation alone: --create-only --concurrency 64 [--flows N | --flows 0 --duration 30s].
+
 flags:
 `)
 		fs.PrintDefaults()
@@ -192,15 +229,16 @@ flags:
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := newFlagSet(stderr)
-	rawURL := fs.String("url", "http://127.0.0.1:8080", "hub base URL; must be a loopback address (127.0.0.0/8, ::1, localhost)")
-	fs.StringVar(&cfg.origin, "origin", "", "Origin header of the WebSockets (default: the --url's origin)")
+	rawURL := fs.String("url", "http://127.0.0.1:8080", "hub base URL, or a comma-separated list of nodes sharing one Redis; each must be a loopback address (127.0.0.0/8, ::1, localhost)")
+	fs.StringVar(&cfg.origin, "origin", "", "Origin header of the WebSockets (default: the origin of the hub's public URL, from the qr_url of each new ticket)")
+	createOnly := fs.Bool("create-only", false, "only create tickets, as fast as --concurrency keep-alive connections allow (= --mode create)")
 	fs.IntVar(&cfg.desktops, "desktops", 1000, "idle desktops held waiting during the run")
-	fs.IntVar(&cfg.flows, "flows", 1000, "full login flows (create, watch, scan, confirm, redeem)")
+	fs.IntVar(&cfg.flows, "flows", 1000, "full login flows (create, watch, scan, confirm, redeem); with --mode create: ticket creations (default 100000; 0 = until --duration)")
 	fs.Float64Var(&cfg.rate, "rate", 200, "flows started per second")
-	fs.IntVar(&cfg.concurrency, "concurrency", 500, "flows in flight at most")
+	fs.IntVar(&cfg.concurrency, "concurrency", 500, "flows in flight at most; with --mode create: keep-alive connections creating back to back")
 	fs.IntVar(&cfg.sources, "sources", 8, "loopback source addresses for client sockets, from 127.0.0.10 up (0 = let the kernel pick)")
 	fs.IntVar(&cfg.phones, "phones", 20, "sandbox phone users, logged in up front and reused")
-	modes := fs.String("mode", modePush, "push (WebSocket), poll (short polling) or longpoll; a comma list runs each in turn")
+	modes := fs.String("mode", modePush, "push (WebSocket), poll (short polling) or longpoll; a comma list runs each in turn; or create alone (ticket creation only)")
 	fs.DurationVar(&cfg.pollInterval, "poll-interval", 2*time.Second, "status polling interval of --mode poll")
 	poll := fs.Duration("poll", 0, "compare in one run: push, short polling every `INTERVAL`, and long-polling (= --mode push,poll,longpoll --poll-interval INTERVAL)")
 	fs.IntVar(&cfg.longPollWait, "longpoll-wait", 25, "wait= seconds of --mode longpoll requests (1-30)")
@@ -212,6 +250,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
 	fs.IntVar(&cfg.childIndex, "child-index", 0, "internal: which child")
 	fs.IntVar(&cfg.sourceOffset, "source-offset", 0, "internal: index of this process's first source address")
+	fs.BoolVar(&cfg.untilDuration, "until-duration", false, "internal: --mode create until --duration")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -221,19 +260,33 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	u, err := checkLoopbackURL(*rawURL)
-	if err != nil {
-		return config{}, err
+	for raw := range strings.SplitSeq(*rawURL, ",") {
+		u, err := checkLoopbackURL(strings.TrimSpace(raw))
+		if err != nil {
+			return config{}, err
+		}
+		base := strings.TrimRight(u.String(), "/")
+		if slices.Contains(cfg.baseURLs, base) {
+			return config{}, fmt.Errorf("bench: --url lists %s twice", base)
+		}
+		cfg.baseURLs = append(cfg.baseURLs, base)
+		ws := *u
+		ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+		cfg.wsURLs = append(cfg.wsURLs, strings.TrimRight(ws.String(), "/")+"/v1/ws")
+		if strings.Contains(u.Hostname(), ":") {
+			cfg.ipv6 = true
+		}
 	}
-	cfg.baseURL = strings.TrimRight(u.String(), "/")
-	ws := *u
-	ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
-	cfg.wsURL = strings.TrimRight(ws.String(), "/") + "/v1/ws"
-	if cfg.origin == "" {
-		cfg.origin = u.Scheme + "://" + u.Host
+	if len(cfg.baseURLs) > maxNodes {
+		return config{}, fmt.Errorf("bench: --url lists %d nodes, at most %d", len(cfg.baseURLs), maxNodes)
 	}
-	cfg.ipv6 = strings.Contains(u.Hostname(), ":")
 
+	if *createOnly {
+		if set["mode"] && *modes != modeCreate {
+			return config{}, fmt.Errorf("bench: --create-only and --mode %s: pick one", *modes)
+		}
+		*modes = modeCreate
+	}
 	if *poll != 0 {
 		cfg.pollInterval = *poll
 		if !set["mode"] {
@@ -243,9 +296,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	for m := range strings.SplitSeq(*modes, ",") {
 		m = strings.TrimSpace(m)
 		switch m {
-		case modePush, modePoll, modeLongPoll:
+		case modePush, modePoll, modeLongPoll, modeCreate:
 		default:
-			return config{}, fmt.Errorf("bench: --mode %q: want push, poll or longpoll", m)
+			return config{}, fmt.Errorf("bench: --mode %q: want push, poll, longpoll or create", m)
 		}
 		for _, seen := range cfg.modes {
 			if seen == m {
@@ -253,6 +306,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			}
 		}
 		cfg.modes = append(cfg.modes, m)
+	}
+	if slices.Contains(cfg.modes, modeCreate) {
+		if len(cfg.modes) > 1 {
+			return config{}, errors.New("bench: --mode create runs alone")
+		}
+		if set["desktops"] && cfg.desktops != 0 {
+			return config{}, errors.New("bench: --mode create opens no desktops: drop --desktops")
+		}
+		if set["rate"] {
+			return config{}, errors.New("bench: --mode create has no --rate: --concurrency connections create back to back")
+		}
+		cfg.desktops = 0
+		if !set["flows"] {
+			cfg.flows = defaultCreates
+		}
+		if !cfg.child {
+			cfg.untilDuration = cfg.flows == 0
+		}
 	}
 	if err := cfg.validate(set["procs"]); err != nil {
 		return config{}, err
@@ -300,9 +371,11 @@ func (c *config) validate(procsSet bool) error {
 	switch {
 	case c.desktops < 0 || c.desktops > maxDesktops:
 		return bad("--desktops %d: want 0..%d", c.desktops, maxDesktops)
-	case c.flows < 0 || c.flows > maxFlows:
+	case c.create() && (c.flows < 0 || c.flows > maxCreates):
+		return bad("--flows %d: want 0..%d ticket creations (0 = until --duration)", c.flows, maxCreates)
+	case !c.create() && (c.flows < 0 || c.flows > maxFlows):
 		return bad("--flows %d: want 0..%d", c.flows, maxFlows)
-	case c.desktops == 0 && c.flows == 0:
+	case c.desktops == 0 && c.flows == 0 && !c.create():
 		return bad("nothing to do: --desktops and --flows are both 0")
 	case math.IsNaN(c.rate) || c.rate <= 0 || c.rate > 100000:
 		return bad("--rate %g: want more than 0 and at most 100000 flows per second", c.rate)
@@ -314,7 +387,7 @@ func (c *config) validate(procsSet bool) error {
 		return bad("--sources %d: want 0..200", c.sources)
 	case c.sources > 0 && c.ipv6:
 		return bad("--sources binds 127.0.0.x addresses, which cannot reach an IPv6 hub; use --sources 0 or an IPv4 --url")
-	case c.flows > 0 && (c.phones < 1 || c.phones > 1000):
+	case c.flows > 0 && !c.create() && (c.phones < 1 || c.phones > 1000):
 		return bad("--phones %d: want 1..1000", c.phones)
 	case c.pollInterval < 10*time.Millisecond || c.pollInterval > time.Minute:
 		return bad("--poll-interval %s: want 10ms..1m", c.pollInterval)
@@ -370,9 +443,26 @@ func (c *config) validate(procsSet bool) error {
 // at most a pooled connection for short polling), two per flow in flight
 // (the desktop's and an HTTP connection), plus pooled connections.
 func (c *config) socketsPerProcess(procs int) int {
+	if c.create() { // one keep-alive connection per worker
+		return ceilDiv(c.concurrency, procs) + socketSlack
+	}
 	inflight := min(ceilDiv(c.concurrency, procs), ceilDiv(c.flows, procs))
 	return ceilDiv(c.desktops, procs) + 2*inflight + socketSlack
 }
+
+// create reports whether this is a --mode create run.
+func (c *config) create() bool { return len(c.modes) == 1 && c.modes[0] == modeCreate }
+
+// nodes is how many hub nodes the run spreads over.
+func (c *config) nodes() int { return len(c.baseURLs) }
+
+// desktopNode is the node of idle desktop i and of flow i's desktop.
+func (c *config) desktopNode(i int) int { return i % len(c.baseURLs) }
+
+// phoneNode is the node of flow i's phone (and of phone i's login): the
+// next one, so that with several nodes every scan and confirm reaches
+// another node than the desktop's.
+func (c *config) phoneNode(i int) int { return (i + 1) % len(c.baseURLs) }
 
 func ceilDiv(a, b int) int {
 	if b <= 0 {

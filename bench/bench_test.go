@@ -149,7 +149,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.baseURL != "http://127.0.0.1:8080" || cfg.wsURL != "ws://127.0.0.1:8080/v1/ws" || cfg.origin != "http://127.0.0.1:8080" ||
+	if strings.Join(cfg.baseURLs, ",") != "http://127.0.0.1:8080" || strings.Join(cfg.wsURLs, ",") != "ws://127.0.0.1:8080/v1/ws" || cfg.origin != "" ||
 		cfg.desktops != 1000 || cfg.flows != 1000 || cfg.rate != 200 || cfg.concurrency != 500 || cfg.sources != 8 ||
 		cfg.phones != 20 || len(cfg.modes) != 1 || cfg.modes[0] != "push" || cfg.pollInterval != 2*time.Second ||
 		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json {
@@ -170,8 +170,21 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{[]string{"--mode", "longpoll, push"}, func(c config) bool { return strings.Join(c.modes, ",") == "longpoll,push" }},
 		{[]string{"--url", "https://localhost:9443/x", "--origin", "https://app.test"}, func(c config) bool {
-			return c.wsURL == "wss://localhost:9443/x/v1/ws" && c.origin == "https://app.test"
+			return c.wsURLs[0] == "wss://localhost:9443/x/v1/ws" && c.origin == "https://app.test"
 		}},
+		{[]string{"--url", "http://127.0.0.1:8081, http://127.0.0.2:8082/"}, func(c config) bool {
+			return strings.Join(c.baseURLs, " ") == "http://127.0.0.1:8081 http://127.0.0.2:8082" &&
+				strings.Join(c.wsURLs, " ") == "ws://127.0.0.1:8081/v1/ws ws://127.0.0.2:8082/v1/ws" && c.nodes() == 2 &&
+				c.desktopNode(0) == 0 && c.phoneNode(0) == 1 && c.desktopNode(3) == 1 && c.phoneNode(3) == 0
+		}},
+		{[]string{"--create-only"}, func(c config) bool {
+			return c.create() && c.desktops == 0 && c.flows == defaultCreates && !c.untilDuration && c.procs == 1
+		}},
+		{[]string{"--mode", "create", "--flows", "0", "--concurrency", "256"}, func(c config) bool {
+			return c.create() && c.flows == 0 && c.untilDuration && c.concurrency == 256
+		}},
+		{[]string{"--create-only", "--desktops", "0", "--flows", "5000000"}, func(c config) bool { return c.flows == 5000000 }},
+		{[]string{"--create-only", "--concurrency", "20000"}, func(c config) bool { return c.procs == 2 }},
 		{[]string{"--desktops", "30000"}, func(c config) bool { return c.procs == 3 }},
 		{[]string{"--desktops", "100000", "--flows", "0"}, func(c config) bool { return c.procs == 9 }},
 		{[]string{"--desktops", "0", "--flows", "1000", "--concurrency", "1000", "--rate", "1000"}, func(c config) bool { return c.procs == 1 }},
@@ -196,6 +209,14 @@ func TestParseFlagsRefuses(t *testing.T) {
 	}{
 		{[]string{"--url", "http://10.0.0.1:8080"}, "not a loopback"},
 		{[]string{"--url", "http://example.com"}, "not a loopback"},
+		{[]string{"--url", "http://127.0.0.1:8081,http://10.0.0.1:8082"}, "not a loopback"},
+		{[]string{"--url", "http://127.0.0.1:8081,"}, "--url"},
+		{[]string{"--url", "http://127.0.0.1:8081,http://127.0.0.1:8081/"}, "twice"},
+		{[]string{"--create-only", "--mode", "push"}, "pick one"},
+		{[]string{"--mode", "push,create"}, "alone"},
+		{[]string{"--create-only", "--desktops", "10"}, "--desktops"},
+		{[]string{"--create-only", "--rate", "100"}, "--rate"},
+		{[]string{"--create-only", "--flows", "-1"}, "--flows"},
 		{[]string{"--mode", "carrier-pigeon"}, "--mode"},
 		{[]string{"--mode", "push,push"}, "twice"},
 		{[]string{"--desktops", "-1"}, "--desktops"},
@@ -293,5 +314,140 @@ func TestWriteTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestChildArgsCreate checks that a create run splits exactly and carries
+// its nodes and its end.
+func TestChildArgsCreate(t *testing.T) {
+	parent, err := parseFlags([]string{"--create-only", "--url", "http://127.0.0.1:8081,http://127.0.0.1:8082",
+		"--flows", "1001", "--concurrency", "20001", "--duration", "90s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parent.procs != 2 {
+		t.Fatalf("procs %d, want 2", parent.procs)
+	}
+	flows, conc := 0, 0
+	for i := range parent.procs {
+		args := childArgs(parent, modeCreate, i, 80*time.Second)
+		c, err := parseFlags(args[1:], io.Discard)
+		if err != nil {
+			t.Fatalf("child %d: %v (%q)", i, err, args)
+		}
+		if !c.create() || c.nodes() != 2 || c.untilDuration || c.origin != "" {
+			t.Errorf("child %d: %+v", i, c)
+		}
+		flows += c.flows
+		conc += c.concurrency
+	}
+	if flows != 1001 || conc < 20001 {
+		t.Errorf("children create %d tickets on %d connections; want 1001 on at least 20001", flows, conc)
+	}
+
+	until, err := parseFlags([]string{"--create-only", "--flows", "0", "--concurrency", "20000", "--duration", "30s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until.endAt = time.Now().Add(20 * time.Second)
+	c, err := parseFlags(childArgs(until, modeCreate, 0, time.Hour)[1:], io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.untilDuration || c.flows != 0 || c.duration > 20*time.Second || c.duration < 19*time.Second {
+		t.Errorf("until-duration child: %+v", c)
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	for _, v := range []int64{0, 1, 127, 128, 129, 255, 256, 1000, 123456, 1e9, 3e11} {
+		i := histBucket(v)
+		if got := histValue(i); math.Abs(float64(got-v)) > 0.008*float64(v)+1 {
+			t.Errorf("histValue(histBucket(%d)) = %d", v, got)
+		}
+		if i > 0 && histBucket(v-1) > i {
+			t.Errorf("buckets not monotonic at %d", v)
+		}
+	}
+	var a, b histogram
+	for i := 1; i <= 1000; i++ {
+		h := &a
+		if i%3 == 0 {
+			h = &b
+		}
+		h.add(time.Duration(i) * time.Millisecond)
+	}
+	a.merge(b)
+	a.trim()
+	got := a.summary()
+	if got.N != 1000 || got.Max != 1000 || math.Abs(got.Mean-500.5) > 1e-6 {
+		t.Errorf("summary %+v", got)
+	}
+	for _, c := range []struct{ got, want float64 }{{got.P50, 500}, {got.P90, 900}, {got.P99, 990}} {
+		if math.Abs(c.got-c.want) > 0.008*c.want {
+			t.Errorf("percentile %v, want about %v", c.got, c.want)
+		}
+	}
+	var empty histogram
+	if empty.summary() != (Latency{}) {
+		t.Errorf("empty histogram: %+v", empty.summary())
+	}
+}
+
+func TestOriginOf(t *testing.T) {
+	cases := map[string]string{
+		"http://loginhub.test/s/abc.def":   "http://loginhub.test",
+		"https://login.example.com:8443/s": "https://login.example.com:8443",
+		"http://127.0.0.1:8080":            "http://127.0.0.1:8080",
+		"":                                 "",
+		"ftp://x/y":                        "",
+		"/s/relative":                      "",
+	}
+	for in, want := range cases {
+		if got := originOf(in); got != want {
+			t.Errorf("originOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	e := desktopEnv{}
+	d := &desktop{base: "http://127.0.0.1:8081", t: ticket{QRURL: "http://loginhub.test/s/x"}}
+	if got := e.origin(d); got != "http://loginhub.test" {
+		t.Errorf("origin from qr_url: %q", got)
+	}
+	d.t.QRURL = ""
+	if got := e.origin(d); got != "http://127.0.0.1:8081" {
+		t.Errorf("origin without qr_url: %q", got)
+	}
+	e.cfg.origin = "https://app.test"
+	if got := e.origin(d); got != "https://app.test" {
+		t.Errorf("--origin: %q", got)
+	}
+}
+
+func TestWriteTableNodesAndCreate(t *testing.T) {
+	nodes := []string{"http://127.0.0.1:8091", "http://127.0.0.1:8092"}
+	var b bytes.Buffer
+	writeTable(&b, []Result{{Mode: "push", Procs: 1, Sources: 8, Nodes: nodes, CrossNode: true, Desktops: 10, DesktopsOpen: 10,
+		Flows: 5, OK: 5, Hub: HubStats{Available: true}, HubPerNode: []NodeStats{
+			{URL: nodes[0], RSSBefore: 10 << 20, RSSIdle: 12 << 20, RSSAfter: 13 << 20, GoroutinesIdle: 15, CPUFlowsPercent: 40},
+			{URL: nodes[1], RSSIdle: 1 << 20, CPUFlowsPercent: 41.5},
+		}}})
+	out := b.String()
+	for _, want := range []string{"2, phone calls on another node than the desktop", "hub node (push)", "CPU flows",
+		"127.0.0.1:8091", "10.0 / 12.0 / 13.0 MiB", "40.0%", "127.0.0.1:8092", "41.5%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	writeTable(&b, []Result{{Mode: "create", Procs: 1, Sources: 8, Nodes: nodes[:1], Flows: 1000, OK: 999, Errors: 1,
+		CreatesPerSec: 21234.4, Create: Latency{N: 999, P50: 1.2, P90: 2, P99: 3.5, Max: 9}, Hub: HubStats{Available: true, CPUFlowsPercent: 150}}})
+	out = b.String()
+	for _, want := range []string{"creations ok/asked", "999/1000", "21234 creations/s", "1.20 / 2.00 / 3.50 / 9.00 ms", "hub CPU, during creates"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "flows ok/total") || strings.Contains(out, "confirm→desktop") {
+		t.Errorf("create table shows flow rows:\n%s", out)
 	}
 }

@@ -55,21 +55,32 @@ func startWorkers(ctx context.Context, cfg config, mode string, lg *logger) ([]w
 }
 
 // childArgs is child i's command line: its share of the desktops, flows,
-// rate and concurrency, and its own source addresses.
+// rate and concurrency, and its own source addresses; it stops when
+// remaining has passed (creating until --duration: at the parent's end).
 func childArgs(cfg config, mode string, i int, remaining time.Duration) []string {
+	if cfg.untilDuration {
+		remaining = max(time.Until(cfg.endAt), time.Millisecond).Round(time.Millisecond)
+	}
 	p := cfg.procs
 	itoa := strconv.Itoa
 	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
-	return []string{"bench", "--child", "--child-index", itoa(i),
-		"--url", cfg.baseURL, "--origin", cfg.origin,
+	args := []string{"bench", "--child", "--child-index", itoa(i),
+		"--url", strings.Join(cfg.baseURLs, ","), "--origin", cfg.origin,
 		"--desktops", itoa(share(cfg.desktops, i, p)), "--flows", itoa(share(cfg.flows, i, p)),
-		"--rate", ftoa(cfg.rate / float64(p)), "--concurrency", itoa(max(1, ceilDiv(cfg.concurrency, p))),
+		"--concurrency", itoa(max(1, ceilDiv(cfg.concurrency, p))),
 		"--open-rate", ftoa(cfg.openRate / float64(p)),
 		"--sources", itoa(cfg.sources), "--source-offset", itoa(cfg.sourceOffset + i*cfg.sources),
 		"--phones", itoa(cfg.phones), "--mode", mode,
 		"--poll-interval", cfg.pollInterval.String(), "--longpoll-wait", itoa(cfg.longPollWait),
 		"--settle", cfg.settle.String(), "--duration", remaining.String(), "--procs", "1",
 	}
+	if mode != modeCreate { // creates have no rate
+		args = append(args, "--rate", ftoa(cfg.rate/float64(p)))
+	}
+	if cfg.untilDuration {
+		args = append(args, "--until-duration")
+	}
+	return args
 }
 
 // childWorker is a worker in a child process.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 type ticket struct {
 	ID          string `json:"id"`
 	Ticket      string `json:"ticket"`
+	QRURL       string `json:"qr_url"`
 	WatchSecret string `json:"watch_secret"`
 	Version     uint64 `json:"version"`
 	State       string `json:"state"`
@@ -42,6 +44,7 @@ type notice struct {
 // desktop is one waiting page: a ticket and a way to learn its state.
 type desktop struct {
 	src     *source
+	base    string // its node's base URL
 	t       ticket
 	ws      *websocket.Conn // push
 	stop    context.CancelFunc
@@ -67,12 +70,13 @@ type desktopEnv struct {
 	wg       *sync.WaitGroup // watching goroutines
 }
 
-// openDesktop creates a ticket from src and starts watching it the way the
-// mode does; notify is called from the watching goroutine (it must not
-// block). For push it returns once the hub has sent the pending state.
-func (e *desktopEnv) openDesktop(ctx context.Context, src *source, notify func(notice)) (*desktop, error) {
-	d := &desktop{src: src, done: make(chan struct{})}
-	if err := src.call(ctx, "create", "POST", e.cfg.baseURL+"/v1/qr/tickets", "", nil, &d.t, http.StatusCreated); err != nil {
+// openDesktop creates a ticket from src on node and starts watching it
+// there the way the mode does; notify is called from the watching
+// goroutine (it must not block). For push it returns once the hub has sent
+// the pending state.
+func (e *desktopEnv) openDesktop(ctx context.Context, src *source, node int, notify func(notice)) (*desktop, error) {
+	d := &desktop{src: src, base: e.cfg.baseURLs[node], done: make(chan struct{})}
+	if err := src.call(ctx, "create", "POST", d.base+"/v1/qr/tickets", "", nil, &d.t, http.StatusCreated); err != nil {
 		return nil, err
 	}
 	if d.t.ID == "" || d.t.WatchSecret == "" || d.t.Ticket == "" {
@@ -82,7 +86,7 @@ func (e *desktopEnv) openDesktop(ctx context.Context, src *source, notify func(n
 	d.stop = stop
 	switch e.mode {
 	case modePush:
-		if err := d.dialWatch(ctx, e.cfg); err != nil {
+		if err := d.dialWatch(ctx, e.cfg.wsURLs[node], e.origin(d)); err != nil {
 			stop()
 			return nil, err
 		}
@@ -102,13 +106,40 @@ func (e *desktopEnv) openDesktop(ctx context.Context, src *source, notify func(n
 	return d, nil
 }
 
-// dialWatch opens the desktop's WebSocket from its source address, sends
-// watch, and reads the current state.
-func (d *desktop) dialWatch(ctx context.Context, cfg config) error {
+// origin is the Origin header of d's WebSocket: --origin, or the origin
+// of the hub's public URL, which its qr_url starts with (the hub allows
+// it by default, and a cluster lists its shared public origin), or else
+// the node's own.
+func (e *desktopEnv) origin(d *desktop) string {
+	if e.cfg.origin != "" {
+		return e.cfg.origin
+	}
+	if o := originOf(d.t.QRURL); o != "" {
+		return o
+	}
+	return originOf(d.base)
+}
+
+// originOf is scheme://host of an absolute http(s) URL, or "".
+func originOf(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return ""
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if host == "" || strings.ContainsAny(host, "?#@ \r\n") {
+		return ""
+	}
+	return scheme + "://" + host
+}
+
+// dialWatch opens the desktop's WebSocket to wsURL from its source
+// address, sends watch, and reads the current state.
+func (d *desktop) dialWatch(ctx context.Context, wsURL, origin string) error {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d.src.reqs.Add(1)
-	c, resp, err := d.src.ws.DialContext(dctx, cfg.wsURL, http.Header{"Origin": {cfg.origin}, "User-Agent": {"loginhub-bench"}})
+	c, resp, err := d.src.ws.DialContext(dctx, wsURL, http.Header{"Origin": {origin}, "User-Agent": {"loginhub-bench"}})
 	if err != nil {
 		if resp != nil {
 			return &stepError{"ws_dial", fmt.Sprint(resp.StatusCode)}
@@ -175,7 +206,7 @@ func (d *desktop) pollLoop(ctx context.Context, e *desktopEnv, notify func(notic
 	defer close(d.done)
 	interval := e.cfg.pollInterval
 	last := d.t.Version
-	url := e.cfg.baseURL + "/v1/qr/tickets/" + d.t.ID
+	url := d.base + "/v1/qr/tickets/" + d.t.ID
 	next := time.Now().Add(rand.N(interval))
 	t := time.NewTimer(time.Until(next))
 	defer t.Stop()
@@ -219,7 +250,7 @@ func (d *desktop) longPollLoop(ctx context.Context, e *desktopEnv, notify func(n
 	last := d.t.Version
 	wait := time.Duration(e.cfg.longPollWait) * time.Second
 	for ctx.Err() == nil {
-		url := fmt.Sprintf("%s/v1/qr/tickets/%s?since=%d&wait=%d", e.cfg.baseURL, d.t.ID, last, e.cfg.longPollWait)
+		url := fmt.Sprintf("%s/v1/qr/tickets/%s?since=%d&wait=%d", d.base, d.t.ID, last, e.cfg.longPollWait)
 		var m stateMsg
 		rctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
 		err := d.src.call(rctx, "longpoll", "GET", url, d.t.WatchSecret, nil, &m, http.StatusOK)

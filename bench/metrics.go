@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -119,6 +120,47 @@ func readMetrics(ctx context.Context, baseURL string) (hubMetrics, error) {
 	return metricsFrom(m, time.Now()), nil
 }
 
+// nodeMetrics is one read of every node's /metrics, in --url order.
+type nodeMetrics []hubMetrics
+
+// readNodes reads every node's /metrics at once.
+func readNodes(ctx context.Context, baseURLs []string) (nodeMetrics, error) {
+	out := make(nodeMetrics, len(baseURLs))
+	errs := make([]error, len(baseURLs))
+	var wg sync.WaitGroup
+	for i, u := range baseURLs {
+		wg.Go(func() {
+			out[i], errs[i] = readMetrics(ctx, u)
+			if errs[i] != nil && len(baseURLs) > 1 {
+				errs[i] = fmt.Errorf("%s: %w", u, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// sum adds the nodes up; At is the mean of the reads' times (they are
+// taken at once).
+func (m nodeMetrics) sum() hubMetrics {
+	var s hubMetrics
+	var at int64
+	for _, n := range m {
+		s.RSS += n.RSS
+		s.Goroutines += n.Goroutines
+		s.CPU += n.CPU
+		s.HeapInuse += n.HeapInuse
+		s.StackInuse += n.StackInuse
+		s.Sockets += n.Sockets
+		s.Slow += n.Slow
+		at += n.At.UnixNano() / int64(len(m))
+	}
+	if len(m) > 0 {
+		s.At = time.Unix(0, at)
+	}
+	return s
+}
+
 // within reports whether a and b differ by at most frac of a (or by at most
 // abs).
 func within(a, b, frac, abs float64) bool {
@@ -126,12 +168,24 @@ func within(a, b, frac, abs float64) bool {
 	return d <= abs || d <= frac*math.Abs(a)
 }
 
-// settle waits for the hub to settle after the idle desktops opened: until
-// two reads about a second apart agree within 2 % on RSS and goroutines, or
-// for at most maxWait (0: one read, taken as settled). It returns the last read, the first one (for the CPU
-// spent while idle), and whether it settled.
-func settle(ctx context.Context, baseURL string, maxWait time.Duration) (first, last hubMetrics, settled bool, err error) {
-	first, err = readMetrics(ctx, baseURL)
+// settledSince reports whether every node's RSS and goroutines agree between
+// two reads.
+func (m nodeMetrics) settledSince(prev nodeMetrics) bool {
+	for i := range m {
+		if !within(prev[i].RSS, m[i].RSS, 0.02, 0) || !within(prev[i].Goroutines, m[i].Goroutines, 0.02, 2) {
+			return false
+		}
+	}
+	return true
+}
+
+// settle waits for the hubs to settle after the idle desktops opened: until
+// two reads about a second apart agree within 2 % on every node's RSS and
+// goroutines, or for at most maxWait (0: one read, taken as settled). It
+// returns the last read, the first one (for the CPU spent while idle), and
+// whether they settled.
+func settle(ctx context.Context, baseURLs []string, maxWait time.Duration) (first, last nodeMetrics, settled bool, err error) {
+	first, err = readNodes(ctx, baseURLs)
 	if err != nil {
 		return first, first, false, err
 	}
@@ -148,11 +202,11 @@ func settle(ctx context.Context, baseURL string, maxWait time.Duration) (first, 
 			return first, prev, false, nil
 		case <-t.C:
 		}
-		cur, err := readMetrics(ctx, baseURL)
+		cur, err := readNodes(ctx, baseURLs)
 		if err != nil {
 			return first, prev, false, err
 		}
-		if within(prev.RSS, cur.RSS, 0.02, 0) && within(prev.Goroutines, cur.Goroutines, 0.02, 2) {
+		if cur.settledSince(prev) {
 			return first, cur, true, nil
 		}
 		prev = cur

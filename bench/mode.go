@@ -10,21 +10,31 @@ import (
 	"time"
 )
 
-// checkHub fails fast when nothing answers at the URL.
+// checkHub fails fast when nothing answers at one of the URLs.
 func checkHub(ctx context.Context, cfg config) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", cfg.baseURL+"/healthz", nil)
+	errs := make([]error, cfg.nodes())
+	var wg sync.WaitGroup
+	for i, base := range cfg.baseURLs {
+		wg.Go(func() { errs[i] = checkNode(ctx, base) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func checkNode(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
 	if err != nil {
 		return err
 	}
 	resp, err := metricsClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("bench: no hub answering at %s: %w", cfg.baseURL, err)
+		return fmt.Errorf("bench: no hub answering at %s: %w", base, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("bench: %s/healthz: status %d", cfg.baseURL, resp.StatusCode)
+		return fmt.Errorf("bench: %s/healthz: status %d", base, resp.StatusCode)
 	}
 	return nil
 }
@@ -44,6 +54,7 @@ func parallel[T any](ws []worker, f func(worker) (T, error)) ([]T, error) {
 // runMode runs both phases of one mode and merges what every process saw.
 func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Result, err error) {
 	res = Result{Mode: mode, Procs: cfg.procs, Sources: cfg.sources, Desktops: cfg.desktops, Flows: cfg.flows,
+		Nodes: cfg.baseURLs, CrossNode: cfg.nodes() > 1 && mode != modeCreate && cfg.flows > 0,
 		ErrorKinds: map[string]int{}, NotStarted: cfg.flows}
 	switch mode {
 	case modePoll:
@@ -53,7 +64,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 	}
 	wall0, cpu0 := time.Now(), cpuTime()
 
-	before, merr := readMetrics(ctx, cfg.baseURL)
+	before, merr := readNodes(ctx, cfg.baseURLs)
 	hubOK := merr == nil
 	if !hubOK {
 		lg.Printf("%s: hub metrics unavailable, reporting no hub figures: %v", mode, merr)
@@ -74,8 +85,8 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 
 	// Phase 1: idle desktops.
 	if cfg.desktops > 0 {
-		lg.Printf("%s: opening %d idle desktops from %d source address(es) in %d process(es)",
-			mode, cfg.desktops, max(cfg.sources, 1)*cfg.procs, cfg.procs)
+		lg.Printf("%s: opening %d idle desktops from %d source address(es) in %d process(es) on %d node(s)",
+			mode, cfg.desktops, max(cfg.sources, 1)*cfg.procs, cfg.procs, cfg.nodes())
 	}
 	t := time.Now()
 	idles, err := parallel(workers, func(w worker) (idleReport, error) { return w.openIdle(ctx) })
@@ -89,9 +100,10 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		return res, err
 	}
 	idle := before
+	cpuIdle := make([]float64, cfg.nodes())
 	if hubOK && res.DesktopsOpen > 0 && ctx.Err() == nil {
 		lg.Printf("%s: %d desktops waiting (opened in %.1fs); letting the hub settle", mode, res.DesktopsOpen, res.OpenSeconds)
-		first, last, settled, err := settle(ctx, cfg.baseURL, cfg.settle)
+		first, last, settled, err := settle(ctx, cfg.baseURLs, cfg.settle)
 		if err == nil {
 			idle = last
 			res.Hub.Settled = settled
@@ -101,28 +113,43 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		}
 		if err == nil && cfg.settle > 0 {
 			// Idle CPU over at least 3 s: the counter ticks in 10 ms.
-			if wait := time.Until(first.At.Add(3 * time.Second)); wait > 0 {
+			if wait := time.Until(first.sum().At.Add(3 * time.Second)); wait > 0 {
 				sleepCtx(ctx, wait)
 			}
-			if end, err := readMetrics(ctx, cfg.baseURL); err == nil {
-				res.Hub.CPUIdlePercent = cpuPercent(first, end)
+			if end, err := readNodes(ctx, cfg.baseURLs); err == nil {
+				res.Hub.CPUIdlePercent = cpuPercent(first.sum(), end.sum())
+				for k := range end {
+					cpuIdle[k] = cpuPercent(first[k], end[k])
+				}
 			}
 		}
 	}
 
-	// Phase 2: flows.
+	// Phase 2: flows, or creates.
 	after := idle
-	if cfg.flows > 0 && ctx.Err() == nil {
-		lg.Printf("%s: %d flows at %g/s, at most %d in flight", mode, cfg.flows, cfg.rate, cfg.concurrency)
-		m0, err0 := readMetrics(ctx, cfg.baseURL)
+	cpuFlows := make([]float64, cfg.nodes())
+	if (cfg.flows > 0 || cfg.untilDuration) && ctx.Err() == nil {
+		if mode == modeCreate {
+			what := fmt.Sprintf("%d ticket creations", cfg.flows)
+			if cfg.untilDuration {
+				what = fmt.Sprintf("ticket creations until %s", cfg.endAt.Format(time.TimeOnly))
+			}
+			lg.Printf("%s: %s on %d keep-alive connection(s)", mode, what, cfg.concurrency)
+		} else {
+			lg.Printf("%s: %d flows at %g/s, at most %d in flight", mode, cfg.flows, cfg.rate, cfg.concurrency)
+		}
+		m0, err0 := readNodes(ctx, cfg.baseURLs)
 		t := time.Now()
 		frs, err := parallel(workers, func(w worker) (flowReport, error) { return w.runFlows(ctx) })
 		res.FlowSeconds = time.Since(t).Seconds()
 		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		m1, err1 := readMetrics(mctx, cfg.baseURL)
+		m1, err1 := readNodes(mctx, cfg.baseURLs)
 		cancel()
 		if hubOK && err0 == nil && err1 == nil {
-			res.Hub.CPUFlowsPercent = cpuPercent(m0, m1)
+			res.Hub.CPUFlowsPercent = cpuPercent(m0.sum(), m1.sum())
+			for k := range m1 {
+				cpuFlows[k] = cpuPercent(m0[k], m1[k])
+			}
 			after = m1
 		}
 		var all flowReport
@@ -134,22 +161,31 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 			all.Scanned = append(all.Scanned, r.Scanned...)
 			all.Confirm = append(all.Confirm, r.Confirm...)
 			all.Redeem = append(all.Redeem, r.Redeem...)
+			all.Create.merge(r.Create)
 			all.StatusRequests += r.StatusRequests
 			all.IdleRequests += r.IdleRequests
 			mergeCounts(res.ErrorKinds, r.Errors)
 		}
 		res.OK = all.OK
 		res.NotStarted = cfg.flows - all.Started
+		if cfg.untilDuration {
+			res.NotStarted = 0
+		}
 		res.Cancelled = all.Cancelled
 		res.OpenLatency = summarize(all.Open)
 		res.Scanned = summarize(all.Scanned)
 		res.Confirm = summarize(all.Confirm)
 		res.Redeem = summarize(all.Redeem)
+		res.Create = all.Create.summary()
 		if res.FlowSeconds > 0 {
-			res.FlowsPerSec = float64(all.OK) / res.FlowSeconds
+			if mode == modeCreate {
+				res.CreatesPerSec = float64(all.OK) / res.FlowSeconds
+			} else {
+				res.FlowsPerSec = float64(all.OK) / res.FlowSeconds
+			}
 			res.IdleRequestsPerSec = float64(all.IdleRequests) / res.FlowSeconds
 		}
-		if all.Started > 0 && mode != modePush {
+		if all.Started > 0 && (mode == modePoll || mode == modeLongPoll) {
 			res.StatusRequestsPerFlow = float64(all.StatusRequests) / float64(all.Started)
 		}
 		if err != nil {
@@ -165,18 +201,25 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		res.Errors += n
 	}
 	if hubOK {
+		b, i, a := before.sum(), idle.sum(), after.sum()
 		res.Hub.Available = true
-		res.Hub.RSSBefore, res.Hub.RSSIdle, res.Hub.RSSAfter = before.RSS, idle.RSS, after.RSS
-		res.Hub.HeapBefore, res.Hub.HeapIdle = before.HeapInuse, idle.HeapInuse
-		res.Hub.StackBefore, res.Hub.StackIdle = before.StackInuse, idle.StackInuse
-		res.Hub.GoroutinesBefore, res.Hub.GoroutinesIdle, res.Hub.GoroutinesAfter = before.Goroutines, idle.Goroutines, after.Goroutines
-		res.Hub.SocketsIdle = idle.Sockets
-		res.Hub.SlowDropped = after.Slow - before.Slow
+		res.Hub.RSSBefore, res.Hub.RSSIdle, res.Hub.RSSAfter = b.RSS, i.RSS, a.RSS
+		res.Hub.HeapBefore, res.Hub.HeapIdle = b.HeapInuse, i.HeapInuse
+		res.Hub.StackBefore, res.Hub.StackIdle = b.StackInuse, i.StackInuse
+		res.Hub.GoroutinesBefore, res.Hub.GoroutinesIdle, res.Hub.GoroutinesAfter = b.Goroutines, i.Goroutines, a.Goroutines
+		res.Hub.SocketsIdle = i.Sockets
+		res.Hub.SlowDropped = a.Slow - b.Slow
 		if n := float64(res.DesktopsOpen); n > 0 {
-			res.Hub.BytesPerDesktop = (idle.RSS - before.RSS) / n
-			res.Hub.HeapBytesPerDesktop = (idle.HeapInuse - before.HeapInuse) / n
-			res.Hub.StackBytesPerDesktop = (idle.StackInuse - before.StackInuse) / n
-			res.Hub.GoroutinesPerDesktop = (idle.Goroutines - before.Goroutines) / n
+			res.Hub.BytesPerDesktop = (i.RSS - b.RSS) / n
+			res.Hub.HeapBytesPerDesktop = (i.HeapInuse - b.HeapInuse) / n
+			res.Hub.StackBytesPerDesktop = (i.StackInuse - b.StackInuse) / n
+			res.Hub.GoroutinesPerDesktop = (i.Goroutines - b.Goroutines) / n
+		}
+		for k, u := range cfg.baseURLs {
+			res.HubPerNode = append(res.HubPerNode, NodeStats{URL: u,
+				RSSBefore: before[k].RSS, RSSIdle: idle[k].RSS, RSSAfter: after[k].RSS,
+				GoroutinesBefore: before[k].Goroutines, GoroutinesIdle: idle[k].Goroutines, GoroutinesAfter: after[k].Goroutines,
+				SocketsIdle: idle[k].Sockets, CPUIdlePercent: cpuIdle[k], CPUFlowsPercent: cpuFlows[k]})
 		}
 	}
 	res.Incomplete = ctx.Err() != nil || res.NotStarted > 0 || res.Cancelled > 0 || res.DesktopsOpen+sumPrefix(res.ErrorKinds, "idle_open:") < cfg.desktops

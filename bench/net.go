@@ -51,7 +51,8 @@ type source struct {
 	client *http.Client
 	ws     *websocket.Dialer
 	tr     *http.Transport
-	reqs   *atomic.Int64 // every HTTP request made (all sources of a worker share it)
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error) // counted, from addr
+	reqs   *atomic.Int64                                                     // every HTTP request made (all sources of a worker share it)
 }
 
 func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
@@ -67,6 +68,7 @@ func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
 			d.Control = bindNoPort
 		}
 		dial := e.counting(d)
+		s.dial = dial
 		s.tr = &http.Transport{
 			DialContext:         dial,
 			MaxIdleConnsPerHost: maxSocketsPerProcess, // keep every connection a desktop may reuse

@@ -17,11 +17,16 @@ type Result struct {
 	Procs        int    `json:"procs"`
 	Sources      int    `json:"sources_per_proc"`
 
+	// Nodes are the hubs driven (--url); with more than one, CrossNode
+	// flows put their phone on another node than their desktop.
+	Nodes     []string `json:"nodes"`
+	CrossNode bool     `json:"cross_node"`
+
 	Desktops     int     `json:"desktops"`      // idle desktops asked for
 	DesktopsOpen int     `json:"desktops_open"` // idle desktops that were waiting
 	OpenSeconds  float64 `json:"open_seconds"`  // time to open them
 
-	Flows       int            `json:"flows"`
+	Flows       int            `json:"flows"` // --mode create: creations asked for (0 = until --duration)
 	OK          int            `json:"ok"`
 	Errors      int            `json:"errors"` // failed flows, idle desktops that failed to open or later
 	ErrorKinds  map[string]int `json:"error_kinds,omitempty"`
@@ -35,14 +40,19 @@ type Result struct {
 	Confirm     Latency `json:"confirm"` // confirm sent → desktop noticed "confirmed"
 	Redeem      Latency `json:"redeem"`  // redeem request
 
+	// --mode create: POST /v1/qr/tickets back to back.
+	Create        Latency `json:"create"`
+	CreatesPerSec float64 `json:"creates_per_second"`
+
 	StatusRequestsPerFlow float64 `json:"status_requests_per_flow"` // poll modes: status GETs by a flow's desktop
 	IdleRequestsPerSec    float64 `json:"idle_requests_per_second"` // poll modes: by the idle desktops, during the flows
 
-	Hub             HubStats `json:"hub"`
-	BenchCPUPercent float64  `json:"bench_cpu_percent"` // this tool (all its processes), whole mode
-	PeakSockets     int64    `json:"peak_sockets_per_proc"`
-	Incomplete      bool     `json:"incomplete"`
-	Notes           []string `json:"notes,omitempty"`
+	Hub             HubStats    `json:"hub"`               // summed over the nodes
+	HubPerNode      []NodeStats `json:"hub_per_node"`      // one per node, in --url order
+	BenchCPUPercent float64     `json:"bench_cpu_percent"` // this tool (all its processes), whole mode
+	PeakSockets     int64       `json:"peak_sockets_per_proc"`
+	Incomplete      bool        `json:"incomplete"`
+	Notes           []string    `json:"notes,omitempty"`
 }
 
 // HubStats is what the hub's /metrics said. Memory is in bytes.
@@ -67,6 +77,20 @@ type HubStats struct {
 	SlowDropped          float64 `json:"slow_consumers_dropped"`
 	CPUIdlePercent       float64 `json:"cpu_idle_percent"`  // while the idle desktops wait
 	CPUFlowsPercent      float64 `json:"cpu_flows_percent"` // during the flows
+}
+
+// NodeStats is one node's share of HubStats.
+type NodeStats struct {
+	URL              string  `json:"url"`
+	RSSBefore        float64 `json:"rss_before"`
+	RSSIdle          float64 `json:"rss_idle"`
+	RSSAfter         float64 `json:"rss_after"`
+	GoroutinesBefore float64 `json:"goroutines_before"`
+	GoroutinesIdle   float64 `json:"goroutines_idle"`
+	GoroutinesAfter  float64 `json:"goroutines_after"`
+	SocketsIdle      float64 `json:"open_sockets_idle"`
+	CPUIdlePercent   float64 `json:"cpu_idle_percent"`
+	CPUFlowsPercent  float64 `json:"cpu_flows_percent"`
 }
 
 // Latency summarizes samples, in milliseconds.
@@ -122,9 +146,14 @@ func writeTable(w io.Writer, rs []Result) {
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
-	anyFlows := slices.ContainsFunc(rs, func(r Result) bool { return r.Flows > 0 })
-	anyPoll := slices.ContainsFunc(rs, func(r Result) bool { return r.Mode != modePush })
+	anyFlows := slices.ContainsFunc(rs, func(r Result) bool { return r.Flows > 0 && r.Mode != modeCreate })
+	anyPoll := slices.ContainsFunc(rs, func(r Result) bool { return r.Mode == modePoll || r.Mode == modeLongPoll })
 	anyIdle := slices.ContainsFunc(rs, func(r Result) bool { return r.Desktops > 0 })
+	anyCreate := slices.ContainsFunc(rs, func(r Result) bool { return r.Mode == modeCreate })
+	maxNodes := 0
+	for _, r := range rs {
+		maxNodes = max(maxNodes, len(r.Nodes))
+	}
 
 	row("mode", func(r Result) string {
 		if r.PollInterval != "" {
@@ -133,6 +162,7 @@ func writeTable(w io.Writer, rs []Result) {
 		return r.Mode
 	})
 	row("processes × sources", func(r Result) string { return fmt.Sprintf("%d × %d", r.Procs, r.Sources) })
+	row("nodes", func(r Result) string { return nodesCell(r) })
 	if anyIdle {
 		row("idle desktops open", func(r Result) string {
 			return fmt.Sprintf("%d/%d in %.1fs", r.DesktopsOpen, r.Desktops, r.OpenSeconds)
@@ -140,6 +170,14 @@ func writeTable(w io.Writer, rs []Result) {
 	}
 	if anyFlows {
 		row("flows ok/total", func(r Result) string { return fmt.Sprintf("%d/%d", r.OK, r.Flows) })
+	}
+	if anyCreate {
+		row("creations ok/asked", func(r Result) string {
+			if r.Flows == 0 {
+				return fmt.Sprintf("%d (until --duration)", r.OK)
+			}
+			return fmt.Sprintf("%d/%d", r.OK, r.Flows)
+		})
 	}
 	row("errors", func(r Result) string { return fmt.Sprint(r.Errors) })
 	if slices.ContainsFunc(rs, func(r Result) bool { return r.NotStarted > 0 || r.Cancelled > 0 }) {
@@ -170,6 +208,13 @@ func writeTable(w io.Writer, rs []Result) {
 				})
 			}
 		}
+	}
+	if anyCreate {
+		row("create phase", func(r Result) string { return fmt.Sprintf("%.2fs", r.FlowSeconds) })
+		row("throughput", func(r Result) string { return fmt.Sprintf("%.0f creations/s", r.CreatesPerSec) })
+		row("create p50/p90/p99/max", func(r Result) string {
+			return lat(r.Create, r.Create.P50, r.Create.P90, r.Create.P99, r.Create.Max)
+		})
 	}
 	hub := func(label string, f func(r Result) string) {
 		row(label, func(r Result) string {
@@ -206,6 +251,9 @@ func writeTable(w io.Writer, rs []Result) {
 	if anyFlows {
 		hub("hub CPU, during flows", func(r Result) string { return fmt.Sprintf("%.1f%%", r.Hub.CPUFlowsPercent) })
 	}
+	if anyCreate {
+		hub("hub CPU, during creates", func(r Result) string { return fmt.Sprintf("%.1f%%", r.Hub.CPUFlowsPercent) })
+	}
 	hub("hub slow consumers dropped", func(r Result) string { return num(r.Hub.SlowDropped) })
 	row("bench CPU (all procs)", func(r Result) string { return fmt.Sprintf("%.0f%%", r.BenchCPUPercent) })
 	row("peak sockets per bench proc", func(r Result) string { return fmt.Sprint(r.PeakSockets) })
@@ -213,6 +261,11 @@ func writeTable(w io.Writer, rs []Result) {
 		row("incomplete", func(r Result) string { return fmt.Sprint(r.Incomplete) })
 	}
 	tw.Flush()
+	if maxNodes > 1 {
+		for _, r := range rs {
+			writeNodes(w, r)
+		}
+	}
 
 	for _, r := range rs {
 		if len(r.ErrorKinds) > 0 {
@@ -226,6 +279,57 @@ func writeTable(w io.Writer, rs []Result) {
 			fmt.Fprintf(w, "%s note: %s\n", r.Mode, n)
 		}
 	}
+}
+
+// nodesCell says how many hubs were driven and how the work was spread.
+func nodesCell(r Result) string {
+	n := len(r.Nodes)
+	switch {
+	case n <= 1:
+		return "1"
+	case r.Mode == modeCreate:
+		return fmt.Sprintf("%d, connections spread over them; hub figures summed", n)
+	case r.CrossNode:
+		return fmt.Sprintf("%d, phone calls on another node than the desktop; hub figures summed", n)
+	}
+	return fmt.Sprintf("%d, desktops spread over them; hub figures summed", n)
+}
+
+// writeNodes prints each node's figures, one line per node, below the
+// table (the table's hub rows sum them).
+func writeNodes(w io.Writer, r Result) {
+	if len(r.HubPerNode) < 2 {
+		return
+	}
+	idle := r.Desktops > 0
+	busy := r.Flows > 0 || r.Mode == modeCreate
+	phase := "flows"
+	if r.Mode == modeCreate {
+		phase = "creates"
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := []string{"hub node (" + r.Mode + ")", "RSS before/idle/after", "goroutines before/idle/after"}
+	if idle {
+		head = append(head, "sockets idle", "CPU idle")
+	}
+	if busy {
+		head = append(head, "CPU "+phase)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for _, n := range r.HubPerNode {
+		cells := []string{strings.TrimPrefix(strings.TrimPrefix(n.URL, "http://"), "https://"),
+			fmt.Sprintf("%.1f / %.1f / %.1f MiB", n.RSSBefore/(1<<20), n.RSSIdle/(1<<20), n.RSSAfter/(1<<20)),
+			fmt.Sprintf("%.0f / %.0f / %.0f", n.GoroutinesBefore, n.GoroutinesIdle, n.GoroutinesAfter)}
+		if idle {
+			cells = append(cells, num(n.SocketsIdle), fmt.Sprintf("%.1f%%", n.CPUIdlePercent))
+		}
+		if busy {
+			cells = append(cells, fmt.Sprintf("%.1f%%", n.CPUFlowsPercent))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	tw.Flush()
 }
 
 // lat formats latencies in ms.

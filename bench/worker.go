@@ -36,6 +36,7 @@ type flowReport struct {
 	Scanned        []int64        `json:"scanned_ns"`
 	Confirm        []int64        `json:"confirm_ns"`
 	Redeem         []int64        `json:"redeem_ns"`
+	Create         histogram      `json:"create"`          // --mode create
 	StatusRequests int64          `json:"status_requests"` // by the flows' desktops
 	IdleRequests   int64          `json:"idle_requests"`   // by the idle desktops during the flows
 }
@@ -88,7 +89,8 @@ func newLocalWorker(cfg config, mode string, lg *logger) *localWorker {
 func (w *localWorker) source(i int) *source { return w.net.sources[i%len(w.net.sources)] }
 
 // loginPhones logs the sandbox phone users in: wx.login on the phone, then
-// /v1/wx/login with its code.
+// /v1/wx/login with its code, both on phone i's node (the sandbox's codes
+// are known only to the node that issued them; sessions live in Redis).
 func (w *localWorker) loginPhones(ctx context.Context) error {
 	n := w.cfg.phones
 	w.phones = make([]phone, n)
@@ -101,10 +103,11 @@ func (w *localWorker) loginPhones(ctx context.Context) error {
 			defer func() { <-sem }()
 			name := fmt.Sprintf("bench-c%d-p%d", w.cfg.childIndex, i)
 			src := w.source(i)
+			base := w.cfg.baseURLs[w.cfg.phoneNode(i)]
 			var code struct {
 				Code string `json:"code"`
 			}
-			if err := src.call(ctx, "sandbox_wx_login", "POST", w.cfg.baseURL+"/sandbox/wechat/wx.login", "",
+			if err := src.call(ctx, "sandbox_wx_login", "POST", base+"/sandbox/wechat/wx.login", "",
 				map[string]string{"user": name}, &code, http.StatusOK); err != nil {
 				errs[i] = fmt.Errorf("%w (phones log in through the sandbox: run the hub without WeChat credentials)", err)
 				return
@@ -112,7 +115,7 @@ func (w *localWorker) loginPhones(ctx context.Context) error {
 			var sess struct {
 				AccessToken string `json:"access_token"`
 			}
-			if err := src.call(ctx, "wx_login", "POST", w.cfg.baseURL+"/v1/wx/login", "",
+			if err := src.call(ctx, "wx_login", "POST", base+"/v1/wx/login", "",
 				map[string]string{"code": code.Code, "nickname": name}, &sess, http.StatusOK); err != nil {
 				errs[i] = fmt.Errorf("%w (is LOGINHUB_LOGIN_RATE=0?)", err)
 				return
@@ -132,7 +135,7 @@ func (w *localWorker) loginPhones(ctx context.Context) error {
 // openIdle logs the phones in and opens the idle desktops at --open-rate,
 // openConcurrency at a time.
 func (w *localWorker) openIdle(ctx context.Context) (idleReport, error) {
-	if w.cfg.flows > 0 {
+	if w.cfg.flows > 0 && w.mode != modeCreate {
 		if err := w.loginPhones(ctx); err != nil {
 			return idleReport{}, err
 		}
@@ -177,7 +180,7 @@ loop:
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d, err := w.idleEnv.openDesktop(ctx, w.source(i), notify)
+			d, err := w.idleEnv.openDesktop(ctx, w.source(i), w.cfg.desktopNode(i), notify)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -206,6 +209,9 @@ type flowResult struct {
 
 // runFlows starts --flows logins at --rate, at most --concurrency at once.
 func (w *localWorker) runFlows(ctx context.Context) (flowReport, error) {
+	if w.mode == modeCreate {
+		return w.runCreates(ctx)
+	}
 	n := w.cfg.flows
 	rep := flowReport{Flows: n, Errors: map[string]int{}}
 	if n == 0 {
@@ -269,13 +275,15 @@ loop:
 }
 
 // flow is one login: the desktop opens and watches, the phone scans and
-// confirms, the desktop notices and redeems.
+// confirms, the desktop notices and redeems. The desktop talks to node
+// i mod n, the phone to the next node.
 func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	defer func() { res.cancelled = res.err != "" && runCtx.Err() != nil }()
 	ctx, cancel := context.WithTimeout(runCtx, w.cfg.flowTimeout())
 	defer cancel()
 	src := w.source(i)
 	ph := w.phones[i%len(w.phones)]
+	phoneBase := w.cfg.baseURLs[w.cfg.phoneNode(i)]
 	notices := make(chan notice, 16)
 	notify := func(n notice) {
 		select {
@@ -284,7 +292,7 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 		}
 	}
 	t0 := time.Now()
-	d, err := w.flowEnv.openDesktop(ctx, src, notify)
+	d, err := w.flowEnv.openDesktop(ctx, src, w.cfg.desktopNode(i), notify)
 	if err != nil {
 		res.err = errKind(err)
 		return res
@@ -293,13 +301,13 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	res.open = time.Since(t0)
 
 	tScan := time.Now()
-	if err := src.call(ctx, "scan", "POST", w.cfg.baseURL+"/v1/qr/scan", ph.token,
+	if err := src.call(ctx, "scan", "POST", phoneBase+"/v1/qr/scan", ph.token,
 		map[string]string{"ticket": d.t.Ticket}, nil, http.StatusOK); err != nil {
 		res.err = errKind(err)
 		return res
 	}
 	tConfirm := time.Now()
-	if err := src.call(ctx, "confirm", "POST", w.cfg.baseURL+"/v1/qr/tickets/"+d.t.ID+"/confirm", ph.token,
+	if err := src.call(ctx, "confirm", "POST", phoneBase+"/v1/qr/tickets/"+d.t.ID+"/confirm", ph.token,
 		nil, nil, http.StatusOK); err != nil {
 		res.err = errKind(err)
 		return res
@@ -335,7 +343,7 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	res.scanned = scannedAt.Sub(tScan)
 	res.confirm = confirmedAt.Sub(tConfirm)
 	tRedeem := time.Now()
-	if err := src.call(ctx, "redeem", "POST", w.cfg.baseURL+"/v1/qr/tickets/"+d.t.ID+"/redeem", d.t.WatchSecret,
+	if err := src.call(ctx, "redeem", "POST", d.base+"/v1/qr/tickets/"+d.t.ID+"/redeem", d.t.WatchSecret,
 		nil, nil, http.StatusOK); err != nil {
 		res.err = errKind(err)
 		return res
