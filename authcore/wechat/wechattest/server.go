@@ -7,10 +7,10 @@
 // Tests mount it with httptest.NewServer(&wechattest.Server{}); the running
 // hub mounts it as its sandbox with
 // http.StripPrefix("/sandbox/wechat", srv). Besides the WeChat paths it
-// serves a few sandbox-only ones that play the phone's part (what wx.login
-// and the phone-number button return on a user's phone), and exported knobs
-// that inject errcodes, hold requests, count them, take the whole server
-// down (SetDown) and move the clock.
+// serves a few sandbox-only ones that play the phone's part (what wx.login,
+// the phone-number button and wx.requestFacialVerify return on a user's
+// phone), and exported knobs that inject errcodes, hold requests, count
+// them, take the whole server down (SetDown) and move the clock.
 //
 // Unknown paths fail loudly: a 404 with errcode -404, recorded for
 // UnknownRequests, so that a client calling a path the fake does not know
@@ -111,6 +111,7 @@ type Server struct {
 	fails    map[string][]failure
 	holds    map[string]chan struct{}
 	down     bool
+	face     faceState // face verifications (face.go)
 }
 
 // User is a sandbox user as WeChat knows them.
@@ -371,6 +372,14 @@ func (s *Server) route(path string) (http.HandlerFunc, bool) {
 		return s.handlePhoneButton, true
 	case PathGetUserInfo:
 		return s.handleGetUserInfo, true
+	case PathFaceGetVerifyID:
+		return s.handleFaceGetVerifyID, true
+	case PathFaceQueryVerify:
+		return s.handleFaceQuery, true
+	case PathFaceGetInfo:
+		return s.handleFaceGetInfo, true
+	case PathRequestFacialVerify:
+		return s.handleRequestFacialVerify, true
 	}
 	return nil, false
 }
@@ -930,8 +939,16 @@ var errmsgs = map[int]string{
 	47001: "data format error",
 	48001: "api unauthorized",
 	87009: "invalid signature",
+	40097: "invalid args",
 	45009: "reach max api daily quota limit",
 	45011: "api minute-quota reach limit  mustslower  retry next minute",
+
+	// face.go's
+	ErrcodeFaceBadVerifyID:     "invalid verify_id",
+	ErrcodeFaceCertHash:        "cert_hash not match",
+	ErrcodeFaceExpired:         "verify_id expired",
+	ErrcodeFaceOwner:           "out_seq_no or openid not match",
+	ErrcodeFaceBadVerifyResult: "invalid verify_result",
 }
 
 func writeToken(w http.ResponseWriter, token string, left time.Duration) {

@@ -1,0 +1,333 @@
+package wechattest
+
+// Face verification (人脸核身): getverifyid, queryverifyinfo, the legacy
+// getinfo, and the sandbox-only /requestFacialVerify that plays the phone's
+// wx.requestFacialVerify.
+//
+// WeChat documents the shapes but not a full table of verify_ret values
+// and face errcodes; the ones below are an approximation shared with
+// loginhub's client (authcore/wechat), which treats any verify_ret but
+// 10000 as not passed and any unknown errcode as an upstream failure.
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"time"
+)
+
+// The face paths (WeChat's, then the sandbox's).
+const (
+	PathFaceGetVerifyID     = "/cityservice/face/identify/getverifyid"
+	PathFaceQueryVerify     = "/cityservice/face/identify/queryverifyinfo"
+	PathFaceGetInfo         = "/cityservice/face/identify/getinfo"
+	PathRequestFacialVerify = "/requestFacialVerify" // sandbox: POST {"verify_id","outcome"}: the phone's face check
+)
+
+// FaceLifetime is how long a verify_id is valid (expires_in 3600), and a
+// verify_result after the face check that produced it.
+const FaceLifetime = time.Hour
+
+// Outcomes of the sandbox's /requestFacialVerify: what the person in
+// front of the phone did. Empty means FaceOutcomePass.
+const (
+	FaceOutcomePass     = "pass"
+	FaceOutcomeCancel   = "cancel"   // left the face check: verify_ret 90001
+	FaceOutcomeTimeout  = "timeout"  // no usable face in time: 90002
+	FaceOutcomeMismatch = "mismatch" // not the card holder's face: 90004
+	FaceOutcomeLiveness = "liveness" // failed the liveness actions: 90005
+)
+
+// verify_ret values (identify_ret uses the same failures and 0 for a pass).
+const (
+	VerifyRetPassed         = 10000
+	VerifyRetCancelled      = 90001
+	VerifyRetCaptureTimeout = 90002
+	VerifyRetNetworkTimeout = 90003 // never produced by an outcome; for FailNext-style tests of clients
+	VerifyRetFaceMismatch   = 90004
+	VerifyRetLiveness       = 90005
+	VerifyRetNotFinished    = 90100 // queried before the phone finished
+)
+
+// Face errcodes the Server answers.
+const (
+	ErrcodeFaceBadVerifyID     = 85201 // unknown verify_id
+	ErrcodeFaceCertHash        = 85202 // cert_hash is not that of getverifyid's cert_info
+	ErrcodeFaceExpired         = 85203 // verify_id (or verify_result) older than FaceLifetime
+	ErrcodeFaceOwner           = 85204 // out_seq_no or openid differ from getverifyid's
+	ErrcodeFaceBadVerifyResult = 85205 // unknown verify_result
+)
+
+var faceOutcomes = map[string]int{
+	FaceOutcomePass:     VerifyRetPassed,
+	FaceOutcomeCancel:   VerifyRetCancelled,
+	FaceOutcomeTimeout:  VerifyRetCaptureTimeout,
+	FaceOutcomeMismatch: VerifyRetFaceMismatch,
+	FaceOutcomeLiveness: VerifyRetLiveness,
+}
+
+// faceState is the Server's face verifications, guarded by s.mu.
+type faceState struct {
+	byID     map[string]*faceVerification
+	byResult map[string]*faceVerification
+	sweepAt  int
+}
+
+type faceVerification struct {
+	openid, outSeqNo, certHash string
+	idMD5, nameMD5             string
+	expires                    time.Time
+	verifyRet                  int       // 0 until the phone played it
+	verifiedAt                 time.Time // when it did
+	result                     string    // the verify_result it got
+}
+
+// faceLocked returns the face state, making it on first use. s.mu held.
+func (s *Server) faceLocked() *faceState {
+	if s.face.byID == nil {
+		s.face.byID = make(map[string]*faceVerification)
+		s.face.byResult = make(map[string]*faceVerification)
+		s.face.sweepAt = 1024
+	}
+	return &s.face
+}
+
+// handleFaceGetVerifyID is POST /cityservice/face/identify/getverifyid
+// {"out_seq_no","cert_info":{"cert_type","cert_name","cert_no"},"openid"}
+// → {"errcode":0,"errmsg":"ok","verify_id","expires_in":3600}.
+func (s *Server) handleFaceGetVerifyID(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OutSeqNo string `json:"out_seq_no"`
+		CertInfo struct {
+			CertType string `json:"cert_type"`
+			CertName string `json:"cert_name"`
+			CertNo   string `json:"cert_no"`
+		} `json:"cert_info"`
+		OpenID string `json:"openid"`
+	}
+	if !s.faceCall(w, r, &req) {
+		return
+	}
+	defer s.mu.Unlock()
+	ci := req.CertInfo
+	if req.OutSeqNo == "" || req.OpenID == "" || ci.CertType != "IDENTITY_CARD" || ci.CertName == "" || ci.CertNo == "" {
+		writeWeChatError(w, 40097, "invalid args")
+		return
+	}
+	if _, ok := s.byOpenID[req.OpenID]; !ok {
+		writeWeChatError(w, 40003, "invalid openid")
+		return
+	}
+	now := s.now()
+	f := s.faceLocked()
+	s.sweepFaceLocked(now)
+	id, name := md5.Sum([]byte(ci.CertNo)), md5.Sum([]byte(ci.CertName))
+	verifyID := randomToken(32)
+	f.byID[verifyID] = &faceVerification{
+		openid:   req.OpenID,
+		outSeqNo: req.OutSeqNo,
+		certHash: certHash(ci.CertType, ci.CertName, ci.CertNo),
+		idMD5:    hex.EncodeToString(id[:]),
+		nameMD5:  hex.EncodeToString(name[:]),
+		expires:  now.Add(FaceLifetime),
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ErrCode   int    `json:"errcode"`
+		ErrMsg    string `json:"errmsg"`
+		VerifyID  string `json:"verify_id"`
+		ExpiresIn int64  `json:"expires_in"`
+	}{0, "ok", verifyID, int64(FaceLifetime / time.Second)})
+}
+
+// handleFaceQuery is POST /cityservice/face/identify/queryverifyinfo
+// {"verify_id","out_seq_no","cert_hash","openid"} →
+// {"errcode":0,"errmsg":"ok","verify_ret":N}: 10000 after a "pass", the
+// outcome's 9xxxx code after another, 90100 before the phone played it.
+func (s *Server) handleFaceQuery(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		VerifyID string `json:"verify_id"`
+		OutSeqNo string `json:"out_seq_no"`
+		CertHash string `json:"cert_hash"`
+		OpenID   string `json:"openid"`
+	}
+	if !s.faceCall(w, r, &req) {
+		return
+	}
+	defer s.mu.Unlock()
+	if req.VerifyID == "" || req.OutSeqNo == "" || req.CertHash == "" || req.OpenID == "" {
+		writeWeChatError(w, 40097, "invalid args")
+		return
+	}
+	v, ok := s.faceLocked().byID[req.VerifyID]
+	switch {
+	case !ok:
+		writeWeChatError(w, ErrcodeFaceBadVerifyID, errmsgs[ErrcodeFaceBadVerifyID])
+		return
+	case !s.now().Before(v.expires):
+		writeWeChatError(w, ErrcodeFaceExpired, errmsgs[ErrcodeFaceExpired])
+		return
+	case !equal(req.CertHash, v.certHash): // lowercase hex, as documented
+		writeWeChatError(w, ErrcodeFaceCertHash, errmsgs[ErrcodeFaceCertHash])
+		return
+	case req.OutSeqNo != v.outSeqNo || req.OpenID != v.openid:
+		writeWeChatError(w, ErrcodeFaceOwner, errmsgs[ErrcodeFaceOwner])
+		return
+	}
+	ret := v.verifyRet
+	if ret == 0 {
+		ret = VerifyRetNotFinished
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ErrCode   int    `json:"errcode"`
+		ErrMsg    string `json:"errmsg"`
+		VerifyRet int    `json:"verify_ret"`
+	}{0, "ok", ret})
+}
+
+// handleFaceGetInfo is the legacy POST /cityservice/face/identify/getinfo
+// {"verify_result"} → {"errcode":0,"errmsg":"ok","identify_ret",
+// "openid","id_card_number_md5","name_utf8_md5","identify_time"}:
+// identify_ret 0 after a "pass", else the outcome's 9xxxx code; the md5s
+// are lowercase hex of the UTF-8 values getverifyid received.
+func (s *Server) handleFaceGetInfo(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		VerifyResult string `json:"verify_result"`
+	}
+	if !s.faceCall(w, r, &req) {
+		return
+	}
+	defer s.mu.Unlock()
+	if req.VerifyResult == "" {
+		writeWeChatError(w, 40097, "invalid args")
+		return
+	}
+	v, ok := s.faceLocked().byResult[req.VerifyResult]
+	switch {
+	case !ok:
+		writeWeChatError(w, ErrcodeFaceBadVerifyResult, errmsgs[ErrcodeFaceBadVerifyResult])
+		return
+	case !s.now().Before(v.verifiedAt.Add(FaceLifetime)):
+		writeWeChatError(w, ErrcodeFaceExpired, errmsgs[ErrcodeFaceExpired])
+		return
+	}
+	ret := v.verifyRet
+	if ret == VerifyRetPassed {
+		ret = 0
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ErrCode         int    `json:"errcode"`
+		ErrMsg          string `json:"errmsg"`
+		IdentifyRet     int    `json:"identify_ret"`
+		OpenID          string `json:"openid"`
+		IDCardNumberMD5 string `json:"id_card_number_md5"`
+		NameUTF8MD5     string `json:"name_utf8_md5"`
+		IdentifyTime    int64  `json:"identify_time"`
+	}{0, "ok", ret, v.openid, v.idMD5, v.nameMD5, v.verifiedAt.Unix()})
+}
+
+// faceCall checks what every face API checks, in WeChat's order (method,
+// access_token, body), and reports whether to go on, with s.mu held.
+func (s *Server) faceCall(w http.ResponseWriter, r *http.Request, req any) bool {
+	if r.Method != http.MethodPost {
+		writeWeChatError(w, 43002, "require POST method")
+		return false
+	}
+	token := r.URL.Query().Get("access_token")
+	bodyOK := decodeBody(r, req)
+	s.mu.Lock()
+	if code, msg := s.checkTokenLocked(token, s.now()); code != 0 {
+		s.mu.Unlock()
+		writeWeChatError(w, code, msg)
+		return false
+	}
+	if !bodyOK {
+		s.mu.Unlock()
+		writeWeChatError(w, 47001, "data format error")
+		return false
+	}
+	return true
+}
+
+// handleRequestFacialVerify is the sandbox's POST /requestFacialVerify
+// {"verify_id","outcome"}: what wx.requestFacialVerify({verifyId}) does on
+// the phone, the person in front of it doing outcome (default "pass").
+// It answers {"verify_result"}, the token the legacy getinfo reads, and
+// records the outcome for queryverifyinfo. A verify_id is played once:
+// 404 for an unknown one, 410 for an expired one, 409 for one already
+// played, 400 for an unknown outcome.
+func (s *Server) handleRequestFacialVerify(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeSandboxError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	var req struct {
+		VerifyID string `json:"verify_id"`
+		Outcome  string `json:"outcome"`
+	}
+	if !decodeBody(r, &req) {
+		writeSandboxError(w, http.StatusBadRequest, `body must be JSON {"verify_id":"...","outcome":"pass"}`)
+		return
+	}
+	if req.Outcome == "" {
+		req.Outcome = FaceOutcomePass
+	}
+	ret, ok := faceOutcomes[req.Outcome]
+	if !ok {
+		writeSandboxError(w, http.StatusBadRequest, `outcome must be "pass", "cancel", "timeout", "mismatch" or "liveness"`)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.faceLocked()
+	v, found := f.byID[req.VerifyID]
+	now := s.now()
+	switch {
+	case !found:
+		writeSandboxError(w, http.StatusNotFound, "unknown verify_id")
+		return
+	case !now.Before(v.expires):
+		writeSandboxError(w, http.StatusGone, "verify_id expired")
+		return
+	case v.verifyRet != 0:
+		writeSandboxError(w, http.StatusConflict, "verify_id already used")
+		return
+	}
+	v.verifyRet, v.verifiedAt, v.result = ret, now, randomToken(48)
+	f.byResult[v.result] = v
+	writeJSON(w, http.StatusOK, struct {
+		VerifyResult string `json:"verify_result"`
+	}{v.result})
+}
+
+// sweepFaceLocked forgets verifications an hour past all use, when their
+// number has doubled: until then an expired one answers "expired" rather
+// than "unknown".
+func (s *Server) sweepFaceLocked(now time.Time) {
+	f := s.faceLocked()
+	if len(f.byID) < f.sweepAt {
+		return
+	}
+	for id, v := range f.byID {
+		end := v.expires
+		if v.result != "" {
+			end = v.verifiedAt.Add(FaceLifetime)
+		}
+		if now.Sub(end) > time.Hour {
+			delete(f.byID, id)
+			delete(f.byResult, v.result)
+		}
+	}
+	f.sweepAt = max(1024, 2*len(f.byID))
+}
+
+// certHash is WeChat's cert_hash: lowercase hex sha256 of
+// "cert_type=<b64>&cert_name=<b64>&cert_no=<b64>", standard base64 of each
+// UTF-8 value.
+func certHash(certType, name, number string) string {
+	b64 := base64.StdEncoding.EncodeToString
+	sum := sha256.Sum256([]byte("cert_type=" + b64([]byte(certType)) +
+		"&cert_name=" + b64([]byte(name)) + "&cert_no=" + b64([]byte(number))))
+	return hex.EncodeToString(sum[:])
+}
