@@ -25,6 +25,7 @@ type Config struct {
 	PublicURL       string               // base of qr_url and links; "" = derived from Addr (http://localhost:8080)
 	RedisURL        string               // "" = embedded in-process store and broker
 	TicketKeys      []authcore.TicketKey // nil = one random key (embedded only)
+	DataKeys        []authcore.TicketKey // personal data at rest (AES-256); nil = one random key (embedded only)
 	QRTTL           time.Duration        // ticket lifetime; 0 = 120s
 	IPBinding       authcore.IPBinding   // "" = strict
 	TrustedProxies  []netip.Prefix       // nil = believe no X-Forwarded-For
@@ -53,6 +54,7 @@ var settings = []setting{
 	{"LOGINHUB_PUBLIC_URL", "", "base of qr_url and page links (default http://localhost:<port>)"},
 	{"LOGINHUB_REDIS_URL", "", "redis:// URL; empty = embedded in-process store"},
 	{"LOGINHUB_TICKET_KEYS", "", "kid:base64key,...; first signs, all verify (default: random per process)"},
+	{"LOGINHUB_DATA_KEY", "", "kid:base64key,... (32-byte keys) sealing personal data at rest; first seals, all open (default: random per process)"},
 	{"LOGINHUB_QR_TTL", "120s", "ticket lifetime"},
 	{"LOGINHUB_IP_BINDING", "strict", "strict, subnet or off"},
 	{"LOGINHUB_TRUSTED_PROXIES", "", "CIDRs whose X-Forwarded-For is believed"},
@@ -108,6 +110,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		keys, err := authcore.ParseTicketKeys(k)
 		errs = append(errs, err)
 		c.TicketKeys = keys
+	}
+	if k := get("LOGINHUB_DATA_KEY"); k != "" {
+		keys, err := authcore.ParseTicketKeys(k)
+		errs = append(errs, wrapSetting("LOGINHUB_DATA_KEY", err))
+		c.DataKeys = keys
 	}
 	var err error
 	c.QRTTL, err = time.ParseDuration(get("LOGINHUB_QR_TTL"))
@@ -172,6 +179,11 @@ func (c Config) Validate() error {
 			// tickets of every other node.
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_TICKET_KEYS is not: every node must share the ticket keys (e.g. LOGINHUB_TICKET_KEYS=k1:$(head -c32 /dev/urandom | base64))"))
 		}
+		if c.DataKeys == nil {
+			// Personal data sealed by one node must open on every other,
+			// and after a restart.
+			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_DATA_KEY is not: every node must share the key that seals personal data (e.g. LOGINHUB_DATA_KEY=d1:$(head -c32 /dev/urandom | base64))"))
+		}
 	}
 	if c.QRTTL < 2*time.Second || c.QRTTL > 30*time.Minute {
 		errs = append(errs, fmt.Errorf("LOGINHUB_QR_TTL %s: want between 2s and 30m", c.QRTTL))
@@ -195,6 +207,11 @@ func (c Config) Validate() error {
 	if c.TicketKeys != nil {
 		if _, err := authcore.NewSigner(c.TicketKeys); err != nil {
 			errs = append(errs, fmt.Errorf("LOGINHUB_TICKET_KEYS: %w", err))
+		}
+	}
+	if c.DataKeys != nil {
+		if _, err := authcore.NewVault(c.DataKeys); err != nil {
+			errs = append(errs, fmt.Errorf("LOGINHUB_DATA_KEY: %w", err))
 		}
 	}
 	switch c.LogLevel {

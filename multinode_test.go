@@ -72,20 +72,26 @@ type node struct {
 }
 
 // sharedKeys are the ticket keys every node of one test shares.
-func sharedKeys() string {
+func sharedKeys() string { return "k1:" + randomKey() }
+
+// sharedDataKey is the personal-data key every node of one test shares.
+func sharedDataKey() string { return "d1:" + randomKey() }
+
+func randomKey() string {
 	k := make([]byte, 32)
 	for i := range k {
 		k[i] = byte(rand.IntN(256))
 	}
-	return "k1:" + base64.StdEncoding.EncodeToString(k)
+	return base64.StdEncoding.EncodeToString(k)
 }
 
 // startNode starts one hub process on redisURL and waits until it listens.
-func startNode(t testing.TB, name, redisURL, keys string, extra ...string) *node {
+func startNode(t testing.TB, name, redisURL, keys, dataKey string, extra ...string) *node {
 	t.Helper()
 	cmd := exec.Command(hubBinary(t))
 	cmd.Env = append(os.Environ(),
 		"LOGINHUB_ADDR=127.0.0.1:0", "LOGINHUB_REDIS_URL="+redisURL, "LOGINHUB_TICKET_KEYS="+keys,
+		"LOGINHUB_DATA_KEY="+dataKey,
 		"LOGINHUB_PUBLIC_URL="+clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS="+clusterOrigin,
 		"LOGINHUB_TICKET_RATE=0", "LOGINHUB_LOGIN_RATE=0",
 	)
@@ -176,10 +182,10 @@ func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
 }
 
 func startNodes(t testing.TB, b backend, n int) []*node {
-	keys := sharedKeys()
+	keys, dataKey := sharedKeys(), sharedDataKey()
 	var nodes []*node
 	for i := range n {
-		nodes = append(nodes, startNode(t, fmt.Sprintf("node%d", i+1), b.url, keys))
+		nodes = append(nodes, startNode(t, fmt.Sprintf("node%d", i+1), b.url, keys, dataKey))
 	}
 	return nodes
 }
@@ -556,5 +562,14 @@ func TestRedisNeedsSharedTicketKeys(t *testing.T) {
 	}, devNull{})
 	if err == nil || !strings.Contains(err.Error(), "LOGINHUB_TICKET_KEYS") {
 		t.Fatalf("Redis without shared ticket keys: %v, want an error naming LOGINHUB_TICKET_KEYS", err)
+	}
+}
+
+func TestRedisNeedsSharedDataKey(t *testing.T) {
+	_, err := loadConfig(nil, func(k string) string {
+		return map[string]string{"LOGINHUB_REDIS_URL": "redis://127.0.0.1:1", "LOGINHUB_TICKET_KEYS": sharedKeys()}[k]
+	}, devNull{})
+	if err == nil || !strings.Contains(err.Error(), "LOGINHUB_DATA_KEY") {
+		t.Fatalf("Redis without a shared data key: %v, want an error naming LOGINHUB_DATA_KEY", err)
 	}
 }

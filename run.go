@@ -72,6 +72,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	dataKeys := cfg.DataKeys
+	if dataKeys == nil {
+		dataKeys = []authcore.TicketKey{authcore.RandomTicketKey("d1")}
+	}
+	vault, err := authcore.NewVault(dataKeys)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -115,7 +123,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}))
 
 	svc, err := authcore.NewService(authcore.Config{
-		Store: store, Signer: signer, WeChat: weChatExchanger{wc},
+		Store: store, Signer: signer, Vault: vault,
+		WeChat:    wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge},
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
 	})
 	if err != nil {
@@ -272,15 +281,4 @@ func printFirstContact(w io.Writer, cfg Config, local *net.TCPAddr) {
 		data = "data in " + storeName(cfg)
 	}
 	fmt.Fprintf(w, "loginhub: %s · %s · %s · listening on %s\n", pages, mode, data, local)
-}
-
-// weChatExchanger adapts the WeChat client to the core's port.
-type weChatExchanger struct{ c *wechat.Client }
-
-func (w weChatExchanger) Code2Session(ctx context.Context, code string) (authcore.WeChatSession, error) {
-	s, err := w.c.Code2Session(ctx, code)
-	if err != nil {
-		return authcore.WeChatSession{}, err
-	}
-	return authcore.WeChatSession{OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey}, nil
 }

@@ -41,18 +41,50 @@ type WeChatSession struct {
 	OpenID, UnionID, SessionKey string
 }
 
-// CodeExchanger exchanges a wx.login code for a WeChat session. It returns
-// *Error values of the kinds a handler can show (unauthorized for a bad
-// code, upstream_unavailable when WeChat fails, ...).
-type CodeExchanger interface {
+// WeChat is what the core needs from WeChat's server API and its data
+// formats (authcore/wechat.Core implements it). Every method returns *Error
+// values of the kinds a handler can show: unauthorized for a bad code,
+// invalid for undecryptable data, upstream_unavailable when WeChat fails...
+type WeChat interface {
+	// Code2Session exchanges a wx.login code.
 	Code2Session(ctx context.Context, code string) (WeChatSession, error)
+	// PhoneByCode exchanges a getPhoneNumber button code (current API).
+	PhoneByCode(ctx context.Context, code string) (Phone, error)
+	// DecryptPhone opens the legacy encrypted phone payload under sessionKey.
+	DecryptPhone(sessionKey, encryptedData, iv string) (Phone, error)
+	// DecryptUserInfo opens the legacy encrypted profile under sessionKey,
+	// checking the rawData signature when one is given.
+	DecryptUserInfo(sessionKey, encryptedData, iv, rawData, signature string) (WeChatUserInfo, error)
+	// CheckSessionKey asks WeChat whether sessionKey is still openid's
+	// current session_key.
+	CheckSessionKey(ctx context.Context, openid, sessionKey string) (bool, error)
+}
+
+// Phone is a verified phone number.
+type Phone struct {
+	Number      string // without country code, e.g. 13800001234
+	CountryCode string // e.g. "86"
+}
+
+// WeChatUserInfo is the profile wx.getUserInfo's encrypted data holds.
+type WeChatUserInfo struct {
+	OpenID    string `json:"openid"`
+	UnionID   string `json:"unionid,omitempty"`
+	Nickname  string `json:"nickname"`
+	AvatarURL string `json:"avatar_url"`
+	Gender    int    `json:"gender"`
+	City      string `json:"city,omitempty"`
+	Province  string `json:"province,omitempty"`
+	Country   string `json:"country,omitempty"`
+	Language  string `json:"language,omitempty"`
 }
 
 // Config configures a Service. Zero values are explained per field.
 type Config struct {
 	Store      Store            // required
 	Signer     *Signer          // required
-	WeChat     CodeExchanger    // nil: /v1/wx/login answers upstream_unavailable
+	WeChat     WeChat           // nil: the /v1/wx endpoints answer upstream_unavailable
+	Vault      *Vault           // seals personal data at rest; required
 	TicketTTL  time.Duration    // zero: DefaultTicketTTL
 	IPBinding  IPBinding        // empty: IPStrict
 	PublicURL  string           // base of qr_url and of DPoP htu; required
@@ -67,7 +99,8 @@ type Config struct {
 type Service struct {
 	store     Store
 	signer    *Signer
-	wechat    CodeExchanger
+	wechat    WeChat
+	vault     *Vault
 	ttl       time.Duration
 	binding   IPBinding
 	publicURL string
@@ -78,14 +111,14 @@ type Service struct {
 
 // NewService checks cfg and returns a Service.
 func NewService(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Signer == nil {
-		return nil, errors.New("authcore: Store and Signer are required")
+	if cfg.Store == nil || cfg.Signer == nil || cfg.Vault == nil {
+		return nil, errors.New("authcore: Store, Signer and Vault are required")
 	}
 	if cfg.PublicURL == "" {
 		return nil, errors.New("authcore: PublicURL is required")
 	}
 	s := &Service{
-		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat,
+		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, vault: cfg.Vault,
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger,

@@ -33,8 +33,10 @@ func (c *countingStore) Transition(ctx context.Context, t authcore.Transition) (
 	return c.Store.Transition(ctx, t)
 }
 
-// fakeWeChat maps codes to openids; each code works once.
+// fakeWeChat maps codes to openids; each code works once. The other
+// WeChat methods are not used by these tests (calling one panics).
 type fakeWeChat struct {
+	authcore.WeChat
 	mu    sync.Mutex
 	codes map[string]string
 }
@@ -82,8 +84,12 @@ func newFixture(t *testing.T, binding authcore.IPBinding) *fixture {
 		t.Fatal(err)
 	}
 	wx := &fakeWeChat{codes: map[string]string{}}
+	vault, err := authcore.NewVault([]authcore.TicketKey{authcore.RandomTicketKey("d1")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := authcore.NewService(authcore.Config{
-		Store: st, Signer: signer, WeChat: wx, IPBinding: binding,
+		Store: st, Signer: signer, Vault: vault, WeChat: wx, IPBinding: binding,
 		PublicURL: "https://login.example.com", Now: clk.Now,
 	})
 	if err != nil {

@@ -121,9 +121,13 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Princip
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	u, err := s.user(ctx, rec.UserID)
+	u, err := s.store.User(ctx, rec.UserID)
+	if errors.Is(err, ErrNotFound) {
+		// The user erased their account; the session died with it.
+		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
+	}
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, fmt.Errorf("authenticate: read user: %w", err)
 	}
 	return Principal{User: u, Session: rec}, nil
 }
@@ -155,9 +159,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	case err != nil:
 		return Session{}, fmt.Errorf("refresh: %w", err)
 	}
-	u, err := s.user(ctx, rec.UserID)
+	u, err := s.store.User(ctx, rec.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, Errorf(KindUnauthorized, "this account no longer exists")
+	}
 	if err != nil {
-		return Session{}, err
+		return Session{}, fmt.Errorf("refresh: read user: %w", err)
 	}
 	return issued(access, refresh, sessionUser(u, rec, nil)), nil
 }

@@ -122,6 +122,12 @@ func requestID(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
+// requestIDOf returns the request's id (for audit entries).
+func requestIDOf(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
 func saneRequestID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false

@@ -68,9 +68,14 @@ func Routes(d Deps) http.Handler {
 
 		// Mini-program login and sessions.
 		r.With(rateLimit(d, "wxlogin", d.LoginRate)).Post("/wx/login", handleWxLogin(d))
+		r.Post("/wx/phone", handleWxPhone(d))
+		r.Post("/wx/userinfo", handleWxUserInfo(d))
+		r.Post("/wx/session/check", handleWxSessionCheck(d))
 		r.Post("/session/refresh", handleRefresh(d))
 		r.Post("/session/logout", handleLogout(d))
 		r.Get("/me", handleMe(d))
+		r.Get("/me/data", handleMyDataExport(d))
+		r.Delete("/me/data", handleMyDataErase(d))
 	})
 
 	if d.Sandbox != nil {

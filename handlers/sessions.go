@@ -63,6 +63,6 @@ func handleMe(d Deps) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, map[string]any{"user": p.SessionUser()})
+		writeJSON(w, http.StatusOK, map[string]any{"user": p.SessionUser(), "session": p.Facts()})
 	}
 }

@@ -154,9 +154,6 @@ func TestDecryptPhoneRoundTripWithFake(t *testing.T) {
 	if got.Watermark.AppID != appid || time.Since(time.Unix(got.Watermark.Timestamp, 0)) > time.Minute {
 		t.Errorf("watermark = %+v, want appid %q and a recent timestamp", got.Watermark, appid)
 	}
-	if m := MaskPhone(got.PurePhoneNumber); m != got.PurePhoneNumber[:3]+"****"+got.PurePhoneNumber[7:] {
-		t.Errorf("MaskPhone(%q) = %q", got.PurePhoneNumber, m)
-	}
 
 	// maxAge 0 skips the age check, even with a clock far ahead.
 	if _, err := DecryptPhone(appid, key, button["encryptedData"], button["iv"], 0, time.Now().Add(24*time.Hour)); err != nil {
@@ -609,40 +606,6 @@ func TestSignaturesKnownAnswers(t *testing.T) {
 	}
 }
 
-func TestMaskPhone(t *testing.T) {
-	for in, want := range map[string]string{
-		"13812345678":      "138****5678",
-		"":                 "",
-		"1":                "*",
-		"123":              "***",
-		"1234":             "1**4",
-		"1234567":          "1*****7",
-		"12345678":         "12****78",
-		"1234567890":       "12******90",
-		"123456789012":     "12********12",
-		"+8613812345678":   "+8**********78",
-		"+1 555 000 1234":  "+1***********34",
-		"1381234567a":      "13*******7a",
-		"１３８１２３４５６７８":      "１３*******７８",
-		"\xff\xfe12345678": "**********",
-	} {
-		got := MaskPhone(in)
-		if got != want {
-			t.Errorf("MaskPhone(%q) = %q, want %q", in, got, want)
-		}
-		// Never more than half shown, except the mainland 3+4 format.
-		shown := 0
-		for _, r := range got {
-			if r != '*' {
-				shown++
-			}
-		}
-		if n := len([]rune(in)); shown*2 > n && !(n == 11 && strings.Count(got, "*") == 4) {
-			t.Errorf("MaskPhone(%q) = %q shows more than half", in, got)
-		}
-	}
-}
-
 func FuzzDecrypt(f *testing.F) {
 	const appid = "wxtest"
 	key := "HyVFkGl5F5OQWJZZaNzBBg=="
@@ -692,7 +655,6 @@ func FuzzDecrypt(f *testing.F) {
 		if err == nil && u.Watermark.AppID != appid {
 			t.Fatalf("DecryptUserInfo accepted %+v", u)
 		}
-		_ = MaskPhone(data)
 		var pi PhoneInfo
 		_ = json.Unmarshal([]byte(data), &pi)
 	})

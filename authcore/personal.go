@@ -1,0 +1,88 @@
+package authcore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// auditExportLimit is how many audit entries an export shows.
+const auditExportLimit = 1000
+
+// DataExport is everything loginhub keeps about a user, in clear, for the
+// user's own eyes (GET /v1/me/data): the right of access (PIPL art. 45,
+// GDPR art. 15).
+type DataExport struct {
+	User       SessionUser       `json:"user"`
+	Personal   map[string]any    `json:"personal_data"`
+	Audit      []AuditEntry      `json:"audit"`
+	ExportedAt time.Time         `json:"exported_at"`
+	Session    SessionFacts      `json:"session"`
+	Notes      map[string]string `json:"notes,omitempty"`
+}
+
+// SessionFacts says how the current session was authenticated.
+type SessionFacts struct {
+	AMR    []string   `json:"amr"`
+	FaceAt *time.Time `json:"face_at,omitempty"`
+}
+
+// Facts returns how p's session was authenticated.
+func (p Principal) Facts() SessionFacts {
+	f := SessionFacts{AMR: p.Session.AMR}
+	if f.AMR == nil {
+		f.AMR = []string{}
+	}
+	if !p.Session.FaceAt.IsZero() {
+		t := p.Session.FaceAt.UTC()
+		f.FaceAt = &t
+	}
+	return f
+}
+
+// ExportMyData returns the caller's data, opening the sealed fields; the
+// disclosure itself is audited.
+func (s *Service) ExportMyData(ctx context.Context, p Principal, requestID string) (DataExport, error) {
+	sealed, err := s.store.PersonalData(ctx, p.User.ID)
+	if err != nil {
+		return DataExport{}, fmt.Errorf("export: %w", err)
+	}
+	out := DataExport{User: p.SessionUser(), Personal: map[string]any{}, ExportedAt: s.now().UTC(), Session: p.Facts()}
+	for field, v := range sealed {
+		plain, err := s.vault.Open(p.User.ID, field, v)
+		if err != nil {
+			// A key rotated out too early: say so rather than fail the export.
+			s.log.ErrorContext(ctx, "export: sealed field does not open", "field", field, "err", err)
+			out.Personal[field] = "(unreadable: encrypted under a retired data key)"
+			continue
+		}
+		var structured any
+		if json.Unmarshal([]byte(plain), &structured) == nil {
+			out.Personal[field] = structured
+		} else {
+			out.Personal[field] = plain
+		}
+		s.audit(ctx, AuditEntry{UserID: p.User.ID, Actor: "user", Action: "export", Field: field, Purpose: "the user's own data export", RequestID: requestID})
+	}
+	if out.Audit, err = s.store.Audit(ctx, p.User.ID, auditExportLimit); err != nil {
+		return DataExport{}, fmt.Errorf("export: audit: %w", err)
+	}
+	return out, nil
+}
+
+// EraseMyData deletes the caller's account and personal data (the right
+// to erasure) and revokes the calling session. Audit entries, which hold
+// no personal data, stay as the record that it happened.
+func (s *Service) EraseMyData(ctx context.Context, p Principal, requestID string) error {
+	s.audit(ctx, AuditEntry{UserID: p.User.ID, Actor: "user", Action: "erase", Field: "*", Purpose: "the user asked to delete their data", RequestID: requestID})
+	if err := s.store.EraseUser(ctx, p.User.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("erase: %w", err)
+	}
+	ref := TokenRef{Family: p.Session.FamilyID, Hash: p.Session.AccessHash}
+	if err := s.store.DeleteSession(ctx, ref); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("erase: revoke session: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package wechat
+
+import (
+	"context"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// Core adapts a Client to the port the login core uses (authcore.WeChat),
+// turning WeChat's wire types into the core's. It adds the checks that
+// need the app's settings: the watermark appid and age of decrypted data.
+type Core struct {
+	Client *Client
+	// WatermarkMaxAge rejects decrypted data whose watermark is older
+	// (LOGINHUB_WECHAT_WATERMARK_MAX_AGE); zero does not check the age.
+	WatermarkMaxAge time.Duration
+	Now             func() time.Time // nil: time.Now
+}
+
+var _ authcore.WeChat = Core{}
+
+func (c Core) now() time.Time {
+	if c.Now == nil {
+		return time.Now()
+	}
+	return c.Now()
+}
+
+// Code2Session implements authcore.WeChat.
+func (c Core) Code2Session(ctx context.Context, code string) (authcore.WeChatSession, error) {
+	s, err := c.Client.Code2Session(ctx, code)
+	if err != nil {
+		return authcore.WeChatSession{}, err
+	}
+	return authcore.WeChatSession{OpenID: s.OpenID, UnionID: s.UnionID, SessionKey: s.SessionKey}, nil
+}
+
+// PhoneByCode implements authcore.WeChat: the current getPhoneNumber API.
+func (c Core) PhoneByCode(ctx context.Context, code string) (authcore.Phone, error) {
+	p, err := c.Client.GetPhoneNumber(ctx, code)
+	if err != nil {
+		return authcore.Phone{}, err
+	}
+	if err := p.Watermark.Check(c.Client.appID, c.WatermarkMaxAge, c.now()); err != nil {
+		return authcore.Phone{}, err
+	}
+	return phoneOf(p), nil
+}
+
+// DecryptPhone implements authcore.WeChat: the legacy encrypted payload.
+func (c Core) DecryptPhone(sessionKey, encryptedData, iv string) (authcore.Phone, error) {
+	p, err := DecryptPhone(c.Client.appID, sessionKey, encryptedData, iv, c.WatermarkMaxAge, c.now())
+	if err != nil {
+		return authcore.Phone{}, err
+	}
+	return phoneOf(p), nil
+}
+
+func phoneOf(p PhoneInfo) authcore.Phone {
+	n := p.PurePhoneNumber
+	if n == "" {
+		n = p.PhoneNumber
+	}
+	return authcore.Phone{Number: n, CountryCode: p.CountryCode}
+}
+
+// DecryptUserInfo implements authcore.WeChat.
+func (c Core) DecryptUserInfo(sessionKey, encryptedData, iv, rawData, signature string) (authcore.WeChatUserInfo, error) {
+	u, err := DecryptUserInfo(c.Client.appID, sessionKey, encryptedData, iv, rawData, signature)
+	if err != nil {
+		return authcore.WeChatUserInfo{}, err
+	}
+	return authcore.WeChatUserInfo{
+		OpenID: u.OpenID, UnionID: u.UnionID, Nickname: u.NickName, AvatarURL: u.AvatarURL,
+		Gender: u.Gender, City: u.City, Province: u.Province, Country: u.Country, Language: u.Language,
+	}, nil
+}
+
+// CheckSessionKey implements authcore.WeChat.
+func (c Core) CheckSessionKey(ctx context.Context, openid, sessionKey string) (bool, error) {
+	return c.Client.CheckSessionKey(ctx, openid, sessionKey)
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
+)
+
+// wxHub is a hub configured with "real" credentials against a WeChat fake
+// the test owns, so the test can read what only WeChat and the phone know
+// (session keys, phone numbers) and look for them where they must not be.
+type wxHub struct {
+	*testHub
+	fake *wechattest.Server
+	fs   *httptest.Server
+}
+
+func startWxHub(t *testing.T) *wxHub {
+	t.Helper()
+	fake := &wechattest.Server{}
+	fs := httptest.NewServer(fake)
+	t.Cleanup(fs.Close)
+	appid, secret := fake.App()
+	h := startHub(t, map[string]string{
+		"LOGINHUB_WECHAT_APPID": appid, "LOGINHUB_WECHAT_SECRET": secret, "LOGINHUB_WECHAT_BASE_URL": fs.URL,
+		"LOGINHUB_LOG_LEVEL": "debug",
+	})
+	return &wxHub{testHub: h, fake: fake, fs: fs}
+}
+
+// phone plays the mini-program: a wx.login code from the fake, then
+// /v1/wx/login on the hub.
+func (w *wxHub) login(t *testing.T, user string) authcore.Session {
+	t.Helper()
+	c := client("")
+	var code struct{ Code string }
+	call(t, c, "POST", w.fs.URL+"/wx.login", "", map[string]string{"user": user}).decode(t, &code)
+	r := call(t, c, "POST", w.URL+"/v1/wx/login", "", map[string]string{"code": code.Code, "nickname": user})
+	mustStatus(t, "/v1/wx/login", r, 200)
+	var s authcore.Session
+	r.decode(t, &s)
+	return s
+}
+
+type phoneButton struct {
+	Code, EncryptedData, IV string
+}
+
+func (w *wxHub) phoneButton(t *testing.T, user string) phoneButton {
+	t.Helper()
+	var b phoneButton
+	call(t, client(""), "POST", w.fs.URL+"/getPhoneNumber", "", map[string]string{"user": user}).decode(t, &b)
+	return b
+}
+
+func TestPhoneNumberLogin(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	s := w.login(t, "hana")
+	number := w.fake.User("hana").PurePhoneNumber
+	masked := number[:3] + "****" + number[7:]
+
+	// The current API: the button's code.
+	r := call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": w.phoneButton(t, "hana").Code})
+	mustStatus(t, "phone by code", r, 200)
+	var res authcore.WxPhoneResult
+	r.decode(t, &res)
+	if res.PhoneMasked != masked || res.CountryCode != "86" || !res.Verified {
+		t.Fatalf("phone by code: %+v, want %s", res, masked)
+	}
+	if strings.Contains(string(r.Body), number) {
+		t.Fatal("the response shows the whole phone number")
+	}
+
+	// The legacy payload, decrypted with the server-side session_key.
+	b := w.phoneButton(t, "hana")
+	r = call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"encrypted_data": b.EncryptedData, "iv": b.IV})
+	mustStatus(t, "legacy phone", r, 200)
+	r.decode(t, &res)
+	if res.PhoneMasked != masked {
+		t.Fatalf("legacy phone: %+v", res)
+	}
+	// '+' turned into a space by form encoding still works.
+	r = call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{
+		"encrypted_data": strings.ReplaceAll(b.EncryptedData, "+", " "), "iv": strings.ReplaceAll(b.IV, "+", " ")})
+	mustStatus(t, "legacy phone with spaces for '+'", r, 200)
+
+	// Every broken payload is a clear 4xx, never a 500.
+	tampered := []byte(b.EncryptedData)
+	tampered[len(tampered)/2] ^= 0x01
+	for name, body := range map[string]map[string]string{
+		"tampered ciphertext": {"encrypted_data": string(tampered), "iv": b.IV},
+		"bad base64":          {"encrypted_data": "%%%not base64%%%", "iv": b.IV},
+		"short iv":            {"encrypted_data": b.EncryptedData, "iv": "AAAAAAAAAAAAAAAAAAAA"},
+		"nothing":             {},
+		"both":                {"code": "x", "encrypted_data": b.EncryptedData, "iv": b.IV},
+	} {
+		r := call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, body)
+		if r.Status != 400 {
+			t.Errorf("%s: %d %s, want 400", name, r.Status, r.Body)
+		}
+	}
+	mustStatus(t, "a used phone code", call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": b.Code + "x"}), 401)
+	mustStatus(t, "phone without a session", call(t, c, "POST", w.URL+"/v1/wx/phone", "", map[string]string{"code": "x"}), 401)
+
+	// wx.login again on the phone but not on the hub: the payload is sealed
+	// under a session_key the hub does not have. The error says what to do.
+	r = call(t, c, "POST", w.URL+"/v1/wx/session/check", s.AccessToken, nil)
+	mustStatus(t, "session check", r, 200)
+	if !strings.Contains(string(r.Body), `"valid":true`) {
+		t.Fatalf("session check before rotation: %s", r.Body)
+	}
+	call(t, c, "POST", w.fs.URL+"/wx.login", "", map[string]string{"user": "hana"})
+	stale := w.phoneButton(t, "hana")
+	r = call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"encrypted_data": stale.EncryptedData, "iv": stale.IV})
+	if r.Status != 400 || !strings.Contains(string(r.Body), "wx.login") {
+		t.Fatalf("payload under a replaced session_key: %d %s, want 400 telling to call wx.login first", r.Status, r.Body)
+	}
+	r = call(t, c, "POST", w.URL+"/v1/wx/session/check", s.AccessToken, nil)
+	if !strings.Contains(string(r.Body), `"valid":false`) {
+		t.Fatalf("session check after rotation: %s", r.Body)
+	}
+
+	// Nothing secret in the logs.
+	logs := w.logs.String()
+	for name, secret := range map[string]string{
+		"phone number": number, "session_key": w.fake.User("hana").SessionKey,
+		"access token": s.AccessToken, "refresh token": s.RefreshToken,
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s appears in the hub's log", name)
+		}
+	}
+}
+
+func TestUserInfo(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	s := w.login(t, "ivan")
+	var ui struct{ RawData, Signature, EncryptedData, IV string }
+	call(t, c, "POST", w.fs.URL+"/getUserInfo", "", map[string]string{"user": "ivan"}).decode(t, &ui)
+	body := map[string]string{"encrypted_data": ui.EncryptedData, "iv": ui.IV, "raw_data": ui.RawData, "signature": ui.Signature}
+	r := call(t, c, "POST", w.URL+"/v1/wx/userinfo", s.AccessToken, body)
+	mustStatus(t, "userinfo", r, 200)
+	var info authcore.WeChatUserInfo
+	r.decode(t, &info)
+	if !strings.Contains(info.Nickname, "ivan") || info.OpenID != s.User.OpenID {
+		t.Fatalf("userinfo: %+v", info)
+	}
+	body["signature"] = strings.Repeat("0", 40)
+	mustStatus(t, "userinfo with a wrong signature", call(t, c, "POST", w.URL+"/v1/wx/userinfo", s.AccessToken, body), 401)
+}
+
+func TestMyDataExportAndErase(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	s := w.login(t, "jun")
+	mustStatus(t, "phone", call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": w.phoneButton(t, "jun").Code}), 200)
+
+	r := call(t, c, "GET", w.URL+"/v1/me/data", s.AccessToken, nil)
+	mustStatus(t, "export", r, 200)
+	var export struct {
+		User     authcore.SessionUser
+		Personal map[string]json.RawMessage `json:"personal_data"`
+		Audit    []authcore.AuditEntry
+	}
+	r.decode(t, &export)
+	if !strings.Contains(string(export.Personal["phone"]), w.fake.User("jun").PurePhoneNumber) {
+		t.Fatalf("the export does not give the user their own phone number: %s", r.Body)
+	}
+	actions := []string{}
+	for _, e := range export.Audit {
+		actions = append(actions, e.Action+":"+e.Field)
+	}
+	if len(actions) == 0 || actions[0] != "collect:phone" {
+		t.Fatalf("audit trail %v, want it to start with collect:phone", actions)
+	}
+
+	mustStatus(t, "erase", call(t, c, "DELETE", w.URL+"/v1/me/data", s.AccessToken, nil), 204)
+	mustStatus(t, "/v1/me after erasure", call(t, c, "GET", w.URL+"/v1/me", s.AccessToken, nil), 401)
+	mustStatus(t, "refresh after erasure", call(t, c, "POST", w.URL+"/v1/session/refresh", "", map[string]string{"refresh_token": s.RefreshToken}), 401)
+	again := w.login(t, "jun")
+	if again.User.IsNew == nil || !*again.User.IsNew || again.User.ID == s.User.ID {
+		t.Fatalf("login after erasure: %+v, want a new user", again.User)
+	}
+}
