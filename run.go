@@ -122,9 +122,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}))
 
+	wxCore := wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
-		WeChat:    wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge},
+		WeChat: wxCore, Face: wxCore,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
 	})
 	if err != nil {

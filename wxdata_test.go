@@ -188,3 +188,118 @@ func TestMyDataExportAndErase(t *testing.T) {
 		t.Fatalf("login after erasure: %+v, want a new user", again.User)
 	}
 }
+
+// idNumber completes a 17-digit base with its ISO 7064 MOD 11-2 check
+// character, as on a mainland ID card.
+func idNumber(base string) string {
+	weights := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	sum := 0
+	for i, w := range weights {
+		sum += int(base[i]-'0') * w
+	}
+	return base + string("10X98765432"[sum%11])
+}
+
+func (w *wxHub) playFace(t *testing.T, verifyID, outcome string) string {
+	t.Helper()
+	r := call(t, client(""), "POST", w.fs.URL+"/requestFacialVerify", "", map[string]string{"verify_id": verifyID, "outcome": outcome})
+	mustStatus(t, "requestFacialVerify on the phone", r, 200)
+	var v struct {
+		VerifyResult string `json:"verify_result"`
+	}
+	r.decode(t, &v)
+	return v.VerifyResult
+}
+
+func TestFaceVerificationStepUp(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	s := w.login(t, "kai")
+	const name = "张小凯"
+	id := idNumber("11010519491231002")
+	start := func() string {
+		r := call(t, c, "POST", w.URL+"/v1/face/verify-id", s.AccessToken, map[string]string{"name": name, "id_number": id})
+		mustStatus(t, "face verify-id", r, 200)
+		var v struct {
+			VerifyID  string `json:"verify_id"`
+			ExpiresIn int    `json:"expires_in"`
+		}
+		r.decode(t, &v)
+		if v.VerifyID == "" || v.ExpiresIn <= 0 {
+			t.Fatalf("verify-id: %s", r.Body)
+		}
+		return v.VerifyID
+	}
+	result := func(body map[string]string) apiResponse {
+		return call(t, c, "POST", w.URL+"/v1/face/result", s.AccessToken, body)
+	}
+
+	mustStatus(t, "a malformed ID number", call(t, c, "POST", w.URL+"/v1/face/verify-id", s.AccessToken,
+		map[string]string{"name": name, "id_number": id[:17] + "0"}), 400)
+
+	vid := start()
+	mustStatus(t, "result before the phone finished", result(map[string]string{"verify_id": vid}), 409)
+	w.playFace(t, vid, "pass")
+	r := result(map[string]string{"verify_id": vid})
+	mustStatus(t, "result after a pass", r, 200)
+	var passed authcore.FacePassed
+	r.decode(t, &passed)
+	if !passed.Passed || passed.Session.FaceAt == nil || !strings.Contains(strings.Join(passed.Session.AMR, ","), "face") {
+		t.Fatalf("passed result: %s", r.Body)
+	}
+	r = call(t, c, "GET", w.URL+"/v1/me", s.AccessToken, nil)
+	if !strings.Contains(string(r.Body), `"face"`) || !strings.Contains(string(r.Body), "face_at") {
+		t.Fatalf("/v1/me does not show the face step-up: %s", r.Body)
+	}
+	mustStatus(t, "the same verify_id again", result(map[string]string{"verify_id": vid}), 404)
+
+	vid = start()
+	w.playFace(t, vid, "mismatch")
+	r = result(map[string]string{"verify_id": vid})
+	if r.Status != 403 || !strings.Contains(string(r.Body), "did not match") {
+		t.Fatalf("a face that did not match: %d %s, want 403 saying so", r.Status, r.Body)
+	}
+
+	// The legacy path: a verify_result from the phone.
+	vid = start()
+	vr := w.playFace(t, vid, "pass")
+	mustStatus(t, "legacy result", result(map[string]string{"verify_result": vr}), 200)
+
+	// Another user cannot use this user's verification.
+	other := w.login(t, "lin")
+	vid = start()
+	w.playFace(t, vid, "pass")
+	mustStatus(t, "another user's verify_id", call(t, c, "POST", w.URL+"/v1/face/result", other.AccessToken, map[string]string{"verify_id": vid}), 403)
+
+	logs := w.logs.String()
+	if strings.Contains(logs, id) || strings.Contains(logs, name) {
+		t.Error("the ID number or the name appears in the hub's log")
+	}
+}
+
+func TestWeChatOutageFailsFast(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	var code struct{ Code string }
+	call(t, c, "POST", w.fs.URL+"/wx.login", "", map[string]string{"user": "mia"}).decode(t, &code)
+	w.fake.SetDown(true)
+	var before int
+	for i := range 8 {
+		r := call(t, c, "POST", w.URL+"/v1/wx/login", "", map[string]string{"code": code.Code})
+		if r.Status != 503 || r.errorCode() != "upstream_unavailable" {
+			t.Fatalf("login %d while WeChat is down: %d %s, want 503", i, r.Status, r.Body)
+		}
+		if strings.Contains(string(r.Body), "rid:") {
+			t.Fatalf("upstream text leaked: %s", r.Body)
+		}
+		if i == 5 {
+			before = w.fake.Requests("/sns/jscode2session")
+			if r.Header.Get("Retry-After") == "" {
+				t.Errorf("503 from an open breaker without Retry-After")
+			}
+		}
+	}
+	if after := w.fake.Requests("/sns/jscode2session"); after != before {
+		t.Fatalf("the breaker is open but %d more requests reached WeChat", after-before)
+	}
+}

@@ -84,6 +84,7 @@ type Config struct {
 	Store      Store            // required
 	Signer     *Signer          // required
 	WeChat     WeChat           // nil: the /v1/wx endpoints answer upstream_unavailable
+	Face       FaceVerifier     // nil: the /v1/face endpoints answer upstream_unavailable
 	Vault      *Vault           // seals personal data at rest; required
 	TicketTTL  time.Duration    // zero: DefaultTicketTTL
 	IPBinding  IPBinding        // empty: IPStrict
@@ -100,6 +101,7 @@ type Service struct {
 	store     Store
 	signer    *Signer
 	wechat    WeChat
+	face      FaceVerifier
 	vault     *Vault
 	ttl       time.Duration
 	binding   IPBinding
@@ -118,7 +120,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, errors.New("authcore: PublicURL is required")
 	}
 	s := &Service{
-		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, vault: cfg.Vault,
+		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, face: cfg.Face, vault: cfg.Vault,
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger,

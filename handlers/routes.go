@@ -71,6 +71,10 @@ func Routes(d Deps) http.Handler {
 		r.Post("/wx/phone", handleWxPhone(d))
 		r.Post("/wx/userinfo", handleWxUserInfo(d))
 		r.Post("/wx/session/check", handleWxSessionCheck(d))
+
+		// Face verification (step-up).
+		r.Post("/face/verify-id", handleFaceVerifyID(d))
+		r.Post("/face/result", handleFaceResult(d))
 		r.Post("/session/refresh", handleRefresh(d))
 		r.Post("/session/logout", handleLogout(d))
 		r.Get("/me", handleMe(d))

@@ -104,3 +104,51 @@ func handleMyDataErase(d Deps) http.HandlerFunc {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
+
+func handleFaceVerifyID(d Deps) http.HandlerFunc {
+	type request struct {
+		Name     string `json:"name"`
+		IDNumber string `json:"id_number"`
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := authenticated(d, w, r)
+		if !ok {
+			return
+		}
+		var req request
+		if err := decode(w, r, &req, false); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		res, err := d.Auth.FaceVerifyID(r.Context(), p, req.Name, req.IDNumber, requestIDOf(r))
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		writeSecret(w, http.StatusOK, res)
+	}
+}
+
+func handleFaceResult(d Deps) http.HandlerFunc {
+	type request struct {
+		VerifyID     string `json:"verify_id"`
+		VerifyResult string `json:"verify_result"`
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := authenticated(d, w, r)
+		if !ok {
+			return
+		}
+		var req request
+		if err := decode(w, r, &req, false); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		res, err := d.Auth.FaceResult(r.Context(), p, req.VerifyID, req.VerifyResult)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}

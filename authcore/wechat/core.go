@@ -81,3 +81,35 @@ func (c Core) DecryptUserInfo(sessionKey, encryptedData, iv, rawData, signature 
 func (c Core) CheckSessionKey(ctx context.Context, openid, sessionKey string) (bool, error) {
 	return c.Client.CheckSessionKey(ctx, openid, sessionKey)
 }
+
+var _ authcore.FaceVerifier = Core{}
+
+// FaceStart implements authcore.FaceVerifier: a verify_id for
+// wx.requestFacialVerify, and the cert_hash that ties the result to the
+// person (the name and ID number themselves are not kept).
+func (c Core) FaceStart(ctx context.Context, outSeqNo, openid, name, idNumber string) (authcore.FaceStart, error) {
+	cert := CertInfo{Name: name, IDNumber: idNumber}
+	id, ttl, err := c.Client.FaceVerifyID(ctx, outSeqNo, openid, cert)
+	if err != nil {
+		return authcore.FaceStart{}, err
+	}
+	return authcore.FaceStart{VerifyID: id, CertHash: CertHash(cert), ExpiresIn: ttl}, nil
+}
+
+// FaceCheck implements authcore.FaceVerifier.
+func (c Core) FaceCheck(ctx context.Context, verifyID, outSeqNo, certHash, openid string) (authcore.FaceOutcome, error) {
+	r, err := c.Client.FaceQueryResult(ctx, verifyID, outSeqNo, certHash, openid)
+	if err != nil {
+		return authcore.FaceOutcome{}, err
+	}
+	return authcore.FaceOutcome{Passed: r.Passed, Reason: r.Reason, Finished: r.Reason != FaceReasonNotFinished}, nil
+}
+
+// FaceCheckLegacy implements authcore.FaceVerifier: the getinfo path.
+func (c Core) FaceCheckLegacy(ctx context.Context, verifyResult string) (authcore.FaceOutcome, string, error) {
+	r, err := c.Client.FaceGetInfo(ctx, verifyResult)
+	if err != nil {
+		return authcore.FaceOutcome{}, "", err
+	}
+	return authcore.FaceOutcome{Passed: r.Passed, Reason: r.Reason, Finished: true}, r.OpenID, nil
+}
