@@ -57,12 +57,11 @@ func handleLogout(d Deps) http.HandlerFunc {
 }
 
 func handleMe(d Deps) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, map[string]any{"user": p.SessionUser(), "session": p.Facts()})
+	type me struct {
+		User    authcore.SessionUser  `json:"user"`
+		Session authcore.SessionFacts `json:"session"`
 	}
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (me, error) {
+		return me{User: p.SessionUser(), Session: p.Facts()}, nil
+	})
 }

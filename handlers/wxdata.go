@@ -12,25 +12,11 @@ func handleWxPhone(d Deps) http.HandlerFunc {
 		EncryptedData string `json:"encrypted_data"`
 		IV            string `json:"iv"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		res, err := d.Auth.WxPhone(r.Context(), p, authcore.WxPhoneRequest{
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req request) (authcore.WxPhoneResult, error) {
+		return d.Auth.WxPhone(r.Context(), p, authcore.WxPhoneRequest{
 			Code: req.Code, EncryptedData: req.EncryptedData, IV: req.IV, RequestID: requestIDOf(r),
 		})
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, res)
-	}
+	})
 }
 
 func handleWxUserInfo(d Deps) http.HandlerFunc {
@@ -40,55 +26,23 @@ func handleWxUserInfo(d Deps) http.HandlerFunc {
 		RawData       string `json:"raw_data"`
 		Signature     string `json:"signature"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		info, err := d.Auth.WxUserInfo(r.Context(), p, authcore.WxUserInfoRequest{
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req request) (authcore.WeChatUserInfo, error) {
+		return d.Auth.WxUserInfo(r.Context(), p, authcore.WxUserInfoRequest{
 			EncryptedData: req.EncryptedData, IV: req.IV, RawData: req.RawData, Signature: req.Signature,
 		})
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, info)
-	}
+	})
 }
 
 func handleWxSessionCheck(d Deps) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		res, err := d.Auth.WxCheckSession(r.Context(), p)
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
-	}
+	return handleAuthed(d, false, func(r *http.Request, p authcore.Principal, _ noBody) (authcore.SessionKeyCheck, error) {
+		return d.Auth.WxCheckSession(r.Context(), p)
+	})
 }
 
 func handleMyDataExport(d Deps) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		export, err := d.Auth.ExportMyData(r.Context(), p, requestIDOf(r))
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, export)
-	}
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (authcore.DataExport, error) {
+		return d.Auth.ExportMyData(r.Context(), p, requestIDOf(r))
+	})
 }
 
 func handleMyDataErase(d Deps) http.HandlerFunc {
@@ -110,23 +64,9 @@ func handleFaceVerifyID(d Deps) http.HandlerFunc {
 		Name     string `json:"name"`
 		IDNumber string `json:"id_number"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		res, err := d.Auth.FaceVerifyID(r.Context(), p, req.Name, req.IDNumber, requestIDOf(r))
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, res)
-	}
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req request) (authcore.FaceStarted, error) {
+		return d.Auth.FaceVerifyID(r.Context(), p, req.Name, req.IDNumber, requestIDOf(r))
+	})
 }
 
 func handleFaceResult(d Deps) http.HandlerFunc {
@@ -134,21 +74,7 @@ func handleFaceResult(d Deps) http.HandlerFunc {
 		VerifyID     string `json:"verify_id"`
 		VerifyResult string `json:"verify_result"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := authenticated(d, w, r)
-		if !ok {
-			return
-		}
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		res, err := d.Auth.FaceResult(r.Context(), p, req.VerifyID, req.VerifyResult)
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
-	}
+	return handleAuthed(d, false, func(r *http.Request, p authcore.Principal, req request) (authcore.FacePassed, error) {
+		return d.Auth.FaceResult(r.Context(), p, req.VerifyID, req.VerifyResult)
+	})
 }
