@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,33 +20,68 @@ const (
 	msgText  msgKind = iota // an error event
 	msgState                // "send w what it has not seen": built when written
 	msgPing
+	msgPong
 	msgClose
 )
 
 // outMsg is one item in a socket's queue.
 type outMsg struct {
 	kind msgKind
-	data []byte // msgText, msgClose
+	data []byte // msgText, msgPong, msgClose
 	w    *watch // msgState
 }
 
-// conn is one WebSocket. Its reader goroutine lives as long as the socket;
-// its writer goroutine only while the queue is not empty.
+// conn is one WebSocket. A polled socket (Linux) has no goroutine while it
+// is idle: when the poller reports it readable, a short-lived reader
+// handles what came and gives it back. Other sockets keep a reader
+// goroutine for their whole life. Either way its writer goroutine only
+// lives while the queue is not empty, and its messages are handled on a
+// short-lived handler goroutine.
 type conn struct {
 	h        *Hub
 	ws       *websocket.Conn
 	ip       netip.Addr
-	nextPing int64 // unix nanoseconds by Config.Now; guarded by h.mu
+	id       uint64 // key in Hub.conns and the poller's token; never reused
+	polled   bool   // read when the poller says so (else by a goroutine of its own)
+	nextPing int64  // unix nanoseconds by Config.Now; guarded by h.mu
+	dropped  bool   // found silent by the sweeper; guarded by h.mu
 
-	mu       sync.Mutex
-	inbox    [][]byte      // client messages not yet handled
-	handling chan struct{} // non-nil while a handler goroutine runs; closed when it ends
-	queue    []outMsg      // items not yet taken by the writer
-	others   int           // queued or in-flight items other than msgState; at most Config.SendQueue
-	writing  bool          // a writer goroutine runs
-	closed   bool          // nothing more will be queued
-	watches  []*watch      // at most Config.MaxWatchesPerConn
+	// Liveness, for the sweeper: when the client last sent a frame (unix
+	// nanoseconds by Config.Now), and how many pings were queued since.
+	heard      atomic.Int64
+	unanswered atomic.Int32
+
+	// frag is a fragmented client message being received. Only the
+	// goroutine holding the reader role uses it.
+	frag *fragment
+
+	mu        sync.Mutex
+	reader    readerState
+	inbox     [][]byte      // client messages not yet handled
+	handling  chan struct{} // non-nil while a handler goroutine runs; closed when it ends
+	queue     []outMsg      // items not yet taken by the writer
+	others    int           // queued or in-flight items other than msgState; at most Config.SendQueue
+	writing   bool          // a writer goroutine runs
+	closed    bool          // nothing more will be queued
+	closeSent bool          // our close frame went out: the reader waits for the answer, until closeGrace
+	dead      bool          // the TCP connection is closed (or being closed): the reader ends
+	watches   []*watch      // at most Config.MaxWatchesPerConn
 }
+
+// readerState says who reads a socket. At most one goroutine holds the
+// reader role, and only it ends the socket (cleanup), exactly once.
+type readerState uint8
+
+const (
+	// readerBusy: a goroutine reads: the socket's own reader, a polled
+	// socket's short-lived reader, or a closer that took the role over.
+	readerBusy readerState = iota
+	// readerIdle: a polled socket that no goroutine reads. The poller's
+	// next event for it, or a goroutine closing it, takes the role.
+	readerIdle
+	// readerDone: the socket has been cleaned up.
+	readerDone
+)
 
 // watch is one ticket watched on one socket.
 type watch struct {
@@ -82,29 +118,6 @@ var (
 const maxInbox = 8
 
 var errFlood = authcore.Errorf(authcore.KindRateLimited, "too many messages at once; wait for the answers")
-
-// readLoop is the socket's one long-lived goroutine. It only reads: the
-// messages are handled on a short-lived handler goroutine (started when one
-// arrives, gone when they are done), because handling a watch runs deep
-// (JSON, authorization, store and broker calls) and a stack grown by it
-// would stay with the idle socket for its whole life. Kept shallow, the
-// reader's stack is the dominant memory cost per waiting desktop.
-func (c *conn) readLoop() {
-	defer c.cleanup()
-	for {
-		typ, data, err := c.ws.ReadMessage()
-		if err != nil {
-			c.h.log.Debug("hub: socket closed", "err", err)
-			return
-		}
-		c.extendRead()
-		if typ != websocket.TextMessage {
-			c.sendError("", errBinary)
-			continue
-		}
-		c.deliver(data)
-	}
-}
 
 // deliver queues a client message for the handler goroutine, starting it
 // if none runs. Messages are handled one at a time, in order.
@@ -266,13 +279,16 @@ func (c *conn) removeWatch(w *watch) {
 	}
 }
 
-// cleanup runs when the reader ends: the socket is done. It first waits for
-// a running handler, so that a watch being set up cannot outlive the socket.
+// cleanup ends the socket; only the holder of the reader role calls it,
+// after unregistering a polled socket from the poller. It first waits for a
+// running handler, so that a watch being set up cannot outlive the socket.
 func (c *conn) cleanup() {
 	c.mu.Lock()
 	c.closed = true
+	c.reader = readerDone
 	c.queue = nil
 	c.inbox = nil
+	c.frag = nil
 	handling := c.handling
 	c.mu.Unlock()
 	if handling != nil {
@@ -289,25 +305,10 @@ func (c *conn) cleanup() {
 	}
 	h := c.h
 	h.mu.Lock()
-	delete(h.conns, c)
+	delete(h.conns, c.id)
 	h.m.sockets.Set(float64(len(h.conns)))
 	h.mu.Unlock()
 	_ = c.ws.Close()
-}
-
-func (c *conn) pong(string) error {
-	c.extendRead()
-	return nil
-}
-
-// extendRead pushes the read deadline out, unless the socket is closing
-// (then the writer has set a short one).
-func (c *conn) extendRead() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		_ = c.ws.SetReadDeadline(time.Now().Add(c.h.readTimeout))
-	}
 }
 
 func (c *conn) sendError(id string, err error) {
@@ -319,21 +320,23 @@ func (c *conn) sendError(id string, err error) {
 // read: the socket is dropped with close code 1008.
 func (c *conn) enqueue(m outMsg) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return
 	}
 	if c.others >= c.h.cfg.SendQueue {
 		c.closed = true
 		c.queue = nil
+		c.mu.Unlock()
 		c.h.m.slow.Inc()
 		c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "send queue full")
-		c.killLocked(websocket.ClosePolicyViolation, "slow consumer")
+		c.kill(websocket.ClosePolicyViolation, "slow consumer")
 		return
 	}
 	c.others++
 	c.queue = append(c.queue, m)
 	c.startWriterLocked()
+	c.mu.Unlock()
 }
 
 // enqueueState asks the writer to send w the versions it has not seen. A
@@ -360,17 +363,22 @@ func (c *conn) startWriterLocked() {
 	}
 }
 
-// killLocked closes the socket without waiting behind its queue: a close
-// frame if it can be written within killWait, then the TCP connection, which
-// also unblocks a writer stuck on the socket.
-func (c *conn) killLocked(code int, reason string) {
+// kill closes the socket without waiting behind its queue: a close frame if
+// it can be written within killWait, then the TCP connection, which also
+// unblocks a writer stuck on the socket. Its caller may hold ticketState.mu,
+// so the socket is ended on a goroutine of its own.
+func (c *conn) kill(code int, reason string) {
 	data := websocket.FormatCloseMessage(code, reason)
-	ws := c.ws
 	if !c.h.goTask(func() {
-		_ = ws.WriteControl(websocket.CloseMessage, data, time.Now().Add(killWait))
-		_ = ws.Close()
+		_ = c.ws.WriteControl(websocket.CloseMessage, data, time.Now().Add(killWait))
+		c.abort()
 	}) {
-		_ = ws.Close()
+		// Shutdown is waiting already, so this socket has its close frame
+		// queued: unreachable in practice, and the Hub is done anyway.
+		c.mu.Lock()
+		c.dead = true
+		c.mu.Unlock()
+		_ = c.ws.Close()
 	}
 }
 
@@ -386,7 +394,29 @@ func (c *conn) closeWith(code int, reason string) {
 	c.queue = append(c.queue, outMsg{kind: msgClose, data: websocket.FormatCloseMessage(code, reason)})
 	c.startWriterLocked()
 	if !c.writing {
+		c.dead = true
 		_ = c.ws.Close()
+	}
+}
+
+// abort closes the TCP connection at once (after a close frame written by
+// the caller, if any). The socket's reader then ends it; when no goroutine
+// reads it (a polled socket between reads) the caller takes the reader role
+// and ends it here.
+func (c *conn) abort() {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	c.dead = true
+	took := c.takeReaderLocked()
+	c.mu.Unlock()
+	if took {
+		c.unregister() // before the descriptor is closed
+	}
+	_ = c.ws.Close()
+	if took {
+		c.cleanup()
+		c.h.log.Debug("hub: socket closed", "remote", c.ws.RemoteAddr().String(), "err", net.ErrClosed)
 	}
 }
 
@@ -424,10 +454,13 @@ func (c *conn) writeLoop() {
 				c.closed = true
 				c.queue = nil
 				c.writing = false
+				took := false
 				if err == nil {
 					// Give the peer a moment to answer the close frame;
 					// then the reader ends and closes the connection.
+					c.closeSent = true
 					_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+					took = c.takeReaderLocked()
 				}
 				c.mu.Unlock()
 				if err != nil {
@@ -437,7 +470,14 @@ func (c *conn) writeLoop() {
 					} else {
 						c.h.log.Debug("hub: write failed", "err", err)
 					}
-					_ = c.ws.Close() // ends the reader too
+					c.abort() // ends the reader too
+					return
+				}
+				if took {
+					// A polled socket that no goroutine reads: this one
+					// waits for the answer.
+					c.unregister()
+					c.readLoop()
 				}
 				return
 			}
@@ -481,6 +521,8 @@ func (c *conn) write(m outMsg) error {
 	switch m.kind {
 	case msgPing:
 		return c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+	case msgPong:
+		return c.ws.WriteControl(websocket.PongMessage, m.data, deadline)
 	case msgClose:
 		return c.ws.WriteControl(websocket.CloseMessage, m.data, deadline)
 	default:

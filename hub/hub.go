@@ -28,9 +28,17 @@
 //
 // # Connections
 //
-// Idle sockets dominate memory, so an idle socket has one goroutine, its
-// reader, and small buffers (512-byte read buffer, pooled write buffers);
-// ServeHTTP returns after the upgrade and the reader belongs to the hub.
+// Idle sockets dominate memory, so on Linux an idle socket has no goroutine
+// at all: the hub's poller (one epoll instance, run by Run) reports when a
+// socket has something to read, and a short-lived goroutine reads the
+// client's frames, hands its messages to a short-lived handler goroutine
+// and gives the socket back. gorilla/websocket does the handshake and every
+// write; the hub reads client frames itself (masked, text, at most 4096
+// bytes a message, valid UTF-8; else the socket is closed with 1002, 1009 or
+// 1007). Elsewhere, or with Config.GoroutinePerSocket, every socket keeps a
+// reader goroutine. Read buffers are pooled and only held while a frame is
+// being read; write buffers are pooled too. ServeHTTP returns after the
+// upgrade; the socket then belongs to the hub.
 //
 // Nothing on the nudge path ever waits for a socket. Outgoing frames go
 // through a per-socket queue; a writer goroutine is started when the queue
@@ -53,8 +61,8 @@
 // every Config.PingInterval, staggered by when each socket connected, and
 // re-reads the tickets whose expiry has passed (and those whose last re-read
 // failed). A socket that sends nothing, not even a pong, for
-// 2*PingInterval+5s is closed. Shutdown sends close code 1001 (going away)
-// after what is already queued.
+// 2*PingInterval+5s (and through two pings) is closed by the sweeper.
+// Shutdown sends close code 1001 (going away) after what is already queued.
 //
 // Origins: a request with an Origin header is accepted only when
 // Config.CheckOrigin allows it, otherwise it gets 403. A request without
@@ -71,7 +79,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -83,9 +93,9 @@ const (
 	defaultMaxWatches   = 16
 	defaultSendQueue    = 16
 
-	readLimit   = 4096             // largest client frame
+	readLimit   = 4096             // largest client message
 	maxIDLen    = 128              // longest ticket id accepted in a watch
-	readSlack   = 5 * time.Second  // added to 2*PingInterval for the read deadline
+	readSlack   = 5 * time.Second  // added to 2*PingInterval for silence; the time to finish a started frame
 	writeWait   = 10 * time.Second // deadline of one frame write: a slower peer is dropped
 	killWait    = time.Second      // deadline of the close frame to a slow consumer
 	closeGrace  = 2 * time.Second  // wait for the peer's close reply on Shutdown
@@ -124,9 +134,15 @@ type Config struct {
 	SendQueue int
 	// Registerer receives the hub's metrics; nil means no metrics.
 	Registerer prometheus.Registerer
-	// Now returns the current time (ticket expiry and the ping schedule);
-	// nil means time.Now. Socket deadlines always use the real clock.
+	// Now returns the current time (ticket expiry, the ping schedule and
+	// the silence of sockets); nil means time.Now. Socket deadlines always
+	// use the real clock.
 	Now func() time.Time
+	// GoroutinePerSocket gives every socket a reader goroutine of its own
+	// (about 4 KiB of stack per socket), as on systems without epoll. False
+	// means that on Linux idle sockets have no goroutine: the hub polls them
+	// with epoll.
+	GoroutinePerSocket bool
 }
 
 // Validate reports whether c can be used by New.
@@ -175,10 +191,18 @@ type Hub struct {
 	stop       context.Context
 	stopCancel context.CancelFunc
 
+	// poll watches idle sockets (epoll); nil means a reader goroutine per
+	// socket. pollFailed: the poller stopped working, new sockets get
+	// goroutines.
+	poll       *poller
+	pollFailed atomic.Bool
+
 	// Lock order: ticketState.subMu, then mu; ticketState.mu, then conn.mu;
-	// taskMu is a leaf. mu is never held while taking ticketState.mu.
+	// taskMu is a leaf. mu is never held while taking ticketState.mu or
+	// conn.mu.
 	mu      sync.Mutex
-	conns   map[*conn]struct{}
+	conns   map[uint64]*conn        // by conn.id
+	lastID  uint64                  // the id of the last socket
 	tickets map[string]*ticketState // tickets watched or waited on by this node
 	closing bool
 	running bool
@@ -218,19 +242,34 @@ func New(cfg Config) *Hub {
 		readTimeout: 2*cfg.PingInterval + readSlack,
 		writeWait:   writeWait,
 		sweepEvery:  min(cfg.PingInterval, maxSweepGap),
-		conns:       make(map[*conn]struct{}),
+		conns:       make(map[uint64]*conn),
 		tickets:     make(map[string]*ticketState),
 	}
 	h.m = newMetrics(cfg.Registerer, h.log)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.stop, h.stopCancel = context.WithCancel(context.Background())
+	if !cfg.GoroutinePerSocket {
+		p, err := newPoller()
+		switch {
+		case err == nil:
+			h.poll = p
+			runtime.AddCleanup(h, (*poller).close, p) // a Hub dropped without Shutdown
+		case !errors.Is(err, errors.ErrUnsupported):
+			h.log.Warn("hub: cannot poll sockets; each gets a reader goroutine", "err", err)
+		}
+	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   512,
-		WriteBufferSize:  512,
-		WriteBufferPool:  &sync.Pool{},
-		CheckOrigin:      h.checkOrigin,
-		Error:            writeUpgradeError,
+		// The hub reads client frames itself, yet gorilla allocates a read
+		// buffer: the smallest it takes (125). Zero would make it keep
+		// net/http's 4 KiB hijacked reader instead. Upgrade fails if the
+		// client sent bytes before the handshake completed, so no frame is
+		// ever stranded in that buffer.
+		ReadBufferSize:  maxControlPayload,
+		WriteBufferSize: 512,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     h.checkOrigin,
+		Error:           writeUpgradeError,
 	}
 	return h
 }
@@ -249,9 +288,11 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 	return origin == "" || h.cfg.CheckOrigin(origin)
 }
 
-// Run delivers broker nudges, pings sockets and notices expired tickets
-// until ctx is done or Shutdown is called. It returns nil then. A Broker.Run
-// that fails is restarted with backoff, followed by a resync.
+// Run delivers broker nudges, pings sockets, notices expired tickets and
+// (on Linux) polls idle sockets until ctx is done or Shutdown is called. It
+// returns nil then. A Broker.Run that fails is restarted with backoff,
+// followed by a resync. Polled sockets are not read while Run is not
+// running.
 func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	if h.running {
@@ -270,11 +311,71 @@ func (h *Hub) Run(ctx context.Context) error {
 	defer cancel()
 	defer context.AfterFunc(h.stop, cancel)()
 
+	// The poll loop is a task, so that the readers it starts are always
+	// tasks too (goFrom): Shutdown waits for them all.
+	polling := make(chan struct{})
+	if h.poll == nil || !h.goTask(func() { defer close(polling); h.pollLoop(ctx) }) {
+		close(polling)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { h.runBroker(ctx) })
 	wg.Go(func() { h.sweepLoop(ctx) })
 	wg.Wait()
+	<-polling
 	return nil
+}
+
+// pollLoop hands each polled socket that becomes readable to a short-lived
+// reader, until ctx is done.
+func (h *Hub) pollLoop(ctx context.Context) {
+	defer context.AfterFunc(ctx, h.poll.wake)()
+	evs := make([]pollEvent, maxEvents)
+	ids := make([]uint64, 0, maxEvents)
+	var ready []*conn
+	for ctx.Err() == nil {
+		var err error
+		ids, err = h.poll.wait(evs, ids)
+		if err != nil {
+			if !errors.Is(err, errPollerClosed) {
+				h.log.Error("hub: polling sockets failed; reading each with a goroutine from now on", "err", err)
+				h.unpoll()
+			}
+			return
+		}
+		h.mu.Lock()
+		for _, id := range ids {
+			if c := h.conns[id]; c != nil {
+				ready = append(ready, c)
+			}
+		}
+		h.mu.Unlock()
+		for i, c := range ready {
+			c.ready()
+			ready[i] = nil
+		}
+		ready = ready[:0]
+	}
+}
+
+// unpoll gives every polled socket that no goroutine reads a reader
+// goroutine, and new sockets too: the poller failed. Called by the poll
+// loop.
+func (h *Hub) unpoll() {
+	h.pollFailed.Store(true)
+	h.mu.Lock()
+	conns := make([]*conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		took := c.takeReaderLocked()
+		c.mu.Unlock()
+		if took {
+			h.goFrom(c.readLoop)
+		}
+	}
 }
 
 func (h *Hub) runBroker(ctx context.Context) {
@@ -338,8 +439,19 @@ func (h *Hub) goTask(f func()) bool {
 	return true
 }
 
+// goFrom runs f in a goroutine that Shutdown waits for, like goTask, but
+// even once Shutdown is waiting: only a task may call it, and Shutdown,
+// which waits for that task, then waits for f too.
+func (h *Hub) goFrom(f func()) {
+	h.tasks.Add(1)
+	go func() {
+		defer h.tasks.Done()
+		f()
+	}()
+}
+
 // ServeHTTP is the GET /v1/ws endpoint. After the upgrade it returns; the
-// socket's reader goroutine belongs to the hub.
+// socket belongs to the hub.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	closing := h.closing
@@ -353,16 +465,27 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("hub: upgrade failed", "err", err)
 		return
 	}
-	ws.SetReadLimit(readLimit)
 	c := &conn{h: h, ws: ws, ip: h.cfg.ClientIP(r)}
-	_ = ws.SetReadDeadline(time.Now().Add(h.readTimeout))
-	ws.SetPongHandler(c.pong)
+	nc := ws.UnderlyingConn()
+	c.polled = h.poll != nil && !h.pollFailed.Load() && pollable(nc)
+	if c.polled {
+		c.reader = readerIdle // before it is registered: the first event takes it
+	}
+	now := h.cfg.Now()
+	c.heard.Store(now.UnixNano())
 
 	h.mu.Lock()
-	ok := !h.closing && h.goTask(c.readLoop)
+	ok := !h.closing
 	if ok {
-		c.nextPing = h.cfg.Now().Add(h.cfg.PingInterval).UnixNano()
-		h.conns[c] = struct{}{}
+		h.lastID++
+		c.id = h.lastID
+		if !c.polled {
+			ok = h.goTask(c.readLoop)
+		}
+	}
+	if ok {
+		c.nextPing = now.Add(h.cfg.PingInterval).UnixNano()
+		h.conns[c.id] = c
 		h.m.sockets.Set(float64(len(h.conns)))
 	}
 	h.mu.Unlock()
@@ -371,6 +494,29 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"),
 			time.Now().Add(killWait))
 		_ = ws.Close()
+		return
+	}
+	if !c.polled {
+		return
+	}
+	err = h.poll.add(nc, c.id)
+	if err == nil && !h.pollFailed.Load() {
+		return
+	}
+	// Read it with a goroutine instead, unless a closer or unpoll has taken
+	// it over already.
+	c.mu.Lock()
+	took := c.takeReaderLocked()
+	c.mu.Unlock()
+	if !took {
+		return
+	}
+	if err != nil {
+		h.log.Warn("hub: cannot poll a socket; reading it with a goroutine", "err", err)
+	}
+	h.poll.remove(nc)
+	if !h.goTask(c.readLoop) {
+		c.endRead(errors.New("hub: shutting down"))
 	}
 }
 
@@ -384,7 +530,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
 	conns := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
+	for _, c := range h.conns {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
@@ -402,15 +548,44 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if h.poll != nil {
+			h.poll.close() // its loop has ended: it was a task
+		}
 		h.cancel()
 		return nil
 	case <-ctx.Done():
 		h.mu.Lock()
-		for c := range h.conns {
-			_ = c.ws.Close()
+		conns = conns[:0]
+		for _, c := range h.conns {
+			conns = append(conns, c)
 		}
 		h.mu.Unlock()
+		var idle []*conn
+		for _, c := range conns {
+			c.mu.Lock()
+			c.closed, c.dead = true, true
+			if c.takeReaderLocked() {
+				idle = append(idle, c)
+			}
+			c.mu.Unlock()
+			if c.polled {
+				h.poll.remove(c.ws.UnderlyingConn())
+			}
+			_ = c.ws.Close() // their readers end them
+		}
+		if h.poll != nil {
+			h.poll.close()
+		}
 		h.cancel()
+		// Polled sockets that no goroutine read are ended here, as their
+		// readers would; the hub's own calls fail fast now.
+		if len(idle) > 0 {
+			go func() {
+				for _, c := range idle {
+					c.cleanup()
+				}
+			}()
+		}
 		return ctx.Err()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,6 +177,20 @@ func (b *fakeBroker) reconnect(t *testing.T) {
 	h.Resync()
 }
 
+// forModes runs f once per way of reading sockets: polled (epoll, on
+// Linux) and a goroutine per socket. mode is a Config option for newEnv.
+func forModes(t *testing.T, f func(t *testing.T, mode func(*Config))) {
+	t.Helper()
+	for _, m := range []struct {
+		name       string
+		goroutines bool
+	}{{"epoll", false}, {"goroutines", true}} {
+		t.Run(m.name, func(t *testing.T) {
+			f(t, func(c *Config) { c.GoroutinePerSocket = m.goroutines })
+		})
+	}
+}
+
 type env struct {
 	t       *testing.T
 	hub     *Hub
@@ -207,6 +222,9 @@ func newEnvWith(t *testing.T, adjust func(*Hub), opts ...func(*Config)) *env {
 		o(&cfg)
 	}
 	e.hub = New(cfg)
+	if polled := e.hub.poll != nil; polled == cfg.GoroutinePerSocket && runtime.GOOS == "linux" {
+		t.Fatalf("hub polls sockets: %v, want %v", polled, !cfg.GoroutinePerSocket)
+	}
 	if adjust != nil {
 		adjust(e.hub)
 	}
@@ -348,170 +366,180 @@ func (c *client) expectError(id, code string) event {
 }
 
 func TestWatchGetsCurrentStateAtOnce(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	c := e.dial()
-	c.watch("t1", 0)
-	ev := c.expectState("t1", 1, authcore.StatePending)
-	if !ev.ExpiresAt.Equal(t0.Add(2 * time.Minute)) {
-		t.Errorf("expires_at = %v, want %v", ev.ExpiresAt, t0.Add(2*time.Minute))
-	}
-	if ev.Scanner != nil {
-		t.Errorf("pending state has scanner %+v, want none", ev.Scanner)
-	}
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		c := e.dial()
+		c.watch("t1", 0)
+		ev := c.expectState("t1", 1, authcore.StatePending)
+		if !ev.ExpiresAt.Equal(t0.Add(2 * time.Minute)) {
+			t.Errorf("expires_at = %v, want %v", ev.ExpiresAt, t0.Add(2*time.Minute))
+		}
+		if ev.Scanner != nil {
+			t.Errorf("pending state has scanner %+v, want none", ev.Scanner)
+		}
+	})
 }
 
 func TestWatchAfterChangeSeesItAtOnce(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	e.tickets.advance(t, "t1", authcore.StateScanned, false)
-	c := e.dial()
-	c.watch("t1", 0)
-	if ev := c.expectState("t1", 1, authcore.StatePending); ev.Scanner != nil {
-		t.Errorf("v1 (pending) has scanner %+v, want none", ev.Scanner)
-	}
-	ev := c.expectState("t1", 2, authcore.StateScanned)
-	if ev.Scanner == nil || ev.Scanner.Nickname != "nick-t1" {
-		t.Errorf("v2 (scanned) scanner = %+v, want nick-t1", ev.Scanner)
-	}
-	// A change while watching arrives too.
-	e.tickets.advance(t, "t1", authcore.StateConfirmed, false)
-	if ev := c.expectState("t1", 3, authcore.StateConfirmed); ev.Scanner == nil {
-		t.Error("confirmed state has no scanner")
-	}
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		e.tickets.advance(t, "t1", authcore.StateScanned, false)
+		c := e.dial()
+		c.watch("t1", 0)
+		if ev := c.expectState("t1", 1, authcore.StatePending); ev.Scanner != nil {
+			t.Errorf("v1 (pending) has scanner %+v, want none", ev.Scanner)
+		}
+		ev := c.expectState("t1", 2, authcore.StateScanned)
+		if ev.Scanner == nil || ev.Scanner.Nickname != "nick-t1" {
+			t.Errorf("v2 (scanned) scanner = %+v, want nick-t1", ev.Scanner)
+		}
+		// A change while watching arrives too.
+		e.tickets.advance(t, "t1", authcore.StateConfirmed, false)
+		if ev := c.expectState("t1", 3, authcore.StateConfirmed); ev.Scanner == nil {
+			t.Error("confirmed state has no scanner")
+		}
+	})
 }
 
 func TestSinceAndReconnect(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	e.tickets.advance(t, "t1", authcore.StateScanned, false)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		e.tickets.advance(t, "t1", authcore.StateScanned, false)
 
-	c := e.dial()
-	c.watch("t1", 1) // has seen v1
-	c.expectState("t1", 2, authcore.StateScanned)
-	c.ws.Close()
+		c := e.dial()
+		c.watch("t1", 1) // has seen v1
+		c.expectState("t1", 2, authcore.StateScanned)
+		c.ws.Close()
 
-	// Changes while the desktop reconnects (nudges for nobody).
-	e.tickets.advance(t, "t1", authcore.StateConfirmed, false)
-	e.tickets.advance(t, "t1", authcore.StateRedeemed, false)
+		// Changes while the desktop reconnects (nudges for nobody).
+		e.tickets.advance(t, "t1", authcore.StateConfirmed, false)
+		e.tickets.advance(t, "t1", authcore.StateRedeemed, false)
 
-	c2 := e.dial()
-	c2.watch("t1", 2)
-	c2.expectState("t1", 3, authcore.StateConfirmed)
-	c2.expectState("t1", 4, authcore.StateRedeemed)
-	c2.send(map[string]any{"op": "nope"}) // nothing else came before this
-	c2.expectError("", "invalid_request")
+		c2 := e.dial()
+		c2.watch("t1", 2)
+		c2.expectState("t1", 3, authcore.StateConfirmed)
+		c2.expectState("t1", 4, authcore.StateRedeemed)
+		c2.send(map[string]any{"op": "nope"}) // nothing else came before this
+		c2.expectError("", "invalid_request")
+	})
 }
 
 func TestTerminalStateEndsWatch(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	c := e.dial()
-	c.watch("t1", 0)
-	c.expectState("t1", 1, authcore.StatePending)
-	e.tickets.advance(t, "t1", authcore.StateCancelled, false)
-	c.expectState("t1", 2, authcore.StateCancelled)
-	// The watch has ended: watching again is no duplicate (and sends
-	// nothing new), and the hub holds no subscription.
-	c.watch("t1", 2)
-	c.send(map[string]any{"op": "nope"})
-	c.expectError("", "invalid_request")
-	if n := e.ticketsHeld(); n != 0 {
-		t.Errorf("hub holds %d tickets after the terminal state, want 0", n)
-	}
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		c := e.dial()
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending)
+		e.tickets.advance(t, "t1", authcore.StateCancelled, false)
+		c.expectState("t1", 2, authcore.StateCancelled)
+		// The watch has ended: watching again is no duplicate (and sends
+		// nothing new), and the hub holds no subscription.
+		c.watch("t1", 2)
+		c.send(map[string]any{"op": "nope"})
+		c.expectError("", "invalid_request")
+		if n := e.ticketsHeld(); n != 0 {
+			t.Errorf("hub holds %d tickets after the terminal state, want 0", n)
+		}
+	})
 }
 
 func TestManyConcurrentTickets(t *testing.T) {
-	e := newEnv(t)
-	const tickets, perClient = 200, 8
-	trail := []authcore.State{authcore.StatePending, authcore.StateScanned, authcore.StateConfirmed, authcore.StateRedeemed}
-	ids := make([]string, tickets)
-	watched := make([]chan struct{}, tickets) // closed when a client saw v1
-	for i := range ids {
-		ids[i] = fmt.Sprintf("m%03d", i)
-		watched[i] = make(chan struct{})
-		e.tickets.add(ids[i])
-	}
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		const tickets, perClient = 200, 8
+		trail := []authcore.State{authcore.StatePending, authcore.StateScanned, authcore.StateConfirmed, authcore.StateRedeemed}
+		ids := make([]string, tickets)
+		watched := make([]chan struct{}, tickets) // closed when a client saw v1
+		for i := range ids {
+			ids[i] = fmt.Sprintf("m%03d", i)
+			watched[i] = make(chan struct{})
+			e.tickets.add(ids[i])
+		}
 
-	var advancers sync.WaitGroup
-	for i, id := range ids {
-		advancers.Go(func() {
-			select {
-			case <-watched[i]:
-			case <-time.After(waitFor):
-				t.Errorf("%s: no client saw v1", id)
-				return
-			}
-			for _, s := range trail[1:] {
-				e.tickets.advance(t, id, s, false)
-			}
-		})
-	}
-
-	var clients sync.WaitGroup
-	for k := 0; k < tickets/perClient; k++ {
-		mine := ids[k*perClient : (k+1)*perClient]
-		clients.Go(func() {
-			last := make(map[string]uint64)
-			reconnectAfter := 0
-			if k%2 == 1 {
-				reconnectAfter = 6 + k%7 // odd clients reconnect mid-way
-			}
-			received := 0
-			for {
-				ws, _, err := websocket.DefaultDialer.Dial(e.url, http.Header{"Origin": {allowedOrigin}})
-				if err != nil {
-					t.Errorf("client %d: dial: %v", k, err)
+		var advancers sync.WaitGroup
+		for i, id := range ids {
+			advancers.Go(func() {
+				select {
+				case <-watched[i]:
+				case <-time.After(waitFor):
+					t.Errorf("%s: no client saw v1", id)
 					return
 				}
-				for _, id := range mine {
-					if last[id] < 4 {
-						msg := map[string]any{"op": "watch", "id": id, "secret": "secret-" + id, "since": last[id]}
-						if err := ws.WriteJSON(msg); err != nil {
-							t.Errorf("client %d: %v", k, err)
-						}
-					}
+				for _, s := range trail[1:] {
+					e.tickets.advance(t, id, s, false)
 				}
-				c := &client{t: t, ws: ws}
-				reconnect := false
-				for !reconnect && !allDone(mine, last) {
-					ev, err := c.read()
+			})
+		}
+
+		var clients sync.WaitGroup
+		for k := 0; k < tickets/perClient; k++ {
+			mine := ids[k*perClient : (k+1)*perClient]
+			clients.Go(func() {
+				last := make(map[string]uint64)
+				reconnectAfter := 0
+				if k%2 == 1 {
+					reconnectAfter = 6 + k%7 // odd clients reconnect mid-way
+				}
+				received := 0
+				for {
+					ws, _, err := websocket.DefaultDialer.Dial(e.url, http.Header{"Origin": {allowedOrigin}})
 					if err != nil {
-						t.Errorf("client %d: %v", k, err)
-						ws.Close()
+						t.Errorf("client %d: dial: %v", k, err)
 						return
 					}
-					if ev.Ev != "state" {
-						t.Errorf("client %d: unexpected %+v", k, ev)
-						continue
+					for _, id := range mine {
+						if last[id] < 4 {
+							msg := map[string]any{"op": "watch", "id": id, "secret": "secret-" + id, "since": last[id]}
+							if err := ws.WriteJSON(msg); err != nil {
+								t.Errorf("client %d: %v", k, err)
+							}
+						}
 					}
-					if want := last[ev.ID] + 1; ev.Version != want {
-						t.Errorf("client %d: %s: got version %d, want %d (no loss, no duplicate)", k, ev.ID, ev.Version, want)
+					c := &client{t: t, ws: ws}
+					reconnect := false
+					for !reconnect && !allDone(mine, last) {
+						ev, err := c.read()
+						if err != nil {
+							t.Errorf("client %d: %v", k, err)
+							ws.Close()
+							return
+						}
+						if ev.Ev != "state" {
+							t.Errorf("client %d: unexpected %+v", k, ev)
+							continue
+						}
+						if want := last[ev.ID] + 1; ev.Version != want {
+							t.Errorf("client %d: %s: got version %d, want %d (no loss, no duplicate)", k, ev.ID, ev.Version, want)
+						}
+						if want := trail[ev.Version-1]; ev.State != want {
+							t.Errorf("client %d: %s v%d: state %s, want %s", k, ev.ID, ev.Version, ev.State, want)
+						}
+						first := last[ev.ID] == 0
+						last[ev.ID] = ev.Version
+						if first {
+							var i int
+							fmt.Sscanf(ev.ID, "m%03d", &i)
+							close(watched[i])
+						}
+						received++
+						if received == reconnectAfter {
+							reconnect = true
+						}
 					}
-					if want := trail[ev.Version-1]; ev.State != want {
-						t.Errorf("client %d: %s v%d: state %s, want %s", k, ev.ID, ev.Version, ev.State, want)
-					}
-					first := last[ev.ID] == 0
-					last[ev.ID] = ev.Version
-					if first {
-						var i int
-						fmt.Sscanf(ev.ID, "m%03d", &i)
-						close(watched[i])
-					}
-					received++
-					if received == reconnectAfter {
-						reconnect = true
+					ws.Close()
+					if !reconnect {
+						return
 					}
 				}
-				ws.Close()
-				if !reconnect {
-					return
-				}
-			}
-		})
-	}
-	clients.Wait()
-	advancers.Wait()
+			})
+		}
+		clients.Wait()
+		advancers.Wait()
+	})
 }
 
 func allDone(ids []string, last map[string]uint64) bool {
@@ -524,185 +552,199 @@ func allDone(ids []string, last map[string]uint64) bool {
 }
 
 func TestWatchRefused(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	c := e.dial()
-	c.send(map[string]any{"op": "watch", "id": "t1", "secret": "wrong", "since": 0})
-	ev := c.expectError("t1", "unauthorized")
-	if ev.Message != "wrong watch secret" {
-		t.Errorf("message = %q, want the client-safe message only", ev.Message)
-	}
-	c.watch("nope", 0)
-	c.expectError("nope", "not_found")
-	if n := e.ticketsHeld(); n != 0 {
-		t.Errorf("hub holds %d tickets after refused watches, want 0", n)
-	}
-	// The socket still works.
-	c.watch("t1", 0)
-	c.expectState("t1", 1, authcore.StatePending)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		c := e.dial()
+		c.send(map[string]any{"op": "watch", "id": "t1", "secret": "wrong", "since": 0})
+		ev := c.expectError("t1", "unauthorized")
+		if ev.Message != "wrong watch secret" {
+			t.Errorf("message = %q, want the client-safe message only", ev.Message)
+		}
+		c.watch("nope", 0)
+		c.expectError("nope", "not_found")
+		if n := e.ticketsHeld(); n != 0 {
+			t.Errorf("hub holds %d tickets after refused watches, want 0", n)
+		}
+		// The socket still works.
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending)
+	})
 }
 
 func TestWatchForbiddenAddress(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.ClientIP = func(*http.Request) netip.Addr { return netip.MustParseAddr("192.0.2.1") }
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode, func(c *Config) {
+			c.ClientIP = func(*http.Request) netip.Addr { return netip.MustParseAddr("192.0.2.1") }
+		})
+		e.tickets.add("t1")
+		c := e.dial()
+		c.watch("t1", 0)
+		c.expectError("t1", "forbidden")
 	})
-	e.tickets.add("t1")
-	c := e.dial()
-	c.watch("t1", 0)
-	c.expectError("t1", "forbidden")
 }
 
 func TestOrigin(t *testing.T) {
-	e := newEnv(t)
-	tests := []struct {
-		name   string
-		origin string
-		want   int
-	}{
-		{"allowed", allowedOrigin, http.StatusSwitchingProtocols},
-		{"disallowed", "https://evil.example", http.StatusForbidden},
-		{"missing (non-browser client)", "", http.StatusSwitchingProtocols},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			if tt.origin != "" {
-				h.Set("Origin", tt.origin)
-			}
-			ws, resp, err := websocket.DefaultDialer.Dial(e.url, h)
-			if ws != nil {
-				ws.Close()
-			}
-			if resp == nil {
-				t.Fatalf("no response: %v", err)
-			}
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
-			}
-			if tt.want == http.StatusForbidden {
-				var body struct{ Error string }
-				if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error != "forbidden" {
-					t.Errorf("body error = %q (%v), want forbidden", body.Error, err)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		tests := []struct {
+			name   string
+			origin string
+			want   int
+		}{
+			{"allowed", allowedOrigin, http.StatusSwitchingProtocols},
+			{"disallowed", "https://evil.example", http.StatusForbidden},
+			{"missing (non-browser client)", "", http.StatusSwitchingProtocols},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				h := http.Header{}
+				if tt.origin != "" {
+					h.Set("Origin", tt.origin)
 				}
-			}
-		})
-	}
+				ws, resp, err := websocket.DefaultDialer.Dial(e.url, h)
+				if ws != nil {
+					ws.Close()
+				}
+				if resp == nil {
+					t.Fatalf("no response: %v", err)
+				}
+				if resp.StatusCode != tt.want {
+					t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
+				}
+				if tt.want == http.StatusForbidden {
+					var body struct{ Error string }
+					if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error != "forbidden" {
+						t.Errorf("body error = %q (%v), want forbidden", body.Error, err)
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestNotAWebSocket(t *testing.T) {
-	e := newEnv(t)
-	resp, err := http.Get(e.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct{ Error string }
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	if resp.StatusCode != http.StatusBadRequest || body.Error != "invalid_request" {
-		t.Errorf("got %d %q, want 400 invalid_request", resp.StatusCode, body.Error)
-	}
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		resp, err := http.Get(e.srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode != http.StatusBadRequest || body.Error != "invalid_request" {
+			t.Errorf("got %d %q, want 400 invalid_request", resp.StatusCode, body.Error)
+		}
+	})
 }
 
 func TestUnwatchStopsEvents(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("a")
-	e.tickets.add("b")
-	c := e.dial()
-	c.watch("a", 0)
-	c.expectState("a", 1, authcore.StatePending)
-	c.send(map[string]any{"op": "unwatch", "id": "a"})
-	c.watch("b", 0) // processed after the unwatch
-	c.expectState("b", 1, authcore.StatePending)
-	if n := e.ticketsHeld(); n != 1 {
-		t.Errorf("hub holds %d tickets, want 1 (b)", n)
-	}
-	e.tickets.advance(t, "a", authcore.StateScanned, false)
-	e.tickets.advance(t, "b", authcore.StateScanned, false)
-	c.expectState("b", 2, authcore.StateScanned)                   // not a's v2
-	c.send(map[string]any{"op": "unwatch", "id": "never-watched"}) // ignored
-	c.send(map[string]any{"op": "unwatch", "id": "b"})
-	c.send(map[string]any{"op": "x"})
-	c.expectError("", "invalid_request")
-	if n := e.ticketsHeld(); n != 0 {
-		t.Errorf("hub holds %d tickets after unwatching all, want 0", n)
-	}
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("a")
+		e.tickets.add("b")
+		c := e.dial()
+		c.watch("a", 0)
+		c.expectState("a", 1, authcore.StatePending)
+		c.send(map[string]any{"op": "unwatch", "id": "a"})
+		c.watch("b", 0) // processed after the unwatch
+		c.expectState("b", 1, authcore.StatePending)
+		if n := e.ticketsHeld(); n != 1 {
+			t.Errorf("hub holds %d tickets, want 1 (b)", n)
+		}
+		e.tickets.advance(t, "a", authcore.StateScanned, false)
+		e.tickets.advance(t, "b", authcore.StateScanned, false)
+		c.expectState("b", 2, authcore.StateScanned)                   // not a's v2
+		c.send(map[string]any{"op": "unwatch", "id": "never-watched"}) // ignored
+		c.send(map[string]any{"op": "unwatch", "id": "b"})
+		c.send(map[string]any{"op": "x"})
+		c.expectError("", "invalid_request")
+		if n := e.ticketsHeld(); n != 0 {
+			t.Errorf("hub holds %d tickets after unwatching all, want 0", n)
+		}
+	})
 }
 
 func TestProtocolErrors(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MaxWatchesPerConn = 2 })
-	for _, id := range []string{"a", "b", "c"} {
-		e.tickets.add(id)
-	}
-	c := e.dial()
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode, func(c *Config) { c.MaxWatchesPerConn = 2 })
+		for _, id := range []string{"a", "b", "c"} {
+			e.tickets.add(id)
+		}
+		c := e.dial()
 
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"op":`)); err != nil {
-		t.Fatal(err)
-	}
-	c.expectError("", "invalid_request")
-	c.send(map[string]any{"op": "subscribe", "id": "a"})
-	c.expectError("a", "invalid_request")
-	c.send(map[string]any{"op": "watch", "secret": "x"})
-	c.expectError("", "invalid_request")
-	c.send(map[string]any{"op": "watch", "id": strings.Repeat("x", 200), "secret": "x"})
-	c.expectError("", "invalid_request")
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte(`{"op":"watch"}`)); err != nil {
-		t.Fatal(err)
-	}
-	c.expectError("", "invalid_request")
-	c.send(map[string]any{"op": "watch", "id": "a", "secret": "secret-a", "since": -1})
-	c.expectError("", "invalid_request")
+		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"op":`)); err != nil {
+			t.Fatal(err)
+		}
+		c.expectError("", "invalid_request")
+		c.send(map[string]any{"op": "subscribe", "id": "a"})
+		c.expectError("a", "invalid_request")
+		c.send(map[string]any{"op": "watch", "secret": "x"})
+		c.expectError("", "invalid_request")
+		c.send(map[string]any{"op": "watch", "id": strings.Repeat("x", 200), "secret": "x"})
+		c.expectError("", "invalid_request")
+		if err := c.ws.WriteMessage(websocket.BinaryMessage, []byte(`{"op":"watch"}`)); err != nil {
+			t.Fatal(err)
+		}
+		c.expectError("", "invalid_request")
+		c.send(map[string]any{"op": "watch", "id": "a", "secret": "secret-a", "since": -1})
+		c.expectError("", "invalid_request")
 
-	c.watch("a", 0)
-	c.expectState("a", 1, authcore.StatePending)
-	c.watch("a", 0)
-	c.expectError("a", "invalid_request") // already watched
-	c.watch("b", 0)
-	c.expectState("b", 1, authcore.StatePending)
-	c.watch("c", 0)
-	c.expectError("c", "rate_limited") // more than MaxWatchesPerConn
+		c.watch("a", 0)
+		c.expectState("a", 1, authcore.StatePending)
+		c.watch("a", 0)
+		c.expectError("a", "invalid_request") // already watched
+		c.watch("b", 0)
+		c.expectState("b", 1, authcore.StatePending)
+		c.watch("c", 0)
+		c.expectError("c", "rate_limited") // more than MaxWatchesPerConn
 
-	// A frame over the read limit ends the socket.
-	if err := c.ws.WriteMessage(websocket.TextMessage, make([]byte, readLimit+1)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := c.read()
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
-		t.Errorf("after an oversized frame: %v, want close 1009", err)
-	}
+		// A frame over the read limit ends the socket.
+		if err := c.ws.WriteMessage(websocket.TextMessage, make([]byte, readLimit+1)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.read()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+			t.Errorf("after an oversized frame: %v, want close 1009", err)
+		}
+	})
 }
 
 func TestExpiryBySweep(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	e.tickets.add("t2")
-	e.tickets.advance(t, "t2", authcore.StateScanned, false)
-	c := e.dial()
-	c.watch("t1", 0)
-	c.expectState("t1", 1, authcore.StatePending)
-	c.watch("t2", 2)
-	c.send(map[string]any{"op": "x"}) // barrier: t2 had nothing to send
-	c.expectError("", "invalid_request")
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		e.tickets.add("t2")
+		e.tickets.advance(t, "t2", authcore.StateScanned, false)
+		c := e.dial()
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending)
+		c.watch("t2", 2)
+		c.send(map[string]any{"op": "x"}) // barrier: t2 had nothing to send
+		c.expectError("", "invalid_request")
 
-	now := t0.Add(2 * time.Minute)
-	e.tickets.setNow(now)
-	e.hub.sweep(now)
-	got := map[string]event{}
-	for range 2 {
-		ev := c.next()
-		got[ev.ID] = ev
-	}
-	if ev := got["t1"]; ev.Version != 2 || ev.State != authcore.StateExpired || ev.Scanner != nil {
-		t.Errorf("t1: got %+v, want v2 expired without scanner", ev)
-	}
-	if ev := got["t2"]; ev.Version != 3 || ev.State != authcore.StateExpired || ev.Scanner == nil {
-		t.Errorf("t2: got %+v, want v3 expired with scanner", ev)
-	}
-	c.send(map[string]any{"op": "x"})
-	c.expectError("", "invalid_request")
-	if n := e.ticketsHeld(); n != 0 {
-		t.Errorf("hub holds %d tickets after expiry, want 0", n)
-	}
+		now := t0.Add(2 * time.Minute)
+		e.tickets.setNow(now)
+		e.hub.sweep(now)
+		got := map[string]event{}
+		for range 2 {
+			ev := c.next()
+			got[ev.ID] = ev
+		}
+		if ev := got["t1"]; ev.Version != 2 || ev.State != authcore.StateExpired || ev.Scanner != nil {
+			t.Errorf("t1: got %+v, want v2 expired without scanner", ev)
+		}
+		if ev := got["t2"]; ev.Version != 3 || ev.State != authcore.StateExpired || ev.Scanner == nil {
+			t.Errorf("t2: got %+v, want v3 expired with scanner", ev)
+		}
+		c.send(map[string]any{"op": "x"})
+		c.expectError("", "invalid_request")
+		if n := e.ticketsHeld(); n != 0 {
+			t.Errorf("hub holds %d tickets after expiry, want 0", n)
+		}
+	})
 }
 
 // logTap is a slog.Handler that hands records to a channel (if not full).
@@ -736,195 +778,203 @@ func waitLog(t *testing.T, ch chan slog.Record, msg string) slog.Record {
 }
 
 func TestSlowConsumerDropped(t *testing.T) {
-	logs := make(chan slog.Record, 100)
-	e := newEnvWith(t, func(h *Hub) { h.writeWait = 300 * time.Millisecond },
-		func(c *Config) { c.Logger = slog.New(logTap{logs}) })
-	// A ticket with a long history of big events: far more than the socket
-	// buffers and the send queue hold.
-	trail := make([]authcore.State, 400)
-	trail[0] = authcore.StatePending
-	for i := 1; i < len(trail); i++ {
-		trail[i] = authcore.StateScanned
-	}
-	e.tickets.addTrail("big", trail, authcore.Profile{Nickname: strings.Repeat("n", 32<<10)})
-	e.tickets.add("small")
-
-	small := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(64 << 10) // no autotuning up to tcp_rmem max
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		logs := make(chan slog.Record, 100)
+		e := newEnvWith(t, func(h *Hub) { h.writeWait = 300 * time.Millisecond }, mode,
+			func(c *Config) { c.Logger = slog.New(logTap{logs}) })
+		// A ticket with a long history of big events: far more than the socket
+		// buffers and the send queue hold.
+		trail := make([]authcore.State, 400)
+		trail[0] = authcore.StatePending
+		for i := 1; i < len(trail); i++ {
+			trail[i] = authcore.StateScanned
 		}
-		return conn, err
-	}}
-	slow := e.dialWith(small)
-	slow.watch("big", 0) // and never reads
+		e.tickets.addTrail("big", trail, authcore.Profile{Nickname: strings.Repeat("n", 32<<10)})
+		e.tickets.add("small")
 
-	fast := e.dial()
-	fast.watch("small", 0)
-	fast.expectState("small", 1, authcore.StatePending)
-	e.tickets.advance(t, "small", authcore.StateScanned, false)
-	fast.expectState("small", 2, authcore.StateScanned)
-	waitLog(t, logs, "hub: dropping slow consumer")
+		small := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(64 << 10) // no autotuning up to tcp_rmem max
+			}
+			return conn, err
+		}}
+		slow := e.dialWith(small)
+		slow.watch("big", 0) // and never reads
 
-	// The slow socket was dropped: reading it now ends in an error before
-	// all 400 events.
-	n := 0
-	for {
-		ev, err := slow.read()
-		if err != nil {
-			break
+		fast := e.dial()
+		fast.watch("small", 0)
+		fast.expectState("small", 1, authcore.StatePending)
+		e.tickets.advance(t, "small", authcore.StateScanned, false)
+		fast.expectState("small", 2, authcore.StateScanned)
+		waitLog(t, logs, "hub: dropping slow consumer")
+
+		// The slow socket was dropped: reading it now ends in an error before
+		// all 400 events.
+		n := 0
+		for {
+			ev, err := slow.read()
+			if err != nil {
+				break
+			}
+			if ev.Ev == "state" {
+				n++
+			}
 		}
-		if ev.Ev == "state" {
-			n++
+		if n >= len(trail) {
+			t.Errorf("slow consumer read all %d events; want it dropped", n)
 		}
-	}
-	if n >= len(trail) {
-		t.Errorf("slow consumer read all %d events; want it dropped", n)
-	}
-	if got := counter(t, e.hub.m.slow); got != 1 {
-		t.Errorf("slow consumers dropped = %v, want 1", got)
-	}
-	// The fast client is unaffected.
-	e.tickets.advance(t, "small", authcore.StateConfirmed, false)
-	fast.expectState("small", 3, authcore.StateConfirmed)
+		if got := counter(t, e.hub.m.slow); got != 1 {
+			t.Errorf("slow consumers dropped = %v, want 1", got)
+		}
+		// The fast client is unaffected.
+		e.tickets.advance(t, "small", authcore.StateConfirmed, false)
+		fast.expectState("small", 3, authcore.StateConfirmed)
+	})
 }
 
 func TestResyncAfterReconnect(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("a")
-	e.tickets.add("b")
-	c := e.dial()
-	c.watch("a", 0)
-	c.expectState("a", 1, authcore.StatePending)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("a")
+		e.tickets.add("b")
+		c := e.dial()
+		c.watch("a", 0)
+		c.expectState("a", 1, authcore.StatePending)
 
-	e.broker.lose.Store(true) // the broker connection is down
-	e.tickets.advance(t, "a", authcore.StateScanned, false)
-	c.watch("b", 0)
-	c.expectState("b", 1, authcore.StatePending) // a's v2 was not announced
+		e.broker.lose.Store(true) // the broker connection is down
+		e.tickets.advance(t, "a", authcore.StateScanned, false)
+		c.watch("b", 0)
+		c.expectState("b", 1, authcore.StatePending) // a's v2 was not announced
 
-	e.broker.reconnect(t)
-	c.expectState("a", 2, authcore.StateScanned)
-	e.tickets.advance(t, "a", authcore.StateConfirmed, false)
-	c.expectState("a", 3, authcore.StateConfirmed) // exactly once: no second v2
-	if got := counter(t, e.hub.m.resyncs); got != 1 {
-		t.Errorf("resyncs = %v, want 1", got)
-	}
+		e.broker.reconnect(t)
+		c.expectState("a", 2, authcore.StateScanned)
+		e.tickets.advance(t, "a", authcore.StateConfirmed, false)
+		c.expectState("a", 3, authcore.StateConfirmed) // exactly once: no second v2
+		if got := counter(t, e.hub.m.resyncs); got != 1 {
+			t.Errorf("resyncs = %v, want 1", got)
+		}
+	})
 }
 
 func TestPingFromSweeper(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	c := e.dial()
-	pinged := make(chan struct{}, 1)
-	c.ws.SetPingHandler(func(string) error {
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		c := e.dial()
+		pinged := make(chan struct{}, 1)
+		c.ws.SetPingHandler(func(string) error {
+			select {
+			case pinged <- struct{}{}:
+			default:
+			}
+			return c.ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
+		})
+		c.send(map[string]any{"op": "x"}) // barrier: the socket is registered
+		c.expectError("", "invalid_request")
+		e.hub.sweep(t0.Add(defaultPingInterval))
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending) // queued after the ping
 		select {
-		case pinged <- struct{}{}:
+		case <-pinged:
 		default:
+			t.Error("no ping before the event queued after the sweep")
 		}
-		return c.ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
 	})
-	c.send(map[string]any{"op": "x"}) // barrier: the socket is registered
-	c.expectError("", "invalid_request")
-	e.hub.sweep(t0.Add(defaultPingInterval))
-	c.watch("t1", 0)
-	c.expectState("t1", 1, authcore.StatePending) // queued after the ping
-	select {
-	case <-pinged:
-	default:
-		t.Error("no ping before the event queued after the sweep")
-	}
 }
 
 func TestWait(t *testing.T) {
-	t.Run("AtOnce", func(t *testing.T) {
-		e := newEnv(t)
-		e.tickets.add("t1")
-		v, err := e.hub.Wait(t.Context(), "t1", 0)
-		if err != nil || v.Version != 1 || v.State != authcore.StatePending {
-			t.Fatalf("Wait = %+v, %v; want v1 pending", v, err)
-		}
-		if n := e.ticketsHeld(); n != 0 {
-			t.Errorf("hub holds %d tickets after Wait, want 0", n)
-		}
-	})
-	t.Run("OnNudge", func(t *testing.T) {
-		e := newEnv(t)
-		e.tickets.add("t1")
-		got := make(chan authcore.View, 1)
-		go func() {
-			v, err := e.hub.Wait(t.Context(), "t1", 1)
-			if err != nil {
-				t.Errorf("Wait: %v", err)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		t.Run("AtOnce", func(t *testing.T) {
+			e := newEnv(t, mode)
+			e.tickets.add("t1")
+			v, err := e.hub.Wait(t.Context(), "t1", 0)
+			if err != nil || v.Version != 1 || v.State != authcore.StatePending {
+				t.Fatalf("Wait = %+v, %v; want v1 pending", v, err)
 			}
-			got <- v
-		}()
-		e.waitViewed(t)
-		e.tickets.advance(t, "t1", authcore.StateScanned, false)
-		select {
-		case v := <-got:
-			if v.Version != 2 || v.State != authcore.StateScanned {
-				t.Errorf("Wait = v%d %s, want v2 scanned", v.Version, v.State)
+			if n := e.ticketsHeld(); n != 0 {
+				t.Errorf("hub holds %d tickets after Wait, want 0", n)
 			}
-		case <-time.After(waitFor):
-			t.Fatal("Wait did not return after the nudge")
-		}
-		if n := e.ticketsHeld(); n != 0 {
-			t.Errorf("hub holds %d tickets after Wait, want 0", n)
-		}
-	})
-	t.Run("OnContext", func(t *testing.T) {
-		e := newEnv(t)
-		e.tickets.add("t1")
-		ctx, cancel := context.WithCancel(t.Context())
-		got := make(chan authcore.View, 1)
-		go func() {
-			v, err := e.hub.Wait(ctx, "t1", 1)
-			if err != nil {
-				t.Errorf("Wait: %v", err)
+		})
+		t.Run("OnNudge", func(t *testing.T) {
+			e := newEnv(t, mode)
+			e.tickets.add("t1")
+			got := make(chan authcore.View, 1)
+			go func() {
+				v, err := e.hub.Wait(t.Context(), "t1", 1)
+				if err != nil {
+					t.Errorf("Wait: %v", err)
+				}
+				got <- v
+			}()
+			e.waitViewed(t)
+			e.tickets.advance(t, "t1", authcore.StateScanned, false)
+			select {
+			case v := <-got:
+				if v.Version != 2 || v.State != authcore.StateScanned {
+					t.Errorf("Wait = v%d %s, want v2 scanned", v.Version, v.State)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("Wait did not return after the nudge")
 			}
-			got <- v
-		}()
-		e.waitViewed(t)
-		cancel()
-		select {
-		case v := <-got:
-			if v.Version != 1 {
-				t.Errorf("Wait = v%d, want the current v1", v.Version)
+			if n := e.ticketsHeld(); n != 0 {
+				t.Errorf("hub holds %d tickets after Wait, want 0", n)
 			}
-		case <-time.After(waitFor):
-			t.Fatal("Wait did not return after its context ended")
-		}
-		if n := e.ticketsHeld(); n != 0 {
-			t.Errorf("hub holds %d tickets after Wait, want 0", n)
-		}
-	})
-	t.Run("OnExpiry", func(t *testing.T) {
-		e := newEnv(t)
-		e.tickets.add("t1")
-		got := make(chan authcore.View, 1)
-		go func() {
-			v, _ := e.hub.Wait(t.Context(), "t1", 1)
-			got <- v
-		}()
-		e.waitViewed(t)
-		now := t0.Add(3 * time.Minute)
-		e.tickets.setNow(now)
-		e.hub.sweep(now)
-		select {
-		case v := <-got:
-			if v.Version != 2 || v.State != authcore.StateExpired {
-				t.Errorf("Wait = v%d %s, want v2 expired", v.Version, v.State)
+		})
+		t.Run("OnContext", func(t *testing.T) {
+			e := newEnv(t, mode)
+			e.tickets.add("t1")
+			ctx, cancel := context.WithCancel(t.Context())
+			got := make(chan authcore.View, 1)
+			go func() {
+				v, err := e.hub.Wait(ctx, "t1", 1)
+				if err != nil {
+					t.Errorf("Wait: %v", err)
+				}
+				got <- v
+			}()
+			e.waitViewed(t)
+			cancel()
+			select {
+			case v := <-got:
+				if v.Version != 1 {
+					t.Errorf("Wait = v%d, want the current v1", v.Version)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("Wait did not return after its context ended")
 			}
-		case <-time.After(waitFor):
-			t.Fatal("Wait did not return at the expiry")
-		}
-	})
-	t.Run("NotFound", func(t *testing.T) {
-		e := newEnv(t)
-		_, err := e.hub.Wait(t.Context(), "nope", 0)
-		if authcore.KindOf(err) != authcore.KindNotFound {
-			t.Errorf("Wait(unknown) error = %v, want not found", err)
-		}
+			if n := e.ticketsHeld(); n != 0 {
+				t.Errorf("hub holds %d tickets after Wait, want 0", n)
+			}
+		})
+		t.Run("OnExpiry", func(t *testing.T) {
+			e := newEnv(t, mode)
+			e.tickets.add("t1")
+			got := make(chan authcore.View, 1)
+			go func() {
+				v, _ := e.hub.Wait(t.Context(), "t1", 1)
+				got <- v
+			}()
+			e.waitViewed(t)
+			now := t0.Add(3 * time.Minute)
+			e.tickets.setNow(now)
+			e.hub.sweep(now)
+			select {
+			case v := <-got:
+				if v.Version != 2 || v.State != authcore.StateExpired {
+					t.Errorf("Wait = v%d %s, want v2 expired", v.Version, v.State)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("Wait did not return at the expiry")
+			}
+		})
+		t.Run("NotFound", func(t *testing.T) {
+			e := newEnv(t, mode)
+			_, err := e.hub.Wait(t.Context(), "nope", 0)
+			if authcore.KindOf(err) != authcore.KindNotFound {
+				t.Errorf("Wait(unknown) error = %v, want not found", err)
+			}
+		})
 	})
 }
 
@@ -939,74 +989,78 @@ func (e *env) waitViewed(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	c := e.dial()
-	c.watch("t1", 0)
-	c.expectState("t1", 1, authcore.StatePending)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		c := e.dial()
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending)
 
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		done <- e.hub.Shutdown(ctx)
-	}()
-	_, err := c.read()
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
-		t.Fatalf("read after Shutdown: %v, want close 1001", err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown = %v", err)
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			done <- e.hub.Shutdown(ctx)
+		}()
+		_, err := c.read()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("read after Shutdown: %v, want close 1001", err)
 		}
-	case <-time.After(waitFor):
-		t.Fatal("Shutdown did not return")
-	}
-	if n := e.ticketsHeld(); n != 0 {
-		t.Errorf("hub holds %d tickets after Shutdown, want 0", n)
-	}
-	_, resp, err := websocket.DefaultDialer.Dial(e.url, http.Header{"Origin": {allowedOrigin}})
-	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("dial after Shutdown: %v %v, want 503", resp, err)
-	}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Shutdown = %v", err)
+			}
+		case <-time.After(waitFor):
+			t.Fatal("Shutdown did not return")
+		}
+		if n := e.ticketsHeld(); n != 0 {
+			t.Errorf("hub holds %d tickets after Shutdown, want 0", n)
+		}
+		_, resp, err := websocket.DefaultDialer.Dial(e.url, http.Header{"Origin": {allowedOrigin}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("dial after Shutdown: %v %v, want 503", resp, err)
+		}
+	})
 }
 
 func TestMetrics(t *testing.T) {
-	e := newEnv(t)
-	e.tickets.add("t1")
-	c := e.dial()
-	c.watch("t1", 0)
-	c.expectState("t1", 1, authcore.StatePending)
-	c.send(map[string]any{"op": "x"}) // the writer counted the state event before writing this
-	c.expectError("", "invalid_request")
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		m := mf.GetMetric()[0]
-		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
-	}
-	want := map[string]float64{
-		"loginhub_hub_open_sockets":    1,
-		"loginhub_hub_watched_tickets": 1,
-	}
-	for name, w := range want {
-		if got[name] != w {
-			t.Errorf("%s = %v, want %v", name, got[name], w)
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		c := e.dial()
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending)
+		c.send(map[string]any{"op": "x"}) // the writer counted the state event before writing this
+		c.expectError("", "invalid_request")
+		mfs, err := e.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if n := got["loginhub_hub_events_sent_total"]; n < 1 {
-		t.Errorf("loginhub_hub_events_sent_total = %v, want at least 1", n)
-	}
-	for _, name := range []string{"loginhub_hub_slow_consumers_dropped_total", "loginhub_hub_nudges_received_total", "loginhub_hub_resyncs_total"} {
-		if _, ok := got[name]; !ok {
-			t.Errorf("metric %s not registered", name)
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			m := mf.GetMetric()[0]
+			got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
-	}
+		want := map[string]float64{
+			"loginhub_hub_open_sockets":    1,
+			"loginhub_hub_watched_tickets": 1,
+		}
+		for name, w := range want {
+			if got[name] != w {
+				t.Errorf("%s = %v, want %v", name, got[name], w)
+			}
+		}
+		if n := got["loginhub_hub_events_sent_total"]; n < 1 {
+			t.Errorf("loginhub_hub_events_sent_total = %v, want at least 1", n)
+		}
+		for _, name := range []string{"loginhub_hub_slow_consumers_dropped_total", "loginhub_hub_nudges_received_total", "loginhub_hub_resyncs_total"} {
+			if _, ok := got[name]; !ok {
+				t.Errorf("metric %s not registered", name)
+			}
+		}
+	})
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -269,15 +269,29 @@ func failLocked(ts *ticketState, err error) (dropped []*watch) {
 	return dropped
 }
 
-// sweep queues pings for the sockets due one at now and re-reads the
-// tickets whose expiry has passed (or whose last re-read failed). The
-// sweeper calls it; tests call it with their own clock.
+// sweep queues pings for the sockets due one at now, closes the sockets
+// that have been silent for too long, and re-reads the tickets whose expiry
+// has passed (or whose last re-read failed). The sweeper calls it; tests
+// call it with their own clock.
+//
+// A socket is silent when the client sent nothing, not even a pong, for
+// 2*PingInterval+5s by Config.Now and through at least two pings: a clock
+// that jumps ahead does not drop sockets that simply have not been pinged.
 func (h *Hub) sweep(now time.Time) {
 	nowN := now.UnixNano()
 	next := now.Add(h.cfg.PingInterval).UnixNano()
-	var due []*conn
+	silence := int64(h.readTimeout)
+	var due, silent []*conn
 	h.mu.Lock()
-	for c := range h.conns {
+	for _, c := range h.conns {
+		if c.dropped {
+			continue
+		}
+		if c.unanswered.Load() >= 2 && nowN-c.heard.Load() >= silence {
+			c.dropped = true
+			silent = append(silent, c)
+			continue
+		}
 		if c.nextPing <= nowN {
 			c.nextPing = next
 			due = append(due, c)
@@ -285,7 +299,12 @@ func (h *Hub) sweep(now time.Time) {
 	}
 	h.mu.Unlock()
 	for _, c := range due {
+		c.unanswered.Add(1)
 		c.enqueue(outMsg{kind: msgPing})
+	}
+	for _, c := range silent {
+		h.log.Info("hub: dropping silent socket", "remote", c.ws.RemoteAddr().String())
+		h.goTask(c.abort) // refused only once Shutdown ends every socket
 	}
 
 	for _, ts := range h.watched() {

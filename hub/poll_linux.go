@@ -1,0 +1,192 @@
+//go:build linux
+
+package hub
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller is the Hub's epoll instance. Idle sockets are registered in it
+// one-shot: when one becomes readable the poll loop hands it to a
+// short-lived reader, and the socket stays disarmed until that reader
+// rearms it. Sockets are identified by their conn's id, never by file
+// descriptor number, which the kernel reuses as soon as a socket is closed.
+//
+// Every epoll_ctl runs inside the socket's syscall.RawConn.Control, which
+// keeps the descriptor open for the call: it can never reach another
+// socket that reused the number. A socket closed while registered leaves
+// the epoll set by itself.
+type poller struct {
+	// mu is read-held by every use of epfd and wakefd, and held by close,
+	// so that no call reaches a descriptor number reused after close.
+	mu     sync.RWMutex
+	closed bool
+	epfd   int
+	wakefd int // an eventfd in the set: writing to it wakes wait
+}
+
+var errPollerClosed = errors.New("hub: poller closed")
+
+const (
+	wakeToken  = 0 // conn ids start at 1
+	pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+	maxEvents  = 256
+	pollMillis = 1000 // wait returns at least this often, even without a wake
+)
+
+// pollEvent is what wait reports. On Linux it is unix.EpollEvent.
+type pollEvent = unix.EpollEvent
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setToken(&ev, wakeToken)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &poller{epfd: epfd, wakefd: wakefd}, nil
+}
+
+// The 64 bits of epoll_data are Fd and Pad on every Linux architecture.
+func setToken(ev *unix.EpollEvent, t uint64) {
+	ev.Fd = int32(uint32(t))
+	ev.Pad = int32(uint32(t >> 32))
+}
+
+func eventToken(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// rawConn returns the socket under nc if the poller can watch it: a plain
+// TCP or Unix socket, with no buffering of its own (a *tls.Conn is not).
+func rawConn(nc net.Conn) (syscall.RawConn, bool) {
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	return rc, err == nil
+}
+
+func pollable(nc net.Conn) bool {
+	_, ok := rawConn(nc)
+	return ok
+}
+
+// add registers nc, armed.
+func (p *poller) add(nc net.Conn, token uint64) error {
+	return p.ctl(unix.EPOLL_CTL_ADD, nc, token)
+}
+
+// rearm arms nc again after an event.
+func (p *poller) rearm(nc net.Conn, token uint64) error {
+	return p.ctl(unix.EPOLL_CTL_MOD, nc, token)
+}
+
+// remove unregisters nc; it is a no-op when nc is not registered or
+// already closed.
+func (p *poller) remove(nc net.Conn) {
+	_ = p.ctl(unix.EPOLL_CTL_DEL, nc, 0)
+}
+
+func (p *poller) ctl(op int, nc net.Conn, token uint64) error {
+	rc, ok := rawConn(nc)
+	if !ok {
+		return errors.New("hub: not a pollable socket")
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return errPollerClosed
+	}
+	var opErr error
+	err := rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{Events: pollEvents}
+		setToken(&ev, token)
+		opErr = unix.EpollCtl(p.epfd, op, int(fd), &ev)
+	})
+	if err != nil {
+		return err // the socket is closed
+	}
+	if opErr != nil {
+		return os.NewSyscallError("epoll_ctl", opErr)
+	}
+	return nil
+}
+
+// wait waits at most pollMillis for events and returns the tokens of the
+// sockets that fired (never wakeToken) in ids[:0]. A wake makes it return
+// early, maybe with no ids.
+func (p *poller) wait(evs []pollEvent, ids []uint64) ([]uint64, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ids[:0], errPollerClosed
+	}
+	n, err := unix.EpollWait(p.epfd, evs, pollMillis)
+	if err != nil {
+		if err == unix.EINTR {
+			return ids[:0], nil
+		}
+		return ids[:0], os.NewSyscallError("epoll_wait", err)
+	}
+	ids = ids[:0]
+	for i := range evs[:n] {
+		t := eventToken(&evs[i])
+		if t == wakeToken {
+			var buf [8]byte
+			_, _ = unix.Read(p.wakefd, buf[:]) // reset the eventfd
+			continue
+		}
+		ids = append(ids, t)
+	}
+	return ids, nil
+}
+
+// wake makes a wait in progress (or the next one) return.
+func (p *poller) wake() {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return
+	}
+	var one [8]byte // an eventfd counter is a host-endian uint64
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(p.wakefd, one[:])
+}
+
+// close releases the epoll instance; registered sockets stay open. It is
+// safe to call more than once, and while wait runs (it wakes it first).
+func (p *poller) close() {
+	p.wake()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	unix.Close(p.epfd)
+	unix.Close(p.wakefd)
+}
