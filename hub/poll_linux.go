@@ -24,12 +24,19 @@ import (
 // socket that reused the number. A socket closed while registered leaves
 // the epoll set by itself.
 type poller struct {
-	// mu is read-held by every use of epfd and wakefd, and held by close,
-	// so that no call reaches a descriptor number reused after close.
+	// mu is read-held by every epoll_ctl and wake, and held by close, so
+	// that no call reaches a descriptor number reused after close. wait
+	// does not hold it while it waits: the os.File guards the epoll fd.
 	mu     sync.RWMutex
 	closed bool
 	epfd   int
 	wakefd int // an eventfd in the set: writing to it wakes wait
+	// file wraps epfd (non-blocking) so that wait parks in Go's own
+	// netpoller until the epoll set has events, instead of blocking an OS
+	// thread in epoll_wait: the scheduler then runs the poll loop like any
+	// goroutine woken by network I/O.
+	file *os.File
+	raw  syscall.RawConn
 }
 
 var errPollerClosed = errors.New("hub: poller closed")
@@ -38,7 +45,6 @@ const (
 	wakeToken  = 0 // conn ids start at 1
 	pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 	maxEvents  = 256
-	pollMillis = 1000 // wait returns at least this often, even without a wake
 )
 
 // pollEvent is what wait reports. On Linux it is unix.EpollEvent.
@@ -61,7 +67,19 @@ func newPoller() (*poller, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &poller{epfd: epfd, wakefd: wakefd}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	file := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		unix.Close(wakefd)
+		return nil, err
+	}
+	return &poller{epfd: epfd, wakefd: wakefd, file: file, raw: raw}, nil
 }
 
 // The 64 bits of epoll_data are Fd and Pad on every Linux architecture.
@@ -136,21 +154,32 @@ func (p *poller) ctl(op int, nc net.Conn, token uint64) error {
 	return nil
 }
 
-// wait waits at most pollMillis for events and returns the tokens of the
-// sockets that fired (never wakeToken) in ids[:0]. A wake makes it return
-// early, maybe with no ids.
+// wait waits for events and returns the tokens of the sockets that fired
+// (never wakeToken) in ids[:0]. A wake makes it return early, maybe with
+// no ids. It parks in Go's netpoller, not in epoll_wait: each try is an
+// epoll_wait that does not block.
 func (p *poller) wait(evs []pollEvent, ids []uint64) ([]uint64, error) {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
+	closed := p.closed
+	p.mu.RUnlock()
+	if closed {
 		return ids[:0], errPollerClosed
 	}
-	n, err := unix.EpollWait(p.epfd, evs, pollMillis)
-	if err != nil {
-		if err == unix.EINTR {
-			return ids[:0], nil
-		}
-		return ids[:0], os.NewSyscallError("epoll_wait", err)
+	var n int
+	var waitErr error
+	err := p.raw.Read(func(fd uintptr) bool {
+		n, waitErr = unix.EpollWait(int(fd), evs, 0)
+		// Done when there are events, or on a real error; an interrupted
+		// try counts as done with none (the caller asks again).
+		return n > 0 || waitErr != nil
+	})
+	switch {
+	case err != nil:
+		return ids[:0], errPollerClosed // the file was closed
+	case waitErr == unix.EINTR:
+		return ids[:0], nil
+	case waitErr != nil:
+		return ids[:0], os.NewSyscallError("epoll_wait", waitErr)
 	}
 	ids = ids[:0]
 	for i := range evs[:n] {
@@ -187,6 +216,6 @@ func (p *poller) close() {
 		return
 	}
 	p.closed = true
-	unix.Close(p.epfd)
+	p.file.Close() // closes epfd once no wait is inside epoll_wait, and ends a parked wait
 	unix.Close(p.wakefd)
 }
