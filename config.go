@@ -37,6 +37,7 @@ type Config struct {
 	WeChatBaseURL   string        // "" = https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
 	WatermarkMaxAge time.Duration // 0 = watermark age not checked
 	LogLevel        string        // debug, info (default), warn, error
+	MaxSockets      int           // WebSockets per node; -1 = auto (open-file limit less 1024), 0 = no cap
 
 	publicURLSet bool // PublicURL was configured, not derived
 }
@@ -65,6 +66,7 @@ var settings = []setting{
 	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = sandbox)"},
 	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
+	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
 	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
@@ -136,6 +138,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
 	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_WATERMARK_MAX_AGE", err))
 	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
+	if ms := get("LOGINHUB_MAX_SOCKETS"); ms == "auto" {
+		c.MaxSockets = -1
+	} else {
+		c.MaxSockets, err = strconv.Atoi(ms)
+		if err == nil && c.MaxSockets < 0 {
+			err = errors.New("must be auto, 0 or a positive number")
+		}
+		errs = append(errs, wrapSetting("LOGINHUB_MAX_SOCKETS", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}

@@ -417,6 +417,7 @@ func TestConfigErrors(t *testing.T) {
 		"half credentials": {"LOGINHUB_WECHAT_APPID": "wx123"},
 		"bad keys":         {"LOGINHUB_TICKET_KEYS": "k1:c2hvcnQ"},
 		"bad proxies":      {"LOGINHUB_TRUSTED_PROXIES": "10.0.0.0/99"},
+		"negative cap":     {"LOGINHUB_MAX_SOCKETS": "-5"},
 	}
 	for name, env := range cases {
 		_, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
@@ -430,7 +431,7 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":3000" || cfg.PublicURL != "https://login.example.com" || cfg.IPBinding != authcore.IPSubnet || cfg.TicketRate != 30 || cfg.QRTTL != 2*time.Minute {
+	if cfg.Addr != ":3000" || cfg.PublicURL != "https://login.example.com" || cfg.IPBinding != authcore.IPSubnet || cfg.TicketRate != 30 || cfg.QRTTL != 2*time.Minute || cfg.MaxSockets != -1 {
 		t.Fatalf("config: %+v", cfg)
 	}
 }

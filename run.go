@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	allowed := func(origin string) bool { return slices.Contains(cfg.AllowedOrigins, strings.TrimRight(origin, "/")) }
 	h := hub.New(hub.Config{
 		Tickets: svc, Broker: broker, Logger: log, CheckOrigin: allowed,
-		ClientIP: clientIPs.ClientIP, Registerer: reg,
+		ClientIP: clientIPs.ClientIP, Registerer: reg, MaxSockets: maxSockets(cfg.MaxSockets),
 	})
 	deps := handlers.Deps{
 		Logger: log, Auth: svc, WebSocket: h, Waiter: h, Limiter: store, ClientIPs: clientIPs,
@@ -234,6 +234,18 @@ func storeName(cfg Config) string {
 		return "redis cluster"
 	}
 	return "redis"
+}
+
+// maxSockets resolves LOGINHUB_MAX_SOCKETS: "auto" (-1) leaves 1024 file
+// descriptors of the open-file limit for HTTP requests, Redis and the rest.
+func maxSockets(configured int) int {
+	if configured >= 0 {
+		return configured
+	}
+	if limit := openFileLimit(); limit > 0 {
+		return max(limit-1024, 64)
+	}
+	return 0
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

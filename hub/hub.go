@@ -143,6 +143,11 @@ type Config struct {
 	// means that on Linux idle sockets have no goroutine: the hub polls them
 	// with epoll.
 	GoroutinePerSocket bool
+	// MaxSockets caps the open WebSockets of this node; beyond it /v1/ws
+	// answers 503 with Retry-After at once, so clients try another node,
+	// instead of the process running out of file descriptors (where accept
+	// fails and clients hang). Zero means no cap.
+	MaxSockets int
 }
 
 // Validate reports whether c can be used by New.
@@ -450,6 +455,16 @@ func (h *Hub) goFrom(f func()) {
 	}()
 }
 
+// full reports whether the node is at Config.MaxSockets.
+func (h *Hub) full() bool {
+	if h.cfg.MaxSockets <= 0 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns) >= h.cfg.MaxSockets
+}
+
 // ServeHTTP is the GET /v1/ws endpoint. After the upgrade it returns; the
 // socket belongs to the hub.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -458,6 +473,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	if closing {
 		writeJSONError(w, http.StatusServiceUnavailable, "upstream_unavailable", "this node is shutting down; reconnect")
+		return
+	}
+	if h.full() {
+		h.m.refusedFull.Inc()
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusServiceUnavailable, "upstream_unavailable", "this node has no room for more sockets; reconnect")
 		return
 	}
 	ws, err := h.upgrader.Upgrade(w, r, nil) // answers failures itself

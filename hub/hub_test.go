@@ -1085,3 +1085,37 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketCap: at Config.MaxSockets the node refuses new sockets with 503
+// and Retry-After (clients go to another node) and takes them again once
+// a socket has closed.
+func TestSocketCap(t *testing.T) {
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode, func(c *Config) { c.MaxSockets = 2 })
+		e.tickets.add("t1")
+		a, b := e.dial(), e.dial()
+		a.watch("t1", 0)
+		a.expectState("t1", 1, authcore.StatePending)
+		b.watch("t1", 0)
+		b.expectState("t1", 1, authcore.StatePending)
+
+		_, resp, err := websocket.DefaultDialer.Dial(e.url, http.Header{"Origin": {allowedOrigin}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("third socket over a cap of 2: err %v, response %v; want 503 with Retry-After", err, resp)
+		}
+
+		a.ws.Close()
+		deadline := time.Now().Add(waitFor)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for e.hub.full() { // the hub notices the close through its reader
+			if time.Now().After(deadline) {
+				t.Fatal("the closed socket still counts against the cap")
+			}
+			<-tick.C
+		}
+		c := e.dial()
+		c.watch("t1", 0)
+		c.expectState("t1", 1, authcore.StatePending)
+	})
+}

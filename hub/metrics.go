@@ -15,6 +15,8 @@ type metrics struct {
 	slow    prometheus.Counter
 	nudges  prometheus.Counter
 	resyncs prometheus.Counter
+
+	refusedFull prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
@@ -28,9 +30,11 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 		slow:    prometheus.NewCounter(prometheus.CounterOpts(opts("slow_consumers_dropped_total", "Sockets dropped because their send queue was full."))),
 		nudges:  prometheus.NewCounter(prometheus.CounterOpts(opts("nudges_received_total", "Ticket version nudges received from the broker."))),
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts(opts("resyncs_total", "Re-reads of every watched ticket after a broker reconnect."))),
+
+		refusedFull: prometheus.NewCounter(prometheus.CounterOpts(opts("sockets_refused_full_total", "WebSocket upgrades refused with 503 because the node was at its socket cap."))),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.sockets, m.tickets, m.events, m.slow, m.nudges, m.resyncs} {
+		for _, c := range []prometheus.Collector{m.sockets, m.tickets, m.events, m.slow, m.nudges, m.resyncs, m.refusedFull} {
 			if err := reg.Register(c); err != nil {
 				log.Warn("hub: registering a metric failed", "err", err)
 			}
