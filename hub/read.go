@@ -30,11 +30,16 @@ import (
 // found readable. The caller holds the reader role.
 func (c *conn) readReady() {
 	nc := c.ws.UnderlyingConn()
-	c.setReadDeadline(readSlack)
+	// The socket is readable, so this read returns at once: no deadline
+	// (a timer set and cleared per message costs more than the read). One
+	// is set only if a frame arrives incomplete and the rest must be
+	// waited for (readFrom, lazy).
 	buf := frameBufs.Get().(*[frameBufSize]byte)
 	n, err := nc.Read(buf[:])
+	armed := false
 	if n > 0 {
-		if ferr := c.readFrom(nc, buf[:], n, readSlack); ferr != nil {
+		var ferr error
+		if armed, ferr = c.readFrom(nc, buf[:], n, readSlack, true); ferr != nil {
 			err = ferr
 		}
 	}
@@ -43,12 +48,12 @@ func (c *conn) readReady() {
 		c.endRead(err)
 		return
 	}
-	c.releaseReader()
+	c.releaseReader(armed)
 }
 
 // releaseReader gives a polled socket back to the poller after readReady,
-// unless it is closing.
-func (c *conn) releaseReader() {
+// unless it is closing. armed says readReady set a read deadline.
+func (c *conn) releaseReader(armed bool) {
 	c.mu.Lock()
 	switch {
 	case c.dead:
@@ -77,8 +82,10 @@ func (c *conn) releaseReader() {
 		c.readLoop()
 		return
 	}
-	// No deadline timer stays armed on an idle socket.
-	_ = c.ws.SetReadDeadline(time.Time{})
+	if armed {
+		// No deadline timer stays armed on an idle socket.
+		_ = c.ws.SetReadDeadline(time.Time{})
+	}
 	// Idle before rearming: an event right after rearm must find the role
 	// free, or it would be lost (one-shot).
 	c.reader = readerIdle
@@ -110,7 +117,7 @@ func (c *conn) readBlocking(d time.Duration) error {
 		if n == 1 {
 			buf := frameBufs.Get().(*[frameBufSize]byte)
 			buf[0] = first[0]
-			ferr := c.readFrom(nc, buf[:], 1, d)
+			_, ferr := c.readFrom(nc, buf[:], 1, d, false)
 			frameBufs.Put(buf)
 			if ferr != nil {
 				return ferr
@@ -123,27 +130,36 @@ func (c *conn) readBlocking(d time.Duration) error {
 }
 
 // readFrom handles the frames in buf[:w] and, while one is incomplete,
-// reads more into buf. It returns nil once every byte read is handled. After
-// each batch of frames the read deadline is pushed out by d: how long the
-// client may take to finish a frame (and, for readLoop, to send the next).
-func (c *conn) readFrom(nc net.Conn, buf []byte, w int, d time.Duration) error {
+// reads more into buf. It returns nil once every byte read is handled.
+// The read deadline gives the client d to finish a frame (and, for
+// readLoop, to send the next): pushed out after each batch of frames, or,
+// when lazy (readReady), set only before waiting for the rest of an
+// incomplete frame; armed reports whether it was set.
+func (c *conn) readFrom(nc net.Conn, buf []byte, w int, d time.Duration, lazy bool) (armed bool, err error) {
 	var rerr error
 	for {
-		used, frames, err := readFrames(buf[:w], &c.frag, c)
+		used, frames, ferr := readFrames(buf[:w], &c.frag, c)
 		if frames > 0 {
-			c.heardFrom(d)
+			c.heardFrom()
+			if !lazy {
+				c.setReadDeadline(d)
+			}
 		}
-		if err != nil {
-			return err
+		if ferr != nil {
+			return armed, ferr
 		}
 		w = copy(buf, buf[used:w])
 		if rerr != nil {
-			return rerr
+			return armed, rerr
 		}
 		if w == 0 {
-			return nil
+			return armed, nil
 		}
 		// A frame is incomplete; it fits in buf (frameBufSize).
+		if lazy && !armed {
+			c.setReadDeadline(d)
+			armed = true
+		}
 		var n int
 		n, rerr = nc.Read(buf[w:])
 		w += n
@@ -151,10 +167,9 @@ func (c *conn) readFrom(nc net.Conn, buf []byte, w int, d time.Duration) error {
 }
 
 // heardFrom records a sign of life from the client.
-func (c *conn) heardFrom(d time.Duration) {
+func (c *conn) heardFrom() {
 	c.heard.Store(c.h.cfg.Now().UnixNano())
 	c.unanswered.Store(0)
-	c.setReadDeadline(d)
 }
 
 // setReadDeadline gives the reader d from now, unless our close frame went
