@@ -38,6 +38,7 @@ type Config struct {
 	WatermarkMaxAge time.Duration // 0 = watermark age not checked
 	LogLevel        string        // debug, info (default), warn, error
 	MaxSockets      int           // WebSockets per node; -1 = auto (open-file limit less 1024), 0 = no cap
+	DebugAddr       string        // "" = no profiling endpoint; else pprof on this address
 
 	publicURLSet bool // PublicURL was configured, not derived
 }
@@ -68,6 +69,7 @@ var settings = []setting{
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
 	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOGINHUB_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)"},
 }
 
 func flagName(env string) string {
@@ -138,6 +140,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
 	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_WATERMARK_MAX_AGE", err))
 	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
+	c.DebugAddr = get("LOGINHUB_DEBUG_ADDR")
 	if ms := get("LOGINHUB_MAX_SOCKETS"); ms == "auto" {
 		c.MaxSockets = -1
 	} else {

@@ -466,3 +466,20 @@ func TestSessionEndpoints(t *testing.T) {
 	mustStatus(t, "/v1/me after logout", call(t, c, "GET", h.URL+"/v1/me", again.AccessToken, nil), 401)
 	mustStatus(t, "second logout", call(t, c, "POST", h.URL+"/v1/session/logout", again.AccessToken, nil), 401)
 }
+
+func TestDebugProfilesOnTheirOwnListener(t *testing.T) {
+	h := startHub(t, map[string]string{"LOGINHUB_DEBUG_ADDR": "127.0.0.1:0"})
+	c := client("")
+	mustStatus(t, "pprof through the public port", call(t, c, "GET", h.URL+"/debug/pprof/", "", nil), 404)
+	var addr string
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		var entry struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "pprof profiles served" {
+			addr = entry.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no log line says where the profiles are:\n%s", h.logs)
+	}
+	mustStatus(t, "pprof index on the debug listener", call(t, c, "GET", "http://"+addr+"/debug/pprof/", "", nil), 200)
+}

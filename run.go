@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os/signal"
 	"slices"
@@ -166,6 +167,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { hubDone <- h.Run(hubCtx) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
@@ -196,6 +204,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves Go's pprof profiles on addr (LOGINHUB_DEBUG_ADDR), on a
+// listener of its own so they are never reachable through the public port.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("debug server", "err", err)
+		}
+	}()
+	log.Info("pprof profiles served", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 // hubStore is what the hub process keeps its state in: the core's store
