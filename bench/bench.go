@@ -105,6 +105,7 @@ const (
 
 // config is the parsed command line.
 type config struct {
+	probe        *probe   // reads the nodes' /healthz and /metrics (the parent process only)
 	baseURLs     []string // scheme://host:port[/path], no trailing slash; one per hub node
 	wsURLs       []string // ws(s)://host:port[/path]/v1/ws, same order
 	origin       string   // WebSocket Origin; "" = the hub's public URL's (from qr_url)
@@ -162,7 +163,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.child {
 		return runChild(ctx, cfg, os.Stdin, stdout, stderr)
 	}
-	defer metricsClient.CloseIdleConnections()
+	cfg.probe = newProbe(cfg.baseURLs)
+	defer cfg.probe.close()
 	lg := &logger{w: stderr, prefix: "bench: "}
 	if err := checkHub(ctx, cfg); err != nil {
 		return err

@@ -95,17 +95,26 @@ func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
 	}
 }
 
-// metricsClient reads /healthz and /metrics; its connections are closed
-// when Run returns.
-var metricsClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+// probe reads the hub nodes' /healthz and /metrics over a client of its
+// own, apart from the load's connections; Run closes it when done.
+type probe struct {
+	urls   []string // --url order
+	client *http.Client
+}
 
-// readMetrics fetches and parses the hub's /metrics.
-func readMetrics(ctx context.Context, baseURL string) (hubMetrics, error) {
+func newProbe(urls []string) *probe {
+	return &probe{urls: urls, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+}
+
+func (p *probe) close() { p.client.CloseIdleConnections() }
+
+// readMetrics fetches and parses one hub's /metrics.
+func (p *probe) readMetrics(ctx context.Context, baseURL string) (hubMetrics, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", baseURL+"/metrics", nil)
 	if err != nil {
 		return hubMetrics{}, err
 	}
-	resp, err := metricsClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return hubMetrics{}, fmt.Errorf("reading the hub's /metrics: %w", err)
 	}
@@ -124,14 +133,14 @@ func readMetrics(ctx context.Context, baseURL string) (hubMetrics, error) {
 type nodeMetrics []hubMetrics
 
 // readNodes reads every node's /metrics at once.
-func readNodes(ctx context.Context, baseURLs []string) (nodeMetrics, error) {
-	out := make(nodeMetrics, len(baseURLs))
-	errs := make([]error, len(baseURLs))
+func (p *probe) readNodes(ctx context.Context) (nodeMetrics, error) {
+	out := make(nodeMetrics, len(p.urls))
+	errs := make([]error, len(p.urls))
 	var wg sync.WaitGroup
-	for i, u := range baseURLs {
+	for i, u := range p.urls {
 		wg.Go(func() {
-			out[i], errs[i] = readMetrics(ctx, u)
-			if errs[i] != nil && len(baseURLs) > 1 {
+			out[i], errs[i] = p.readMetrics(ctx, u)
+			if errs[i] != nil && len(p.urls) > 1 {
 				errs[i] = fmt.Errorf("%s: %w", u, errs[i])
 			}
 		})
@@ -184,8 +193,8 @@ func (m nodeMetrics) settledSince(prev nodeMetrics) bool {
 // goroutines, or for at most maxWait (0: one read, taken as settled). It
 // returns the last read, the first one (for the CPU spent while idle), and
 // whether they settled.
-func settle(ctx context.Context, baseURLs []string, maxWait time.Duration) (first, last nodeMetrics, settled bool, err error) {
-	first, err = readNodes(ctx, baseURLs)
+func (p *probe) settle(ctx context.Context, maxWait time.Duration) (first, last nodeMetrics, settled bool, err error) {
+	first, err = p.readNodes(ctx)
 	if err != nil {
 		return first, first, false, err
 	}
@@ -202,7 +211,7 @@ func settle(ctx context.Context, baseURLs []string, maxWait time.Duration) (firs
 			return first, prev, false, nil
 		case <-t.C:
 		}
-		cur, err := readNodes(ctx, baseURLs)
+		cur, err := p.readNodes(ctx)
 		if err != nil {
 			return first, prev, false, err
 		}

@@ -17,18 +17,18 @@ func checkHub(ctx context.Context, cfg config) error {
 	errs := make([]error, cfg.nodes())
 	var wg sync.WaitGroup
 	for i, base := range cfg.baseURLs {
-		wg.Go(func() { errs[i] = checkNode(ctx, base) })
+		wg.Go(func() { errs[i] = cfg.probe.checkNode(ctx, base) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func checkNode(ctx context.Context, base string) error {
+func (p *probe) checkNode(ctx context.Context, base string) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := metricsClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("bench: no hub answering at %s: %w", base, err)
 	}
@@ -64,7 +64,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 	}
 	wall0, cpu0 := time.Now(), cpuTime()
 
-	before, merr := readNodes(ctx, cfg.baseURLs)
+	before, merr := cfg.probe.readNodes(ctx)
 	hubOK := merr == nil
 	if !hubOK {
 		lg.Printf("%s: hub metrics unavailable, reporting no hub figures: %v", mode, merr)
@@ -103,7 +103,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 	cpuIdle := make([]float64, cfg.nodes())
 	if hubOK && res.DesktopsOpen > 0 && ctx.Err() == nil {
 		lg.Printf("%s: %d desktops waiting (opened in %.1fs); letting the hub settle", mode, res.DesktopsOpen, res.OpenSeconds)
-		first, last, settled, err := settle(ctx, cfg.baseURLs, cfg.settle)
+		first, last, settled, err := cfg.probe.settle(ctx, cfg.settle)
 		if err == nil {
 			idle = last
 			res.Hub.Settled = settled
@@ -116,7 +116,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 			if wait := time.Until(first.sum().At.Add(3 * time.Second)); wait > 0 {
 				sleepCtx(ctx, wait)
 			}
-			if end, err := readNodes(ctx, cfg.baseURLs); err == nil {
+			if end, err := cfg.probe.readNodes(ctx); err == nil {
 				res.Hub.CPUIdlePercent = cpuPercent(first.sum(), end.sum())
 				for k := range end {
 					cpuIdle[k] = cpuPercent(first[k], end[k])
@@ -138,12 +138,12 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		} else {
 			lg.Printf("%s: %d flows at %g/s, at most %d in flight", mode, cfg.flows, cfg.rate, cfg.concurrency)
 		}
-		m0, err0 := readNodes(ctx, cfg.baseURLs)
+		m0, err0 := cfg.probe.readNodes(ctx)
 		t := time.Now()
 		frs, err := parallel(workers, func(w worker) (flowReport, error) { return w.runFlows(ctx) })
 		res.FlowSeconds = time.Since(t).Seconds()
 		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		m1, err1 := readNodes(mctx, cfg.baseURLs)
+		m1, err1 := cfg.probe.readNodes(mctx)
 		cancel()
 		if hubOK && err0 == nil && err1 == nil {
 			res.Hub.CPUFlowsPercent = cpuPercent(m0.sum(), m1.sum())
