@@ -157,43 +157,20 @@ func (w *localWorker) openIdle(ctx context.Context) (idleReport, error) {
 	}
 	interval := time.Duration(float64(time.Second) / w.cfg.openRate)
 	sem := make(chan struct{}, openConcurrency)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	start := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-loop:
-	for i := range n {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-timer.C:
-			}
+	paced(ctx, n, interval, sem, func(i int) {
+		d, err := w.idleEnv.openDesktop(ctx, w.source(i), w.cfg.desktopNode(i), notify)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			rep.Errors["idle_open:"+errKind(err)]++
+			return
 		}
-		select {
-		case <-ctx.Done():
-			break loop
-		case sem <- struct{}{}:
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			d, err := w.idleEnv.openDesktop(ctx, w.source(i), w.cfg.desktopNode(i), notify)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				rep.Errors["idle_open:"+errKind(err)]++
-				return
-			}
-			rep.Opened++
-			w.mu.Lock()
-			w.idle = append(w.idle, d)
-			w.mu.Unlock()
-		})
-	}
-	wg.Wait()
+		rep.Opened++
+		w.mu.Lock()
+		w.idle = append(w.idle, d)
+		w.mu.Unlock()
+	})
 	// The creates' pooled connections are not part of a waiting desktop
 	// (short polling makes its own again).
 	w.net.closeIdle(false)
@@ -240,33 +217,7 @@ func (w *localWorker) runFlows(ctx context.Context) (flowReport, error) {
 			rep.Redeem = append(rep.Redeem, int64(r.redeem))
 		}
 	}()
-	var wg sync.WaitGroup
-	start := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-loop:
-	for i := range n {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-timer.C:
-			}
-		}
-		select {
-		case <-ctx.Done():
-			break loop
-		case sem <- struct{}{}:
-		}
-		rep.Started++
-		wg.Go(func() {
-			defer func() { <-sem }()
-			results <- w.flow(ctx, i)
-		})
-	}
-	wg.Wait()
+	rep.Started = paced(ctx, n, interval, sem, func(i int) { results <- w.flow(ctx, i) })
 	close(results)
 	<-collected
 	rep.StatusRequests = w.flowReqs.Load() - status0
@@ -374,4 +325,37 @@ func (w *localWorker) close() closeReport {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return closeReport{IdleErrors: w.idleErrors, PeakSockets: w.net.peak.Load()}
+}
+
+// paced starts run(i) for i in [0,n), one every interval and at most
+// cap(sem) at once, until ctx ends; it returns how many it started, once
+// they have all returned.
+func paced(ctx context.Context, n int, interval time.Duration, sem chan struct{}, run func(i int)) (started int) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return started
+			case <-timer.C:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return started
+		case sem <- struct{}{}:
+		}
+		started++
+		wg.Go(func() {
+			defer func() { <-sem }()
+			run(i)
+		})
+	}
+	return started
 }
