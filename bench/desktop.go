@@ -216,24 +216,8 @@ func (d *desktop) pollLoop(ctx context.Context, e *desktopEnv, notify func(notic
 			return
 		case <-t.C:
 		}
-		var m stateMsg
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := d.src.call(rctx, "status", "GET", url, d.t.WatchSecret, nil, &m, http.StatusOK)
-		cancel()
-		at := time.Now()
-		e.requests.Add(1)
-		if err != nil {
-			if ctx.Err() == nil {
-				notify(notice{err: errKind(err), at: at})
-			}
+		if !d.askStatus(ctx, e, "status", url, 10*time.Second, &last, notify) {
 			return
-		}
-		if m.Version > last {
-			last = m.Version
-			notify(notice{version: m.Version, state: m.State, at: at})
-			if terminal(m.State) {
-				return
-			}
 		}
 		next = next.Add(interval)
 		if now := time.Now(); next.Before(now) {
@@ -251,26 +235,36 @@ func (d *desktop) longPollLoop(ctx context.Context, e *desktopEnv, notify func(n
 	wait := time.Duration(e.cfg.longPollWait) * time.Second
 	for ctx.Err() == nil {
 		url := fmt.Sprintf("%s/v1/qr/tickets/%s?since=%d&wait=%d", d.base, d.t.ID, last, e.cfg.longPollWait)
-		var m stateMsg
-		rctx, cancel := context.WithTimeout(ctx, wait+15*time.Second)
-		err := d.src.call(rctx, "longpoll", "GET", url, d.t.WatchSecret, nil, &m, http.StatusOK)
-		cancel()
-		at := time.Now()
-		e.requests.Add(1)
-		if err != nil {
-			if ctx.Err() == nil {
-				notify(notice{err: errKind(err), at: at})
-			}
+		if !d.askStatus(ctx, e, "longpoll", url, wait+15*time.Second, &last, notify) {
 			return
 		}
-		if m.Version > last {
-			last = m.Version
-			notify(notice{version: m.Version, state: m.State, at: at})
-			if terminal(m.State) {
-				return
-			}
+	}
+}
+
+// askStatus GETs the ticket's status once (short or long poll), notifies a
+// version newer than *last, and reports whether to go on: false after an
+// error or a terminal state.
+func (d *desktop) askStatus(ctx context.Context, e *desktopEnv, name, url string, timeout time.Duration, last *uint64, notify func(notice)) bool {
+	var m stateMsg
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	err := d.src.call(rctx, name, "GET", url, d.t.WatchSecret, nil, &m, http.StatusOK)
+	cancel()
+	at := time.Now()
+	e.requests.Add(1)
+	if err != nil {
+		if ctx.Err() == nil {
+			notify(notice{err: errKind(err), at: at})
+		}
+		return false
+	}
+	if m.Version > *last {
+		*last = m.Version
+		notify(notice{version: m.Version, state: m.State, at: at})
+		if terminal(m.State) {
+			return false
 		}
 	}
+	return true
 }
 
 // close stops watching and closes the desktop's socket, and waits for its
