@@ -74,6 +74,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -124,6 +125,7 @@ type config struct {
 	openRate     float64
 	settle       time.Duration // longest wait for the hub to settle; 0 = read at once
 	json         bool
+	cpuProfile   string // write this process's CPU profile here (children: .child<i> appended)
 
 	// untilDuration: --mode create with --flows 0 creates until endAt
 	// (the run's start + --duration) and is complete then.
@@ -159,6 +161,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, hard)
 	defer cancel()
+	if cfg.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 
 	if cfg.child {
 		return runChild(ctx, cfg, os.Stdin, stdout, stderr)
@@ -249,6 +258,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.openRate, "open-rate", 2000, "idle desktops opened per second")
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "after opening the idle desktops, wait at most this long for the hub's RSS to settle (0 = measure at once, no idle CPU)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON, one object per mode")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to `FILE` (child i of --procs writes FILE.child<i>): to see what the generator costs next to the hub")
 	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
 	fs.IntVar(&cfg.childIndex, "child-index", 0, "internal: which child")
 	fs.IntVar(&cfg.sourceOffset, "source-offset", 0, "internal: index of this process's first source address")
@@ -495,4 +505,21 @@ type logger struct {
 
 func (l *logger) Printf(format string, a ...any) {
 	fmt.Fprintf(l.w, l.prefix+format+"\n", a...)
+}
+
+// startCPUProfile profiles this process's CPU into path until the
+// returned func is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
