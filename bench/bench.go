@@ -74,6 +74,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -126,6 +127,7 @@ type config struct {
 	settle       time.Duration // longest wait for the hub to settle; 0 = read at once
 	json         bool
 	cpuProfile   string // write this process's CPU profile here (children: .child<i> appended)
+	gcPercent    int    // the load tool's own GOGC
 
 	// untilDuration: --mode create with --flows 0 creates until endAt
 	// (the run's start + --duration) and is complete then.
@@ -161,6 +163,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, hard)
 	defer cancel()
+	// Process-wide: restored on return, for callers that run bench in
+	// process (its tests).
+	defer debug.SetGCPercent(debug.SetGCPercent(cfg.gcPercent))
 	if cfg.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(cfg.cpuProfile)
 		if err != nil {
@@ -258,6 +263,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.openRate, "open-rate", 2000, "idle desktops opened per second")
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "after opening the idle desktops, wait at most this long for the hub's RSS to settle (0 = measure at once, no idle CPU)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON, one object per mode")
+	fs.IntVar(&cfg.gcPercent, "gogc", 400, "the load tool's own garbage-collector target (GOGC): it holds thousands of sockets, and each of its GC cycles delays the events it is timing, so it trades memory for fewer cycles (50-10000)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to `FILE` (child i of --procs writes FILE.child<i>): to see what the generator costs next to the hub")
 	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
 	fs.IntVar(&cfg.childIndex, "child-index", 0, "internal: which child")
@@ -389,6 +395,8 @@ func (c *config) validate(procsSet bool) error {
 		return bad("--flows %d: want 0..%d", c.flows, maxFlows)
 	case c.desktops == 0 && c.flows == 0 && !c.create():
 		return bad("nothing to do: --desktops and --flows are both 0")
+	case c.gcPercent < 50 || c.gcPercent > 10000:
+		return bad("--gogc %d: want 50..10000", c.gcPercent)
 	case math.IsNaN(c.rate) || c.rate <= 0 || c.rate > 100000:
 		return bad("--rate %g: want more than 0 and at most 100000 flows per second", c.rate)
 	case math.IsNaN(c.openRate) || c.openRate <= 0 || c.openRate > 100000:

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math"
 	"net/netip"
@@ -152,7 +153,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if strings.Join(cfg.baseURLs, ",") != "http://127.0.0.1:8080" || strings.Join(cfg.wsURLs, ",") != "ws://127.0.0.1:8080/v1/ws" || cfg.origin != "" ||
 		cfg.desktops != 1000 || cfg.flows != 1000 || cfg.rate != 200 || cfg.concurrency != 500 || cfg.sources != 8 ||
 		cfg.phones != 20 || len(cfg.modes) != 1 || cfg.modes[0] != "push" || cfg.pollInterval != 2*time.Second ||
-		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json {
+		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json || cfg.gcPercent != 400 || cfg.cpuProfile != "" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
@@ -238,6 +239,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--procs", "1", "--desktops", "0", "--flows", "20000", "--concurrency", "8000"}, "raise --procs to 2"},
 		{[]string{"--desktops", "200000", "--procs", "10"}, "raise --procs to 14"},
 		{[]string{"--settle", "-1s"}, "--settle"},
+		{[]string{"--gogc", "-1"}, "--gogc"},
+		{[]string{"--gogc", "20000"}, "--gogc"},
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	}
@@ -267,7 +270,7 @@ func TestSourceAddr(t *testing.T) {
 // the work exactly.
 func TestChildArgs(t *testing.T) {
 	parent, err := parseFlags([]string{"--desktops", "30001", "--flows", "1001", "--rate", "300",
-		"--concurrency", "500", "--sources", "4", "--duration", "90s"}, io.Discard)
+		"--concurrency", "500", "--sources", "4", "--duration", "90s", "--gogc", "800", "--cpuprofile", "/tmp/p"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +289,7 @@ func TestChildArgs(t *testing.T) {
 			t.Fatalf("child %d: %v (%q)", i, err, args)
 		}
 		if !c.child || c.childIndex != i || c.procs != 1 || c.modes[0] != "poll" || c.sourceOffset != 4*i ||
-			c.duration != 80*time.Second || c.concurrency != 167 {
+			c.duration != 80*time.Second || c.concurrency != 167 || c.gcPercent != 800 || c.cpuProfile != fmt.Sprintf("/tmp/p.child%d", i) {
 			t.Errorf("child %d: %+v", i, c)
 		}
 		desktops += c.desktops
