@@ -304,7 +304,7 @@ func TestChildArgs(t *testing.T) {
 func TestWriteTable(t *testing.T) {
 	rs := []Result{
 		{Mode: "push", Procs: 1, Sources: 8, Desktops: 10, DesktopsOpen: 10, Flows: 5, OK: 4, Errors: 1,
-			ErrorKinds: map[string]int{"scan:409_conflict": 1}, Confirm: Latency{N: 4, P50: 1.5, P90: 2, P99: 3, Max: 4},
+			ErrorKinds: map[string]int{"scan:409_conflict": 1}, Confirm: Latency{N: 4, P50: 1.5, P90: 2, P99: 3, Max: 4, Mean: 2.25},
 			Hub: HubStats{Available: true, RSSBefore: 10 << 20, RSSIdle: 11 << 20, BytesPerDesktop: 8704}},
 		{Mode: "poll", PollInterval: "2s", Procs: 1, Sources: 8, Flows: 5, OK: 5, StatusRequestsPerFlow: 1.2,
 			Notes: []string{"something to know"}},
@@ -312,7 +312,7 @@ func TestWriteTable(t *testing.T) {
 	var b bytes.Buffer
 	writeTable(&b, rs)
 	out := b.String()
-	for _, want := range []string{"poll (2s)", "confirm→desktop p50/p90/p99/max", "1.50 / 2.00 / 3.00 / 4.00 ms",
+	for _, want := range []string{"poll (2s)", "confirm→desktop p50/p90/p99/max", "1.50 / 2.00 / 3.00 / 4.00 ms", "confirm→desktop mean", "2.25 ms",
 		"8.5 KiB (0.0 KiB / 0.0 KiB)", "1.20", "- (push)", "n/a", "push errors: scan:409_conflict=1", "poll note: something to know"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

@@ -191,6 +191,7 @@ func writeTable(w io.Writer, rs []Result) {
 		row("confirm→desktop p50/p90/p99/max", func(r Result) string {
 			return lat(r.Confirm, r.Confirm.P50, r.Confirm.P90, r.Confirm.P99, r.Confirm.Max)
 		})
+		row("confirm→desktop mean", func(r Result) string { return lat(r.Confirm, r.Confirm.Mean) })
 		row("redeem p50/p99", func(r Result) string { return lat(r.Redeem, r.Redeem.P50, r.Redeem.P99) })
 		if anyPoll {
 			row("status requests per flow", func(r Result) string {
