@@ -140,3 +140,33 @@ func must(t *testing.T, what string, f func() error) {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
+
+// TestPhoneCallsTouchTheStoreOnce: a scan, a confirm and a cancel are one
+// store call each, whether they move the ticket or are refused.
+func TestPhoneCallsTouchTheStoreOnce(t *testing.T) {
+	f := newFixture(t, authcore.IPStrict)
+	ctx := context.Background()
+	alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
+	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"scan", func() error { _, err := f.svc.Scan(ctx, alice, nt.Ticket); return err }},
+		{"scan again", func() error { _, err := f.svc.Scan(ctx, alice, nt.Ticket); return err }},
+		{"scan by another account", func() error { _, err := f.svc.Scan(ctx, bob, nt.Ticket); return err }},
+		{"cancel by another account", func() error { _, err := f.svc.Cancel(ctx, bob, nt.ID); return err }},
+		{"confirm", func() error { _, err := f.svc.Confirm(ctx, alice, nt.ID); return err }},
+		{"confirm again", func() error { _, err := f.svc.Confirm(ctx, alice, nt.ID); return err }},
+		{"cancel after confirm", func() error { _, err := f.svc.Cancel(ctx, alice, nt.ID); return err }},
+	} {
+		before := f.store.calls.Load()
+		c.call() // the answers are TestPhoneAnswers's business
+		if got := f.store.calls.Load() - before; got != 1 {
+			t.Errorf("%s: %d store calls, want 1", c.name, got)
+		}
+	}
+}

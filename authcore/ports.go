@@ -25,6 +25,16 @@ type TicketStore interface {
 	// (t.Now is at or past the expiry). A transition either fully happens
 	// or not at all; two callers with the same FromVersion cannot both win.
 	Transition(ctx context.Context, t Transition) (TicketRecord, error)
+	// TransitionFrom is Transition conditioned on what the ticket is rather
+	// than on a version the caller read: it atomically moves a ticket that
+	// is in state t.From, whose scanner is t.Owner ("" for none) and that
+	// has not expired at t.Now, to t.To, announcing it like Transition;
+	// moved is true and rec is the new record. Otherwise nothing changes,
+	// moved is false and rec is the ticket as stored, so that the caller can
+	// tell why without reading it again: one round trip for a phone's scan,
+	// confirm or cancel however other callers race it. It returns ErrNotFound
+	// if there is no ticket.
+	TransitionFrom(ctx context.Context, t StateTransition) (rec TicketRecord, moved bool, err error)
 }
 
 // Transition is one compare-and-set on a ticket.
@@ -35,6 +45,17 @@ type Transition struct {
 	ScannerID   string  // written when To is StateScanned
 	Scanner     Profile // written when To is StateScanned
 	Now         time.Time
+}
+
+// StateTransition is one transition that requires a state and an owner.
+type StateTransition struct {
+	ID        string
+	From      State  // the state the ticket must be in (never a terminal one)
+	Owner     string // the ScannerID the ticket must have; "" for none
+	To        State
+	ScannerID string  // written when To is StateScanned
+	Scanner   Profile // written when To is StateScanned
+	Now       time.Time
 }
 
 // Notifier announces that ticket id reached version. The memory store calls

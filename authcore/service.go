@@ -323,36 +323,31 @@ func (s *Service) Scan(ctx context.Context, phone Principal, signed string) (Sca
 	if err != nil {
 		return ScanResult{}, err
 	}
-	for range 3 {
-		rec, err := s.ticket(ctx, st.ID)
-		if err != nil {
-			return ScanResult{}, err
-		}
-		v := rec.ViewAt(s.now())
-		switch {
-		case v.State == StateExpired:
-			return ScanResult{}, Errorf(KindExpired, "this QR code has expired; refresh it on the computer")
-		case rec.ScannerID == phone.User.ID:
-			return scanResult(rec, v), nil
-		case rec.ScannerID != "":
-			return ScanResult{}, Errorf(KindConflict, "another account already scanned this QR code")
-		case v.State != StatePending:
-			return ScanResult{}, Errorf(KindExpired, "this QR code can no longer be used")
-		}
-		next, err := s.store.Transition(ctx, Transition{
-			ID: rec.ID, FromVersion: rec.Version, To: StateScanned,
-			ScannerID: phone.User.ID, Scanner: Profile{Nickname: phone.User.Nickname, AvatarURL: phone.User.AvatarURL},
-			Now: s.now(),
-		})
-		if errors.Is(err, ErrConflict) {
-			continue // someone moved it; look again
-		}
-		if err != nil {
-			return ScanResult{}, s.transitionError("scan", err)
-		}
-		return scanResult(next, next.ViewAt(s.now())), nil
+	// One store call: the store either claims the ticket or hands back what
+	// it is, which says why not.
+	now := s.now()
+	rec, moved, err := s.store.TransitionFrom(ctx, StateTransition{
+		ID: st.ID, From: StatePending, To: StateScanned,
+		ScannerID: phone.User.ID, Scanner: Profile{Nickname: phone.User.Nickname, AvatarURL: phone.User.AvatarURL},
+		Now: now,
+	})
+	if err != nil {
+		return ScanResult{}, s.transitionError("scan", err)
 	}
-	return ScanResult{}, Errorf(KindConflict, "the ticket is changing too fast; try again")
+	v := rec.ViewAt(now)
+	switch {
+	case moved:
+		return scanResult(rec, v), nil
+	case v.State == StateExpired:
+		return ScanResult{}, Errorf(KindExpired, "this QR code has expired; refresh it on the computer")
+	case rec.ScannerID == phone.User.ID:
+		return scanResult(rec, v), nil
+	case rec.ScannerID != "":
+		return ScanResult{}, Errorf(KindConflict, "another account already scanned this QR code")
+	case v.State != StatePending:
+		return ScanResult{}, Errorf(KindExpired, "this QR code can no longer be used")
+	}
+	return ScanResult{}, fmt.Errorf("scan %s: the store refused a pending ticket", st.ID)
 }
 
 func scanResult(rec TicketRecord, v View) ScanResult {
@@ -404,42 +399,37 @@ func (s *Service) phoneDecision(ctx context.Context, phone Principal, id string,
 	if !plausibleTicketID(id) {
 		return PhoneResult{}, Errorf(KindNotFound, "no such ticket")
 	}
-	for range 3 {
-		rec, err := s.ticket(ctx, id)
-		if err != nil {
-			return PhoneResult{}, err
-		}
-		v := rec.ViewAt(s.now())
-		if rec.ScannerID == "" {
-			if v.State == StateExpired {
-				return PhoneResult{}, Errorf(KindExpired, "this QR code has expired")
-			}
-			return PhoneResult{}, Errorf(KindConflict, "scan the QR code first")
-		}
-		if rec.ScannerID != phone.User.ID {
-			return PhoneResult{}, Errorf(KindForbidden, "another account scanned this QR code")
-		}
-		if done := versionOf(v, to); v.StateAt(done) == to {
-			// Already decided this way: the same answer, not a duplicate.
-			return PhoneResult{ID: id, State: to, Version: done}, nil
-		}
-		switch v.State {
-		case StateExpired, StateRedeemed:
-			return PhoneResult{}, Errorf(KindExpired, "this QR code can no longer be used")
-		case StateScanned:
-		default:
-			return PhoneResult{}, Errorf(KindConflict, "the login was already %s", v.State)
-		}
-		next, err := s.store.Transition(ctx, Transition{ID: id, FromVersion: rec.Version, To: to, Now: s.now()})
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return PhoneResult{}, s.transitionError(string(to), err)
-		}
-		return PhoneResult{ID: id, State: to, Version: next.Version}, nil
+	// One store call, as in Scan.
+	now := s.now()
+	rec, moved, err := s.store.TransitionFrom(ctx, StateTransition{ID: id, From: StateScanned, Owner: phone.User.ID, To: to, Now: now})
+	if err != nil {
+		return PhoneResult{}, s.transitionError(string(to), err)
 	}
-	return PhoneResult{}, Errorf(KindConflict, "the ticket is changing too fast; try again")
+	if moved {
+		return PhoneResult{ID: id, State: to, Version: rec.Version}, nil
+	}
+	v := rec.ViewAt(now)
+	if rec.ScannerID == "" {
+		if v.State == StateExpired {
+			return PhoneResult{}, Errorf(KindExpired, "this QR code has expired")
+		}
+		return PhoneResult{}, Errorf(KindConflict, "scan the QR code first")
+	}
+	if rec.ScannerID != phone.User.ID {
+		return PhoneResult{}, Errorf(KindForbidden, "another account scanned this QR code")
+	}
+	if done := versionOf(v, to); v.StateAt(done) == to {
+		// Already decided this way: the same answer, not a duplicate.
+		return PhoneResult{ID: id, State: to, Version: done}, nil
+	}
+	switch v.State {
+	case StateExpired, StateRedeemed:
+		return PhoneResult{}, Errorf(KindExpired, "this QR code can no longer be used")
+	case StateScanned:
+		return PhoneResult{}, fmt.Errorf("%s %s: the store refused a scanned ticket", to, id)
+	default:
+		return PhoneResult{}, Errorf(KindConflict, "the login was already %s", v.State)
+	}
 }
 
 // RedeemRequest is the desktop's request to turn a confirmed ticket into a

@@ -16,8 +16,9 @@ import (
 	"github.com/loginhub/loginhub/authcore/memstore"
 )
 
-// countingStore counts every store call, to prove that forged tickets are
-// turned away before the store is touched.
+// countingStore counts the ticket store calls, to prove that forged
+// tickets are turned away before the store is touched, and that a phone's
+// decision is one call.
 type countingStore struct {
 	*memstore.Store
 	calls atomic.Int64
@@ -31,6 +32,11 @@ func (c *countingStore) Ticket(ctx context.Context, id string) (authcore.TicketR
 func (c *countingStore) Transition(ctx context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
 	c.calls.Add(1)
 	return c.Store.Transition(ctx, t)
+}
+
+func (c *countingStore) TransitionFrom(ctx context.Context, t authcore.StateTransition) (authcore.TicketRecord, bool, error) {
+	c.calls.Add(1)
+	return c.Store.TransitionFrom(ctx, t)
 }
 
 // fakeWeChat maps codes to openids; each code works once. The other

@@ -172,41 +172,81 @@ func (s *Store) CreateTicket(_ context.Context, rec authcore.TicketRecord, reten
 func (s *Store) Ticket(_ context.Context, id string) (authcore.TicketRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.tickets[id]
-	if !ok || s.now().After(e.deleteAt) {
+	e, ok := s.ticketLocked(id)
+	if !ok {
 		return authcore.TicketRecord{}, authcore.ErrNotFound
 	}
 	return cloneTicket(e.rec), nil
 }
 
+// ticketLocked returns ticket id unless it is unknown or past retention.
+func (s *Store) ticketLocked(id string) (*ticketEntry, bool) {
+	e, ok := s.tickets[id]
+	if !ok || s.now().After(e.deleteAt) {
+		return nil, false
+	}
+	return e, true
+}
+
 // Transition implements authcore.TicketStore.
 func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
 	s.mu.Lock()
-	e, ok := s.tickets[t.ID]
-	if !ok || s.now().After(e.deleteAt) {
+	e, ok := s.ticketLocked(t.ID)
+	var err error
+	switch {
+	case !ok:
+		err = authcore.ErrNotFound
+	case e.rec.Version != t.FromVersion || e.rec.State.Terminal():
+		err = authcore.ErrConflict
+	case !t.Now.Before(e.rec.ExpiresAt):
+		err = authcore.ErrExpired
+	}
+	if err != nil {
 		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.ErrNotFound
+		return authcore.TicketRecord{}, err
 	}
-	if e.rec.Version != t.FromVersion || e.rec.State.Terminal() {
-		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.ErrConflict
-	}
-	if !t.Now.Before(e.rec.ExpiresAt) {
-		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.ErrExpired
-	}
-	e.rec.State = t.To
-	e.rec.Version++
-	e.rec.Trail = append(e.rec.Trail, t.To)
-	if t.To == authcore.StateScanned {
-		e.rec.ScannerID, e.rec.Scanner = t.ScannerID, t.Scanner
-	}
-	out := cloneTicket(e.rec)
+	out := e.advance(t.To, t.ScannerID, t.Scanner)
 	s.mu.Unlock()
-	if s.notify != nil {
-		s.notify(out.ID, out.Version)
-	}
+	s.announce(out)
 	return out, nil
+}
+
+// TransitionFrom implements authcore.TicketStore.
+func (s *Store) TransitionFrom(_ context.Context, t authcore.StateTransition) (authcore.TicketRecord, bool, error) {
+	s.mu.Lock()
+	e, ok := s.ticketLocked(t.ID)
+	if !ok {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, false, authcore.ErrNotFound
+	}
+	if e.rec.State != t.From || e.rec.State.Terminal() || e.rec.ScannerID != t.Owner || !t.Now.Before(e.rec.ExpiresAt) {
+		out := cloneTicket(e.rec)
+		s.mu.Unlock()
+		return out, false, nil
+	}
+	out := e.advance(t.To, t.ScannerID, t.Scanner)
+	s.mu.Unlock()
+	s.announce(out)
+	return out, true, nil
+}
+
+// advance applies a transition to to, writing the scanner when to is
+// scanned, and returns a copy of the new record. The caller holds s.mu.
+func (e *ticketEntry) advance(to authcore.State, scannerID string, scanner authcore.Profile) authcore.TicketRecord {
+	e.rec.State = to
+	e.rec.Version++
+	e.rec.Trail = append(e.rec.Trail, to)
+	if to == authcore.StateScanned {
+		e.rec.ScannerID, e.rec.Scanner = scannerID, scanner
+	}
+	return cloneTicket(e.rec)
+}
+
+// announce calls notify, outside the lock, after a transition.
+func (s *Store) announce(rec authcore.TicketRecord) {
+	if s.notify != nil {
+		s.notify(rec.ID, rec.Version)
+	}
 }
 
 // CreateSession implements authcore.SessionStore.

@@ -289,8 +289,6 @@ func scriptOutcome(err error) error {
 		return authcore.ErrNotFound
 	case "LH_CONFLICT":
 		return authcore.ErrConflict
-	case "LH_EXPIRED":
-		return authcore.ErrExpired
 	}
 	return err
 }
@@ -298,7 +296,7 @@ func scriptOutcome(err error) error {
 // isOutcome reports whether err is one of the authcore sentinels, which
 // are returned unwrapped, as memstore returns them.
 func isOutcome(err error) bool {
-	return err == authcore.ErrNotFound || err == authcore.ErrConflict || err == authcore.ErrExpired
+	return err == authcore.ErrNotFound || err == authcore.ErrConflict
 }
 
 // Ping implements authcore.Store.
@@ -522,28 +520,62 @@ func (s *Store) Ticket(ctx context.Context, id string) (authcore.TicketRecord, e
 // Transition implements authcore.TicketStore with transition.lua, which
 // also publishes the new version on TicketChannel(prefix, t.ID).
 func (s *Store) Transition(ctx context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
-	to, ok := stateCodes[t.To]
-	if !ok {
-		return authcore.TicketRecord{}, fmt.Errorf("redisstore: transition %s: unknown state %q", t.ID, t.To)
-	}
-	writeScanner := "0"
-	if t.To == authcore.StateScanned {
-		writeScanner = "1"
-	}
-	key := ticketKey(s.prefix, t.ID)
-	raw, err := transitionScript.Run(ctx, s.c, []string{key, key + ":v"},
-		strconv.FormatUint(t.FromVersion, 10), t.Now.UnixMilli(), to, terminalCodes, s.publish,
-		writeScanner, t.ScannerID, t.Scanner.Nickname, t.Scanner.AvatarURL).Text()
-	if err = scriptOutcome(err); isOutcome(err) {
+	rec, status, err := s.transition(ctx, t.ID, strconv.FormatUint(t.FromVersion, 10), "", "", t.To, t.ScannerID, t.Scanner, t.Now)
+	switch {
+	case err != nil:
 		return authcore.TicketRecord{}, err
-	} else if err != nil {
-		return authcore.TicketRecord{}, fmt.Errorf("redisstore: transition %s: %w", t.ID, err)
-	}
-	rec, err := decodeTicket(t.ID, raw)
-	if err != nil {
-		return authcore.TicketRecord{}, fmt.Errorf("redisstore: transition %s: %w", t.ID, err)
+	case status == "conflict":
+		return authcore.TicketRecord{}, authcore.ErrConflict
+	case status == "expired":
+		return authcore.TicketRecord{}, authcore.ErrExpired
 	}
 	return rec, nil
+}
+
+// TransitionFrom implements authcore.TicketStore with the same script as
+// Transition, which replies the ticket as stored when it refuses.
+func (s *Store) TransitionFrom(ctx context.Context, t authcore.StateTransition) (authcore.TicketRecord, bool, error) {
+	from, ok := stateCodes[t.From]
+	if !ok {
+		return authcore.TicketRecord{}, false, fmt.Errorf("redisstore: transition %s: unknown state %q", t.ID, t.From)
+	}
+	rec, status, err := s.transition(ctx, t.ID, "", from, t.Owner, t.To, t.ScannerID, t.Scanner, t.Now)
+	if err != nil {
+		return authcore.TicketRecord{}, false, err
+	}
+	return rec, status == "ok", nil
+}
+
+// transition runs transition.lua: with a version (decimal) the compare-and-
+// set of Transition, with "" the state and owner check of TransitionFrom.
+// It returns the script's status ("ok", "conflict" or "expired") and the
+// ticket it replied: the new one, or the one it left as it was.
+func (s *Store) transition(ctx context.Context, id, version, from, owner string, to authcore.State, scannerID string, scanner authcore.Profile, now time.Time) (authcore.TicketRecord, string, error) {
+	toCode, ok := stateCodes[to]
+	if !ok {
+		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: unknown state %q", id, to)
+	}
+	writeScanner := "0"
+	if to == authcore.StateScanned {
+		writeScanner = "1"
+	}
+	key := ticketKey(s.prefix, id)
+	reply, err := transitionScript.Run(ctx, s.c, []string{key, key + ":v"},
+		version, now.UnixMilli(), toCode, terminalCodes, s.publish,
+		writeScanner, scannerID, scanner.Nickname, scanner.AvatarURL, from, owner).StringSlice()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.TicketRecord{}, "", err
+	} else if err != nil {
+		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: %w", id, err)
+	}
+	if len(reply) != 2 {
+		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: unexpected reply of %d values", id, len(reply))
+	}
+	rec, err := decodeTicket(id, reply[1])
+	if err != nil {
+		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: %w", id, err)
+	}
+	return rec, reply[0], nil
 }
 
 // ---- sessions ----

@@ -352,11 +352,14 @@ func testPublish(t *testing.T, c redis.UniversalClient, subscribe func(context.C
 	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
 		t.Fatalf("stale transition: got %v, want ErrConflict", err)
 	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 2, To: authcore.StateConfirmed, Now: now}); err != nil {
-		t.Fatal(err)
+	if _, moved, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u2", To: authcore.StateCancelled, Now: now}); moved || err != nil {
+		t.Fatalf("cancel by another account: moved %v, %v; want refused", moved, err)
+	}
+	if _, moved, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u1", To: authcore.StateConfirmed, Now: now}); !moved || err != nil {
+		t.Fatalf("confirm: moved %v, %v", moved, err)
 	}
 	if m := next(); m.Payload != "3" {
-		t.Fatalf("after a refused and a good transition: got %q, want \"3\"", m.Payload)
+		t.Fatalf("after two refused transitions and a good one: got %q, want \"3\"", m.Payload)
 	}
 }
 
@@ -580,10 +583,18 @@ func testCommandsPerFlow(t *testing.T, srv *redistest.Server) {
 		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		for v, to := range []authcore.State{authcore.StateScanned, authcore.StateConfirmed, authcore.StateRedeemed} {
-			if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: uint64(v + 1), To: to, ScannerID: "u1", Now: now}); err != nil {
-				t.Fatal(err)
+		// Scan and confirm as the core makes them, redeem as a
+		// compare-and-set on the version read (the read is the core's).
+		for _, st := range []authcore.StateTransition{
+			{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: "u1", Now: now},
+			{ID: tk.ID, From: authcore.StateScanned, Owner: "u1", To: authcore.StateConfirmed, Now: now},
+		} {
+			if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
+				t.Fatalf("%s: moved %v, %v", st.To, moved, err)
 			}
+		}
+		if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}); err != nil {
+			t.Fatal(err)
 		}
 		sess := session(authcore.NewTicketID(), now)
 		if err := s.CreateSession(ctx, sess); err != nil {

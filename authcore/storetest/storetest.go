@@ -28,6 +28,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("TicketLifecycle", func(t *testing.T) { testTicketLifecycle(t, newStore) })
 	t.Run("TransitionRace", func(t *testing.T) { testTransitionRace(t, newStore) })
 	t.Run("TransitionExpired", func(t *testing.T) { testTransitionExpired(t, newStore) })
+	t.Run("TransitionFrom", func(t *testing.T) { testTransitionFrom(t, newStore) })
+	t.Run("TransitionFromRace", func(t *testing.T) { testTransitionFromRace(t, newStore) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
 	t.Run("RefreshReuseRevokesFamily", func(t *testing.T) { testRefreshReuse(t, newStore) })
 	t.Run("RefreshRace", func(t *testing.T) { testRefreshRace(t, newStore) })
@@ -204,6 +206,138 @@ func testTransitionExpired(t *testing.T, newStore NewStore) {
 	got, err := s.Ticket(ctx, tk.ID)
 	if err != nil || got.Version != 1 {
 		t.Fatalf("failed transition changed the ticket: %+v, %v", got, err)
+	}
+}
+
+// testTransitionFrom: a transition that requires a state and an owner
+// moves the ticket and announces it when both hold and it has not expired;
+// otherwise it changes nothing and hands back the ticket as stored.
+func testTransitionFrom(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	var rec recorder
+	s := newStore(t, rec.notify)
+	now := time.Now()
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: "https://a/x.png"}
+	// refused checks that a refusal changed nothing and replied the
+	// ticket exactly as Ticket reads it.
+	refused := func(what string, st authcore.StateTransition, wantVersion uint64) {
+		t.Helper()
+		got, moved, err := s.TransitionFrom(ctx, st)
+		if err != nil || moved {
+			t.Fatalf("%s: moved %v, err %v; want refused", what, moved, err)
+		}
+		stored, err := s.Ticket(ctx, st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.Version != wantVersion || !reflect.DeepEqual(got, stored) {
+			t.Fatalf("%s: replied %+v, stored %+v; want the stored ticket, unchanged at v%d", what, got, stored, wantVersion)
+		}
+	}
+	moves := func(what string, st authcore.StateTransition, wantVersion uint64) authcore.TicketRecord {
+		t.Helper()
+		got, moved, err := s.TransitionFrom(ctx, st)
+		if err != nil || !moved {
+			t.Fatalf("%s: moved %v, err %v; want moved", what, moved, err)
+		}
+		if got.State != st.To || got.Version != wantVersion || len(got.Trail) != int(wantVersion) || got.Trail[wantVersion-1] != st.To {
+			t.Fatalf("%s: got state %s v%d trail %v; want %s v%d", what, got.State, got.Version, got.Trail, st.To, wantVersion)
+		}
+		if got.ScannerID != "u1" || got.Scanner != scanner {
+			t.Fatalf("%s: scanner %q %+v, want u1 %+v", what, got.ScannerID, got.Scanner, scanner)
+		}
+		stored, err := s.Ticket(ctx, st.ID)
+		if err != nil || !reflect.DeepEqual(got, stored) {
+			t.Fatalf("%s: replied %+v, stored %+v (%v); want the same", what, got, stored, err)
+		}
+		rec.waitFor(t, st.ID, wantVersion)
+		return got
+	}
+
+	scan := authcore.StateTransition{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: "u1", Scanner: scanner, Now: now}
+	atExpiry := scan
+	atExpiry.Now = tk.ExpiresAt
+	refused("scan at expiry", atExpiry, 1)
+	wrongOwner := scan
+	wrongOwner.Owner = "u1"
+	refused("scan of a pending ticket that u1 would own", wrongOwner, 1)
+	moves("scan", scan, 2)
+	refused("second scan", scan, 2)
+	other := scan
+	other.ScannerID = "u2"
+	refused("scan by another account", other, 2)
+
+	confirm := authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u2", To: authcore.StateConfirmed, Now: now}
+	refused("confirm by another account", confirm, 2)
+	confirm.Owner = "u1"
+	confirm.Now = tk.ExpiresAt
+	refused("confirm at expiry", confirm, 2)
+	confirm.Now = now
+	moves("confirm", confirm, 3)
+	refused("second confirm", confirm, 3)
+	cancel := confirm
+	cancel.To = authcore.StateCancelled
+	refused("cancel after confirm", cancel, 3)
+
+	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	redeemed := authcore.StateTransition{ID: tk.ID, From: authcore.StateRedeemed, Owner: "u1", To: authcore.StateCancelled, Now: now}
+	refused("a move out of a terminal state", redeemed, 4)
+
+	if _, _, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: "missing", From: authcore.StatePending, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("unknown ticket: got %v, want ErrNotFound", err)
+	}
+}
+
+// testTransitionFromRace: accounts racing to scan one ticket: exactly one
+// claims it, and every other one is handed the winner's ticket.
+func testTransitionFromRace(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	for round := range 20 {
+		tk := newTicket(now)
+		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		var got [n]authcore.TicketRecord
+		var moved [n]bool
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				var err error
+				got[i], moved[i], err = s.TransitionFrom(ctx, authcore.StateTransition{
+					ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now,
+				})
+				if err != nil {
+					t.Errorf("racing scan: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		winner := -1
+		for i := range n {
+			if moved[i] {
+				if winner >= 0 {
+					t.Fatalf("round %d: u%d and u%d both claimed the ticket", round, winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody claimed the ticket", round)
+		}
+		for i := range n {
+			if g := got[i]; g.Version != 2 || g.ScannerID != fmt.Sprint("u", winner) {
+				t.Fatalf("round %d: u%d got v%d owned by %q; want v2 owned by u%d", round, i, g.Version, g.ScannerID, winner)
+			}
+		}
 	}
 }
 

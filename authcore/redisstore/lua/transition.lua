@@ -1,19 +1,25 @@
--- transition.lua: one compare-and-set on a QR ticket, announced in the
--- same script (authcore.TicketStore.Transition).
+-- transition.lua: one transition of a QR ticket, announced in the same
+-- script: a compare-and-set on the version the caller read
+-- (authcore.TicketStore.Transition), or a move that requires a state and a
+-- scanner instead (TransitionFrom).
 --
 -- KEYS[1]  the ticket: a string in the format of encodeTicket (redisstore.go)
 -- KEYS[2]  its channel (same hash slot; declared so that Cluster routes
 --          SPUBLISH with the key)
--- ARGV[1]  the version the caller read
+-- ARGV[1]  the version the caller read, or '' to require ARGV[10] and ARGV[11]
 -- ARGV[2]  the caller's now, unix milliseconds (never Redis TIME)
 -- ARGV[3]  the new state's one-letter code
 -- ARGV[4]  the codes of the terminal states
 -- ARGV[5]  PUBLISH, or SPUBLISH on Redis Cluster
 -- ARGV[6]  "1" to write the scanner (ARGV[7..9]: id, nickname, avatar)
+-- ARGV[10] with ARGV[1] '': the state code the ticket must have
+-- ARGV[11] with ARGV[1] '': the scanner id the ticket must have ('' for none)
 --
--- Replies the new encoded ticket, or an error LH_NOT_FOUND, LH_CONFLICT,
--- LH_EXPIRED, LH_CORRUPT. Only the head of the value is parsed: the
--- fields a transition reads or writes come first, the rest is kept as is.
+-- Replies {'ok', new ticket}, or {'conflict', ticket} (version, state or
+-- scanner not as required, or a terminal state) or {'expired', ticket}
+-- with the ticket unchanged; or an error LH_NOT_FOUND, LH_CORRUPT. Only the
+-- head of the value is parsed: the fields a transition reads or writes
+-- come first, the rest is kept as is.
 local raw = redis.call('GET', KEYS[1])
 if not raw then
   return redis.error_reply('LH_NOT_FOUND ticket')
@@ -34,12 +40,17 @@ if f[1] ~= '1' then
   return redis.error_reply('LH_CORRUPT ticket format')
 end
 
-if f[2] ~= ARGV[1] or (f[3] ~= '' and string.find(ARGV[4], f[3], 1, true)) then
-  return redis.error_reply('LH_CONFLICT ticket')
+local terminal = f[3] ~= '' and string.find(ARGV[4], f[3], 1, true)
+if ARGV[1] ~= '' then
+  if f[2] ~= ARGV[1] or terminal then
+    return {'conflict', raw}
+  end
+elseif f[3] ~= ARGV[10] or f[6] ~= ARGV[11] or terminal then
+  return {'conflict', raw}
 end
 local exp = tonumber(f[5])
 if not exp or tonumber(ARGV[2]) >= exp then
-  return redis.error_reply('LH_EXPIRED ticket')
+  return {'expired', raw}
 end
 
 f[2] = tostring(tonumber(f[2]) + 1)
@@ -55,4 +66,4 @@ end
 raw = table.concat(out) .. string.sub(raw, pos)
 redis.call('SET', KEYS[1], raw, 'KEEPTTL')
 redis.call(ARGV[5], KEYS[2], f[2])
-return raw
+return {'ok', raw}
