@@ -298,46 +298,63 @@ func post(c *http.Client, url, bearer string, body any, want int) error {
 
 func TestCrossNodeLogins(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		const desktops = 500
-		nodes := startNodes(t, b, 3)
-		phones := make([]authcore.Session, 5)
-		for i := range phones {
-			phones[i] = phoneLogin(t, pick(nodes).testHub, fmt.Sprint("phone", i))
-		}
-		desktopC, phoneC := client("127.0.0.1"), client("")
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		failOn(t, parallel(desktops, 100, func(i int) error {
-			home := pick(nodes)
-			nt, err := newTicket(desktopC, pick(nodes).URL)
-			if err != nil {
-				return err
-			}
-			ws, err := openDesktop(ctx, home, nt, 0)
-			if err != nil {
-				return err
-			}
-			defer ws.Close()
-			d := &desktop{nt: nt, ws: ws}
-			if err := d.next("pending"); err != nil {
-				return err
-			}
-			phone := phones[i%len(phones)]
-			if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
-				return err
-			}
-			if err := d.next("scanned"); err != nil {
-				return err
-			}
-			if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/tickets/"+nt.ID+"/confirm", phone.AccessToken, nil, 200); err != nil {
-				return err
-			}
-			if err := d.next("confirmed"); err != nil {
-				return err
-			}
-			return post(desktopC, pick(nodes).URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil, 200)
-		}))
+		loginsAcross(t, startNodes(t, b, 3), 500)
 	})
+}
+
+// TestMixedNudges: during a rolling upgrade from a release whose nodes read
+// only versions, new nodes publish versions (LOGINHUB_REDIS_NUDGES=version)
+// while others already publish tickets; logins work across both.
+func TestMixedNudges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		keys, dataKey := sharedKeys(), sharedDataKey()
+		loginsAcross(t, []*node{
+			startNode(t, "tickets", b.url, keys, dataKey),
+			startNode(t, "versions", b.url, keys, dataKey, "LOGINHUB_REDIS_NUDGES=version"),
+		}, 100)
+	})
+}
+
+// loginsAcross runs n logins, each watched on one node with the phone's
+// calls on the others: every confirmation crosses nodes through Redis.
+func loginsAcross(t *testing.T, nodes []*node, n int) {
+	phones := make([]authcore.Session, 5)
+	for i := range phones {
+		phones[i] = phoneLogin(t, pick(nodes).testHub, fmt.Sprint("phone", i))
+	}
+	desktopC, phoneC := client("127.0.0.1"), client("")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	failOn(t, parallel(n, 100, func(i int) error {
+		home := pick(nodes)
+		nt, err := newTicket(desktopC, pick(nodes).URL)
+		if err != nil {
+			return err
+		}
+		ws, err := openDesktop(ctx, home, nt, 0)
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+		d := &desktop{nt: nt, ws: ws}
+		if err := d.next("pending"); err != nil {
+			return err
+		}
+		phone := phones[i%len(phones)]
+		if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
+			return err
+		}
+		if err := d.next("scanned"); err != nil {
+			return err
+		}
+		if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/tickets/"+nt.ID+"/confirm", phone.AccessToken, nil, 200); err != nil {
+			return err
+		}
+		if err := d.next("confirmed"); err != nil {
+			return err
+		}
+		return post(desktopC, pick(nodes).URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil, 200)
+	}))
 }
 
 func newTicket(c *http.Client, base string) (authcore.NewTicket, error) {

@@ -252,7 +252,10 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 		}
 	}
 	broker := redisbroker.New(rc, redisbroker.Options{Logger: log, Registerer: reg})
-	return redisstore.New(rc, redisstore.Options{}), broker, closeRedis, nil
+	// Nodes of releases before ticket nudges ignore them: "version" keeps
+	// them informed during a rolling upgrade.
+	store := redisstore.New(rc, redisstore.Options{VersionMessages: cfg.RedisNudges == "version"})
+	return store, broker, closeRedis, nil
 }
 
 func storeName(cfg Config) string {

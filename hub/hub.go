@@ -1,11 +1,13 @@
 // Package hub pushes QR ticket state to desktops: the /v1/ws WebSocket
 // endpoint and the wait behind the long-poll fallback.
 //
-// Truth lives in the ticket store (Tickets); a Broker only carries nudges
-// ("ticket id reached version N") between nodes, and they may be lost or
-// duplicated. For every watch the hub subscribes first, then reads, then sends
-// each version the client has not seen, exactly once and in order; a nudge,
-// a broker resync or the passing of a ticket's expiry make it re-read.
+// Truth lives in the ticket store (Tickets); a Broker carries nudges between
+// nodes ("ticket id reached version N", or the ticket as a transition wrote
+// it), and they may be lost, duplicated or reordered. For every watch the
+// hub subscribes first, then reads, then sends each version the client has
+// not seen, exactly once and in order. A nudge that carries the ticket is
+// used as it is, seen at the hub's clock; a nudge with only a version, a
+// broker resync or the passing of a ticket's expiry make it re-read.
 //
 // # Wire protocol
 //
@@ -86,6 +88,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loginhub/loginhub/authcore"
 )
 
 const (
@@ -421,12 +425,13 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 	}
 }
 
-// brokerHandler is the hub as the Broker sees it; it keeps Nudge and Resync
-// out of the Hub's exported API.
+// brokerHandler is the hub as the Broker sees it; it keeps Nudge, Changed
+// and Resync out of the Hub's exported API.
 type brokerHandler struct{ h *Hub }
 
-func (b brokerHandler) Nudge(id string, version uint64) { b.h.nudge(id, version) }
-func (b brokerHandler) Resync()                         { b.h.resync() }
+func (b brokerHandler) Nudge(id string, version uint64)   { b.h.nudge(id, version) }
+func (b brokerHandler) Changed(rec authcore.TicketRecord) { b.h.changed(rec) }
+func (b brokerHandler) Resync()                           { b.h.resync() }
 
 // goTask runs f in a goroutine that Shutdown waits for. It reports false,
 // and does not run f, once Shutdown has started waiting.

@@ -896,31 +896,39 @@ func TestWait(t *testing.T) {
 				t.Errorf("hub holds %d tickets after Wait, want 0", n)
 			}
 		})
-		t.Run("OnNudge", func(t *testing.T) {
-			e := newEnv(t, mode)
-			e.tickets.add("t1")
-			got := make(chan authcore.View, 1)
-			go func() {
-				v, err := e.hub.Wait(t.Context(), "t1", 1)
-				if err != nil {
-					t.Errorf("Wait: %v", err)
+		for _, nudge := range []struct {
+			name string
+			send func(t *testing.T, e *env)
+		}{
+			{"OnNudge", func(t *testing.T, e *env) { e.tickets.advance(t, "t1", authcore.StateScanned, false) }},
+			{"OnChanged", func(t *testing.T, e *env) { e.handler().Changed(e.moveQuietly(t, "t1", authcore.StateScanned)) }},
+		} {
+			t.Run(nudge.name, func(t *testing.T) {
+				e := newEnv(t, mode)
+				e.tickets.add("t1")
+				got := make(chan authcore.View, 1)
+				go func() {
+					v, err := e.hub.Wait(t.Context(), "t1", 1)
+					if err != nil {
+						t.Errorf("Wait: %v", err)
+					}
+					got <- v
+				}()
+				e.waitViewed(t)
+				nudge.send(t, e)
+				select {
+				case v := <-got:
+					if v.Version != 2 || v.State != authcore.StateScanned {
+						t.Errorf("Wait = v%d %s, want v2 scanned", v.Version, v.State)
+					}
+				case <-time.After(waitFor):
+					t.Fatal("Wait did not return after the nudge")
 				}
-				got <- v
-			}()
-			e.waitViewed(t)
-			e.tickets.advance(t, "t1", authcore.StateScanned, false)
-			select {
-			case v := <-got:
-				if v.Version != 2 || v.State != authcore.StateScanned {
-					t.Errorf("Wait = v%d %s, want v2 scanned", v.Version, v.State)
+				if n := e.ticketsHeld(); n != 0 {
+					t.Errorf("hub holds %d tickets after Wait, want 0", n)
 				}
-			case <-time.After(waitFor):
-				t.Fatal("Wait did not return after the nudge")
-			}
-			if n := e.ticketsHeld(); n != 0 {
-				t.Errorf("hub holds %d tickets after Wait, want 0", n)
-			}
-		})
+			})
+		}
 		t.Run("OnContext", func(t *testing.T) {
 			e := newEnv(t, mode)
 			e.tickets.add("t1")

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 		tickets: prometheus.NewGauge(prometheus.GaugeOpts(opts("watched_tickets", "Tickets watched or waited on on this node."))),
 		events:  prometheus.NewCounter(prometheus.CounterOpts(opts("events_sent_total", "State and error events written to sockets."))),
 		slow:    prometheus.NewCounter(prometheus.CounterOpts(opts("slow_consumers_dropped_total", "Sockets dropped because their send queue was full."))),
-		nudges:  prometheus.NewCounter(prometheus.CounterOpts(opts("nudges_received_total", "Ticket version nudges received from the broker."))),
+		nudges:  prometheus.NewCounter(prometheus.CounterOpts(opts("nudges_received_total", "Ticket nudges (a version, or the ticket itself) received from the broker."))),
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts(opts("resyncs_total", "Re-reads of every watched ticket after a broker reconnect."))),
 
 		refusedFull: prometheus.NewCounter(prometheus.CounterOpts(opts("sockets_refused_full_total", "WebSocket upgrades refused with 503 because the node was at its socket cap."))),

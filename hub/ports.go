@@ -15,19 +15,23 @@ type Tickets interface {
 	// (KindNotFound, KindUnauthorized, KindForbidden, ...); their Message is
 	// shown to the client, their cause is only logged.
 	AuthorizeWatch(ctx context.Context, id, secret string, client netip.Addr) (authcore.View, error)
-	// View re-reads a ticket (after a nudge). A ticket past its expiry reads
-	// as expired, one version later.
+	// View re-reads a ticket (after a nudge without the ticket, a resync,
+	// the passing of its expiry). A ticket past its expiry reads as
+	// expired, one version later.
 	View(ctx context.Context, id string) (authcore.View, error)
 }
 
 var _ Tickets = (*authcore.Service)(nil)
 
-// Broker carries "ticket id reached version N" nudges between nodes. Nudges
-// may be lost or duplicated; truth is always re-read from Tickets.
+// Broker carries nudges between nodes: "ticket id reached version N", and
+// where the medium carries it the ticket as the transition wrote it, which
+// spares the hub a re-read. Nudges may be lost, duplicated or delivered out
+// of order; the hub re-reads from Tickets whenever it has less than the
+// ticket itself, and after a resync.
 //
-// Implementations: MemoryBroker (one process) and, later, a Redis broker;
-// every implementation must pass hub/brokertest. All methods are safe for
-// concurrent use.
+// Implementations: MemoryBroker (one process, versions only) and
+// hub/redisbroker; every implementation must pass hub/brokertest. All
+// methods are safe for concurrent use.
 type Broker interface {
 	// Subscribe returns once nudges for id will be delivered to the handler
 	// (subscribe-before-read), even if Run has not connected yet.
@@ -46,8 +50,13 @@ type Broker interface {
 
 // BrokerHandler receives what a Broker delivers. Its methods must not block.
 type BrokerHandler interface {
-	// Nudge says that ticket id reached version (or later).
+	// Nudge says that ticket id reached version (or later); 0 means a
+	// change whose version is unknown (a message that could not be read):
+	// re-read anyway.
 	Nudge(id string, version uint64)
+	// Changed says that a transition wrote rec (the whole record, at
+	// rec.Version): it stands for a re-read of rec.ID at that version.
+	Changed(rec authcore.TicketRecord)
 	// Resync says that nudges may have been lost: re-read every watched
 	// ticket.
 	Resync()

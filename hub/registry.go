@@ -179,20 +179,45 @@ func (h *Hub) dropAll(ts *ticketState, dropped []*watch) {
 	}
 }
 
-// nudge handles "id reached version": re-read unless that version was seen.
+// nudge handles "id reached version": re-read unless that version was seen
+// (version 0, unknown, is re-read).
 func (h *Hub) nudge(id string, version uint64) {
 	h.m.nudges.Inc()
-	h.mu.Lock()
-	ts := h.tickets[id]
-	h.mu.Unlock()
+	ts := h.held(id)
 	if ts == nil {
 		return
 	}
 	ts.mu.Lock()
-	if version > ts.latest.Version {
+	if version == 0 || version > ts.latest.Version {
 		h.refreshLocked(ts)
 	}
 	ts.mu.Unlock()
+}
+
+// changed handles "a transition wrote rec": unless that version was seen,
+// the record is viewed at this node's clock (so a ticket past its expiry
+// reads as expired, as a re-read would) and delivered like a re-read's
+// view, through deliverLocked, which never lets a version go back.
+func (h *Hub) changed(rec authcore.TicketRecord) {
+	h.m.nudges.Inc()
+	ts := h.held(rec.ID)
+	if ts == nil {
+		return
+	}
+	var dropped []*watch
+	ts.mu.Lock()
+	if rec.Version > ts.latest.Version {
+		dropped = h.deliverLocked(ts, rec.ViewAt(h.cfg.Now()))
+	}
+	ts.mu.Unlock()
+	h.dropAll(ts, dropped)
+}
+
+// held returns the state of ticket id if it is watched or waited on here.
+func (h *Hub) held(id string) *ticketState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tickets[id]
 }
 
 // resync re-reads every ticket watched on this node.

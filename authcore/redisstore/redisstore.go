@@ -5,9 +5,10 @@
 //
 // Every ticket transition and every consume-once operation is one Lua
 // script that checks and writes atomically; a ticket transition also
-// publishes the new version on the ticket's channel (TicketChannel) in the
-// same script: PUBLISH on a standalone server, SPUBLISH (sharded pub/sub,
-// Redis 7) on a Cluster. The store never reads the Redis clock for a
+// publishes the ticket it wrote on the ticket's channel (TicketChannel) in
+// the same script, so that a watching node need not read it again:
+// PUBLISH on a standalone server, SPUBLISH (sharded pub/sub, Redis 7) on a
+// Cluster. The store never reads the Redis clock for a
 // decision: expiry checks compare against the time the caller passes in;
 // Redis TTLs only reclaim memory.
 //
@@ -15,8 +16,8 @@
 //
 // With the default prefix "lh" (hex is lower-case hex of a SHA-256):
 //
-//	lh:{t:<ticket id>}               ticket (string, see encodeTicket); TTL: expiry + retention
-//	lh:{t:<ticket id>}:v             the ticket's channel (messages: "<version>")
+//	lh:{t:<ticket id>}               ticket (string, see EncodeTicket); TTL: expiry + retention
+//	lh:{t:<ticket id>}:v             the ticket's channel (messages: see DecodeTicketMessage)
 //	lh:{f:<family>}:a:<hex access>   session record (hash, see sessionFields); TTL: refresh expiry
 //	lh:{f:<family>}:r:<hex refresh>  → hex access hash; TTL: refresh expiry
 //	lh:{f:<family>}:used:<hex refr.> consumed refresh token (→ its expiry, unix ms); TTL: that expiry
@@ -75,6 +76,12 @@ type Options struct {
 	// deployments can share one Redis; "" means DefaultPrefix. It must not
 	// contain '{' or '}', which would change the Cluster hash slots.
 	Prefix string
+	// VersionMessages makes transitions publish only the new version
+	// ("<version>"), as releases before ticket messages did, instead of the
+	// new ticket. Nodes of those releases ignore ticket messages: during a
+	// rolling upgrade from one, set it on the new nodes until no old node
+	// is left, or the old nodes miss changes. Every release reads both.
+	VersionMessages bool
 }
 
 // Store implements authcore.Store, and handlers.Limiter (Allow), on Redis.
@@ -82,6 +89,7 @@ type Store struct {
 	c       redis.UniversalClient
 	prefix  string
 	publish string // PUBLISH, or SPUBLISH on a Cluster
+	message string // what transition.lua publishes: "t" the ticket, "v" its version
 }
 
 var _ authcore.Store = (*Store)(nil)
@@ -98,7 +106,10 @@ func New(c redis.UniversalClient, opts Options) *Store {
 	if strings.ContainsAny(prefix, "{}") {
 		panic(fmt.Sprintf("redisstore: prefix %q contains a brace", prefix))
 	}
-	s := &Store{c: c, prefix: prefix, publish: "PUBLISH"}
+	s := &Store{c: c, prefix: prefix, publish: "PUBLISH", message: "t"}
+	if opts.VersionMessages {
+		s.message = "v"
+	}
 	if _, ok := c.(*redis.ClusterClient); ok {
 		s.publish = "SPUBLISH"
 	}
@@ -178,10 +189,10 @@ func scrub(err error, password string) error {
 	return errors.New(msg)
 }
 
-// TicketChannel is the channel on which ticket id's new versions are
-// published ("<version>" in decimal ASCII): <prefix>:{t:<id>}:v. A prefix
-// of "" means DefaultPrefix, as in Options. On a Cluster it is a sharded
-// channel (SSUBSCRIBE), in the slot of the ticket's key.
+// TicketChannel is the channel on which ticket id's transitions are
+// published (see DecodeTicketMessage): <prefix>:{t:<id>}:v. A prefix of ""
+// means DefaultPrefix, as in Options. On a Cluster it is a sharded channel
+// (SSUBSCRIBE), in the slot of the ticket's key.
 func TicketChannel(prefix, id string) string {
 	return ticketKey(prefix, id) + ":v"
 }
@@ -341,7 +352,9 @@ func terminalCodesOf(m map[authcore.State]string) string {
 // A ticket is one string: fields in a fixed order, each as
 // "<byte length>:<bytes>". It is smaller than a hash (whose values over 64
 // bytes, like a User-Agent, would turn it into a hash table of ~900 bytes)
-// and than JSON, and transition.lua rewrites only its head.
+// and than JSON, and transition.lua rewrites only its head. A transition
+// publishes it whole, as written (watch secret hash included: whoever can
+// subscribe to the channel can read the key as well).
 const ticketFormat = "1"
 
 // Positions of the ticket fields. The head (up to tScannerAvatar) is what
@@ -367,7 +380,9 @@ const (
 	tFields
 )
 
-func encodeTicket(r authcore.TicketRecord) (string, error) {
+// EncodeTicket returns r in the format of a ticket key's value, which is
+// also the message a transition publishes.
+func EncodeTicket(r authcore.TicketRecord) (string, error) {
 	var f [tFields]string
 	f[tFormat] = ticketFormat
 	f[tVersion] = strconv.FormatUint(r.Version, 10)
@@ -404,6 +419,23 @@ func encodeTicket(r authcore.TicketRecord) (string, error) {
 		b.WriteString(v)
 	}
 	return b.String(), nil
+}
+
+// DecodeTicketMessage reads a message published on ticket id's channel:
+// the ticket the transition wrote (in the format of EncodeTicket), or only
+// its new version in decimal ASCII (releases before ticket messages, and
+// stores with Options.VersionMessages). full says which: without it, rec
+// holds only the id and the version. The two cannot be confused: an
+// encoded ticket starts with its format's length and a colon.
+func DecodeTicketMessage(id, payload string) (rec authcore.TicketRecord, full bool, err error) {
+	if v, err := strconv.ParseUint(payload, 10, 64); err == nil {
+		return authcore.TicketRecord{ID: id, Version: v}, false, nil
+	}
+	rec, err = decodeTicket(id, payload)
+	if err != nil {
+		return authcore.TicketRecord{}, false, fmt.Errorf("redisstore: message on ticket %s's channel: %w", id, err)
+	}
+	return rec, true, nil
 }
 
 func decodeTicket(id, raw string) (authcore.TicketRecord, error) {
@@ -483,7 +515,7 @@ func decodeTime(s string) (time.Time, error) {
 // CreateTicket implements authcore.TicketStore: one SET NX PXAT, so the
 // ticket key expires at rec.ExpiresAt + retention.
 func (s *Store) CreateTicket(ctx context.Context, rec authcore.TicketRecord, retention time.Duration) error {
-	val, err := encodeTicket(rec)
+	val, err := EncodeTicket(rec)
 	if err != nil {
 		return fmt.Errorf("redisstore: create ticket %s: %w", rec.ID, err)
 	}
@@ -518,7 +550,7 @@ func (s *Store) Ticket(ctx context.Context, id string) (authcore.TicketRecord, e
 }
 
 // Transition implements authcore.TicketStore with transition.lua, which
-// also publishes the new version on TicketChannel(prefix, t.ID).
+// also publishes the new ticket on TicketChannel(prefix, t.ID).
 func (s *Store) Transition(ctx context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
 	rec, status, err := s.transition(ctx, t.ID, strconv.FormatUint(t.FromVersion, 10), "", "", t.To, t.ScannerID, t.Scanner, t.Now)
 	switch {
@@ -562,7 +594,7 @@ func (s *Store) transition(ctx context.Context, id, version, from, owner string,
 	key := ticketKey(s.prefix, id)
 	reply, err := transitionScript.Run(ctx, s.c, []string{key, key + ":v"},
 		version, now.UnixMilli(), toCode, terminalCodes, s.publish,
-		writeScanner, scannerID, scanner.Nickname, scanner.AvatarURL, from, owner).StringSlice()
+		writeScanner, scannerID, scanner.Nickname, scanner.AvatarURL, from, owner, s.message).StringSlice()
 	if err = scriptOutcome(err); isOutcome(err) {
 		return authcore.TicketRecord{}, "", err
 	} else if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,12 +50,16 @@ func forward(t *testing.T, ps *redis.PubSub, prefix string, notify authcore.Noti
 		defer close(done)
 		for m := range ch {
 			id, ok := redisstore.TicketIDFromChannel(prefix, m.Channel)
-			v, err := strconv.ParseUint(m.Payload, 10, 64)
-			if !ok || err != nil {
-				t.Errorf("unexpected message %q on %q", m.Payload, m.Channel)
+			if !ok {
+				t.Errorf("message on an unexpected channel %q", m.Channel)
 				continue
 			}
-			notify(id, v)
+			rec, full, err := redisstore.DecodeTicketMessage(id, m.Payload)
+			if err != nil || !full {
+				t.Errorf("message %q on %q: full %v, %v; want a ticket", m.Payload, m.Channel, full, err)
+				continue
+			}
+			notify(id, rec.Version)
 		}
 	}()
 	t.Cleanup(func() { ps.Close(); <-done })
@@ -316,50 +321,66 @@ func newTicket(now time.Time) authcore.TicketRecord {
 	}
 }
 
-// testPublish: each transition publishes exactly "<version>" on the
-// ticket's channel, and a refused transition publishes nothing.
+// testPublish: each transition publishes exactly the ticket it wrote on
+// the ticket's channel (with VersionMessages, exactly "<version>"), and a
+// refused transition publishes nothing.
 func testPublish(t *testing.T, c redis.UniversalClient, subscribe func(context.Context, ...string) *redis.PubSub) {
-	ctx := context.Background()
-	prefix := newPrefix()
-	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
-	now := time.Now()
-	tk := newTicket(now)
-	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	channel := redisstore.TicketChannel(prefix, tk.ID)
-	ps := subscribe(ctx, channel)
-	defer ps.Close()
-	if _, err := ps.Receive(ctx); err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	next := func() *redis.Message {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		m, err := ps.ReceiveMessage(rctx)
-		if err != nil {
-			t.Fatalf("no message: %v", err)
-		}
-		return m
-	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	if m := next(); m.Channel != channel || m.Payload != "2" {
-		t.Fatalf("got %q on %q, want \"2\" on %q", m.Payload, m.Channel, channel)
-	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
-		t.Fatalf("stale transition: got %v, want ErrConflict", err)
-	}
-	if _, moved, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u2", To: authcore.StateCancelled, Now: now}); moved || err != nil {
-		t.Fatalf("cancel by another account: moved %v, %v; want refused", moved, err)
-	}
-	if _, moved, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u1", To: authcore.StateConfirmed, Now: now}); !moved || err != nil {
-		t.Fatalf("confirm: moved %v, %v", moved, err)
-	}
-	if m := next(); m.Payload != "3" {
-		t.Fatalf("after two refused transitions and a good one: got %q, want \"3\"", m.Payload)
+	for _, versions := range []bool{false, true} {
+		t.Run(fmt.Sprint("VersionMessages=", versions), func(t *testing.T) {
+			ctx := context.Background()
+			prefix := newPrefix()
+			s := redisstore.New(c, redisstore.Options{Prefix: prefix, VersionMessages: versions})
+			now := time.Now()
+			tk := newTicket(now)
+			if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			channel := redisstore.TicketChannel(prefix, tk.ID)
+			ps := subscribe(ctx, channel)
+			defer ps.Close()
+			if _, err := ps.Receive(ctx); err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+			// next checks that the next message announces want.
+			next := func(want authcore.TicketRecord) {
+				t.Helper()
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				m, err := ps.ReceiveMessage(rctx)
+				if err != nil {
+					t.Fatalf("no message: %v", err)
+				}
+				if m.Channel != channel {
+					t.Fatalf("message on %q, want %q", m.Channel, channel)
+				}
+				if versions {
+					if want := strconv.FormatUint(want.Version, 10); m.Payload != want {
+						t.Fatalf("got %q, want %q", m.Payload, want)
+					}
+					return
+				}
+				got, full, err := redisstore.DecodeTicketMessage(tk.ID, m.Payload)
+				if err != nil || !full || !reflect.DeepEqual(got, want) {
+					t.Fatalf("message decodes to %+v (full %v, %v); want the ticket written, %+v", got, full, err, want)
+				}
+			}
+			rec, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next(rec)
+			if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
+				t.Fatalf("stale transition: got %v, want ErrConflict", err)
+			}
+			if _, moved, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u2", To: authcore.StateCancelled, Now: now}); moved || err != nil {
+				t.Fatalf("cancel by another account: moved %v, %v; want refused", moved, err)
+			}
+			rec, moved, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u1", To: authcore.StateConfirmed, Now: now})
+			if !moved || err != nil {
+				t.Fatalf("confirm: moved %v, %v", moved, err)
+			}
+			next(rec) // after two refused transitions and a good one
+		})
 	}
 }
 

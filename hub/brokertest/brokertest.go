@@ -6,7 +6,10 @@
 // ids never subscribed; many ids at once; concurrent Subscribe, Unsubscribe
 // and publish (run it under -race); Ping; Run returning when its context
 // ends. Nudges may be coalesced (only the highest version delivered) or
-// duplicated, but never invent a version that was not published.
+// duplicated, and delivered as a version (Nudge) or as the ticket
+// (Changed), but never invent a version that was not published (a Nudge
+// with version 0, "unknown", counts as invented: publish only sends
+// well-formed messages).
 //
 // The suite starts Run before it subscribes, but does not wait for Run to
 // connect: Subscribe itself must return only once delivery is guaranteed.
@@ -24,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/hub"
 )
 
@@ -35,7 +39,8 @@ var idSeq atomic.Uint64
 // Run runs the suite. newBroker returns a fresh broker and a function that
 // publishes a nudge through the same medium as production publishers (for
 // the memory broker its Publish method; for Redis a PUBLISH from another
-// connection). It is called once per subtest; clean up with t.Cleanup.
+// connection, of a version or of a ticket at that version). It is called
+// once per subtest; clean up with t.Cleanup.
 func Run(t *testing.T, newBroker func(t *testing.T) (b hub.Broker, publish func(id string, version uint64))) {
 	t.Run("SubscribeThenPublishDelivers", func(t *testing.T) {
 		b, publish := newBroker(t)
@@ -244,7 +249,11 @@ type recorder struct {
 	changed chan struct{} // capacity 1
 }
 
-func (r *recorder) Nudge(id string, version uint64) {
+func (r *recorder) Nudge(id string, version uint64) { r.record(id, version) }
+
+func (r *recorder) Changed(rec authcore.TicketRecord) { r.record(rec.ID, rec.Version) }
+
+func (r *recorder) record(id string, version uint64) {
 	r.mu.Lock()
 	if r.got == nil {
 		r.got = make(map[string][]uint64)

@@ -4,13 +4,17 @@
 //
 // # Channels
 //
-// Every ticket transition publishes the message "<version>" (decimal ASCII)
-// on the channel "<prefix>:{t:<ticket id>}:v". On a standalone Redis (a
-// *redis.Client or any other non-cluster client) the broker uses
-// SUBSCRIBE/UNSUBSCRIBE and publishers use PUBLISH; on a Redis Cluster (a
-// *redis.ClusterClient) it uses sharded pub/sub, SSUBSCRIBE/SUNSUBSCRIBE, and
-// publishers use SPUBLISH, so that a message only travels to the shard that
-// owns the ticket's slot.
+// Every ticket transition publishes a message on the channel
+// "<prefix>:{t:<ticket id>}:v": the ticket it wrote, which the broker hands
+// to the hub as it is (BrokerHandler.Changed), or only the new version in
+// decimal ASCII (older releases, redisstore.Options.VersionMessages), which
+// makes the hub re-read (Nudge); redisstore.DecodeTicketMessage reads both.
+//
+// On a standalone Redis (a *redis.Client or any other non-cluster client)
+// the broker uses SUBSCRIBE/UNSUBSCRIBE and publishers use PUBLISH; on a
+// Redis Cluster (a *redis.ClusterClient) it uses sharded pub/sub,
+// SSUBSCRIBE/SUNSUBSCRIBE, and publishers use SPUBLISH, so that a message
+// only travels to the shard that owns the ticket's slot.
 //
 // # Connections
 //
@@ -70,6 +74,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loginhub/loginhub/authcore/redisstore"
 	"github.com/loginhub/loginhub/hub"
 )
 
@@ -249,8 +254,8 @@ func (b *Broker) Ping(ctx context.Context) error {
 // returns nil. Redis being down is not an error: Run retries with capped
 // backoff and calls h.Resync once every subscribed ticket is subscribed
 // again. Only one Run may be active at a time. It never holds a lock while
-// it calls h; Nudge may be called from several goroutines at once (one per
-// cluster node).
+// it calls h; Nudge and Changed may be called from several goroutines at
+// once (one per cluster node).
 func (b *Broker) Run(ctx context.Context, h hub.BrokerHandler) error {
 	b.mu.Lock()
 	if b.running {
@@ -796,19 +801,28 @@ func (r *runner) report(ev event) {
 	}
 }
 
+// deliver hands a ticket message to the handler: the ticket as Changed, a
+// version as Nudge, and a message it cannot read (from a newer release, or
+// not from a store at all) as a Nudge of unknown version, which re-reads.
 func (r *runner) deliver(m *redis.Message) {
 	id, ok := idFromChannel(r.b.prefix, m.Channel)
 	if !ok {
 		r.b.log.Debug("redisbroker: message on an unknown channel ignored", "channel", m.Channel)
 		return
 	}
-	v, err := strconv.ParseUint(m.Payload, 10, 64)
-	if err != nil {
-		r.b.log.Debug("redisbroker: message that is not a version ignored", "channel", m.Channel, "payload", m.Payload)
+	if !r.b.subscribed(id) {
 		return
 	}
-	if r.b.subscribed(id) {
-		r.h.Nudge(id, v)
+	rec, full, err := redisstore.DecodeTicketMessage(id, m.Payload)
+	switch {
+	case err != nil:
+		// Not the payload: a ticket holds its watch secret's hash.
+		r.b.log.Debug("redisbroker: unreadable message; the ticket will be re-read", "channel", m.Channel, "err", err)
+		r.h.Nudge(id, 0)
+	case full:
+		r.h.Changed(rec)
+	default:
+		r.h.Nudge(id, rec.Version)
 	}
 }
 

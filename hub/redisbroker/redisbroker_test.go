@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/redisstore"
 	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
 	"github.com/loginhub/loginhub/hub"
 	"github.com/loginhub/loginhub/hub/brokertest"
@@ -54,18 +59,19 @@ func TestSlot(t *testing.T) {
 	}
 }
 
-// handler is a hub.BrokerHandler that remembers the highest version per id
-// and counts resyncs.
+// handler is a hub.BrokerHandler that remembers the highest version per id,
+// every version delivered, the tickets delivered, and counts resyncs.
 type handler struct {
 	mu      sync.Mutex
 	got     map[string]uint64
-	all     map[string][]uint64
+	all     map[string][]uint64 // versions of Nudge and Changed, in order
+	recs    map[string][]authcore.TicketRecord
 	resyncs int
 	changed chan struct{} // capacity 1
 }
 
 func newHandler() *handler {
-	return &handler{got: map[string]uint64{}, all: map[string][]uint64{}, changed: make(chan struct{}, 1)}
+	return &handler{got: map[string]uint64{}, all: map[string][]uint64{}, recs: map[string][]authcore.TicketRecord{}, changed: make(chan struct{}, 1)}
 }
 
 func (h *handler) Nudge(id string, v uint64) {
@@ -74,6 +80,13 @@ func (h *handler) Nudge(id string, v uint64) {
 	h.all[id] = append(h.all[id], v)
 	h.mu.Unlock()
 	h.signal()
+}
+
+func (h *handler) Changed(rec authcore.TicketRecord) {
+	h.mu.Lock()
+	h.recs[rec.ID] = append(h.recs[rec.ID], rec)
+	h.mu.Unlock()
+	h.Nudge(rec.ID, rec.Version)
 }
 
 func (h *handler) Resync() {
@@ -169,21 +182,60 @@ func subscribe(t *testing.T, b *Broker, ids ...string) {
 }
 
 // publisher publishes as the store does: PUBLISH on a server, SPUBLISH on a
-// cluster, "<version>" on channel(prefix, id).
+// cluster, the ticket at version v on channel(prefix, id) (ticketAt).
 func publisher(t *testing.T, c redis.UniversalClient, prefix string) func(id string, v uint64) {
 	return func(id string, v uint64) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		var err error
-		if _, ok := c.(*redis.ClusterClient); ok {
-			err = c.SPublish(ctx, channel(prefix, id), strconv.FormatUint(v, 10)).Err()
-		} else {
-			err = c.Publish(ctx, channel(prefix, id), strconv.FormatUint(v, 10)).Err()
-		}
+		msg, err := redisstore.EncodeTicket(ticketAt(id, v))
 		if err != nil {
-			t.Errorf("publish %s %d: %v", id, v, err)
+			t.Fatal(err)
 		}
+		publishRaw(t, c, prefix, id, msg)
 	}
+}
+
+// versionPublisher publishes as stores of older releases and stores with
+// VersionMessages do: "<version>".
+func versionPublisher(t *testing.T, c redis.UniversalClient, prefix string) func(id string, v uint64) {
+	return func(id string, v uint64) {
+		publishRaw(t, c, prefix, id, strconv.FormatUint(v, 10))
+	}
+}
+
+func publishRaw(t *testing.T, c redis.UniversalClient, prefix, id, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var err error
+	if _, ok := c.(*redis.ClusterClient); ok {
+		err = c.SPublish(ctx, channel(prefix, id), msg).Err()
+	} else {
+		err = c.Publish(ctx, channel(prefix, id), msg).Err()
+	}
+	if err != nil {
+		t.Errorf("publish %s %q: %v", id, msg, err)
+	}
+}
+
+// ticketAt is a ticket at version v whose trail goes pending, scanned,
+// confirmed, ... (the states repeat past v3; only the shape matters here).
+func ticketAt(id string, v uint64) authcore.TicketRecord {
+	cycle := []authcore.State{authcore.StatePending, authcore.StateScanned, authcore.StateConfirmed}
+	trail := make([]authcore.State, v)
+	for i := range trail {
+		trail[i] = cycle[i%len(cycle)]
+	}
+	now := time.Now().Truncate(time.Millisecond).UTC()
+	rec := authcore.TicketRecord{
+		ID: id, Version: v, Trail: trail, ExpiresAt: now.Add(2 * time.Minute), CreatedAt: now,
+		WatchSecretHash: [32]byte{1, 2, 3}, ClientIP: netip.MustParseAddr("203.0.113.7"),
+		Requester: authcore.Requester{IP: "203.0.113.7", Device: "Chrome on Windows", UserAgent: "Mozilla/5.0", CreatedAt: now},
+	}
+	if v > 0 {
+		rec.State = trail[v-1]
+	}
+	if v > 1 {
+		rec.ScannerID, rec.Scanner = "u1", authcore.Profile{Nickname: "小明", AvatarURL: "https://a.example/1.png"}
+	}
+	return rec
 }
 
 // commandCalls is the number of calls of cmd in INFO commandstats.
@@ -228,6 +280,11 @@ func TestStandalone(t *testing.T) {
 	t.Run("Conformance", func(t *testing.T) {
 		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
 			return New(c, Options{}), publisher(t, c, "lh")
+		})
+	})
+	t.Run("ConformanceVersionMessages", func(t *testing.T) {
+		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
+			return New(c, Options{}), versionPublisher(t, c, "lh")
 		})
 	})
 
@@ -276,12 +333,35 @@ func TestStandalone(t *testing.T) {
 		}
 	})
 
-	t.Run("JunkIgnored", func(t *testing.T) {
+	t.Run("Messages", func(t *testing.T) {
+		b := New(c, Options{Prefix: "msg", Logger: testLogger(t)})
+		h := start(t, b)
+		subscribe(t, b, "m1")
+		want := ticketAt("m1", 3)
+		msg, err := redisstore.EncodeTicket(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishRaw(t, c, "msg", "m1", msg)
+		versionPublisher(t, c, "msg")("m1", 4)
+		h.waitVersion(t, "m1", 4)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if got := h.all["m1"]; len(got) != 2 || got[0] != 3 || got[1] != 4 {
+			t.Errorf("delivered versions %v, want [3 4]", got)
+		}
+		if got := h.recs["m1"]; len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+			t.Errorf("delivered tickets %+v, want only %+v", got, want)
+		}
+	})
+
+	t.Run("JunkRereads", func(t *testing.T) {
 		b := New(c, Options{Prefix: "junk", Logger: testLogger(t)})
 		h := start(t, b)
 		subscribe(t, b, "j1")
 		ctx := testCtx(t)
-		for _, payload := range []string{"", "x", "-1", "1.5", "99999999999999999999"} {
+		junk := []string{"", "x", "-1", "1.5", "99999999999999999999", "1:2" /* a future ticket format */}
+		for _, payload := range junk {
 			if err := c.Publish(ctx, channel("junk", "j1"), payload).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -290,8 +370,9 @@ func TestStandalone(t *testing.T) {
 		h.waitVersion(t, "j1", 4)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if got := h.all["j1"]; len(got) != 1 || got[0] != 4 {
-			t.Errorf("delivered %v, want [4]", got)
+		want := append(make([]uint64, len(junk)), 4) // 0: unknown, re-read
+		if got := h.all["j1"]; !slices.Equal(got, want) {
+			t.Errorf("delivered %v, want %v", got, want)
 		}
 	})
 
@@ -409,6 +490,11 @@ func TestCluster(t *testing.T) {
 	t.Run("Conformance", func(t *testing.T) {
 		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
 			return New(cc, Options{}), publisher(t, cc, "lh")
+		})
+	})
+	t.Run("ConformanceVersionMessages", func(t *testing.T) {
+		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
+			return New(cc, Options{}), versionPublisher(t, cc, "lh")
 		})
 	})
 

@@ -3,7 +3,7 @@
 -- (authcore.TicketStore.Transition), or a move that requires a state and a
 -- scanner instead (TransitionFrom).
 --
--- KEYS[1]  the ticket: a string in the format of encodeTicket (redisstore.go)
+-- KEYS[1]  the ticket: a string in the format of EncodeTicket (redisstore.go)
 -- KEYS[2]  its channel (same hash slot; declared so that Cluster routes
 --          SPUBLISH with the key)
 -- ARGV[1]  the version the caller read, or '' to require ARGV[10] and ARGV[11]
@@ -14,6 +14,7 @@
 -- ARGV[6]  "1" to write the scanner (ARGV[7..9]: id, nickname, avatar)
 -- ARGV[10] with ARGV[1] '': the state code the ticket must have
 -- ARGV[11] with ARGV[1] '': the scanner id the ticket must have ('' for none)
+-- ARGV[12] what to publish: 't' the new ticket, 'v' only its new version
 --
 -- Replies {'ok', new ticket}, or {'conflict', ticket} (version, state or
 -- scanner not as required, or a terminal state) or {'expired', ticket}
@@ -65,5 +66,9 @@ for i = 1, 8 do
 end
 raw = table.concat(out) .. string.sub(raw, pos)
 redis.call('SET', KEYS[1], raw, 'KEEPTTL')
-redis.call(ARGV[5], KEYS[2], f[2])
+if ARGV[12] == 'v' then
+  redis.call(ARGV[5], KEYS[2], f[2])
+else
+  redis.call(ARGV[5], KEYS[2], raw)
+end
 return {'ok', raw}
