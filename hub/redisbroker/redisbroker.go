@@ -42,7 +42,7 @@
 // Unsubscribe is local and immediate: the readers deliver only nudges for
 // ids that are subscribed now, so nothing published after Unsubscribe
 // returns reaches the handler; the UNSUBSCRIBE itself goes out with the next
-// batch.
+// batch, without a PING when the batch subscribes nothing and nobody waits.
 //
 // # Reconnects
 //
@@ -532,6 +532,7 @@ func (r *runner) send(s *session) {
 	}
 	clear(s.pendingUnsub)
 	clear(s.pendingSub)
+	ping := s.needPing || len(sub) > 0 || r.waitsOn(s)
 	s.needPing = false
 
 	err := r.write(ctx, s, unsub, false)
@@ -541,6 +542,12 @@ func (r *runner) send(s *session) {
 			s.unsubSent[id]++
 		}
 		err = r.write(ctx, s, sub, true)
+	}
+	if err == nil && !ping {
+		// UNSUBSCRIBEs alone: nobody waits for them (Unsubscribe is
+		// local), so no PING; a dead connection is still noticed by the
+		// reader or by the idle pings.
+		return
 	}
 	r.seq++
 	token := tokenPrefix + strconv.FormatUint(r.seq, 10)
@@ -566,6 +573,16 @@ func (r *runner) send(s *session) {
 		s.reading = true
 		r.wg.Go(func() { r.read(s) })
 	}
+}
+
+// waitsOn reports whether a Subscribe call waits for an id placed on s.
+func (r *runner) waitsOn(s *session) bool {
+	for id := range r.waiters {
+		if r.placed[id] == s {
+			return true
+		}
+	}
+	return false
 }
 
 // write sends (S)SUBSCRIBE or (S)UNSUBSCRIBE for chans: in chunks on a

@@ -400,6 +400,34 @@ func TestStandalone(t *testing.T) {
 	})
 }
 
+// TestUnsubscribeAloneSendsNoPing: an UNSUBSCRIBE that nobody waits for
+// goes out without the PING that confirms subscriptions.
+func TestUnsubscribeAloneSendsNoPing(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+	b := New(c, Options{Prefix: "lone"})
+	start(t, b)
+	subscribe(t, b, "u1")
+	ctx := testCtx(t)
+	pings := commandCalls(t, c, "ping")
+	if err := b.Unsubscribe(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	// Ask until the server has processed the UNSUBSCRIBE.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for c.PubSubNumSub(ctx, channel("lone", "u1")).Val()[channel("lone", "u1")] != 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the UNSUBSCRIBE did not reach the server")
+		}
+	}
+	if got := commandCalls(t, c, "ping") - pings; got != 0 {
+		t.Errorf("%d PING commands with the UNSUBSCRIBE, want 0", got)
+	}
+}
+
 func TestBatching(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := srv.Client()
