@@ -18,12 +18,13 @@ type TicketStore interface {
 	// Ticket returns the stored ticket, or ErrNotFound.
 	Ticket(ctx context.Context, id string) (TicketRecord, error)
 	// Transition atomically moves a ticket from t.FromVersion to t.To,
-	// increments its version, appends to its trail and announces the new
-	// version to watchers (the memory store through its notify function,
-	// Redis through PUBLISH in the same script). It returns the new record,
-	// or ErrNotFound, ErrConflict (version moved on) or ErrExpired
-	// (t.Now is at or past the expiry). A transition either fully happens
-	// or not at all; two callers with the same FromVersion cannot both win.
+	// increments its version, appends to its trail and announces the change
+	// to watchers (the memory store calls its notify function with the new
+	// version; Redis publishes the new record in the same script). It
+	// returns the new record, or ErrNotFound, ErrConflict (version moved
+	// on) or ErrExpired (t.Now is at or past the expiry). A transition
+	// either fully happens or not at all; two callers with the same
+	// FromVersion cannot both win.
 	Transition(ctx context.Context, t Transition) (TicketRecord, error)
 	// TransitionFrom is Transition conditioned on what the ticket is rather
 	// than on a version the caller read: it atomically moves a ticket that
