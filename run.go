@@ -240,7 +240,7 @@ type hubStore interface {
 func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStore, hub.Broker, func(), error) {
 	if cfg.RedisURL == "" {
 		broker := hub.NewMemoryBroker()
-		return memstore.New(broker.Publish, nil), broker, func() {}, nil
+		return memstore.New(broker.PublishTicket, nil), broker, func() {}, nil
 	}
 	rc, err := redisstore.Connect(cfg.RedisURL)
 	if err != nil {

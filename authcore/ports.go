@@ -59,9 +59,12 @@ type StateTransition struct {
 	Now       time.Time
 }
 
-// Notifier announces that ticket id reached version. The memory store calls
-// it after each transition; the hub's memory broker implements it.
-type Notifier func(id string, version uint64)
+// Notifier announces the record a transition wrote, at its new version.
+// The memory store calls it after each transition, outside its lock, with a
+// record of the callee's own; the hub's memory broker implements it and
+// hands the record to watchers as it is, so that no watcher reads the
+// ticket again.
+type Notifier func(rec TicketRecord)
 
 // TokenRef locates a session token in a store without the token itself:
 // the family id the token carries in clear (so that every session of one

@@ -4,20 +4,33 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/loginhub/loginhub/authcore"
 )
 
 // MemoryBroker is the Broker of a single process. Its zero value is ready to
-// use. Publish never blocks: nudges for subscribed ids are kept (the highest
-// version per id, in first-publish order) until Run hands them to its
-// handler, without holding any lock while it does. Nudges for ids nobody
-// subscribed to are dropped. Safe for concurrent use.
+// use. Publishing never blocks: nudges for subscribed ids are kept (the
+// highest version per id, in first-publish order) until Run hands them to
+// its handler, without holding any lock while it does. Nudges for ids
+// nobody subscribed to are dropped. Safe for concurrent use.
+//
+// The memory store announces every transition with the record it wrote
+// (PublishTicket), which the handler gets as Changed: the hub delivers it
+// without reading the ticket again. Publish carries only a version (Nudge).
 type MemoryBroker struct {
 	mu      sync.Mutex
 	subs    map[string]struct{}
-	pending map[string]uint64 // id → highest version not yet delivered
-	order   []string          // ids of pending in first-publish order
-	signal  chan struct{}     // capacity 1: "pending is not empty"
+	pending map[string]memoryNudge // id → the highest version not yet delivered
+	order   []string               // ids of pending in first-publish order
+	signal  chan struct{}          // capacity 1: "pending is not empty"
 	running bool
+}
+
+// memoryNudge is an undelivered nudge: a version, and the record written at
+// that version when the publisher had it.
+type memoryNudge struct {
+	version uint64
+	rec     *authcore.TicketRecord
 }
 
 var _ Broker = (*MemoryBroker)(nil)
@@ -32,21 +45,35 @@ func (b *MemoryBroker) signalLocked() chan struct{} {
 	return b.signal
 }
 
-// Publish announces that ticket id reached version. Its method value is an
-// authcore.Notifier for the memory store.
+// Publish announces that ticket id reached version.
 func (b *MemoryBroker) Publish(id string, version uint64) {
+	b.publish(id, memoryNudge{version: version})
+}
+
+// PublishTicket announces the record a transition wrote; the broker keeps
+// it, so the caller must not change it afterwards. Its method value is the
+// authcore.Notifier of the memory store.
+func (b *MemoryBroker) PublishTicket(rec authcore.TicketRecord) {
+	b.publish(rec.ID, memoryNudge{version: rec.Version, rec: &rec})
+}
+
+func (b *MemoryBroker) publish(id string, n memoryNudge) {
 	b.mu.Lock()
 	if _, ok := b.subs[id]; !ok {
 		b.mu.Unlock()
 		return
 	}
 	if old, ok := b.pending[id]; ok {
-		b.pending[id] = max(old, version)
+		// The higher version wins; at the same version, the one that
+		// carries the record.
+		if n.version > old.version || (n.version == old.version && old.rec == nil) {
+			b.pending[id] = n
+		}
 	} else {
 		if b.pending == nil {
-			b.pending = make(map[string]uint64)
+			b.pending = make(map[string]memoryNudge)
 		}
-		b.pending[id] = version
+		b.pending[id] = n
 		b.order = append(b.order, id)
 	}
 	sig := b.signalLocked()
@@ -107,9 +134,13 @@ func (b *MemoryBroker) Run(ctx context.Context, h BrokerHandler) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if v, ok := pending[id]; ok {
+			if n, ok := pending[id]; ok {
 				delete(pending, id) // an id may be listed twice after re-subscribing
-				h.Nudge(id, v)
+				if n.rec != nil {
+					h.Changed(*n.rec)
+				} else {
+					h.Nudge(id, n.version)
+				}
 			}
 		}
 		if len(order) > 0 {

@@ -1,8 +1,14 @@
 package hub_test
 
 import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/hub"
 	"github.com/loginhub/loginhub/hub/brokertest"
 )
@@ -19,4 +25,85 @@ func TestMemoryBrokerZeroValue(t *testing.T) {
 		var b hub.MemoryBroker
 		return &b, b.Publish
 	})
+}
+
+// TestMemoryBrokerTickets runs the conformance suite with the memory
+// store's announcements, which carry the record.
+func TestMemoryBrokerTickets(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
+		b := hub.NewMemoryBroker()
+		return b, func(id string, v uint64) { b.PublishTicket(authcore.TicketRecord{ID: id, Version: v}) }
+	})
+}
+
+// handlerLog records what a broker hands over, in order.
+type handlerLog struct {
+	mu   sync.Mutex
+	got  []string
+	more chan struct{} // signalled on every call
+}
+
+func (h *handlerLog) add(s string) {
+	h.mu.Lock()
+	h.got = append(h.got, s)
+	h.mu.Unlock()
+	select {
+	case h.more <- struct{}{}:
+	default:
+	}
+}
+
+func (h *handlerLog) Nudge(id string, v uint64) { h.add(fmt.Sprintf("nudge %s v%d", id, v)) }
+func (h *handlerLog) Changed(rec authcore.TicketRecord) {
+	h.add(fmt.Sprintf("changed %s v%d %s", rec.ID, rec.Version, rec.State))
+}
+func (h *handlerLog) Resync() { h.add("resync") }
+
+// TestMemoryBrokerPrefersRecords checks that a pending record is not
+// replaced by a bare version nudge of the same or a lower version (the hub
+// would read the ticket again for nothing), and that a higher version wins
+// whatever it carries.
+func TestMemoryBrokerPrefersRecords(t *testing.T) {
+	b := hub.NewMemoryBroker()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, id := range []string{"a", "b"} {
+		if err := b.Subscribe(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Queued before Run starts, so they are merged.
+	b.PublishTicket(authcore.TicketRecord{ID: "a", Version: 2, State: authcore.StateScanned})
+	b.Publish("a", 2)
+	b.Publish("a", 1)
+	b.Publish("b", 2)
+	b.PublishTicket(authcore.TicketRecord{ID: "b", Version: 2, State: authcore.StateScanned})
+	b.PublishTicket(authcore.TicketRecord{ID: "b", Version: 3, State: authcore.StateConfirmed})
+	b.Publish("b", 4)
+
+	h := &handlerLog{more: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, h) }()
+	want := []string{"changed a v2 scanned", "nudge b v4"}
+	deadline := time.After(5 * time.Second)
+	for {
+		h.mu.Lock()
+		n := len(h.got)
+		h.mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+		select {
+		case <-h.more:
+		case <-deadline:
+			t.Fatalf("delivered %q, want %q", h.got, want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(h.got, want) {
+		t.Errorf("delivered %q, want %q", h.got, want)
+	}
 }

@@ -245,7 +245,7 @@ func (e *ticketEntry) advance(to authcore.State, scannerID string, scanner authc
 // announce calls notify, outside the lock, after a transition.
 func (s *Store) announce(rec authcore.TicketRecord) {
 	if s.notify != nil {
-		s.notify(rec.ID, rec.Version)
+		s.notify(cloneTicket(rec)) // the caller keeps rec
 	}
 }
 

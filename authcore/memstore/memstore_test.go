@@ -16,7 +16,7 @@ func TestConformance(t *testing.T) {
 }
 
 func BenchmarkMemstore(b *testing.B) {
-	storetest.Bench(b, memstore.New(func(string, uint64) {}, nil))
+	storetest.Bench(b, memstore.New(func(authcore.TicketRecord) {}, nil))
 }
 
 var _ wechat.TokenCache = (*memstore.Store)(nil)

@@ -42,7 +42,7 @@ var prefixes atomic.Int64
 // server.
 func newPrefix() string { return fmt.Sprint("lht", prefixes.Add(1)) }
 
-// forward calls notify for every version published on ps until ps closes.
+// forward calls notify for every ticket published on ps until ps closes.
 func forward(t *testing.T, ps *redis.PubSub, prefix string, notify authcore.Notifier) {
 	ch := ps.Channel()
 	done := make(chan struct{})
@@ -59,7 +59,7 @@ func forward(t *testing.T, ps *redis.PubSub, prefix string, notify authcore.Noti
 				t.Errorf("message %q on %q: full %v, %v; want a ticket", m.Payload, m.Channel, full, err)
 				continue
 			}
-			notify(id, rec.Version)
+			notify(rec)
 		}
 	}()
 	t.Cleanup(func() { ps.Close(); <-done })

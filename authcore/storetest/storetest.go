@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,17 +59,36 @@ type nudge struct {
 type recorder struct {
 	mu      sync.Mutex
 	nudges  []nudge
-	changed chan struct{} // closed and replaced on every nudge
+	records map[nudge]authcore.TicketRecord // what each announcement carried
+	changed chan struct{}                   // closed and replaced on every nudge
 }
 
-func (r *recorder) notify(id string, v uint64) {
+func (r *recorder) notify(rec authcore.TicketRecord) {
 	r.mu.Lock()
-	r.nudges = append(r.nudges, nudge{id, v})
+	r.nudges = append(r.nudges, nudge{rec.ID, rec.Version})
+	if r.records == nil {
+		r.records = make(map[nudge]authcore.TicketRecord)
+	}
+	r.records[nudge{rec.ID, rec.Version}] = rec
 	if r.changed != nil {
 		close(r.changed)
 		r.changed = nil
 	}
 	r.mu.Unlock()
+}
+
+// announced returns the record announced for id at version v.
+func (r *recorder) announced(id string, v uint64) authcore.TicketRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.records[nudge{id, v}]
+}
+
+// sameTicket compares what watchers are shown and what redeem checks.
+func sameTicket(a, b authcore.TicketRecord) bool {
+	return a.ID == b.ID && a.Version == b.Version && a.State == b.State && slices.Equal(a.Trail, b.Trail) &&
+		a.ExpiresAt.Equal(b.ExpiresAt) && a.ScannerID == b.ScannerID && a.Scanner == b.Scanner &&
+		a.WatchSecretHash == b.WatchSecretHash && a.ClientIP == b.ClientIP && a.Requester.Device == b.Requester.Device
 }
 
 func (r *recorder) waitFor(t *testing.T, id string, v uint64) {
@@ -147,6 +167,9 @@ func testTicketLifecycle(t *testing.T, newStore NewStore) {
 			t.Fatalf("step %d: scanner not kept: %q %+v", i, next.ScannerID, next.Scanner)
 		}
 		rec.waitFor(t, tk.ID, next.Version)
+		if got := rec.announced(tk.ID, next.Version); !sameTicket(got, next) {
+			t.Fatalf("step %d: announced %+v, but the transition returned %+v", i, got, next)
+		}
 	}
 	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 4, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
 		t.Fatalf("transition out of redeemed: got %v, want ErrConflict", err)
