@@ -9,10 +9,13 @@ import (
 )
 
 // MemoryBroker is the Broker of a single process. Its zero value is ready to
-// use. Publishing never blocks: nudges for subscribed ids are kept (the
-// highest version per id, in first-publish order) until Run hands them to
-// its handler, without holding any lock while it does. Nudges for ids
-// nobody subscribed to are dropped. Safe for concurrent use.
+// use. Publishing never blocks. While Run runs and nothing waits in its
+// queue, a nudge for a subscribed id goes to the handler at once, in the
+// publisher's goroutine (the handler must not block, so this is safe, and
+// it spares a hand-off on the way to the desktop); otherwise it is queued
+// (the highest version per id, in first-publish order) until Run hands it
+// over. No lock is held while the handler runs. Nudges for ids nobody
+// subscribed to are dropped. Safe for concurrent use.
 //
 // The memory store announces every transition with the record it wrote
 // (PublishTicket), which the handler gets as Changed: the hub delivers it
@@ -24,6 +27,7 @@ type MemoryBroker struct {
 	order   []string               // ids of pending in first-publish order
 	signal  chan struct{}          // capacity 1: "pending is not empty"
 	running bool
+	handler BrokerHandler // Run's, while it runs
 }
 
 // memoryNudge is an undelivered nudge: a version, and the record written at
@@ -61,6 +65,11 @@ func (b *MemoryBroker) publish(id string, n memoryNudge) {
 	b.mu.Lock()
 	if _, ok := b.subs[id]; !ok {
 		b.mu.Unlock()
+		return
+	}
+	if h := b.handler; h != nil && len(b.pending) == 0 {
+		b.mu.Unlock()
+		deliver(h, id, n)
 		return
 	}
 	if old, ok := b.pending[id]; ok {
@@ -119,9 +128,15 @@ func (b *MemoryBroker) Run(ctx context.Context, h BrokerHandler) error {
 	b.running = true
 	sig := b.signalLocked()
 	b.mu.Unlock()
-	defer func() {
+	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
-		b.running = false
+		b.handler = nil
+		b.mu.Unlock()
+	})
+	defer func() {
+		stop()
+		b.mu.Lock()
+		b.running, b.handler = false, nil
 		b.mu.Unlock()
 	}()
 
@@ -129,6 +144,9 @@ func (b *MemoryBroker) Run(ctx context.Context, h BrokerHandler) error {
 		b.mu.Lock()
 		order, pending := b.order, b.pending
 		b.order, b.pending = nil, nil
+		if len(order) == 0 && ctx.Err() == nil {
+			b.handler = h // the queue is empty: publishers deliver themselves
+		}
 		b.mu.Unlock()
 		for _, id := range order {
 			if ctx.Err() != nil {
@@ -136,11 +154,7 @@ func (b *MemoryBroker) Run(ctx context.Context, h BrokerHandler) error {
 			}
 			if n, ok := pending[id]; ok {
 				delete(pending, id) // an id may be listed twice after re-subscribing
-				if n.rec != nil {
-					h.Changed(*n.rec)
-				} else {
-					h.Nudge(id, n.version)
-				}
+				deliver(h, id, n)
 			}
 		}
 		if len(order) > 0 {
@@ -151,6 +165,14 @@ func (b *MemoryBroker) Run(ctx context.Context, h BrokerHandler) error {
 			return nil
 		case <-sig:
 		}
+	}
+}
+
+func deliver(h BrokerHandler, id string, n memoryNudge) {
+	if n.rec != nil {
+		h.Changed(*n.rec)
+	} else {
+		h.Nudge(id, n.version)
 	}
 }
 
