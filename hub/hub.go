@@ -60,11 +60,14 @@
 // Either way the client reconnects with "since" and misses nothing.
 //
 // One shared sweeper goroutine (started by Run) queues a ping on each socket
-// every Config.PingInterval, staggered by when each socket connected, and
-// re-reads the tickets whose expiry has passed (and those whose last re-read
+// every Config.PingInterval, and re-reads the tickets whose expiry has passed (and those whose last re-read
 // failed). A socket that sends nothing, not even a pong, for
 // 2*PingInterval+5s (and through two pings) is closed by the sweeper.
 // Shutdown sends close code 1001 (going away) after what is already queued.
+// Pings are spread out: a socket's first ping comes at a random point of the
+// second half of the interval (sockets that connected in one burst, after a
+// restart, are not pinged in one burst forever), and the sweeper sends the
+// pings that are due every 100 ms, not once a second.
 //
 // Origins: a request with an Origin header is accepted only when
 // Config.CheckOrigin allows it, otherwise it gets 403. A request without
@@ -79,6 +82,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -97,15 +101,16 @@ const (
 	defaultMaxWatches   = 16
 	defaultSendQueue    = 16
 
-	readLimit   = 4096             // largest client message
-	maxIDLen    = 128              // longest ticket id accepted in a watch
-	readSlack   = 5 * time.Second  // added to 2*PingInterval for silence; the time to finish a started frame
-	writeWait   = 10 * time.Second // deadline of one frame write: a slower peer is dropped
-	killWait    = time.Second      // deadline of the close frame to a slow consumer
-	closeGrace  = 2 * time.Second  // wait for the peer's close reply on Shutdown
-	opTimeout   = 10 * time.Second // store and broker calls made by the hub itself
-	finalRead   = 2 * time.Second  // re-read when a Wait ends by its context
-	maxSweepGap = time.Second      // the sweeper runs at least this often
+	readLimit   = 4096                   // largest client message
+	maxIDLen    = 128                    // longest ticket id accepted in a watch
+	readSlack   = 5 * time.Second        // added to 2*PingInterval for silence; the time to finish a started frame
+	writeWait   = 10 * time.Second       // deadline of one frame write: a slower peer is dropped
+	killWait    = time.Second            // deadline of the close frame to a slow consumer
+	closeGrace  = 2 * time.Second        // wait for the peer's close reply on Shutdown
+	opTimeout   = 10 * time.Second       // store and broker calls made by the hub itself
+	finalRead   = 2 * time.Second        // re-read when a Wait ends by its context
+	maxSweepGap = time.Second            // the sweeper runs at least this often
+	pingTick    = 100 * time.Millisecond // how often the sweeper sends the pings that are due
 )
 
 // Config configures a Hub. The zero value of each optional field means the
@@ -412,17 +417,36 @@ func (h *Hub) runBroker(ctx context.Context) {
 	}
 }
 
+// sweepLoop pings and drops sockets every pingTick (or sweepEvery, if
+// shorter) and checks ticket expiries every sweepEvery.
 func (h *Hub) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(h.sweepEvery)
+	t := time.NewTicker(min(pingTick, h.sweepEvery))
 	defer t.Stop()
+	lastTickets := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			h.sweep(h.cfg.Now())
+		case tick := <-t.C:
+			now := h.cfg.Now()
+			h.sweepSockets(now)
+			if tick.Sub(lastTickets) >= h.sweepEvery {
+				lastTickets = tick
+				h.sweepTickets(now)
+			}
 		}
 	}
+}
+
+// firstPing is when a new socket is first pinged: at a random point of the
+// second half of the interval, so that sockets that connected together (a
+// load balancer's reconnect storm, a restart) are not pinged together
+// forever after; each later ping comes one interval after the previous.
+func firstPing(interval time.Duration) time.Duration {
+	if interval < 2 {
+		return interval
+	}
+	return interval/2 + rand.N(interval/2) + 1
 }
 
 // brokerHandler is the hub as the Broker sees it; it keeps Nudge, Changed
@@ -510,7 +534,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ok {
-		c.nextPing = now.Add(h.cfg.PingInterval).UnixNano()
+		c.nextPing = now.Add(firstPing(h.cfg.PingInterval)).UnixNano()
 		h.conns[c.id] = c
 		h.m.sockets.Set(float64(len(h.conns)))
 	}

@@ -1127,3 +1127,23 @@ func TestSocketCap(t *testing.T) {
 		c.expectState("t1", 1, authcore.StatePending)
 	})
 }
+
+// TestFirstPingSpreads checks that sockets that connect together are first
+// pinged over the second half of the interval, not at one instant.
+func TestFirstPingSpreads(t *testing.T) {
+	const interval = 25 * time.Second
+	lo, hi := interval, time.Duration(0)
+	for range 1000 {
+		d := firstPing(interval)
+		if d <= interval/2 || d > interval {
+			t.Fatalf("firstPing = %v, want in (%v, %v]", d, interval/2, interval)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < interval/3 {
+		t.Errorf("1000 first pings spread over %v only (%v..%v)", hi-lo, lo, hi)
+	}
+	if d := firstPing(1); d != 1 {
+		t.Errorf("firstPing(1ns) = %v", d)
+	}
+}

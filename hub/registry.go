@@ -303,6 +303,15 @@ func failLocked(ts *ticketState, err error) (dropped []*watch) {
 // 2*PingInterval+5s by Config.Now and through at least two pings: a clock
 // that jumps ahead does not drop sockets that simply have not been pinged.
 func (h *Hub) sweep(now time.Time) {
+	h.sweepSockets(now)
+	h.sweepTickets(now)
+}
+
+// sweepSockets is the part of sweep that pings and drops sockets. The
+// sweeper calls it every pingTick, so that the pings due in a second go out
+// in ten small batches rather than one burst that would delay the events
+// queued behind it.
+func (h *Hub) sweepSockets(now time.Time) {
 	nowN := now.UnixNano()
 	next := now.Add(h.cfg.PingInterval).UnixNano()
 	silence := int64(h.readTimeout)
@@ -331,7 +340,11 @@ func (h *Hub) sweep(now time.Time) {
 		h.log.Info("hub: dropping silent socket", "remote", c.ws.RemoteAddr().String())
 		h.goTask(c.abort) // refused only once Shutdown ends every socket
 	}
+}
 
+// sweepTickets is the part of sweep that re-reads the tickets whose expiry
+// has passed (or whose last re-read failed).
+func (h *Hub) sweepTickets(now time.Time) {
 	for _, ts := range h.watched() {
 		ts.mu.Lock()
 		// Until the store agrees that it expired (its clock may lag), an
