@@ -74,6 +74,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -128,6 +129,7 @@ type config struct {
 	json         bool
 	cpuProfile   string // write this process's CPU profile here (children: .child<i> appended)
 	gcPercent    int    // the load tool's own GOGC
+	maxProcs     int    // the load tool's GOMAXPROCS per process; 0 = the runtime's default
 
 	// untilDuration: --mode create with --flows 0 creates until endAt
 	// (the run's start + --duration) and is complete then.
@@ -166,6 +168,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Process-wide: restored on return, for callers that run bench in
 	// process (its tests).
 	defer debug.SetGCPercent(debug.SetGCPercent(cfg.gcPercent))
+	if cfg.maxProcs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.maxProcs))
+	}
 	if cfg.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(cfg.cpuProfile)
 		if err != nil {
@@ -264,6 +269,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "after opening the idle desktops, wait at most this long for the hub's RSS to settle (0 = measure at once, no idle CPU)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON, one object per mode")
 	fs.IntVar(&cfg.gcPercent, "gogc", 400, "the load tool's own garbage-collector target (GOGC): it holds thousands of sockets, and each of its GC cycles delays the events it is timing, so it trades memory for fewer cycles (50-10000)")
+	maxProcs := fs.Int("gomaxprocs", 1, "OS threads running Go code in each load-tool process (GOMAXPROCS; 0 = all CPUs). 1 suits flows: the tool runs several processes, and each one's idle scheduler threads spin on the cores the hub needs. --mode create uses all CPUs unless this is set")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to `FILE` (child i of --procs writes FILE.child<i>): to see what the generator costs next to the hub")
 	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
 	fs.IntVar(&cfg.childIndex, "child-index", 0, "internal: which child")
@@ -343,6 +349,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			cfg.untilDuration = cfg.flows == 0
 		}
 	}
+	cfg.maxProcs = *maxProcs
+	if cfg.create() && !set["gomaxprocs"] {
+		cfg.maxProcs = 0 // creating flat out needs every core
+	}
 	if err := cfg.validate(set["procs"]); err != nil {
 		return config{}, err
 	}
@@ -395,6 +405,8 @@ func (c *config) validate(procsSet bool) error {
 		return bad("--flows %d: want 0..%d", c.flows, maxFlows)
 	case c.desktops == 0 && c.flows == 0 && !c.create():
 		return bad("nothing to do: --desktops and --flows are both 0")
+	case c.maxProcs < 0 || c.maxProcs > 256:
+		return bad("--gomaxprocs %d: want 0..256 (0 = all CPUs)", c.maxProcs)
 	case c.gcPercent < 50 || c.gcPercent > 10000:
 		return bad("--gogc %d: want 50..10000", c.gcPercent)
 	case math.IsNaN(c.rate) || c.rate <= 0 || c.rate > 100000:

@@ -153,7 +153,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if strings.Join(cfg.baseURLs, ",") != "http://127.0.0.1:8080" || strings.Join(cfg.wsURLs, ",") != "ws://127.0.0.1:8080/v1/ws" || cfg.origin != "" ||
 		cfg.desktops != 1000 || cfg.flows != 1000 || cfg.rate != 200 || cfg.concurrency != 500 || cfg.sources != 8 ||
 		cfg.phones != 20 || len(cfg.modes) != 1 || cfg.modes[0] != "push" || cfg.pollInterval != 2*time.Second ||
-		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json || cfg.gcPercent != 400 || cfg.cpuProfile != "" {
+		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json || cfg.gcPercent != 400 || cfg.cpuProfile != "" || cfg.maxProcs != 1 {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
@@ -179,8 +179,10 @@ func TestParseFlags(t *testing.T) {
 				c.desktopNode(0) == 0 && c.phoneNode(0) == 1 && c.desktopNode(3) == 1 && c.phoneNode(3) == 0
 		}},
 		{[]string{"--create-only"}, func(c config) bool {
-			return c.create() && c.desktops == 0 && c.flows == defaultCreates && !c.untilDuration && c.procs == 1
+			return c.create() && c.desktops == 0 && c.flows == defaultCreates && !c.untilDuration && c.procs == 1 && c.maxProcs == 0
 		}},
+		{[]string{"--create-only", "--gomaxprocs", "1"}, func(c config) bool { return c.maxProcs == 1 }},
+		{[]string{"--gomaxprocs", "0"}, func(c config) bool { return c.maxProcs == 0 }},
 		{[]string{"--mode", "create", "--flows", "0", "--concurrency", "256"}, func(c config) bool {
 			return c.create() && c.flows == 0 && c.untilDuration && c.concurrency == 256
 		}},
@@ -240,6 +242,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--desktops", "200000", "--procs", "10"}, "raise --procs to 14"},
 		{[]string{"--settle", "-1s"}, "--settle"},
 		{[]string{"--gogc", "-1"}, "--gogc"},
+		{[]string{"--gomaxprocs", "-2"}, "--gomaxprocs"},
 		{[]string{"--gogc", "20000"}, "--gogc"},
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "not defined"},
@@ -270,7 +273,7 @@ func TestSourceAddr(t *testing.T) {
 // the work exactly.
 func TestChildArgs(t *testing.T) {
 	parent, err := parseFlags([]string{"--desktops", "30001", "--flows", "1001", "--rate", "300",
-		"--concurrency", "500", "--sources", "4", "--duration", "90s", "--gogc", "800", "--cpuprofile", "/tmp/p"}, io.Discard)
+		"--concurrency", "500", "--sources", "4", "--duration", "90s", "--gogc", "800", "--cpuprofile", "/tmp/p", "--gomaxprocs", "3"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +292,7 @@ func TestChildArgs(t *testing.T) {
 			t.Fatalf("child %d: %v (%q)", i, err, args)
 		}
 		if !c.child || c.childIndex != i || c.procs != 1 || c.modes[0] != "poll" || c.sourceOffset != 4*i ||
-			c.duration != 80*time.Second || c.concurrency != 167 || c.gcPercent != 800 || c.cpuProfile != fmt.Sprintf("/tmp/p.child%d", i) {
+			c.duration != 80*time.Second || c.concurrency != 167 || c.gcPercent != 800 || c.maxProcs != 3 || c.cpuProfile != fmt.Sprintf("/tmp/p.child%d", i) {
 			t.Errorf("child %d: %+v", i, c)
 		}
 		desktops += c.desktops

@@ -72,7 +72,7 @@ func childArgs(cfg config, mode string, i int, remaining time.Duration) []string
 		"--sources", itoa(cfg.sources), "--source-offset", itoa(cfg.sourceOffset + i*cfg.sources),
 		"--phones", itoa(cfg.phones), "--mode", mode,
 		"--poll-interval", cfg.pollInterval.String(), "--longpoll-wait", itoa(cfg.longPollWait),
-		"--settle", cfg.settle.String(), "--gogc", itoa(cfg.gcPercent), "--duration", remaining.String(), "--procs", "1",
+		"--settle", cfg.settle.String(), "--gogc", itoa(cfg.gcPercent), "--gomaxprocs", itoa(cfg.maxProcs), "--duration", remaining.String(), "--procs", "1",
 	}
 	if mode != modeCreate { // creates have no rate
 		args = append(args, "--rate", ftoa(cfg.rate/float64(p)))
