@@ -188,29 +188,39 @@ func testTransitionRace(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	for round := range 20 {
-		tk := newTicket(now)
-		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-			t.Fatal(err)
+	var wins atomic.Int32
+	raceRounds(t, s, now, func(tk authcore.TicketRecord, i int) {
+		_, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now})
+		if err == nil {
+			wins.Add(1)
+		} else if !errors.Is(err, authcore.ErrConflict) {
+			t.Errorf("racing transition: %v", err)
 		}
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now})
-				if err == nil {
-					wins.Add(1)
-				} else if !errors.Is(err, authcore.ErrConflict) {
-					t.Errorf("racing transition: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
-		if got := wins.Load(); got != 1 {
+	}, func(round int) {
+		if got := wins.Swap(0); got != 1 {
 			t.Fatalf("round %d: %d transitions won, want exactly 1", round, got)
 		}
+	})
+}
+
+// racers is how many goroutines race in each round of raceRounds.
+const racers = 8
+
+// raceRounds runs 20 rounds: each creates a fresh ticket, runs race(tk, i)
+// for every racer i at once, waits for them all, then calls check(round).
+func raceRounds(t *testing.T, s authcore.Store, now time.Time, race func(tk authcore.TicketRecord, i int), check func(round int)) {
+	t.Helper()
+	for round := range 20 {
+		tk := newTicket(now)
+		if err := s.CreateTicket(context.Background(), tk, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() { race(tk, i) })
+		}
+		wg.Wait()
+		check(round)
 	}
 }
 
@@ -323,29 +333,19 @@ func testTransitionFromRace(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	for round := range 20 {
-		tk := newTicket(now)
-		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-			t.Fatal(err)
+	var got [racers]authcore.TicketRecord
+	var moved [racers]bool
+	raceRounds(t, s, now, func(tk authcore.TicketRecord, i int) {
+		var err error
+		got[i], moved[i], err = s.TransitionFrom(ctx, authcore.StateTransition{
+			ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now,
+		})
+		if err != nil {
+			t.Errorf("racing scan: %v", err)
 		}
-		const n = 8
-		var got [n]authcore.TicketRecord
-		var moved [n]bool
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				var err error
-				got[i], moved[i], err = s.TransitionFrom(ctx, authcore.StateTransition{
-					ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now,
-				})
-				if err != nil {
-					t.Errorf("racing scan: %v", err)
-				}
-			})
-		}
-		wg.Wait()
+	}, func(round int) {
 		winner := -1
-		for i := range n {
+		for i := range racers {
 			if moved[i] {
 				if winner >= 0 {
 					t.Fatalf("round %d: u%d and u%d both claimed the ticket", round, winner, i)
@@ -356,12 +356,12 @@ func testTransitionFromRace(t *testing.T, newStore NewStore) {
 		if winner < 0 {
 			t.Fatalf("round %d: nobody claimed the ticket", round)
 		}
-		for i := range n {
+		for i := range racers {
 			if g := got[i]; g.Version != 2 || g.ScannerID != fmt.Sprint("u", winner) {
 				t.Fatalf("round %d: u%d got v%d owned by %q; want v2 owned by u%d", round, i, g.Version, g.ScannerID, winner)
 			}
 		}
-	}
+	})
 }
 
 // newSession makes a session of a new family; see sessionIn.
