@@ -60,8 +60,9 @@
 // Either way the client reconnects with "since" and misses nothing.
 //
 // One shared sweeper goroutine (started by Run) queues a ping on each socket
-// every Config.PingInterval, and re-reads the tickets whose expiry has passed (and those whose last re-read
-// failed). A socket that sends nothing, not even a pong, for
+// every Config.PingInterval, and re-reads the tickets whose expiry has
+// passed (and those whose last re-read failed). A socket that sends
+// nothing, not even a pong, for
 // 2*PingInterval+5s (and through two pings) is closed by the sweeper.
 // Shutdown sends close code 1001 (going away) after what is already queued.
 // Pings are spread out: a socket's first ping comes at a random point of the
