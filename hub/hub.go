@@ -62,9 +62,8 @@
 // One shared sweeper goroutine (started by Run) queues a ping on each socket
 // every Config.PingInterval, and re-reads the tickets whose expiry has
 // passed (and those whose last re-read failed). A socket that sends
-// nothing, not even a pong, for
-// 2*PingInterval+5s (and through two pings) is closed by the sweeper.
-// Shutdown sends close code 1001 (going away) after what is already queued.
+// nothing, not even a pong, for 2*PingInterval+5s (and through two pings)
+// is closed by the sweeper. Shutdown sends close code 1001 (going away) after what is already queued.
 // Pings are spread out: a socket's first ping comes at a random point of the
 // second half of the interval (sockets that connected in one burst, after a
 // restart, are not pinged in one burst forever), and the sweeper sends the
