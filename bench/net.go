@@ -48,7 +48,8 @@ var errNetClosed = errors.New("bench: client closed")
 type source struct {
 	addr   netip.Addr // invalid = unbound
 	env    *netenv
-	client *http.Client
+	client *http.Client // https hubs
+	h1     *h1Pool      // plain-http hubs
 	ws     *websocket.Dialer
 	tr     *http.Transport
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error) // counted, from addr
@@ -79,6 +80,7 @@ func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
 			TLSHandshakeTimeout: 10 * time.Second,
 		}
 		s.client = &http.Client{Transport: s.tr}
+		s.h1 = &h1Pool{dial: dial}
 		s.ws = &websocket.Dialer{
 			NetDialContext:   dial,
 			HandshakeTimeout: 10 * time.Second,
@@ -132,6 +134,7 @@ func (e *netenv) closeIdle(final bool) {
 		e.closed.Store(true)
 	}
 	for _, s := range e.sources {
+		s.h1.closeIdle(final)
 		s.tr.CloseIdleConnections()
 	}
 }
@@ -197,41 +200,25 @@ func netKind(err error) string {
 
 // call does one JSON request and decodes a `want` response into out.
 func (s *source) call(ctx context.Context, step, method, url, bearer string, body, out any, want int) error {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	req.Header.Set("User-Agent", "loginhub-bench")
 	s.reqs.Add(1)
-	resp, err := s.client.Do(req)
+	status, data, err := s.roundTrip(ctx, method, url, bearer, payload)
 	if err != nil {
 		return &stepError{step, netKind(err)}
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return &stepError{step, netKind(err)}
-	}
-	if resp.StatusCode != want {
+	if status != want {
 		var e struct {
 			Error string `json:"error"`
 		}
 		json.Unmarshal(data, &e)
-		kind := fmt.Sprint(resp.StatusCode)
+		kind := fmt.Sprint(status)
 		if e.Error != "" {
 			kind += "_" + e.Error
 		}
@@ -243,4 +230,35 @@ func (s *source) call(ctx context.Context, step, method, url, bearer string, bod
 		}
 	}
 	return nil
+}
+
+// roundTrip sends one request, through the light client for plain http
+// and net/http for https, and returns the status and the body.
+func (s *source) roundTrip(ctx context.Context, method, url, bearer string, body []byte) (int, []byte, error) {
+	if host, path, ok := splitHTTPURL(url); ok {
+		res, err := s.h1.do(ctx, method, host, path, bearer, body)
+		return res.status, res.body, err
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("User-Agent", "loginhub-bench")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, h1MaxBody))
+	return resp.StatusCode, data, err
 }
