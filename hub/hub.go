@@ -65,9 +65,8 @@
 // nothing, not even a pong, for 2*PingInterval+5s (and through two pings)
 // is closed by the sweeper. Shutdown sends close code 1001 (going away) after what is already queued.
 // Pings are spread out: a socket's first ping comes at a random point of the
-// second half of the interval (sockets that connected in one burst, after a
-// restart, are not pinged in one burst forever), and the sweeper sends the
-// pings that are due every 100 ms, not once a second.
+// second half of the interval, so that sockets that connected in one burst
+// (after a restart) are not pinged in one burst forever after.
 //
 // Origins: a request with an Origin header is accepted only when
 // Config.CheckOrigin allows it, otherwise it gets 403. A request without
@@ -101,16 +100,15 @@ const (
 	defaultMaxWatches   = 16
 	defaultSendQueue    = 16
 
-	readLimit   = 4096                   // largest client message
-	maxIDLen    = 128                    // longest ticket id accepted in a watch
-	readSlack   = 5 * time.Second        // added to 2*PingInterval for silence; the time to finish a started frame
-	writeWait   = 10 * time.Second       // deadline of one frame write: a slower peer is dropped
-	killWait    = time.Second            // deadline of the close frame to a slow consumer
-	closeGrace  = 2 * time.Second        // wait for the peer's close reply on Shutdown
-	opTimeout   = 10 * time.Second       // store and broker calls made by the hub itself
-	finalRead   = 2 * time.Second        // re-read when a Wait ends by its context
-	maxSweepGap = time.Second            // the sweeper runs at least this often
-	pingTick    = 100 * time.Millisecond // how often the sweeper sends the pings that are due
+	readLimit   = 4096             // largest client message
+	maxIDLen    = 128              // longest ticket id accepted in a watch
+	readSlack   = 5 * time.Second  // added to 2*PingInterval for silence; the time to finish a started frame
+	writeWait   = 10 * time.Second // deadline of one frame write: a slower peer is dropped
+	killWait    = time.Second      // deadline of the close frame to a slow consumer
+	closeGrace  = 2 * time.Second  // wait for the peer's close reply on Shutdown
+	opTimeout   = 10 * time.Second // store and broker calls made by the hub itself
+	finalRead   = 2 * time.Second  // re-read when a Wait ends by its context
+	maxSweepGap = time.Second      // the sweeper runs at least this often
 )
 
 // Config configures a Hub. The zero value of each optional field means the
@@ -417,23 +415,15 @@ func (h *Hub) runBroker(ctx context.Context) {
 	}
 }
 
-// sweepLoop pings and drops sockets every pingTick (or sweepEvery, if
-// shorter) and checks ticket expiries every sweepEvery.
 func (h *Hub) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(min(pingTick, h.sweepEvery))
+	t := time.NewTicker(h.sweepEvery)
 	defer t.Stop()
-	lastTickets := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case tick := <-t.C:
-			now := h.cfg.Now()
-			h.sweepSockets(now)
-			if tick.Sub(lastTickets) >= h.sweepEvery {
-				lastTickets = tick
-				h.sweepTickets(now)
-			}
+		case <-t.C:
+			h.sweep(h.cfg.Now())
 		}
 	}
 }

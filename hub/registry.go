@@ -307,10 +307,7 @@ func (h *Hub) sweep(now time.Time) {
 	h.sweepTickets(now)
 }
 
-// sweepSockets is the part of sweep that pings and drops sockets. The
-// sweeper calls it every pingTick, so that the pings due in a second go out
-// in ten small batches rather than one burst that would delay the events
-// queued behind it.
+// sweepSockets is the part of sweep that pings and drops sockets.
 func (h *Hub) sweepSockets(now time.Time) {
 	nowN := now.UnixNano()
 	next := now.Add(h.cfg.PingInterval).UnixNano()
