@@ -95,6 +95,19 @@ type SessionStore interface {
 	DeleteSession(ctx context.Context, ref TokenRef) error
 }
 
+// PrincipalStore is what a store may add to SessionStore and UserStore:
+// SessionByAccess and the read of the session's user in one call, which
+// Authenticate, run on every authenticated request, prefers. A store that
+// cannot do it in some deployment (Redis Cluster, where the two live in
+// different slots) returns errors.ErrUnsupported, and the core makes the
+// two calls.
+type PrincipalStore interface {
+	// PrincipalByAccess is SessionByAccess followed by User of the
+	// session's user: ErrNotFound if the token is not live or its user is
+	// gone.
+	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (SessionRecord, User, error)
+}
+
 // UserStore keeps users and their identities.
 type UserStore interface {
 	// UpsertIdentity returns the user owning identity id, creating one with

@@ -114,6 +114,19 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Princip
 	if !ok {
 		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
 	}
+	if ps, ok := s.store.(PrincipalStore); ok {
+		rec, u, err := ps.PrincipalByAccess(ctx, ref, s.now(), AccessTokenTTL)
+		switch {
+		case err == nil:
+			return Principal{User: u, Session: rec}, nil
+		case errors.Is(err, ErrNotFound):
+			// An unknown token, or the user erased their account (the
+			// session died with it).
+			return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
+		case !errors.Is(err, errors.ErrUnsupported):
+			return Principal{}, fmt.Errorf("authenticate: %w", err)
+		}
+	}
 	rec, err := s.store.SessionByAccess(ctx, ref, s.now(), AccessTokenTTL)
 	if errors.Is(err, ErrNotFound) {
 		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")

@@ -69,7 +69,10 @@ type window struct {
 	count int
 }
 
-var _ authcore.Store = (*Store)(nil)
+var (
+	_ authcore.Store          = (*Store)(nil)
+	_ authcore.PrincipalStore = (*Store)(nil)
+)
 
 // New returns an empty store. notify (may be nil) is called after every
 // ticket transition, outside the store's lock; now (nil: time.Now) is the
@@ -265,6 +268,26 @@ func (s *Store) CreateSession(_ context.Context, rec authcore.SessionRecord) err
 func (s *Store) SessionByAccess(_ context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sessionByAccessLocked(ref, now, slide)
+}
+
+// PrincipalByAccess implements authcore.PrincipalStore: the session and
+// its user under one lock.
+func (s *Store) PrincipalByAccess(_ context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, authcore.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.sessionByAccessLocked(ref, now, slide)
+	if err != nil {
+		return authcore.SessionRecord{}, authcore.User{}, err
+	}
+	u, ok := s.users[rec.UserID]
+	if !ok {
+		return authcore.SessionRecord{}, authcore.User{}, authcore.ErrNotFound
+	}
+	return rec, u, nil
+}
+
+func (s *Store) sessionByAccessLocked(ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
 	r, ok := s.sessions[ref.Hash]
 	if !ok || r.FamilyID != ref.Family || !now.Before(r.AccessExpiresAt) {
 		return authcore.SessionRecord{}, authcore.ErrNotFound

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
+	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
@@ -474,6 +475,67 @@ func testRefreshRace(t *testing.T, newStore NewStore) {
 	wg.Wait()
 	if got := wins.Load(); got != 1 {
 		t.Fatalf("%d concurrent rotations of one refresh token succeeded, want 1", got)
+	}
+}
+
+// testPrincipalByAccess: a store that finds a session and its user in one
+// call answers exactly what SessionByAccess and User answer, slides the
+// access expiry the same way, and refuses a session whose user was erased.
+func testPrincipalByAccess(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	ps, ok := s.(authcore.PrincipalStore)
+	if !ok {
+		t.Skip("this store has no PrincipalByAccess; the core makes two calls")
+	}
+	now := time.Now().Truncate(time.Second)
+	id := authcore.Identity{Provider: "wechat", Subject: "o-principal"}
+	u, _, err := s.UpsertIdentity(ctx, id, authcore.Profile{Nickname: "Alice", AvatarURL: "https://a/x.png"},
+		authcore.User{ID: "u-principal", Nickname: "Alice", AvatarURL: "https://a/x.png", CreatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, access, _ := newSession(now, u.ID)
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	gotSess, gotUser, err := ps.PrincipalByAccess(ctx, access, now.Add(10*time.Minute), 30*time.Minute)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("PrincipalByAccess is not supported by this deployment (Redis Cluster); the core makes two calls")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sess
+	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
+	checkSession(t, "PrincipalByAccess", gotSess, want)
+	wantUser, err := s.User(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotUser.ID != wantUser.ID || gotUser.Nickname != wantUser.Nickname || gotUser.AvatarURL != wantUser.AvatarURL ||
+		!gotUser.CreatedAt.Equal(wantUser.CreatedAt) {
+		t.Errorf("PrincipalByAccess user %+v, User() %+v", gotUser, wantUser)
+	}
+	if got, err := s.SessionByAccess(ctx, access, now.Add(10*time.Minute), 0); err != nil || !got.AccessExpiresAt.Equal(want.AccessExpiresAt) {
+		t.Errorf("after PrincipalByAccess the stored access expiry is %v (%v), want %v", got.AccessExpiresAt, err, want.AccessExpiresAt)
+	}
+	if _, _, err := ps.PrincipalByAccess(ctx, access, now.Add(41*time.Minute), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("past its access expiry: %v, want ErrNotFound", err)
+	}
+	_, unknownRef, _ := newSession(now, u.ID)
+	if _, _, err := ps.PrincipalByAccess(ctx, unknownRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("unknown token: %v, want ErrNotFound", err)
+	}
+	live, liveRef, _ := newSession(now, u.ID)
+	if err := s.CreateSession(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EraseUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ps.PrincipalByAccess(ctx, liveRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("session of an erased user: %v, want ErrNotFound", err)
 	}
 }
 
