@@ -39,7 +39,7 @@ type outMsg struct {
 // short-lived handler goroutine.
 type conn struct {
 	h        *Hub
-	ws       *websocket.Conn
+	ws       *wsConn // gorilla's Conn is dropped after the handshake
 	ip       netip.Addr
 	id       uint64 // key in Hub.conns and the poller's token; never reused
 	polled   bool   // read when the poller says so (else by a goroutine of its own)

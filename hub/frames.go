@@ -11,8 +11,8 @@ import (
 
 // The hub reads client frames itself (RFC 6455 section 5) instead of with
 // gorilla's reader, so that an idle socket needs neither a goroutine blocked
-// in a read nor a read buffer: see readFrames. gorilla still does the
-// handshake and every write.
+// in a read nor a read buffer: see readFrames. gorilla does the handshake
+// only; framewrite.go writes the frames.
 
 // Frame opcodes.
 const (

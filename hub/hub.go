@@ -276,7 +276,9 @@ func New(cfg Config) *Hub {
 		// buffer: the smallest it takes (125). Zero would make it keep
 		// net/http's 4 KiB hijacked reader instead. Upgrade fails if the
 		// client sent bytes before the handshake completed, so no frame is
-		// ever stranded in that buffer.
+		// ever stranded in that buffer. Nothing is written through gorilla
+		// (framewrite.go), so its write buffer, taken from the pool at the
+		// first write, is never taken.
 		ReadBufferSize:  maxControlPayload,
 		WriteBufferSize: 512,
 		WriteBufferPool: &sync.Pool{},
@@ -500,11 +502,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "upstream_unavailable", "this node has no room for more sockets; reconnect")
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil) // answers failures itself
+	upgraded, err := h.upgrader.Upgrade(w, r, nil) // answers failures itself
 	if err != nil {
 		h.log.Debug("hub: upgrade failed", "err", err)
 		return
 	}
+	ws := newWSConn(upgraded.NetConn())
 	c := &conn{h: h, ws: ws, ip: h.cfg.ClientIP(r)}
 	nc := ws.UnderlyingConn()
 	c.polled = h.poll != nil && !h.pollFailed.Load() && pollable(nc)
