@@ -34,10 +34,10 @@
 // at all: the hub's poller (one epoll instance, run by Run) reports when a
 // socket has something to read, and a short-lived goroutine reads the
 // client's frames, hands its messages to a short-lived handler goroutine
-// and gives the socket back. gorilla/websocket does the handshake and every
-// write; the hub reads client frames itself (masked, text, at most 4096
-// bytes a message, valid UTF-8; else the socket is closed with 1002, 1009 or
-// 1007). Elsewhere, or with Config.GoroutinePerSocket, every socket keeps a
+// and gives the socket back. gorilla/websocket does the handshake only; the
+// hub writes its frames (framewrite.go) and reads client frames itself
+// (masked, text, at most 4096 bytes a message, valid UTF-8; else the socket
+// is closed with 1002, 1009 or 1007). Elsewhere, or with Config.GoroutinePerSocket, every socket keeps a
 // reader goroutine. Read buffers are pooled and only held while a frame is
 // being read; write buffers are pooled too. ServeHTTP returns after the
 // upgrade; the socket then belongs to the hub.
