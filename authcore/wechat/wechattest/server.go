@@ -133,6 +133,30 @@ type issuedCode struct {
 	used    bool
 }
 
+// codeState is what useCodeLocked found of a single-use code.
+type codeState int
+
+const (
+	codeOK      codeState = iota // valid: now used
+	codeInvalid                  // unknown or expired
+	codeUsed                     // used before
+)
+
+// useCodeLocked marks code of codes used and returns its user, if the code
+// is known, unexpired at now and unused. Each API answers the other
+// states with its own errcodes.
+func (s *Server) useCodeLocked(codes map[string]*issuedCode, code string, now time.Time) (*User, codeState) {
+	c, ok := codes[code]
+	switch {
+	case !ok || !now.Before(c.expires):
+		return nil, codeInvalid
+	case c.used:
+		return nil, codeUsed
+	}
+	c.used = true
+	return s.userLocked(c.user), codeOK
+}
+
 type failure struct {
 	errcode int // WeChat errcode, when status is 0
 	status  int // HTTP status of a non-WeChat failure (a gateway error page)
@@ -425,17 +449,15 @@ func (s *Server) handleCode2Session(w http.ResponseWriter, r *http.Request) {
 		writeWeChatError(w, 41008, "missing code")
 		return
 	}
-	c, ok := s.codes[jsCode]
-	switch {
-	case !ok || !s.now().Before(c.expires):
+	u, state := s.useCodeLocked(s.codes, jsCode, s.now())
+	switch state {
+	case codeInvalid:
 		writeWeChatError(w, 40029, "invalid code")
 		return
-	case c.used:
+	case codeUsed:
 		writeWeChatError(w, 40163, "code been used")
 		return
 	}
-	c.used = true
-	u := s.userLocked(c.user)
 	// Field order and omissions as WeChat: no errcode, no expires_in.
 	type session struct {
 		SessionKey string `json:"session_key"`
@@ -559,13 +581,11 @@ func (s *Server) handleGetPhoneNumber(w http.ResponseWriter, r *http.Request) {
 	}
 	// WeChat answers 40029 for a phone code that is missing, unknown,
 	// expired or already used alike.
-	c, ok := s.phones[req.Code]
-	if !ok || c.used || !now.Before(c.expires) {
+	u, state := s.useCodeLocked(s.phones, req.Code, now)
+	if state != codeOK {
 		writeWeChatError(w, 40029, "invalid code")
 		return
 	}
-	c.used = true
-	u := s.userLocked(c.user)
 	type watermark struct {
 		Timestamp int64  `json:"timestamp"`
 		AppID     string `json:"appid"`
