@@ -906,23 +906,10 @@ func TestWait(t *testing.T) {
 			t.Run(nudge.name, func(t *testing.T) {
 				e := newEnv(t, mode)
 				e.tickets.add("t1")
-				got := make(chan authcore.View, 1)
-				go func() {
-					v, err := e.hub.Wait(t.Context(), "t1", 1)
-					if err != nil {
-						t.Errorf("Wait: %v", err)
-					}
-					got <- v
-				}()
-				e.waitViewed(t)
+				got := e.startWait(t, t.Context(), "t1", 1)
 				nudge.send(t, e)
-				select {
-				case v := <-got:
-					if v.Version != 2 || v.State != authcore.StateScanned {
-						t.Errorf("Wait = v%d %s, want v2 scanned", v.Version, v.State)
-					}
-				case <-time.After(waitFor):
-					t.Fatal("Wait did not return after the nudge")
+				if v := waitResult(t, got, "after the nudge"); v.Version != 2 || v.State != authcore.StateScanned {
+					t.Errorf("Wait = v%d %s, want v2 scanned", v.Version, v.State)
 				}
 				if n := e.ticketsHeld(); n != 0 {
 					t.Errorf("hub holds %d tickets after Wait, want 0", n)
@@ -933,23 +920,10 @@ func TestWait(t *testing.T) {
 			e := newEnv(t, mode)
 			e.tickets.add("t1")
 			ctx, cancel := context.WithCancel(t.Context())
-			got := make(chan authcore.View, 1)
-			go func() {
-				v, err := e.hub.Wait(ctx, "t1", 1)
-				if err != nil {
-					t.Errorf("Wait: %v", err)
-				}
-				got <- v
-			}()
-			e.waitViewed(t)
+			got := e.startWait(t, ctx, "t1", 1)
 			cancel()
-			select {
-			case v := <-got:
-				if v.Version != 1 {
-					t.Errorf("Wait = v%d, want the current v1", v.Version)
-				}
-			case <-time.After(waitFor):
-				t.Fatal("Wait did not return after its context ended")
+			if v := waitResult(t, got, "after its context ended"); v.Version != 1 {
+				t.Errorf("Wait = v%d, want the current v1", v.Version)
 			}
 			if n := e.ticketsHeld(); n != 0 {
 				t.Errorf("hub holds %d tickets after Wait, want 0", n)
@@ -958,22 +932,12 @@ func TestWait(t *testing.T) {
 		t.Run("OnExpiry", func(t *testing.T) {
 			e := newEnv(t, mode)
 			e.tickets.add("t1")
-			got := make(chan authcore.View, 1)
-			go func() {
-				v, _ := e.hub.Wait(t.Context(), "t1", 1)
-				got <- v
-			}()
-			e.waitViewed(t)
+			got := e.startWait(t, t.Context(), "t1", 1)
 			now := t0.Add(3 * time.Minute)
 			e.tickets.setNow(now)
 			e.hub.sweep(now)
-			select {
-			case v := <-got:
-				if v.Version != 2 || v.State != authcore.StateExpired {
-					t.Errorf("Wait = v%d %s, want v2 expired", v.Version, v.State)
-				}
-			case <-time.After(waitFor):
-				t.Fatal("Wait did not return at the expiry")
+			if v := waitResult(t, got, "at the expiry"); v.Version != 2 || v.State != authcore.StateExpired {
+				t.Errorf("Wait = v%d %s, want v2 expired", v.Version, v.State)
 			}
 		})
 		t.Run("NotFound", func(t *testing.T) {
@@ -984,6 +948,35 @@ func TestWait(t *testing.T) {
 			}
 		})
 	})
+}
+
+// startWait runs Wait(ctx, id, since) in the background and returns once
+// it has registered; its view comes on the channel (its error fails t).
+func (e *env) startWait(t *testing.T, ctx context.Context, id string, since uint64) <-chan authcore.View {
+	t.Helper()
+	got := make(chan authcore.View, 1)
+	go func() {
+		v, err := e.hub.Wait(ctx, id, since)
+		if err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+		got <- v
+	}()
+	e.waitViewed(t)
+	return got
+}
+
+// waitResult returns what a started Wait returned, or fails t if it does
+// not return in time; when says when it should have.
+func waitResult(t *testing.T, got <-chan authcore.View, when string) authcore.View {
+	t.Helper()
+	select {
+	case v := <-got:
+		return v
+	case <-time.After(waitFor):
+		t.Fatalf("Wait did not return %s", when)
+		return authcore.View{}
+	}
 }
 
 // waitViewed waits until Tickets.View was called (Wait has registered).
