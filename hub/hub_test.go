@@ -356,6 +356,15 @@ func (c *client) expectState(id string, version uint64, state authcore.State) ev
 	return ev
 }
 
+// barrier sends an unknown op and waits for its invalid_request error:
+// the hub handles a socket's messages in order, so everything sent before
+// has been handled, and nothing else was sent to the client in between.
+func (c *client) barrier() {
+	c.t.Helper()
+	c.send(map[string]any{"op": "x"})
+	c.expectError("", "invalid_request")
+}
+
 func (c *client) expectError(id, code string) event {
 	c.t.Helper()
 	ev := c.next()
@@ -422,8 +431,7 @@ func TestSinceAndReconnect(t *testing.T) {
 		c2.watch("t1", 2)
 		c2.expectState("t1", 3, authcore.StateConfirmed)
 		c2.expectState("t1", 4, authcore.StateRedeemed)
-		c2.send(map[string]any{"op": "nope"}) // nothing else came before this
-		c2.expectError("", "invalid_request")
+		c2.barrier() // nothing else came before this
 	})
 }
 
@@ -439,8 +447,7 @@ func TestTerminalStateEndsWatch(t *testing.T) {
 		// The watch has ended: watching again is no duplicate (and sends
 		// nothing new), and the hub holds no subscription.
 		c.watch("t1", 2)
-		c.send(map[string]any{"op": "nope"})
-		c.expectError("", "invalid_request")
+		c.barrier()
 		if n := e.ticketsHeld(); n != 0 {
 			t.Errorf("hub holds %d tickets after the terminal state, want 0", n)
 		}
@@ -658,8 +665,7 @@ func TestUnwatchStopsEvents(t *testing.T) {
 		c.expectState("b", 2, authcore.StateScanned)                   // not a's v2
 		c.send(map[string]any{"op": "unwatch", "id": "never-watched"}) // ignored
 		c.send(map[string]any{"op": "unwatch", "id": "b"})
-		c.send(map[string]any{"op": "x"})
-		c.expectError("", "invalid_request")
+		c.barrier()
 		if n := e.ticketsHeld(); n != 0 {
 			t.Errorf("hub holds %d tickets after unwatching all, want 0", n)
 		}
@@ -722,8 +728,7 @@ func TestExpiryBySweep(t *testing.T) {
 		c.watch("t1", 0)
 		c.expectState("t1", 1, authcore.StatePending)
 		c.watch("t2", 2)
-		c.send(map[string]any{"op": "x"}) // barrier: t2 had nothing to send
-		c.expectError("", "invalid_request")
+		c.barrier() // barrier: t2 had nothing to send
 
 		now := t0.Add(2 * time.Minute)
 		e.tickets.setNow(now)
@@ -739,8 +744,7 @@ func TestExpiryBySweep(t *testing.T) {
 		if ev := got["t2"]; ev.Version != 3 || ev.State != authcore.StateExpired || ev.Scanner == nil {
 			t.Errorf("t2: got %+v, want v3 expired with scanner", ev)
 		}
-		c.send(map[string]any{"op": "x"})
-		c.expectError("", "invalid_request")
+		c.barrier()
 		if n := e.ticketsHeld(); n != 0 {
 			t.Errorf("hub holds %d tickets after expiry, want 0", n)
 		}
@@ -870,8 +874,7 @@ func TestPingFromSweeper(t *testing.T) {
 			}
 			return c.ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
 		})
-		c.send(map[string]any{"op": "x"}) // barrier: the socket is registered
-		c.expectError("", "invalid_request")
+		c.barrier() // barrier: the socket is registered
 		e.hub.sweep(t0.Add(defaultPingInterval))
 		c.watch("t1", 0)
 		c.expectState("t1", 1, authcore.StatePending) // queued after the ping
@@ -1033,8 +1036,7 @@ func TestMetrics(t *testing.T) {
 		c := e.dial()
 		c.watch("t1", 0)
 		c.expectState("t1", 1, authcore.StatePending)
-		c.send(map[string]any{"op": "x"}) // the writer counted the state event before writing this
-		c.expectError("", "invalid_request")
+		c.barrier() // the writer counted the state event before writing this
 		mfs, err := e.reg.Gather()
 		if err != nil {
 			t.Fatal(err)

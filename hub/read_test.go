@@ -152,8 +152,7 @@ func TestSilentSocketDropped(t *testing.T) {
 		e := newEnv(t, mode, func(c *Config) { c.Logger = slog.New(logTap{logs}) })
 		dead, live := e.dial(), e.dial()
 		for _, c := range []*client{dead, live} {
-			c.send(map[string]any{"op": "x"}) // barrier: the socket is registered
-			c.expectError("", "invalid_request")
+			c.barrier() // barrier: the socket is registered
 		}
 		// From here on dead never reads, so it never answers a ping.
 		pinged := make(chan struct{}, 1)
@@ -167,8 +166,7 @@ func TestSilentSocketDropped(t *testing.T) {
 		answer := func() {
 			t.Helper()
 			// Reading the next event processes the ping before it.
-			live.send(map[string]any{"op": "x"})
-			live.expectError("", "invalid_request")
+			live.barrier()
 			select {
 			case <-pinged:
 			default:
@@ -194,8 +192,7 @@ func TestSilentSocketDropped(t *testing.T) {
 		if _, err := dead.read(); err == nil || isTimeout(err) {
 			t.Errorf("silent client read: %v, want the connection closed", err)
 		}
-		live.send(map[string]any{"op": "x"})
-		live.expectError("", "invalid_request")
+		live.barrier()
 	})
 }
 
