@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -15,21 +14,20 @@ import (
 // (session keys, phone numbers) and look for them where they must not be.
 type wxHub struct {
 	*testHub
-	fake *wechattest.Server
-	fs   *httptest.Server
+	fake    *wechattest.Server
+	fakeURL string
 }
 
 func startWxHub(t *testing.T) *wxHub {
 	t.Helper()
 	fake := &wechattest.Server{}
-	fs := httptest.NewServer(fake)
-	t.Cleanup(fs.Close)
+	fakeURL := wechattest.Start(t, fake)
 	appid, secret := fake.App()
 	h := startHub(t, map[string]string{
-		"LOGINHUB_WECHAT_APPID": appid, "LOGINHUB_WECHAT_SECRET": secret, "LOGINHUB_WECHAT_BASE_URL": fs.URL,
+		"LOGINHUB_WECHAT_APPID": appid, "LOGINHUB_WECHAT_SECRET": secret, "LOGINHUB_WECHAT_BASE_URL": fakeURL,
 		"LOGINHUB_LOG_LEVEL": "debug",
 	})
-	return &wxHub{testHub: h, fake: fake, fs: fs}
+	return &wxHub{testHub: h, fake: fake, fakeURL: fakeURL}
 }
 
 // phone plays the mini-program: a wx.login code from the fake, then
@@ -38,7 +36,7 @@ func (w *wxHub) login(t *testing.T, user string) authcore.Session {
 	t.Helper()
 	c := client("")
 	var code struct{ Code string }
-	call(t, c, "POST", w.fs.URL+"/wx.login", "", map[string]string{"user": user}).decode(t, &code)
+	call(t, c, "POST", w.fakeURL+"/wx.login", "", map[string]string{"user": user}).decode(t, &code)
 	r := call(t, c, "POST", w.URL+"/v1/wx/login", "", map[string]string{"code": code.Code, "nickname": user})
 	mustStatus(t, "/v1/wx/login", r, 200)
 	var s authcore.Session
@@ -53,7 +51,7 @@ type phoneButton struct {
 func (w *wxHub) phoneButton(t *testing.T, user string) phoneButton {
 	t.Helper()
 	var b phoneButton
-	call(t, client(""), "POST", w.fs.URL+"/getPhoneNumber", "", map[string]string{"user": user}).decode(t, &b)
+	call(t, client(""), "POST", w.fakeURL+"/getPhoneNumber", "", map[string]string{"user": user}).decode(t, &b)
 	return b
 }
 
@@ -114,7 +112,7 @@ func TestPhoneNumberLogin(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"valid":true`) {
 		t.Fatalf("session check before rotation: %s", r.Body)
 	}
-	call(t, c, "POST", w.fs.URL+"/wx.login", "", map[string]string{"user": "hana"})
+	call(t, c, "POST", w.fakeURL+"/wx.login", "", map[string]string{"user": "hana"})
 	stale := w.phoneButton(t, "hana")
 	r = call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"encrypted_data": stale.EncryptedData, "iv": stale.IV})
 	if r.Status != 400 || !strings.Contains(string(r.Body), "wx.login") {
@@ -142,7 +140,7 @@ func TestUserInfo(t *testing.T) {
 	c := client("")
 	s := w.login(t, "ivan")
 	var ui struct{ RawData, Signature, EncryptedData, IV string }
-	call(t, c, "POST", w.fs.URL+"/getUserInfo", "", map[string]string{"user": "ivan"}).decode(t, &ui)
+	call(t, c, "POST", w.fakeURL+"/getUserInfo", "", map[string]string{"user": "ivan"}).decode(t, &ui)
 	body := map[string]string{"encrypted_data": ui.EncryptedData, "iv": ui.IV, "raw_data": ui.RawData, "signature": ui.Signature}
 	r := call(t, c, "POST", w.URL+"/v1/wx/userinfo", s.AccessToken, body)
 	mustStatus(t, "userinfo", r, 200)
@@ -202,7 +200,7 @@ func idNumber(base string) string {
 
 func (w *wxHub) playFace(t *testing.T, verifyID, outcome string) string {
 	t.Helper()
-	r := call(t, client(""), "POST", w.fs.URL+"/requestFacialVerify", "", map[string]string{"verify_id": verifyID, "outcome": outcome})
+	r := call(t, client(""), "POST", w.fakeURL+"/requestFacialVerify", "", map[string]string{"verify_id": verifyID, "outcome": outcome})
 	mustStatus(t, "requestFacialVerify on the phone", r, 200)
 	var v struct {
 		VerifyResult string `json:"verify_result"`
@@ -281,7 +279,7 @@ func TestWeChatOutageFailsFast(t *testing.T) {
 	w := startWxHub(t)
 	c := client("")
 	var code struct{ Code string }
-	call(t, c, "POST", w.fs.URL+"/wx.login", "", map[string]string{"user": "mia"}).decode(t, &code)
+	call(t, c, "POST", w.fakeURL+"/wx.login", "", map[string]string{"user": "mia"}).decode(t, &code)
 	w.fake.SetDown(true)
 	var before int
 	for i := range 8 {

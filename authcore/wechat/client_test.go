@@ -48,17 +48,11 @@ type fixture struct {
 // newFixture starts srv and a Client for it; edit may change the Config.
 func newFixture(t *testing.T, srv *wechattest.Server, edit func(*Config)) *fixture {
 	t.Helper()
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	t.Cleanup(func() {
-		if got := srv.UnknownRequests(); len(got) != 0 {
-			t.Errorf("the fake saw unknown requests %q", got)
-		}
-	})
+	url := wechattest.Start(t, srv)
 	appid, secret := srv.App()
 	logs := &syncBuffer{}
 	cfg := Config{
-		BaseURL: ts.URL,
+		BaseURL: url,
 		AppID:   appid,
 		Secret:  secret,
 		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -71,7 +65,7 @@ func newFixture(t *testing.T, srv *wechattest.Server, edit func(*Config)) *fixtu
 		t.Fatal(err)
 	}
 	c.backoff = []time.Duration{time.Millisecond, 2 * time.Millisecond} // keep tests quick
-	return &fixture{t: t, srv: srv, url: ts.URL, c: c, log: logs}
+	return &fixture{t: t, srv: srv, url: url, c: c, log: logs}
 }
 
 // wxLogin gets a wx.login code for user from the fake, as a phone would.

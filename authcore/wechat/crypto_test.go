@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -32,14 +31,8 @@ type cryptoFake struct {
 
 func newCryptoFake(t *testing.T, srv *wechattest.Server) *cryptoFake {
 	t.Helper()
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	t.Cleanup(func() {
-		if got := srv.UnknownRequests(); len(got) != 0 {
-			t.Errorf("the fake saw unknown requests %q", got)
-		}
-	})
-	return &cryptoFake{t: t, srv: srv, url: ts.URL}
+	url := wechattest.Start(t, srv)
+	return &cryptoFake{t: t, srv: srv, url: url}
 }
 
 // post sends {"user":user} to a sandbox path and returns the JSON answer's

@@ -39,14 +39,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, srv *wechattest.Server) *fixture {
 	t.Helper()
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	t.Cleanup(func() {
-		if got := srv.UnknownRequests(); len(got) != 0 {
-			t.Errorf("UnknownRequests() = %q, want none", got)
-		}
-	})
-	return &fixture{t: t, srv: srv, url: ts.URL}
+	url := wechattest.Start(t, srv)
+	return &fixture{t: t, srv: srv, url: url}
 }
 
 // do sends a request and decodes the JSON answer into a map.
