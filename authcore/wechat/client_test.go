@@ -45,6 +45,19 @@ type fixture struct {
 	log *syncBuffer
 }
 
+// checkOneCall checks, after one call in an errcode table, that the
+// fake got requests requests on path and that one failure left the
+// breaker closed.
+func (f *fixture) checkOneCall(t *testing.T, path string, requests int) {
+	t.Helper()
+	if got := f.srv.Requests(path); got != requests {
+		t.Errorf("upstream requests = %d, want %d", got, requests)
+	}
+	if f.c.BreakerState() != BreakerClosed {
+		t.Errorf("breaker %s after one call, want closed", f.c.BreakerState())
+	}
+}
+
 // newFixture starts srv and a Client for it; edit may change the Config.
 func newFixture(t *testing.T, srv *wechattest.Server, edit func(*Config)) *fixture {
 	t.Helper()

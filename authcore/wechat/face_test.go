@@ -282,12 +282,7 @@ func TestFaceErrcodes(t *testing.T) {
 						t.Errorf("cause %q does not name errcode %d", e.Err, tt.errcode)
 					}
 				}
-				if got := srv.Requests(api.path); got != tt.want.requests {
-					t.Errorf("upstream requests = %d, want %d", got, tt.want.requests)
-				}
-				if f.c.BreakerState() != BreakerClosed {
-					t.Errorf("breaker %s after one call, want closed", f.c.BreakerState())
-				}
+				f.checkOneCall(t, api.path, tt.want.requests)
 			})
 		}
 	}
