@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,25 +321,19 @@ func testFaceVerificationRace(t *testing.T, newStore NewStore) {
 		if err := s.PutFaceVerification(ctx, f); err != nil {
 			t.Fatal(err)
 		}
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got, err := s.TakeFaceVerification(ctx, f.VerifyID)
-				switch {
-				case err == nil && got.OutSeqNo == f.OutSeqNo:
-					wins.Add(1)
-				case err == nil:
-					t.Errorf("racing take: got %+v, want %+v", got, f)
-				case !errors.Is(err, authcore.ErrNotFound):
-					t.Errorf("racing take: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
-		if got := wins.Load(); got != 1 {
+		got := wins(8, func(int) bool {
+			got, err := s.TakeFaceVerification(ctx, f.VerifyID)
+			switch {
+			case err == nil && got.OutSeqNo == f.OutSeqNo:
+				return true
+			case err == nil:
+				t.Errorf("racing take: got %+v, want %+v", got, f)
+			case !errors.Is(err, authcore.ErrNotFound):
+				t.Errorf("racing take: %v", err)
+			}
+			return false
+		})
+		if got != 1 {
 			t.Fatalf("round %d: %d takers got the verification, want exactly 1", round, got)
 		}
 	}

@@ -204,6 +204,25 @@ func testTransitionRace(t *testing.T, newStore NewStore) {
 	})
 }
 
+// wins runs try(i) for every i in [0,n), all released at once, and counts
+// the calls that report true.
+func wins(n int, try func(i int) bool) int {
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			if try(i) {
+				won.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return int(won.Load())
+}
+
 // racers is how many goroutines race in each round of raceRounds.
 const racers = 8
 
@@ -460,20 +479,12 @@ func testRefreshRace(t *testing.T, newStore NewStore) {
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			next, _, _ := sessionIn(sess.FamilyID, now, "")
-			if _, err := s.RotateRefresh(ctx, refresh, next, now); err == nil {
-				wins.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if got := wins.Load(); got != 1 {
+	got := wins(8, func(int) bool {
+		next, _, _ := sessionIn(sess.FamilyID, now, "")
+		_, err := s.RotateRefresh(ctx, refresh, next, now)
+		return err == nil
+	})
+	if got != 1 {
 		t.Fatalf("%d concurrent rotations of one refresh token succeeded, want 1", got)
 	}
 }
@@ -580,23 +591,14 @@ func testIdentities(t *testing.T, newStore NewStore) {
 func testFirstUse(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ok, err := s.FirstUse(ctx, "jti-1", time.Minute)
-			if err != nil {
-				t.Errorf("FirstUse: %v", err)
-			}
-			if ok {
-				wins.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if got := wins.Load(); got != 1 {
+	got := wins(8, func(int) bool {
+		ok, err := s.FirstUse(ctx, "jti-1", time.Minute)
+		if err != nil {
+			t.Errorf("FirstUse: %v", err)
+		}
+		return ok
+	})
+	if got != 1 {
 		t.Fatalf("%d first uses of one key, want 1", got)
 	}
 	if ok, _ := s.FirstUse(ctx, "jti-2", time.Minute); !ok {
@@ -735,27 +737,18 @@ func testIdentityRace(t *testing.T, newStore NewStore) {
 	s := newStore(t, nil)
 	for round := range 10 {
 		union := fmt.Sprint("race-union-", round)
-		var created atomic.Int32
 		ids := make([]string, 8)
-		var wg sync.WaitGroup
-		for i := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Two logins per identity, four identities of one person.
-				id := authcore.Identity{Provider: "wechat", Subject: fmt.Sprint("race-", round, "-", i/2), UnionID: union}
-				u, c, err := s.UpsertIdentity(ctx, id, authcore.Profile{}, authcore.User{ID: fmt.Sprint("u-", round, "-", i), CreatedAt: time.Now()})
-				if err != nil {
-					t.Errorf("UpsertIdentity: %v", err)
-				}
-				if c {
-					created.Add(1)
-				}
-				ids[i] = u.ID
-			}()
-		}
-		wg.Wait()
-		if got := created.Load(); got != 1 {
+		created := wins(len(ids), func(i int) bool {
+			// Two logins per identity, four identities of one person.
+			id := authcore.Identity{Provider: "wechat", Subject: fmt.Sprint("race-", round, "-", i/2), UnionID: union}
+			u, c, err := s.UpsertIdentity(ctx, id, authcore.Profile{}, authcore.User{ID: fmt.Sprint("u-", round, "-", i), CreatedAt: time.Now()})
+			if err != nil {
+				t.Errorf("UpsertIdentity: %v", err)
+			}
+			ids[i] = u.ID
+			return c
+		})
+		if got := created; got != 1 {
 			t.Errorf("round %d: %d users created, want 1", round, got)
 		}
 		for i, id := range ids {

@@ -3,8 +3,6 @@ package storetest
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,27 +91,15 @@ func testLockRace(t *testing.T, newCache NewTokenCache) {
 	ctx := context.Background()
 	c := newCache(t)
 	const n = 32
-	var won atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, ok, err := c.TryLock(ctx, "race", time.Minute)
-			if err != nil {
-				t.Error(err)
-			}
-			if ok {
-				won.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if won.Load() != 1 {
-		t.Fatalf("%d of %d concurrent TryLock calls won, want exactly 1", won.Load(), n)
+	won := wins(n, func(int) bool {
+		_, ok, err := c.TryLock(ctx, "race", time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		return ok
+	})
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent TryLock calls won, want exactly 1", won, n)
 	}
 }
 
