@@ -88,6 +88,7 @@ type Options struct {
 type Store struct {
 	c       redis.UniversalClient
 	prefix  string
+	cluster bool   // keys of different slots live on different servers
 	publish string // PUBLISH, or SPUBLISH on a Cluster
 	message string // what transition.lua publishes: "t" the ticket, "v" its version
 }
@@ -114,7 +115,7 @@ func New(c redis.UniversalClient, opts Options) *Store {
 		s.message = "v"
 	}
 	if _, ok := c.(*redis.ClusterClient); ok {
-		s.publish = "SPUBLISH"
+		s.cluster, s.publish = true, "SPUBLISH"
 	}
 	return s
 }
@@ -750,7 +751,7 @@ func (s *Store) SessionByAccess(ctx context.Context, ref authcore.TokenRef, now 
 // live in different slots, it returns errors.ErrUnsupported and the core
 // makes the two calls.
 func (s *Store) PrincipalByAccess(ctx context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, authcore.User, error) {
-	if s.publish == "SPUBLISH" { // a Cluster
+	if s.cluster {
 		return authcore.SessionRecord{}, authcore.User{}, errors.ErrUnsupported
 	}
 	k := s.sessionKeys(ref.Family, ref.Hash, [32]byte{})
