@@ -43,8 +43,8 @@ type conn struct {
 	ip       netip.Addr
 	id       uint64 // key in Hub.conns and the poller's token; never reused
 	polled   bool   // read when the poller says so (else by a goroutine of its own)
-	nextPing int64  // unix nanoseconds by Config.Now; guarded by h.mu
-	dropped  bool   // found silent by the sweeper; guarded by h.mu
+	nextPing int64  // unix nanoseconds by Config.Now; guarded by its part of Hub.conns
+	dropped  bool   // found silent by the sweeper; guarded by its part of Hub.conns
 
 	// Liveness, for the sweeper: when the client last sent a frame (unix
 	// nanoseconds by Config.Now), and how many pings were queued since.
@@ -235,9 +235,9 @@ func (c *conn) watch(id, secret string, since uint64) {
 	}
 	ts.mu.Lock()
 	w.pending = false
-	dropped := h.deliverLocked(ts, v)
+	d := h.deliverLocked(ts, v)
 	ts.mu.Unlock()
-	h.dropAll(ts, dropped)
+	h.finish(ts, d)
 }
 
 func (c *conn) unwatch(id string) {
@@ -304,10 +304,10 @@ func (c *conn) cleanup() {
 		}
 	}
 	h := c.h
-	h.mu.Lock()
-	delete(h.conns, c.id)
-	h.m.sockets.Set(float64(len(h.conns)))
-	h.mu.Unlock()
+	p := h.conns.part(c.id)
+	p.mu.Lock()
+	h.m.sockets.Set(float64(h.conns.deleteLocked(p, c.id)))
+	p.mu.Unlock()
 	_ = c.ws.Close()
 }
 
@@ -339,19 +339,24 @@ func (c *conn) enqueue(m outMsg) {
 	c.mu.Unlock()
 }
 
-// enqueueState asks the writer to send w the versions it has not seen. A
-// watch waits in the queue at most once, however many changes come, so
-// state events never overflow the queue; the events are built from the
-// ticket's newest view when they are written.
-func (c *conn) enqueueState(w *watch) {
+// queueState asks for w's unseen versions to be written. A watch waits in
+// the queue at most once, however many changes come, so state events never
+// overflow the queue; the events are built from the ticket's newest view
+// when they are written. It reports whether the caller took the writer
+// role: it must then call writeNow once it holds no ticketState.mu.
+func (c *conn) queueState(w *watch) (write bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || w.queued {
-		return
+		return false
 	}
 	w.queued = true
 	c.queue = append(c.queue, outMsg{kind: msgState, w: w})
-	c.startWriterLocked()
+	if c.writing {
+		return false
+	}
+	c.writing = true
+	return true
 }
 
 func (c *conn) startWriterLocked() {
@@ -420,79 +425,184 @@ func (c *conn) abort() {
 	}
 }
 
-// writeLoop writes queued items until the queue is empty, then exits.
-func (c *conn) writeLoop() {
+// writeNow writes the queue in the calling goroutine (the one that made
+// the change, or a watch's handler) as far as the socket takes it without
+// waiting: an event does not wait for a writer goroutine to be scheduled,
+// which on a busy node took milliseconds. A writer goroutine takes over
+// whatever is left, and anything but state events. The caller holds the
+// writer role (queueState).
+func (c *conn) writeNow() {
 	for {
 		c.mu.Lock()
 		batch := c.queue
-		c.queue = nil
 		if len(batch) == 0 {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
+		if !onlyStates(batch) {
+			c.mu.Unlock()
+			break
+		}
+		c.queue = nil
+		for _, m := range batch {
+			m.w.queued = false // a change from now on queues it again
+		}
+		c.mu.Unlock()
+		f := c.frames(batch)
+		sent, err := c.ws.tryWrite(f.buf)
+		c.h.putFrameBuf(f.buf)
+		if err == nil {
+			c.h.m.events.Add(float64(f.events))
+		}
+		if len(f.ended) > 0 {
+			// Releasing may unsubscribe from the broker: not here.
+			if !c.h.goTask(func() { c.releaseAll(f.ended) }) {
+				c.releaseAll(f.ended)
+			}
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.closed = true
+			c.queue = nil
+			c.writing = false
+			c.mu.Unlock()
+			c.h.log.Debug("hub: write failed", "err", err)
+			// abort may wait for this socket's handler, which may be the
+			// caller.
+			if !c.h.goTask(c.abort) {
+				_ = c.ws.Close()
+			}
+			return
+		}
+		if !sent {
+			break
+		}
+	}
+	if !c.h.goTask(c.writeLoop) {
+		// Shutdown has started: it closes every socket.
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+	}
+}
+
+func onlyStates(batch []outMsg) bool {
+	for _, m := range batch {
+		if m.kind != msgState {
+			return false
+		}
+	}
+	return true
+}
+
+// writeLoop writes what writeNow left pending, then the queue, a batch at
+// a time in one write each, until the queue is empty; then it exits.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
 		for _, m := range batch {
 			if m.kind == msgState {
 				m.w.queued = false // a change from now on queues it again
 			}
 		}
 		c.mu.Unlock()
-		for i := range batch {
-			m := batch[i]
-			batch[i] = outMsg{}
-			var err error
-			if m.kind == msgState {
-				err = c.writeState(m.w)
-			} else {
-				err = c.write(m)
-				c.mu.Lock()
-				c.others--
-				c.mu.Unlock()
-			}
-			if err != nil || m.kind == msgClose {
-				c.mu.Lock()
-				c.closed = true
-				c.queue = nil
+		f := c.frames(batch)
+		err := c.ws.writeFrames(f.buf, time.Now().Add(c.h.writeWait), f.closing)
+		c.h.putFrameBuf(f.buf)
+		if err == nil {
+			c.h.m.events.Add(float64(f.events))
+		}
+		c.releaseAll(f.ended)
+		c.mu.Lock()
+		c.others -= f.others
+		if err == nil && !f.closing {
+			if len(c.queue) == 0 {
 				c.writing = false
-				took := false
-				if err == nil {
-					// Give the peer a moment to answer the close frame;
-					// then the reader ends and closes the connection.
-					c.closeSent = true
-					_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
-					took = c.takeReaderLocked()
-				}
 				c.mu.Unlock()
-				if err != nil {
-					if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-						c.h.m.slow.Inc()
-						c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "write timeout")
-					} else {
-						c.h.log.Debug("hub: write failed", "err", err)
-					}
-					c.abort() // ends the reader too
-					return
-				}
-				if took {
-					// A polled socket that no goroutine reads: this one
-					// waits for the answer.
-					c.unregister()
-					c.readLoop()
-				}
 				return
 			}
+			c.mu.Unlock()
+			continue
 		}
+		c.closed = true
+		c.queue = nil
+		c.writing = false
+		took := false
+		if err == nil {
+			// Give the peer a moment to answer the close frame; then the
+			// reader ends and closes the connection.
+			c.closeSent = true
+			_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+			took = c.takeReaderLocked()
+		}
+		c.mu.Unlock()
+		if err != nil {
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				c.h.m.slow.Inc()
+				c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "write timeout")
+			} else {
+				c.h.log.Debug("hub: write failed", "err", err)
+			}
+			c.abort() // ends the reader too
+			return
+		}
+		if took {
+			// A polled socket that no goroutine reads: this one waits for
+			// the answer.
+			c.unregister()
+			c.readLoop()
+		}
+		return
 	}
 }
 
-// writeState sends w every version in (lastSent, newest], one event each,
-// in order, and ends the watch after a terminal state.
-func (c *conn) writeState(w *watch) error {
+// batchFrames is a batch of queued items as bytes to write.
+type batchFrames struct {
+	buf     []byte
+	events  int            // state and error events in buf
+	others  int            // items other than state ones
+	closing bool           // buf ends with a close frame
+	ended   []*ticketState // watches that ended: release once written
+}
+
+// frames builds the frames of batch, clearing it. A close frame is always
+// the last item queued.
+func (c *conn) frames(batch []outMsg) batchFrames {
+	f := batchFrames{buf: c.h.frameBuf()}
+	for i := range batch {
+		m := batch[i]
+		batch[i] = outMsg{}
+		switch m.kind {
+		case msgState:
+			c.appendState(&f, m.w)
+			continue
+		case msgPing:
+			f.buf = appendFrame(f.buf, opPing, nil)
+		case msgPong:
+			f.buf = appendFrame(f.buf, opPong, m.data)
+		case msgClose:
+			f.buf = appendFrame(f.buf, opClose, m.data)
+			f.closing = true
+		default:
+			f.buf = appendFrame(f.buf, opText, m.data)
+			f.events++
+		}
+		f.others++
+	}
+	return f
+}
+
+// appendState adds the events of every version of w's ticket in
+// (lastSent, newest], in order, and ends the watch after a terminal state.
+func (c *conn) appendState(f *batchFrames, w *watch) {
 	ts := w.ts
 	ts.mu.Lock()
 	if w.gone || w.pending {
 		ts.mu.Unlock()
-		return nil
+		return
 	}
 	v := ts.latest
 	from := w.lastSent
@@ -501,42 +611,19 @@ func (c *conn) writeState(w *watch) error {
 	ts.mu.Unlock()
 	if done {
 		c.removeWatch(w) // before the client can see the terminal state and watch again
+		f.ended = append(f.ended, ts)
 	}
-
-	var err error
-	for n := from + 1; n <= v.Version && err == nil; n++ {
+	for n := from + 1; n <= v.Version; n++ {
 		if v.StateAt(n) == "" && n != v.Version {
 			continue // not in the trail: nothing truthful to say
 		}
-		err = c.writeText(encodeState(v, n))
+		f.buf = appendFrame(f.buf, opText, encodeState(v, n))
+		f.events++
 	}
-	if done {
+}
+
+func (c *conn) releaseAll(tss []*ticketState) {
+	for _, ts := range tss {
 		c.h.release(ts)
 	}
-	return err
-}
-
-func (c *conn) write(m outMsg) error {
-	deadline := time.Now().Add(c.h.writeWait)
-	switch m.kind {
-	case msgPing:
-		return c.ws.WriteControl(websocket.PingMessage, nil, deadline)
-	case msgPong:
-		return c.ws.WriteControl(websocket.PongMessage, m.data, deadline)
-	case msgClose:
-		return c.ws.WriteControl(websocket.CloseMessage, m.data, deadline)
-	default:
-		return c.writeText(m.data)
-	}
-}
-
-func (c *conn) writeText(data []byte) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.h.writeWait)); err != nil {
-		return err
-	}
-	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
-		return err
-	}
-	c.h.m.events.Inc()
-	return nil
 }

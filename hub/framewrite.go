@@ -3,7 +3,9 @@ package hub
 import (
 	"errors"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -17,21 +19,32 @@ import (
 // Writes are serialized. A failed write, or a written close frame, ends
 // writing for good: a frame cut short leaves the stream unusable, and RFC
 // 6455 allows nothing after a close frame.
+//
+// tryWrite never waits: what the socket does not take at once stays
+// pending, and the next blocking write (writeFrames, flush, WriteControl)
+// sends it first. That lets a change be written by the goroutine that made
+// it, while a slow client still only ever blocks a writer goroutine.
 type wsConn struct {
-	nc net.Conn
+	nc  net.Conn
+	raw syscall.RawConn // nil: not a socket tryWrite can use
 
-	mu            sync.Mutex
-	writeDeadline time.Time // of data frames (SetWriteDeadline)
-	err           error     // sticky: why no more frames can be written
+	mu          sync.Mutex
+	pending     []byte // accepted by tryWrite, not written yet
+	deadlineSet bool   // a blocking write left a write deadline on nc
+	err         error  // sticky: why no more frames can be written
 }
 
 var errCloseSent = errors.New("websocket: close frame sent")
 
-// frameWriteBufs lends buffers to build a frame in: one write per frame,
-// and an idle socket holds none.
-var frameWriteBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-func newWSConn(nc net.Conn) *wsConn { return &wsConn{nc: nc} }
+func newWSConn(nc net.Conn) *wsConn {
+	c := &wsConn{nc: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	return c
+}
 
 // UnderlyingConn returns the TCP connection.
 func (c *wsConn) UnderlyingConn() net.Conn { return c.nc }
@@ -45,51 +58,99 @@ func (c *wsConn) Close() error { return c.nc.Close() }
 // SetReadDeadline sets the TCP connection's read deadline.
 func (c *wsConn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline of the following data frames.
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.writeDeadline = t
-	c.mu.Unlock()
-	return nil
-}
-
-// WriteMessage writes one unfragmented data frame (opText or opBinary).
-func (c *wsConn) WriteMessage(op int, data []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.writeFrameLocked(op, data, c.writeDeadline)
-}
-
 // WriteControl writes one control frame (opClose, opPing, opPong) by
-// deadline; its payload is at most 125 bytes.
+// deadline, after anything pending; its payload is at most 125 bytes.
 func (c *wsConn) WriteControl(op int, data []byte, deadline time.Time) error {
 	if len(data) > maxControlPayload {
 		return errors.New("websocket: control frame payload over 125 bytes")
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.writeFrameLocked(op, data, deadline)
+	return c.writeFrames(appendFrame(nil, op, data), deadline, op == opClose)
 }
 
-func (c *wsConn) writeFrameLocked(op int, data []byte, deadline time.Time) error {
+// writeFrames writes what is pending, then b (whole frames), by deadline;
+// closing says b ends with a close frame.
+func (c *wsConn) writeFrames(b []byte, deadline time.Time, closing bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.err != nil {
 		return c.err
 	}
-	bp := frameWriteBufs.Get().(*[]byte)
-	b := appendFrame((*bp)[:0], op, data)
-	_ = c.nc.SetWriteDeadline(deadline)
-	_, err := c.nc.Write(b)
-	if cap(b) <= 4<<10 { // keep the pool small
-		*bp = b[:0]
-		frameWriteBufs.Put(bp)
+	if len(c.pending) > 0 {
+		b = append(c.pending, b...)
+		c.pending = nil
 	}
+	if len(b) == 0 {
+		return nil
+	}
+	_ = c.nc.SetWriteDeadline(deadline)
+	c.deadlineSet = true
+	_, err := c.nc.Write(b)
 	switch {
 	case err != nil:
 		c.err = err
-	case op == opClose:
+	case closing:
 		c.err = errCloseSent
 	}
 	return err
+}
+
+// flush writes what is pending by deadline.
+func (c *wsConn) flush(deadline time.Time) error {
+	return c.writeFrames(nil, deadline, false)
+}
+
+// tryWrite writes b (whole frames, no close frame) as far as the socket
+// takes it without waiting. It reports whether all of it went out; if not,
+// the rest is pending and the caller must see that a blocking write (flush)
+// follows.
+func (c *wsConn) tryWrite(b []byte) (sent bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false, c.err
+	}
+	if len(c.pending) > 0 || c.raw == nil {
+		c.pending = append(c.pending, b...)
+		return false, nil
+	}
+	if c.deadlineSet {
+		// A deadline that has passed would fail this write at once.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.deadlineSet = false
+	}
+	n, err := c.writeNow(b)
+	if err != nil {
+		c.err = err
+		return false, err
+	}
+	if n < len(b) {
+		c.pending = append([]byte(nil), b[n:]...)
+		return false, nil
+	}
+	return true, nil
+}
+
+// writeNow makes one non-blocking write(2) of b: how much the socket took.
+func (c *wsConn) writeNow(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true // done, whether or not the socket took it all
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, os.NewSyscallError("write", werr)
+	}
+	return n, nil
 }
 
 // appendFrame appends a final, unmasked server frame (RFC 6455 section

@@ -209,15 +209,19 @@ type Hub struct {
 	poll       *poller
 	pollFailed atomic.Bool
 
-	// Lock order: ticketState.subMu, then mu; ticketState.mu, then conn.mu;
-	// taskMu is a leaf. mu is never held while taking ticketState.mu or
-	// conn.mu.
+	// Lock order: ticketState.subMu, then a part of tickets; mu, then a
+	// part of conns; ticketState.mu, then conn.mu; taskMu is a leaf. mu and
+	// the parts are never held while taking ticketState.mu or conn.mu.
 	mu      sync.Mutex
-	conns   map[uint64]*conn        // by conn.id
-	lastID  uint64                  // the id of the last socket
-	tickets map[string]*ticketState // tickets watched or waited on by this node
+	lastID  uint64 // the id of the last socket
 	closing bool
 	running bool
+	conns   *shardedMap[uint64, *conn]        // by conn.id
+	tickets *shardedMap[string, *ticketState] // tickets watched or waited on by this node
+
+	// frameBufs lends writers a buffer to build a batch of frames in: one
+	// write per batch, and an idle socket holds none.
+	frameBufs sync.Pool
 
 	taskMu      sync.Mutex
 	tasksClosed bool
@@ -254,8 +258,8 @@ func New(cfg Config) *Hub {
 		readTimeout: 2*cfg.PingInterval + readSlack,
 		writeWait:   writeWait,
 		sweepEvery:  min(cfg.PingInterval, maxSweepGap),
-		conns:       make(map[uint64]*conn),
-		tickets:     make(map[string]*ticketState),
+		conns:       newShardedMap[uint64, *conn](),
+		tickets:     newShardedMap[string, *ticketState](),
 	}
 	h.m = newMetrics(cfg.Registerer, h.log)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -356,13 +360,11 @@ func (h *Hub) pollLoop(ctx context.Context) {
 			}
 			return
 		}
-		h.mu.Lock()
 		for _, id := range ids {
-			if c := h.conns[id]; c != nil {
+			if c := h.conns.get(id); c != nil {
 				ready = append(ready, c)
 			}
 		}
-		h.mu.Unlock()
 		for i, c := range ready {
 			c.ready()
 			ready[i] = nil
@@ -376,13 +378,7 @@ func (h *Hub) pollLoop(ctx context.Context) {
 // loop.
 func (h *Hub) unpoll() {
 	h.pollFailed.Store(true)
-	h.mu.Lock()
-	conns := make([]*conn, 0, len(h.conns))
-	for _, c := range h.conns {
-		conns = append(conns, c)
-	}
-	h.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range h.conns.values(nil) {
 		c.mu.Lock()
 		took := c.takeReaderLocked()
 		c.mu.Unlock()
@@ -476,14 +472,27 @@ func (h *Hub) goFrom(f func()) {
 	}()
 }
 
+// frameBuf is an empty buffer from frameBufs.
+func (h *Hub) frameBuf() []byte {
+	if bp, ok := h.frameBufs.Get().(*[]byte); ok {
+		return (*bp)[:0]
+	}
+	return make([]byte, 0, 512)
+}
+
+// putFrameBuf gives b back to frameBufs; big ones are left to the GC.
+func (h *Hub) putFrameBuf(b []byte) {
+	if cap(b) <= 4<<10 {
+		h.frameBufs.Put(&b)
+	}
+}
+
 // full reports whether the node is at Config.MaxSockets.
 func (h *Hub) full() bool {
 	if h.cfg.MaxSockets <= 0 {
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.conns) >= h.cfg.MaxSockets
+	return h.conns.len() >= h.cfg.MaxSockets
 }
 
 // ServeHTTP is the GET /v1/ws endpoint. After the upgrade it returns; the
@@ -527,9 +536,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ok {
+		// Under mu too: Shutdown, which sets closing under it, then
+		// finds every registered socket.
+		p := h.conns.part(c.id)
+		p.mu.Lock()
 		c.nextPing = now.Add(firstPing(h.cfg.PingInterval)).UnixNano()
-		h.conns[c.id] = c
-		h.m.sockets.Set(float64(len(h.conns)))
+		h.m.sockets.Set(float64(h.conns.putLocked(p, c.id, c)))
+		p.mu.Unlock()
 	}
 	h.mu.Unlock()
 	if !ok {
@@ -572,11 +585,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.stopCancel()
 	h.mu.Lock()
 	h.closing = true
-	conns := make([]*conn, 0, len(h.conns))
-	for _, c := range h.conns {
-		conns = append(conns, c)
-	}
 	h.mu.Unlock()
+	conns := h.conns.values(nil)
 	for _, c := range conns {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
@@ -597,12 +607,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.cancel()
 		return nil
 	case <-ctx.Done():
-		h.mu.Lock()
-		conns = conns[:0]
-		for _, c := range h.conns {
-			conns = append(conns, c)
-		}
-		h.mu.Unlock()
+		conns = h.conns.values(conns[:0])
 		var idle []*conn
 		for _, c := range conns {
 			c.mu.Lock()

@@ -270,11 +270,7 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 }
 
 // ticketsHeld is how many tickets the hub has state for (subscriptions).
-func (e *env) ticketsHeld() int {
-	e.hub.mu.Lock()
-	defer e.hub.mu.Unlock()
-	return len(e.hub.tickets)
-}
+func (e *env) ticketsHeld() int { return e.hub.tickets.len() }
 
 type client struct {
 	t  *testing.T

@@ -170,12 +170,11 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 // onlySocket returns the hub's one socket and its descriptor.
 func onlySocket(t *testing.T, h *Hub) (int, *conn) {
 	t.Helper()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.conns) != 1 {
-		t.Fatalf("hub has %d sockets, want 1", len(h.conns))
+	conns := h.conns.values(nil)
+	if len(conns) != 1 {
+		t.Fatalf("hub has %d sockets, want 1", len(conns))
 	}
-	for _, c := range h.conns {
+	for _, c := range conns {
 		rc, ok := rawConn(c.ws.UnderlyingConn())
 		if !ok {
 			t.Fatal("not a pollable socket")

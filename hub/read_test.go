@@ -134,10 +134,7 @@ func TestClientFrames(t *testing.T) {
 			c.writeRaw(closeFrame(websocket.CloseNormalClosure, "bye"))
 			c.expectClose(websocket.CloseNormalClosure) // the echo
 			waitLogFrom(t, logs, "hub: socket closed", c)
-			e.hub.mu.Lock()
-			_, held := e.hub.tickets["t2"]
-			e.hub.mu.Unlock()
-			if held {
+			if e.hub.held("t2") != nil {
 				t.Error("hub holds the ticket after the close handshake")
 			}
 		})

@@ -11,7 +11,7 @@ import (
 // ticketState is one ticket watched (or waited on) on this node.
 type ticketState struct {
 	id   string
-	refs int // watchers + waiters holding the subscription; guarded by Hub.mu
+	refs int // watchers + waiters holding the subscription; guarded by its part of Hub.tickets
 
 	subMu      sync.Mutex // serializes Subscribe and Unsubscribe for id
 	subscribed bool       // guarded by subMu
@@ -34,15 +34,15 @@ type waiter struct {
 // acquire takes a reference on id's state, subscribing to the broker if it
 // is the first. On error nothing is held.
 func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
-	h.mu.Lock()
-	ts := h.tickets[id]
+	p := h.tickets.part(id)
+	p.mu.Lock()
+	ts := p.m[id]
 	if ts == nil {
 		ts = &ticketState{id: id}
-		h.tickets[id] = ts
-		h.m.tickets.Set(float64(len(h.tickets)))
+		h.m.tickets.Set(float64(h.tickets.putLocked(p, id, ts)))
 	}
 	ts.refs++
-	h.mu.Unlock()
+	p.mu.Unlock()
 
 	ts.subMu.Lock()
 	var err error
@@ -63,18 +63,19 @@ func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
 // forgets the ticket. The state stays in the map until Unsubscribe has
 // returned, so that a new watcher subscribes only after it.
 func (h *Hub) release(ts *ticketState) {
-	h.mu.Lock()
+	p := h.tickets.part(ts.id)
+	p.mu.Lock()
 	ts.refs--
 	last := ts.refs == 0
-	h.mu.Unlock()
+	p.mu.Unlock()
 	if !last {
 		return
 	}
 	ts.subMu.Lock()
 	defer ts.subMu.Unlock()
-	h.mu.Lock()
+	p.mu.Lock()
 	idle := ts.refs == 0
-	h.mu.Unlock()
+	p.mu.Unlock()
 	if !idle {
 		return // taken again meanwhile
 	}
@@ -86,12 +87,11 @@ func (h *Hub) release(ts *ticketState) {
 		cancel()
 		ts.subscribed = false
 	}
-	h.mu.Lock()
-	if ts.refs == 0 && h.tickets[ts.id] == ts {
-		delete(h.tickets, ts.id)
-		h.m.tickets.Set(float64(len(h.tickets)))
+	p.mu.Lock()
+	if ts.refs == 0 && p.m[ts.id] == ts {
+		h.m.tickets.Set(float64(h.tickets.deleteLocked(p, ts.id)))
 	}
-	h.mu.Unlock()
+	p.mu.Unlock()
 }
 
 // removeWatcher unregisters w and reports whether it was registered; the
@@ -139,9 +139,9 @@ func deleteAt[T any](s []*T, i int) []*T {
 // deliverLocked takes in a fresh view of ts (one older than already seen
 // changes nothing), queues a send for every authorized watcher that has not
 // seen its version, wakes waiters, and unregisters the watchers that have
-// nothing left to see after a terminal state: the caller must dropAll them
-// after unlocking ts.mu.
-func (h *Hub) deliverLocked(ts *ticketState, v authcore.View) (dropped []*watch) {
+// nothing left to see after a terminal state. The caller passes what it
+// returns to finish after unlocking ts.mu.
+func (h *Hub) deliverLocked(ts *ticketState, v authcore.View) (d delivery) {
 	if v.Version < ts.latest.Version {
 		v = ts.latest
 	} else {
@@ -151,12 +151,15 @@ func (h *Hub) deliverLocked(ts *ticketState, v authcore.View) (dropped []*watch)
 		switch {
 		case w.pending:
 		case w.lastSent < v.Version:
-			w.c.enqueueState(w) // the writer ends the watch after a terminal state
+			// The writer ends the watch after a terminal state.
+			if w.c.queueState(w) {
+				d.writers = append(d.writers, w.c)
+			}
 		case v.State.Terminal():
-			dropped = append(dropped, w)
+			d.dropped = append(d.dropped, w)
 		}
 	}
-	for _, w := range dropped {
+	for _, w := range d.dropped {
 		ts.removeWatcherLocked(w)
 	}
 	for i := 0; i < len(ts.waiters); {
@@ -168,12 +171,22 @@ func (h *Hub) deliverLocked(ts *ticketState, v authcore.View) (dropped []*watch)
 		}
 		i++
 	}
-	return dropped
+	return d
 }
 
-// dropAll ends watches that deliverLocked unregistered.
-func (h *Hub) dropAll(ts *ticketState, dropped []*watch) {
-	for _, w := range dropped {
+// delivery is what deliverLocked (or failLocked) leaves for its caller to
+// do once it has released ticketState.mu: finish does it.
+type delivery struct {
+	writers []*conn  // their writer role was taken: write their queues now
+	dropped []*watch // unregistered: end them
+}
+
+// finish writes the sockets' events and ends the dropped watches.
+func (h *Hub) finish(ts *ticketState, d delivery) {
+	for _, c := range d.writers {
+		c.writeNow()
+	}
+	for _, w := range d.dropped {
 		w.c.removeWatch(w)
 		h.release(ts)
 	}
@@ -204,21 +217,17 @@ func (h *Hub) changed(rec authcore.TicketRecord) {
 	if ts == nil {
 		return
 	}
-	var dropped []*watch
+	var d delivery
 	ts.mu.Lock()
 	if rec.Version > ts.latest.Version {
-		dropped = h.deliverLocked(ts, rec.ViewAt(h.cfg.Now()))
+		d = h.deliverLocked(ts, rec.ViewAt(h.cfg.Now()))
 	}
 	ts.mu.Unlock()
-	h.dropAll(ts, dropped)
+	h.finish(ts, d)
 }
 
 // held returns the state of ticket id if it is watched or waited on here.
-func (h *Hub) held(id string) *ticketState {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.tickets[id]
-}
+func (h *Hub) held(id string) *ticketState { return h.tickets.get(id) }
 
 // resync re-reads every ticket watched on this node.
 func (h *Hub) resync() {
@@ -231,13 +240,7 @@ func (h *Hub) resync() {
 }
 
 func (h *Hub) watched() []*ticketState {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	tss := make([]*ticketState, 0, len(h.tickets))
-	for _, ts := range h.tickets {
-		tss = append(tss, ts)
-	}
-	return tss
+	return h.tickets.values(make([]*ticketState, 0, h.tickets.len()))
 }
 
 // refreshLocked starts a re-read of ts, or asks the one in flight to read
@@ -259,12 +262,12 @@ func (h *Hub) refresh(ts *ticketState) {
 		v, err := h.cfg.Tickets.View(ctx, ts.id)
 		cancel()
 		ts.mu.Lock()
-		var dropped []*watch
+		var d delivery
 		switch {
 		case err == nil:
-			dropped = h.deliverLocked(ts, v)
+			d = h.deliverLocked(ts, v)
 		case authcore.KindOf(err) == authcore.KindNotFound:
-			dropped = failLocked(ts, err)
+			d.dropped = failLocked(ts, err)
 		default:
 			h.log.Warn("hub: re-reading a ticket failed", "err", err)
 			ts.stale = true
@@ -273,7 +276,7 @@ func (h *Hub) refresh(ts *ticketState) {
 		ts.again = false
 		ts.reading = again
 		ts.mu.Unlock()
-		h.dropAll(ts, dropped)
+		h.finish(ts, d)
 		if !again {
 			return
 		}
@@ -313,22 +316,17 @@ func (h *Hub) sweepSockets(now time.Time) {
 	next := now.Add(h.cfg.PingInterval).UnixNano()
 	silence := int64(h.readTimeout)
 	var due, silent []*conn
-	h.mu.Lock()
-	for _, c := range h.conns {
-		if c.dropped {
-			continue
-		}
-		if c.unanswered.Load() >= 2 && nowN-c.heard.Load() >= silence {
+	h.conns.walk(func(c *conn) {
+		switch {
+		case c.dropped:
+		case c.unanswered.Load() >= 2 && nowN-c.heard.Load() >= silence:
 			c.dropped = true
 			silent = append(silent, c)
-			continue
-		}
-		if c.nextPing <= nowN {
+		case c.nextPing <= nowN:
 			c.nextPing = next
 			due = append(due, c)
 		}
-	}
-	h.mu.Unlock()
+	})
 	for _, c := range due {
 		c.unanswered.Add(1)
 		c.enqueue(outMsg{kind: msgPing})

@@ -41,9 +41,9 @@ func (h *Hub) Wait(ctx context.Context, id string, since uint64) (authcore.View,
 		return h.finalView(ctx, id, authcore.View{})
 	}
 	ts.mu.Lock()
-	dropped := h.deliverLocked(ts, v) // also feeds watchers of this ticket on this node
+	d := h.deliverLocked(ts, v) // also feeds watchers of this ticket on this node
 	ts.mu.Unlock()
-	h.dropAll(ts, dropped)
+	h.finish(ts, d)
 
 	select {
 	case nv := <-wt.ch:

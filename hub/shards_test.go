@@ -1,0 +1,57 @@
+package hub
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func TestShardedMap(t *testing.T) {
+	s := newShardedMap[string, int]()
+	for i := range 1000 {
+		k := fmt.Sprint("t", i)
+		p := s.part(k)
+		p.mu.Lock()
+		if n := s.putLocked(p, k, i); n != i+1 {
+			t.Fatalf("size after %d puts = %d", i+1, n)
+		}
+		p.mu.Unlock()
+	}
+	p := s.part("t7")
+	p.mu.Lock()
+	if n := s.putLocked(p, "t7", 70); n != 1000 {
+		t.Errorf("replacing grew the map to %d", n)
+	}
+	p.mu.Unlock()
+	if got := s.get("t7"); got != 70 {
+		t.Errorf("get(t7) = %d, want 70", got)
+	}
+	used := 0
+	for i := range s.parts {
+		if len(s.parts[i].m) > 0 {
+			used++
+		}
+	}
+	if used < shardCount/2 {
+		t.Errorf("1000 keys fell in %d of %d parts", used, shardCount)
+	}
+	for i := range 500 {
+		k := fmt.Sprint("t", i)
+		p := s.part(k)
+		p.mu.Lock()
+		s.deleteLocked(p, k)
+		s.deleteLocked(p, k) // twice: counted once
+		p.mu.Unlock()
+	}
+	if s.len() != 500 {
+		t.Errorf("len after deleting half = %d, want 500", s.len())
+	}
+	vals := s.values(nil)
+	slices.Sort(vals)
+	if len(vals) != 500 || vals[0] != 500 || vals[499] != 999 {
+		t.Errorf("values = %d entries from %v to %v, want 500..999", len(vals), vals[0], vals[len(vals)-1])
+	}
+	if s.get("t1") != 0 {
+		t.Error("a deleted key is still there")
+	}
+}
