@@ -38,7 +38,8 @@ type notice struct {
 	version uint64
 	state   string
 	at      time.Time
-	err     string // error kind; empty for a state
+	arrived time.Time // when the kernel received it (push on Linux), else zero
+	err     string    // error kind; empty for a state
 }
 
 // desktop is one waiting page: a ticket and a way to learn its state.
@@ -192,7 +193,7 @@ func (d *desktop) readLoop(notify func(notice)) {
 		}
 		switch m.Ev {
 		case "state":
-			notify(notice{version: m.Version, state: m.State, at: at})
+			notify(notice{version: m.Version, state: m.State, at: at, arrived: receivedAt(d.ws.NetConn())})
 		case "error":
 			notify(notice{err: "ws_event:" + m.Error, at: at})
 		}

@@ -160,10 +160,12 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 			all.Open = append(all.Open, r.Open...)
 			all.Scanned = append(all.Scanned, r.Scanned...)
 			all.Confirm = append(all.Confirm, r.Confirm...)
+			all.ConfirmArrived = append(all.ConfirmArrived, r.ConfirmArrived...)
 			all.Redeem = append(all.Redeem, r.Redeem...)
 			all.Create.merge(r.Create)
 			all.StatusRequests += r.StatusRequests
 			all.IdleRequests += r.IdleRequests
+			all.CPUNanos += r.CPUNanos
 			mergeCounts(res.ErrorKinds, r.Errors)
 		}
 		res.OK = all.OK
@@ -175,6 +177,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		res.OpenLatency = summarize(all.Open)
 		res.Scanned = summarize(all.Scanned)
 		res.Confirm = summarize(all.Confirm)
+		res.ConfirmArrived = summarize(all.ConfirmArrived)
 		res.Redeem = summarize(all.Redeem)
 		res.Create = all.Create.summary()
 		if res.FlowSeconds > 0 {
@@ -184,6 +187,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 				res.FlowsPerSec = float64(all.OK) / res.FlowSeconds
 			}
 			res.IdleRequestsPerSec = float64(all.IdleRequests) / res.FlowSeconds
+			res.BenchCPUFlowsPercent = 100 * time.Duration(all.CPUNanos).Seconds() / res.FlowSeconds
 		}
 		if all.Started > 0 && (mode == modePoll || mode == modeLongPoll) {
 			res.StatusRequestsPerFlow = float64(all.StatusRequests) / float64(all.Started)

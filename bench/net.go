@@ -82,7 +82,7 @@ func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
 		s.client = &http.Client{Transport: s.tr}
 		s.h1 = &h1Pool{dial: dial}
 		s.ws = &websocket.Dialer{
-			NetDialContext:   dial,
+			NetDialContext:   stampingDial(dial),
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   1024,
 			WriteBufferSize:  512,
@@ -91,6 +91,23 @@ func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
 		e.sources = append(e.sources, s)
 	}
 	return e
+}
+
+// stampingDial makes dial's TCP sockets remember when the kernel received
+// what they read (see receivedAt).
+func stampingDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if cc, ok := c.(*countedConn); ok {
+			if tcp, ok := cc.Conn.(*net.TCPConn); ok {
+				return stamped(c, tcp), nil
+			}
+		}
+		return c, nil
+	}
 }
 
 // counting wraps d so that no more than e.limit sockets are open at once.

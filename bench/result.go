@@ -35,10 +35,11 @@ type Result struct {
 	FlowSeconds float64        `json:"flow_seconds"`
 	FlowsPerSec float64        `json:"flows_per_second"`
 
-	OpenLatency Latency `json:"open"`    // create + watch until the pending state
-	Scanned     Latency `json:"scanned"` // scan sent → desktop noticed the scan
-	Confirm     Latency `json:"confirm"` // confirm sent → desktop noticed "confirmed"
-	Redeem      Latency `json:"redeem"`  // redeem request
+	OpenLatency    Latency `json:"open"`            // create + watch until the pending state
+	Scanned        Latency `json:"scanned"`         // scan sent → desktop noticed the scan
+	Confirm        Latency `json:"confirm"`         // confirm sent → desktop noticed "confirmed"
+	ConfirmArrived Latency `json:"confirm_arrived"` // confirm sent → the event reached the desktop's socket
+	Redeem         Latency `json:"redeem"`          // redeem request
 
 	// --mode create: POST /v1/qr/tickets back to back.
 	Create        Latency `json:"create"`
@@ -47,12 +48,13 @@ type Result struct {
 	StatusRequestsPerFlow float64 `json:"status_requests_per_flow"` // poll modes: status GETs by a flow's desktop
 	IdleRequestsPerSec    float64 `json:"idle_requests_per_second"` // poll modes: by the idle desktops, during the flows
 
-	Hub             HubStats    `json:"hub"`               // summed over the nodes
-	HubPerNode      []NodeStats `json:"hub_per_node"`      // one per node, in --url order
-	BenchCPUPercent float64     `json:"bench_cpu_percent"` // this tool (all its processes), whole mode
-	PeakSockets     int64       `json:"peak_sockets_per_proc"`
-	Incomplete      bool        `json:"incomplete"`
-	Notes           []string    `json:"notes,omitempty"`
+	Hub                  HubStats    `json:"hub"`                     // summed over the nodes
+	HubPerNode           []NodeStats `json:"hub_per_node"`            // one per node, in --url order
+	BenchCPUPercent      float64     `json:"bench_cpu_percent"`       // this tool (all its processes), whole mode
+	BenchCPUFlowsPercent float64     `json:"bench_cpu_flows_percent"` // this tool (all its processes) while the flows ran
+	PeakSockets          int64       `json:"peak_sockets_per_proc"`
+	Incomplete           bool        `json:"incomplete"`
+	Notes                []string    `json:"notes,omitempty"`
 }
 
 // HubStats is what the hub's /metrics said. Memory is in bytes.
@@ -192,6 +194,9 @@ func writeTable(w io.Writer, rs []Result) {
 			return lat(r.Confirm, r.Confirm.P50, r.Confirm.P90, r.Confirm.P99, r.Confirm.Max)
 		})
 		row("confirm→desktop mean", func(r Result) string { return lat(r.Confirm, r.Confirm.Mean) })
+		row("confirm→socket p50/p90/p99/max", func(r Result) string {
+			return lat(r.ConfirmArrived, r.ConfirmArrived.P50, r.ConfirmArrived.P90, r.ConfirmArrived.P99, r.ConfirmArrived.Max)
+		})
 		row("redeem p50/p99", func(r Result) string { return lat(r.Redeem, r.Redeem.P50, r.Redeem.P99) })
 		if anyPoll {
 			row("status requests per flow", func(r Result) string {
@@ -257,6 +262,7 @@ func writeTable(w io.Writer, rs []Result) {
 	}
 	hub("hub slow consumers dropped", func(r Result) string { return num(r.Hub.SlowDropped) })
 	row("bench CPU (all procs)", func(r Result) string { return fmt.Sprintf("%.0f%%", r.BenchCPUPercent) })
+	row("bench CPU, during flows", func(r Result) string { return fmt.Sprintf("%.1f%%", r.BenchCPUFlowsPercent) })
 	row("peak sockets per bench proc", func(r Result) string { return fmt.Sprint(r.PeakSockets) })
 	if slices.ContainsFunc(rs, func(r Result) bool { return r.Incomplete }) {
 		row("incomplete", func(r Result) string { return fmt.Sprint(r.Incomplete) })

@@ -6,3 +6,5 @@ import "time"
 
 func fileLimit() uint64      { return 0 }
 func cpuTime() time.Duration { return 0 }
+
+func selfCPU() time.Duration { return 0 }

@@ -16,6 +16,15 @@ func fileLimit() uint64 {
 	return uint64(r.Cur)
 }
 
+// selfCPU is the CPU time used by this process.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // cpuTime is the CPU time used by this process and its waited-for children.
 func cpuTime() time.Duration {
 	var total time.Duration

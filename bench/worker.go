@@ -35,10 +35,12 @@ type flowReport struct {
 	Open           []int64        `json:"open_ns"`
 	Scanned        []int64        `json:"scanned_ns"`
 	Confirm        []int64        `json:"confirm_ns"`
+	ConfirmArrived []int64        `json:"confirm_arrived_ns"` // to the kernel's receive time on the desktop's socket (push only)
 	Redeem         []int64        `json:"redeem_ns"`
 	Create         histogram      `json:"create"`          // --mode create
 	StatusRequests int64          `json:"status_requests"` // by the flows' desktops
 	IdleRequests   int64          `json:"idle_requests"`   // by the idle desktops during the flows
+	CPUNanos       int64          `json:"cpu_ns"`          // this process's CPU time while running them
 }
 
 // closeReport is what happened to the idle desktops while they waited.
@@ -182,15 +184,18 @@ type flowResult struct {
 	err                            string
 	cancelled                      bool // the run ended under it
 	open, scanned, confirm, redeem time.Duration
+	confirmArrived                 time.Duration // 0 when unknown
 }
 
 // runFlows starts --flows logins at --rate, at most --concurrency at once.
-func (w *localWorker) runFlows(ctx context.Context) (flowReport, error) {
+func (w *localWorker) runFlows(ctx context.Context) (rep flowReport, err error) {
+	cpu0 := selfCPU()
+	defer func() { rep.CPUNanos = int64(selfCPU() - cpu0) }()
 	if w.mode == modeCreate {
 		return w.runCreates(ctx)
 	}
 	n := w.cfg.flows
-	rep := flowReport{Flows: n, Errors: map[string]int{}}
+	rep = flowReport{Flows: n, Errors: map[string]int{}}
 	if n == 0 {
 		return rep, nil
 	}
@@ -214,6 +219,9 @@ func (w *localWorker) runFlows(ctx context.Context) (flowReport, error) {
 			rep.Open = append(rep.Open, int64(r.open))
 			rep.Scanned = append(rep.Scanned, int64(r.scanned))
 			rep.Confirm = append(rep.Confirm, int64(r.confirm))
+			if r.confirmArrived > 0 {
+				rep.ConfirmArrived = append(rep.ConfirmArrived, int64(r.confirmArrived))
+			}
 			rep.Redeem = append(rep.Redeem, int64(r.redeem))
 		}
 	}()
@@ -263,7 +271,7 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 		res.err = errKind(err)
 		return res
 	}
-	var scannedAt, confirmedAt time.Time
+	var scannedAt, confirmedAt, confirmArrived time.Time
 	for confirmedAt.IsZero() {
 		select {
 		case <-ctx.Done():
@@ -284,6 +292,7 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 			switch n.state {
 			case "confirmed":
 				confirmedAt = n.at // when the desktop read it, not when this goroutine woke
+				confirmArrived = n.arrived
 			case "pending", "scanned":
 			default:
 				res.err = "notice:state_" + n.state
@@ -293,6 +302,9 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	}
 	res.scanned = scannedAt.Sub(tScan)
 	res.confirm = confirmedAt.Sub(tConfirm)
+	if !confirmArrived.IsZero() {
+		res.confirmArrived = confirmArrived.Sub(tConfirm.Round(0))
+	}
 	tRedeem := time.Now()
 	if err := src.call(ctx, "redeem", "POST", d.base+"/v1/qr/tickets/"+d.t.ID+"/redeem", d.t.WatchSecret,
 		nil, nil, http.StatusOK); err != nil {
