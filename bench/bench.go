@@ -111,6 +111,7 @@ type config struct {
 	probe        *probe   // reads the nodes' /healthz and /metrics (the parent process only)
 	baseURLs     []string // scheme://host:port[/path], no trailing slash; one per hub node
 	wsURLs       []string // ws(s)://host:port[/path]/v1/ws, same order
+	wsTargets    []wsTarget
 	origin       string   // WebSocket Origin; "" = the hub's public URL's (from qr_url)
 	ipv6         bool
 	desktops     int
@@ -297,6 +298,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		ws := *u
 		ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 		cfg.wsURLs = append(cfg.wsURLs, strings.TrimRight(ws.String(), "/")+"/v1/ws")
+		t, err := newWSTarget(cfg.wsURLs[len(cfg.wsURLs)-1])
+		if err != nil {
+			return config{}, fmt.Errorf("bench: --url %s: %w", raw, err)
+		}
+		cfg.wsTargets = append(cfg.wsTargets, t)
 		if strings.Contains(u.Hostname(), ":") {
 			cfg.ipv6 = true
 		}

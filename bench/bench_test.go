@@ -2,11 +2,13 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -455,5 +457,54 @@ func TestWriteTableNodesAndCreate(t *testing.T) {
 	}
 	if strings.Contains(out, "flows ok/total") || strings.Contains(out, "confirm→desktop") {
 		t.Errorf("create table shows flow rows:\n%s", out)
+	}
+}
+
+func TestPacedBoundsConcurrency(t *testing.T) {
+	var mu sync.Mutex
+	running, peak, ran := 0, 0, 0
+	full := make(chan struct{})    // closed when 3 runs are in flight
+	release := make(chan struct{}) // lets them all go
+	go func() {
+		select {
+		case <-full:
+		case <-time.After(10 * time.Second):
+			t.Error("3 runs were never in flight at once")
+		}
+		close(release)
+	}()
+	started := paced(context.Background(), 50, 0, 3, func(int) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		if running == 3 && peak == 3 && ran == 0 {
+			close(full)
+		}
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		ran++
+		mu.Unlock()
+	})
+	if started != 50 || ran != 50 {
+		t.Errorf("started %d, ran %d, want 50 and 50", started, ran)
+	}
+	if peak != 3 {
+		t.Errorf("%d runs at once, want the limit, 3", peak)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	started = paced(ctx, 1000, time.Millisecond, 2, func(int) {
+		mu.Lock()
+		n++
+		if n == 5 {
+			cancel()
+		}
+		mu.Unlock()
+	})
+	if started < 5 || started >= 1000 || started != n {
+		t.Errorf("after cancel: started %d, ran %d; want them equal, at least 5 and well under 1000", started, n)
 	}
 }

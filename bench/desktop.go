@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -11,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 )
 
 // ticket is the part of POST /v1/qr/tickets's answer a desktop uses.
@@ -47,7 +47,7 @@ type desktop struct {
 	src     *source
 	base    string // its node's base URL
 	t       ticket
-	ws      *websocket.Conn // push
+	ws      *wsConn // push
 	stop    context.CancelFunc
 	closing atomic.Bool
 	done    chan struct{} // the watching goroutine returned
@@ -87,7 +87,7 @@ func (e *desktopEnv) openDesktop(ctx context.Context, src *source, node int, not
 	d.stop = stop
 	switch e.mode {
 	case modePush:
-		if err := d.dialWatch(ctx, e.cfg.wsURLs[node], e.origin(d)); err != nil {
+		if err := d.dialWatch(ctx, e.cfg.wsTargets[node], e.origin(d)); err != nil {
 			stop()
 			return nil, err
 		}
@@ -134,16 +134,16 @@ func originOf(raw string) string {
 	return scheme + "://" + host
 }
 
-// dialWatch opens the desktop's WebSocket to wsURL from its source
-// address, sends watch, and reads the current state.
-func (d *desktop) dialWatch(ctx context.Context, wsURL, origin string) error {
+// dialWatch opens the desktop's WebSocket to t from its source address,
+// sends watch, and reads the current state.
+func (d *desktop) dialWatch(ctx context.Context, t wsTarget, origin string) error {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d.src.reqs.Add(1)
-	c, resp, err := d.src.ws.DialContext(dctx, wsURL, http.Header{"Origin": {origin}, "User-Agent": {"loginhub-bench"}})
+	c, err := dialWS(dctx, d.src.wsDial, t, origin)
 	if err != nil {
-		if resp != nil {
-			return &stepError{"ws_dial", fmt.Sprint(resp.StatusCode)}
+		if he, ok := errors.AsType[*wsHandshakeError](err); ok {
+			return &stepError{"ws_dial", fmt.Sprint(he.status)}
 		}
 		return &stepError{"ws_dial", netKind(err)}
 	}
@@ -152,14 +152,18 @@ func (d *desktop) dialWatch(ctx context.Context, wsURL, origin string) error {
 		return &stepError{"ws_watch", kind}
 	}
 	deadline, _ := dctx.Deadline()
-	c.SetWriteDeadline(deadline)
-	if err := c.WriteJSON(map[string]any{"op": "watch", "id": d.t.ID, "secret": d.t.WatchSecret, "since": 0}); err != nil {
+	watch, _ := json.Marshal(map[string]any{"op": "watch", "id": d.t.ID, "secret": d.t.WatchSecret, "since": 0})
+	if err := c.writeText(watch, deadline); err != nil {
 		return fail(netKind(err))
 	}
 	c.SetReadDeadline(deadline)
-	var m stateMsg
-	if err := c.ReadJSON(&m); err != nil {
+	data, err := c.readMessage()
+	if err != nil {
 		return fail(netKind(err))
+	}
+	var m stateMsg
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fail("bad_json")
 	}
 	switch {
 	case m.Ev == "error":
@@ -168,7 +172,6 @@ func (d *desktop) dialWatch(ctx context.Context, wsURL, origin string) error {
 		return fail("unexpected_event")
 	}
 	c.SetReadDeadline(time.Time{})
-	c.SetWriteDeadline(time.Time{})
 	d.ws = c
 	return nil
 }
@@ -178,7 +181,7 @@ func (d *desktop) dialWatch(ctx context.Context, wsURL, origin string) error {
 func (d *desktop) readLoop(notify func(notice)) {
 	defer close(d.done)
 	for {
-		_, data, err := d.ws.ReadMessage()
+		data, err := d.ws.readMessage()
 		at := time.Now()
 		if err != nil {
 			if !d.closing.Load() {
@@ -193,7 +196,7 @@ func (d *desktop) readLoop(notify func(notice)) {
 		}
 		switch m.Ev {
 		case "state":
-			notify(notice{version: m.Version, state: m.State, at: at, arrived: receivedAt(d.ws.NetConn())})
+			notify(notice{version: m.Version, state: m.State, at: at, arrived: receivedAt(d.ws.under)})
 		case "error":
 			notify(notice{err: "ws_event:" + m.Error, at: at})
 		}
@@ -273,9 +276,7 @@ func (d *desktop) askStatus(ctx context.Context, e *desktopEnv, name, url string
 func (d *desktop) close() {
 	d.closing.Store(true)
 	if d.ws != nil {
-		d.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-		d.ws.Close()
+		d.ws.closeNow()
 	}
 	d.stop()
 	<-d.done
