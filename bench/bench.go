@@ -112,7 +112,7 @@ type config struct {
 	baseURLs     []string // scheme://host:port[/path], no trailing slash; one per hub node
 	wsURLs       []string // ws(s)://host:port[/path]/v1/ws, same order
 	wsTargets    []wsTarget
-	origin       string   // WebSocket Origin; "" = the hub's public URL's (from qr_url)
+	origin       string // WebSocket Origin; "" = the hub's public URL's (from qr_url)
 	ipv6         bool
 	desktops     int
 	flows        int

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // ticket is the part of POST /v1/qr/tickets's answer a desktop uses.

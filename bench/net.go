@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
 )
 
 // maxSourceAddrs is how many source addresses exist from 127.0.0.10 up to
@@ -47,8 +46,8 @@ var errNetClosed = errors.New("bench: client closed")
 type source struct {
 	addr   netip.Addr // invalid = unbound
 	env    *netenv
-	client *http.Client // https hubs
-	h1     *h1Pool      // plain-http hubs
+	client *http.Client                                                      // https hubs
+	h1     *h1Pool                                                           // plain-http hubs
 	wsDial func(ctx context.Context, network, addr string) (net.Conn, error) // dial, for WebSockets: their sockets note when data arrived
 	tr     *http.Transport
 	dial   func(ctx context.Context, network, addr string) (net.Conn, error) // counted, from addr
