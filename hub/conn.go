@@ -34,9 +34,10 @@ type outMsg struct {
 // conn is one WebSocket. A polled socket (Linux) has no goroutine while it
 // is idle: when the poller reports it readable, a short-lived reader
 // handles what came and gives it back. Other sockets keep a reader
-// goroutine for their whole life. Either way its writer goroutine only
-// lives while the queue is not empty, and its messages are handled on a
-// short-lived handler goroutine.
+// goroutine for their whole life. Either way its events are written by the
+// goroutine that made the change when the socket takes them at once (else
+// by a writer goroutine that lives while the queue is not empty), and its
+// messages are handled on a short-lived handler goroutine.
 type conn struct {
 	h        *Hub
 	ws       *wsConn // gorilla's Conn is dropped after the handshake

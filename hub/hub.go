@@ -43,12 +43,15 @@
 // upgrade; the socket then belongs to the hub.
 //
 // Nothing on the nudge path ever waits for a socket. Outgoing frames go
-// through a per-socket queue; a writer goroutine is started when the queue
-// becomes non-empty and exits when it is drained. State events are not
-// queued one by one: a change queues a "send this watch what it has not
-// seen" item, at most one per watch however many changes come, and the writer
-// builds the events (lastSent, newest] from the ticket's newest view when it
-// gets to them. So a burst of legitimate changes (16 watches times a whole
+// through a per-socket queue. State events are not queued one by one: a
+// change queues a "send this watch what it has not seen" item, at most one
+// per watch however many changes come, and the writer builds the events
+// (lastSent, newest] from the ticket's newest view when it gets to them.
+// The goroutine that made the change (the phone's request, the broker's
+// subscription) writes them itself with one non-blocking write, so an
+// event does not wait for another goroutine to be scheduled; what the
+// socket does not take at once, and every control frame, is left to a
+// writer goroutine that lives while the queue is not empty. So a burst of legitimate changes (16 watches times a whole
 // ticket history) can never overflow the queue, and a slow socket holds no
 // backlog of encoded events. Slow consumers are dropped in two ways:
 //   - a write that does not finish within 10s: the TCP connection is closed
@@ -60,7 +63,8 @@
 // Either way the client reconnects with "since" and misses nothing.
 //
 // One shared sweeper goroutine (started by Run) queues a ping on each socket
-// every Config.PingInterval, and re-reads the tickets whose expiry has
+// every Config.PingInterval (sockets and tickets are kept in 64 separately
+// locked parts, so its walk never holds up a delivery for long), and re-reads the tickets whose expiry has
 // passed (and those whose last re-read failed). A socket that sends
 // nothing, not even a pong, for 2*PingInterval+5s (and through two pings)
 // is closed by the sweeper. Shutdown sends close code 1001 (going away) after what is already queued.
