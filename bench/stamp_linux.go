@@ -11,7 +11,9 @@ import (
 )
 
 // stampedConn reads a TCP socket with recvmsg and remembers when the
-// kernel received the bytes of the last read (SO_TIMESTAMPNS).
+// kernel received the bytes of the last read (SO_TIMESTAMPNS): the load
+// tool then tells the hub's delay from its own scheduling delay. Only the
+// reading goroutine uses last.
 type stampedConn struct {
 	net.Conn
 	raw  syscall.RawConn
@@ -37,8 +39,12 @@ func (c *stampedConn) Read(p []byte) (int, error) {
 	var n, oobn int
 	var rerr error
 	err := c.raw.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, c.oob[:], 0)
-		return rerr != unix.EAGAIN
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, c.oob[:], 0)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN // else wait until readable
+			}
+		}
 	})
 	if err == nil {
 		err = rerr

@@ -103,10 +103,11 @@ func dialWS(ctx context.Context, dial func(ctx context.Context, network, addr st
 }
 
 func (c *wsConn) handshake(ctx context.Context, t wsTarget, origin string) error {
+	under := c.under // TLS's deadlines are its connection's
 	if d, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetDeadline(d)
+		_ = under.SetDeadline(d)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { _ = under.SetDeadline(time.Now()) })
 	defer stop()
 	if t.tls != nil {
 		tc := tls.Client(c.nc, t.tls)
@@ -154,10 +155,10 @@ func (c *wsConn) handshake(ctx context.Context, t wsTarget, origin string) error
 	if v, ok := headerValue(head, "Sec-WebSocket-Accept"); !ok || v != base64.StdEncoding.EncodeToString(sum[:]) {
 		return &wsHandshakeError{0}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if !stop() {
+		return ctx.Err() // ctx ended: the deadline was cut short
 	}
-	return c.nc.SetDeadline(time.Time{})
+	return under.SetDeadline(time.Time{})
 }
 
 // responseStatus is the status code of an HTTP/1.1 answer's head.
