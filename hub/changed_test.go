@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +129,41 @@ func TestNudgeOfUnknownVersionRereads(t *testing.T) {
 	e.waitViewed(t)
 	e.tickets.advance(t, "t1", authcore.StateConfirmed, false)
 	c.expectState("t1", 3, authcore.StateConfirmed) // the very next event
+}
+
+// TestChangerNeverWaitsForASlowSocket: the goroutine that delivers a change
+// writes the events itself, but only as far as the socket takes them at
+// once. A client that stops reading costs it nothing; that client's writer
+// goroutine waits for it and drops it, and other clients are unaffected.
+func TestChangerNeverWaitsForASlowSocket(t *testing.T) {
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		const writeWait = 2 * time.Second
+		logs := make(chan slog.Record, 100)
+		e := newEnvWith(t, func(h *Hub) { h.writeWait = writeWait }, mode,
+			func(c *Config) { c.Logger = slog.New(logTap{logs}) })
+		e.tickets.add("big")
+		e.tickets.add("small")
+		slow := e.dialWith(smallBufferDialer())
+		slow.watch("big", 0)
+		slow.expectState("big", 1, authcore.StatePending) // then it reads no more
+		fast := e.dial()
+		fast.watch("small", 0)
+		fast.expectState("small", 1, authcore.StatePending)
+
+		// 200 changes with a 32 KiB scanner profile each: 6.4 MB, far more
+		// than the two sockets' buffers hold.
+		start := time.Now()
+		for range 200 {
+			rec := e.moveQuietly(t, "big", authcore.StateScanned)
+			rec.Scanner.Nickname = strings.Repeat("n", 32<<10)
+			e.handler().Changed(rec)
+		}
+		if took := time.Since(start); took >= writeWait/2 {
+			t.Errorf("delivering 200 changes to a socket that does not read took %v: the deliverer waited for it", took)
+		}
+		waitLog(t, logs, "hub: dropping slow consumer")
+
+		e.handler().Changed(e.moveQuietly(t, "small", authcore.StateScanned))
+		fast.expectState("small", 2, authcore.StateScanned)
+	})
 }

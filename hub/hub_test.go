@@ -777,6 +777,19 @@ func waitLog(t *testing.T, ch chan slog.Record, msg string) slog.Record {
 	}
 }
 
+// smallBufferDialer dials sockets with a fixed 64 KiB receive buffer (no
+// autotuning up to tcp_rmem max), so that a client that does not read
+// fills up soon.
+func smallBufferDialer() *websocket.Dialer {
+	return &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(64 << 10)
+		}
+		return conn, err
+	}}
+}
+
 func TestSlowConsumerDropped(t *testing.T) {
 	forModes(t, func(t *testing.T, mode func(*Config)) {
 		logs := make(chan slog.Record, 100)
@@ -792,14 +805,7 @@ func TestSlowConsumerDropped(t *testing.T) {
 		e.tickets.addTrail("big", trail, authcore.Profile{Nickname: strings.Repeat("n", 32<<10)})
 		e.tickets.add("small")
 
-		small := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if tc, ok := conn.(*net.TCPConn); ok {
-				_ = tc.SetReadBuffer(64 << 10) // no autotuning up to tcp_rmem max
-			}
-			return conn, err
-		}}
-		slow := e.dialWith(small)
+		slow := e.dialWith(smallBufferDialer())
 		slow.watch("big", 0) // and never reads
 
 		fast := e.dial()
