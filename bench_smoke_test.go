@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ func TestBenchSmoke(t *testing.T) {
 		{"longpoll", off, []string{"--mode", "longpoll"}},
 		// One address per desktop: strict IP binding holds across sources.
 		{"push strict binding", strict, []string{"--mode", "push", "--sources", "3"}},
+		// The flows confirm the 50 waiting desktops' tickets.
+		{"confirm waiting", off, []string{"--mode", "push", "--confirm-waiting"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +56,14 @@ func TestBenchSmoke(t *testing.T) {
 				t.Fatalf("result: ok %d errors %d %v desktops %d not started %d incomplete %v; want 50 ok, 0 errors, 50 desktops\n%s",
 					r.OK, r.Errors, r.ErrorKinds, r.DesktopsOpen, r.NotStarted, r.Incomplete, &stdout)
 			}
-			for name, l := range map[string]bench.Latency{"open": r.OpenLatency, "scanned": r.Scanned, "confirm": r.Confirm, "redeem": r.Redeem} {
+			lat := map[string]bench.Latency{"open": r.OpenLatency, "scanned": r.Scanned, "confirm": r.Confirm, "redeem": r.Redeem}
+			if slices.Contains(tc.args, "--confirm-waiting") {
+				if r.OpenLatency.N != 0 {
+					t.Errorf("%d desktops opened during the flows, want none", r.OpenLatency.N)
+				}
+				delete(lat, "open")
+			}
+			for name, l := range lat {
 				if l.N != 50 || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
 					t.Errorf("%s latency %+v, want 50 ordered positive samples", name, l)
 				}

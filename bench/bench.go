@@ -108,29 +108,32 @@ const (
 
 // config is the parsed command line.
 type config struct {
-	probe        *probe   // reads the nodes' /healthz and /metrics (the parent process only)
-	baseURLs     []string // scheme://host:port[/path], no trailing slash; one per hub node
-	wsURLs       []string // ws(s)://host:port[/path]/v1/ws, same order
-	wsTargets    []wsTarget
-	origin       string // WebSocket Origin; "" = the hub's public URL's (from qr_url)
-	ipv6         bool
-	desktops     int
-	flows        int
-	rate         float64
-	concurrency  int
-	sources      int
-	phones       int
-	modes        []string
-	pollInterval time.Duration
-	longPollWait int // seconds
-	duration     time.Duration
-	procs        int // 0 = automatic
-	openRate     float64
-	settle       time.Duration // longest wait for the hub to settle; 0 = read at once
-	json         bool
-	cpuProfile   string // write this process's CPU profile here (children: .child<i> appended)
-	gcPercent    int    // the load tool's own GOGC
-	maxProcs     int    // the load tool's GOMAXPROCS per process; 0 = the runtime's default
+	probe       *probe   // reads the nodes' /healthz and /metrics (the parent process only)
+	baseURLs    []string // scheme://host:port[/path], no trailing slash; one per hub node
+	wsURLs      []string // ws(s)://host:port[/path]/v1/ws, same order
+	wsTargets   []wsTarget
+	origin      string // WebSocket Origin; "" = the hub's public URL's (from qr_url)
+	ipv6        bool
+	desktops    int
+	flows       int
+	rate        float64
+	concurrency int
+	// confirmWaiting: flow i confirms the ticket of waiting desktop i
+	// instead of opening a desktop of its own.
+	confirmWaiting bool
+	sources        int
+	phones         int
+	modes          []string
+	pollInterval   time.Duration
+	longPollWait   int // seconds
+	duration       time.Duration
+	procs          int // 0 = automatic
+	openRate       float64
+	settle         time.Duration // longest wait for the hub to settle; 0 = read at once
+	json           bool
+	cpuProfile     string // write this process's CPU profile here (children: .child<i> appended)
+	gcPercent      int    // the load tool's own GOGC
+	maxProcs       int    // the load tool's GOMAXPROCS per process; 0 = the runtime's default
 
 	// untilDuration: --mode create with --flows 0 creates until endAt
 	// (the run's start + --duration) and is complete then.
@@ -257,6 +260,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.desktops, "desktops", 1000, "idle desktops held waiting during the run")
 	fs.IntVar(&cfg.flows, "flows", 1000, "full login flows (create, watch, scan, confirm, redeem); with --mode create: ticket creations (default 100000; 0 = until --duration)")
 	fs.Float64Var(&cfg.rate, "rate", 200, "flows started per second")
+	fs.BoolVar(&cfg.confirmWaiting, "confirm-waiting", false, "each flow scans, confirms and redeems the ticket of one of the waiting desktops (opened before the flows, and left open) instead of opening a desktop of its own: confirmations on the open sockets without page loads during the flows; needs --flows <= --desktops")
 	fs.IntVar(&cfg.concurrency, "concurrency", 500, "flows in flight at most; with --mode create: keep-alive connections creating back to back")
 	fs.IntVar(&cfg.sources, "sources", 8, "loopback source addresses for client sockets, from 127.0.0.10 up (0 = let the kernel pick)")
 	fs.IntVar(&cfg.phones, "phones", 20, "sandbox phone users, logged in up front and reused")
@@ -411,6 +415,10 @@ func (c *config) validate(procsSet bool) error {
 		return bad("--flows %d: want 0..%d", c.flows, maxFlows)
 	case c.desktops == 0 && c.flows == 0 && !c.create():
 		return bad("nothing to do: --desktops and --flows are both 0")
+	case c.confirmWaiting && c.create():
+		return bad("--confirm-waiting confirms waiting desktops; --mode create has none")
+	case c.confirmWaiting && c.flows > c.desktops:
+		return bad("--confirm-waiting: --flows %d is more than the %d waiting desktops (each is confirmed once)", c.flows, c.desktops)
 	case c.maxProcs < 0 || c.maxProcs > 256:
 		return bad("--gomaxprocs %d: want 0..256 (0 = all CPUs)", c.maxProcs)
 	case c.gcPercent < 50 || c.gcPercent > 10000:

@@ -246,6 +246,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--gogc", "-1"}, "--gogc"},
 		{[]string{"--gomaxprocs", "-2"}, "--gomaxprocs"},
 		{[]string{"--gogc", "20000"}, "--gogc"},
+		{[]string{"--confirm-waiting", "--desktops", "10", "--flows", "11"}, "more than the 10 waiting desktops"},
+		{[]string{"--confirm-waiting", "--create-only"}, "--mode create has none"},
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	}

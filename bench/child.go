@@ -80,6 +80,9 @@ func childArgs(cfg config, mode string, i int, remaining time.Duration) []string
 	if cfg.untilDuration {
 		args = append(args, "--until-duration")
 	}
+	if cfg.confirmWaiting {
+		args = append(args, "--confirm-waiting")
+	}
 	if cfg.cpuProfile != "" {
 		args = append(args, "--cpuprofile", cfg.cpuProfile+".child"+itoa(i))
 	}

@@ -50,6 +50,11 @@ type desktop struct {
 	stop    context.CancelFunc
 	closing atomic.Bool
 	done    chan struct{} // the watching goroutine returned
+
+	// --confirm-waiting: a waiting desktop's notices, until a flow claims
+	// it and takes them.
+	notices chan notice
+	claimed atomic.Bool
 }
 
 // terminal states end a desktop's watching (a page redeems on confirmed).

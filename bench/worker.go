@@ -147,20 +147,28 @@ func (w *localWorker) openIdle(ctx context.Context) (idleReport, error) {
 	if n == 0 {
 		return rep, nil
 	}
-	notify := func(nt notice) {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		switch {
-		case nt.err != "":
-			w.idleErrors["idle:"+nt.err]++
-		case nt.state != "pending":
-			w.idleErrors["idle:state_"+nt.state]++
-		}
-	}
+	notify := w.countIdleNotice
 	interval := time.Duration(float64(time.Second) / w.cfg.openRate)
 	var mu sync.Mutex
 	paced(ctx, n, interval, openConcurrency, func(i int) {
-		d, err := w.idleEnv.openDesktop(ctx, w.source(i), w.cfg.desktopNode(i), notify)
+		dn := notify
+		var notices chan notice
+		if w.cfg.confirmWaiting {
+			// A flow will take this desktop's notices: they wait here
+			// (close counts those of desktops no flow took).
+			notices = make(chan notice, 8)
+			dn = func(nt notice) {
+				select {
+				case notices <- nt:
+				default:
+					notify(nt)
+				}
+			}
+		}
+		d, err := w.idleEnv.openDesktop(ctx, w.source(i), w.cfg.desktopNode(i), dn)
+		if d != nil {
+			d.notices = notices
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -176,6 +184,19 @@ func (w *localWorker) openIdle(ctx context.Context) (idleReport, error) {
 	// (short polling makes its own again).
 	w.net.closeIdle(false)
 	return rep, nil
+}
+
+// countIdleNotice counts what an idle desktop should not hear: an error,
+// or another state than pending.
+func (w *localWorker) countIdleNotice(nt notice) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case nt.err != "":
+		w.idleErrors["idle:"+nt.err]++
+	case nt.state != "pending":
+		w.idleErrors["idle:state_"+nt.state]++
+	}
 }
 
 // flowResult is one flow's outcome.
@@ -214,7 +235,9 @@ func (w *localWorker) runFlows(ctx context.Context) (rep flowReport, err error) 
 				continue
 			}
 			rep.OK++
-			rep.Open = append(rep.Open, int64(r.open))
+			if r.open > 0 { // not with --confirm-waiting: opened before
+				rep.Open = append(rep.Open, int64(r.open))
+			}
 			rep.Scanned = append(rep.Scanned, int64(r.scanned))
 			rep.Confirm = append(rep.Confirm, int64(r.confirm))
 			if r.confirmArrived > 0 {
@@ -233,7 +256,8 @@ func (w *localWorker) runFlows(ctx context.Context) (rep flowReport, err error) 
 
 // flow is one login: the desktop opens and watches, the phone scans and
 // confirms, the desktop notices and redeems. The desktop talks to node
-// i mod n, the phone to the next node.
+// i mod n, the phone to the next node. With --confirm-waiting the desktop
+// is the i-th waiting one, opened before the flows.
 func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	defer func() { res.cancelled = res.err != "" && runCtx.Err() != nil }()
 	ctx, cancel := context.WithTimeout(runCtx, w.cfg.flowTimeout())
@@ -241,21 +265,38 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	src := w.source(i)
 	ph := w.phones[i%len(w.phones)]
 	phoneBase := w.cfg.baseURLs[w.cfg.phoneNode(i)]
-	notices := make(chan notice, 16)
-	notify := func(n notice) {
-		select {
-		case notices <- n:
-		default: // a desktop sees at most 4 versions and an error
+	var d *desktop
+	var notices chan notice
+	if w.cfg.confirmWaiting {
+		w.mu.Lock()
+		if i < len(w.idle) {
+			d = w.idle[i]
 		}
+		w.mu.Unlock()
+		if d == nil {
+			res.err = "no_waiting_desktop" // fewer opened than asked
+			return res
+		}
+		d.claimed.Store(true)
+		notices = d.notices
+	} else {
+		notices = make(chan notice, 16)
+		notify := func(n notice) {
+			select {
+			case notices <- n:
+			default: // a desktop sees at most 4 versions and an error
+			}
+		}
+		t0 := time.Now()
+		var err error
+		d, err = w.flowEnv.openDesktop(ctx, src, w.cfg.desktopNode(i), notify)
+		if err != nil {
+			res.err = errKind(err)
+			return res
+		}
+		defer d.close()
+		res.open = time.Since(t0)
 	}
-	t0 := time.Now()
-	d, err := w.flowEnv.openDesktop(ctx, src, w.cfg.desktopNode(i), notify)
-	if err != nil {
-		res.err = errKind(err)
-		return res
-	}
-	defer d.close()
-	res.open = time.Since(t0)
 
 	tScan := time.Now()
 	if err := src.call(ctx, "scan", "POST", phoneBase+"/v1/qr/scan", ph.token,
@@ -269,39 +310,15 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 		res.err = errKind(err)
 		return res
 	}
-	var scannedAt, confirmedAt, confirmArrived time.Time
-	for confirmedAt.IsZero() {
-		select {
-		case <-ctx.Done():
-			if scannedAt.IsZero() {
-				res.err = "notice:scanned_" + netKind(ctx.Err())
-			} else {
-				res.err = "notice:confirmed_" + netKind(ctx.Err())
-			}
-			return res
-		case n := <-notices:
-			switch {
-			case n.err != "":
-				res.err = n.err
-				return res
-			case n.version >= 2 && scannedAt.IsZero():
-				scannedAt = n.at // polling may see confirmed first: it learned of the scan then
-			}
-			switch n.state {
-			case "confirmed":
-				confirmedAt = n.at // when the desktop read it, not when this goroutine woke
-				confirmArrived = n.arrived
-			case "pending", "scanned":
-			default:
-				res.err = "notice:state_" + n.state
-				return res
-			}
-		}
+	scannedAt, confirmed, failed := awaitConfirmed(ctx, notices)
+	if failed != "" {
+		res.err = failed
+		return res
 	}
 	res.scanned = scannedAt.Sub(tScan)
-	res.confirm = confirmedAt.Sub(tConfirm)
-	if !confirmArrived.IsZero() {
-		res.confirmArrived = confirmArrived.Sub(tConfirm.Round(0))
+	res.confirm = confirmed.at.Sub(tConfirm)
+	if !confirmed.arrived.IsZero() {
+		res.confirmArrived = confirmed.arrived.Sub(tConfirm.Round(0))
 	}
 	tRedeem := time.Now()
 	if err := src.call(ctx, "redeem", "POST", d.base+"/v1/qr/tickets/"+d.t.ID+"/redeem", d.t.WatchSecret,
@@ -311,6 +328,34 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	}
 	res.redeem = time.Since(tRedeem)
 	return res
+}
+
+// awaitConfirmed waits for a desktop's notices up to "confirmed": when it
+// learned of the scan, and the confirmed notice; or the kind of error.
+func awaitConfirmed(ctx context.Context, notices <-chan notice) (scannedAt time.Time, confirmed notice, failed string) {
+	for {
+		select {
+		case <-ctx.Done():
+			if scannedAt.IsZero() {
+				return scannedAt, confirmed, "notice:scanned_" + netKind(ctx.Err())
+			}
+			return scannedAt, confirmed, "notice:confirmed_" + netKind(ctx.Err())
+		case n := <-notices:
+			switch {
+			case n.err != "":
+				return scannedAt, confirmed, n.err
+			case n.version >= 2 && scannedAt.IsZero():
+				scannedAt = n.at // polling may see confirmed first: it learned of the scan then
+			}
+			switch n.state {
+			case "confirmed":
+				return scannedAt, n, "" // n.at: when the desktop read it, not when this goroutine woke
+			case "pending", "scanned":
+			default:
+				return scannedAt, confirmed, "notice:state_" + n.state
+			}
+		}
+	}
 }
 
 // close closes every idle desktop and waits for every goroutine.
@@ -332,6 +377,15 @@ func (w *localWorker) close() closeReport {
 	w.endLife()
 	w.wg.Wait()
 	w.net.closeIdle(true)
+	// What the desktops no flow took heard while they waited (their
+	// readers have ended).
+	for _, d := range idle {
+		if d.notices != nil && !d.claimed.Load() {
+			for len(d.notices) > 0 {
+				w.countIdleNotice(<-d.notices)
+			}
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return closeReport{IdleErrors: w.idleErrors, PeakSockets: w.net.peak.Load()}
