@@ -34,17 +34,7 @@ func newCreateTarget(base string) (createTarget, error) {
 		return createTarget{}, err
 	}
 	t := createTarget{}
-	port := u.Port()
-	switch {
-	case u.Scheme == "https":
-		t.tls = &tls.Config{ServerName: u.Hostname()}
-		if port == "" {
-			port = "443"
-		}
-	case port == "":
-		port = "80"
-	}
-	t.addr = net.JoinHostPort(u.Hostname(), port)
+	t.addr, t.tls = dialAddr(u)
 	t.req = fmt.Appendf(nil, "POST %s/v1/qr/tickets HTTP/1.1\r\nHost: %s\r\nUser-Agent: loginhub-bench\r\nContent-Length: 0\r\n\r\n",
 		u.EscapedPath(), u.Host)
 	return t, nil

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -84,6 +86,24 @@ func newNetenv(cfg config, reqs *atomic.Int64) *netenv {
 		e.sources = append(e.sources, s)
 	}
 	return e
+}
+
+// dialAddr is where to dial u (host:port, the scheme's port if it names
+// none) and, for https and wss, the TLS configuration.
+func dialAddr(u *url.URL) (addr string, tlsConfig *tls.Config) {
+	secure := u.Scheme == "https" || u.Scheme == "wss"
+	if secure {
+		tlsConfig = &tls.Config{ServerName: u.Hostname()}
+	}
+	port := u.Port()
+	switch {
+	case port != "":
+	case secure:
+		port = "443"
+	default:
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port), tlsConfig
 }
 
 // stampingDial makes dial's TCP sockets remember when the kernel received

@@ -66,7 +66,10 @@ func (c *stampedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// receivedAt is when the kernel received the last bytes read, or zero.
+// receivedAt is when the kernel received the last bytes read, or zero: not
+// a stamped socket, or bytes that came without a timestamp (the kernel
+// switches receive timestamps on system-wide a few milliseconds after the
+// first socket asks).
 func receivedAt(c net.Conn) time.Time {
 	if s, ok := c.(*stampedConn); ok {
 		return s.last

@@ -36,17 +36,7 @@ func newWSTarget(rawURL string) (wsTarget, error) {
 		return wsTarget{}, err
 	}
 	t := wsTarget{}
-	port := u.Port()
-	switch {
-	case u.Scheme == "wss":
-		t.tls = &tls.Config{ServerName: u.Hostname()}
-		if port == "" {
-			port = "443"
-		}
-	case port == "":
-		port = "80"
-	}
-	t.addr = net.JoinHostPort(u.Hostname(), port)
+	t.addr, t.tls = dialAddr(u)
 	t.prefix = fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Version: 13\r\nUser-Agent: loginhub-bench\r\n", u.RequestURI(), u.Host)
 	return t, nil
