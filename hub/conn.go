@@ -433,6 +433,8 @@ func (c *conn) abort() {
 // whatever is left, and anything but state events. The caller holds the
 // writer role (queueState).
 func (c *conn) writeNow() {
+	c.h.inlineMu.RLock()
+	defer c.h.inlineMu.RUnlock()
 	for {
 		c.mu.Lock()
 		batch := c.queue
@@ -481,11 +483,28 @@ func (c *conn) writeNow() {
 		}
 	}
 	if !c.h.goTask(c.writeLoop) {
-		// Shutdown has started: it closes every socket.
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
+		c.shutWithoutWriter()
 	}
+}
+
+// shutWithoutWriter ends a socket whose writer goroutine Shutdown refused
+// (it had already closed the task set when this writeNow got to hand
+// over; inlineMu makes that rare): what is queued, most likely the close
+// frame, goes out as far as the socket takes it at once, then the TCP
+// connection is closed.
+func (c *conn) shutWithoutWriter() {
+	c.mu.Lock()
+	batch := c.queue
+	c.queue = nil
+	c.writing = false
+	c.closed = true
+	c.dead = true
+	c.mu.Unlock()
+	f := c.frames(batch)
+	_, _ = c.ws.tryWrite(f.buf)
+	c.h.putFrameBuf(f.buf)
+	c.releaseAll(f.ended)
+	_ = c.ws.Close()
 }
 
 func onlyStates(batch []outMsg) bool {

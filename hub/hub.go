@@ -214,8 +214,9 @@ type Hub struct {
 	pollFailed atomic.Bool
 
 	// Lock order: ticketState.subMu, then a part of tickets; mu, then a
-	// part of conns; ticketState.mu, then conn.mu; taskMu is a leaf. mu and
-	// the parts are never held while taking ticketState.mu or conn.mu.
+	// part of conns; inlineMu, then ticketState.mu, then conn.mu; taskMu is
+	// a leaf. mu and the parts are never held while taking ticketState.mu
+	// or conn.mu.
 	mu      sync.Mutex
 	lastID  uint64 // the id of the last socket
 	closing bool
@@ -226,6 +227,12 @@ type Hub struct {
 	// frameBufs lends writers a buffer to build a batch of frames in: one
 	// write per batch, and an idle socket holds none.
 	frameBufs sync.Pool
+
+	// inlineMu is read-held by every conn.writeNow, which may have to hand
+	// its socket to a writer goroutine (a task). Shutdown write-holds it
+	// between queueing the close frames and refusing new tasks, so that a
+	// writeNow in flight then can still hand its close frame on.
+	inlineMu sync.RWMutex
 
 	taskMu      sync.Mutex
 	tasksClosed bool
@@ -595,9 +602,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 
+	h.inlineMu.Lock()
 	h.taskMu.Lock()
 	h.tasksClosed = true
 	h.taskMu.Unlock()
+	h.inlineMu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		h.tasks.Wait()

@@ -1144,3 +1144,38 @@ func TestFirstPingSpreads(t *testing.T) {
 		t.Errorf("firstPing(1ns) = %v", d)
 	}
 }
+
+// TestWriterRefusedAtShutdownStillCloses: a writeNow that gets to hand its
+// socket to a writer goroutine only after Shutdown has refused new tasks
+// sends the queued close frame as far as the socket takes it, and closes
+// the connection, instead of leaving the socket open with its close frame
+// queued.
+func TestWriterRefusedAtShutdownStillCloses(t *testing.T) {
+	forModes(t, func(t *testing.T, mode func(*Config)) {
+		e := newEnv(t, mode)
+		e.tickets.add("t1")
+		cl := e.dial()
+		cl.watch("t1", 0)
+		cl.expectState("t1", 1, authcore.StatePending)
+		conns := e.hub.conns.values(nil)
+		if len(conns) != 1 {
+			t.Fatalf("hub has %d sockets, want 1", len(conns))
+		}
+		c := conns[0]
+		// A writeNow holds the writer role (queueState) ...
+		c.mu.Lock()
+		c.writing = true
+		c.mu.Unlock()
+		// ... while Shutdown queues the close frame and refuses new tasks.
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		e.hub.taskMu.Lock()
+		e.hub.tasksClosed = true
+		e.hub.taskMu.Unlock()
+		c.writeNow()
+		_, err := cl.read()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("read: %v, want close 1001", err)
+		}
+	})
+}
