@@ -307,7 +307,7 @@ func (c *conn) cleanup() {
 	h := c.h
 	p := h.conns.part(c.id)
 	p.mu.Lock()
-	h.m.sockets.Set(float64(h.conns.deleteLocked(p, c.id)))
+	h.conns.deleteLocked(p, c.id)
 	p.mu.Unlock()
 	_ = c.ws.Close()
 }

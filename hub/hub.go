@@ -272,7 +272,9 @@ func New(cfg Config) *Hub {
 		conns:       newShardedMap[uint64, *conn](),
 		tickets:     newShardedMap[string, *ticketState](),
 	}
-	h.m = newMetrics(cfg.Registerer, h.log)
+	h.m = newMetrics(cfg.Registerer, h.log,
+		func() float64 { return float64(h.conns.len()) },
+		func() float64 { return float64(h.tickets.len()) })
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.stop, h.stopCancel = context.WithCancel(context.Background())
 	if !cfg.GoroutinePerSocket {
@@ -537,23 +539,25 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	c.heard.Store(now.UnixNano())
 
+	// Under mu: Shutdown, which sets closing under it, then finds every
+	// registered socket. Registered before its reader starts, so that a
+	// socket is never served uncounted.
 	h.mu.Lock()
 	ok := !h.closing
 	if ok {
 		h.lastID++
 		c.id = h.lastID
-		if !c.polled {
-			ok = h.goTask(c.readLoop)
-		}
-	}
-	if ok {
-		// Under mu too: Shutdown, which sets closing under it, then
-		// finds every registered socket.
 		p := h.conns.part(c.id)
 		p.mu.Lock()
 		c.nextPing = now.Add(firstPing(h.cfg.PingInterval)).UnixNano()
-		h.m.sockets.Set(float64(h.conns.putLocked(p, c.id, c)))
+		h.conns.putLocked(p, c.id, c)
 		p.mu.Unlock()
+		if !c.polled && !h.goTask(c.readLoop) {
+			ok = false
+			p.mu.Lock()
+			h.conns.deleteLocked(p, c.id)
+			p.mu.Unlock()
+		}
 	}
 	h.mu.Unlock()
 	if !ok {

@@ -9,8 +9,8 @@ import (
 // metrics are the hub's Prometheus collectors. They always exist; they are
 // exported only when Config.Registerer is set.
 type metrics struct {
-	sockets prometheus.Gauge
-	tickets prometheus.Gauge
+	sockets prometheus.GaugeFunc
+	tickets prometheus.GaugeFunc
 	events  prometheus.Counter
 	slow    prometheus.Counter
 	nudges  prometheus.Counter
@@ -19,13 +19,15 @@ type metrics struct {
 	refusedFull prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
+// newMetrics makes the collectors; sockets and tickets are read at each
+// scrape (the maps are sharded, so no single lock orders their updates).
+func newMetrics(reg prometheus.Registerer, log *slog.Logger, sockets, tickets func() float64) *metrics {
 	opts := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: "loginhub", Subsystem: "hub", Name: name, Help: help}
 	}
 	m := &metrics{
-		sockets: prometheus.NewGauge(prometheus.GaugeOpts(opts("open_sockets", "WebSocket connections open on this node."))),
-		tickets: prometheus.NewGauge(prometheus.GaugeOpts(opts("watched_tickets", "Tickets watched or waited on on this node."))),
+		sockets: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("open_sockets", "WebSocket connections open on this node.")), sockets),
+		tickets: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("watched_tickets", "Tickets watched or waited on on this node.")), tickets),
 		events:  prometheus.NewCounter(prometheus.CounterOpts(opts("events_sent_total", "State and error events written to sockets."))),
 		slow:    prometheus.NewCounter(prometheus.CounterOpts(opts("slow_consumers_dropped_total", "Sockets dropped because their send queue was full."))),
 		nudges:  prometheus.NewCounter(prometheus.CounterOpts(opts("nudges_received_total", "Ticket nudges (a version, or the ticket itself) received from the broker."))),

@@ -158,7 +158,7 @@ func (l teeTap) Handle(ctx context.Context, r slog.Record) error {
 	return l.logTap.Handle(ctx, r)
 }
 
-func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+func gaugeValue(t *testing.T, g prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := g.Write(&m); err != nil {

@@ -39,7 +39,7 @@ func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
 	ts := p.m[id]
 	if ts == nil {
 		ts = &ticketState{id: id}
-		h.m.tickets.Set(float64(h.tickets.putLocked(p, id, ts)))
+		h.tickets.putLocked(p, id, ts)
 	}
 	ts.refs++
 	p.mu.Unlock()
@@ -89,7 +89,7 @@ func (h *Hub) release(ts *ticketState) {
 	}
 	p.mu.Lock()
 	if ts.refs == 0 && p.m[ts.id] == ts {
-		h.m.tickets.Set(float64(h.tickets.deleteLocked(p, ts.id)))
+		h.tickets.deleteLocked(p, ts.id)
 	}
 	p.mu.Unlock()
 }

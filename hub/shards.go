@@ -57,24 +57,20 @@ func (s *shardedMap[K, V]) get(k K) V {
 	return p.m[k]
 }
 
-// putLocked adds or replaces k in p, which the caller holds; it returns the
-// new size of the map.
-func (s *shardedMap[K, V]) putLocked(p *mapPart[K, V], k K, v V) int {
+// putLocked adds or replaces k in p, which the caller holds.
+func (s *shardedMap[K, V]) putLocked(p *mapPart[K, V], k K, v V) {
 	if _, ok := p.m[k]; !ok {
 		s.n.Add(1)
 	}
 	p.m[k] = v
-	return s.len()
 }
 
-// deleteLocked removes k from p, which the caller holds; it returns the new
-// size of the map.
-func (s *shardedMap[K, V]) deleteLocked(p *mapPart[K, V], k K) int {
+// deleteLocked removes k from p, which the caller holds.
+func (s *shardedMap[K, V]) deleteLocked(p *mapPart[K, V], k K) {
 	if _, ok := p.m[k]; ok {
 		delete(p.m, k)
 		s.n.Add(-1)
 	}
-	return s.len()
 }
 
 // walk calls fn for every entry, one part at a time, under that part's
