@@ -238,7 +238,7 @@ func (c *conn) watch(id, secret string, since uint64) {
 	w.pending = false
 	d := h.deliverLocked(ts, v)
 	ts.mu.Unlock()
-	h.finish(ts, d)
+	h.finish(ts, d, false)
 }
 
 func (c *conn) unwatch(id string) {
@@ -431,8 +431,9 @@ func (c *conn) abort() {
 // waiting: an event does not wait for a writer goroutine to be scheduled,
 // which on a busy node took milliseconds. A writer goroutine takes over
 // whatever is left, and anything but state events. The caller holds the
-// writer role (queueState).
-func (c *conn) writeNow() {
+// writer role (queueState). With asyncRelease (the broker's delivery
+// goroutine, see Hub.finish) ended watches are released on a goroutine.
+func (c *conn) writeNow(asyncRelease bool) {
 	c.h.inlineMu.RLock()
 	defer c.h.inlineMu.RUnlock()
 	for {
@@ -458,11 +459,8 @@ func (c *conn) writeNow() {
 		if err == nil {
 			c.h.m.events.Add(float64(f.events))
 		}
-		if len(f.ended) > 0 {
-			// Releasing may unsubscribe from the broker: not here.
-			if !c.h.goTask(func() { c.releaseAll(f.ended) }) {
-				c.releaseAll(f.ended)
-			}
+		if len(f.ended) > 0 && (!asyncRelease || !c.h.goTask(func() { c.releaseAll(f.ended) })) {
+			c.releaseAll(f.ended)
 		}
 		if err != nil {
 			c.mu.Lock()

@@ -1171,7 +1171,7 @@ func TestWriterRefusedAtShutdownStillCloses(t *testing.T) {
 		e.hub.taskMu.Lock()
 		e.hub.tasksClosed = true
 		e.hub.taskMu.Unlock()
-		c.writeNow()
+		c.writeNow(false)
 		_, err := cl.read()
 		var ce *websocket.CloseError
 		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {

@@ -181,10 +181,13 @@ type delivery struct {
 	dropped []*watch // unregistered: end them
 }
 
-// finish writes the sockets' events and ends the dropped watches.
-func (h *Hub) finish(ts *ticketState, d delivery) {
+// finish writes the sockets' events and ends the dropped watches. The
+// broker's delivery goroutine passes fromBroker: it must never wait, and a
+// watch that ended may have to unsubscribe, which can wait for a Subscribe
+// that waits for that very goroutine; so those releases go to a goroutine.
+func (h *Hub) finish(ts *ticketState, d delivery, fromBroker bool) {
 	for _, c := range d.writers {
-		c.writeNow()
+		c.writeNow(fromBroker)
 	}
 	for _, w := range d.dropped {
 		w.c.removeWatch(w)
@@ -223,7 +226,7 @@ func (h *Hub) changed(rec authcore.TicketRecord) {
 		d = h.deliverLocked(ts, rec.ViewAt(h.cfg.Now()))
 	}
 	ts.mu.Unlock()
-	h.finish(ts, d)
+	h.finish(ts, d, true)
 }
 
 // held returns the state of ticket id if it is watched or waited on here.
@@ -276,7 +279,7 @@ func (h *Hub) refresh(ts *ticketState) {
 		ts.again = false
 		ts.reading = again
 		ts.mu.Unlock()
-		h.finish(ts, d)
+		h.finish(ts, d, false)
 		if !again {
 			return
 		}

@@ -43,7 +43,7 @@ func (h *Hub) Wait(ctx context.Context, id string, since uint64) (authcore.View,
 	ts.mu.Lock()
 	d := h.deliverLocked(ts, v) // also feeds watchers of this ticket on this node
 	ts.mu.Unlock()
-	h.finish(ts, d)
+	h.finish(ts, d, false)
 
 	select {
 	case nv := <-wt.ch:
