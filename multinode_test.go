@@ -327,19 +327,12 @@ func loginsAcross(t *testing.T, nodes []*node, n int) {
 	defer cancel()
 	failOn(t, parallel(n, 100, func(i int) error {
 		home := pick(nodes)
-		nt, err := newTicket(desktopC, pick(nodes).URL)
+		d, err := watchingDesktop(ctx, desktopC, pick(nodes).URL, home)
 		if err != nil {
 			return err
 		}
-		ws, err := openDesktop(ctx, home, nt, 0)
-		if err != nil {
-			return err
-		}
-		defer ws.Close()
-		d := &desktop{nt: nt, ws: ws}
-		if err := d.next("pending"); err != nil {
-			return err
-		}
+		defer d.ws.Close()
+		nt := d.nt
 		phone := phones[i%len(phones)]
 		if err := post(phoneC, pick(nodes, home).URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
 			return err
@@ -355,6 +348,25 @@ func loginsAcross(t *testing.T, nodes []*node, n int) {
 		}
 		return post(desktopC, pick(nodes).URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil, 200)
 	}))
+}
+
+// watchingDesktop creates a ticket on the node at createOn and watches it
+// on watchOn, up to its pending state.
+func watchingDesktop(ctx context.Context, c *http.Client, createOn string, watchOn *node) (*desktop, error) {
+	nt, err := newTicket(c, createOn)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := openDesktop(ctx, watchOn, nt, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := &desktop{nt: nt, ws: ws}
+	if err := d.next("pending"); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 func newTicket(c *http.Client, base string) (authcore.NewTicket, error) {
@@ -391,22 +403,15 @@ func testNodeLoss(t *testing.T, b backend, sig syscall.Signal) {
 
 	ds := make([]*desktop, desktops)
 	failOn(t, parallel(desktops, 50, func(i int) error {
-		nt, err := newTicket(desktopC, pick(nodes).URL)
+		d, err := watchingDesktop(ctx, desktopC, pick(nodes).URL, a)
 		if err != nil {
 			return err
 		}
-		ws, err := openDesktop(ctx, a, nt, 0)
-		if err != nil {
+		ds[i] = d
+		if err := post(phoneC, c.URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": d.nt.Ticket}, 200); err != nil {
 			return err
 		}
-		ds[i] = &desktop{nt: nt, ws: ws}
-		if err := ds[i].next("pending"); err != nil {
-			return err
-		}
-		if err := post(phoneC, c.URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
-			return err
-		}
-		return ds[i].next("scanned")
+		return d.next("scanned")
 	}))
 
 	a.signal(t, sig)
@@ -455,22 +460,15 @@ func TestRedisRestart(t *testing.T) {
 		defer cancel()
 		ds := make([]*desktop, desktops)
 		failOn(t, parallel(desktops, 50, func(i int) error {
-			nt, err := newTicket(desktopC, nodes[i%2].URL)
+			d, err := watchingDesktop(ctx, desktopC, nodes[i%2].URL, nodes[i%2])
 			if err != nil {
 				return err
 			}
-			ws, err := openDesktop(ctx, nodes[i%2], nt, 0)
-			if err != nil {
+			ds[i] = d
+			if err := post(phoneC, nodes[(i+1)%2].URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": d.nt.Ticket}, 200); err != nil {
 				return err
 			}
-			ds[i] = &desktop{nt: nt, ws: ws}
-			if err := ds[i].next("pending"); err != nil {
-				return err
-			}
-			if err := post(phoneC, nodes[(i+1)%2].URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}, 200); err != nil {
-				return err
-			}
-			return ds[i].next("scanned")
+			return d.next("scanned")
 		}))
 
 		// Confirm them all while Redis restarts under the nodes' feet: the

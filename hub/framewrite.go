@@ -21,7 +21,7 @@ import (
 // 6455 allows nothing after a close frame.
 //
 // tryWrite never waits: what the socket does not take at once stays
-// pending, and the next blocking write (writeFrames, flush, WriteControl)
+// pending, and the next blocking write (writeFrames, WriteControl)
 // sends it first. That lets a change be written by the goroutine that made
 // it, while a slow client still only ever blocks a writer goroutine.
 type wsConn struct {
@@ -94,15 +94,10 @@ func (c *wsConn) writeFrames(b []byte, deadline time.Time, closing bool) error {
 	return err
 }
 
-// flush writes what is pending by deadline.
-func (c *wsConn) flush(deadline time.Time) error {
-	return c.writeFrames(nil, deadline, false)
-}
-
 // tryWrite writes b (whole frames, no close frame) as far as the socket
 // takes it without waiting. It reports whether all of it went out; if not,
-// the rest is pending and the caller must see that a blocking write (flush)
-// follows.
+// the rest is pending and the caller must see that a blocking write
+// (writeFrames, which sends it first, even with nothing new) follows.
 func (c *wsConn) tryWrite(b []byte) (sent bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1152,11 +1152,7 @@ func TestFirstPingSpreads(t *testing.T) {
 // queued.
 func TestWriterRefusedAtShutdownStillCloses(t *testing.T) {
 	forModes(t, func(t *testing.T, mode func(*Config)) {
-		e := newEnv(t, mode)
-		e.tickets.add("t1")
-		cl := e.dial()
-		cl.watch("t1", 0)
-		cl.expectState("t1", 1, authcore.StatePending)
+		e, cl := watching(t, mode)
 		conns := e.hub.conns.values(nil)
 		if len(conns) != 1 {
 			t.Fatalf("hub has %d sockets, want 1", len(conns))
