@@ -78,6 +78,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -132,7 +133,8 @@ type config struct {
 	settle         time.Duration // longest wait for the hub to settle; 0 = read at once
 	json           bool
 	cpuProfile     string // write this process's CPU profile here (children: .child<i> appended)
-	gcPercent      int    // the load tool's own GOGC
+	gcPercent      int    // the load tool's own GOGC; -1 = off (collect only at memoryLimit)
+	memoryLimitMiB int    // the load tool's soft heap limit per process (GOMEMLIMIT), MiB
 	maxProcs       int    // the load tool's GOMAXPROCS per process; 0 = the runtime's default
 
 	// untilDuration: --mode create with --flows 0 creates until endAt
@@ -172,6 +174,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Process-wide: restored on return, for callers that run bench in
 	// process (its tests).
 	defer debug.SetGCPercent(debug.SetGCPercent(cfg.gcPercent))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(cfg.memoryLimitMiB) << 20))
 	if cfg.maxProcs > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.maxProcs))
 	}
@@ -273,7 +276,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.openRate, "open-rate", 2000, "idle desktops opened per second")
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "after opening the idle desktops, wait at most this long for the hub's RSS to settle (0 = measure at once, no idle CPU)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON, one object per mode")
-	fs.IntVar(&cfg.gcPercent, "gogc", 400, "the load tool's own garbage-collector target (GOGC): it holds thousands of sockets, and each of its GC cycles delays the events it is timing, so it trades memory for fewer cycles (50-10000)")
+	cfg.gcPercent = -1
+	fs.Func("gogc", "the load tool's own garbage-collector target (GOGC, 50-10000, or off): each of its GC cycles delays the events it is timing, so by default it collects only when its heap reaches --memory-limit (default off)", func(v string) error {
+		if v == "off" {
+			cfg.gcPercent = -1
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 50 || n > 10000 {
+			return errors.New("--gogc wants 50..10000 or off")
+		}
+		cfg.gcPercent = n
+		return nil
+	})
+	fs.IntVar(&cfg.memoryLimitMiB, "memory-limit", 512, "the load tool's soft heap limit per process in MiB (GOMEMLIMIT): with --gogc off its garbage is collected only when the heap reaches it, so a run of a few tens of thousands of logins finishes without a collection (64-65536)")
 	maxProcs := fs.Int("gomaxprocs", 1, "OS threads running Go code in each load-tool process (GOMAXPROCS; 0 = all CPUs). 1 suits flows: the tool runs several processes, and each one's idle scheduler threads spin on the cores the hub needs. --mode create uses all CPUs unless this is set")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to `FILE` (child i of --procs writes FILE.child<i>): to see what the generator costs next to the hub")
 	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
@@ -421,8 +437,8 @@ func (c *config) validate(procsSet bool) error {
 		return bad("--confirm-waiting: --flows %d is more than the %d waiting desktops (each is confirmed once)", c.flows, c.desktops)
 	case c.maxProcs < 0 || c.maxProcs > 256:
 		return bad("--gomaxprocs %d: want 0..256 (0 = all CPUs)", c.maxProcs)
-	case c.gcPercent < 50 || c.gcPercent > 10000:
-		return bad("--gogc %d: want 50..10000", c.gcPercent)
+	case c.memoryLimitMiB < 64 || c.memoryLimitMiB > 65536:
+		return bad("--memory-limit %d: want 64..65536 MiB", c.memoryLimitMiB)
 	case math.IsNaN(c.rate) || c.rate <= 0 || c.rate > 100000:
 		return bad("--rate %g: want more than 0 and at most 100000 flows per second", c.rate)
 	case math.IsNaN(c.openRate) || c.openRate <= 0 || c.openRate > 100000:

@@ -155,7 +155,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if strings.Join(cfg.baseURLs, ",") != "http://127.0.0.1:8080" || strings.Join(cfg.wsURLs, ",") != "ws://127.0.0.1:8080/v1/ws" || cfg.origin != "" ||
 		cfg.desktops != 1000 || cfg.flows != 1000 || cfg.rate != 200 || cfg.concurrency != 500 || cfg.sources != 8 ||
 		cfg.phones != 20 || len(cfg.modes) != 1 || cfg.modes[0] != "push" || cfg.pollInterval != 2*time.Second ||
-		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json || cfg.gcPercent != 400 || cfg.cpuProfile != "" || cfg.maxProcs != 1 {
+		cfg.duration != 2*time.Minute || cfg.procs != 1 || cfg.json || cfg.gcPercent != -1 || cfg.memoryLimitMiB != 512 || cfg.cpuProfile != "" || cfg.maxProcs != 1 {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
@@ -246,6 +246,9 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--gogc", "-1"}, "--gogc"},
 		{[]string{"--gomaxprocs", "-2"}, "--gomaxprocs"},
 		{[]string{"--gogc", "20000"}, "--gogc"},
+		{[]string{"--gogc", "on"}, "--gogc"},
+		{[]string{"--memory-limit", "10"}, "--memory-limit"},
+		{[]string{"--memory-limit", "100000"}, "--memory-limit"},
 		{[]string{"--confirm-waiting", "--desktops", "10", "--flows", "11"}, "more than the 10 waiting desktops"},
 		{[]string{"--confirm-waiting", "--create-only"}, "--mode create has none"},
 		{[]string{"stray"}, "unexpected argument"},
@@ -277,7 +280,7 @@ func TestSourceAddr(t *testing.T) {
 // the work exactly.
 func TestChildArgs(t *testing.T) {
 	parent, err := parseFlags([]string{"--desktops", "30001", "--flows", "1001", "--rate", "300",
-		"--concurrency", "500", "--sources", "4", "--duration", "90s", "--gogc", "800", "--cpuprofile", "/tmp/p", "--gomaxprocs", "3"}, io.Discard)
+		"--concurrency", "500", "--sources", "4", "--duration", "90s", "--gogc", "800", "--memory-limit", "300", "--cpuprofile", "/tmp/p", "--gomaxprocs", "3"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +299,7 @@ func TestChildArgs(t *testing.T) {
 			t.Fatalf("child %d: %v (%q)", i, err, args)
 		}
 		if !c.child || c.childIndex != i || c.procs != 1 || c.modes[0] != "poll" || c.sourceOffset != 4*i ||
-			c.duration != 80*time.Second || c.concurrency != 167 || c.gcPercent != 800 || c.maxProcs != 3 || c.cpuProfile != fmt.Sprintf("/tmp/p.child%d", i) {
+			c.duration != 80*time.Second || c.concurrency != 167 || c.gcPercent != 800 || c.memoryLimitMiB != 300 || c.maxProcs != 3 || c.cpuProfile != fmt.Sprintf("/tmp/p.child%d", i) {
 			t.Errorf("child %d: %+v", i, c)
 		}
 		desktops += c.desktops

@@ -72,7 +72,7 @@ func childArgs(cfg config, mode string, i int, remaining time.Duration) []string
 		"--sources", itoa(cfg.sources), "--source-offset", itoa(cfg.sourceOffset + i*cfg.sources),
 		"--phones", itoa(cfg.phones), "--mode", mode,
 		"--poll-interval", cfg.pollInterval.String(), "--longpoll-wait", itoa(cfg.longPollWait),
-		"--settle", cfg.settle.String(), "--gogc", itoa(cfg.gcPercent), "--gomaxprocs", itoa(cfg.maxProcs), "--duration", remaining.String(), "--procs", "1",
+		"--settle", cfg.settle.String(), "--gogc", gogcArg(cfg.gcPercent), "--memory-limit", itoa(cfg.memoryLimitMiB), "--gomaxprocs", itoa(cfg.maxProcs), "--duration", remaining.String(), "--procs", "1",
 	}
 	if mode != modeCreate { // creates have no rate
 		args = append(args, "--rate", ftoa(cfg.rate/float64(p)))
@@ -87,6 +87,14 @@ func childArgs(cfg config, mode string, i int, remaining time.Duration) []string
 		args = append(args, "--cpuprofile", cfg.cpuProfile+".child"+itoa(i))
 	}
 	return args
+}
+
+// gogcArg is --gogc's value for gcPercent.
+func gogcArg(gcPercent int) string {
+	if gcPercent < 0 {
+		return "off"
+	}
+	return strconv.Itoa(gcPercent)
 }
 
 // childWorker is a worker in a child process.
