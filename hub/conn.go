@@ -635,7 +635,8 @@ func (c *conn) appendState(f *batchFrames, w *watch) {
 		if v.StateAt(n) == "" && n != v.Version {
 			continue // not in the trail: nothing truthful to say
 		}
-		f.buf = appendFrame(f.buf, opText, encodeState(v, n))
+		var scratch [512]byte // an event is ~200 bytes: no allocation
+		f.buf = appendFrame(f.buf, opText, appendStateEvent(scratch[:0], v, n))
 		f.events++
 	}
 }

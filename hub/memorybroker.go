@@ -51,17 +51,20 @@ func (b *MemoryBroker) signalLocked() chan struct{} {
 
 // Publish announces that ticket id reached version.
 func (b *MemoryBroker) Publish(id string, version uint64) {
-	b.publish(id, memoryNudge{version: version})
+	b.publish(id, version, nil)
 }
 
 // PublishTicket announces the record a transition wrote; the broker keeps
 // it, so the caller must not change it afterwards. Its method value is the
 // authcore.Notifier of the memory store.
 func (b *MemoryBroker) PublishTicket(rec authcore.TicketRecord) {
-	b.publish(rec.ID, memoryNudge{version: rec.Version, rec: &rec})
+	b.publish(rec.ID, rec.Version, &rec)
 }
 
-func (b *MemoryBroker) publish(id string, n memoryNudge) {
+// publish delivers at once when it can, with rec (if any) read in place;
+// only a nudge left pending keeps a copy of it, so the usual path does not
+// move the record to the heap.
+func (b *MemoryBroker) publish(id string, version uint64, rec *authcore.TicketRecord) {
 	b.mu.Lock()
 	if _, ok := b.subs[id]; !ok {
 		b.mu.Unlock()
@@ -69,8 +72,17 @@ func (b *MemoryBroker) publish(id string, n memoryNudge) {
 	}
 	if h := b.handler; h != nil && len(b.pending) == 0 {
 		b.mu.Unlock()
-		deliver(h, id, n)
+		if rec != nil {
+			h.Changed(*rec)
+		} else {
+			h.Nudge(id, version)
+		}
 		return
+	}
+	n := memoryNudge{version: version}
+	if rec != nil {
+		kept := *rec
+		n.rec = &kept
 	}
 	if old, ok := b.pending[id]; ok {
 		// The higher version wins; at the same version, the one that

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -47,5 +48,46 @@ func TestWireGolden(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("events differ from %s:\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// FuzzStateEvent holds the hand-written state event to the bytes
+// encoding/json writes for the same message: any id, state, profile text
+// (control characters, HTML, invalid UTF-8, U+2028) and expiry.
+func FuzzStateEvent(f *testing.F) {
+	f.Add("tk1", "scanned", "Wei <3", "https://a.example/w.png?a=1&b=2", int64(1772366520), int64(5), uint64(2), true)
+	f.Add("", "scanned", "\x00\x1f\"\\\b\f\n\r\t\x7f", "\xff\xfe\u2028\u2029>", int64(0), int64(0), uint64(1), true)
+	f.Add("AAAAAAAAAAAAAAAA", "confirmed", "小明 😀", "", int64(-62135596800), int64(999999999), uint64(1<<63), false)
+	f.Add("tk2", "pending", "Wei", "https://a.example/w.png", int64(1772366520), int64(0), uint64(1), true) // no scanner while pending
+	f.Fuzz(func(t *testing.T, id, state, nickname, avatar string, sec, nsec int64, version uint64, scanned bool) {
+		const minSec, maxSec = -62135596800, 253402300799 // years 0001-9999: what RFC 3339 can write
+		if span := int64(maxSec - minSec); sec < minSec || sec > maxSec {
+			sec = minSec + (sec%span+span)%span
+		}
+		v := authcore.View{ID: id, State: authcore.State(state), Version: version,
+			ExpiresAt: time.Unix(sec, nsec%1e9).In(time.FixedZone("X", 3600))}
+		if scanned {
+			v.Scanner = &authcore.Profile{Nickname: nickname, AvatarURL: avatar}
+		}
+		want, err := json.Marshal(struct {
+			Ev string `json:"ev"`
+			authcore.StateMessage
+		}{"state", v.Message(version)})
+		if err != nil {
+			t.Skip(err) // a time encoding/json refuses
+		}
+		if got := appendStateEvent(nil, v, version); !bytes.Equal(got, want) {
+			t.Errorf("appendStateEvent:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func TestAppendStateEventDoesNotAllocate(t *testing.T) {
+	v := authcore.View{ID: "AAAAAAAAAAAAAAAA", State: authcore.StateScanned, Version: 2, ExpiresAt: time.Now(),
+		Trail:   []authcore.State{authcore.StatePending, authcore.StateScanned},
+		Scanner: &authcore.Profile{Nickname: "alice", AvatarURL: "https://a.example/x.png"}}
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf = appendStateEvent(buf[:0], v, 2) }); n != 0 {
+		t.Errorf("appendStateEvent allocates %v times per event", n)
 	}
 }
