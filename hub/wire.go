@@ -18,16 +18,10 @@ type errorEvent struct {
 	Message string `json:"message"`
 }
 
-// encodeState is the event for version n of v.
-func encodeState(v authcore.View, n uint64) []byte {
-	return appendStateEvent(nil, v, n)
-}
-
 // appendStateEvent appends the event for version n of v to dst: the bytes
 // json.Marshal gives for {"ev":"state"} plus authcore.StateMessage
-// (FuzzStateEvent holds it to that),
-// written without reflection or allocation, since every confirmation sends
-// a few of them.
+// (FuzzStateEvent holds it to that), written without reflection or
+// allocation, since every login sends three of them.
 func appendStateEvent(dst []byte, v authcore.View, n uint64) []byte {
 	m := v.Message(n)
 	dst = append(dst, `{"ev":"state","id":`...)

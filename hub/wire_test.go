@@ -15,6 +15,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
+// encodeState is the event for version n of v, in a buffer of its own.
+func encodeState(v authcore.View, n uint64) []byte {
+	return appendStateEvent(nil, v, n)
+}
+
 // TestWireGolden pins the JSON of every event the hub sends.
 func TestWireGolden(t *testing.T) {
 	exp := time.Date(2026, 3, 1, 12, 2, 0, 0, time.FixedZone("CST", 8*3600))
