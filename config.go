@@ -92,6 +92,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		values[s.env] = fs.String(flagName(s.env), v, s.usage+" ($"+s.env+")")
 	}
 	port := fs.String("port", getenv("PORT"), "listen port, as on Procfile platforms ($PORT)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage of loginhub (each flag also reads the environment variable in parentheses):")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "Go's own GOGC (the hub's default: %d) and GOMEMLIMIT (default: %d %% of a container memory limit) apply too.\n",
+			gcDefaultPercent, int(gcLimitShare*100))
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

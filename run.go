@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	gc, restoreGC := applyGCDefaults(getenv, cgroupMemoryLimit())
+	defer restoreGC()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -177,7 +179,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
-		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding))
+		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding),
+		"gc_percent", gc.percentString(), "gc_memory_limit", gc.memoryLimitString())
 
 	var serveErr error
 	select {
