@@ -448,10 +448,7 @@ func (c *conn) writeNow(asyncRelease bool) {
 			c.mu.Unlock()
 			break
 		}
-		c.queue = nil
-		for _, m := range batch {
-			m.w.queued = false // a change from now on queues it again
-		}
+		c.takeQueueLocked()
 		c.mu.Unlock()
 		f := c.frames(batch)
 		sent, err := c.ws.tryWrite(f.buf)
@@ -492,8 +489,7 @@ func (c *conn) writeNow(asyncRelease bool) {
 // connection is closed.
 func (c *conn) shutWithoutWriter() {
 	c.mu.Lock()
-	batch := c.queue
-	c.queue = nil
+	batch := c.takeQueueLocked()
 	c.writing = false
 	c.closed = true
 	c.dead = true
@@ -503,6 +499,19 @@ func (c *conn) shutWithoutWriter() {
 	c.h.putFrameBuf(f.buf)
 	c.releaseAll(f.ended)
 	_ = c.ws.Close()
+}
+
+// takeQueueLocked empties the queue and returns what it held; a watch in
+// it can be queued again by the next change.
+func (c *conn) takeQueueLocked() []outMsg {
+	batch := c.queue
+	c.queue = nil
+	for _, m := range batch {
+		if m.kind == msgState {
+			m.w.queued = false
+		}
+	}
+	return batch
 }
 
 func onlyStates(batch []outMsg) bool {
@@ -519,13 +528,7 @@ func onlyStates(batch []outMsg) bool {
 func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
-		batch := c.queue
-		c.queue = nil
-		for _, m := range batch {
-			if m.kind == msgState {
-				m.w.queued = false // a change from now on queues it again
-			}
-		}
+		batch := c.takeQueueLocked()
 		c.mu.Unlock()
 		f := c.frames(batch)
 		err := c.ws.writeFrames(f.buf, time.Now().Add(c.h.writeWait), f.closing)
