@@ -23,10 +23,10 @@ type Store struct {
 	now    func() time.Time
 
 	mu        sync.Mutex
-	tickets   map[string]*ticketEntry
-	sessions  map[[32]byte]*authcore.SessionRecord // by access hash
-	refreshes map[[32]byte]*authcore.SessionRecord // by refresh hash
-	consumed  map[[32]byte]consumedRefresh         // rotated refresh hashes, for reuse detection
+	tickets   map[string]storedTicket      // by id
+	sessions  map[[32]byte]storedSession   // by access hash
+	refreshes map[[32]byte][32]byte        // refresh hash → access hash
+	consumed  map[[32]byte]consumedRefresh // rotated refresh hashes, for reuse detection
 	users     map[string]authcore.User
 	idents    map[identKey]string // → user id
 	unions    map[string]string   // unionid → user id
@@ -50,11 +50,6 @@ type accessToken struct {
 type lease struct {
 	id    uint64
 	until time.Time
-}
-
-type ticketEntry struct {
-	rec      authcore.TicketRecord
-	deleteAt time.Time
 }
 
 type consumedRefresh struct {
@@ -83,9 +78,9 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 	}
 	return &Store{
 		notify: notify, now: now,
-		tickets:   map[string]*ticketEntry{},
-		sessions:  map[[32]byte]*authcore.SessionRecord{},
-		refreshes: map[[32]byte]*authcore.SessionRecord{},
+		tickets:   map[string]storedTicket{},
+		sessions:  map[[32]byte]storedSession{},
+		refreshes: map[[32]byte][32]byte{},
 		consumed:  map[[32]byte]consumedRefresh{},
 		users:     map[string]authcore.User{},
 		idents:    map[identKey]string{},
@@ -110,15 +105,15 @@ func (s *Store) sweepLocked(now time.Time) {
 		return
 	}
 	s.lastSweep = now
-	for id, e := range s.tickets {
-		if now.After(e.deleteAt) {
+	for id, t := range s.tickets {
+		if t.gone(now) {
 			delete(s.tickets, id)
 		}
 	}
-	for h, rec := range s.refreshes {
-		if now.After(rec.RefreshExpiresAt) {
-			delete(s.refreshes, h)
-			delete(s.sessions, rec.AccessHash)
+	for h, r := range s.sessions {
+		if now.After(timeOf(r.refreshExpiresAt)) {
+			delete(s.sessions, h)
+			delete(s.refreshes, r.refreshHash)
 		}
 	}
 	for h, c := range s.consumed {
@@ -153,11 +148,6 @@ func (s *Store) sweepLocked(now time.Time) {
 	}
 }
 
-func cloneTicket(r authcore.TicketRecord) authcore.TicketRecord {
-	r.Trail = slices.Clone(r.Trail)
-	return r
-}
-
 // CreateTicket implements authcore.TicketStore.
 func (s *Store) CreateTicket(_ context.Context, rec authcore.TicketRecord, retention time.Duration) error {
 	s.mu.Lock()
@@ -167,7 +157,7 @@ func (s *Store) CreateTicket(_ context.Context, rec authcore.TicketRecord, reten
 	if _, ok := s.tickets[rec.ID]; ok {
 		return authcore.ErrConflict
 	}
-	s.tickets[rec.ID] = &ticketEntry{rec: cloneTicket(rec), deleteAt: rec.ExpiresAt.Add(retention)}
+	s.tickets[rec.ID] = storeTicket(rec, rec.ExpiresAt.Add(retention))
 	return nil
 }
 
@@ -175,40 +165,40 @@ func (s *Store) CreateTicket(_ context.Context, rec authcore.TicketRecord, reten
 func (s *Store) Ticket(_ context.Context, id string) (authcore.TicketRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.ticketLocked(id)
+	t, ok := s.ticketLocked(id)
 	if !ok {
 		return authcore.TicketRecord{}, authcore.ErrNotFound
 	}
-	return cloneTicket(e.rec), nil
+	return t.record(id), nil
 }
 
 // ticketLocked returns ticket id unless it is unknown or past retention.
-func (s *Store) ticketLocked(id string) (*ticketEntry, bool) {
-	e, ok := s.tickets[id]
-	if !ok || s.now().After(e.deleteAt) {
-		return nil, false
+func (s *Store) ticketLocked(id string) (storedTicket, bool) {
+	t, ok := s.tickets[id]
+	if !ok || t.gone(s.now()) {
+		return storedTicket{}, false
 	}
-	return e, true
+	return t, true
 }
 
 // Transition implements authcore.TicketStore.
 func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
 	s.mu.Lock()
-	e, ok := s.ticketLocked(t.ID)
+	st, ok := s.ticketLocked(t.ID)
 	var err error
 	switch {
 	case !ok:
 		err = authcore.ErrNotFound
-	case e.rec.Version != t.FromVersion || e.rec.State.Terminal():
+	case st.version != t.FromVersion || st.state().Terminal():
 		err = authcore.ErrConflict
-	case !t.Now.Before(e.rec.ExpiresAt):
+	case st.expired(t.Now):
 		err = authcore.ErrExpired
 	}
 	if err != nil {
 		s.mu.Unlock()
 		return authcore.TicketRecord{}, err
 	}
-	out := e.advance(t.To, t.ScannerID, t.Scanner)
+	out := s.advanceLocked(t.ID, st, t.To, t.ScannerID, t.Scanner)
 	s.mu.Unlock()
 	s.announce(out)
 	return out, nil
@@ -217,38 +207,41 @@ func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.T
 // TransitionFrom implements authcore.TicketStore.
 func (s *Store) TransitionFrom(_ context.Context, t authcore.StateTransition) (authcore.TicketRecord, bool, error) {
 	s.mu.Lock()
-	e, ok := s.ticketLocked(t.ID)
+	st, ok := s.ticketLocked(t.ID)
 	if !ok {
 		s.mu.Unlock()
 		return authcore.TicketRecord{}, false, authcore.ErrNotFound
 	}
-	if e.rec.State != t.From || e.rec.State.Terminal() || e.rec.ScannerID != t.Owner || !t.Now.Before(e.rec.ExpiresAt) {
-		out := cloneTicket(e.rec)
+	if from := st.state(); from != t.From || from.Terminal() || st.scannerID() != t.Owner || st.expired(t.Now) {
 		s.mu.Unlock()
-		return out, false, nil
+		return st.record(t.ID), false, nil
 	}
-	out := e.advance(t.To, t.ScannerID, t.Scanner)
+	out := s.advanceLocked(t.ID, st, t.To, t.ScannerID, t.Scanner)
 	s.mu.Unlock()
 	s.announce(out)
 	return out, true, nil
 }
 
-// advance applies a transition to to, writing the scanner when to is
-// scanned, and returns a copy of the new record. The caller holds s.mu.
-func (e *ticketEntry) advance(to authcore.State, scannerID string, scanner authcore.Profile) authcore.TicketRecord {
-	e.rec.State = to
-	e.rec.Version++
-	e.rec.Trail = append(e.rec.Trail, to)
+// advanceLocked applies a transition to to, writing the scanner when to is
+// scanned, stores the new record and returns it. The caller holds s.mu.
+func (s *Store) advanceLocked(id string, st storedTicket, to authcore.State, scannerID string, scanner authcore.Profile) authcore.TicketRecord {
+	rec := st.record(id)
+	rec.State = to
+	rec.Version++
+	rec.Trail = append(rec.Trail, to)
 	if to == authcore.StateScanned {
-		e.rec.ScannerID, e.rec.Scanner = scannerID, scanner
+		rec.ScannerID, rec.Scanner = scannerID, scanner
 	}
-	return cloneTicket(e.rec)
+	s.tickets[id] = storeTicket(rec, timeOf(st.deleteAt))
+	return rec
 }
 
 // announce calls notify, outside the lock, after a transition.
 func (s *Store) announce(rec authcore.TicketRecord) {
 	if s.notify != nil {
-		s.notify(cloneTicket(rec)) // the caller keeps rec
+		r := rec
+		r.Trail = slices.Clone(rec.Trail) // the caller keeps rec
+		s.notify(r)
 	}
 }
 
@@ -257,11 +250,18 @@ func (s *Store) CreateSession(_ context.Context, rec authcore.SessionRecord) err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(s.now())
-	r := rec
-	r.AMR = slices.Clone(rec.AMR)
-	s.sessions[r.AccessHash] = &r
-	s.refreshes[r.RefreshHash] = &r
+	s.putSessionLocked(rec)
 	return nil
+}
+
+func (s *Store) putSessionLocked(r authcore.SessionRecord) {
+	s.sessions[r.AccessHash] = storeSession(r)
+	s.refreshes[r.RefreshHash] = r.AccessHash
+}
+
+func (s *Store) deleteSessionLocked(accessHash [32]byte, r storedSession) {
+	delete(s.sessions, accessHash)
+	delete(s.refreshes, r.refreshHash)
 }
 
 // SessionByAccess implements authcore.SessionStore.
@@ -289,19 +289,18 @@ func (s *Store) PrincipalByAccess(_ context.Context, ref authcore.TokenRef, now 
 
 func (s *Store) sessionByAccessLocked(ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
 	r, ok := s.sessions[ref.Hash]
-	if !ok || r.FamilyID != ref.Family || !now.Before(r.AccessExpiresAt) {
+	if !ok || r.familyID() != ref.Family || !now.Before(timeOf(r.accessExpiresAt)) {
 		return authcore.SessionRecord{}, authcore.ErrNotFound
 	}
 	exp := now.Add(slide)
-	if exp.After(r.RefreshExpiresAt) {
-		exp = r.RefreshExpiresAt
+	if refresh := timeOf(r.refreshExpiresAt); exp.After(refresh) {
+		exp = refresh
 	}
-	if exp.After(r.AccessExpiresAt) {
-		r.AccessExpiresAt = exp
+	if exp.After(timeOf(r.accessExpiresAt)) {
+		r.accessExpiresAt = nanos(exp)
+		s.sessions[ref.Hash] = r
 	}
-	out := *r
-	out.AMR = slices.Clone(r.AMR)
-	return out, nil
+	return r.record(ref.Hash), nil
 }
 
 // RotateRefresh implements authcore.SessionStore.
@@ -313,27 +312,25 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 		s.revokeFamilyLocked(c.familyID)
 		return authcore.SessionRecord{}, authcore.ErrConflict
 	}
-	old, ok := s.refreshes[h]
-	if !ok || old.FamilyID != ref.Family || !now.Before(old.RefreshExpiresAt) {
+	ah := s.refreshes[h]
+	stored, ok := s.sessions[ah]
+	if !ok || stored.refreshHash != h || stored.familyID() != ref.Family || !now.Before(timeOf(stored.refreshExpiresAt)) {
 		return authcore.SessionRecord{}, authcore.ErrNotFound
 	}
-	delete(s.refreshes, h)
-	delete(s.sessions, old.AccessHash)
+	old := stored.record(ah)
+	s.deleteSessionLocked(ah, stored)
 	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, until: old.RefreshExpiresAt}
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
-	next.AMR, next.FaceAt = slices.Clone(old.AMR), old.FaceAt
+	next.AMR, next.FaceAt = old.AMR, old.FaceAt
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
-	r := next
-	s.sessions[r.AccessHash] = &r
-	s.refreshes[r.RefreshHash] = &r
+	s.putSessionLocked(next)
 	return next, nil
 }
 
 func (s *Store) revokeFamilyLocked(family string) {
-	for h, r := range s.refreshes {
-		if r.FamilyID == family {
-			delete(s.refreshes, h)
-			delete(s.sessions, r.AccessHash)
+	for h, r := range s.sessions {
+		if r.familyID() == family {
+			s.deleteSessionLocked(h, r)
 		}
 	}
 }
@@ -343,11 +340,10 @@ func (s *Store) DeleteSession(_ context.Context, ref authcore.TokenRef) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.sessions[ref.Hash]
-	if !ok || r.FamilyID != ref.Family {
+	if !ok || r.familyID() != ref.Family {
 		return authcore.ErrNotFound
 	}
-	delete(s.sessions, ref.Hash)
-	delete(s.refreshes, r.RefreshHash)
+	s.deleteSessionLocked(ref.Hash, r)
 	return nil
 }
 

@@ -162,13 +162,15 @@ func (s *Store) MarkSessionFace(_ context.Context, ref authcore.TokenRef, at tim
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.sessions[ref.Hash]
-	if !ok || r.FamilyID != ref.Family || !at.Before(r.AccessExpiresAt) {
+	stored, ok := s.sessions[ref.Hash]
+	if !ok || stored.familyID() != ref.Family || !at.Before(timeOf(stored.accessExpiresAt)) {
 		return authcore.ErrNotFound
 	}
+	r := stored.record(ref.Hash)
 	if !slices.Contains(r.AMR, "face") {
-		r.AMR = append(slices.Clone(r.AMR), "face")
+		r.AMR = append(r.AMR, "face")
 	}
 	r.FaceAt = at
+	s.sessions[ref.Hash] = storeSession(r)
 	return nil
 }
