@@ -108,6 +108,18 @@ type PrincipalStore interface {
 	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (SessionRecord, User, error)
 }
 
+// UserSessionStore is what a store may add to SessionStore and UserStore:
+// the read of a session's user and the session's creation in one call,
+// which Redeem prefers (it issues a session to the user who scanned). A
+// store that cannot do it in some deployment (Redis Cluster, where the two
+// live in different slots) returns errors.ErrUnsupported, and the core
+// makes the two calls.
+type UserSessionStore interface {
+	// CreateUserSession is User of rec.UserID followed by CreateSession of
+	// rec, atomically: ErrNotFound, and nothing stored, if the user is gone.
+	CreateUserSession(ctx context.Context, rec SessionRecord) (User, error)
+}
+
 // UserStore keeps users and their identities.
 type UserStore interface {
 	// UpsertIdentity returns the user owning identity id, creating one with

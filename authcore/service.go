@@ -468,14 +468,10 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	default:
 		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
 	}
-	user, err := s.user(ctx, rec.ScannerID)
-	if err != nil {
-		return Session{}, err
-	}
 	// Issue the session first and consume the ticket second: if consuming
 	// fails, the session is revoked and the ticket is still redeemable, so
 	// nothing is lost.
-	sess, rec2, err := s.newSession(ctx, user, sessionFacts{AMR: []string{"wx", "qr"}})
+	sess, rec2, err := s.newSessionFor(ctx, rec.ScannerID, sessionFacts{AMR: []string{"wx", "qr"}})
 	if err != nil {
 		return Session{}, err
 	}

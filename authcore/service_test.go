@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -83,8 +84,19 @@ var desktopIP = netip.MustParseAddr("127.0.0.1")
 
 func newFixture(t *testing.T, binding authcore.IPBinding) *fixture {
 	t.Helper()
+	return newFixtureWith(t, binding, nil)
+}
+
+// newFixtureWith is newFixture with the service's store wrapped by wrap
+// (nil: used as it is).
+func newFixtureWith(t *testing.T, binding authcore.IPBinding, wrap func(*countingStore) authcore.Store) *fixture {
+	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	st := &countingStore{Store: memstore.New(nil, clk.Now)}
+	var store authcore.Store = st
+	if wrap != nil {
+		store = wrap(st)
+	}
 	signer, err := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +107,7 @@ func newFixture(t *testing.T, binding authcore.IPBinding) *fixture {
 		t.Fatal(err)
 	}
 	svc, err := authcore.NewService(authcore.Config{
-		Store: st, Signer: signer, Vault: vault, WeChat: wx, IPBinding: binding,
+		Store: store, Signer: signer, Vault: vault, WeChat: wx, IPBinding: binding,
 		PublicURL: "https://login.example.com", Now: clk.Now,
 	})
 	if err != nil {
@@ -259,6 +271,60 @@ func TestQRFlowRules(t *testing.T) {
 	c3, err := f.svc.Confirm(ctx, alice, nt.ID)
 	if err != nil || c3 != c1 {
 		t.Fatalf("confirm after redeem: %+v, %v; want %+v", c3, err, c1)
+	}
+}
+
+// twoCallStore is a store that cannot read a user and create a session in
+// one call, as the Redis store on a Cluster.
+type twoCallStore struct{ *countingStore }
+
+func (twoCallStore) CreateUserSession(context.Context, authcore.SessionRecord) (authcore.User, error) {
+	return authcore.User{}, errors.ErrUnsupported
+}
+
+// TestRedeemAfterScannerErased: a redeem issues a session to the user who
+// confirmed, and none once that user has erased their account, whether the
+// store reads the user and creates the session in one call or the core
+// makes the two.
+func TestRedeemAfterScannerErased(t *testing.T) {
+	for name, wrap := range map[string]func(*countingStore) authcore.Store{
+		"one call":  nil,
+		"two calls": func(c *countingStore) authcore.Store { return twoCallStore{c} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixtureWith(t, authcore.IPStrict, wrap)
+			ctx := context.Background()
+			alice := f.phone(t, "o-alice", "Alice")
+			confirmed := func() authcore.NewTicket {
+				nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Scan(ctx, alice, nt.Ticket); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Confirm(ctx, alice, nt.ID); err != nil {
+					t.Fatal(err)
+				}
+				return nt
+			}
+			nt := confirmed()
+			sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+			if err != nil {
+				t.Fatalf("redeem: %v", err)
+			}
+			if p, err := f.svc.Authenticate(ctx, sess.AccessToken); err != nil || p.User.ID != alice.User.ID || sess.User.Nickname != "Alice" {
+				t.Fatalf("the redeemed session: %+v, %+v, %v; want Alice's", sess.User, p.User, err)
+			}
+
+			nt = confirmed()
+			if err := f.svc.EraseMyData(ctx, alice, "req-1"); err != nil {
+				t.Fatal(err)
+			}
+			if sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP}); !errors.Is(err, authcore.ErrNotFound) {
+				t.Fatalf("redeem after the scanner erased their account: %+v, %v; want ErrNotFound", sess, err)
+			}
+		})
 	}
 }
 

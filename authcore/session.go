@@ -85,21 +85,52 @@ type sessionFacts struct {
 }
 
 func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Session, SessionRecord, error) {
+	rec, access, refresh := s.sessionRecord(u.ID, f)
+	if err := s.store.CreateSession(ctx, rec); err != nil {
+		return Session{}, SessionRecord{}, fmt.Errorf("create session: %w", err)
+	}
+	return issued(access, refresh, sessionUser(u, rec, f.IsNew)), rec, nil
+}
+
+// newSessionFor is newSession for a user known by id only: it reads the
+// user and stores the session in one call when the store can
+// (UserSessionStore), else in two. Errors: as User's (wrapped ErrNotFound
+// if the user is gone, with no session stored).
+func (s *Service) newSessionFor(ctx context.Context, userID string, f sessionFacts) (Session, SessionRecord, error) {
+	if us, ok := s.store.(UserSessionStore); ok {
+		rec, access, refresh := s.sessionRecord(userID, f)
+		u, err := us.CreateUserSession(ctx, rec)
+		switch {
+		case err == nil:
+			return issued(access, refresh, sessionUser(u, rec, f.IsNew)), rec, nil
+		case errors.Is(err, ErrNotFound):
+			return Session{}, SessionRecord{}, fmt.Errorf("read user %s: %w", userID, err)
+		case !errors.Is(err, errors.ErrUnsupported):
+			return Session{}, SessionRecord{}, fmt.Errorf("create session: %w", err)
+		}
+	}
+	u, err := s.user(ctx, userID)
+	if err != nil {
+		return Session{}, SessionRecord{}, err
+	}
+	return s.newSession(ctx, u, f)
+}
+
+// sessionRecord makes a new session of user id: its record, and the access
+// and refresh tokens whose hashes the record holds.
+func (s *Service) sessionRecord(userID string, f sessionFacts) (rec SessionRecord, access, refresh string) {
 	now := s.now()
 	family := NewTicketID()
 	access, aref := newToken(accessPrefix, family)
 	refresh, rref := newToken(refreshPrefix, family)
-	rec := SessionRecord{
-		ID: NewTicketID(), FamilyID: family, UserID: u.ID,
+	rec = SessionRecord{
+		ID: NewTicketID(), FamilyID: family, UserID: userID,
 		AccessHash: aref.Hash, RefreshHash: rref.Hash,
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
 		CreatedAt: now, AMR: f.AMR,
 		Provider: f.Identity.Provider, Subject: f.Identity.Subject, UnionID: f.Identity.UnionID,
 	}
-	if err := s.store.CreateSession(ctx, rec); err != nil {
-		return Session{}, SessionRecord{}, fmt.Errorf("create session: %w", err)
-	}
-	return issued(access, refresh, sessionUser(u, rec, f.IsNew)), rec, nil
+	return rec, access, refresh
 }
 
 func issued(access, refresh string, u SessionUser) Session {

@@ -94,8 +94,9 @@ type Store struct {
 }
 
 var (
-	_ authcore.Store          = (*Store)(nil)
-	_ authcore.PrincipalStore = (*Store)(nil)
+	_ authcore.Store            = (*Store)(nil)
+	_ authcore.PrincipalStore   = (*Store)(nil)
+	_ authcore.UserSessionStore = (*Store)(nil)
 )
 
 // New returns a store on c (from Connect, or any go-redis client: a
@@ -281,19 +282,22 @@ var (
 	markFaceLua string
 	//go:embed lua/principal_by_access.lua
 	principalByAccessLua string
+	//go:embed lua/create_user_session.lua
+	createUserSessionLua string
 
-	transitionScript      = redis.NewScript(transitionLua)
-	createSessionScript   = redis.NewScript(sessionPutLua + createSessionLua)
-	sessionByAccessScript = redis.NewScript(sessionByAccessLua)
-	rotateRefreshScript   = redis.NewScript(sessionPutLua + rotateRefreshLua)
-	deleteSessionScript   = redis.NewScript(deleteSessionLua)
-	updateUserScript      = redis.NewScript(updateUserLua)
-	allowScript           = redis.NewScript(allowLua)
-	unlockScript          = redis.NewScript(unlockLua)
-	unlinkScript          = redis.NewScript(unlinkLua)
-	eraseUserScript       = redis.NewScript(eraseUserLua)
-	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
-	markFaceScript        = redis.NewScript(markFaceLua)
+	transitionScript        = redis.NewScript(transitionLua)
+	createSessionScript     = redis.NewScript(sessionPutLua + createSessionLua)
+	createUserSessionScript = redis.NewScript(sessionPutLua + createUserSessionLua)
+	sessionByAccessScript   = redis.NewScript(sessionByAccessLua)
+	rotateRefreshScript     = redis.NewScript(sessionPutLua + rotateRefreshLua)
+	deleteSessionScript     = redis.NewScript(deleteSessionLua)
+	updateUserScript        = redis.NewScript(updateUserLua)
+	allowScript             = redis.NewScript(allowLua)
+	unlockScript            = redis.NewScript(unlockLua)
+	unlinkScript            = redis.NewScript(unlinkLua)
+	eraseUserScript         = redis.NewScript(eraseUserLua)
+	putPersonalDataScript   = redis.NewScript(putPersonalDataLua)
+	markFaceScript          = redis.NewScript(markFaceLua)
 	// session_by_access.lua up to its reply, then the user read.
 	principalByAccessScript = redis.NewScript(strings.TrimSuffix(strings.TrimSpace(sessionByAccessLua), "return rec") + principalByAccessLua)
 )
@@ -713,20 +717,60 @@ func (s *Store) sessionKeys(family string, access, refresh [32]byte) sessionKeys
 // CreateSession implements authcore.SessionStore. Its keys expire at
 // rec.RefreshExpiresAt.
 func (s *Store) CreateSession(ctx context.Context, rec authcore.SessionRecord) error {
-	rexp := rec.RefreshExpiresAt.UnixMilli()
-	if rec.RefreshExpiresAt.IsZero() || rexp <= 0 {
-		return fmt.Errorf("redisstore: create session %s: no refresh expiry", rec.ID)
-	}
-	fields, err := sessionFields(rec, true)
+	keys, args, err := s.sessionPut(rec)
 	if err != nil {
 		return fmt.Errorf("redisstore: create session %s: %w", rec.ID, err)
 	}
-	k := s.sessionKeys(rec.FamilyID, rec.AccessHash, rec.RefreshHash)
-	args := append([]any{k.accessHex, rexp}, fields...)
-	if err := createSessionScript.Run(ctx, s.c, []string{k.access, k.refresh, k.members}, args...).Err(); err != nil {
+	if err := createSessionScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
 		return fmt.Errorf("redisstore: create session %s: %w", rec.ID, err)
 	}
 	return nil
+}
+
+// sessionPut returns the keys and the arguments of create_session.lua for
+// rec: the access hash, the refresh expiry, then the record's fields
+// (create_user_session.lua takes the user key between them).
+func (s *Store) sessionPut(rec authcore.SessionRecord) (keys []string, args []any, err error) {
+	rexp := rec.RefreshExpiresAt.UnixMilli()
+	if rec.RefreshExpiresAt.IsZero() || rexp <= 0 {
+		return nil, nil, errors.New("no refresh expiry")
+	}
+	fields, err := sessionFields(rec, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := s.sessionKeys(rec.FamilyID, rec.AccessHash, rec.RefreshHash)
+	return []string{k.access, k.refresh, k.members}, append([]any{k.accessHex, rexp}, fields...), nil
+}
+
+// CreateUserSession implements authcore.UserSessionStore: on one Redis
+// server, create_user_session.lua reads the user and creates the session in
+// one round trip; on a Cluster it returns errors.ErrUnsupported and the core
+// calls User and CreateSession.
+func (s *Store) CreateUserSession(ctx context.Context, rec authcore.SessionRecord) (authcore.User, error) {
+	if s.cluster {
+		return authcore.User{}, errors.ErrUnsupported
+	}
+	keys, args, err := s.sessionPut(rec)
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: %w", rec.ID, err)
+	}
+	args = slices.Insert(args, 2, any(s.userKey(rec.UserID)))
+	reply, err := createUserSessionScript.Run(ctx, s.c, keys, args...).Result()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.User{}, err
+	} else if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: %w", rec.ID, err)
+	}
+	m, err := pairs(reply)
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: %w", rec.ID, err)
+	}
+	u, err := decodeUser(rec.UserID, m)
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: user %s: %w", rec.ID, rec.UserID, err)
+	}
+	return u, nil
 }
 
 // SessionByAccess implements authcore.SessionStore.

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
+	t.Run("CreateUserSession", func(t *testing.T) { testCreateUserSession(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
@@ -547,6 +548,65 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	}
 	if _, _, err := ps.PrincipalByAccess(ctx, liveRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("session of an erased user: %v, want ErrNotFound", err)
+	}
+}
+
+// testCreateUserSession: a store that reads a user and creates a session
+// in one call returns what User returns and stores what CreateSession
+// stores; for a user who is unknown or erased it stores nothing.
+func testCreateUserSession(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	us, ok := s.(authcore.UserSessionStore)
+	if !ok {
+		t.Skip("this store has no CreateUserSession; the core makes two calls")
+	}
+	now := time.Now().Truncate(time.Second)
+	u, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o-user-session"},
+		authcore.Profile{Nickname: "Bob", AvatarURL: "https://a/b.png"},
+		authcore.User{ID: "u-user-session", Nickname: "Bob", AvatarURL: "https://a/b.png", CreatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, access, _ := newSession(now, u.ID)
+	gotUser, err := us.CreateUserSession(ctx, sess)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("CreateUserSession is not supported by this deployment (Redis Cluster); the core makes two calls")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUser, err := s.User(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotUser.ID != wantUser.ID || gotUser.Nickname != wantUser.Nickname || gotUser.AvatarURL != wantUser.AvatarURL ||
+		!gotUser.CreatedAt.Equal(wantUser.CreatedAt) {
+		t.Errorf("CreateUserSession user %+v, User() %+v", gotUser, wantUser)
+	}
+	got, err := s.SessionByAccess(ctx, access, now, 0)
+	if err != nil {
+		t.Fatalf("the session CreateUserSession stored: %v", err)
+	}
+	checkSession(t, "CreateUserSession", got, sess)
+
+	// Unknown and erased users: nothing is stored, neither the access nor
+	// the refresh token.
+	if err := s.EraseUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []string{"u-never-existed", u.ID} {
+		orphan, oaccess, orefresh := newSession(now, uid)
+		if _, err := us.CreateUserSession(ctx, orphan); !errors.Is(err, authcore.ErrNotFound) {
+			t.Errorf("user %s: %v, want ErrNotFound", uid, err)
+		}
+		if _, err := s.SessionByAccess(ctx, oaccess, now, 0); !errors.Is(err, authcore.ErrNotFound) {
+			t.Errorf("user %s: the refused session's access token finds %v, want ErrNotFound", uid, err)
+		}
+		next, _, _ := sessionIn(orphan.FamilyID, now, uid)
+		if _, err := s.RotateRefresh(ctx, orefresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
+			t.Errorf("user %s: the refused session's refresh token rotates: %v, want ErrNotFound", uid, err)
+		}
 	}
 }
 
