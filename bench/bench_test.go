@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ process_resident_memory_bytes 1.368064e+07
 process_cpu_seconds_total 12.34 1700000000000
 
 go_gc_duration_seconds{quantile="0.5"} 4.2e-05
+go_gc_duration_seconds_count 17
 weird{path="/a b}",q="say \"hi\" }"} 7
 nan_metric NaN
 inf_metric +Inf
@@ -35,6 +37,7 @@ inf_metric +Inf
 		"process_resident_memory_bytes":          13680640,
 		"process_cpu_seconds_total":              12.34,
 		`go_gc_duration_seconds{quantile="0.5"}`: 4.2e-05,
+		"go_gc_duration_seconds_count":           17,
 		`weird{path="/a b}",q="say \"hi\" }"}`:   7,
 		"inf_metric":                             math.Inf(1),
 		"indented_metric":                        3,
@@ -52,7 +55,7 @@ inf_metric +Inf
 	}
 
 	m := metricsFrom(got, time.Now())
-	if m.Goroutines != 10012 || m.RSS != 13680640 || m.CPU != 12.34 || m.HeapInuse != 0 {
+	if m.Goroutines != 10012 || m.RSS != 13680640 || m.CPU != 12.34 || m.HeapInuse != 0 || m.GCCycles != 17 {
 		t.Errorf("metricsFrom: %+v", m)
 	}
 
@@ -440,11 +443,14 @@ func TestWriteTableNodesAndCreate(t *testing.T) {
 	nodes := []string{"http://127.0.0.1:8091", "http://127.0.0.1:8092"}
 	var b bytes.Buffer
 	writeTable(&b, []Result{{Mode: "push", Procs: 1, Sources: 8, Nodes: nodes, CrossNode: true, Desktops: 10, DesktopsOpen: 10,
-		Flows: 5, OK: 5, Hub: HubStats{Available: true}, HubPerNode: []NodeStats{
+		Flows: 5, OK: 5, Hub: HubStats{Available: true, GCCyclesFlows: 3}, HubPerNode: []NodeStats{
 			{URL: nodes[0], RSSBefore: 10 << 20, RSSIdle: 12 << 20, RSSAfter: 13 << 20, GoroutinesIdle: 15, CPUFlowsPercent: 40},
 			{URL: nodes[1], RSSIdle: 1 << 20, CPUFlowsPercent: 41.5},
 		}}})
 	out := b.String()
+	if !regexp.MustCompile(`hub GC cycles, during flows +3\b`).MatchString(out) {
+		t.Errorf("table lacks the hub's 3 GC cycles during the flows:\n%s", out)
+	}
 	for _, want := range []string{"2, phone calls on another node than the desktop", "hub node (push)", "CPU flows",
 		"127.0.0.1:8091", "10.0 / 12.0 / 13.0 MiB", "40.0%", "127.0.0.1:8092", "41.5%"} {
 		if !strings.Contains(out, want) {
@@ -460,7 +466,7 @@ func TestWriteTableNodesAndCreate(t *testing.T) {
 			t.Errorf("create table lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "flows ok/total") || strings.Contains(out, "confirm→desktop") {
+	if strings.Contains(out, "flows ok/total") || strings.Contains(out, "confirm→desktop") || strings.Contains(out, "GC cycles") {
 		t.Errorf("create table shows flow rows:\n%s", out)
 	}
 }

@@ -78,6 +78,7 @@ type hubMetrics struct {
 	StackInuse float64 // go_memstats_stack_inuse_bytes
 	Sockets    float64 // loginhub_hub_open_sockets
 	Slow       float64 // loginhub_hub_slow_consumers_dropped_total
+	GCCycles   float64 // go_gc_duration_seconds_count: garbage collections completed
 }
 
 func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
@@ -92,6 +93,7 @@ func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
 		CPU: get("process_cpu_seconds_total"), HeapInuse: get("go_memstats_heap_inuse_bytes"),
 		StackInuse: get("go_memstats_stack_inuse_bytes"),
 		Sockets:    get("loginhub_hub_open_sockets"), Slow: get("loginhub_hub_slow_consumers_dropped_total"),
+		GCCycles: get("go_gc_duration_seconds_count"),
 	}
 }
 
@@ -162,6 +164,7 @@ func (m nodeMetrics) sum() hubMetrics {
 		s.StackInuse += n.StackInuse
 		s.Sockets += n.Sockets
 		s.Slow += n.Slow
+		s.GCCycles += n.GCCycles
 		at += n.At.UnixNano() / int64(len(m))
 	}
 	if len(m) > 0 {

@@ -147,6 +147,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		cancel()
 		if hubOK && err0 == nil && err1 == nil {
 			res.Hub.CPUFlowsPercent = cpuPercent(m0.sum(), m1.sum())
+			res.Hub.GCCyclesFlows = m1.sum().GCCycles - m0.sum().GCCycles
 			for k := range m1 {
 				cpuFlows[k] = cpuPercent(m0[k], m1[k])
 			}

@@ -79,6 +79,10 @@ type HubStats struct {
 	SlowDropped          float64 `json:"slow_consumers_dropped"`
 	CPUIdlePercent       float64 `json:"cpu_idle_percent"`  // while the idle desktops wait
 	CPUFlowsPercent      float64 `json:"cpu_flows_percent"` // during the flows
+	// GCCyclesFlows is how many garbage collections the hub(s) completed
+	// during the flows: a confirmation that meets a cycle's marking waits
+	// longer, so it helps to read a tail.
+	GCCyclesFlows float64 `json:"gc_cycles_flows"`
 }
 
 // NodeStats is one node's share of HubStats.
@@ -256,6 +260,7 @@ func writeTable(w io.Writer, rs []Result) {
 	}
 	if anyFlows {
 		hub("hub CPU, during flows", func(r Result) string { return fmt.Sprintf("%.1f%%", r.Hub.CPUFlowsPercent) })
+		hub("hub GC cycles, during flows", func(r Result) string { return num(r.Hub.GCCyclesFlows) })
 	}
 	if anyCreate {
 		hub("hub CPU, during creates", func(r Result) string { return fmt.Sprintf("%.1f%%", r.Hub.CPUFlowsPercent) })
