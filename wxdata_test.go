@@ -157,10 +157,20 @@ func TestMyDataExportAndErase(t *testing.T) {
 	w := startWxHub(t)
 	c := client("")
 	s := w.login(t, "jun")
-	mustStatus(t, "phone", call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": w.phoneButton(t, "jun").Code}), 200)
+	// The caller's own request id is kept, echoed and written into the
+	// audit trail; one that is not sane is replaced by a generated one.
+	r := call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": w.phoneButton(t, "jun").Code}, "X-Request-Id", "phone-req-1")
+	mustStatus(t, "phone", r, 200)
+	if got := r.Header.Get("X-Request-Id"); got != "phone-req-1" {
+		t.Errorf("phone: X-Request-Id %q, want the caller's phone-req-1", got)
+	}
 
-	r := call(t, c, "GET", w.URL+"/v1/me/data", s.AccessToken, nil)
+	r = call(t, c, "GET", w.URL+"/v1/me/data", s.AccessToken, nil, "X-Request-Id", "not sane!")
 	mustStatus(t, "export", r, 200)
+	exportID := r.Header.Get("X-Request-Id")
+	if len(exportID) != 16 || strings.Trim(exportID, "0123456789abcdef") != "" {
+		t.Errorf("export with an insane X-Request-Id: answered %q, want a generated 16-hex-digit id", exportID)
+	}
 	var export struct {
 		User     authcore.SessionUser
 		Personal map[string]json.RawMessage `json:"personal_data"`
@@ -176,6 +186,12 @@ func TestMyDataExportAndErase(t *testing.T) {
 	}
 	if len(actions) == 0 || actions[0] != "collect:phone" {
 		t.Fatalf("audit trail %v, want it to start with collect:phone", actions)
+	}
+	if id := export.Audit[0].RequestID; id != "phone-req-1" {
+		t.Errorf("the phone's audit entry has request id %q, want phone-req-1", id)
+	}
+	if e := export.Audit[len(export.Audit)-1]; e.Action != "export" || e.RequestID != exportID {
+		t.Errorf("the last audit entry is %+v, want the export with request id %q", e, exportID)
 	}
 
 	mustStatus(t, "erase", call(t, c, "DELETE", w.URL+"/v1/me/data", s.AccessToken, nil), 204)
