@@ -525,10 +525,7 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gotUser.ID != wantUser.ID || gotUser.Nickname != wantUser.Nickname || gotUser.AvatarURL != wantUser.AvatarURL ||
-		!gotUser.CreatedAt.Equal(wantUser.CreatedAt) {
-		t.Errorf("PrincipalByAccess user %+v, User() %+v", gotUser, wantUser)
-	}
+	checkUser(t, "PrincipalByAccess", gotUser, wantUser)
 	if got, err := s.SessionByAccess(ctx, access, now.Add(10*time.Minute), 0); err != nil || !got.AccessExpiresAt.Equal(want.AccessExpiresAt) {
 		t.Errorf("after PrincipalByAccess the stored access expiry is %v (%v), want %v", got.AccessExpiresAt, err, want.AccessExpiresAt)
 	}
@@ -548,6 +545,15 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	}
 	if _, _, err := ps.PrincipalByAccess(ctx, liveRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("session of an erased user: %v, want ErrNotFound", err)
+	}
+}
+
+// checkUser fails t unless got, the user a combined call returned, is what
+// User returned (want).
+func checkUser(t *testing.T, what string, got, want authcore.User) {
+	t.Helper()
+	if got.ID != want.ID || got.Nickname != want.Nickname || got.AvatarURL != want.AvatarURL || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("%s user %+v, User() %+v", what, got, want)
 	}
 }
 
@@ -580,10 +586,7 @@ func testCreateUserSession(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gotUser.ID != wantUser.ID || gotUser.Nickname != wantUser.Nickname || gotUser.AvatarURL != wantUser.AvatarURL ||
-		!gotUser.CreatedAt.Equal(wantUser.CreatedAt) {
-		t.Errorf("CreateUserSession user %+v, User() %+v", gotUser, wantUser)
-	}
+	checkUser(t, "CreateUserSession", gotUser, wantUser)
 	got, err := s.SessionByAccess(ctx, access, now, 0)
 	if err != nil {
 		t.Fatalf("the session CreateUserSession stored: %v", err)
