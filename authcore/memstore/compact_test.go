@@ -128,3 +128,38 @@ func BenchmarkGCWithRecords(b *testing.B) {
 	b.ReportMetric(float64(total/time.Duration(b.N)-empty)/1e6, "ms-above-empty/cycle")
 	runtime.KeepAlive(s)
 }
+
+// FuzzStoredRoundTrip holds the compact forms to their records for any
+// text in the string fields (the trail and the AMR hold identifiers, which
+// have no spaces) and any instant.
+func FuzzStoredRoundTrip(f *testing.F) {
+	f.Add("tk1", "jkt", "203.0.113.9", "上海", "Chrome", "Mozilla/5.0 (X11)", "u_1", "小明", "https://a/b.png", int64(1795660805135000000))
+	f.Add("", "", "", "", "", "", "", "", "", int64(1))
+	f.Add("\x00\xff", "a b", "\u2028", "\"", "\\", strings.Repeat("x", 70000), "id with spaces", "\n", "%", int64(-1))
+	f.Fuzz(func(t *testing.T, id, jkt, ip, location, device, ua, scanner, nickname, avatar string, ns int64) {
+		if ns == 0 {
+			ns = 1 // 0 is the zero time, tested apart
+		}
+		at := time.Unix(0, ns)
+		tk := authcore.TicketRecord{
+			ID: id, State: authcore.StateScanned, Version: 2, Trail: []authcore.State{authcore.StatePending, authcore.StateScanned},
+			ExpiresAt: at, CreatedAt: at, WatchSecretHash: sha256.Sum256([]byte(id)), DPoPJKT: jkt,
+			ClientIP:  netip.MustParseAddr("127.0.0.1"),
+			Requester: authcore.Requester{IP: ip, Location: location, Device: device, UserAgent: ua, CreatedAt: at},
+			ScannerID: scanner, Scanner: authcore.Profile{Nickname: nickname, AvatarURL: avatar},
+		}
+		st := storeTicket(tk, at)
+		if got := st.record(id); !reflect.DeepEqual(got, tk) {
+			t.Fatalf("ticket round trip\n got %+v\nwant %+v", got, tk)
+		}
+		sess := authcore.SessionRecord{
+			ID: id, FamilyID: jkt, UserID: scanner, AccessHash: sha256.Sum256([]byte(ua)),
+			AccessExpiresAt: at, RefreshExpiresAt: at, CreatedAt: at, FaceAt: at,
+			AMR: []string{"wx", "qr"}, Provider: device, Subject: nickname, UnionID: avatar,
+		}
+		ss := storeSession(sess)
+		if got := ss.record(sess.AccessHash); !reflect.DeepEqual(got, sess) {
+			t.Fatalf("session round trip\n got %+v\nwant %+v", got, sess)
+		}
+	})
+}
