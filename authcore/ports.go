@@ -120,6 +120,21 @@ type UserSessionStore interface {
 	CreateUserSession(ctx context.Context, rec SessionRecord) (User, error)
 }
 
+// RedeemStore is what a store may add to TicketStore, SessionStore and
+// UserStore: a redeem's writes in one atomic call, which Redeem prefers
+// (one round trip instead of two, and no session to revoke when the
+// ticket has moved on). A store that cannot do it in some deployment
+// (Redis Cluster, where the ticket, the session and the user live in
+// different slots) returns errors.ErrUnsupported, and the core makes the
+// calls one by one.
+type RedeemStore interface {
+	// RedeemTicket applies t as Transition does and, in the same step,
+	// stores rec, whose user it returns. With nothing changed: ErrNotFound
+	// if rec.UserID's user or the ticket is gone, and Transition's
+	// ErrConflict and ErrExpired.
+	RedeemTicket(ctx context.Context, t Transition, rec SessionRecord) (TicketRecord, User, error)
+}
+
 // UserStore keeps users and their identities.
 type UserStore interface {
 	// UpsertIdentity returns the user owning identity id, creating one with

@@ -468,14 +468,32 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	default:
 		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
 	}
-	// Issue the session first and consume the ticket second: if consuming
-	// fails, the session is revoked and the ticket is still redeemable, so
-	// nothing is lost.
-	sess, rec2, err := s.newSessionFor(ctx, rec.ScannerID, sessionFacts{AMR: []string{"wx", "qr"}})
+	facts := sessionFacts{AMR: []string{"wx", "qr"}}
+	move := Transition{ID: rec.ID, FromVersion: rec.Version, To: StateRedeemed, Now: s.now()}
+	if rs, ok := s.store.(RedeemStore); ok {
+		srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
+		_, u, err := rs.RedeemTicket(ctx, move, srec)
+		switch {
+		case err == nil:
+			return issued(access, refresh, sessionUser(u, srec, facts.IsNew)), nil
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired):
+			return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
+		case errors.Is(err, ErrNotFound):
+			// The user who confirmed erased their account: the ticket, read
+			// just above, outlives its expiry by the retention.
+			return Session{}, fmt.Errorf("redeem %s: read user %s: %w", rec.ID, rec.ScannerID, err)
+		case !errors.Is(err, errors.ErrUnsupported):
+			return Session{}, fmt.Errorf("redeem %s: %w", rec.ID, err)
+		}
+	}
+	// One call at a time: issue the session first and consume the ticket
+	// second; if consuming fails, the session is revoked and the ticket is
+	// still redeemable, so nothing is lost.
+	sess, rec2, err := s.newSessionFor(ctx, rec.ScannerID, facts)
 	if err != nil {
 		return Session{}, err
 	}
-	if _, err := s.store.Transition(ctx, Transition{ID: rec.ID, FromVersion: rec.Version, To: StateRedeemed, Now: s.now()}); err != nil {
+	if _, err := s.store.Transition(ctx, move); err != nil {
 		if derr := s.store.DeleteSession(ctx, TokenRef{Family: rec2.FamilyID, Hash: rec2.AccessHash}); derr != nil {
 			s.log.Error("revoke session after failed redeem", "err", derr)
 		}

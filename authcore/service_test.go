@@ -274,22 +274,31 @@ func TestQRFlowRules(t *testing.T) {
 	}
 }
 
-// twoCallStore is a store that cannot read a user and create a session in
-// one call, as the Redis store on a Cluster.
-type twoCallStore struct{ *countingStore }
+// noRedeemStore is a store that cannot redeem in one call; oneByOneStore
+// cannot read a user and create a session in one call either, as the Redis
+// store on a Cluster.
+type (
+	noRedeemStore struct{ *countingStore }
+	oneByOneStore struct{ noRedeemStore }
+)
 
-func (twoCallStore) CreateUserSession(context.Context, authcore.SessionRecord) (authcore.User, error) {
+func (noRedeemStore) RedeemTicket(context.Context, authcore.Transition, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
+	return authcore.TicketRecord{}, authcore.User{}, errors.ErrUnsupported
+}
+
+func (oneByOneStore) CreateUserSession(context.Context, authcore.SessionRecord) (authcore.User, error) {
 	return authcore.User{}, errors.ErrUnsupported
 }
 
 // TestRedeemAfterScannerErased: a redeem issues a session to the user who
 // confirmed, and none once that user has erased their account, whether the
-// store reads the user and creates the session in one call or the core
-// makes the two.
+// store redeems in one call (RedeemTicket), in two (CreateUserSession and
+// Transition) or in three.
 func TestRedeemAfterScannerErased(t *testing.T) {
 	for name, wrap := range map[string]func(*countingStore) authcore.Store{
-		"one call":  nil,
-		"two calls": func(c *countingStore) authcore.Store { return twoCallStore{c} },
+		"one call":    nil,
+		"two calls":   func(c *countingStore) authcore.Store { return noRedeemStore{c} },
+		"three calls": func(c *countingStore) authcore.Store { return oneByOneStore{noRedeemStore{c}} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixtureWith(t, authcore.IPStrict, wrap)

@@ -68,6 +68,7 @@ var (
 	_ authcore.Store            = (*Store)(nil)
 	_ authcore.PrincipalStore   = (*Store)(nil)
 	_ authcore.UserSessionStore = (*Store)(nil)
+	_ authcore.RedeemStore      = (*Store)(nil)
 )
 
 // New returns an empty store. notify (may be nil) is called after every
@@ -185,16 +186,7 @@ func (s *Store) ticketLocked(id string) (storedTicket, bool) {
 // Transition implements authcore.TicketStore.
 func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
 	s.mu.Lock()
-	st, ok := s.ticketLocked(t.ID)
-	var err error
-	switch {
-	case !ok:
-		err = authcore.ErrNotFound
-	case st.version != t.FromVersion || st.state().Terminal():
-		err = authcore.ErrConflict
-	case st.expired(t.Now):
-		err = authcore.ErrExpired
-	}
+	st, err := s.transitionLocked(t)
 	if err != nil {
 		s.mu.Unlock()
 		return authcore.TicketRecord{}, err
@@ -203,6 +195,42 @@ func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.T
 	s.mu.Unlock()
 	s.announce(out)
 	return out, nil
+}
+
+// transitionLocked returns the ticket t moves, or why it cannot move it.
+func (s *Store) transitionLocked(t authcore.Transition) (storedTicket, error) {
+	st, ok := s.ticketLocked(t.ID)
+	switch {
+	case !ok:
+		return st, authcore.ErrNotFound
+	case st.version != t.FromVersion || st.state().Terminal():
+		return st, authcore.ErrConflict
+	case st.expired(t.Now):
+		return st, authcore.ErrExpired
+	}
+	return st, nil
+}
+
+// RedeemTicket implements authcore.RedeemStore: the user, the transition
+// and the new session under one lock.
+func (s *Store) RedeemTicket(_ context.Context, t authcore.Transition, rec authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
+	s.mu.Lock()
+	u, ok := s.users[rec.UserID]
+	if !ok {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.User{}, authcore.ErrNotFound
+	}
+	s.sweepLocked(s.now())
+	st, err := s.transitionLocked(t)
+	if err != nil {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.User{}, err
+	}
+	s.putSessionLocked(rec)
+	out := s.advanceLocked(t.ID, st, t.To, t.ScannerID, t.Scanner)
+	s.mu.Unlock()
+	s.announce(out)
+	return out, u, nil
 }
 
 // TransitionFrom implements authcore.TicketStore.

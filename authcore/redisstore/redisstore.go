@@ -97,6 +97,7 @@ var (
 	_ authcore.Store            = (*Store)(nil)
 	_ authcore.PrincipalStore   = (*Store)(nil)
 	_ authcore.UserSessionStore = (*Store)(nil)
+	_ authcore.RedeemStore      = (*Store)(nil)
 )
 
 // New returns a store on c (from Connect, or any go-redis client: a
@@ -284,10 +285,13 @@ var (
 	principalByAccessLua string
 	//go:embed lua/create_user_session.lua
 	createUserSessionLua string
+	//go:embed lua/redeem.lua
+	redeemLua string
 
-	transitionScript        = redis.NewScript(transitionLua)
+	transitionScript        = redis.NewScript(transitionLua + "return transition(KEYS, ARGV)\n")
 	createSessionScript     = redis.NewScript(sessionPutLua + createSessionLua)
 	createUserSessionScript = redis.NewScript(sessionPutLua + createUserSessionLua)
+	redeemScript            = redis.NewScript(sessionPutLua + transitionLua + redeemLua)
 	sessionByAccessScript   = redis.NewScript(sessionByAccessLua)
 	rotateRefreshScript     = redis.NewScript(sessionPutLua + rotateRefreshLua)
 	deleteSessionScript     = redis.NewScript(deleteSessionLua)
@@ -598,18 +602,11 @@ func (s *Store) TransitionFrom(ctx context.Context, t authcore.StateTransition) 
 // It returns the script's status ("ok", "conflict" or "expired") and the
 // ticket it replied: the new one, or the one it left as it was.
 func (s *Store) transition(ctx context.Context, id, version, from, owner string, to authcore.State, scannerID string, scanner authcore.Profile, now time.Time) (authcore.TicketRecord, string, error) {
-	toCode, ok := stateCodes[to]
-	if !ok {
-		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: unknown state %q", id, to)
+	keys, args, err := s.transitionArgs(id, version, from, owner, to, scannerID, scanner, now)
+	if err != nil {
+		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: %w", id, err)
 	}
-	writeScanner := "0"
-	if to == authcore.StateScanned {
-		writeScanner = "1"
-	}
-	key := ticketKey(s.prefix, id)
-	reply, err := transitionScript.Run(ctx, s.c, []string{key, key + ":v"},
-		version, now.UnixMilli(), toCode, terminalCodes, s.publish,
-		writeScanner, scannerID, scanner.Nickname, scanner.AvatarURL, from, owner, s.message).StringSlice()
+	reply, err := transitionScript.Run(ctx, s.c, keys, args...).StringSlice()
 	if err = scriptOutcome(err); isOutcome(err) {
 		return authcore.TicketRecord{}, "", err
 	} else if err != nil {
@@ -623,6 +620,72 @@ func (s *Store) transition(ctx context.Context, id, version, from, owner string,
 		return authcore.TicketRecord{}, "", fmt.Errorf("redisstore: transition %s: %w", id, err)
 	}
 	return rec, reply[0], nil
+}
+
+// transitionArgs returns the keys and the arguments of transition.lua.
+func (s *Store) transitionArgs(id, version, from, owner string, to authcore.State, scannerID string, scanner authcore.Profile, now time.Time) ([]string, []any, error) {
+	toCode, ok := stateCodes[to]
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown state %q", to)
+	}
+	writeScanner := "0"
+	if to == authcore.StateScanned {
+		writeScanner = "1"
+	}
+	key := ticketKey(s.prefix, id)
+	return []string{key, key + ":v"}, []any{version, now.UnixMilli(), toCode, terminalCodes, s.publish,
+		writeScanner, scannerID, scanner.Nickname, scanner.AvatarURL, from, owner, s.message}, nil
+}
+
+// RedeemTicket implements authcore.RedeemStore: on one Redis server,
+// redeem.lua moves the ticket and creates the session in one round trip;
+// on a Cluster it returns errors.ErrUnsupported and the core calls User,
+// CreateSession and Transition.
+func (s *Store) RedeemTicket(ctx context.Context, t authcore.Transition, rec authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
+	if s.cluster {
+		return authcore.TicketRecord{}, authcore.User{}, errors.ErrUnsupported
+	}
+	tkeys, targs, err := s.transitionArgs(t.ID, strconv.FormatUint(t.FromVersion, 10), "", "", t.To, t.ScannerID, t.Scanner, t.Now)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: %w", t.ID, err)
+	}
+	skeys, sargs, err := s.sessionPut(rec)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: session: %w", t.ID, err)
+	}
+	args := append(append(targs, s.userKey(rec.UserID)), sargs...)
+	reply, err := redeemScript.Run(ctx, s.c, append(tkeys, skeys...), args...).Slice()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.TicketRecord{}, authcore.User{}, err
+	} else if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: %w", t.ID, err)
+	}
+	var status string
+	if len(reply) > 0 {
+		status, _ = reply[0].(string)
+	}
+	switch {
+	case len(reply) == 2 && status == "conflict":
+		return authcore.TicketRecord{}, authcore.User{}, authcore.ErrConflict
+	case len(reply) == 2 && status == "expired":
+		return authcore.TicketRecord{}, authcore.User{}, authcore.ErrExpired
+	case len(reply) != 3 || status != "ok":
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: unexpected reply %v", t.ID, reply)
+	}
+	raw, _ := reply[1].(string)
+	tk, err := decodeTicket(t.ID, raw)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: %w", t.ID, err)
+	}
+	m, err := pairs(reply[2])
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: user: %w", t.ID, err)
+	}
+	u, err := decodeUser(rec.UserID, m)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: user %s: %w", t.ID, rec.UserID, err)
+	}
+	return tk, u, nil
 }
 
 // ---- sessions ----

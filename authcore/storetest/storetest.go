@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("CreateUserSession", func(t *testing.T) { testCreateUserSession(t, newStore) })
+	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
@@ -501,12 +502,7 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 		t.Skip("this store has no PrincipalByAccess; the core makes two calls")
 	}
 	now := time.Now().Truncate(time.Second)
-	id := authcore.Identity{Provider: "wechat", Subject: "o-principal"}
-	u, _, err := s.UpsertIdentity(ctx, id, authcore.Profile{Nickname: "Alice", AvatarURL: "https://a/x.png"},
-		authcore.User{ID: "u-principal", Nickname: "Alice", AvatarURL: "https://a/x.png", CreatedAt: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := newUser(t, s, "principal", "Alice", now)
 	sess, access, _ := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
@@ -548,6 +544,19 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	}
 }
 
+// newUser stores user "u-"+name with the WeChat identity "o-"+name.
+func newUser(t *testing.T, s authcore.Store, name, nickname string, now time.Time) authcore.User {
+	t.Helper()
+	avatar := "https://a/" + name + ".png"
+	u, _, err := s.UpsertIdentity(context.Background(), authcore.Identity{Provider: "wechat", Subject: "o-" + name},
+		authcore.Profile{Nickname: nickname, AvatarURL: avatar},
+		authcore.User{ID: "u-" + name, Nickname: nickname, AvatarURL: avatar, CreatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // checkUser fails t unless got, the user a combined call returned, is what
 // User returned (want).
 func checkUser(t *testing.T, what string, got, want authcore.User) {
@@ -568,12 +577,7 @@ func testCreateUserSession(t *testing.T, newStore NewStore) {
 		t.Skip("this store has no CreateUserSession; the core makes two calls")
 	}
 	now := time.Now().Truncate(time.Second)
-	u, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o-user-session"},
-		authcore.Profile{Nickname: "Bob", AvatarURL: "https://a/b.png"},
-		authcore.User{ID: "u-user-session", Nickname: "Bob", AvatarURL: "https://a/b.png", CreatedAt: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := newUser(t, s, "user-session", "Bob", now)
 	sess, access, _ := newSession(now, u.ID)
 	gotUser, err := us.CreateUserSession(ctx, sess)
 	if errors.Is(err, errors.ErrUnsupported) {
@@ -610,6 +614,93 @@ func testCreateUserSession(t *testing.T, newStore NewStore) {
 		if _, err := s.RotateRefresh(ctx, orefresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
 			t.Errorf("user %s: the refused session's refresh token rotates: %v, want ErrNotFound", uid, err)
 		}
+	}
+}
+
+// testRedeemTicket: a store that redeems in one call moves the ticket as
+// Transition does (and announces it), stores the session as CreateSession
+// does and returns the user as User does, or changes nothing: a stale
+// version, an expired ticket or a gone user leave the ticket as it was and
+// store no session.
+func testRedeemTicket(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	var nudges recorder
+	s := newStore(t, nudges.notify)
+	rs, ok := s.(authcore.RedeemStore)
+	if !ok {
+		t.Skip("this store has no RedeemTicket; the core makes the calls one by one")
+	}
+	now := time.Now().Truncate(time.Second)
+	u := newUser(t, s, "redeem", "Cai", now)
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []authcore.StateTransition{
+		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: u.ID, Now: now},
+		{ID: tk.ID, From: authcore.StateScanned, Owner: u.ID, To: authcore.StateConfirmed, Now: now},
+	} {
+		if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
+			t.Fatalf("%s: moved %v, %v", st.To, moved, err)
+		}
+	}
+	redeem := authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}
+
+	unchanged := func(what string, access authcore.TokenRef) {
+		t.Helper()
+		if got, err := s.Ticket(ctx, tk.ID); err != nil || got.Version != 3 || got.State != authcore.StateConfirmed {
+			t.Errorf("%s: the ticket is %s v%d (%v), want it confirmed at v3", what, got.State, got.Version, err)
+		}
+		if _, err := s.SessionByAccess(ctx, access, now, 0); !errors.Is(err, authcore.ErrNotFound) {
+			t.Errorf("%s: the session was stored (%v)", what, err)
+		}
+	}
+	stale, staleRef, _ := newSession(now, u.ID)
+	stale2 := redeem
+	stale2.FromVersion = 2
+	if _, _, err := rs.RedeemTicket(ctx, stale2, stale); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("RedeemTicket is not supported by this deployment (Redis Cluster); the core makes the calls one by one")
+	} else if !errors.Is(err, authcore.ErrConflict) {
+		t.Errorf("stale version: %v, want ErrConflict", err)
+	}
+	unchanged("stale version", staleRef)
+	late := redeem
+	late.Now = tk.ExpiresAt
+	if _, _, err := rs.RedeemTicket(ctx, late, stale); !errors.Is(err, authcore.ErrExpired) {
+		t.Errorf("expired ticket: %v, want ErrExpired", err)
+	}
+	unchanged("expired ticket", staleRef)
+	orphan, orphanRef, _ := newSession(now, "u-never-existed")
+	if _, _, err := rs.RedeemTicket(ctx, redeem, orphan); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("unknown user: %v, want ErrNotFound", err)
+	}
+	unchanged("unknown user", orphanRef)
+
+	sess, access, _ := newSession(now, u.ID)
+	got, gotUser, err := rs.RedeemTicket(ctx, redeem, sess)
+	if err != nil {
+		t.Fatalf("RedeemTicket: %v", err)
+	}
+	if got.ID != tk.ID || got.State != authcore.StateRedeemed || got.Version != 4 || got.ScannerID != u.ID {
+		t.Errorf("RedeemTicket ticket: %s v%d scanner %q, want redeemed at v4 by %s", got.State, got.Version, got.ScannerID, u.ID)
+	}
+	nudges.waitFor(t, tk.ID, 4)
+	wantUser, err := s.User(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkUser(t, "RedeemTicket", gotUser, wantUser)
+	stored, err := s.SessionByAccess(ctx, access, now, 0)
+	if err != nil {
+		t.Fatalf("the session RedeemTicket stored: %v", err)
+	}
+	checkSession(t, "RedeemTicket", stored, sess)
+	again, againRef, _ := newSession(now, u.ID)
+	if _, _, err := rs.RedeemTicket(ctx, redeem, again); !errors.Is(err, authcore.ErrConflict) {
+		t.Errorf("second redeem: %v, want ErrConflict", err)
+	}
+	if _, err := s.SessionByAccess(ctx, againRef, now, 0); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("second redeem: its session was stored (%v)", err)
 	}
 }
 

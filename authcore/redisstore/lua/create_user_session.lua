@@ -14,9 +14,5 @@ local user = redis.call('HGETALL', ARGV[3])
 if #user == 0 then
   return redis.error_reply('LH_NOT_FOUND user')
 end
-local fields = {}
-for i = 4, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
-put_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], fields)
+put_session(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], argv_from(4))
 return user

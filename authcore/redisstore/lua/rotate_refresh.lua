@@ -44,10 +44,7 @@ redis.call('DEL', akey, KEYS[2])
 redis.call('SREM', KEYS[3], ah)
 redis.call('SET', KEYS[1], old[1], 'PXAT', old[1])
 
-local fields = {}
-for i = 5, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-end
+local fields = argv_from(5)
 local copied = {'u', 'amr', 'fa', 'p', 's', 'un'}
 for i, name in ipairs(copied) do
   fields[#fields + 1] = name

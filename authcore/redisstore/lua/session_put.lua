@@ -19,3 +19,13 @@ local function put_session(akey, rkey, mkey, ah, rexp, fields)
   end
 end
 
+-- argv_from returns ARGV[first..], the record's field/value pairs as the
+-- scripts that store a session take them.
+local function argv_from(first)
+  local out = {}
+  for i = first, #ARGV do
+    out[#out + 1] = ARGV[i]
+  end
+  return out
+end
+

@@ -1,7 +1,9 @@
 -- transition.lua: one transition of a QR ticket, announced in the same
 -- script: a compare-and-set on the version the caller read
 -- (authcore.TicketStore.Transition), or a move that requires a state and a
--- scanner instead (TransitionFrom).
+-- scanner instead (TransitionFrom). It defines the function transition;
+-- the transition script calls it as transition(KEYS, ARGV) and returns
+-- what it returns (redisstore.go), and redeem.lua calls it too.
 --
 -- KEYS[1]  the ticket: a string in the format of EncodeTicket (redisstore.go)
 -- KEYS[2]  its channel (same hash slot; declared so that Cluster routes
@@ -16,59 +18,61 @@
 -- ARGV[11] with ARGV[1] '': the scanner id the ticket must have ('' for none)
 -- ARGV[12] what to publish: 't' the new ticket, 'v' only its new version
 --
--- Replies {'ok', new ticket}, or {'conflict', ticket} (version, state or
+-- Returns {'ok', new ticket}, or {'conflict', ticket} (version, state or
 -- scanner not as required, or a terminal state) or {'expired', ticket}
--- with the ticket unchanged; or an error LH_NOT_FOUND, LH_CORRUPT. Only the
+-- with the ticket unchanged; or an error reply LH_NOT_FOUND, LH_CORRUPT. Only the
 -- head of the value is parsed: the fields a transition reads or writes
 -- come first, the rest is kept as is.
-local raw = redis.call('GET', KEYS[1])
-if not raw then
-  return redis.error_reply('LH_NOT_FOUND ticket')
-end
-
--- head: format, version, state, trail, expiry, scanner id, nickname, avatar
-local f, pos = {}, 1
-for i = 1, 8 do
-  local colon = string.find(raw, ':', pos, true)
-  local n = colon and tonumber(string.sub(raw, pos, colon - 1))
-  if not n or colon + n > #raw then
-    return redis.error_reply('LH_CORRUPT ticket')
+local function transition(KEYS, ARGV)
+  local raw = redis.call('GET', KEYS[1])
+  if not raw then
+    return redis.error_reply('LH_NOT_FOUND ticket')
   end
-  f[i] = string.sub(raw, colon + 1, colon + n)
-  pos = colon + n + 1
-end
-if f[1] ~= '1' then
-  return redis.error_reply('LH_CORRUPT ticket format')
-end
 
-local terminal = f[3] ~= '' and string.find(ARGV[4], f[3], 1, true)
-if ARGV[1] ~= '' then
-  if f[2] ~= ARGV[1] or terminal then
+  -- head: format, version, state, trail, expiry, scanner id, nickname, avatar
+  local f, pos = {}, 1
+  for i = 1, 8 do
+    local colon = string.find(raw, ':', pos, true)
+    local n = colon and tonumber(string.sub(raw, pos, colon - 1))
+    if not n or colon + n > #raw then
+      return redis.error_reply('LH_CORRUPT ticket')
+    end
+    f[i] = string.sub(raw, colon + 1, colon + n)
+    pos = colon + n + 1
+  end
+  if f[1] ~= '1' then
+    return redis.error_reply('LH_CORRUPT ticket format')
+  end
+
+  local terminal = f[3] ~= '' and string.find(ARGV[4], f[3], 1, true)
+  if ARGV[1] ~= '' then
+    if f[2] ~= ARGV[1] or terminal then
+      return {'conflict', raw}
+    end
+  elseif f[3] ~= ARGV[10] or f[6] ~= ARGV[11] or terminal then
     return {'conflict', raw}
   end
-elseif f[3] ~= ARGV[10] or f[6] ~= ARGV[11] or terminal then
-  return {'conflict', raw}
-end
-local exp = tonumber(f[5])
-if not exp or tonumber(ARGV[2]) >= exp then
-  return {'expired', raw}
-end
+  local exp = tonumber(f[5])
+  if not exp or tonumber(ARGV[2]) >= exp then
+    return {'expired', raw}
+  end
 
-f[2] = tostring(tonumber(f[2]) + 1)
-f[3] = ARGV[3]
-f[4] = f[4] .. ARGV[3]
-if ARGV[6] == '1' then
-  f[6], f[7], f[8] = ARGV[7], ARGV[8], ARGV[9]
+  f[2] = tostring(tonumber(f[2]) + 1)
+  f[3] = ARGV[3]
+  f[4] = f[4] .. ARGV[3]
+  if ARGV[6] == '1' then
+    f[6], f[7], f[8] = ARGV[7], ARGV[8], ARGV[9]
+  end
+  local out = {}
+  for i = 1, 8 do
+    out[i] = #f[i] .. ':' .. f[i]
+  end
+  raw = table.concat(out) .. string.sub(raw, pos)
+  redis.call('SET', KEYS[1], raw, 'KEEPTTL')
+  if ARGV[12] == 'v' then
+    redis.call(ARGV[5], KEYS[2], f[2])
+  else
+    redis.call(ARGV[5], KEYS[2], raw)
+  end
+  return {'ok', raw}
 end
-local out = {}
-for i = 1, 8 do
-  out[i] = #f[i] .. ':' .. f[i]
-end
-raw = table.concat(out) .. string.sub(raw, pos)
-redis.call('SET', KEYS[1], raw, 'KEEPTTL')
-if ARGV[12] == 'v' then
-  redis.call(ARGV[5], KEYS[2], f[2])
-else
-  redis.call(ARGV[5], KEYS[2], raw)
-end
-return {'ok', raw}
