@@ -16,10 +16,11 @@ import (
 // (its strings, its AMR slice, its times' locations), the compact form one.
 // With 15 000 tickets and 15 000 sessions stored, a forced cycle takes
 // 0.6-0.9 ms longer than with an empty store, against 3.6-5.2 ms with the
-// records kept as they are (BenchmarkGCWithRecords); in the hub, under
-// load, the background mark work of a cycle halved. Shorter cycles are what
-// the confirm→desktop tail needs (docs/BENCHMARKS.md). The price is an
-// unpack and a repack per transition, a few hundred nanoseconds.
+// records behind pointers (BenchmarkGCWithRecords); in the hub, under load,
+// the background mark work of a cycle halved. It matters most on a node
+// that runs for days: a session stays until its refresh token expires, so
+// sessions become most of the heap. The price is an unpack and a repack
+// per transition, a few hundred nanoseconds.
 
 // maxPacked is the most strings one packed value holds.
 const maxPacked = 12
