@@ -10,7 +10,9 @@ import (
 
 // Bench measures a store's hot paths: creating a ticket, and the three
 // transitions of a login as the core makes them: scan and confirm in one
-// call each (TransitionFrom), redeem as a read and a compare-and-set.
+// call each (TransitionFrom), redeem as a read and a compare-and-set; and
+// a whole login, session included, with its redeem made one call at a time
+// or, when the store can (authcore.RedeemStore), in one.
 func Bench(b *testing.B, s authcore.Store) {
 	ctx := context.Background()
 	b.Run("CreateTicket", func(b *testing.B) {
@@ -43,6 +45,64 @@ func Bench(b *testing.B, s authcore.Store) {
 				b.Fatal(err)
 			}
 			if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: rec.Version, To: authcore.StateRedeemed, Now: now}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// A whole login as the core makes it: the three transitions plus the
+	// session, one call at a time (User, CreateSession, Transition) and, when
+	// the store can, in one call (RedeemTicket).
+	now := time.Now()
+	u, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o-bench"}, authcore.Profile{Nickname: "Bench"},
+		authcore.User{ID: "u-bench", Nickname: "Bench", CreatedAt: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	confirmed := func(b *testing.B) authcore.TicketRecord {
+		tk := newTicket(now)
+		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		for _, st := range []authcore.StateTransition{
+			{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: u.ID, Now: now},
+			{ID: tk.ID, From: authcore.StateScanned, Owner: u.ID, To: authcore.StateConfirmed, Now: now},
+		} {
+			if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
+				b.Fatalf("%s: moved %v, %v", st.To, moved, err)
+			}
+		}
+		rec, err := s.Ticket(ctx, tk.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rec
+	}
+	b.Run("LoginRedeemOneByOne", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := confirmed(b)
+			if _, err := s.User(ctx, u.ID); err != nil {
+				b.Fatal(err)
+			}
+			sess, _, _ := newSession(now, u.ID)
+			if err := s.CreateSession(ctx, sess); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Transition(ctx, authcore.Transition{ID: rec.ID, FromVersion: rec.Version, To: authcore.StateRedeemed, Now: now}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	rs, ok := s.(authcore.RedeemStore)
+	if !ok {
+		return
+	}
+	b.Run("LoginRedeemOneCall", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := confirmed(b)
+			sess, _, _ := newSession(now, u.ID)
+			if _, _, err := rs.RedeemTicket(ctx, authcore.Transition{ID: rec.ID, FromVersion: rec.Version, To: authcore.StateRedeemed, Now: now}, sess); err != nil {
 				b.Fatal(err)
 			}
 		}
