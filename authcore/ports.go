@@ -108,18 +108,6 @@ type PrincipalStore interface {
 	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (SessionRecord, User, error)
 }
 
-// UserSessionStore is what a store may add to SessionStore and UserStore:
-// the read of a session's user and the session's creation in one call,
-// which Redeem prefers (it issues a session to the user who scanned). A
-// store that cannot do it in some deployment (Redis Cluster, where the two
-// live in different slots) returns errors.ErrUnsupported, and the core
-// makes the two calls.
-type UserSessionStore interface {
-	// CreateUserSession is User of rec.UserID followed by CreateSession of
-	// rec, atomically: ErrNotFound, and nothing stored, if the user is gone.
-	CreateUserSession(ctx context.Context, rec SessionRecord) (User, error)
-}
-
 // RedeemStore is what a store may add to TicketStore, SessionStore and
 // UserStore: a redeem's writes in one atomic call, which Redeem prefers
 // (one round trip instead of two, and no session to revoke when the

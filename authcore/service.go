@@ -489,7 +489,11 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	// One call at a time: issue the session first and consume the ticket
 	// second; if consuming fails, the session is revoked and the ticket is
 	// still redeemable, so nothing is lost.
-	sess, rec2, err := s.newSessionFor(ctx, rec.ScannerID, facts)
+	user, err := s.user(ctx, rec.ScannerID)
+	if err != nil {
+		return Session{}, err
+	}
+	sess, rec2, err := s.newSession(ctx, user, facts)
 	if err != nil {
 		return Session{}, err
 	}

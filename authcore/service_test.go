@@ -274,31 +274,22 @@ func TestQRFlowRules(t *testing.T) {
 	}
 }
 
-// noRedeemStore is a store that cannot redeem in one call; oneByOneStore
-// cannot read a user and create a session in one call either, as the Redis
+// oneByOneStore is a store that cannot redeem in one call, as the Redis
 // store on a Cluster.
-type (
-	noRedeemStore struct{ *countingStore }
-	oneByOneStore struct{ noRedeemStore }
-)
+type oneByOneStore struct{ *countingStore }
 
-func (noRedeemStore) RedeemTicket(context.Context, authcore.Transition, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
+func (oneByOneStore) RedeemTicket(context.Context, authcore.Transition, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
 	return authcore.TicketRecord{}, authcore.User{}, errors.ErrUnsupported
-}
-
-func (oneByOneStore) CreateUserSession(context.Context, authcore.SessionRecord) (authcore.User, error) {
-	return authcore.User{}, errors.ErrUnsupported
 }
 
 // TestRedeemAfterScannerErased: a redeem issues a session to the user who
 // confirmed, and none once that user has erased their account, whether the
-// store redeems in one call (RedeemTicket), in two (CreateUserSession and
-// Transition) or in three.
+// store redeems in one call (RedeemTicket) or the core makes the calls one
+// by one (User, CreateSession, Transition).
 func TestRedeemAfterScannerErased(t *testing.T) {
 	for name, wrap := range map[string]func(*countingStore) authcore.Store{
-		"one call":    nil,
-		"two calls":   func(c *countingStore) authcore.Store { return noRedeemStore{c} },
-		"three calls": func(c *countingStore) authcore.Store { return oneByOneStore{noRedeemStore{c}} },
+		"one call":   nil,
+		"one by one": func(c *countingStore) authcore.Store { return oneByOneStore{c} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixtureWith(t, authcore.IPStrict, wrap)

@@ -92,30 +92,6 @@ func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Sessi
 	return issued(access, refresh, sessionUser(u, rec, f.IsNew)), rec, nil
 }
 
-// newSessionFor is newSession for a user known by id only: it reads the
-// user and stores the session in one call when the store can
-// (UserSessionStore), else in two. Errors: as User's (wrapped ErrNotFound
-// if the user is gone, with no session stored).
-func (s *Service) newSessionFor(ctx context.Context, userID string, f sessionFacts) (Session, SessionRecord, error) {
-	if us, ok := s.store.(UserSessionStore); ok {
-		rec, access, refresh := s.sessionRecord(userID, f)
-		u, err := us.CreateUserSession(ctx, rec)
-		switch {
-		case err == nil:
-			return issued(access, refresh, sessionUser(u, rec, f.IsNew)), rec, nil
-		case errors.Is(err, ErrNotFound):
-			return Session{}, SessionRecord{}, fmt.Errorf("read user %s: %w", userID, err)
-		case !errors.Is(err, errors.ErrUnsupported):
-			return Session{}, SessionRecord{}, fmt.Errorf("create session: %w", err)
-		}
-	}
-	u, err := s.user(ctx, userID)
-	if err != nil {
-		return Session{}, SessionRecord{}, err
-	}
-	return s.newSession(ctx, u, f)
-}
-
 // sessionRecord makes a new session of user id: its record, and the access
 // and refresh tokens whose hashes the record holds.
 func (s *Service) sessionRecord(userID string, f sessionFacts) (rec SessionRecord, access, refresh string) {

@@ -65,10 +65,9 @@ type window struct {
 }
 
 var (
-	_ authcore.Store            = (*Store)(nil)
-	_ authcore.PrincipalStore   = (*Store)(nil)
-	_ authcore.UserSessionStore = (*Store)(nil)
-	_ authcore.RedeemStore      = (*Store)(nil)
+	_ authcore.Store          = (*Store)(nil)
+	_ authcore.PrincipalStore = (*Store)(nil)
+	_ authcore.RedeemStore    = (*Store)(nil)
 )
 
 // New returns an empty store. notify (may be nil) is called after every
@@ -281,20 +280,6 @@ func (s *Store) CreateSession(_ context.Context, rec authcore.SessionRecord) err
 	s.sweepLocked(s.now())
 	s.putSessionLocked(rec)
 	return nil
-}
-
-// CreateUserSession implements authcore.UserSessionStore: the user and the
-// new session under one lock.
-func (s *Store) CreateUserSession(_ context.Context, rec authcore.SessionRecord) (authcore.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.users[rec.UserID]
-	if !ok {
-		return authcore.User{}, authcore.ErrNotFound
-	}
-	s.sweepLocked(s.now())
-	s.putSessionLocked(rec)
-	return u, nil
 }
 
 func (s *Store) putSessionLocked(r authcore.SessionRecord) {

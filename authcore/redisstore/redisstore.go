@@ -94,10 +94,9 @@ type Store struct {
 }
 
 var (
-	_ authcore.Store            = (*Store)(nil)
-	_ authcore.PrincipalStore   = (*Store)(nil)
-	_ authcore.UserSessionStore = (*Store)(nil)
-	_ authcore.RedeemStore      = (*Store)(nil)
+	_ authcore.Store          = (*Store)(nil)
+	_ authcore.PrincipalStore = (*Store)(nil)
+	_ authcore.RedeemStore    = (*Store)(nil)
 )
 
 // New returns a store on c (from Connect, or any go-redis client: a
@@ -283,25 +282,22 @@ var (
 	markFaceLua string
 	//go:embed lua/principal_by_access.lua
 	principalByAccessLua string
-	//go:embed lua/create_user_session.lua
-	createUserSessionLua string
 	//go:embed lua/redeem.lua
 	redeemLua string
 
-	transitionScript        = redis.NewScript(transitionLua + "return transition(KEYS, ARGV)\n")
-	createSessionScript     = redis.NewScript(sessionPutLua + createSessionLua)
-	createUserSessionScript = redis.NewScript(sessionPutLua + createUserSessionLua)
-	redeemScript            = redis.NewScript(sessionPutLua + transitionLua + redeemLua)
-	sessionByAccessScript   = redis.NewScript(sessionByAccessLua)
-	rotateRefreshScript     = redis.NewScript(sessionPutLua + rotateRefreshLua)
-	deleteSessionScript     = redis.NewScript(deleteSessionLua)
-	updateUserScript        = redis.NewScript(updateUserLua)
-	allowScript             = redis.NewScript(allowLua)
-	unlockScript            = redis.NewScript(unlockLua)
-	unlinkScript            = redis.NewScript(unlinkLua)
-	eraseUserScript         = redis.NewScript(eraseUserLua)
-	putPersonalDataScript   = redis.NewScript(putPersonalDataLua)
-	markFaceScript          = redis.NewScript(markFaceLua)
+	transitionScript      = redis.NewScript(transitionLua + "return transition(KEYS, ARGV)\n")
+	createSessionScript   = redis.NewScript(sessionPutLua + createSessionLua)
+	redeemScript          = redis.NewScript(sessionPutLua + transitionLua + redeemLua)
+	sessionByAccessScript = redis.NewScript(sessionByAccessLua)
+	rotateRefreshScript   = redis.NewScript(sessionPutLua + rotateRefreshLua)
+	deleteSessionScript   = redis.NewScript(deleteSessionLua)
+	updateUserScript      = redis.NewScript(updateUserLua)
+	allowScript           = redis.NewScript(allowLua)
+	unlockScript          = redis.NewScript(unlockLua)
+	unlinkScript          = redis.NewScript(unlinkLua)
+	eraseUserScript       = redis.NewScript(eraseUserLua)
+	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
+	markFaceScript        = redis.NewScript(markFaceLua)
 	// session_by_access.lua up to its reply, then the user read.
 	principalByAccessScript = redis.NewScript(strings.TrimSuffix(strings.TrimSpace(sessionByAccessLua), "return rec") + principalByAccessLua)
 )
@@ -792,7 +788,7 @@ func (s *Store) CreateSession(ctx context.Context, rec authcore.SessionRecord) e
 
 // sessionPut returns the keys and the arguments of create_session.lua for
 // rec: the access hash, the refresh expiry, then the record's fields
-// (create_user_session.lua takes the user key between them).
+// (redeem.lua takes them after the transition's and the user key).
 func (s *Store) sessionPut(rec authcore.SessionRecord) (keys []string, args []any, err error) {
 	rexp := rec.RefreshExpiresAt.UnixMilli()
 	if rec.RefreshExpiresAt.IsZero() || rexp <= 0 {
@@ -804,36 +800,6 @@ func (s *Store) sessionPut(rec authcore.SessionRecord) (keys []string, args []an
 	}
 	k := s.sessionKeys(rec.FamilyID, rec.AccessHash, rec.RefreshHash)
 	return []string{k.access, k.refresh, k.members}, append([]any{k.accessHex, rexp}, fields...), nil
-}
-
-// CreateUserSession implements authcore.UserSessionStore: on one Redis
-// server, create_user_session.lua reads the user and creates the session in
-// one round trip; on a Cluster it returns errors.ErrUnsupported and the core
-// calls User and CreateSession.
-func (s *Store) CreateUserSession(ctx context.Context, rec authcore.SessionRecord) (authcore.User, error) {
-	if s.cluster {
-		return authcore.User{}, errors.ErrUnsupported
-	}
-	keys, args, err := s.sessionPut(rec)
-	if err != nil {
-		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: %w", rec.ID, err)
-	}
-	args = slices.Insert(args, 2, any(s.userKey(rec.UserID)))
-	reply, err := createUserSessionScript.Run(ctx, s.c, keys, args...).Result()
-	if err = scriptOutcome(err); isOutcome(err) {
-		return authcore.User{}, err
-	} else if err != nil {
-		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: %w", rec.ID, err)
-	}
-	m, err := pairs(reply)
-	if err != nil {
-		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: %w", rec.ID, err)
-	}
-	u, err := decodeUser(rec.UserID, m)
-	if err != nil {
-		return authcore.User{}, fmt.Errorf("redisstore: create user session %s: user %s: %w", rec.ID, rec.UserID, err)
-	}
-	return u, nil
 }
 
 // SessionByAccess implements authcore.SessionStore.

@@ -28,18 +28,7 @@ func Bench(b *testing.B, s authcore.Store) {
 		now := time.Now()
 		b.ReportAllocs()
 		for b.Loop() {
-			tk := newTicket(now)
-			if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-				b.Fatal(err)
-			}
-			for _, st := range []authcore.StateTransition{
-				{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: "u1", Now: now},
-				{ID: tk.ID, From: authcore.StateScanned, Owner: "u1", To: authcore.StateConfirmed, Now: now},
-			} {
-				if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
-					b.Fatalf("%s: moved %v, %v", st.To, moved, err)
-				}
-			}
+			tk := confirmedTicket(b, s, "u1", now)
 			rec, err := s.Ticket(ctx, tk.ID)
 			if err != nil {
 				b.Fatal(err)
@@ -53,25 +42,9 @@ func Bench(b *testing.B, s authcore.Store) {
 	// session, one call at a time (User, CreateSession, Transition) and, when
 	// the store can, in one call (RedeemTicket).
 	now := time.Now()
-	u, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o-bench"}, authcore.Profile{Nickname: "Bench"},
-		authcore.User{ID: "u-bench", Nickname: "Bench", CreatedAt: now})
-	if err != nil {
-		b.Fatal(err)
-	}
+	u := newUser(b, s, "bench", "Bench", now)
 	confirmed := func(b *testing.B) authcore.TicketRecord {
-		tk := newTicket(now)
-		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		for _, st := range []authcore.StateTransition{
-			{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: u.ID, Now: now},
-			{ID: tk.ID, From: authcore.StateScanned, Owner: u.ID, To: authcore.StateConfirmed, Now: now},
-		} {
-			if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
-				b.Fatalf("%s: moved %v, %v", st.To, moved, err)
-			}
-		}
-		rec, err := s.Ticket(ctx, tk.ID)
+		rec, err := s.Ticket(ctx, confirmedTicket(b, s, u.ID, now).ID)
 		if err != nil {
 			b.Fatal(err)
 		}

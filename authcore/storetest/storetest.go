@@ -45,7 +45,6 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
-	t.Run("CreateUserSession", func(t *testing.T) { testCreateUserSession(t, newStore) })
 	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
@@ -545,16 +544,36 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 }
 
 // newUser stores user "u-"+name with the WeChat identity "o-"+name.
-func newUser(t *testing.T, s authcore.Store, name, nickname string, now time.Time) authcore.User {
-	t.Helper()
+func newUser(tb testing.TB, s authcore.Store, name, nickname string, now time.Time) authcore.User {
+	tb.Helper()
 	avatar := "https://a/" + name + ".png"
 	u, _, err := s.UpsertIdentity(context.Background(), authcore.Identity{Provider: "wechat", Subject: "o-" + name},
 		authcore.Profile{Nickname: nickname, AvatarURL: avatar},
 		authcore.User{ID: "u-" + name, Nickname: nickname, AvatarURL: avatar, CreatedAt: now})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return u
+}
+
+// confirmedTicket stores a new ticket (newTicket) and has userID scan and
+// confirm it, as the core does: it is then at version 3.
+func confirmedTicket(tb testing.TB, s authcore.Store, userID string, now time.Time) authcore.TicketRecord {
+	tb.Helper()
+	ctx := context.Background()
+	tk := newTicket(now)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		tb.Fatal(err)
+	}
+	for _, st := range []authcore.StateTransition{
+		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: userID, Now: now},
+		{ID: tk.ID, From: authcore.StateScanned, Owner: userID, To: authcore.StateConfirmed, Now: now},
+	} {
+		if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
+			tb.Fatalf("%s: moved %v, %v", st.To, moved, err)
+		}
+	}
+	return tk
 }
 
 // checkUser fails t unless got, the user a combined call returned, is what
@@ -566,62 +585,12 @@ func checkUser(t *testing.T, what string, got, want authcore.User) {
 	}
 }
 
-// testCreateUserSession: a store that reads a user and creates a session
-// in one call returns what User returns and stores what CreateSession
-// stores; for a user who is unknown or erased it stores nothing.
-func testCreateUserSession(t *testing.T, newStore NewStore) {
-	ctx := context.Background()
-	s := newStore(t, nil)
-	us, ok := s.(authcore.UserSessionStore)
-	if !ok {
-		t.Skip("this store has no CreateUserSession; the core makes two calls")
-	}
-	now := time.Now().Truncate(time.Second)
-	u := newUser(t, s, "user-session", "Bob", now)
-	sess, access, _ := newSession(now, u.ID)
-	gotUser, err := us.CreateUserSession(ctx, sess)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("CreateUserSession is not supported by this deployment (Redis Cluster); the core makes two calls")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantUser, err := s.User(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkUser(t, "CreateUserSession", gotUser, wantUser)
-	got, err := s.SessionByAccess(ctx, access, now, 0)
-	if err != nil {
-		t.Fatalf("the session CreateUserSession stored: %v", err)
-	}
-	checkSession(t, "CreateUserSession", got, sess)
-
-	// Unknown and erased users: nothing is stored, neither the access nor
-	// the refresh token.
-	if err := s.EraseUser(ctx, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	for _, uid := range []string{"u-never-existed", u.ID} {
-		orphan, oaccess, orefresh := newSession(now, uid)
-		if _, err := us.CreateUserSession(ctx, orphan); !errors.Is(err, authcore.ErrNotFound) {
-			t.Errorf("user %s: %v, want ErrNotFound", uid, err)
-		}
-		if _, err := s.SessionByAccess(ctx, oaccess, now, 0); !errors.Is(err, authcore.ErrNotFound) {
-			t.Errorf("user %s: the refused session's access token finds %v, want ErrNotFound", uid, err)
-		}
-		next, _, _ := sessionIn(orphan.FamilyID, now, uid)
-		if _, err := s.RotateRefresh(ctx, orefresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
-			t.Errorf("user %s: the refused session's refresh token rotates: %v, want ErrNotFound", uid, err)
-		}
-	}
-}
-
 // testRedeemTicket: a store that redeems in one call moves the ticket as
 // Transition does (and announces it), stores the session as CreateSession
 // does and returns the user as User does, or changes nothing: a stale
-// version, an expired ticket or a gone user leave the ticket as it was and
-// store no session.
+// version, an expired ticket or an unknown or erased user leave the ticket
+// as it was and store no session (neither its access nor its refresh
+// token).
 func testRedeemTicket(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	var nudges recorder
@@ -632,30 +601,27 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	}
 	now := time.Now().Truncate(time.Second)
 	u := newUser(t, s, "redeem", "Cai", now)
-	tk := newTicket(now)
-	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range []authcore.StateTransition{
-		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: u.ID, Now: now},
-		{ID: tk.ID, From: authcore.StateScanned, Owner: u.ID, To: authcore.StateConfirmed, Now: now},
-	} {
-		if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
-			t.Fatalf("%s: moved %v, %v", st.To, moved, err)
-		}
-	}
+	tk := confirmedTicket(t, s, u.ID, now)
 	redeem := authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}
 
-	unchanged := func(what string, access authcore.TokenRef) {
+	// unchanged fails t unless ticket id is still confirmed at version 3
+	// and the refused session sess (access and refresh tokens) is nowhere.
+	unchanged := func(what, id string, sess authcore.SessionRecord) {
 		t.Helper()
-		if got, err := s.Ticket(ctx, tk.ID); err != nil || got.Version != 3 || got.State != authcore.StateConfirmed {
+		if got, err := s.Ticket(ctx, id); err != nil || got.Version != 3 || got.State != authcore.StateConfirmed {
 			t.Errorf("%s: the ticket is %s v%d (%v), want it confirmed at v3", what, got.State, got.Version, err)
 		}
+		access := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}
 		if _, err := s.SessionByAccess(ctx, access, now, 0); !errors.Is(err, authcore.ErrNotFound) {
 			t.Errorf("%s: the session was stored (%v)", what, err)
 		}
+		refresh := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.RefreshHash}
+		next, _, _ := sessionIn(sess.FamilyID, now, sess.UserID)
+		if _, err := s.RotateRefresh(ctx, refresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
+			t.Errorf("%s: the session's refresh token rotates (%v)", what, err)
+		}
 	}
-	stale, staleRef, _ := newSession(now, u.ID)
+	stale, _, _ := newSession(now, u.ID)
 	stale2 := redeem
 	stale2.FromVersion = 2
 	if _, _, err := rs.RedeemTicket(ctx, stale2, stale); errors.Is(err, errors.ErrUnsupported) {
@@ -663,18 +629,18 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	} else if !errors.Is(err, authcore.ErrConflict) {
 		t.Errorf("stale version: %v, want ErrConflict", err)
 	}
-	unchanged("stale version", staleRef)
+	unchanged("stale version", tk.ID, stale)
 	late := redeem
 	late.Now = tk.ExpiresAt
 	if _, _, err := rs.RedeemTicket(ctx, late, stale); !errors.Is(err, authcore.ErrExpired) {
 		t.Errorf("expired ticket: %v, want ErrExpired", err)
 	}
-	unchanged("expired ticket", staleRef)
-	orphan, orphanRef, _ := newSession(now, "u-never-existed")
+	unchanged("expired ticket", tk.ID, stale)
+	orphan, _, _ := newSession(now, "u-never-existed")
 	if _, _, err := rs.RedeemTicket(ctx, redeem, orphan); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("unknown user: %v, want ErrNotFound", err)
 	}
-	unchanged("unknown user", orphanRef)
+	unchanged("unknown user", tk.ID, orphan)
 
 	sess, access, _ := newSession(now, u.ID)
 	got, gotUser, err := rs.RedeemTicket(ctx, redeem, sess)
@@ -702,6 +668,18 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	if _, err := s.SessionByAccess(ctx, againRef, now, 0); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("second redeem: its session was stored (%v)", err)
 	}
+
+	// The user who confirmed erases their account before the desktop
+	// redeems: nothing changes.
+	erased := confirmedTicket(t, s, u.ID, now)
+	if err := s.EraseUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	late2, _, _ := newSession(now, u.ID)
+	if _, _, err := rs.RedeemTicket(ctx, authcore.Transition{ID: erased.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}, late2); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("erased user: %v, want ErrNotFound", err)
+	}
+	unchanged("erased user", erased.ID, late2)
 }
 
 func testIdentities(t *testing.T, newStore NewStore) {
