@@ -113,8 +113,7 @@ func (s *Store) sweepLocked(now time.Time) {
 	}
 	for h, r := range s.sessions {
 		if now.After(timeOf(r.refreshExpiresAt)) {
-			delete(s.sessions, h)
-			delete(s.refreshes, r.refreshHash)
+			s.deleteSessionLocked(h, r)
 		}
 	}
 	for h, c := range s.consumed {
