@@ -346,6 +346,7 @@ func TestScanLoginEndToEnd(t *testing.T) {
 func TestErrorsAreJSON(t *testing.T) {
 	h := startHub(t, nil)
 	c := client("")
+	alice := phoneLogin(t, h, "alice")
 	cases := []struct {
 		method, path, bearer string
 		body                 any
@@ -353,6 +354,15 @@ func TestErrorsAreJSON(t *testing.T) {
 		code                 string
 	}{
 		{"POST", "/v1/qr/scan", "", map[string]string{"ticket": "x"}, 401, "unauthorized"},
+		// A phone's bad token is reported before its bad body or ticket.
+		{"POST", "/v1/qr/scan", "lha_nope", "not an object", 401, "unauthorized"},
+		{"POST", "/v1/qr/scan", "lha_nope", map[string]string{"ticket": ""}, 401, "unauthorized"},
+		{"POST", "/v1/qr/scan", alice.AccessToken, "not an object", 400, "invalid_request"},
+		{"POST", "/v1/qr/scan", alice.AccessToken, map[string]string{"ticket": ""}, 400, "invalid_request"},
+		{"POST", "/v1/qr/scan", alice.AccessToken, map[string]string{"ticket": "x"}, 401, "unauthorized"},
+		{"POST", "/v1/qr/tickets/AAAAAAAAAAAAAAAA/confirm", "lha_nope", nil, 401, "unauthorized"},
+		{"POST", "/v1/qr/tickets/AAAAAAAAAAAAAAAA/confirm", alice.AccessToken, nil, 404, "not_found"},
+		{"POST", "/v1/qr/tickets/x/cancel", "lha_nope", nil, 401, "unauthorized"},
 		{"GET", "/v1/me", "lha_nope", nil, 401, "unauthorized"},
 		{"POST", "/v1/wx/login", "", map[string]string{"code": "never-issued"}, 401, "unauthorized"},
 		{"POST", "/v1/wx/login", "", "not an object", 400, "invalid_request"},

@@ -93,4 +93,6 @@ var (
 	ErrNotFound = &Error{Kind: KindNotFound, Message: "not found"}
 	ErrConflict = &Error{Kind: KindConflict, Message: "conflict"}
 	ErrExpired  = &Error{Kind: KindExpired, Message: "expired"}
+	// ErrNoSession: an access token that is not live, or whose user is gone.
+	ErrNoSession = &Error{Kind: KindUnauthorized, Message: "missing or invalid access token"}
 )

@@ -18,6 +18,12 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 // leave stored, for every state a ticket can be in, by its owner and by
 // another account: the kinds and messages phones see are part of the API.
 func TestPhoneAnswers(t *testing.T) {
+	for name, wrap := range storePaths {
+		t.Run(name, func(t *testing.T) { testPhoneAnswers(t, wrap) })
+	}
+}
+
+func testPhoneAnswers(t *testing.T, wrap func(*countingStore) authcore.Store) {
 	ctx := context.Background()
 	states := []struct {
 		name  string
@@ -28,7 +34,7 @@ func TestPhoneAnswers(t *testing.T) {
 		{"confirmed", confirmed},
 		{"cancelled", func(t *testing.T, f *fixture, alice authcore.Principal, nt authcore.NewTicket) {
 			scanned(t, f, alice, nt)
-			must(t, "cancel", func() error { _, err := f.svc.Cancel(ctx, alice, nt.ID); return err })
+			must(t, "cancel", func() error { _, err := f.svc.Cancel(ctx, f.token(alice), nt.ID); return err })
 		}},
 		{"redeemed", func(t *testing.T, f *fixture, alice authcore.Principal, nt authcore.NewTicket) {
 			confirmed(t, f, alice, nt)
@@ -55,15 +61,15 @@ func TestPhoneAnswers(t *testing.T) {
 	}
 	actions := []action{
 		{"scan", func(f *fixture, p authcore.Principal, nt authcore.NewTicket) (string, error) {
-			r, err := f.svc.Scan(ctx, p, nt.Ticket)
+			r, err := f.svc.Scan(ctx, f.token(p), nt.Ticket)
 			return fmt.Sprintf("%s v%d requester %s", r.State, r.Version, r.Requester.IP), err
 		}},
 		{"confirm", func(f *fixture, p authcore.Principal, nt authcore.NewTicket) (string, error) {
-			r, err := f.svc.Confirm(ctx, p, nt.ID)
+			r, err := f.svc.Confirm(ctx, f.token(p), nt.ID)
 			return fmt.Sprintf("%s v%d", r.State, r.Version), err
 		}},
 		{"cancel", func(f *fixture, p authcore.Principal, nt authcore.NewTicket) (string, error) {
-			r, err := f.svc.Cancel(ctx, p, nt.ID)
+			r, err := f.svc.Cancel(ctx, f.token(p), nt.ID)
 			return fmt.Sprintf("%s v%d", r.State, r.Version), err
 		}},
 	}
@@ -71,7 +77,7 @@ func TestPhoneAnswers(t *testing.T) {
 	for _, st := range states {
 		for _, a := range actions {
 			for _, who := range []string{"owner", "other"} {
-				f := newFixture(t, authcore.IPStrict)
+				f := newFixtureWith(t, authcore.IPStrict, wrap)
 				alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
 				nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
 				if err != nil {
@@ -95,7 +101,7 @@ func TestPhoneAnswers(t *testing.T) {
 		}
 	}
 	// A ticket that is not (or no longer) in the store.
-	f := newFixture(t, authcore.IPStrict)
+	f := newFixtureWith(t, authcore.IPStrict, wrap)
 	alice := f.phone(t, "o-alice", "Alice")
 	id := authcore.NewTicketID()
 	signed, err := f.signer.Sign(id, f.clock.Now().Add(authcore.DefaultTicketTTL))
@@ -126,12 +132,12 @@ func TestPhoneAnswers(t *testing.T) {
 }
 
 func scanned(t *testing.T, f *fixture, alice authcore.Principal, nt authcore.NewTicket) {
-	must(t, "scan", func() error { _, err := f.svc.Scan(context.Background(), alice, nt.Ticket); return err })
+	must(t, "scan", func() error { _, err := f.svc.Scan(context.Background(), f.token(alice), nt.Ticket); return err })
 }
 
 func confirmed(t *testing.T, f *fixture, alice authcore.Principal, nt authcore.NewTicket) {
 	scanned(t, f, alice, nt)
-	must(t, "confirm", func() error { _, err := f.svc.Confirm(context.Background(), alice, nt.ID); return err })
+	must(t, "confirm", func() error { _, err := f.svc.Confirm(context.Background(), f.token(alice), nt.ID); return err })
 }
 
 func must(t *testing.T, what string, f func() error) {
@@ -144,7 +150,10 @@ func must(t *testing.T, what string, f func() error) {
 // TestPhoneCallsTouchTheStoreOnce: a scan, a confirm and a cancel are one
 // store call each, whether they move the ticket or are refused.
 func TestPhoneCallsTouchTheStoreOnce(t *testing.T) {
-	f := newFixture(t, authcore.IPStrict)
+	onEachStorePath(t, testPhoneCallsTouchTheStoreOnce)
+}
+
+func testPhoneCallsTouchTheStoreOnce(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
 	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
@@ -155,13 +164,13 @@ func TestPhoneCallsTouchTheStoreOnce(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"scan", func() error { _, err := f.svc.Scan(ctx, alice, nt.Ticket); return err }},
-		{"scan again", func() error { _, err := f.svc.Scan(ctx, alice, nt.Ticket); return err }},
-		{"scan by another account", func() error { _, err := f.svc.Scan(ctx, bob, nt.Ticket); return err }},
-		{"cancel by another account", func() error { _, err := f.svc.Cancel(ctx, bob, nt.ID); return err }},
-		{"confirm", func() error { _, err := f.svc.Confirm(ctx, alice, nt.ID); return err }},
-		{"confirm again", func() error { _, err := f.svc.Confirm(ctx, alice, nt.ID); return err }},
-		{"cancel after confirm", func() error { _, err := f.svc.Cancel(ctx, alice, nt.ID); return err }},
+		{"scan", func() error { _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); return err }},
+		{"scan again", func() error { _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); return err }},
+		{"scan by another account", func() error { _, err := f.svc.Scan(ctx, f.token(bob), nt.Ticket); return err }},
+		{"cancel by another account", func() error { _, err := f.svc.Cancel(ctx, f.token(bob), nt.ID); return err }},
+		{"confirm", func() error { _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); return err }},
+		{"confirm again", func() error { _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); return err }},
+		{"cancel after confirm", func() error { _, err := f.svc.Cancel(ctx, f.token(alice), nt.ID); return err }},
 	} {
 		before := f.store.calls.Load()
 		c.call() // the answers are TestPhoneAnswers's business
@@ -169,4 +178,60 @@ func TestPhoneCallsTouchTheStoreOnce(t *testing.T) {
 			t.Errorf("%s: %d store calls, want 1", c.name, got)
 		}
 	}
+}
+
+// TestPhoneMovesNeedALiveToken: a scan, a confirm or a cancel with a token
+// that is malformed, unknown, logged out, or whose user erased their
+// account is refused as unauthorized, before anything else wrong with the
+// request is reported, and leaves the ticket as it was; whether the store
+// authenticates and moves in one call or the core makes the calls one by
+// one.
+func TestPhoneMovesNeedALiveToken(t *testing.T) {
+	onEachStorePath(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		alice := f.phone(t, "o-alice", "Alice")
+		loggedOut := f.token(alice)
+		if err := f.svc.Logout(ctx, loggedOut); err != nil {
+			t.Fatal(err)
+		}
+		erased := f.phone(t, "o-erased", "Erased")
+		if err := f.svc.EraseMyData(ctx, erased, "req-1"); err != nil {
+			t.Fatal(err)
+		}
+		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+		forged, _ := other.Sign(nt.ID, nt.ExpiresAt)
+		tokens := map[string]string{
+			"no token":          "",
+			"malformed":         "not-a-token",
+			"unknown":           loggedOut[:len(loggedOut)-4] + "AAAA",
+			"logged out":        loggedOut,
+			"of an erased user": f.token(erased),
+		}
+		for what, token := range tokens {
+			for _, c := range []struct {
+				name string
+				call func() error
+			}{
+				{"scan", func() error { _, err := f.svc.Scan(ctx, token, nt.Ticket); return err }},
+				{"scan of a forged ticket", func() error { _, err := f.svc.Scan(ctx, token, forged); return err }},
+				{"scan of no ticket", func() error { _, err := f.svc.Scan(ctx, token, ""); return err }},
+				{"confirm", func() error { _, err := f.svc.Confirm(ctx, token, nt.ID); return err }},
+				{"confirm of no such id", func() error { _, err := f.svc.Confirm(ctx, token, "x"); return err }},
+				{"cancel", func() error { _, err := f.svc.Cancel(ctx, token, nt.ID); return err }},
+			} {
+				err := c.call()
+				wantKind(t, c.name+", token "+what, err, authcore.KindUnauthorized)
+				if err != nil && !strings.Contains(err.Error(), "access token") {
+					t.Errorf("%s, token %s: %v, want the token's error", c.name, what, err)
+				}
+			}
+		}
+		if v, err := f.svc.View(ctx, nt.ID); err != nil || v.Version != 1 || v.State != authcore.StatePending {
+			t.Errorf("after the refused moves the ticket is %s v%d (%v), want pending v1", v.State, v.Version, err)
+		}
+	})
 }

@@ -123,6 +123,47 @@ type RedeemStore interface {
 	RedeemTicket(ctx context.Context, t Transition, rec SessionRecord) (TicketRecord, User, error)
 }
 
+// PhoneMove is a move a phone makes on a ticket as the user of its
+// session (scan, confirm, cancel).
+type PhoneMove struct {
+	ID   string
+	From State // the state the ticket must be in (never a terminal one)
+	// To is the new state. StateScanned: the ticket must have no scanner,
+	// and the user and their profile become it. Any other: the ticket's
+	// scanner must be the user.
+	To  State
+	Now time.Time
+}
+
+// As returns m as a StateTransition made by u.
+func (m PhoneMove) As(u User) StateTransition {
+	t := StateTransition{ID: m.ID, From: m.From, To: m.To, Now: m.Now}
+	if m.To == StateScanned {
+		t.ScannerID, t.Scanner = u.ID, Profile{Nickname: u.Nickname, AvatarURL: u.AvatarURL}
+	} else {
+		t.Owner = u.ID
+	}
+	return t
+}
+
+// PhoneTransitionStore is what a store may add to TicketStore,
+// SessionStore and UserStore: a phone's authentication and its move of a
+// ticket in one call, which Scan, Confirm and Cancel prefer (one round trip
+// instead of two on Redis, for every scan and every confirmation). A store
+// that cannot do it in some deployment (Redis Cluster, where the session,
+// the user and the ticket live in different slots) returns
+// errors.ErrUnsupported, and the core authenticates first and calls
+// TransitionFrom second.
+type PhoneTransitionStore interface {
+	// TransitionAs resolves ref as PrincipalByAccess does at m.Now,
+	// sliding the session's access expiry to m.Now + slide, and then makes
+	// m as TransitionFrom makes a StateTransition, as the session's user.
+	// It returns ErrNoSession, with nothing changed, if the token is not
+	// live or its user is gone; otherwise the principal, and what
+	// TransitionFrom returns.
+	TransitionAs(ctx context.Context, ref TokenRef, slide time.Duration, m PhoneMove) (Principal, TicketRecord, bool, error)
+}
+
 // UserStore keeps users and their identities.
 type UserStore interface {
 	// UpsertIdentity returns the user owning identity id, creating one with

@@ -314,25 +314,27 @@ type ScanResult struct {
 	Requester Requester `json:"requester"`
 }
 
-// Scan claims the ticket for the phone's user. The signature is checked
-// before the store is touched. Scanning again by the same user returns the
-// same result. Errors: KindUnauthorized (forged ticket), KindExpired,
-// KindNotFound, KindConflict (another account scanned first).
-func (s *Service) Scan(ctx context.Context, phone Principal, signed string) (ScanResult, error) {
+// Scan claims the ticket for the user of the phone's access token. The
+// signature is checked before the store is touched; the token is resolved
+// and the ticket claimed in one store call where the store can
+// (PhoneTransitionStore). Scanning again by the same user returns the same
+// result. Errors: KindInvalid (no ticket), KindUnauthorized (bad token,
+// forged ticket), KindExpired, KindNotFound, KindConflict (another account
+// scanned first).
+func (s *Service) Scan(ctx context.Context, accessToken, signed string) (ScanResult, error) {
+	if signed == "" {
+		return ScanResult{}, s.tokenFirst(ctx, accessToken, Errorf(KindInvalid, "ticket is required"))
+	}
 	st, err := s.VerifyTicket(signed)
 	if err != nil {
-		return ScanResult{}, err
+		return ScanResult{}, s.tokenFirst(ctx, accessToken, err)
 	}
 	// One store call: the store either claims the ticket or hands back what
 	// it is, which says why not.
 	now := s.now()
-	rec, moved, err := s.store.TransitionFrom(ctx, StateTransition{
-		ID: st.ID, From: StatePending, To: StateScanned,
-		ScannerID: phone.User.ID, Scanner: Profile{Nickname: phone.User.Nickname, AvatarURL: phone.User.AvatarURL},
-		Now: now,
-	})
+	phone, rec, moved, err := s.phoneMove(ctx, accessToken, PhoneMove{ID: st.ID, From: StatePending, To: StateScanned, Now: now})
 	if err != nil {
-		return ScanResult{}, s.transitionError("scan", err)
+		return ScanResult{}, err
 	}
 	v := rec.ViewAt(now)
 	switch {
@@ -348,6 +350,47 @@ func (s *Service) Scan(ctx context.Context, phone Principal, signed string) (Sca
 		return ScanResult{}, Errorf(KindExpired, "this QR code can no longer be used")
 	}
 	return ScanResult{}, fmt.Errorf("scan %s: the store refused a pending ticket", st.ID)
+}
+
+// tokenFirst returns the error of accessToken if it does not authenticate,
+// else err: a phone's call reports a bad token before anything else about
+// the request, as it did when every call authenticated first.
+func (s *Service) tokenFirst(ctx context.Context, accessToken string, err error) error {
+	if _, aerr := s.Authenticate(ctx, accessToken); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// phoneMove authenticates accessToken and makes m as its user: in one
+// store call where the store can (PhoneTransitionStore), else Authenticate
+// and then TransitionFrom. It returns the principal and what
+// TransitionFrom returns, with the store's errors turned into domain ones.
+func (s *Service) phoneMove(ctx context.Context, accessToken string, m PhoneMove) (Principal, TicketRecord, bool, error) {
+	if ps, ok := s.store.(PhoneTransitionStore); ok {
+		ref, ok := parseToken(accessToken, accessPrefix)
+		if !ok {
+			return Principal{}, TicketRecord{}, false, Errorf(KindUnauthorized, "missing or invalid access token")
+		}
+		p, rec, moved, err := ps.TransitionAs(ctx, ref, AccessTokenTTL, m)
+		switch {
+		case err == nil:
+			return p, rec, moved, nil
+		case errors.Is(err, ErrNoSession):
+			return Principal{}, TicketRecord{}, false, Errorf(KindUnauthorized, "missing or invalid access token")
+		case !errors.Is(err, errors.ErrUnsupported):
+			return Principal{}, TicketRecord{}, false, s.transitionError(string(m.To), err)
+		}
+	}
+	p, err := s.Authenticate(ctx, accessToken)
+	if err != nil {
+		return Principal{}, TicketRecord{}, false, err
+	}
+	rec, moved, err := s.store.TransitionFrom(ctx, m.As(p.User))
+	if err != nil {
+		return Principal{}, TicketRecord{}, false, s.transitionError(string(m.To), err)
+	}
+	return p, rec, moved, nil
 }
 
 func scanResult(rec TicketRecord, v View) ScanResult {
@@ -381,29 +424,30 @@ type PhoneResult struct {
 	Version uint64 `json:"version"`
 }
 
-// Confirm approves the login on the desktop. Only the account that scanned
-// may confirm; repeating it returns the same result. Errors: KindNotFound,
-// KindForbidden (another account), KindConflict (not scanned yet or
-// cancelled), KindExpired.
-func (s *Service) Confirm(ctx context.Context, phone Principal, id string) (PhoneResult, error) {
-	return s.phoneDecision(ctx, phone, id, StateConfirmed)
+// Confirm approves the login on the desktop, for the user of the phone's
+// access token. Only the account that scanned may confirm; repeating it
+// returns the same result. Errors: KindUnauthorized (bad token),
+// KindNotFound, KindForbidden (another account), KindConflict (not scanned
+// yet or cancelled), KindExpired.
+func (s *Service) Confirm(ctx context.Context, accessToken, id string) (PhoneResult, error) {
+	return s.phoneDecision(ctx, accessToken, id, StateConfirmed)
 }
 
 // Cancel refuses the login. Only the account that scanned may cancel;
 // repeating it returns the same result. Errors as Confirm.
-func (s *Service) Cancel(ctx context.Context, phone Principal, id string) (PhoneResult, error) {
-	return s.phoneDecision(ctx, phone, id, StateCancelled)
+func (s *Service) Cancel(ctx context.Context, accessToken, id string) (PhoneResult, error) {
+	return s.phoneDecision(ctx, accessToken, id, StateCancelled)
 }
 
-func (s *Service) phoneDecision(ctx context.Context, phone Principal, id string, to State) (PhoneResult, error) {
+func (s *Service) phoneDecision(ctx context.Context, accessToken, id string, to State) (PhoneResult, error) {
 	if !plausibleTicketID(id) {
-		return PhoneResult{}, Errorf(KindNotFound, "no such ticket")
+		return PhoneResult{}, s.tokenFirst(ctx, accessToken, Errorf(KindNotFound, "no such ticket"))
 	}
 	// One store call, as in Scan.
 	now := s.now()
-	rec, moved, err := s.store.TransitionFrom(ctx, StateTransition{ID: id, From: StateScanned, Owner: phone.User.ID, To: to, Now: now})
+	phone, rec, moved, err := s.phoneMove(ctx, accessToken, PhoneMove{ID: id, From: StateScanned, To: to, Now: now})
 	if err != nil {
-		return PhoneResult{}, s.transitionError(string(to), err)
+		return PhoneResult{}, err
 	}
 	if moved {
 		return PhoneResult{ID: id, State: to, Version: rec.Version}, nil

@@ -40,6 +40,11 @@ func (c *countingStore) TransitionFrom(ctx context.Context, t authcore.StateTran
 	return c.Store.TransitionFrom(ctx, t)
 }
 
+func (c *countingStore) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide time.Duration, m authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
+	c.calls.Add(1)
+	return c.Store.TransitionAs(ctx, ref, slide, m)
+}
+
 // fakeWeChat maps codes to openids; each code works once. The other
 // WeChat methods are not used by these tests (calling one panics).
 type fakeWeChat struct {
@@ -78,6 +83,7 @@ type fixture struct {
 	clock  *clock
 	wx     *fakeWeChat
 	n      int
+	tokens map[string]string // user id → access token of their last phone login
 }
 
 var desktopIP = netip.MustParseAddr("127.0.0.1")
@@ -113,7 +119,7 @@ func newFixtureWith(t *testing.T, binding authcore.IPBinding, wrap func(*countin
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, store: st, signer: signer, clock: clk, wx: wx}
+	return &fixture{svc: svc, store: st, signer: signer, clock: clk, wx: wx, tokens: map[string]string{}}
 }
 
 func (f *fixture) phone(t *testing.T, openid, nickname string) authcore.Principal {
@@ -131,8 +137,12 @@ func (f *fixture) phone(t *testing.T, openid, nickname string) authcore.Principa
 	if err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
+	f.tokens[p.User.ID] = sess.AccessToken
 	return p
 }
+
+// token returns the access token of p's last phone login.
+func (f *fixture) token(p authcore.Principal) string { return f.tokens[p.User.ID] }
 
 func wantKind(t *testing.T, what string, err error, want authcore.Kind) {
 	t.Helper()
@@ -171,7 +181,7 @@ func TestForgedTicketsNeverReachTheStore(t *testing.T) {
 	}
 	for _, c := range cases {
 		before := f.store.calls.Load()
-		_, err := f.svc.Scan(ctx, alice, c.ticket)
+		_, err := f.svc.Scan(ctx, f.token(alice), c.ticket)
 		wantKind(t, c.name, err, c.want)
 		if got := f.store.calls.Load() - before; got != 0 {
 			t.Errorf("%s: %d store calls, want 0", c.name, got)
@@ -224,34 +234,34 @@ func TestQRFlowRules(t *testing.T) {
 	}
 	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
 	wantKind(t, "redeem before scan", err, authcore.KindConflict)
-	_, err = f.svc.Confirm(ctx, alice, nt.ID)
+	_, err = f.svc.Confirm(ctx, f.token(alice), nt.ID)
 	wantKind(t, "confirm before scan", err, authcore.KindConflict)
 
-	res, err := f.svc.Scan(ctx, alice, nt.Ticket)
+	res, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
 	if err != nil {
 		t.Fatalf("scan: %v", err)
 	}
 	if res.State != authcore.StateScanned || res.Version != 2 || res.Requester.Device != "Chrome on Linux" || res.Requester.IP != "127.0.0.1" {
 		t.Fatalf("scan result: %+v", res)
 	}
-	again, err := f.svc.Scan(ctx, alice, nt.Ticket)
+	again, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
 	if err != nil || again.Version != 2 {
 		t.Fatalf("second scan by the same account: %+v, %v; want the same result", again, err)
 	}
-	_, err = f.svc.Scan(ctx, bob, nt.Ticket)
+	_, err = f.svc.Scan(ctx, f.token(bob), nt.Ticket)
 	wantKind(t, "scan by a second account", err, authcore.KindConflict)
-	_, err = f.svc.Confirm(ctx, bob, nt.ID)
+	_, err = f.svc.Confirm(ctx, f.token(bob), nt.ID)
 	wantKind(t, "confirm by another account", err, authcore.KindForbidden)
 
-	c1, err := f.svc.Confirm(ctx, alice, nt.ID)
+	c1, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
 	if err != nil || c1.State != authcore.StateConfirmed || c1.Version != 3 {
 		t.Fatalf("confirm: %+v, %v", c1, err)
 	}
-	c2, err := f.svc.Confirm(ctx, alice, nt.ID)
+	c2, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
 	if err != nil || c2 != c1 {
 		t.Fatalf("repeated confirm: %+v, %v; want %+v", c2, err, c1)
 	}
-	_, err = f.svc.Cancel(ctx, alice, nt.ID)
+	_, err = f.svc.Cancel(ctx, f.token(alice), nt.ID)
 	wantKind(t, "cancel after confirm", err, authcore.KindConflict)
 
 	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: "wrong", Client: desktopIP})
@@ -268,18 +278,38 @@ func TestQRFlowRules(t *testing.T) {
 	}
 	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
 	wantKind(t, "second redeem", err, authcore.KindExpired)
-	c3, err := f.svc.Confirm(ctx, alice, nt.ID)
+	c3, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
 	if err != nil || c3 != c1 {
 		t.Fatalf("confirm after redeem: %+v, %v; want %+v", c3, err, c1)
 	}
 }
 
-// oneByOneStore is a store that cannot redeem in one call, as the Redis
-// store on a Cluster.
+// oneByOneStore is a store that can neither redeem nor make a phone's
+// move in one call, as the Redis store on a Cluster.
 type oneByOneStore struct{ *countingStore }
 
 func (oneByOneStore) RedeemTicket(context.Context, authcore.Transition, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
 	return authcore.TicketRecord{}, authcore.User{}, errors.ErrUnsupported
+}
+
+func (oneByOneStore) TransitionAs(context.Context, authcore.TokenRef, time.Duration, authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
+	return authcore.Principal{}, authcore.TicketRecord{}, false, errors.ErrUnsupported
+}
+
+// storePaths are the two ways the core may call a store: in one call
+// where the store can (the memory store, Redis on one server), and one
+// call at a time (Redis on a Cluster).
+var storePaths = map[string]func(*countingStore) authcore.Store{
+	"one call":   nil,
+	"one by one": func(c *countingStore) authcore.Store { return oneByOneStore{c} },
+}
+
+// onEachStorePath runs test once for each of storePaths, with a fresh
+// fixture.
+func onEachStorePath(t *testing.T, test func(t *testing.T, f *fixture)) {
+	for name, wrap := range storePaths {
+		t.Run(name, func(t *testing.T) { test(t, newFixtureWith(t, authcore.IPStrict, wrap)) })
+	}
 }
 
 // TestRedeemAfterScannerErased: a redeem issues a session to the user who
@@ -287,45 +317,39 @@ func (oneByOneStore) RedeemTicket(context.Context, authcore.Transition, authcore
 // store redeems in one call (RedeemTicket) or the core makes the calls one
 // by one (User, CreateSession, Transition).
 func TestRedeemAfterScannerErased(t *testing.T) {
-	for name, wrap := range map[string]func(*countingStore) authcore.Store{
-		"one call":   nil,
-		"one by one": func(c *countingStore) authcore.Store { return oneByOneStore{c} },
-	} {
-		t.Run(name, func(t *testing.T) {
-			f := newFixtureWith(t, authcore.IPStrict, wrap)
-			ctx := context.Background()
-			alice := f.phone(t, "o-alice", "Alice")
-			confirmed := func() authcore.NewTicket {
-				nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := f.svc.Scan(ctx, alice, nt.Ticket); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := f.svc.Confirm(ctx, alice, nt.ID); err != nil {
-					t.Fatal(err)
-				}
-				return nt
-			}
-			nt := confirmed()
-			sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+	onEachStorePath(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		alice := f.phone(t, "o-alice", "Alice")
+		confirmed := func() authcore.NewTicket {
+			nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
 			if err != nil {
-				t.Fatalf("redeem: %v", err)
-			}
-			if p, err := f.svc.Authenticate(ctx, sess.AccessToken); err != nil || p.User.ID != alice.User.ID || sess.User.Nickname != "Alice" {
-				t.Fatalf("the redeemed session: %+v, %+v, %v; want Alice's", sess.User, p.User, err)
-			}
-
-			nt = confirmed()
-			if err := f.svc.EraseMyData(ctx, alice, "req-1"); err != nil {
 				t.Fatal(err)
 			}
-			if sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP}); !errors.Is(err, authcore.ErrNotFound) {
-				t.Fatalf("redeem after the scanner erased their account: %+v, %v; want ErrNotFound", sess, err)
+			if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
+			if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
+				t.Fatal(err)
+			}
+			return nt
+		}
+		nt := confirmed()
+		sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+		if err != nil {
+			t.Fatalf("redeem: %v", err)
+		}
+		if p, err := f.svc.Authenticate(ctx, sess.AccessToken); err != nil || p.User.ID != alice.User.ID || sess.User.Nickname != "Alice" {
+			t.Fatalf("the redeemed session: %+v, %+v, %v; want Alice's", sess.User, p.User, err)
+		}
+
+		nt = confirmed()
+		if err := f.svc.EraseMyData(ctx, alice, "req-1"); err != nil {
+			t.Fatal(err)
+		}
+		if sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP}); !errors.Is(err, authcore.ErrNotFound) {
+			t.Fatalf("redeem after the scanner erased their account: %+v, %v; want ErrNotFound", sess, err)
+		}
+	})
 }
 
 func TestRedeemRace(t *testing.T) {
@@ -334,10 +358,10 @@ func TestRedeemRace(t *testing.T) {
 	alice := f.phone(t, "o-alice", "Alice")
 	for range 20 {
 		nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-		if _, err := f.svc.Scan(ctx, alice, nt.Ticket); err != nil {
+		if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Confirm(ctx, alice, nt.ID); err != nil {
+		if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
 			t.Fatal(err)
 		}
 		var wins atomic.Int32
@@ -371,8 +395,8 @@ func TestRedeemWithDPoP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc.Scan(ctx, alice, nt.Ticket)
-	f.svc.Confirm(ctx, alice, nt.ID)
+	f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+	f.svc.Confirm(ctx, f.token(alice), nt.ID)
 	path := "/v1/qr/tickets/" + nt.ID + "/redeem"
 	req := authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP, Method: "POST", Path: path}
 	_, err = f.svc.Redeem(ctx, req)
@@ -421,12 +445,12 @@ func TestExpiryAndCancel(t *testing.T) {
 	if err != nil || v.State != authcore.StateExpired || v.Version != 2 {
 		t.Fatalf("view after expiry: %+v, %v; want expired v2", v, err)
 	}
-	_, err = f.svc.Scan(ctx, alice, nt.Ticket)
+	_, err = f.svc.Scan(ctx, f.token(alice), nt.Ticket)
 	wantKind(t, "scan after expiry", err, authcore.KindExpired)
 
 	nt2, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-	f.svc.Scan(ctx, alice, nt2.Ticket)
-	res, err := f.svc.Cancel(ctx, alice, nt2.ID)
+	f.svc.Scan(ctx, f.token(alice), nt2.Ticket)
+	res, err := f.svc.Cancel(ctx, f.token(alice), nt2.ID)
 	if err != nil || res.State != authcore.StateCancelled || res.Version != 3 {
 		t.Fatalf("cancel: %+v, %v", res, err)
 	}

@@ -51,26 +51,48 @@ func handleAuthed[Req, Res any](d Deps, private bool, call func(r *http.Request,
 	}
 }
 
+// handlePhoneMove is the shape of a phone's moves on a ticket (scan,
+// confirm, cancel): decode the JSON body into Req (unless it is noBody)
+// and call with the Bearer access token, which the core resolves in the
+// same store call as the move. A bad token is reported before a bad body,
+// as handleAuthed does.
+func handlePhoneMove[Req, Res any](d Deps, call func(r *http.Request, accessToken string, req Req) (Res, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if _, none := any(req).(noBody); !none {
+			if err := decode(w, r, &req, false); err != nil {
+				if _, ok := authenticated(d, w, r); ok {
+					writeError(w, r, d.Logger, err)
+				}
+				return
+			}
+		}
+		res, err := call(r, bearer(r), req)
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
 func handleScan(d Deps) http.HandlerFunc {
 	type request struct {
 		Ticket string `json:"ticket"`
 	}
-	return handleAuthed(d, false, func(r *http.Request, p authcore.Principal, req request) (authcore.ScanResult, error) {
-		if req.Ticket == "" {
-			return authcore.ScanResult{}, authcore.Errorf(authcore.KindInvalid, "ticket is required")
-		}
-		return d.Auth.Scan(r.Context(), p, req.Ticket)
+	return handlePhoneMove(d, func(r *http.Request, token string, req request) (authcore.ScanResult, error) {
+		return d.Auth.Scan(r.Context(), token, req.Ticket)
 	})
 }
 
 func handleConfirm(d Deps) http.HandlerFunc {
-	return handleAuthed(d, false, func(r *http.Request, p authcore.Principal, _ noBody) (authcore.PhoneResult, error) {
-		return d.Auth.Confirm(r.Context(), p, chi.URLParam(r, "id"))
+	return handlePhoneMove(d, func(r *http.Request, token string, _ noBody) (authcore.PhoneResult, error) {
+		return d.Auth.Confirm(r.Context(), token, chi.URLParam(r, "id"))
 	})
 }
 
 func handleCancel(d Deps) http.HandlerFunc {
-	return handleAuthed(d, false, func(r *http.Request, p authcore.Principal, _ noBody) (authcore.PhoneResult, error) {
-		return d.Auth.Cancel(r.Context(), p, chi.URLParam(r, "id"))
+	return handlePhoneMove(d, func(r *http.Request, token string, _ noBody) (authcore.PhoneResult, error) {
+		return d.Auth.Cancel(r.Context(), token, chi.URLParam(r, "id"))
 	})
 }

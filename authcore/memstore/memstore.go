@@ -6,6 +6,7 @@ package memstore
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -312,6 +313,25 @@ func (s *Store) PrincipalByAccess(_ context.Context, ref authcore.TokenRef, now 
 		return authcore.SessionRecord{}, authcore.User{}, authcore.ErrNotFound
 	}
 	return rec, u, nil
+}
+
+// TransitionAs implements authcore.PhoneTransitionStore as
+// PrincipalByAccess followed by TransitionFrom. A memory store has no
+// round trip to save; it implements it so that the core's one-call path
+// runs against both stores.
+func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide time.Duration, m authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
+	rec, u, err := s.PrincipalByAccess(ctx, ref, m.Now, slide)
+	if errors.Is(err, authcore.ErrNotFound) {
+		return authcore.Principal{}, authcore.TicketRecord{}, false, authcore.ErrNoSession
+	}
+	if err != nil {
+		return authcore.Principal{}, authcore.TicketRecord{}, false, err
+	}
+	tk, moved, err := s.TransitionFrom(ctx, m.As(u))
+	if err != nil {
+		return authcore.Principal{}, authcore.TicketRecord{}, false, err
+	}
+	return authcore.Principal{User: u, Session: rec}, tk, moved, nil
 }
 
 func (s *Store) sessionByAccessLocked(ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
+	t.Run("TransitionAs", func(t *testing.T) { testTransitionAs(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
@@ -540,6 +541,114 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	}
 	if _, _, err := ps.PrincipalByAccess(ctx, liveRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("session of an erased user: %v, want ErrNotFound", err)
+	}
+}
+
+// testTransitionAs: a store that makes a phone's move in one call resolves
+// the token as PrincipalByAccess does (sliding the session), and then
+// moves the ticket as TransitionFrom does, as the session's user: a scan
+// writes the user and their profile as the scanner, a confirm requires the
+// user to be the scanner. A token that is not live, or whose user is gone,
+// leaves the ticket as it was.
+func testTransitionAs(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	var nudges recorder
+	s := newStore(t, nudges.notify)
+	ps, ok := s.(authcore.PhoneTransitionStore)
+	if !ok {
+		t.Skip("this store has no TransitionAs; the core authenticates first")
+	}
+	now := time.Now().Truncate(time.Second)
+	alice, bob := newUser(t, s, "alice", "Alice", now), newUser(t, s, "bob", "Bob", now)
+	aliceSess, aliceRef, _ := newSession(now, alice.ID)
+	bobSess, bobRef, _ := newSession(now, bob.ID)
+	for _, sess := range []authcore.SessionRecord{aliceSess, bobSess} {
+		if err := s.CreateSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := now.Add(10 * time.Minute) // the moves' time: the session slides
+	tk := newTicket(later)
+	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	scan := authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: later}
+	p, rec, moved, err := ps.TransitionAs(ctx, aliceRef, 30*time.Minute, scan)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("TransitionAs is not supported by this deployment (Redis Cluster); the core authenticates first")
+	}
+	if err != nil || !moved {
+		t.Fatalf("scan: moved %v, %v", moved, err)
+	}
+	want := aliceSess
+	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
+	checkSession(t, "TransitionAs", p.Session, want)
+	checkUser(t, "TransitionAs", p.User, alice)
+	if got, err := s.SessionByAccess(ctx, aliceRef, now, 0); err != nil || !got.AccessExpiresAt.Equal(want.AccessExpiresAt) {
+		t.Errorf("after TransitionAs the stored access expiry is %v (%v), want %v", got.AccessExpiresAt, err, want.AccessExpiresAt)
+	}
+	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: alice.AvatarURL}
+	if rec.Version != 2 || rec.State != authcore.StateScanned || rec.ScannerID != alice.ID || rec.Scanner != scanner {
+		t.Fatalf("after the scan: v%d %s by %q %+v, want v2 scanned by %q %+v", rec.Version, rec.State, rec.ScannerID, rec.Scanner, alice.ID, scanner)
+	}
+	nudges.waitFor(t, tk.ID, 2)
+	if got := nudges.announced(tk.ID, 2); !sameTicket(got, rec) {
+		t.Errorf("announced %+v, want %+v", got, rec)
+	}
+
+	// Refusals hand back the ticket as it is, and change nothing.
+	check := func(what string, ref authcore.TokenRef, m authcore.PhoneMove, wantErr error) {
+		t.Helper()
+		before, err := s.Ticket(ctx, tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, moved, err := ps.TransitionAs(ctx, ref, 30*time.Minute, m)
+		switch {
+		case wantErr != nil && !errors.Is(err, wantErr):
+			t.Errorf("%s: %v, want %v", what, err, wantErr)
+		case wantErr == nil && (err != nil || moved || !sameTicket(got, before)):
+			t.Errorf("%s: moved %v, %v, ticket %+v; want it refused with the ticket %+v", what, moved, err, got, before)
+		}
+		if after, err := s.Ticket(ctx, tk.ID); err != nil || !sameTicket(after, before) {
+			t.Errorf("%s changed the ticket: %+v (%v), was %+v", what, after, err, before)
+		}
+	}
+	confirm := authcore.PhoneMove{ID: tk.ID, From: authcore.StateScanned, To: authcore.StateConfirmed, Now: later}
+	check("scan again", aliceRef, scan, nil)
+	check("scan by another user", bobRef, scan, nil)
+	check("confirm by another user", bobRef, confirm, nil)
+	_, unknownRef, _ := newSession(now, alice.ID)
+	check("confirm with an unknown token", unknownRef, confirm, authcore.ErrNoSession)
+	late := confirm
+	late.Now = now.Add(41 * time.Minute)
+	check("confirm past the access expiry", aliceRef, late, authcore.ErrNoSession)
+	gone := confirm
+	gone.ID = authcore.NewTicketID()
+	check("confirm of an unknown ticket", aliceRef, gone, authcore.ErrNotFound)
+	expired := confirm
+	expired.Now = tk.ExpiresAt
+	check("confirm of an expired ticket", aliceRef, expired, nil)
+
+	if _, rec, moved, err = ps.TransitionAs(ctx, aliceRef, 30*time.Minute, confirm); err != nil || !moved || rec.Version != 3 || rec.State != authcore.StateConfirmed {
+		t.Fatalf("confirm: moved %v, %v, v%d %s; want v3 confirmed", moved, err, rec.Version, rec.State)
+	}
+	nudges.waitFor(t, tk.ID, 3)
+
+	// A user erased after logging in: their token no longer moves tickets.
+	other := newTicket(now)
+	if err := s.CreateTicket(ctx, other, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EraseUser(ctx, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	erased := authcore.PhoneMove{ID: other.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now}
+	if _, _, moved, err := ps.TransitionAs(ctx, bobRef, 30*time.Minute, erased); !errors.Is(err, authcore.ErrNoSession) || moved {
+		t.Errorf("scan by an erased user: moved %v, %v; want ErrNoSession", moved, err)
+	}
+	if after, err := s.Ticket(ctx, other.ID); err != nil || after.Version != 1 || after.ScannerID != "" {
+		t.Errorf("the erased user's scan changed the ticket: %+v (%v)", after, err)
 	}
 }
 
