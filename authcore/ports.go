@@ -2,6 +2,7 @@ package authcore
 
 import (
 	"context"
+	"net/netip"
 	"time"
 )
 
@@ -121,6 +122,34 @@ type RedeemStore interface {
 	// if rec.UserID's user or the ticket is gone, and Transition's
 	// ErrConflict and ErrExpired.
 	RedeemTicket(ctx context.Context, t Transition, rec SessionRecord) (TicketRecord, User, error)
+}
+
+// RedeemCheck is what a desktop's redeem presents: a CheckedRedeemStore
+// applies the core's checks to the ticket it reads with it.
+type RedeemCheck struct {
+	ID         string
+	SecretHash [32]byte // SHA-256 of the watch secret presented
+	Client     netip.Addr
+	Binding    IPBinding
+	Now        time.Time
+}
+
+// CheckedRedeemStore is what a store may add to RedeemStore: a redeem
+// that reads the ticket, checks it and moves it in one call, which Redeem
+// prefers when the request carries no DPoP proof (one round trip instead
+// of two). A store that cannot do it in some deployment returns
+// errors.ErrUnsupported, and the core reads the ticket first.
+type CheckedRedeemStore interface {
+	// RedeemIfAllowed redeems ticket c.ID if it is confirmed, has not
+	// expired, is not bound to a DPoP key, has c.SecretHash as its watch
+	// secret's hash, and c.Binding allows c.Client for it. Then, in the
+	// same step, it stores rec with the ticket's scanner as its user, and
+	// returns the new ticket, that user and true. Otherwise, with nothing
+	// changed, it returns the ticket as it is and false, and the core
+	// decides from that record what to answer; it may refuse a ticket that
+	// the core would accept, never the reverse. ErrNotFound, with nothing
+	// changed, if the ticket or its scanner's user is gone.
+	RedeemIfAllowed(ctx context.Context, c RedeemCheck, rec SessionRecord) (TicketRecord, User, bool, error)
 }
 
 // PhoneMove is a move a phone makes on a ticket as the user of its

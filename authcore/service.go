@@ -36,6 +36,29 @@ const (
 	IPOff    IPBinding = "off"    // not checked
 )
 
+// Allows reports whether client may watch, poll or redeem a ticket
+// created from bound. An unset (empty) binding is IPStrict.
+func (b IPBinding) Allows(bound, client netip.Addr) bool {
+	bound, client = bound.Unmap(), client.Unmap()
+	switch b {
+	case IPOff:
+		return true
+	case IPSubnet:
+		bits := 24
+		if bound.Is6() {
+			bits = 64
+		}
+		if bound.Is4() != client.Is4() {
+			return false
+		}
+		pb, err1 := bound.Prefix(bits)
+		pc, err2 := client.Prefix(bits)
+		return err1 == nil && err2 == nil && pb == pc
+	default:
+		return bound == client
+	}
+}
+
 // WeChatSession is what code2Session yields.
 type WeChatSession struct {
 	OpenID, UnionID, SessionKey string
@@ -251,14 +274,20 @@ func (s *Service) authorizeDesktop(ctx context.Context, id, secret string, clien
 	if err != nil {
 		return TicketRecord{}, err
 	}
+	return rec, s.checkDesktop(rec, secret, client)
+}
+
+// checkDesktop checks that a desktop presenting secret from client may
+// watch or redeem rec.
+func (s *Service) checkDesktop(rec TicketRecord, secret string, client netip.Addr) error {
 	h := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(h[:], rec.WatchSecretHash[:]) != 1 {
-		return TicketRecord{}, Errorf(KindUnauthorized, "wrong watch secret")
+		return Errorf(KindUnauthorized, "wrong watch secret")
 	}
-	if !s.sameClient(rec.ClientIP, client) {
-		return TicketRecord{}, Errorf(KindForbidden, "this ticket belongs to another network address")
+	if !s.binding.Allows(rec.ClientIP, client) {
+		return Errorf(KindForbidden, "this ticket belongs to another network address")
 	}
-	return rec, nil
+	return nil
 }
 
 func plausibleTicketID(id string) bool {
@@ -282,27 +311,6 @@ func (s *Service) ticket(ctx context.Context, id string) (TicketRecord, error) {
 		return TicketRecord{}, fmt.Errorf("read ticket: %w", err)
 	}
 	return rec, nil
-}
-
-func (s *Service) sameClient(bound, client netip.Addr) bool {
-	bound, client = bound.Unmap(), client.Unmap()
-	switch s.binding {
-	case IPOff:
-		return true
-	case IPSubnet:
-		bits := 24
-		if bound.Is6() {
-			bits = 64
-		}
-		if bound.Is4() != client.Is4() {
-			return false
-		}
-		a, err1 := bound.Prefix(bits)
-		b, err2 := client.Prefix(bits)
-		return err1 == nil && err2 == nil && a == b
-	default:
-		return bound == client
-	}
 }
 
 // ScanResult is what the phone sees after scanning.
@@ -492,7 +500,20 @@ type RedeemRequest struct {
 // KindForbidden (address), KindConflict (not confirmed yet), KindExpired
 // (already redeemed, cancelled or expired).
 func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error) {
-	rec, err := s.authorizeDesktop(ctx, req.ID, req.Secret, req.Client)
+	facts := sessionFacts{AMR: []string{"wx", "qr"}}
+	rec, sess, done, err := s.redeemInOneCall(ctx, req, facts)
+	switch {
+	case err != nil:
+		return Session{}, err
+	case done:
+		return sess, nil
+	case rec.ID != "":
+		// The store refused and handed back the ticket as it is: the
+		// checks below say why (or redeem it, if the store was stricter).
+		err = s.checkDesktop(rec, req.Secret, req.Client)
+	default:
+		rec, err = s.authorizeDesktop(ctx, req.ID, req.Secret, req.Client)
+	}
 	if err != nil {
 		return Session{}, err
 	}
@@ -512,7 +533,6 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	default:
 		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
 	}
-	facts := sessionFacts{AMR: []string{"wx", "qr"}}
 	move := Transition{ID: rec.ID, FromVersion: rec.Version, To: StateRedeemed, Now: s.now()}
 	if rs, ok := s.store.(RedeemStore); ok {
 		srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
@@ -551,6 +571,34 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 		return Session{}, s.transitionError("redeem", err)
 	}
 	return sess, nil
+}
+
+// redeemInOneCall redeems in one store call where the store can
+// (CheckedRedeemStore) and the request carries no DPoP proof, whose checks
+// stay in Go. It returns the session and true when the store redeemed;
+// else the ticket as the store read it, if it did (a zero record if not),
+// for the checks of the read-first path.
+func (s *Service) redeemInOneCall(ctx context.Context, req RedeemRequest, facts sessionFacts) (TicketRecord, Session, bool, error) {
+	cs, ok := s.store.(CheckedRedeemStore)
+	if !ok || req.DPoPProof != "" || !plausibleTicketID(req.ID) {
+		return TicketRecord{}, Session{}, false, nil
+	}
+	srec, access, refresh := s.sessionRecord("", facts) // the store sets the user: the ticket's scanner
+	rec, u, redeemed, err := cs.RedeemIfAllowed(ctx, RedeemCheck{
+		ID: req.ID, SecretHash: sha256.Sum256([]byte(req.Secret)), Client: req.Client, Binding: s.binding, Now: s.now(),
+	}, srec)
+	switch {
+	case err == nil && redeemed:
+		srec.UserID = u.ID
+		return rec, issued(access, refresh, sessionUser(u, srec, facts.IsNew)), true, nil
+	case err == nil:
+		return rec, Session{}, false, nil
+	case errors.Is(err, ErrNotFound) || errors.Is(err, errors.ErrUnsupported):
+		// Gone, or not possible in this deployment: the read-first path
+		// gives the answer.
+		return TicketRecord{}, Session{}, false, nil
+	}
+	return TicketRecord{}, Session{}, false, fmt.Errorf("redeem %s: %w", req.ID, err)
 }
 
 func (s *Service) user(ctx context.Context, id string) (User, error) {

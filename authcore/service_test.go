@@ -225,71 +225,77 @@ func TestKeyRotation(t *testing.T) {
 }
 
 func TestQRFlowRules(t *testing.T) {
-	f := newFixture(t, authcore.IPStrict)
-	ctx := context.Background()
-	alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
-	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-	wantKind(t, "redeem before scan", err, authcore.KindConflict)
-	_, err = f.svc.Confirm(ctx, f.token(alice), nt.ID)
-	wantKind(t, "confirm before scan", err, authcore.KindConflict)
+	onEachStorePath(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
+		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+		wantKind(t, "redeem before scan", err, authcore.KindConflict)
+		_, err = f.svc.Confirm(ctx, f.token(alice), nt.ID)
+		wantKind(t, "confirm before scan", err, authcore.KindConflict)
 
-	res, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
-	if err != nil {
-		t.Fatalf("scan: %v", err)
-	}
-	if res.State != authcore.StateScanned || res.Version != 2 || res.Requester.Device != "Chrome on Linux" || res.Requester.IP != "127.0.0.1" {
-		t.Fatalf("scan result: %+v", res)
-	}
-	again, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
-	if err != nil || again.Version != 2 {
-		t.Fatalf("second scan by the same account: %+v, %v; want the same result", again, err)
-	}
-	_, err = f.svc.Scan(ctx, f.token(bob), nt.Ticket)
-	wantKind(t, "scan by a second account", err, authcore.KindConflict)
-	_, err = f.svc.Confirm(ctx, f.token(bob), nt.ID)
-	wantKind(t, "confirm by another account", err, authcore.KindForbidden)
+		res, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+		if err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		if res.State != authcore.StateScanned || res.Version != 2 || res.Requester.Device != "Chrome on Linux" || res.Requester.IP != "127.0.0.1" {
+			t.Fatalf("scan result: %+v", res)
+		}
+		again, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+		if err != nil || again.Version != 2 {
+			t.Fatalf("second scan by the same account: %+v, %v; want the same result", again, err)
+		}
+		_, err = f.svc.Scan(ctx, f.token(bob), nt.Ticket)
+		wantKind(t, "scan by a second account", err, authcore.KindConflict)
+		_, err = f.svc.Confirm(ctx, f.token(bob), nt.ID)
+		wantKind(t, "confirm by another account", err, authcore.KindForbidden)
 
-	c1, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
-	if err != nil || c1.State != authcore.StateConfirmed || c1.Version != 3 {
-		t.Fatalf("confirm: %+v, %v", c1, err)
-	}
-	c2, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
-	if err != nil || c2 != c1 {
-		t.Fatalf("repeated confirm: %+v, %v; want %+v", c2, err, c1)
-	}
-	_, err = f.svc.Cancel(ctx, f.token(alice), nt.ID)
-	wantKind(t, "cancel after confirm", err, authcore.KindConflict)
+		c1, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
+		if err != nil || c1.State != authcore.StateConfirmed || c1.Version != 3 {
+			t.Fatalf("confirm: %+v, %v", c1, err)
+		}
+		c2, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
+		if err != nil || c2 != c1 {
+			t.Fatalf("repeated confirm: %+v, %v; want %+v", c2, err, c1)
+		}
+		_, err = f.svc.Cancel(ctx, f.token(alice), nt.ID)
+		wantKind(t, "cancel after confirm", err, authcore.KindConflict)
 
-	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: "wrong", Client: desktopIP})
-	wantKind(t, "redeem with a wrong secret", err, authcore.KindUnauthorized)
-	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: netip.MustParseAddr("127.0.0.2")})
-	wantKind(t, "redeem from another address", err, authcore.KindForbidden)
+		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: "wrong", Client: desktopIP})
+		wantKind(t, "redeem with a wrong secret", err, authcore.KindUnauthorized)
+		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: netip.MustParseAddr("127.0.0.2")})
+		wantKind(t, "redeem from another address", err, authcore.KindForbidden)
 
-	sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-	if err != nil {
-		t.Fatalf("redeem: %v", err)
-	}
-	if sess.User.Nickname != "Alice" || sess.ExpiresIn != 1800 || sess.TokenType != "Bearer" {
-		t.Fatalf("session: %+v", sess)
-	}
-	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-	wantKind(t, "second redeem", err, authcore.KindExpired)
-	c3, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
-	if err != nil || c3 != c1 {
-		t.Fatalf("confirm after redeem: %+v, %v; want %+v", c3, err, c1)
-	}
+		sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+		if err != nil {
+			t.Fatalf("redeem: %v", err)
+		}
+		if sess.User.Nickname != "Alice" || sess.ExpiresIn != 1800 || sess.TokenType != "Bearer" {
+			t.Fatalf("session: %+v", sess)
+		}
+		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+		wantKind(t, "second redeem", err, authcore.KindExpired)
+		c3, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
+		if err != nil || c3 != c1 {
+			t.Fatalf("confirm after redeem: %+v, %v; want %+v", c3, err, c1)
+		}
+	})
 }
 
 // oneByOneStore is a store that can neither redeem nor make a phone's
-// move in one call, as the Redis store on a Cluster.
+// move in one call, as the Redis store on a Cluster: the core reads the
+// ticket before a redeem and authenticates before a move.
 type oneByOneStore struct{ *countingStore }
 
 func (oneByOneStore) RedeemTicket(context.Context, authcore.Transition, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
 	return authcore.TicketRecord{}, authcore.User{}, errors.ErrUnsupported
+}
+
+func (oneByOneStore) RedeemIfAllowed(context.Context, authcore.RedeemCheck, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, bool, error) {
+	return authcore.TicketRecord{}, authcore.User{}, false, errors.ErrUnsupported
 }
 
 func (oneByOneStore) TransitionAs(context.Context, authcore.TokenRef, time.Duration, authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
@@ -353,84 +359,118 @@ func TestRedeemAfterScannerErased(t *testing.T) {
 }
 
 func TestRedeemRace(t *testing.T) {
-	f := newFixture(t, authcore.IPStrict)
-	ctx := context.Background()
-	alice := f.phone(t, "o-alice", "Alice")
-	for range 20 {
-		nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-		if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
-			t.Fatal(err)
+	onEachStorePath(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		alice := f.phone(t, "o-alice", "Alice")
+		for range 20 {
+			nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
+			if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
+				t.Fatal(err)
+			}
+			var wins atomic.Int32
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+					if err == nil {
+						wins.Add(1)
+					} else if k := authcore.KindOf(err); k != authcore.KindExpired {
+						t.Errorf("losing redeem: got %s, want expired", k.Code())
+					}
+				}()
+			}
+			wg.Wait()
+			if wins.Load() != 1 {
+				t.Fatalf("%d redeems succeeded, want exactly 1", wins.Load())
+			}
 		}
-		if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
-			t.Fatal(err)
-		}
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-				if err == nil {
-					wins.Add(1)
-				} else if k := authcore.KindOf(err); k != authcore.KindExpired {
-					t.Errorf("losing redeem: got %s, want expired", k.Code())
-				}
-			}()
-		}
-		wg.Wait()
-		if wins.Load() != 1 {
-			t.Fatalf("%d redeems succeeded, want exactly 1", wins.Load())
-		}
-	}
+	})
 }
 
 func TestRedeemWithDPoP(t *testing.T) {
-	f := newFixture(t, authcore.IPStrict)
-	ctx := context.Background()
-	alice := f.phone(t, "o-alice", "Alice")
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
-	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, DPoPJKT: jkt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc.Scan(ctx, f.token(alice), nt.Ticket)
-	f.svc.Confirm(ctx, f.token(alice), nt.ID)
-	path := "/v1/qr/tickets/" + nt.ID + "/redeem"
-	req := authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP, Method: "POST", Path: path}
-	_, err = f.svc.Redeem(ctx, req)
-	wantKind(t, "redeem without a proof", err, authcore.KindUnauthorized)
-	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	req.DPoPProof, _ = authcore.NewDPoPProof(otherKey, "POST", "https://login.example.com"+path, f.clock.Now())
-	_, err = f.svc.Redeem(ctx, req)
-	wantKind(t, "redeem with another key's proof", err, authcore.KindUnauthorized)
-	req.DPoPProof, _ = authcore.NewDPoPProof(key, "POST", "https://login.example.com"+path, f.clock.Now())
-	if _, err := f.svc.Redeem(ctx, req); err != nil {
-		t.Fatalf("redeem with a valid proof: %v", err)
-	}
+	onEachStorePath(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		alice := f.phone(t, "o-alice", "Alice")
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
+		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, DPoPJKT: jkt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+		f.svc.Confirm(ctx, f.token(alice), nt.ID)
+		path := "/v1/qr/tickets/" + nt.ID + "/redeem"
+		req := authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP, Method: "POST", Path: path}
+		_, err = f.svc.Redeem(ctx, req)
+		wantKind(t, "redeem without a proof", err, authcore.KindUnauthorized)
+		otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		req.DPoPProof, _ = authcore.NewDPoPProof(otherKey, "POST", "https://login.example.com"+path, f.clock.Now())
+		_, err = f.svc.Redeem(ctx, req)
+		wantKind(t, "redeem with another key's proof", err, authcore.KindUnauthorized)
+		req.DPoPProof, _ = authcore.NewDPoPProof(key, "POST", "https://login.example.com"+path, f.clock.Now())
+		if _, err := f.svc.Redeem(ctx, req); err != nil {
+			t.Fatalf("redeem with a valid proof: %v", err)
+		}
+	})
 }
 
+// TestIPBinding: watch and redeem from an address the binding does not
+// allow are refused, and nothing else is, whether the store redeems in one
+// call (checking the address itself) or the core reads the ticket first.
 func TestIPBinding(t *testing.T) {
 	cases := []struct {
-		binding authcore.IPBinding
-		client  string
-		want    bool
+		binding       authcore.IPBinding
+		bound, client string
+		want          bool
 	}{
-		{authcore.IPStrict, "127.0.0.1", true},
-		{authcore.IPStrict, "::ffff:127.0.0.1", true},
-		{authcore.IPStrict, "127.0.0.2", false},
-		{authcore.IPSubnet, "127.0.0.200", true},
-		{authcore.IPSubnet, "127.0.1.1", false},
-		{authcore.IPSubnet, "::1", false},
-		{authcore.IPOff, "10.1.2.3", true},
+		{authcore.IPStrict, "127.0.0.1", "127.0.0.1", true},
+		{authcore.IPStrict, "127.0.0.1", "::ffff:127.0.0.1", true},
+		{authcore.IPStrict, "::ffff:127.0.0.1", "127.0.0.1", true},
+		{authcore.IPStrict, "127.0.0.1", "127.0.0.2", false},
+		{authcore.IPStrict, "2001:db8::1", "2001:db8::1", true},
+		{authcore.IPStrict, "2001:db8::1", "2001:db8::2", false},
+		{authcore.IPStrict, "fe80::1%eth0", "fe80::1%eth0", true},
+		{authcore.IPStrict, "fe80::1%eth0", "fe80::1", false},
+		{authcore.IPStrict, "fe80::1%eth0", "fe80::1%eth1", false},
+		{authcore.IPSubnet, "127.0.0.1", "127.0.0.200", true},
+		{authcore.IPSubnet, "::ffff:127.0.0.1", "127.0.0.200", true},
+		{authcore.IPSubnet, "127.0.0.1", "::ffff:127.0.0.200", true},
+		{authcore.IPSubnet, "127.0.0.1", "127.0.1.1", false},
+		{authcore.IPSubnet, "127.0.0.1", "::1", false},
+		{authcore.IPSubnet, "::1", "127.0.0.1", false},
+		{authcore.IPSubnet, "2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
+		{authcore.IPSubnet, "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{authcore.IPSubnet, "fe80::1%eth0", "fe80::2", true},
+		{authcore.IPOff, "127.0.0.1", "10.1.2.3", true},
+		{authcore.IPOff, "127.0.0.1", "2001:db8::1", true},
 	}
-	for _, c := range cases {
-		f := newFixture(t, c.binding)
-		nt, _ := f.svc.CreateTicket(context.Background(), authcore.NewTicketRequest{ClientIP: desktopIP})
-		_, err := f.svc.AuthorizeWatch(context.Background(), nt.ID, nt.WatchSecret, netip.MustParseAddr(c.client))
-		if got := err == nil; got != c.want {
-			t.Errorf("%s binding, client %s: allowed=%v (%v), want %v", c.binding, c.client, got, err, c.want)
+	for name, wrap := range storePaths {
+		for _, c := range cases {
+			bound, client := netip.MustParseAddr(c.bound), netip.MustParseAddr(c.client)
+			if got := c.binding.Allows(bound, client); got != c.want {
+				t.Errorf("%s binding, %s from %s: Allows %v, want %v", c.binding, c.client, c.bound, got, c.want)
+			}
+			f := newFixtureWith(t, c.binding, wrap)
+			ctx := context.Background()
+			alice := f.phone(t, "o-alice", "Alice")
+			nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: bound})
+			_, err := f.svc.AuthorizeWatch(ctx, nt.ID, nt.WatchSecret, client)
+			if got := err == nil; got != c.want {
+				t.Errorf("%s binding, watch from %s of a ticket of %s: allowed=%v (%v), want %v", c.binding, c.client, c.bound, got, err, c.want)
+			}
+			scanned(t, f, alice, nt)
+			must(t, "confirm", func() error { _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); return err })
+			_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: client})
+			if got := err == nil; got != c.want {
+				t.Errorf("%s, %s binding, redeem from %s of a ticket of %s: allowed=%v (%v), want %v", name, c.binding, c.client, c.bound, got, err, c.want)
+			} else if !got && authcore.KindOf(err) != authcore.KindForbidden {
+				t.Errorf("%s, %s binding, redeem from %s of a ticket of %s: %v, want forbidden", name, c.binding, c.client, c.bound, err)
+			}
 		}
 	}
 }

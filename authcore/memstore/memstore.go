@@ -6,6 +6,7 @@ package memstore
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"slices"
 	"sync"
@@ -230,6 +231,36 @@ func (s *Store) RedeemTicket(_ context.Context, t authcore.Transition, rec authc
 	s.mu.Unlock()
 	s.announce(out)
 	return out, u, nil
+}
+
+// RedeemIfAllowed implements authcore.CheckedRedeemStore: the ticket's
+// checks, its scanner's user, the transition and the new session under one
+// lock.
+func (s *Store) RedeemIfAllowed(_ context.Context, c authcore.RedeemCheck, rec authcore.SessionRecord) (authcore.TicketRecord, authcore.User, bool, error) {
+	s.mu.Lock()
+	st, ok := s.ticketLocked(c.ID)
+	if !ok {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.User{}, false, authcore.ErrNotFound
+	}
+	tk := st.record(c.ID)
+	if tk.State != authcore.StateConfirmed || st.expired(c.Now) || tk.DPoPJKT != "" || tk.ScannerID == "" ||
+		subtle.ConstantTimeCompare(tk.WatchSecretHash[:], c.SecretHash[:]) != 1 || !c.Binding.Allows(tk.ClientIP, c.Client) {
+		s.mu.Unlock()
+		return tk, authcore.User{}, false, nil
+	}
+	u, ok := s.users[tk.ScannerID]
+	if !ok {
+		s.mu.Unlock()
+		return authcore.TicketRecord{}, authcore.User{}, false, authcore.ErrNotFound
+	}
+	s.sweepLocked(s.now())
+	rec.UserID = u.ID
+	s.putSessionLocked(rec)
+	out := s.advanceLocked(c.ID, st, authcore.StateRedeemed, "", authcore.Profile{})
+	s.mu.Unlock()
+	s.announce(out)
+	return out, u, true, nil
 }
 
 // TransitionFrom implements authcore.TicketStore.

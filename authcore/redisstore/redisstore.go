@@ -286,10 +286,13 @@ var (
 	redeemLua string
 	//go:embed lua/phone_move.lua
 	phoneMoveLua string
+	//go:embed lua/redeem_if_allowed.lua
+	redeemIfAllowedLua string
 
 	transitionScript      = redis.NewScript(transitionLua + "return transition(KEYS, ARGV)\n")
 	createSessionScript   = redis.NewScript(sessionPutLua + createSessionLua)
 	redeemScript          = redis.NewScript(sessionPutLua + transitionLua + redeemLua)
+	redeemIfAllowedScript = redis.NewScript(sessionPutLua + transitionLua + redeemIfAllowedLua)
 	sessionByAccessScript = redis.NewScript(sessionByAccessLua + `local rec = session_by_access(KEYS[1], ARGV[1], ARGV[2])
 if not rec then
   return redis.error_reply('LH_NOT_FOUND session')
@@ -870,6 +873,68 @@ func (s *Store) PrincipalByAccess(ctx context.Context, ref authcore.TokenRef, no
 		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("redisstore: principal by access: user %s: %w", rec.UserID, err)
 	}
 	return rec, u, nil
+}
+
+// RedeemIfAllowed implements authcore.CheckedRedeemStore: on one Redis
+// server, redeem_if_allowed.lua reads the ticket, checks it, moves it and
+// stores the session in one round trip; on a Cluster it returns
+// errors.ErrUnsupported and the core reads the ticket first.
+func (s *Store) RedeemIfAllowed(ctx context.Context, c authcore.RedeemCheck, rec authcore.SessionRecord) (authcore.TicketRecord, authcore.User, bool, error) {
+	if s.cluster {
+		return authcore.TicketRecord{}, authcore.User{}, false, errors.ErrUnsupported
+	}
+	binding, ok := bindings[c.Binding]
+	if !ok {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: unknown IP binding %q", c.ID, c.Binding)
+	}
+	tkeys, targs, err := s.transitionArgs(c.ID, "", "", "", authcore.StateRedeemed, "", authcore.Profile{}, c.Now)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: %w", c.ID, err)
+	}
+	skeys, sargs, err := s.sessionPut(rec)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: session: %w", c.ID, err)
+	}
+	client, err := c.Client.Unmap().MarshalBinary()
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: client address: %w", c.ID, err)
+	}
+	args := append(targs, s.userKeyPrefix(), string(c.SecretHash[:]), string(client), binding, stateCodes[authcore.StateConfirmed])
+	reply, err := redeemIfAllowedScript.Run(ctx, s.c, append(tkeys, skeys...), append(args, sargs...)...).Slice()
+	if err = scriptOutcome(err); isOutcome(err) {
+		return authcore.TicketRecord{}, authcore.User{}, false, err
+	} else if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: %w", c.ID, err)
+	}
+	var status, raw string
+	if len(reply) >= 2 {
+		status, _ = reply[0].(string)
+		raw, _ = reply[1].(string)
+	}
+	tk, err := decodeTicket(c.ID, raw)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: %w", c.ID, err)
+	}
+	switch {
+	case len(reply) == 2 && status == "refused":
+		return tk, authcore.User{}, false, nil
+	case len(reply) != 3 || status != "ok":
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: unexpected reply %v", c.ID, reply)
+	}
+	m, err := pairs(reply[2])
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: user: %w", c.ID, err)
+	}
+	u, err := decodeUser(tk.ScannerID, m)
+	if err != nil {
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: user %s: %w", c.ID, tk.ScannerID, err)
+	}
+	return tk, u, true, nil
+}
+
+// bindings are the IP bindings as redeem_if_allowed.lua names them.
+var bindings = map[authcore.IPBinding]string{
+	"": "strict", authcore.IPStrict: "strict", authcore.IPSubnet: "subnet", authcore.IPOff: "off",
 }
 
 // TransitionAs implements authcore.PhoneTransitionStore: on one Redis

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
 	t.Run("TransitionAs", func(t *testing.T) { testTransitionAs(t, newStore) })
+	t.Run("RedeemIfAllowed", func(t *testing.T) { testRedeemIfAllowed(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
@@ -544,6 +545,147 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	}
 }
 
+// testRedeemIfAllowed: a store that redeems with the core's checks in one
+// call redeems a confirmed, unexpired ticket without a DPoP key, presented
+// with its watch secret from an address its binding allows, stores the
+// session as the ticket's scanner's and returns that user; it refuses
+// anything else with nothing changed, handing back the ticket as it is.
+// The address check agrees with authcore.IPBinding.Allows.
+func testRedeemIfAllowed(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	var nudges recorder
+	s := newStore(t, nudges.notify)
+	cs, ok := s.(authcore.CheckedRedeemStore)
+	if !ok {
+		t.Skip("this store has no RedeemIfAllowed; the core reads the ticket first")
+	}
+	now := time.Now().Truncate(time.Second)
+	u := newUser(t, s, "checked", "Dai", now)
+	loopback := netip.MustParseAddr("127.0.0.1")
+	confirmedFrom := func(bound netip.Addr) authcore.TicketRecord {
+		tk := newTicket(now)
+		tk.DPoPJKT, tk.ClientIP = "", bound
+		return confirm(t, s, tk, u.ID, now)
+	}
+	checkOf := func(tk authcore.TicketRecord) authcore.RedeemCheck {
+		return authcore.RedeemCheck{ID: tk.ID, SecretHash: sha256.Sum256([]byte("secret")), Client: loopback, Binding: authcore.IPStrict, Now: now}
+	}
+	newSess := func() authcore.SessionRecord {
+		sess, _, _ := newSession(now, "")
+		return sess
+	}
+
+	tk := confirmedFrom(loopback)
+	if _, _, _, err := cs.RedeemIfAllowed(ctx, checkOf(authcore.TicketRecord{ID: authcore.NewTicketID()}), newSess()); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("RedeemIfAllowed is not supported by this deployment (Redis Cluster); the core reads the ticket first")
+	} else if !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("unknown ticket: %v, want ErrNotFound", err)
+	}
+	bound := newTicket(now) // DPoP-bound
+	bound = confirm(t, s, bound, u.ID, now)
+	scanned := newTicket(now)
+	scanned.DPoPJKT = ""
+	if err := s.CreateTicket(ctx, scanned, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	scanned, _, _ = s.TransitionFrom(ctx, authcore.StateTransition{ID: scanned.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: u.ID, Now: now})
+	for _, c := range []struct {
+		what   string
+		ticket authcore.TicketRecord
+		change func(*authcore.RedeemCheck)
+	}{
+		{"wrong secret", tk, func(c *authcore.RedeemCheck) { c.SecretHash = sha256.Sum256([]byte("guess")) }},
+		{"another address", tk, func(c *authcore.RedeemCheck) { c.Client = netip.MustParseAddr("127.0.0.2") }},
+		{"expired ticket", tk, func(c *authcore.RedeemCheck) { c.Now = tk.ExpiresAt }},
+		{"DPoP-bound ticket", bound, func(*authcore.RedeemCheck) {}},
+		{"ticket not confirmed", scanned, func(*authcore.RedeemCheck) {}},
+	} {
+		check, sess := checkOf(c.ticket), newSess()
+		c.change(&check)
+		got, _, redeemed, err := cs.RedeemIfAllowed(ctx, check, sess)
+		if err != nil || redeemed || !sameTicket(got, c.ticket) {
+			t.Errorf("%s: redeemed %v, %v, ticket %s v%d; want it refused with the ticket as it is", c.what, redeemed, err, got.State, got.Version)
+		}
+		unredeemed(t, s, c.what, c.ticket, sess, now)
+	}
+
+	sess := newSess()
+	got, gotUser, redeemed, err := cs.RedeemIfAllowed(ctx, checkOf(tk), sess)
+	if err != nil || !redeemed {
+		t.Fatalf("RedeemIfAllowed: redeemed %v, %v", redeemed, err)
+	}
+	if got.ID != tk.ID || got.State != authcore.StateRedeemed || got.Version != 4 || got.ScannerID != u.ID {
+		t.Errorf("RedeemIfAllowed ticket: %s v%d scanner %q, want redeemed at v4 by %s", got.State, got.Version, got.ScannerID, u.ID)
+	}
+	nudges.waitFor(t, tk.ID, 4)
+	if a := nudges.announced(tk.ID, 4); !sameTicket(a, got) {
+		t.Errorf("announced %+v, want %+v", a, got)
+	}
+	checkUser(t, "RedeemIfAllowed", gotUser, u)
+	stored, err := s.SessionByAccess(ctx, authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}, now, 0)
+	if err != nil {
+		t.Fatalf("the session RedeemIfAllowed stored: %v", err)
+	}
+	want := sess
+	want.UserID = u.ID // the ticket's scanner
+	checkSession(t, "RedeemIfAllowed", stored, want)
+	again := newSess()
+	if got2, _, redeemed, err := cs.RedeemIfAllowed(ctx, checkOf(tk), again); err != nil || redeemed || !sameTicket(got2, got) {
+		t.Errorf("second redeem: redeemed %v, %v, ticket %s v%d; want it refused with the redeemed ticket", redeemed, err, got2.State, got2.Version)
+	}
+	unredeemed(t, s, "second redeem", got, again, now)
+
+	// The address check, against IPBinding.Allows.
+	for _, c := range []struct {
+		binding       authcore.IPBinding
+		bound, client string
+	}{
+		{authcore.IPStrict, "127.0.0.1", "127.0.0.1"},
+		{authcore.IPStrict, "::ffff:127.0.0.1", "127.0.0.1"},
+		{authcore.IPStrict, "127.0.0.1", "::ffff:127.0.0.1"},
+		{authcore.IPStrict, "127.0.0.1", "127.0.0.2"},
+		{authcore.IPStrict, "2001:db8::1", "2001:db8::1"},
+		{authcore.IPStrict, "2001:db8::1", "2001:db8::2"},
+		{authcore.IPStrict, "fe80::1%eth0", "fe80::1%eth0"},
+		{authcore.IPStrict, "fe80::1%eth0", "fe80::1"},
+		{authcore.IPStrict, "fe80::1%eth0", "fe80::1%eth1"},
+		{authcore.IPStrict, "127.0.0.1", "::1"},
+		{authcore.IPSubnet, "127.0.0.1", "127.0.0.200"},
+		{authcore.IPSubnet, "::ffff:127.0.0.1", "127.0.0.200"},
+		{authcore.IPSubnet, "127.0.0.1", "::ffff:127.0.0.9"},
+		{authcore.IPSubnet, "127.0.0.1", "127.0.1.1"},
+		{authcore.IPSubnet, "127.0.0.1", "::1"},
+		{authcore.IPSubnet, "::1", "127.0.0.1"},
+		{authcore.IPSubnet, "2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
+		{authcore.IPSubnet, "2001:db8:1:2::1", "2001:db8:1:3::1"},
+		{authcore.IPSubnet, "fe80::1%eth0", "fe80::2"},
+		{authcore.IPSubnet, "fe80::1", "fe80::2%eth1"},
+		{authcore.IPOff, "127.0.0.1", "10.1.2.3"},
+		{authcore.IPOff, "127.0.0.1", "2001:db8::1"},
+	} {
+		boundIP, client := netip.MustParseAddr(c.bound), netip.MustParseAddr(c.client)
+		tk := confirmedFrom(boundIP)
+		check := checkOf(tk)
+		check.Client, check.Binding = client, c.binding
+		_, _, redeemed, err := cs.RedeemIfAllowed(ctx, check, newSess())
+		if want := c.binding.Allows(boundIP, client); err != nil || redeemed != want {
+			t.Errorf("%s binding, %s redeeming a ticket of %s: redeemed %v (%v), want %v as Allows", c.binding, c.client, c.bound, redeemed, err, want)
+		}
+	}
+
+	// The user who confirmed erases their account before the desktop
+	// redeems: nothing changes.
+	erased := confirmedFrom(loopback)
+	if err := s.EraseUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := newSess()
+	if _, _, _, err := cs.RedeemIfAllowed(ctx, checkOf(erased), late); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("erased user: %v, want ErrNotFound", err)
+	}
+	unredeemed(t, s, "erased user", erased, late, now)
+}
+
 // testTransitionAs: a store that makes a phone's move in one call resolves
 // the token as PrincipalByAccess does (sliding the session), and then
 // moves the ticket as TransitionFrom does, as the session's user: a scan
@@ -669,20 +811,49 @@ func newUser(tb testing.TB, s authcore.Store, name, nickname string, now time.Ti
 // confirm it, as the core does: it is then at version 3.
 func confirmedTicket(tb testing.TB, s authcore.Store, userID string, now time.Time) authcore.TicketRecord {
 	tb.Helper()
+	return confirm(tb, s, newTicket(now), userID, now)
+}
+
+// confirm stores tk and has userID scan and confirm it, as the core does.
+// It returns the ticket as stored then, at version 3.
+func confirm(tb testing.TB, s authcore.Store, tk authcore.TicketRecord, userID string, now time.Time) authcore.TicketRecord {
+	tb.Helper()
 	ctx := context.Background()
-	tk := newTicket(now)
 	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
 		tb.Fatal(err)
 	}
+	var rec authcore.TicketRecord
 	for _, st := range []authcore.StateTransition{
 		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: userID, Now: now},
 		{ID: tk.ID, From: authcore.StateScanned, Owner: userID, To: authcore.StateConfirmed, Now: now},
 	} {
-		if _, moved, err := s.TransitionFrom(ctx, st); !moved || err != nil {
+		var moved bool
+		var err error
+		if rec, moved, err = s.TransitionFrom(ctx, st); !moved || err != nil {
 			tb.Fatalf("%s: moved %v, %v", st.To, moved, err)
 		}
 	}
-	return tk
+	return rec
+}
+
+// unredeemed fails t unless the ticket is stored as before and the
+// session sess, refused with it, is nowhere (neither its access nor its
+// refresh token).
+func unredeemed(t *testing.T, s authcore.Store, what string, before authcore.TicketRecord, sess authcore.SessionRecord, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if got, err := s.Ticket(ctx, before.ID); err != nil || !sameTicket(got, before) {
+		t.Errorf("%s: the ticket is %s v%d (%v), want it %s at v%d as before", what, got.State, got.Version, err, before.State, before.Version)
+	}
+	access := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}
+	if _, err := s.SessionByAccess(ctx, access, now, 0); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("%s: the session was stored (%v)", what, err)
+	}
+	refresh := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.RefreshHash}
+	next, _, _ := sessionIn(sess.FamilyID, now, sess.UserID)
+	if _, err := s.RotateRefresh(ctx, refresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("%s: the session's refresh token rotates (%v)", what, err)
+	}
 }
 
 // checkUser fails t unless got, the user a combined call returned, is what
@@ -713,22 +884,9 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	tk := confirmedTicket(t, s, u.ID, now)
 	redeem := authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}
 
-	// unchanged fails t unless ticket id is still confirmed at version 3
-	// and the refused session sess (access and refresh tokens) is nowhere.
-	unchanged := func(what, id string, sess authcore.SessionRecord) {
+	unchanged := func(what string, before authcore.TicketRecord, sess authcore.SessionRecord) {
 		t.Helper()
-		if got, err := s.Ticket(ctx, id); err != nil || got.Version != 3 || got.State != authcore.StateConfirmed {
-			t.Errorf("%s: the ticket is %s v%d (%v), want it confirmed at v3", what, got.State, got.Version, err)
-		}
-		access := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}
-		if _, err := s.SessionByAccess(ctx, access, now, 0); !errors.Is(err, authcore.ErrNotFound) {
-			t.Errorf("%s: the session was stored (%v)", what, err)
-		}
-		refresh := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.RefreshHash}
-		next, _, _ := sessionIn(sess.FamilyID, now, sess.UserID)
-		if _, err := s.RotateRefresh(ctx, refresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
-			t.Errorf("%s: the session's refresh token rotates (%v)", what, err)
-		}
+		unredeemed(t, s, what, before, sess, now)
 	}
 	stale, _, _ := newSession(now, u.ID)
 	stale2 := redeem
@@ -738,18 +896,18 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	} else if !errors.Is(err, authcore.ErrConflict) {
 		t.Errorf("stale version: %v, want ErrConflict", err)
 	}
-	unchanged("stale version", tk.ID, stale)
+	unchanged("stale version", tk, stale)
 	late := redeem
 	late.Now = tk.ExpiresAt
 	if _, _, err := rs.RedeemTicket(ctx, late, stale); !errors.Is(err, authcore.ErrExpired) {
 		t.Errorf("expired ticket: %v, want ErrExpired", err)
 	}
-	unchanged("expired ticket", tk.ID, stale)
+	unchanged("expired ticket", tk, stale)
 	orphan, _, _ := newSession(now, "u-never-existed")
 	if _, _, err := rs.RedeemTicket(ctx, redeem, orphan); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("unknown user: %v, want ErrNotFound", err)
 	}
-	unchanged("unknown user", tk.ID, orphan)
+	unchanged("unknown user", tk, orphan)
 
 	sess, access, _ := newSession(now, u.ID)
 	got, gotUser, err := rs.RedeemTicket(ctx, redeem, sess)
@@ -788,7 +946,7 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	if _, _, err := rs.RedeemTicket(ctx, authcore.Transition{ID: erased.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}, late2); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("erased user: %v, want ErrNotFound", err)
 	}
-	unchanged("erased user", erased.ID, late2)
+	unchanged("erased user", erased, late2)
 }
 
 func testIdentities(t *testing.T, newStore NewStore) {

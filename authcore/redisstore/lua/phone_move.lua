@@ -24,10 +24,7 @@ elseif rec.err then
 elseif #user == 0 then
   return redis.error_reply('LH_NO_SESSION user gone')
 end
-local args = {}
-for i = 1, 12 do
-  args[i] = ARGV[i]
-end
+local args = transition_args()
 if args[6] == '1' then
   local nick, avatar = '', ''
   for i = 1, #user, 2 do

@@ -23,25 +23,56 @@
 -- with the ticket unchanged; or an error reply LH_NOT_FOUND, LH_CORRUPT. Only the
 -- head of the value is parsed: the fields a transition reads or writes
 -- come first, the rest is kept as is.
-local function transition(KEYS, ARGV)
-  local raw = redis.call('GET', KEYS[1])
-  if not raw then
-    return redis.error_reply('LH_NOT_FOUND ticket')
-  end
 
-  -- head: format, version, state, trail, expiry, scanner id, nickname, avatar
+-- ticket_fields parses the first count fields of an encoded ticket. It
+-- returns them and the position of the rest, or nil and an error reply.
+local function ticket_fields(raw, count)
   local f, pos = {}, 1
-  for i = 1, 8 do
+  for i = 1, count do
     local colon = string.find(raw, ':', pos, true)
     local n = colon and tonumber(string.sub(raw, pos, colon - 1))
     if not n or colon + n > #raw then
-      return redis.error_reply('LH_CORRUPT ticket')
+      return nil, redis.error_reply('LH_CORRUPT ticket')
     end
     f[i] = string.sub(raw, colon + 1, colon + n)
     pos = colon + n + 1
   end
   if f[1] ~= '1' then
-    return redis.error_reply('LH_CORRUPT ticket format')
+    return nil, redis.error_reply('LH_CORRUPT ticket format')
+  end
+  return f, pos
+end
+
+-- read_ticket reads the ticket at key and parses its first count fields.
+-- It returns them, the position of the rest and the whole value, or nil
+-- and an error reply (LH_NOT_FOUND, LH_CORRUPT).
+local function read_ticket(key, count)
+  local raw = redis.call('GET', key)
+  if not raw then
+    return nil, redis.error_reply('LH_NOT_FOUND ticket')
+  end
+  local f, pos = ticket_fields(raw, count)
+  if not f then
+    return nil, pos
+  end
+  return f, pos, raw
+end
+
+-- transition_args returns a copy of the script's ARGV[1..12], the
+-- arguments of transition, for a script that sets some of them.
+local function transition_args()
+  local args = {}
+  for i = 1, 12 do
+    args[i] = ARGV[i]
+  end
+  return args
+end
+
+local function transition(KEYS, ARGV)
+  -- head: format, version, state, trail, expiry, scanner id, nickname, avatar
+  local f, pos, raw = read_ticket(KEYS[1], 8)
+  if not f then
+    return pos -- the error reply
   end
 
   local terminal = f[3] ~= '' and string.find(ARGV[4], f[3], 1, true)
