@@ -113,6 +113,7 @@ const (
 	opTimeout   = 10 * time.Second // store and broker calls made by the hub itself
 	finalRead   = 2 * time.Second  // re-read when a Wait ends by its context
 	maxSweepGap = time.Second      // the sweeper runs at least this often
+	sweepSlices = 16               // a sweep goes out in this many slices (sweepLoop)
 )
 
 // Config configures a Hub. The zero value of each optional field means the
@@ -426,15 +427,26 @@ func (h *Hub) runBroker(ctx context.Context) {
 	}
 }
 
+// sweepLoop runs sweep every sweepEvery, one slice of the sockets at a
+// time: each of sweepSlices ticks pings the sockets of one slice that are
+// due, and the first also sweeps the tickets. Pings are due at random
+// points of the interval, but a sweep sends all that came due since the
+// last one: at 15 000 sockets and one sweep a second that was a burst of
+// ~600 writes (and as many writer goroutines) a second, on each core the
+// confirmations need; a slice sends a sixteenth of it.
 func (h *Hub) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(h.sweepEvery)
+	t := time.NewTicker(max(h.sweepEvery/sweepSlices, time.Millisecond))
 	defer t.Stop()
-	for {
+	for slice := 0; ; slice = (slice + 1) % sweepSlices {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.sweep(h.cfg.Now())
+		}
+		now := h.cfg.Now()
+		h.sweepSockets(now, slice, sweepSlices)
+		if slice == 0 {
+			h.sweepTickets(now)
 		}
 	}
 }

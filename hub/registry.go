@@ -309,17 +309,18 @@ func failLocked(ts *ticketState, err error) (dropped []*watch) {
 // 2*PingInterval+5s by Config.Now and through at least two pings: a clock
 // that jumps ahead does not drop sockets that simply have not been pinged.
 func (h *Hub) sweep(now time.Time) {
-	h.sweepSockets(now)
+	h.sweepSockets(now, 0, 1)
 	h.sweepTickets(now)
 }
 
-// sweepSockets is the part of sweep that pings and drops sockets.
-func (h *Hub) sweepSockets(now time.Time) {
+// sweepSockets is the part of sweep that pings and drops sockets, for
+// slice i of n of them (shardedMap.walkSlice).
+func (h *Hub) sweepSockets(now time.Time, i, n int) {
 	nowN := now.UnixNano()
 	next := now.Add(h.cfg.PingInterval).UnixNano()
 	silence := int64(h.readTimeout)
 	var due, silent []*conn
-	h.conns.walk(func(c *conn) {
+	h.conns.walkSlice(i, n, func(c *conn) {
 		switch {
 		case c.dropped:
 		case c.unanswered.Load() >= 2 && nowN-c.heard.Load() >= silence:

@@ -75,8 +75,12 @@ func (s *shardedMap[K, V]) deleteLocked(p *mapPart[K, V], k K) {
 
 // walk calls fn for every entry, one part at a time, under that part's
 // lock: fn must be short and must not take the map's locks.
-func (s *shardedMap[K, V]) walk(fn func(V)) {
-	for i := range s.parts {
+func (s *shardedMap[K, V]) walk(fn func(V)) { s.walkSlice(0, 1, fn) }
+
+// walkSlice is walk over slice i of n (0 <= i < n <= shardCount): every
+// nth part, from part i. The n slices of a map cover it exactly once.
+func (s *shardedMap[K, V]) walkSlice(i, n int, fn func(V)) {
+	for ; i < len(s.parts); i += n {
 		p := &s.parts[i]
 		p.mu.Lock()
 		for _, v := range p.m {

@@ -57,3 +57,32 @@ func TestShardedMap(t *testing.T) {
 		t.Error("a deleted key is still there")
 	}
 }
+
+// TestWalkSlice: the n slices of a map (the sweeper's, sweepSlices of
+// them) visit every entry exactly once between them, and each slice only
+// a share of them.
+func TestWalkSlice(t *testing.T) {
+	s := newShardedMap[string, int]()
+	for i := range 1000 {
+		k := fmt.Sprint("t", i)
+		p := s.part(k)
+		p.mu.Lock()
+		s.putLocked(p, k, i)
+		p.mu.Unlock()
+	}
+	for _, n := range []int{1, 3, sweepSlices, shardCount} {
+		seen := make([]int, 1000)
+		for i := range n {
+			visited := 0
+			s.walkSlice(i, n, func(v int) { seen[v]++; visited++ })
+			if n > 1 && visited > 1000/n*3 {
+				t.Errorf("slice %d of %d visited %d of 1000 entries", i, n, visited)
+			}
+		}
+		for v, times := range seen {
+			if times != 1 {
+				t.Fatalf("%d slices: entry %d visited %d times, want once", n, v, times)
+			}
+		}
+	}
+}
