@@ -427,12 +427,12 @@ func (h *Hub) runBroker(ctx context.Context) {
 	}
 }
 
-// sweepLoop runs sweep every sweepEvery, one slice of the sockets at a
-// time: each of sweepSlices ticks pings the sockets of one slice that are
-// due, and the first also sweeps the tickets. Pings are due at random
+// sweepLoop runs sweep every sweepEvery, one slice at a time: each of
+// sweepSlices ticks pings the sockets of one slice that are due and
+// re-reads the tickets of one slice that expired. Pings are due at random
 // points of the interval, but a sweep sends all that came due since the
 // last one: at 15 000 sockets and one sweep a second that was a burst of
-// ~600 writes (and as many writer goroutines) a second, on each core the
+// ~1 200 writes (and as many writer goroutines) a second, on the cores the
 // confirmations need; a slice sends a sixteenth of it.
 func (h *Hub) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(max(h.sweepEvery/sweepSlices, time.Millisecond))
@@ -445,9 +445,7 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 		}
 		now := h.cfg.Now()
 		h.sweepSockets(now, slice, sweepSlices)
-		if slice == 0 {
-			h.sweepTickets(now)
-		}
+		h.sweepTickets(now, slice, sweepSlices)
 	}
 }
 

@@ -310,7 +310,7 @@ func failLocked(ts *ticketState, err error) (dropped []*watch) {
 // that jumps ahead does not drop sockets that simply have not been pinged.
 func (h *Hub) sweep(now time.Time) {
 	h.sweepSockets(now, 0, 1)
-	h.sweepTickets(now)
+	h.sweepTickets(now, 0, 1)
 }
 
 // sweepSockets is the part of sweep that pings and drops sockets, for
@@ -342,9 +342,12 @@ func (h *Hub) sweepSockets(now time.Time, i, n int) {
 }
 
 // sweepTickets is the part of sweep that re-reads the tickets whose expiry
-// has passed (or whose last re-read failed).
-func (h *Hub) sweepTickets(now time.Time) {
-	for _, ts := range h.watched() {
+// has passed (or whose last re-read failed), for slice i of n of them
+// (shardedMap.walkSlice).
+func (h *Hub) sweepTickets(now time.Time, i, n int) {
+	var slice []*ticketState
+	h.tickets.walkSlice(i, n, func(ts *ticketState) { slice = append(slice, ts) })
+	for _, ts := range slice {
 		ts.mu.Lock()
 		// Until the store agrees that it expired (its clock may lag), an
 		// expired ticket is re-read on every sweep.
