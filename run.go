@@ -53,6 +53,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr, cfg.LogLevel)
 	gc, restoreGC := applyGCDefaults(getenv, cgroupMemoryLimit())
 	defer restoreGC()
+	if gc.heapFloor > 0 {
+		floorCtx, stopFloor := context.WithCancel(ctx)
+		floorDone := make(chan struct{})
+		go func() {
+			defer close(floorDone)
+			newHeapFloor(gc.heapFloor, gc.percent).run(floorCtx, time.Second)
+		}()
+		defer func() { stopFloor(); <-floorDone }() // before restoreGC
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -180,7 +189,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
 		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding),
-		"gc_percent", gc.percentString(), "gc_memory_limit", gc.memoryLimitString())
+		"gc_percent", gc.percentString(), "gc_heap_floor", gc.heapFloorString(), "gc_memory_limit", gc.memoryLimitString())
 
 	var serveErr error
 	select {
