@@ -187,8 +187,8 @@ type PhoneTransitionStore interface {
 	// TransitionAs resolves ref as PrincipalByAccess does at m.Now,
 	// sliding the session's access expiry to m.Now + slide, and then makes
 	// m as TransitionFrom makes a StateTransition, as the session's user.
-	// It returns ErrNoSession, with nothing changed, if the token is not
-	// live or its user is gone; otherwise the principal, and what
+	// It returns ErrNoSession, with the ticket unchanged, if the token is
+	// not live or its user is gone; otherwise the principal, and what
 	// TransitionFrom returns.
 	TransitionAs(ctx context.Context, ref TokenRef, slide time.Duration, m PhoneMove) (Principal, TicketRecord, bool, error)
 }
