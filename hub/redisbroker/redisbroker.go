@@ -41,8 +41,11 @@
 //
 // Unsubscribe is local and immediate: the readers deliver only nudges for
 // ids that are subscribed now, so nothing published after Unsubscribe
-// returns reaches the handler; the UNSUBSCRIBE itself goes out with the next
-// batch, without a PING when the batch subscribes nothing and nobody waits.
+// returns reaches the handler. The UNSUBSCRIBE itself is on nobody's path,
+// so it waits: it goes out with the next batch that subscribes (on a busy
+// node within milliseconds), or on the next health tick (tickEvery), or as
+// soon as maxChannelsPerCommand of them are pending; alone, without a
+// PING.
 //
 // # Reconnects
 //
@@ -324,6 +327,7 @@ type runner struct {
 	retry     *time.Timer             // fires at retryAt
 	retryC    <-chan time.Time        // retry.C while armed
 	resyncDue bool                    // a subscription was lost since the last Resync
+	unsubDue  bool                    // a health tick passed: UNSUBSCRIBEs go out even alone
 }
 
 // session is one pub/sub connection, to the one server or to one cluster
@@ -394,17 +398,26 @@ func (r *runner) loop() error {
 			r.retryC = nil
 		case now := <-tick.C:
 			r.health(now)
+			r.unsubDue = true
 		}
 	}
 }
 
 // flush takes the queued Subscribe and Unsubscribe calls, routes orphaned
-// ids to sessions and sends a batch on every idle session that has work.
+// ids to sessions and sends a batch on every idle session that has work:
+// subscriptions or a PING at once, UNSUBSCRIBEs alone only once a health
+// tick has passed or enough of them wait (they are on nobody's path; each
+// batch is a write for the hub and a command for Redis).
 func (r *runner) flush() {
 	r.drain()
 	r.place()
+	unsubDue := r.unsubDue
+	r.unsubDue = false
 	for _, s := range r.sessions {
-		if !s.dead && s.inflight == nil && (len(s.pendingSub) > 0 || len(s.pendingUnsub) > 0 || s.needPing) {
+		if s.dead || s.inflight != nil {
+			continue
+		}
+		if len(s.pendingSub) > 0 || s.needPing || len(s.pendingUnsub) >= maxChannelsPerCommand || (unsubDue && len(s.pendingUnsub) > 0) {
 			r.send(s)
 		}
 	}

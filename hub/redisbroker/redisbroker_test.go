@@ -428,6 +428,54 @@ func TestUnsubscribeAloneSendsNoPing(t *testing.T) {
 	}
 }
 
+// TestUnsubscribesWait: UNSUBSCRIBEs are on nobody's path, so they wait
+// for the next batch that subscribes instead of costing a write (and a
+// Redis command) each; and every one still reaches the server.
+func TestUnsubscribesWait(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+	b := New(c, Options{Prefix: "lazy"})
+	start(t, b)
+	ctx := testCtx(t)
+	const n = 20
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "u" + strconv.Itoa(i)
+	}
+	subscribe(t, b, ids...)
+	unsubs := commandCalls(t, c, "unsubscribe")
+	for _, id := range ids {
+		if err := b.Unsubscribe(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		// Until the manager has taken it: one by one, each could have
+		// been a batch of its own.
+		for taken := false; !taken; {
+			b.mu.Lock()
+			taken = len(b.unsubs) == 0
+			b.mu.Unlock()
+			if !taken {
+				select {
+				case <-ctx.Done():
+					t.Fatal("the manager did not take the Unsubscribe")
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
+	}
+	subscribe(t, b, "next") // its batch carries the UNSUBSCRIBEs
+	for _, id := range ids {
+		if got := c.PubSubNumSub(ctx, channel("lazy", id)).Val()[channel("lazy", id)]; got != 0 {
+			t.Errorf("subscribers of %s after the next Subscribe = %d, want 0", id, got)
+		}
+	}
+	// A health tick may pass while the loop unsubscribes (one more
+	// command), not one per id.
+	if got := commandCalls(t, c, "unsubscribe") - unsubs; got > 2 {
+		t.Errorf("%d UNSUBSCRIBE commands for %d Unsubscribe calls, want them batched (at most 2)", got, n)
+	}
+}
+
 func TestBatching(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := srv.Client()
