@@ -71,7 +71,7 @@ end
 
 local args = transition_args()
 args[1] = f[2]
-local reply = transition({KEYS[1], KEYS[2]}, args)
+local reply = transition_of({KEYS[1], KEYS[2]}, args, f, pos, raw)
 if reply.err then
   return reply
 elseif reply[1] ~= 'ok' then

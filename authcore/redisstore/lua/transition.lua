@@ -3,7 +3,10 @@
 -- (authcore.TicketStore.Transition), or a move that requires a state and a
 -- scanner instead (TransitionFrom). It defines the function transition;
 -- the transition script calls it as transition(KEYS, ARGV) and returns
--- what it returns (redisstore.go), and redeem.lua calls it too.
+-- what it returns (redisstore.go), and redeem.lua and phone_move.lua call
+-- it too; redeem_if_allowed.lua calls transition_of on the ticket it has
+-- read. It also defines the helpers those scripts share (ticket_fields,
+-- read_ticket, transition_args).
 --
 -- KEYS[1]  the ticket: a string in the format of EncodeTicket (redisstore.go)
 -- KEYS[2]  its channel (same hash slot; declared so that Cluster routes
@@ -68,13 +71,11 @@ local function transition_args()
   return args
 end
 
-local function transition(KEYS, ARGV)
-  -- head: format, version, state, trail, expiry, scanner id, nickname, avatar
-  local f, pos, raw = read_ticket(KEYS[1], 8)
-  if not f then
-    return pos -- the error reply
-  end
-
+-- transition_of is transition on a ticket already read: raw, and its
+-- first fields f (at least the head's 8) up to position pos. A script that
+-- has read the ticket for checks of its own moves it without reading it
+-- again.
+local function transition_of(KEYS, ARGV, f, pos, raw)
   local terminal = f[3] ~= '' and string.find(ARGV[4], f[3], 1, true)
   if ARGV[1] ~= '' then
     if f[2] ~= ARGV[1] or terminal then
@@ -95,7 +96,7 @@ local function transition(KEYS, ARGV)
     f[6], f[7], f[8] = ARGV[7], ARGV[8], ARGV[9]
   end
   local out = {}
-  for i = 1, 8 do
+  for i = 1, #f do
     out[i] = #f[i] .. ':' .. f[i]
   end
   raw = table.concat(out) .. string.sub(raw, pos)
@@ -106,4 +107,13 @@ local function transition(KEYS, ARGV)
     redis.call(ARGV[5], KEYS[2], raw)
   end
   return {'ok', raw}
+end
+
+local function transition(KEYS, ARGV)
+  -- head: format, version, state, trail, expiry, scanner id, nickname, avatar
+  local f, pos, raw = read_ticket(KEYS[1], 8)
+  if not f then
+    return pos -- the error reply
+  end
+  return transition_of(KEYS, ARGV, f, pos, raw)
 end
