@@ -675,32 +675,51 @@ func (s *Store) RedeemTicket(ctx context.Context, t authcore.Transition, rec aut
 	} else if err != nil {
 		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: %w", t.ID, err)
 	}
-	var status string
-	if len(reply) > 0 {
-		status, _ = reply[0].(string)
-	}
+	status, tk, u, err := redeemReply(t.ID, rec.UserID, reply)
 	switch {
-	case len(reply) == 2 && status == "conflict":
+	case err != nil:
+		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: %w", t.ID, err)
+	case status == "conflict":
 		return authcore.TicketRecord{}, authcore.User{}, authcore.ErrConflict
-	case len(reply) == 2 && status == "expired":
+	case status == "expired":
 		return authcore.TicketRecord{}, authcore.User{}, authcore.ErrExpired
-	case len(reply) != 3 || status != "ok":
+	case status != "ok":
 		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: unexpected reply %v", t.ID, reply)
 	}
+	return tk, u, nil
+}
+
+// redeemReply decodes what redeem.lua and redeem_if_allowed.lua reply:
+// {status, ticket} or, with "ok", {status, ticket, user field/value pairs}
+// of user userID ("" for the ticket's scanner).
+func redeemReply(id, userID string, reply []any) (string, authcore.TicketRecord, authcore.User, error) {
+	if len(reply) < 2 {
+		return "", authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("unexpected reply %v", reply)
+	}
+	status, _ := reply[0].(string)
 	raw, _ := reply[1].(string)
-	tk, err := decodeTicket(t.ID, raw)
+	tk, err := decodeTicket(id, raw)
 	if err != nil {
-		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: %w", t.ID, err)
+		return "", authcore.TicketRecord{}, authcore.User{}, err
+	}
+	switch {
+	case status != "ok" && len(reply) == 2:
+		return status, tk, authcore.User{}, nil
+	case status != "ok" || len(reply) != 3:
+		return "", authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("unexpected reply of %d values, status %q", len(reply), status)
+	}
+	if userID == "" {
+		userID = tk.ScannerID
 	}
 	m, err := pairs(reply[2])
 	if err != nil {
-		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: user: %w", t.ID, err)
+		return "", authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("user: %w", err)
 	}
-	u, err := decodeUser(rec.UserID, m)
+	u, err := decodeUser(userID, m)
 	if err != nil {
-		return authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("redisstore: redeem %s: user %s: %w", t.ID, rec.UserID, err)
+		return "", authcore.TicketRecord{}, authcore.User{}, fmt.Errorf("user %s: %w", userID, err)
 	}
-	return tk, u, nil
+	return status, tk, u, nil
 }
 
 // ---- sessions ----
@@ -906,28 +925,14 @@ func (s *Store) RedeemIfAllowed(ctx context.Context, c authcore.RedeemCheck, rec
 	} else if err != nil {
 		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: %w", c.ID, err)
 	}
-	var status, raw string
-	if len(reply) >= 2 {
-		status, _ = reply[0].(string)
-		raw, _ = reply[1].(string)
-	}
-	tk, err := decodeTicket(c.ID, raw)
-	if err != nil {
-		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: %w", c.ID, err)
-	}
+	status, tk, u, err := redeemReply(c.ID, "", reply)
 	switch {
-	case len(reply) == 2 && status == "refused":
+	case err != nil:
+		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: %w", c.ID, err)
+	case status == "refused":
 		return tk, authcore.User{}, false, nil
-	case len(reply) != 3 || status != "ok":
+	case status != "ok":
 		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: unexpected reply %v", c.ID, reply)
-	}
-	m, err := pairs(reply[2])
-	if err != nil {
-		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: user: %w", c.ID, err)
-	}
-	u, err := decodeUser(tk.ScannerID, m)
-	if err != nil {
-		return authcore.TicketRecord{}, authcore.User{}, false, fmt.Errorf("redisstore: redeem %s: user %s: %w", c.ID, tk.ScannerID, err)
 	}
 	return tk, u, true, nil
 }
