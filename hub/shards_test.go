@@ -6,18 +6,26 @@ import (
 	"testing"
 )
 
-func TestShardedMap(t *testing.T) {
+// filledMap returns a map of "t0".."t<n-1>" to 0..n-1, failing t if its
+// size does not follow the puts.
+func filledMap(t *testing.T, n int) *shardedMap[string, int] {
+	t.Helper()
 	s := newShardedMap[string, int]()
-	for i := range 1000 {
+	for i := range n {
 		k := fmt.Sprint("t", i)
 		p := s.part(k)
 		p.mu.Lock()
 		s.putLocked(p, k, i)
-		if n := s.len(); n != i+1 {
-			t.Fatalf("size after %d puts = %d", i+1, n)
+		if got := s.len(); got != i+1 {
+			t.Fatalf("size after %d puts = %d", i+1, got)
 		}
 		p.mu.Unlock()
 	}
+	return s
+}
+
+func TestShardedMap(t *testing.T) {
+	s := filledMap(t, 1000)
 	p := s.part("t7")
 	p.mu.Lock()
 	s.putLocked(p, "t7", 70)
@@ -62,14 +70,7 @@ func TestShardedMap(t *testing.T) {
 // them) visit every entry exactly once between them, and each slice only
 // a share of them.
 func TestWalkSlice(t *testing.T) {
-	s := newShardedMap[string, int]()
-	for i := range 1000 {
-		k := fmt.Sprint("t", i)
-		p := s.part(k)
-		p.mu.Lock()
-		s.putLocked(p, k, i)
-		p.mu.Unlock()
-	}
+	s := filledMap(t, 1000)
 	for _, n := range []int{1, 3, sweepSlices, shardCount} {
 		seen := make([]int, 1000)
 		for i := range n {
