@@ -31,23 +31,13 @@ func handleAuthed[Req, Res any](d Deps, private bool, call func(r *http.Request,
 		if !ok {
 			return
 		}
-		var req Req
-		if _, none := any(req).(noBody); !none {
-			if err := decode(w, r, &req, false); err != nil {
-				writeError(w, r, d.Logger, err)
-				return
-			}
-		}
-		res, err := call(r, p, req)
+		req, err := decodeBody[Req](w, r)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		if private {
-			writeSecret(w, http.StatusOK, res)
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
+		res, err := call(r, p, req)
+		writeResult(d, w, r, private, res, err)
 	}
 }
 
@@ -58,20 +48,38 @@ func handleAuthed[Req, Res any](d Deps, private bool, call func(r *http.Request,
 // as handleAuthed does.
 func handlePhoneMove[Req, Res any](d Deps, call func(r *http.Request, accessToken string, req Req) (Res, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req Req
-		if _, none := any(req).(noBody); !none {
-			if err := decode(w, r, &req, false); err != nil {
-				if _, ok := authenticated(d, w, r); ok {
-					writeError(w, r, d.Logger, err)
-				}
-				return
-			}
-		}
-		res, err := call(r, bearer(r), req)
+		req, err := decodeBody[Req](w, r)
 		if err != nil {
-			writeError(w, r, d.Logger, err)
+			if _, ok := authenticated(d, w, r); ok {
+				writeError(w, r, d.Logger, err)
+			}
 			return
 		}
+		res, err := call(r, bearer(r), req)
+		writeResult(d, w, r, false, res, err)
+	}
+}
+
+// decodeBody decodes the request's JSON body into a Req, unless Req is
+// noBody.
+func decodeBody[Req any](w http.ResponseWriter, r *http.Request) (Req, error) {
+	var req Req
+	if _, none := any(req).(noBody); none {
+		return req, nil
+	}
+	err := decode(w, r, &req, false)
+	return req, err
+}
+
+// writeResult writes an endpoint's result, or its error; private results
+// get Cache-Control: no-store.
+func writeResult[Res any](d Deps, w http.ResponseWriter, r *http.Request, private bool, res Res, err error) {
+	switch {
+	case err != nil:
+		writeError(w, r, d.Logger, err)
+	case private:
+		writeSecret(w, http.StatusOK, res)
+	default:
 		writeJSON(w, http.StatusOK, res)
 	}
 }
