@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -26,15 +27,35 @@ const gcDefaultPercent = 300
 const gcLimitShare = 0.9
 
 // gcHeapFloor is the least heap goal the hub keeps while GOGC is not set
-// (heapFloor). A hub with few sockets has a small live heap, so at GOGC 300
-// its goal is a few tens of MiB, and a busy one collected several times a
-// second: at 1 000 logins/s across two nodes (1 000 sockets each), 16-21
-// cycles in 5 s, each one's marking taking a share of the cores the logins
-// need; with this floor, 4 (docs/BENCHMARKS.md). A node with 15 000
-// sockets has a goal above it anyway (its RSS per socket did not change);
-// 128 MiB raised that by 4 KiB per socket. A container's memory limit still
-// bounds the heap (gcLimitShare).
-const gcHeapFloor = 64 << 20
+// (heapPolicy), or a quarter of the memory limit if that is less. Each
+// garbage-collection cycle delays the deliveries that run beside it: on
+// two shared cores the confirmations sent during a cycle are the slowest
+// of a run (docs/BENCHMARKS.md). A hub's live heap is small (a few KiB per
+// socket), so at GOGC 300 alone a busy node collected every two seconds:
+// at 2 000 confirmations/s on 15 000 sockets (~17 KB of garbage each), a
+// 100 MiB goal; with 256 MiB, a cycle every ~7 s. The headroom is given
+// back when the hub goes idle (gcIdleRate), so it costs memory only while
+// the hub is busy, and a container's memory limit still bounds it
+// (gcLimitShare).
+const gcHeapFloor = 256 << 20
+
+// gcIdleRate is the allocation rate, in bytes per second, under which
+// heapPolicy counts the hub as idle: pings, a /metrics scrape (~300 KB)
+// and a few logins a second allocate less; a hub serving a hundred logins
+// a second or more (~17 KB each), more.
+const gcIdleRate = 4 << 20
+
+// gcIdleFor is how long the hub must stay under gcIdleRate before
+// heapPolicy hands its idle heap back to the operating system.
+const gcIdleFor = time.Second
+
+// gcTick is how often heapPolicy reads the heap: often enough that an idle
+// hub hands its heap back within a second or two.
+const gcTick = 250 * time.Millisecond
+
+// gcIdleSlack is the least heap worth handing back when idle: below it a
+// collection and the system calls to release memory are not worth it.
+const gcIdleSlack = 32 << 20
 
 // gcMinHeap is the Go runtime's smallest heap base (its goal is at least
 // this times 1+GOGC/100): a live heap under it counts as this much.
@@ -44,7 +65,7 @@ const gcMinHeap = 4 << 20
 type gcSettings struct {
 	percent     int   // -1: left to GOGC
 	memoryLimit int64 // 0: left to GOMEMLIMIT, or no container limit
-	heapFloor   int64 // 0: none (GOGC set)
+	heapFloor   int64 // 0: none (GOGC set); see heapPolicy
 }
 
 func (g gcSettings) percentString() string {
@@ -87,6 +108,11 @@ func applyGCDefaults(getenv func(string) string, containerLimit int64) (gcSettin
 		prev := debug.SetMemoryLimit(set.memoryLimit)
 		undo = append(undo, func() { debug.SetMemoryLimit(prev) })
 	}
+	if limit := debug.SetMemoryLimit(-1); set.heapFloor > 0 && limit < math.MaxInt64 {
+		// Near the limit the collector runs ever more often: the floor
+		// stays well under it.
+		set.heapFloor = min(set.heapFloor, limit/4)
+	}
 	return set, func() {
 		for _, f := range undo {
 			f()
@@ -94,36 +120,62 @@ func applyGCDefaults(getenv func(string) string, containerLimit int64) (gcSettin
 	}
 }
 
-// heapFloor keeps the garbage collector's heap goal at floor or above, by
-// raising the GC percent above base while the live heap is small: Go has
-// a GC percent but no least heap goal. Its run loop is owned by run.
-type heapFloor struct {
-	floor    uint64
-	base     int               // the percent once the live heap is large enough
-	readLive func() uint64     // the live heap at the last GC, 0 before the first
-	set      func(percent int) // debug.SetGCPercent
-	percent  int               // what set was last given
+// heapPolicy runs loginhub's heap policy where GOGC is not set. While the
+// live heap is small it raises the GC percent above base so that the heap
+// goal stays at floor or above (Go has a GC percent but no least heap
+// goal). Once the hub has allocated under gcIdleRate for gcIdleFor, it
+// collects and returns the free heap to the operating system, so the
+// floor's headroom is held only while the hub is busy (Go's own scavenger
+// returns free pages slowly, and garbage not at all until the next cycle,
+// which an idle hub may not run for minutes). Its run loop is owned by run.
+type heapPolicy struct {
+	floor   uint64
+	base    int                // the percent once the live heap is large enough
+	read    func() heapReading // the runtime's heap metrics
+	set     func(percent int)  // debug.SetGCPercent
+	free    func()             // debug.FreeOSMemory
+	percent int                // what set was last given
+
+	allocs uint64        // heapReading.allocs at the last tick
+	quiet  time.Duration // how long the hub has allocated under gcIdleRate
 }
 
-func newHeapFloor(floor int64, base int) *heapFloor {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	return &heapFloor{
+// heapReading is one read of the runtime's heap metrics.
+type heapReading struct {
+	live   uint64 // live heap at the last GC, 0 before the first
+	held   uint64 // heap memory not returned to the system: objects (live or not yet swept), free and unused span space
+	allocs uint64 // bytes allocated since the process started
+}
+
+func newHeapPolicy(floor int64, base int) *heapPolicy {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+	}
+	value := func(i int) uint64 {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return samples[i].Value.Uint64()
+	}
+	return &heapPolicy{
 		floor: uint64(floor), base: base, percent: base,
-		readLive: func() uint64 {
-			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				return 0
-			}
-			return sample[0].Value.Uint64()
+		read: func() heapReading {
+			metrics.Read(samples)
+			return heapReading{live: value(0), allocs: value(1), held: value(2) + value(3) + value(4)}
 		},
-		set: func(p int) { debug.SetGCPercent(p) },
+		set:  func(p int) { debug.SetGCPercent(p) },
+		free: debug.FreeOSMemory,
 	}
 }
 
 // percentFor is the GC percent that makes the goal of a live heap of live
 // bytes at least the floor: the goal is max(live, gcMinHeap) *
 // (1+percent/100).
-func (f *heapFloor) percentFor(live uint64) int {
+func (f *heapPolicy) percentFor(live uint64) int {
 	live = max(live, gcMinHeap)
 	if live >= f.floor {
 		return f.base
@@ -133,17 +185,40 @@ func (f *heapFloor) percentFor(live uint64) int {
 
 // adjust sets the percent for the current live heap. SetGCPercent stops
 // the world, so a change of less than an eighth is left alone.
-func (f *heapFloor) adjust() {
-	want := f.percentFor(f.readLive())
+func (f *heapPolicy) adjust(live uint64) {
+	want := f.percentFor(live)
 	if d := want - f.percent; d*8 > f.percent || -d*8 > f.percent {
 		f.set(want)
 		f.percent = want
 	}
 }
 
-// run adjusts the percent every interval until ctx ends.
-func (f *heapFloor) run(ctx context.Context, interval time.Duration) {
-	f.adjust()
+// tick is one look at the heap, elapsed after the last: it adjusts the
+// percent, and hands the heap back once the hub has been idle for
+// gcIdleFor with at least gcIdleSlack more held than live. It reports
+// whether it did.
+func (f *heapPolicy) tick(elapsed time.Duration) bool {
+	r := f.read()
+	f.adjust(r.live)
+	allocated := r.allocs - f.allocs
+	f.allocs = r.allocs
+	if float64(allocated) >= gcIdleRate*elapsed.Seconds() {
+		f.quiet = 0
+		return false
+	}
+	f.quiet += elapsed
+	if f.quiet < gcIdleFor || r.held < r.live+gcIdleSlack {
+		return false
+	}
+	f.free()
+	f.quiet = 0
+	// The collection has a new live heap: the next tick sets its percent.
+	return true
+}
+
+// run ticks every interval until ctx ends.
+func (f *heapPolicy) run(ctx context.Context, interval time.Duration) {
+	f.tick(interval)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -151,7 +226,7 @@ func (f *heapFloor) run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			f.adjust()
+			f.tick(interval)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime/debug"
 	"slices"
 	"testing"
@@ -10,9 +11,9 @@ import (
 )
 
 // TestApplyGCDefaults checks loginhub's GC defaults: GOGC 300 with a heap
-// floor, and a soft memory limit of 90 % of the container's, each only
-// where the operator did not set Go's own variable, and restored
-// afterwards.
+// floor (at most a quarter of the memory limit), and a soft memory limit
+// of 90 % of the container's, each only where the operator did not set
+// Go's own variable, and restored afterwards.
 func TestApplyGCDefaults(t *testing.T) {
 	percent := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
 	limit := func() int64 { return debug.SetMemoryLimit(-1) } // a negative value only reads it
@@ -26,11 +27,15 @@ func TestApplyGCDefaults(t *testing.T) {
 		container   int64
 		wantPercent int   // what the runtime runs with
 		wantLimit   int64 // ditto
+		wantFloor   int64
 	}{
-		{"nothing set, in a 1 GiB container", nil, 1 << 30, 300, 966367641},
-		{"nothing set, no container limit", nil, 0, 300, l0},
-		{"GOGC set", map[string]string{"GOGC": "150"}, 1 << 30, p0, 966367641},
-		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "200MiB"}, 1 << 30, 300, l0},
+		{"nothing set, in a 1 GiB container", nil, 1 << 30, 300, 966367641, 966367641 / 4},
+		{"nothing set, in a 4 GiB container", nil, 4 << 30, 300, 3865470566, gcHeapFloor},
+		{"nothing set, no container limit", nil, 0, 300, l0, floorUnder(l0)},
+		{"GOGC set", map[string]string{"GOGC": "150"}, 1 << 30, p0, 966367641, 0},
+		// The runtime read GOMEMLIMIT at start-up (here: l0), so the floor
+		// is under that limit.
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "200MiB"}, 1 << 30, 300, l0, floorUnder(l0)},
 	}
 	for _, tc := range cases {
 		set, restore := applyGCDefaults(env(tc.vars), tc.container)
@@ -43,14 +48,22 @@ func TestApplyGCDefaults(t *testing.T) {
 		if (set.percent >= 0) != (tc.vars["GOGC"] == "") {
 			t.Errorf("%s: reported percent %d", tc.name, set.percent)
 		}
-		if (set.heapFloor == gcHeapFloor) != (tc.vars["GOGC"] == "") || (set.heapFloor != 0 && set.heapFloor != gcHeapFloor) {
-			t.Errorf("%s: heap floor %d, want %d only without GOGC", tc.name, set.heapFloor, gcHeapFloor)
+		if set.heapFloor != tc.wantFloor {
+			t.Errorf("%s: heap floor %d, want %d", tc.name, set.heapFloor, tc.wantFloor)
 		}
 		restore()
 		if percent() != p0 || limit() != l0 {
 			t.Errorf("%s: not restored: percent %d, limit %d; want %d, %d", tc.name, percent(), limit(), p0, l0)
 		}
 	}
+}
+
+// floorUnder is the heap floor under a memory limit.
+func floorUnder(limit int64) int64 {
+	if limit == math.MaxInt64 {
+		return gcHeapFloor
+	}
+	return min(gcHeapFloor, limit/4)
 }
 
 func TestParseMemoryMax(t *testing.T) {
@@ -72,17 +85,15 @@ func TestParseMemoryMax(t *testing.T) {
 	}
 }
 
-// TestHeapFloor: while the live heap is small the GC percent is raised so
+// TestHeapPolicy: while the live heap is small the GC percent is raised so
 // that the heap goal stays at the floor; once the heap is large the base
 // percent is back; small changes do not reset it (SetGCPercent stops the
 // world); run stops with its context.
-func TestHeapFloor(t *testing.T) {
-	var live uint64
+func TestHeapPolicy(t *testing.T) {
 	var sets []int
-	f := &heapFloor{
+	f := &heapPolicy{
 		floor: 64 << 20, base: 300, percent: 300,
-		readLive: func() uint64 { return live },
-		set:      func(p int) { sets = append(sets, p) },
+		set: func(p int) { sets = append(sets, p) },
 	}
 	for _, c := range []struct {
 		live uint64
@@ -103,16 +114,14 @@ func TestHeapFloor(t *testing.T) {
 		}
 	}
 
-	live = 8 << 20
-	f.adjust()
-	live = 8<<20 + 512<<10 // wants 652, within an eighth of 700
-	f.adjust()
-	live = 32 << 20 // back to the base
-	f.adjust()
+	f.adjust(8 << 20)
+	f.adjust(8<<20 + 512<<10) // wants 652, within an eighth of 700
+	f.adjust(32 << 20)        // back to the base
 	if want := []int{700, 300}; !slices.Equal(sets, want) {
 		t.Errorf("set %v, want %v", sets, want)
 	}
 
+	f.read = func() heapReading { return heapReading{} }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.run(ctx, time.Hour); close(done) }()
@@ -121,5 +130,58 @@ func TestHeapFloor(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not stop with its context")
+	}
+}
+
+// TestHeapPolicyIdleReturn: the heap goes back to the system once the hub
+// has allocated under gcIdleRate for gcIdleFor and holds at least
+// gcIdleSlack more than is live; not while it is busy, not before it has
+// been idle that long, not when there is little to give back, and not
+// again until it has been idle that long once more.
+func TestHeapPolicyIdleReturn(t *testing.T) {
+	const tick = 250 * time.Millisecond
+	perTick := uint64(gcIdleRate * tick.Seconds()) // the idle rate's bytes in one tick
+	var now heapReading
+	frees := 0
+	f := &heapPolicy{
+		floor: 256 << 20, base: 300, percent: 300,
+		read: func() heapReading { return now },
+		set:  func(int) {},
+		free: func() { frees++ },
+	}
+	step := func(allocated, held uint64) bool {
+		now.allocs += allocated
+		now.held = held
+		return f.tick(tick)
+	}
+	now.live = 30 << 20
+	idleTicks := int(gcIdleFor / tick)
+
+	for i := range 3 * idleTicks { // busy: allocating at the idle rate or more
+		if step(perTick, 200<<20) {
+			t.Fatalf("busy tick %d handed the heap back", i)
+		}
+	}
+	for i := 1; i < idleTicks; i++ { // quiet, not long enough yet
+		if step(perTick/2, 200<<20) {
+			t.Fatalf("handed back after %d quiet ticks, want %d", i, idleTicks)
+		}
+	}
+	if !step(perTick/2, 200<<20) || frees != 1 {
+		t.Fatalf("not handed back after %s quiet (frees %d)", gcIdleFor, frees)
+	}
+	for i := range 4 * idleTicks { // idle, and little left to give
+		if step(0, now.live+gcIdleSlack-1) {
+			t.Fatalf("idle tick %d handed back %d MiB over the live heap", i, (gcIdleSlack-1)>>20)
+		}
+	}
+	step(perTick, 200<<20) // a burst of work
+	for i := 1; i < idleTicks; i++ {
+		if step(0, 200<<20) {
+			t.Fatalf("handed back %d ticks after the burst", i)
+		}
+	}
+	if !step(0, 200<<20) || frees != 2 {
+		t.Fatalf("not handed back after the burst and %s quiet (frees %d)", gcIdleFor, frees)
 	}
 }

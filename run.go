@@ -54,13 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	gc, restoreGC := applyGCDefaults(getenv, cgroupMemoryLimit())
 	defer restoreGC()
 	if gc.heapFloor > 0 {
-		floorCtx, stopFloor := context.WithCancel(ctx)
-		floorDone := make(chan struct{})
+		policyCtx, stopPolicy := context.WithCancel(ctx)
+		policyDone := make(chan struct{})
 		go func() {
-			defer close(floorDone)
-			newHeapFloor(gc.heapFloor, gc.percent).run(floorCtx, time.Second)
+			defer close(policyDone)
+			newHeapPolicy(gc.heapFloor, gc.percent).run(policyCtx, gcTick)
 		}()
-		defer func() { stopFloor(); <-floorDone }() // before restoreGC
+		defer func() { stopPolicy(); <-policyDone }() // before restoreGC
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

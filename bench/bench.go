@@ -8,8 +8,8 @@
 //  1. Idle: --desktops pages each create a ticket and wait on it (push: a
 //     WebSocket watch; poll: GET the status every --poll-interval;
 //     longpoll: GET ...?since=N&wait=25 in a loop). When all are waiting,
-//     bench waits for the hub's RSS and goroutine count to settle (two reads
-//     1 s apart within 2 %, at most 10 s) and reports the growth divided by
+//     bench waits for the hub's RSS and goroutine count to settle (three
+//     reads 1 s apart within 2 %, at most 10 s) and reports the growth divided by
 //     the number of desktops: bytes and goroutines per waiting desktop, and
 //     the hub's CPU while they just wait.
 //  2. Flows: --flows logins started at --rate per second, at most

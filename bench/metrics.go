@@ -192,10 +192,12 @@ func (m nodeMetrics) settledSince(prev nodeMetrics) bool {
 }
 
 // settle waits for the hubs to settle after the idle desktops opened: until
-// two reads about a second apart agree within 2 % on every node's RSS and
-// goroutines, or for at most maxWait (0: one read, taken as settled). It
-// returns the last read, the first one (for the CPU spent while idle), and
-// whether they settled.
+// three reads a second apart agree within 2 % on every node's RSS and
+// goroutines, or for at most maxWait (0: one read, taken as settled). Two
+// reads are not enough: a hub hands its idle heap back to the system a
+// second or so after its work stops, so two reads just before that agree.
+// It returns the last read, the first one (for the CPU spent while idle),
+// and whether they settled.
 func (p *probe) settle(ctx context.Context, maxWait time.Duration) (first, last nodeMetrics, settled bool, err error) {
 	first, err = p.readNodes(ctx)
 	if err != nil {
@@ -204,7 +206,7 @@ func (p *probe) settle(ctx context.Context, maxWait time.Duration) (first, last 
 	if maxWait <= 0 {
 		return first, first, true, nil
 	}
-	prev := first
+	prev, agreeing := first, 0
 	deadline := time.Now().Add(maxWait)
 	t := time.NewTimer(time.Second)
 	defer t.Stop()
@@ -219,6 +221,11 @@ func (p *probe) settle(ctx context.Context, maxWait time.Duration) (first, last 
 			return first, prev, false, err
 		}
 		if cur.settledSince(prev) {
+			agreeing++
+		} else {
+			agreeing = 0
+		}
+		if agreeing == 2 {
 			return first, cur, true, nil
 		}
 		prev = cur
