@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -517,5 +519,56 @@ func TestPacedBoundsConcurrency(t *testing.T) {
 	})
 	if started < 5 || started >= 1000 || started != n {
 		t.Errorf("after cancel: started %d, ran %d; want them equal, at least 5 and well under 1000", started, n)
+	}
+}
+
+// TestSettleWaitsForThreeReads: a hub whose RSS drops a moment after the
+// desktops opened (it hands its idle heap back to the system) is measured
+// after the drop, though its first two reads agree; a hub that keeps
+// moving is reported as not settled once the wait is over.
+func TestSettleWaitsForThreeReads(t *testing.T) {
+	var mu sync.Mutex
+	reads := 0
+	rssAt := func(n int) float64 { return 100e6 }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		rss := rssAt(reads)
+		reads++
+		mu.Unlock()
+		fmt.Fprintf(w, "go_goroutines 20\nprocess_resident_memory_bytes %g\nprocess_cpu_seconds_total 1\n", rss)
+	}))
+	defer srv.Close()
+	p := newProbe([]string{srv.URL})
+	defer p.close()
+	p.every = 10 * time.Millisecond
+
+	mu.Lock()
+	rssAt = func(n int) float64 { // 100 MB, 100 MB, then 60 MB from the third read on
+		if n < 2 {
+			return 100e6
+		}
+		return 60e6
+	}
+	mu.Unlock()
+	first, last, settled, err := p.settle(context.Background(), 5*time.Second)
+	if err != nil || !settled {
+		t.Fatalf("settle: settled %v, err %v", settled, err)
+	}
+	if first[0].RSS != 100e6 || last[0].RSS != 60e6 {
+		t.Errorf("settle read RSS %g then %g, want 100e6 then 60e6 (after the drop)", first[0].RSS, last[0].RSS)
+	}
+	mu.Lock()
+	if reads != 5 {
+		t.Errorf("settle took %d reads, want 5 (two before the drop, three agreeing after it)", reads)
+	}
+	mu.Unlock()
+
+	mu.Lock()
+	reads = 0
+	rssAt = func(n int) float64 { return 100e6 + 10e6*float64(n) } // never settles
+	mu.Unlock()
+	_, _, settled, err = p.settle(context.Background(), 200*time.Millisecond)
+	if err != nil || settled {
+		t.Errorf("a hub still growing: settled %v, err %v; want not settled", settled, err)
 	}
 }

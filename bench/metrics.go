@@ -102,10 +102,11 @@ func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
 type probe struct {
 	urls   []string // --url order
 	client *http.Client
+	every  time.Duration // between settle's reads
 }
 
 func newProbe(urls []string) *probe {
-	return &probe{urls: urls, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	return &probe{urls: urls, every: time.Second, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 }
 
 func (p *probe) close() { p.client.CloseIdleConnections() }
@@ -192,7 +193,7 @@ func (m nodeMetrics) settledSince(prev nodeMetrics) bool {
 }
 
 // settle waits for the hubs to settle after the idle desktops opened: until
-// three reads a second apart agree within 2 % on every node's RSS and
+// three reads a second (p.every) apart agree within 2 % on every node's RSS and
 // goroutines, or for at most maxWait (0: one read, taken as settled). Two
 // reads are not enough: a hub hands its idle heap back to the system a
 // second or so after its work stops, so two reads just before that agree.
@@ -208,7 +209,7 @@ func (p *probe) settle(ctx context.Context, maxWait time.Duration) (first, last 
 	}
 	prev, agreeing := first, 0
 	deadline := time.Now().Add(maxWait)
-	t := time.NewTimer(time.Second)
+	t := time.NewTimer(p.every)
 	defer t.Stop()
 	for time.Now().Before(deadline) {
 		select {
@@ -229,7 +230,7 @@ func (p *probe) settle(ctx context.Context, maxWait time.Duration) (first, last 
 			return first, cur, true, nil
 		}
 		prev = cur
-		t.Reset(time.Second)
+		t.Reset(p.every)
 	}
 	return first, prev, false, nil
 }
