@@ -40,9 +40,11 @@ const gcLimitShare = 0.9
 const gcHeapFloor = 256 << 20
 
 // gcIdleRate is the allocation rate, in bytes per second, under which
-// heapPolicy counts the hub as idle: pings, a /metrics scrape (~300 KB)
-// and a few logins a second allocate less; a hub serving a hundred logins
-// a second or more (~17 KB each), more.
+// heapPolicy counts the hub as idle: pings and /metrics scrapes (~300 KB
+// each) allocate far less, a busy hub far more (~17 KB per login, so
+// ~250 logins a second reach it). Under it the heap goes back to the
+// system whenever gcIdleSlack of garbage has built up: at 200 logins a
+// second, a collection every ~10 s.
 const gcIdleRate = 4 << 20
 
 // gcIdleFor is how long the hub must stay under gcIdleRate before
