@@ -378,14 +378,14 @@ func (s *Service) phoneMove(ctx context.Context, accessToken string, m PhoneMove
 	if ps, ok := s.store.(PhoneTransitionStore); ok {
 		ref, ok := parseToken(accessToken, accessPrefix)
 		if !ok {
-			return Principal{}, TicketRecord{}, false, Errorf(KindUnauthorized, "missing or invalid access token")
+			return Principal{}, TicketRecord{}, false, ErrNoSession
 		}
 		p, rec, moved, err := ps.TransitionAs(ctx, ref, AccessTokenTTL, m)
 		switch {
 		case err == nil:
 			return p, rec, moved, nil
 		case errors.Is(err, ErrNoSession):
-			return Principal{}, TicketRecord{}, false, Errorf(KindUnauthorized, "missing or invalid access token")
+			return Principal{}, TicketRecord{}, false, ErrNoSession
 		case !errors.Is(err, errors.ErrUnsupported):
 			return Principal{}, TicketRecord{}, false, s.transitionError(string(m.To), err)
 		}

@@ -876,20 +876,33 @@ func (s *Store) PrincipalByAccess(ctx context.Context, ref authcore.TokenRef, no
 	if !ok || len(parts) != 2 {
 		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("redisstore: principal by access: reply %T", reply)
 	}
-	rec, err := decodeSession(ref.Family, ref.Hash, parts[0])
-	if err != nil {
+	rec, u, err := decodePrincipal(ref, parts[0], parts[1])
+	if isOutcome(err) {
+		return authcore.SessionRecord{}, authcore.User{}, err
+	} else if err != nil {
 		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("redisstore: principal by access: %w", err)
 	}
-	m, err := pairs(parts[1])
+	return rec, u, nil
+}
+
+// decodePrincipal decodes a session of ref and its user's field/value
+// pairs, as principal_by_access.lua replies them: ErrNotFound if the user
+// was erased.
+func decodePrincipal(ref authcore.TokenRef, session, user any) (authcore.SessionRecord, authcore.User, error) {
+	rec, err := decodeSession(ref.Family, ref.Hash, session)
 	if err != nil {
-		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("redisstore: principal by access: %w", err)
+		return authcore.SessionRecord{}, authcore.User{}, err
+	}
+	m, err := pairs(user)
+	if err != nil {
+		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("user: %w", err)
 	}
 	if len(m) == 0 {
 		return authcore.SessionRecord{}, authcore.User{}, authcore.ErrNotFound // the user was erased
 	}
 	u, err := decodeUser(rec.UserID, m)
 	if err != nil {
-		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("redisstore: principal by access: user %s: %w", rec.UserID, err)
+		return authcore.SessionRecord{}, authcore.User{}, fmt.Errorf("user %s: %w", rec.UserID, err)
 	}
 	return rec, u, nil
 }
@@ -967,7 +980,7 @@ func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide t
 	} else if err != nil {
 		return authcore.Principal{}, authcore.TicketRecord{}, false, fmt.Errorf("redisstore: %s %s: %w", m.To, m.ID, err)
 	}
-	p, tk, status, err := s.decodePhoneMove(ref, m.ID, reply)
+	p, tk, status, err := decodePhoneMove(ref, m.ID, reply)
 	if err != nil {
 		return authcore.Principal{}, authcore.TicketRecord{}, false, fmt.Errorf("redisstore: %s %s: %w", m.To, m.ID, err)
 	}
@@ -976,21 +989,13 @@ func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide t
 
 // decodePhoneMove decodes phone_move.lua's reply: the session, its user,
 // and the transition's status and ticket.
-func (s *Store) decodePhoneMove(ref authcore.TokenRef, id string, reply []any) (authcore.Principal, authcore.TicketRecord, string, error) {
+func decodePhoneMove(ref authcore.TokenRef, id string, reply []any) (authcore.Principal, authcore.TicketRecord, string, error) {
 	if len(reply) != 3 {
 		return authcore.Principal{}, authcore.TicketRecord{}, "", fmt.Errorf("unexpected reply of %d values", len(reply))
 	}
-	rec, err := decodeSession(ref.Family, ref.Hash, reply[0])
+	rec, u, err := decodePrincipal(ref, reply[0], reply[1])
 	if err != nil {
 		return authcore.Principal{}, authcore.TicketRecord{}, "", err
-	}
-	m, err := pairs(reply[1])
-	if err != nil {
-		return authcore.Principal{}, authcore.TicketRecord{}, "", fmt.Errorf("user: %w", err)
-	}
-	u, err := decodeUser(rec.UserID, m)
-	if err != nil {
-		return authcore.Principal{}, authcore.TicketRecord{}, "", fmt.Errorf("user %s: %w", rec.UserID, err)
 	}
 	moved, _ := reply[2].([]any)
 	if len(moved) != 2 {
