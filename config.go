@@ -24,7 +24,6 @@ type Config struct {
 	Addr            string               // listen address; "" = ":8080" (or ":$PORT")
 	PublicURL       string               // base of qr_url and links; "" = derived from Addr (http://localhost:8080)
 	RedisURL        string               // "" = embedded in-process store and broker
-	RedisNudges     string               // "" or "ticket" = a ticket change publishes the ticket; "version" = only its version
 	TicketKeys      []authcore.TicketKey // nil = one random key (embedded only)
 	DataKeys        []authcore.TicketKey // personal data at rest (AES-256); nil = one random key (embedded only)
 	QRTTL           time.Duration        // ticket lifetime; 0 = 120s
@@ -56,7 +55,6 @@ var settings = []setting{
 	{"LOGINHUB_ADDR", "", "listen address (default :8080, or :$PORT)"},
 	{"LOGINHUB_PUBLIC_URL", "", "base of qr_url and page links (default http://localhost:<port>)"},
 	{"LOGINHUB_REDIS_URL", "", "redis:// URL; empty = embedded in-process store"},
-	{"LOGINHUB_REDIS_NUDGES", "ticket", "what a ticket change publishes: ticket, or version while nodes of releases before ticket nudges still run"},
 	{"LOGINHUB_TICKET_KEYS", "", "kid:base64key,...; first signs, all verify (default: random per process)"},
 	{"LOGINHUB_DATA_KEY", "", "kid:base64key,... (32-byte keys) sealing personal data at rest; first seals, all open (default: random per process)"},
 	{"LOGINHUB_QR_TTL", "120s", "ticket lifetime"},
@@ -118,7 +116,6 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.PublicURL = strings.TrimRight(get("LOGINHUB_PUBLIC_URL"), "/")
 	c.publicURLSet = c.PublicURL != ""
 	c.RedisURL = get("LOGINHUB_REDIS_URL")
-	c.RedisNudges = get("LOGINHUB_REDIS_NUDGES")
 	if k := get("LOGINHUB_TICKET_KEYS"); k != "" {
 		keys, err := authcore.ParseTicketKeys(k)
 		errs = append(errs, err)
@@ -207,11 +204,6 @@ func (c Config) Validate() error {
 			// and after a restart.
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_DATA_KEY is not: every node must share the key that seals personal data (e.g. LOGINHUB_DATA_KEY=d1:$(head -c32 /dev/urandom | base64))"))
 		}
-	}
-	switch c.RedisNudges {
-	case "", "ticket", "version":
-	default:
-		errs = append(errs, fmt.Errorf("LOGINHUB_REDIS_NUDGES %q: want ticket or version", c.RedisNudges))
 	}
 	if c.QRTTL < 2*time.Second || c.QRTTL > 30*time.Minute {
 		errs = append(errs, fmt.Errorf("LOGINHUB_QR_TTL %s: want between 2s and 30m", c.QRTTL))

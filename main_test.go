@@ -428,7 +428,6 @@ func TestConfigErrors(t *testing.T) {
 		"bad keys":         {"LOGINHUB_TICKET_KEYS": "k1:c2hvcnQ"},
 		"bad proxies":      {"LOGINHUB_TRUSTED_PROXIES": "10.0.0.0/99"},
 		"negative cap":     {"LOGINHUB_MAX_SOCKETS": "-5"},
-		"bad nudges":       {"LOGINHUB_REDIS_NUDGES": "both"},
 	}
 	for name, env := range cases {
 		_, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)

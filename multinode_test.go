@@ -302,19 +302,6 @@ func TestCrossNodeLogins(t *testing.T) {
 	})
 }
 
-// TestMixedNudges: during a rolling upgrade from a release whose nodes read
-// only versions, new nodes publish versions (LOGINHUB_REDIS_NUDGES=version)
-// while others already publish tickets; logins work across both.
-func TestMixedNudges(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		keys, dataKey := sharedKeys(), sharedDataKey()
-		loginsAcross(t, []*node{
-			startNode(t, "tickets", b.url, keys, dataKey),
-			startNode(t, "versions", b.url, keys, dataKey, "LOGINHUB_REDIS_NUDGES=version"),
-		}, 100)
-	})
-}
-
 // loginsAcross runs n logins, each watched on one node with the phone's
 // calls on the others: every confirmation crosses nodes through Redis.
 func loginsAcross(t *testing.T, nodes []*node, n int) {

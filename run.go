@@ -263,10 +263,8 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 			log.Warn("closing the Redis client", "err", err)
 		}
 	}
-	broker := redisbroker.New(rc, redisbroker.Options{Logger: log, Registerer: reg})
-	// Nodes of releases before ticket nudges ignore them: "version" keeps
-	// them informed during a rolling upgrade.
-	store := redisstore.New(rc, redisstore.Options{VersionMessages: cfg.RedisNudges == "version"})
+	store := redisstore.New(rc, redisstore.Options{})
+	broker := redisbroker.New(rc, redisbroker.Options{Channels: store, Logger: log, Registerer: reg})
 	return store, broker, closeRedis, nil
 }
 

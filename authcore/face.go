@@ -135,8 +135,7 @@ func (s *Service) FaceResult(ctx context.Context, p Principal, verifyID, verifyR
 		return FacePassed{}, Errorf(KindForbidden, "face verification failed: %s", out.Reason)
 	}
 	now := s.now()
-	ref := TokenRef{Family: p.Session.FamilyID, Hash: p.Session.AccessHash}
-	if err := s.store.MarkSessionFace(ctx, ref, now); err != nil {
+	if err := s.store.MarkSessionFace(ctx, p.Session.AccessRef(), now); err != nil {
 		return FacePassed{}, fmt.Errorf("face result: mark session: %w", err)
 	}
 	p.Session.FaceAt = now

@@ -133,6 +133,16 @@ type SessionRecord struct {
 	UnionID           string
 }
 
+// AccessRef is the store reference of the session's access token.
+func (r SessionRecord) AccessRef() TokenRef {
+	return TokenRef{UserID: r.UserID, Family: r.FamilyID, Hash: r.AccessHash}
+}
+
+// RefreshRef is the store reference of the session's refresh token.
+func (r SessionRecord) RefreshRef() TokenRef {
+	return TokenRef{UserID: r.UserID, Family: r.FamilyID, Hash: r.RefreshHash}
+}
+
 // StateMessage is a ticket's state at one version as clients see it: the
 // long-poll response body, and the WebSocket event without its "ev" field.
 type StateMessage struct {

@@ -8,9 +8,6 @@ import (
 	"time"
 )
 
-// auditExportLimit is how many audit entries an export shows.
-const auditExportLimit = 1000
-
 // DataExport is everything loginhub keeps about a user, in clear, for the
 // user's own eyes (GET /v1/me/data): the right of access (PIPL art. 45,
 // GDPR art. 15).
@@ -66,7 +63,7 @@ func (s *Service) ExportMyData(ctx context.Context, p Principal, requestID strin
 		}
 		s.audit(ctx, AuditEntry{UserID: p.User.ID, Actor: "user", Action: "export", Field: field, Purpose: "the user's own data export", RequestID: requestID})
 	}
-	if out.Audit, err = s.store.Audit(ctx, p.User.ID, auditExportLimit); err != nil {
+	if out.Audit, err = s.store.Audit(ctx, p.User.ID, AuditKept); err != nil {
 		return DataExport{}, fmt.Errorf("export: audit: %w", err)
 	}
 	return out, nil
@@ -80,8 +77,7 @@ func (s *Service) EraseMyData(ctx context.Context, p Principal, requestID string
 	if err := s.store.EraseUser(ctx, p.User.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("erase: %w", err)
 	}
-	ref := TokenRef{Family: p.Session.FamilyID, Hash: p.Session.AccessHash}
-	if err := s.store.DeleteSession(ctx, ref); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := s.store.DeleteSession(ctx, p.Session.AccessRef()); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("erase: revoke session: %w", err)
 	}
 	return nil

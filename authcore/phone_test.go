@@ -18,12 +18,6 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 // leave stored, for every state a ticket can be in, by its owner and by
 // another account: the kinds and messages phones see are part of the API.
 func TestPhoneAnswers(t *testing.T) {
-	for name, wrap := range storePaths {
-		t.Run(name, func(t *testing.T) { testPhoneAnswers(t, wrap) })
-	}
-}
-
-func testPhoneAnswers(t *testing.T, wrap func(*countingStore) authcore.Store) {
 	ctx := context.Background()
 	states := []struct {
 		name  string
@@ -77,7 +71,7 @@ func testPhoneAnswers(t *testing.T, wrap func(*countingStore) authcore.Store) {
 	for _, st := range states {
 		for _, a := range actions {
 			for _, who := range []string{"owner", "other"} {
-				f := newFixtureWith(t, authcore.IPStrict, wrap)
+				f := newFixture(t, authcore.IPStrict)
 				alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
 				nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
 				if err != nil {
@@ -101,7 +95,7 @@ func testPhoneAnswers(t *testing.T, wrap func(*countingStore) authcore.Store) {
 		}
 	}
 	// A ticket that is not (or no longer) in the store.
-	f := newFixtureWith(t, authcore.IPStrict, wrap)
+	f := newFixture(t, authcore.IPStrict)
 	alice := f.phone(t, "o-alice", "Alice")
 	id := authcore.NewTicketID()
 	signed, err := f.signer.Sign(id, f.clock.Now().Add(authcore.DefaultTicketTTL))
@@ -150,10 +144,7 @@ func must(t *testing.T, what string, f func() error) {
 // TestPhoneCallsTouchTheStoreOnce: a scan, a confirm and a cancel are one
 // store call each, whether they move the ticket or are refused.
 func TestPhoneCallsTouchTheStoreOnce(t *testing.T) {
-	onEachStorePath(t, testPhoneCallsTouchTheStoreOnce)
-}
-
-func testPhoneCallsTouchTheStoreOnce(t *testing.T, f *fixture) {
+	f := newFixture(t, authcore.IPStrict)
 	ctx := context.Background()
 	alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
 	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
@@ -183,55 +174,52 @@ func testPhoneCallsTouchTheStoreOnce(t *testing.T, f *fixture) {
 // TestPhoneMovesNeedALiveToken: a scan, a confirm or a cancel with a token
 // that is malformed, unknown, logged out, or whose user erased their
 // account is refused as unauthorized, before anything else wrong with the
-// request is reported, and leaves the ticket as it was; whether the store
-// authenticates and moves in one call or the core makes the calls one by
-// one.
+// request is reported, and leaves the ticket as it was.
 func TestPhoneMovesNeedALiveToken(t *testing.T) {
-	onEachStorePath(t, func(t *testing.T, f *fixture) {
-		ctx := context.Background()
-		alice := f.phone(t, "o-alice", "Alice")
-		loggedOut := f.token(alice)
-		if err := f.svc.Logout(ctx, loggedOut); err != nil {
-			t.Fatal(err)
-		}
-		erased := f.phone(t, "o-erased", "Erased")
-		if err := f.svc.EraseMyData(ctx, erased, "req-1"); err != nil {
-			t.Fatal(err)
-		}
-		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-		if err != nil {
-			t.Fatal(err)
-		}
-		other, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
-		forged, _ := other.Sign(nt.ID, nt.ExpiresAt)
-		tokens := map[string]string{
-			"no token":          "",
-			"malformed":         "not-a-token",
-			"unknown":           loggedOut[:len(loggedOut)-4] + "AAAA",
-			"logged out":        loggedOut,
-			"of an erased user": f.token(erased),
-		}
-		for what, token := range tokens {
-			for _, c := range []struct {
-				name string
-				call func() error
-			}{
-				{"scan", func() error { _, err := f.svc.Scan(ctx, token, nt.Ticket); return err }},
-				{"scan of a forged ticket", func() error { _, err := f.svc.Scan(ctx, token, forged); return err }},
-				{"scan of no ticket", func() error { _, err := f.svc.Scan(ctx, token, ""); return err }},
-				{"confirm", func() error { _, err := f.svc.Confirm(ctx, token, nt.ID); return err }},
-				{"confirm of no such id", func() error { _, err := f.svc.Confirm(ctx, token, "x"); return err }},
-				{"cancel", func() error { _, err := f.svc.Cancel(ctx, token, nt.ID); return err }},
-			} {
-				err := c.call()
-				wantKind(t, c.name+", token "+what, err, authcore.KindUnauthorized)
-				if err != nil && !strings.Contains(err.Error(), "access token") {
-					t.Errorf("%s, token %s: %v, want the token's error", c.name, what, err)
-				}
+	f := newFixture(t, authcore.IPStrict)
+	ctx := context.Background()
+	alice := f.phone(t, "o-alice", "Alice")
+	loggedOut := f.token(alice)
+	if err := f.svc.Logout(ctx, loggedOut); err != nil {
+		t.Fatal(err)
+	}
+	erased := f.phone(t, "o-erased", "Erased")
+	if err := f.svc.EraseMyData(ctx, erased, "req-1"); err != nil {
+		t.Fatal(err)
+	}
+	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+	forged, _ := other.Sign(nt.ID, nt.ExpiresAt)
+	tokens := map[string]string{
+		"no token":          "",
+		"malformed":         "not-a-token",
+		"unknown":           loggedOut[:len(loggedOut)-4] + "AAAA",
+		"logged out":        loggedOut,
+		"of an erased user": f.token(erased),
+	}
+	for what, token := range tokens {
+		for _, c := range []struct {
+			name string
+			call func() error
+		}{
+			{"scan", func() error { _, err := f.svc.Scan(ctx, token, nt.Ticket); return err }},
+			{"scan of a forged ticket", func() error { _, err := f.svc.Scan(ctx, token, forged); return err }},
+			{"scan of no ticket", func() error { _, err := f.svc.Scan(ctx, token, ""); return err }},
+			{"confirm", func() error { _, err := f.svc.Confirm(ctx, token, nt.ID); return err }},
+			{"confirm of no such id", func() error { _, err := f.svc.Confirm(ctx, token, "x"); return err }},
+			{"cancel", func() error { _, err := f.svc.Cancel(ctx, token, nt.ID); return err }},
+		} {
+			err := c.call()
+			wantKind(t, c.name+", token "+what, err, authcore.KindUnauthorized)
+			if err != nil && !strings.Contains(err.Error(), "access token") {
+				t.Errorf("%s, token %s: %v, want the token's error", c.name, what, err)
 			}
 		}
-		if v, err := f.svc.View(ctx, nt.ID); err != nil || v.Version != 1 || v.State != authcore.StatePending {
-			t.Errorf("after the refused moves the ticket is %s v%d (%v), want pending v1", v.State, v.Version, err)
-		}
-	})
+	}
+	if v, err := f.svc.View(ctx, nt.ID); err != nil || v.Version != 1 || v.State != authcore.StatePending {
+		t.Errorf("after the refused moves the ticket is %s v%d (%v), want pending v1", v.State, v.Version, err)
+	}
 }

@@ -2,154 +2,46 @@ package authcore
 
 import (
 	"context"
-	"net/netip"
 	"time"
 )
 
 // The store ports authcore needs. Implementations: authcore/memstore (one
-// process) and, later, a Redis store; both must pass authcore/storetest.
-// Every method is safe for concurrent use.
+// process) and authcore/redisstore (Redis or Redis Cluster); both pass
+// authcore/storetest, which runs every method. Every method is required and
+// safe for concurrent use: a store that cannot do an operation in one step
+// in some deployment does it in several, inside the store, with the same
+// outcome.
 
-// TicketStore keeps QR tickets.
+// TicketStore keeps QR tickets and moves them through their states.
 type TicketStore interface {
 	// CreateTicket stores a new ticket (version 1, pending). It is kept until
 	// rec.ExpiresAt plus retention, so that late watchers still learn that it
-	// expired. It returns a KindConflict error if the id exists.
+	// expired. It returns ErrConflict if the id exists.
 	CreateTicket(ctx context.Context, rec TicketRecord, retention time.Duration) error
 	// Ticket returns the stored ticket, or ErrNotFound.
 	Ticket(ctx context.Context, id string) (TicketRecord, error)
-	// Transition atomically moves a ticket from t.FromVersion to t.To,
-	// increments its version, appends to its trail and announces the change
-	// to watchers (the memory store calls its notify function with the new
-	// version; Redis publishes the new record in the same script). It
-	// returns the new record, or ErrNotFound, ErrConflict (version moved
-	// on) or ErrExpired (t.Now is at or past the expiry). A transition
-	// either fully happens or not at all; two callers with the same
-	// FromVersion cannot both win.
-	Transition(ctx context.Context, t Transition) (TicketRecord, error)
-	// TransitionFrom is Transition conditioned on what the ticket is rather
-	// than on a version the caller read: it atomically moves a ticket that
-	// is in state t.From, whose scanner is t.Owner ("" for none) and that
-	// has not expired at t.Now, to t.To, announcing it like Transition;
-	// moved is true and rec is the new record. Otherwise nothing changes,
-	// moved is false and rec is the ticket as stored, so that the caller can
-	// tell why without reading it again: one round trip for a phone's scan,
-	// confirm or cancel however other callers race it. It returns ErrNotFound
-	// if there is no ticket.
-	TransitionFrom(ctx context.Context, t StateTransition) (rec TicketRecord, moved bool, err error)
-}
-
-// Transition is one compare-and-set on a ticket.
-type Transition struct {
-	ID          string
-	FromVersion uint64 // the version the caller read; any other fails with ErrConflict
-	To          State
-	ScannerID   string  // written when To is StateScanned
-	Scanner     Profile // written when To is StateScanned
-	Now         time.Time
-}
-
-// StateTransition is one transition that requires a state and an owner.
-type StateTransition struct {
-	ID        string
-	From      State  // the state the ticket must be in (never a terminal one)
-	Owner     string // the ScannerID the ticket must have; "" for none
-	To        State
-	ScannerID string  // written when To is StateScanned
-	Scanner   Profile // written when To is StateScanned
-	Now       time.Time
-}
-
-// Notifier announces the record a transition wrote, at its new version.
-// The memory store calls it after each transition, outside its lock, with a
-// record of the callee's own; the hub's memory broker implements it and
-// hands the record to watchers as it is, so that no watcher reads the
-// ticket again.
-type Notifier func(rec TicketRecord)
-
-// TokenRef locates a session token in a store without the token itself:
-// the family id the token carries in clear (so that every session of one
-// login family can live together, in one Redis Cluster slot) and the
-// SHA-256 of the whole token.
-type TokenRef struct {
-	Family string
-	Hash   [32]byte
-}
-
-// SessionStore keeps login sessions, keyed by token hashes.
-type SessionStore interface {
-	// CreateSession stores a new session.
-	CreateSession(ctx context.Context, s SessionRecord) error
-	// SessionByAccess finds the live session of access token ref, and
-	// slides its access expiry to now+slide (never past the refresh
-	// expiry). It returns ErrNotFound for unknown, revoked or expired tokens.
-	SessionByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (SessionRecord, error)
-	// RotateRefresh consumes refresh token ref and stores next in its
-	// place, in the same family. next carries new hashes, id and expiries;
-	// the store copies UserID, AMR and identity from the old session and
-	// returns the completed record. A refresh token can be consumed once:
-	// presenting a consumed one revokes every session of its family and
-	// returns ErrConflict. Unknown or expired tokens return ErrNotFound.
-	RotateRefresh(ctx context.Context, ref TokenRef, next SessionRecord, now time.Time) (SessionRecord, error)
-	// DeleteSession revokes the session of access token ref (and its
-	// refresh token). Unknown tokens return ErrNotFound.
-	DeleteSession(ctx context.Context, ref TokenRef) error
-}
-
-// PrincipalStore is what a store may add to SessionStore and UserStore:
-// SessionByAccess and the read of the session's user in one call, which
-// Authenticate, run on every authenticated request, prefers. A store that
-// cannot do it in some deployment (Redis Cluster, where the two live in
-// different slots) returns errors.ErrUnsupported, and the core makes the
-// two calls.
-type PrincipalStore interface {
-	// PrincipalByAccess is SessionByAccess followed by User of the
-	// session's user: ErrNotFound if the token is not live or its user is
-	// gone.
-	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (SessionRecord, User, error)
-}
-
-// RedeemStore is what a store may add to TicketStore, SessionStore and
-// UserStore: a redeem's writes in one atomic call, which Redeem prefers
-// (one round trip instead of two, and no session to revoke when the
-// ticket has moved on). A store that cannot do it in some deployment
-// (Redis Cluster, where the ticket, the session and the user live in
-// different slots) returns errors.ErrUnsupported, and the core makes the
-// calls one by one.
-type RedeemStore interface {
-	// RedeemTicket applies t as Transition does and, in the same step,
-	// stores rec, whose user it returns. With nothing changed: ErrNotFound
-	// if rec.UserID's user or the ticket is gone, and Transition's
-	// ErrConflict and ErrExpired.
-	RedeemTicket(ctx context.Context, t Transition, rec SessionRecord) (TicketRecord, User, error)
-}
-
-// RedeemCheck is what a desktop's redeem presents: a CheckedRedeemStore
-// applies the core's checks to the ticket it reads with it.
-type RedeemCheck struct {
-	ID         string
-	SecretHash [32]byte // SHA-256 of the watch secret presented
-	Client     netip.Addr
-	Binding    IPBinding
-	Now        time.Time
-}
-
-// CheckedRedeemStore is what a store may add to RedeemStore: a redeem
-// that reads the ticket, checks it and moves it in one call, which Redeem
-// prefers when the request carries no DPoP proof (one round trip instead
-// of two). A store that cannot do it in some deployment returns
-// errors.ErrUnsupported, and the core reads the ticket first.
-type CheckedRedeemStore interface {
-	// RedeemIfAllowed redeems ticket c.ID if it is confirmed, has not
-	// expired, is not bound to a DPoP key, has c.SecretHash as its watch
-	// secret's hash, and c.Binding allows c.Client for it. Then, in the
-	// same step, it stores rec with the ticket's scanner as its user, and
-	// returns the new ticket, that user and true. Otherwise, with nothing
-	// changed, it returns the ticket as it is and false, and the core
-	// decides from that record what to answer; it may refuse a ticket that
-	// the core would accept, never the reverse. ErrNotFound, with nothing
-	// changed, if the ticket or its scanner's user is gone.
-	RedeemIfAllowed(ctx context.Context, c RedeemCheck, rec SessionRecord) (TicketRecord, User, bool, error)
+	// TransitionAs is a phone's move of a ticket (scan, confirm, cancel) as
+	// the user of its session: it resolves ref as PrincipalByAccess does at
+	// m.Now, sliding the access expiry to m.Now + slide, and then moves the
+	// ticket if it is in state m.From, has not expired at m.Now, and (see
+	// PhoneMove.To) has no scanner or has the user as its scanner. Every
+	// move increments the version, appends to the trail and is announced
+	// to watchers (the memory store calls its Notifier; Redis publishes the
+	// new ticket in the same step). It returns ErrNoSession, with the ticket
+	// unchanged, if the token is not live or its user is gone, and
+	// ErrNotFound if there is no ticket; otherwise the principal and the
+	// ticket: the new one if it moved, else the ticket as stored, so that
+	// the caller can tell why without reading it again. Two callers racing
+	// for one move cannot both move the ticket.
+	TransitionAs(ctx context.Context, ref TokenRef, slide time.Duration, m PhoneMove) (PhoneMoveResult, error)
+	// RedeemTicket consumes a confirmed ticket that the caller has read and
+	// checked: in one atomic step it moves the ticket from r.FromVersion to
+	// redeemed (announced as TransitionAs announces) and stores r.Session,
+	// whose user it returns. Otherwise nothing changes: ErrNotFound if the
+	// ticket or the session's user is gone, ErrConflict if the version has
+	// moved on or the state is terminal, ErrExpired if r.Now is at or past
+	// the expiry. A ticket is redeemed at most once, under any interleaving.
+	RedeemTicket(ctx context.Context, r Redemption) (User, error)
 }
 
 // PhoneMove is a move a phone makes on a ticket as the user of its
@@ -164,33 +56,61 @@ type PhoneMove struct {
 	Now time.Time
 }
 
-// As returns m as a StateTransition made by u.
-func (m PhoneMove) As(u User) StateTransition {
-	t := StateTransition{ID: m.ID, From: m.From, To: m.To, Now: m.Now}
-	if m.To == StateScanned {
-		t.ScannerID, t.Scanner = u.ID, Profile{Nickname: u.Nickname, AvatarURL: u.AvatarURL}
-	} else {
-		t.Owner = u.ID
-	}
-	return t
+// PhoneMoveResult is what TransitionAs returns.
+type PhoneMoveResult struct {
+	Principal Principal    // the session's user and the session, slid
+	Ticket    TicketRecord // the new ticket if Moved, else the ticket as stored
+	Moved     bool
 }
 
-// PhoneTransitionStore is what a store may add to TicketStore,
-// SessionStore and UserStore: a phone's authentication and its move of a
-// ticket in one call, which Scan, Confirm and Cancel prefer (one round trip
-// instead of two on Redis, for every scan and every confirmation). A store
-// that cannot do it in some deployment (Redis Cluster, where the session,
-// the user and the ticket live in different slots) returns
-// errors.ErrUnsupported, and the core authenticates first and calls
-// TransitionFrom second.
-type PhoneTransitionStore interface {
-	// TransitionAs resolves ref as PrincipalByAccess does at m.Now,
-	// sliding the session's access expiry to m.Now + slide, and then makes
-	// m as TransitionFrom makes a StateTransition, as the session's user.
-	// It returns ErrNoSession, with the ticket unchanged, if the token is
-	// not live or its user is gone; otherwise the principal, and what
-	// TransitionFrom returns.
-	TransitionAs(ctx context.Context, ref TokenRef, slide time.Duration, m PhoneMove) (Principal, TicketRecord, bool, error)
+// Redemption is a desktop's redeem of a ticket the core has read and
+// checked (RedeemTicket).
+type Redemption struct {
+	TicketID    string
+	FromVersion uint64        // the version the core checked; any other fails with ErrConflict
+	Session     SessionRecord // the new session; its UserID is the ticket's scanner
+	Now         time.Time
+}
+
+// Notifier announces the record a transition wrote, at its new version.
+// The memory store calls it after each transition, outside its lock, with a
+// record of the callee's own; the hub's memory broker implements it and
+// hands the record to watchers as it is, so that no watcher reads the
+// ticket again.
+type Notifier func(rec TicketRecord)
+
+// TokenRef locates a session token in a store without the token itself:
+// the user and the login family that the token names in clear (so that a
+// store can keep a user's sessions beside the user, in one Redis Cluster
+// slot, and find both in one step) and the SHA-256 of the whole token.
+type TokenRef struct {
+	UserID string
+	Family string
+	Hash   [32]byte
+}
+
+// SessionStore keeps login sessions, keyed by token hashes. A family has
+// one live session at a time: refreshing replaces it.
+type SessionStore interface {
+	// CreateSession stores a new session, of a new family. It returns
+	// ErrNotFound, storing nothing, if the session's user does not exist.
+	CreateSession(ctx context.Context, s SessionRecord) error
+	// PrincipalByAccess finds the live session of access token ref and its
+	// user, and slides the session's access expiry to now+slide (never past
+	// the refresh expiry). It returns ErrNotFound for unknown, revoked or
+	// expired tokens, and for sessions whose user is gone.
+	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (Principal, error)
+	// RotateRefresh consumes refresh token ref and stores next in its
+	// place, in the same family. next carries new hashes, id and expiries;
+	// the store copies the AMR, the face time and the identity from the old
+	// session and returns the completed record with its user. A refresh
+	// token can be consumed once: presenting a consumed one revokes the
+	// family and returns ErrConflict. Unknown or expired tokens, and tokens
+	// whose user is gone, return ErrNotFound with nothing changed.
+	RotateRefresh(ctx context.Context, ref TokenRef, next SessionRecord, now time.Time) (Principal, error)
+	// DeleteSession revokes the session of access token ref (and its
+	// refresh token). Unknown tokens return ErrNotFound.
+	DeleteSession(ctx context.Context, ref TokenRef) error
 }
 
 // UserStore keeps users and their identities.
@@ -235,8 +155,9 @@ type PersonalDataStore interface {
 	PutPersonalData(ctx context.Context, userID, field, sealed string) error
 	// PersonalData returns every field of a user (an empty map if none).
 	PersonalData(ctx context.Context, userID string) (map[string]string, error)
-	// AppendAudit records one use of personal data. Entries carry no
-	// personal data themselves and outlive the user's erasure.
+	// AppendAudit records one use of personal data, keeping the user's
+	// last AuditKept entries. Entries carry no personal data themselves and
+	// outlive the user's erasure.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns a user's most recent entries, oldest first, at most limit.
 	Audit(ctx context.Context, userID string, limit int) ([]AuditEntry, error)
@@ -247,6 +168,10 @@ type PersonalDataStore interface {
 	// Erasing an unknown user returns ErrNotFound.
 	EraseUser(ctx context.Context, userID string) error
 }
+
+// AuditKept is how many audit entries a store keeps per user; older ones
+// are dropped as new ones come.
+const AuditKept = 1000
 
 // AuditEntry says who used which personal data of a user, when and why.
 type AuditEntry struct {

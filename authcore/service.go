@@ -168,9 +168,6 @@ func NewService(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// PublicURL is the base URL the service builds links from.
-func (s *Service) PublicURL() string { return s.publicURL }
-
 // NewTicketRequest is what a desktop asks for.
 type NewTicketRequest struct {
 	DPoPJKT   string     // RFC 7638 thumbprint; empty for no DPoP binding
@@ -228,17 +225,7 @@ func (s *Service) CreateTicket(ctx context.Context, req NewTicketRequest) (NewTi
 	}, nil
 }
 
-func validThumbprint(s string) bool {
-	if len(s) != 43 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !urlSafe(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+func validThumbprint(s string) bool { return len(s) == 43 && URLSafe(s) }
 
 // VerifyTicket checks a signed ticket without touching the store.
 // Errors: KindUnauthorized (forged, malformed), KindExpired.
@@ -290,17 +277,12 @@ func (s *Service) checkDesktop(rec TicketRecord, secret string, client netip.Add
 	return nil
 }
 
-func plausibleTicketID(id string) bool {
-	if len(id) != 16 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if !urlSafe(id[i]) {
-			return false
-		}
-	}
-	return true
-}
+func plausibleTicketID(id string) bool { return len(id) == 16 && URLSafe(id) }
+
+// plausibleUserID reports whether id can be a user id: the core makes
+// "u_" + 16 URL-safe characters; stores and tests may use other short
+// URL-safe ids.
+func plausibleUserID(id string) bool { return id != "" && len(id) <= 64 && URLSafe(id) }
 
 func (s *Service) ticket(ctx context.Context, id string) (TicketRecord, error) {
 	rec, err := s.store.Ticket(ctx, id)
@@ -324,8 +306,7 @@ type ScanResult struct {
 
 // Scan claims the ticket for the user of the phone's access token. The
 // signature is checked before the store is touched; the token is resolved
-// and the ticket claimed in one store call where the store can
-// (PhoneTransitionStore). Scanning again by the same user returns the same
+// and the ticket claimed in one store call (TransitionAs). Scanning again by the same user returns the same
 // result. Errors: KindInvalid (no ticket), KindUnauthorized (bad token,
 // forged ticket), KindExpired, KindNotFound, KindConflict (another account
 // scanned first).
@@ -340,17 +321,18 @@ func (s *Service) Scan(ctx context.Context, accessToken, signed string) (ScanRes
 	// One store call: the store either claims the ticket or hands back what
 	// it is, which says why not.
 	now := s.now()
-	phone, rec, moved, err := s.phoneMove(ctx, accessToken, PhoneMove{ID: st.ID, From: StatePending, To: StateScanned, Now: now})
+	res, err := s.phoneMove(ctx, accessToken, PhoneMove{ID: st.ID, From: StatePending, To: StateScanned, Now: now})
 	if err != nil {
 		return ScanResult{}, err
 	}
+	rec := res.Ticket
 	v := rec.ViewAt(now)
 	switch {
-	case moved:
+	case res.Moved:
 		return scanResult(rec, v), nil
 	case v.State == StateExpired:
 		return ScanResult{}, Errorf(KindExpired, "this QR code has expired; refresh it on the computer")
-	case rec.ScannerID == phone.User.ID:
+	case rec.ScannerID == res.Principal.User.ID:
 		return scanResult(rec, v), nil
 	case rec.ScannerID != "":
 		return ScanResult{}, Errorf(KindConflict, "another account already scanned this QR code")
@@ -370,35 +352,21 @@ func (s *Service) tokenFirst(ctx context.Context, accessToken string, err error)
 	return err
 }
 
-// phoneMove authenticates accessToken and makes m as its user: in one
-// store call where the store can (PhoneTransitionStore), else Authenticate
-// and then TransitionFrom. It returns the principal and what
-// TransitionFrom returns, with the store's errors turned into domain ones.
-func (s *Service) phoneMove(ctx context.Context, accessToken string, m PhoneMove) (Principal, TicketRecord, bool, error) {
-	if ps, ok := s.store.(PhoneTransitionStore); ok {
-		ref, ok := parseToken(accessToken, accessPrefix)
-		if !ok {
-			return Principal{}, TicketRecord{}, false, ErrNoSession
-		}
-		p, rec, moved, err := ps.TransitionAs(ctx, ref, AccessTokenTTL, m)
-		switch {
-		case err == nil:
-			return p, rec, moved, nil
-		case errors.Is(err, ErrNoSession):
-			return Principal{}, TicketRecord{}, false, ErrNoSession
-		case !errors.Is(err, errors.ErrUnsupported):
-			return Principal{}, TicketRecord{}, false, s.transitionError(string(m.To), err)
-		}
+// phoneMove authenticates accessToken and makes m as its user, in one
+// store call, with the store's errors turned into domain ones.
+func (s *Service) phoneMove(ctx context.Context, accessToken string, m PhoneMove) (PhoneMoveResult, error) {
+	ref, ok := parseToken(accessToken, accessPrefix)
+	if !ok {
+		return PhoneMoveResult{}, ErrNoSession
 	}
-	p, err := s.Authenticate(ctx, accessToken)
-	if err != nil {
-		return Principal{}, TicketRecord{}, false, err
+	res, err := s.store.TransitionAs(ctx, ref, AccessTokenTTL, m)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, ErrNoSession):
+		return PhoneMoveResult{}, ErrNoSession
 	}
-	rec, moved, err := s.store.TransitionFrom(ctx, m.As(p.User))
-	if err != nil {
-		return Principal{}, TicketRecord{}, false, s.transitionError(string(m.To), err)
-	}
-	return p, rec, moved, nil
+	return PhoneMoveResult{}, s.transitionError(string(m.To), err)
 }
 
 func scanResult(rec TicketRecord, v View) ScanResult {
@@ -453,11 +421,12 @@ func (s *Service) phoneDecision(ctx context.Context, accessToken, id string, to 
 	}
 	// One store call, as in Scan.
 	now := s.now()
-	phone, rec, moved, err := s.phoneMove(ctx, accessToken, PhoneMove{ID: id, From: StateScanned, To: to, Now: now})
+	res, err := s.phoneMove(ctx, accessToken, PhoneMove{ID: id, From: StateScanned, To: to, Now: now})
 	if err != nil {
 		return PhoneResult{}, err
 	}
-	if moved {
+	rec := res.Ticket
+	if res.Moved {
 		return PhoneResult{ID: id, State: to, Version: rec.Version}, nil
 	}
 	v := rec.ViewAt(now)
@@ -467,7 +436,7 @@ func (s *Service) phoneDecision(ctx context.Context, accessToken, id string, to 
 		}
 		return PhoneResult{}, Errorf(KindConflict, "scan the QR code first")
 	}
-	if rec.ScannerID != phone.User.ID {
+	if rec.ScannerID != res.Principal.User.ID {
 		return PhoneResult{}, Errorf(KindForbidden, "another account scanned this QR code")
 	}
 	if done := versionOf(v, to); v.StateAt(done) == to {
@@ -500,20 +469,7 @@ type RedeemRequest struct {
 // KindForbidden (address), KindConflict (not confirmed yet), KindExpired
 // (already redeemed, cancelled or expired).
 func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error) {
-	facts := sessionFacts{AMR: []string{"wx", "qr"}}
-	rec, sess, done, err := s.redeemInOneCall(ctx, req, facts)
-	switch {
-	case err != nil:
-		return Session{}, err
-	case done:
-		return sess, nil
-	case rec.ID != "":
-		// The store refused and handed back the ticket as it is: the
-		// checks below say why (or redeem it, if the store was stricter).
-		err = s.checkDesktop(rec, req.Secret, req.Client)
-	default:
-		rec, err = s.authorizeDesktop(ctx, req.ID, req.Secret, req.Client)
-	}
+	rec, err := s.authorizeDesktop(ctx, req.ID, req.Secret, req.Client)
 	if err != nil {
 		return Session{}, err
 	}
@@ -525,88 +481,31 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 			return Session{}, err
 		}
 	}
-	v := rec.ViewAt(s.now())
-	switch v.State {
+	now := s.now()
+	switch rec.ViewAt(now).State {
 	case StateConfirmed:
 	case StatePending, StateScanned:
 		return Session{}, Errorf(KindConflict, "the login is not confirmed yet")
 	default:
 		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
 	}
-	move := Transition{ID: rec.ID, FromVersion: rec.Version, To: StateRedeemed, Now: s.now()}
-	if rs, ok := s.store.(RedeemStore); ok {
-		srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
-		_, u, err := rs.RedeemTicket(ctx, move, srec)
-		switch {
-		case err == nil:
-			return issued(access, refresh, sessionUser(u, srec, facts.IsNew)), nil
-		case errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired):
-			return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
-		case errors.Is(err, ErrNotFound):
-			// The user who confirmed erased their account: the ticket, read
-			// just above, outlives its expiry by the retention.
-			return Session{}, fmt.Errorf("redeem %s: read user %s: %w", rec.ID, rec.ScannerID, err)
-		case !errors.Is(err, errors.ErrUnsupported):
-			return Session{}, fmt.Errorf("redeem %s: %w", rec.ID, err)
-		}
-	}
-	// One call at a time: issue the session first and consume the ticket
-	// second; if consuming fails, the session is revoked and the ticket is
-	// still redeemable, so nothing is lost.
-	user, err := s.user(ctx, rec.ScannerID)
-	if err != nil {
-		return Session{}, err
-	}
-	sess, rec2, err := s.newSession(ctx, user, facts)
-	if err != nil {
-		return Session{}, err
-	}
-	if _, err := s.store.Transition(ctx, move); err != nil {
-		if derr := s.store.DeleteSession(ctx, TokenRef{Family: rec2.FamilyID, Hash: rec2.AccessHash}); derr != nil {
-			s.log.Error("revoke session after failed redeem", "err", derr)
-		}
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired) {
-			return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
-		}
-		return Session{}, s.transitionError("redeem", err)
-	}
-	return sess, nil
-}
-
-// redeemInOneCall redeems in one store call where the store can
-// (CheckedRedeemStore) and the request carries no DPoP proof, whose checks
-// stay in Go. It returns the session and true when the store redeemed;
-// else the ticket as the store read it, if it did (a zero record if not),
-// for the checks of the read-first path.
-func (s *Service) redeemInOneCall(ctx context.Context, req RedeemRequest, facts sessionFacts) (TicketRecord, Session, bool, error) {
-	cs, ok := s.store.(CheckedRedeemStore)
-	if !ok || req.DPoPProof != "" || !plausibleTicketID(req.ID) {
-		return TicketRecord{}, Session{}, false, nil
-	}
-	srec, access, refresh := s.sessionRecord("", facts) // the store sets the user: the ticket's scanner
-	rec, u, redeemed, err := cs.RedeemIfAllowed(ctx, RedeemCheck{
-		ID: req.ID, SecretHash: sha256.Sum256([]byte(req.Secret)), Client: req.Client, Binding: s.binding, Now: s.now(),
-	}, srec)
+	// The ticket moves only from the version checked above, so a ticket
+	// that changed since (another redeem, its expiry) is refused whole.
+	facts := sessionFacts{AMR: []string{"wx", "qr"}}
+	srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
+	u, err := s.store.RedeemTicket(ctx, Redemption{TicketID: rec.ID, FromVersion: rec.Version, Session: srec, Now: now})
 	switch {
-	case err == nil && redeemed:
-		srec.UserID = u.ID
-		return rec, issued(access, refresh, sessionUser(u, srec, facts.IsNew)), true, nil
 	case err == nil:
-		return rec, Session{}, false, nil
-	case errors.Is(err, ErrNotFound) || errors.Is(err, errors.ErrUnsupported):
-		// Gone, or not possible in this deployment: the read-first path
-		// gives the answer.
-		return TicketRecord{}, Session{}, false, nil
+		return issued(access, refresh, sessionUser(u, srec, facts.IsNew)), nil
+	case errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired):
+		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")
+	case errors.Is(err, ErrNotFound):
+		// The user who confirmed erased their account (the ticket, read
+		// just above, outlives its expiry by the retention), or the ticket
+		// is gone.
+		return Session{}, fmt.Errorf("redeem %s for user %s: %w", rec.ID, rec.ScannerID, err)
 	}
-	return TicketRecord{}, Session{}, false, fmt.Errorf("redeem %s: %w", req.ID, err)
-}
-
-func (s *Service) user(ctx context.Context, id string) (User, error) {
-	u, err := s.store.User(ctx, id)
-	if err != nil {
-		return User{}, fmt.Errorf("read user %s: %w", id, err)
-	}
-	return u, nil
+	return Session{}, fmt.Errorf("redeem %s: %w", rec.ID, err)
 }
 
 func randomToken(prefix string) string {

@@ -30,19 +30,14 @@ func (c *countingStore) Ticket(ctx context.Context, id string) (authcore.TicketR
 	return c.Store.Ticket(ctx, id)
 }
 
-func (c *countingStore) Transition(ctx context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
-	c.calls.Add(1)
-	return c.Store.Transition(ctx, t)
-}
-
-func (c *countingStore) TransitionFrom(ctx context.Context, t authcore.StateTransition) (authcore.TicketRecord, bool, error) {
-	c.calls.Add(1)
-	return c.Store.TransitionFrom(ctx, t)
-}
-
-func (c *countingStore) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide time.Duration, m authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
+func (c *countingStore) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide time.Duration, m authcore.PhoneMove) (authcore.PhoneMoveResult, error) {
 	c.calls.Add(1)
 	return c.Store.TransitionAs(ctx, ref, slide, m)
+}
+
+func (c *countingStore) RedeemTicket(ctx context.Context, r authcore.Redemption) (authcore.User, error) {
+	c.calls.Add(1)
+	return c.Store.RedeemTicket(ctx, r)
 }
 
 // fakeWeChat maps codes to openids; each code works once. The other
@@ -90,19 +85,8 @@ var desktopIP = netip.MustParseAddr("127.0.0.1")
 
 func newFixture(t *testing.T, binding authcore.IPBinding) *fixture {
 	t.Helper()
-	return newFixtureWith(t, binding, nil)
-}
-
-// newFixtureWith is newFixture with the service's store wrapped by wrap
-// (nil: used as it is).
-func newFixtureWith(t *testing.T, binding authcore.IPBinding, wrap func(*countingStore) authcore.Store) *fixture {
-	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	st := &countingStore{Store: memstore.New(nil, clk.Now)}
-	var store authcore.Store = st
-	if wrap != nil {
-		store = wrap(st)
-	}
 	signer, err := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +97,7 @@ func newFixtureWith(t *testing.T, binding authcore.IPBinding, wrap func(*countin
 		t.Fatal(err)
 	}
 	svc, err := authcore.NewService(authcore.Config{
-		Store: store, Signer: signer, Vault: vault, WeChat: wx, IPBinding: binding,
+		Store: st, Signer: signer, Vault: vault, WeChat: wx, IPBinding: binding,
 		PublicURL: "https://login.example.com", Now: clk.Now,
 	})
 	if err != nil {
@@ -225,198 +209,159 @@ func TestKeyRotation(t *testing.T) {
 }
 
 func TestQRFlowRules(t *testing.T) {
-	onEachStorePath(t, func(t *testing.T, f *fixture) {
-		ctx := context.Background()
-		alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
-		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-		wantKind(t, "redeem before scan", err, authcore.KindConflict)
-		_, err = f.svc.Confirm(ctx, f.token(alice), nt.ID)
-		wantKind(t, "confirm before scan", err, authcore.KindConflict)
+	f := newFixture(t, authcore.IPStrict)
+	ctx := context.Background()
+	alice, bob := f.phone(t, "o-alice", "Alice"), f.phone(t, "o-bob", "Bob")
+	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+	wantKind(t, "redeem before scan", err, authcore.KindConflict)
+	_, err = f.svc.Confirm(ctx, f.token(alice), nt.ID)
+	wantKind(t, "confirm before scan", err, authcore.KindConflict)
 
-		res, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
-		if err != nil {
-			t.Fatalf("scan: %v", err)
-		}
-		if res.State != authcore.StateScanned || res.Version != 2 || res.Requester.Device != "Chrome on Linux" || res.Requester.IP != "127.0.0.1" {
-			t.Fatalf("scan result: %+v", res)
-		}
-		again, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
-		if err != nil || again.Version != 2 {
-			t.Fatalf("second scan by the same account: %+v, %v; want the same result", again, err)
-		}
-		_, err = f.svc.Scan(ctx, f.token(bob), nt.Ticket)
-		wantKind(t, "scan by a second account", err, authcore.KindConflict)
-		_, err = f.svc.Confirm(ctx, f.token(bob), nt.ID)
-		wantKind(t, "confirm by another account", err, authcore.KindForbidden)
+	res, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if res.State != authcore.StateScanned || res.Version != 2 || res.Requester.Device != "Chrome on Linux" || res.Requester.IP != "127.0.0.1" {
+		t.Fatalf("scan result: %+v", res)
+	}
+	again, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+	if err != nil || again.Version != 2 {
+		t.Fatalf("second scan by the same account: %+v, %v; want the same result", again, err)
+	}
+	_, err = f.svc.Scan(ctx, f.token(bob), nt.Ticket)
+	wantKind(t, "scan by a second account", err, authcore.KindConflict)
+	_, err = f.svc.Confirm(ctx, f.token(bob), nt.ID)
+	wantKind(t, "confirm by another account", err, authcore.KindForbidden)
 
-		c1, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
-		if err != nil || c1.State != authcore.StateConfirmed || c1.Version != 3 {
-			t.Fatalf("confirm: %+v, %v", c1, err)
-		}
-		c2, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
-		if err != nil || c2 != c1 {
-			t.Fatalf("repeated confirm: %+v, %v; want %+v", c2, err, c1)
-		}
-		_, err = f.svc.Cancel(ctx, f.token(alice), nt.ID)
-		wantKind(t, "cancel after confirm", err, authcore.KindConflict)
+	c1, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
+	if err != nil || c1.State != authcore.StateConfirmed || c1.Version != 3 {
+		t.Fatalf("confirm: %+v, %v", c1, err)
+	}
+	c2, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
+	if err != nil || c2 != c1 {
+		t.Fatalf("repeated confirm: %+v, %v; want %+v", c2, err, c1)
+	}
+	_, err = f.svc.Cancel(ctx, f.token(alice), nt.ID)
+	wantKind(t, "cancel after confirm", err, authcore.KindConflict)
 
-		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: "wrong", Client: desktopIP})
-		wantKind(t, "redeem with a wrong secret", err, authcore.KindUnauthorized)
-		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: netip.MustParseAddr("127.0.0.2")})
-		wantKind(t, "redeem from another address", err, authcore.KindForbidden)
+	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: "wrong", Client: desktopIP})
+	wantKind(t, "redeem with a wrong secret", err, authcore.KindUnauthorized)
+	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: netip.MustParseAddr("127.0.0.2")})
+	wantKind(t, "redeem from another address", err, authcore.KindForbidden)
 
-		sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-		if err != nil {
-			t.Fatalf("redeem: %v", err)
-		}
-		if sess.User.Nickname != "Alice" || sess.ExpiresIn != 1800 || sess.TokenType != "Bearer" {
-			t.Fatalf("session: %+v", sess)
-		}
-		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-		wantKind(t, "second redeem", err, authcore.KindExpired)
-		c3, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
-		if err != nil || c3 != c1 {
-			t.Fatalf("confirm after redeem: %+v, %v; want %+v", c3, err, c1)
-		}
-	})
-}
-
-// oneByOneStore is a store that can neither redeem nor make a phone's
-// move in one call, as the Redis store on a Cluster: the core reads the
-// ticket before a redeem and authenticates before a move.
-type oneByOneStore struct{ *countingStore }
-
-func (oneByOneStore) RedeemTicket(context.Context, authcore.Transition, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
-	return authcore.TicketRecord{}, authcore.User{}, errors.ErrUnsupported
-}
-
-func (oneByOneStore) RedeemIfAllowed(context.Context, authcore.RedeemCheck, authcore.SessionRecord) (authcore.TicketRecord, authcore.User, bool, error) {
-	return authcore.TicketRecord{}, authcore.User{}, false, errors.ErrUnsupported
-}
-
-func (oneByOneStore) TransitionAs(context.Context, authcore.TokenRef, time.Duration, authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
-	return authcore.Principal{}, authcore.TicketRecord{}, false, errors.ErrUnsupported
-}
-
-// storePaths are the two ways the core may call a store: in one call
-// where the store can (the memory store, Redis on one server), and one
-// call at a time (Redis on a Cluster).
-var storePaths = map[string]func(*countingStore) authcore.Store{
-	"one call":   nil,
-	"one by one": func(c *countingStore) authcore.Store { return oneByOneStore{c} },
-}
-
-// onEachStorePath runs test once for each of storePaths, with a fresh
-// fixture.
-func onEachStorePath(t *testing.T, test func(t *testing.T, f *fixture)) {
-	for name, wrap := range storePaths {
-		t.Run(name, func(t *testing.T) { test(t, newFixtureWith(t, authcore.IPStrict, wrap)) })
+	sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+	if err != nil {
+		t.Fatalf("redeem: %v", err)
+	}
+	if sess.User.Nickname != "Alice" || sess.ExpiresIn != 1800 || sess.TokenType != "Bearer" {
+		t.Fatalf("session: %+v", sess)
+	}
+	_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+	wantKind(t, "second redeem", err, authcore.KindExpired)
+	c3, err := f.svc.Confirm(ctx, f.token(alice), nt.ID)
+	if err != nil || c3 != c1 {
+		t.Fatalf("confirm after redeem: %+v, %v; want %+v", c3, err, c1)
 	}
 }
 
 // TestRedeemAfterScannerErased: a redeem issues a session to the user who
-// confirmed, and none once that user has erased their account, whether the
-// store redeems in one call (RedeemTicket) or the core makes the calls one
-// by one (User, CreateSession, Transition).
+// confirmed, and none once that user has erased their account.
 func TestRedeemAfterScannerErased(t *testing.T) {
-	onEachStorePath(t, func(t *testing.T, f *fixture) {
-		ctx := context.Background()
-		alice := f.phone(t, "o-alice", "Alice")
-		confirmed := func() authcore.NewTicket {
-			nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
-				t.Fatal(err)
-			}
-			return nt
-		}
-		nt := confirmed()
-		sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+	f := newFixture(t, authcore.IPStrict)
+	ctx := context.Background()
+	alice := f.phone(t, "o-alice", "Alice")
+	confirmed := func() authcore.NewTicket {
+		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
 		if err != nil {
-			t.Fatalf("redeem: %v", err)
-		}
-		if p, err := f.svc.Authenticate(ctx, sess.AccessToken); err != nil || p.User.ID != alice.User.ID || sess.User.Nickname != "Alice" {
-			t.Fatalf("the redeemed session: %+v, %+v, %v; want Alice's", sess.User, p.User, err)
-		}
-
-		nt = confirmed()
-		if err := f.svc.EraseMyData(ctx, alice, "req-1"); err != nil {
 			t.Fatal(err)
 		}
-		if sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP}); !errors.Is(err, authcore.ErrNotFound) {
-			t.Fatalf("redeem after the scanner erased their account: %+v, %v; want ErrNotFound", sess, err)
+		if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
+			t.Fatal(err)
 		}
-	})
+		if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
+			t.Fatal(err)
+		}
+		return nt
+	}
+	nt := confirmed()
+	sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+	if err != nil {
+		t.Fatalf("redeem: %v", err)
+	}
+	if p, err := f.svc.Authenticate(ctx, sess.AccessToken); err != nil || p.User.ID != alice.User.ID || sess.User.Nickname != "Alice" {
+		t.Fatalf("the redeemed session: %+v, %+v, %v; want Alice's", sess.User, p.User, err)
+	}
+
+	nt = confirmed()
+	if err := f.svc.EraseMyData(ctx, alice, "req-1"); err != nil {
+		t.Fatal(err)
+	}
+	if sess, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP}); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("redeem after the scanner erased their account: %+v, %v; want ErrNotFound", sess, err)
+	}
 }
 
 func TestRedeemRace(t *testing.T) {
-	onEachStorePath(t, func(t *testing.T, f *fixture) {
-		ctx := context.Background()
-		alice := f.phone(t, "o-alice", "Alice")
-		for range 20 {
-			nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
-			if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
-				t.Fatal(err)
-			}
-			var wins atomic.Int32
-			var wg sync.WaitGroup
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
-					if err == nil {
-						wins.Add(1)
-					} else if k := authcore.KindOf(err); k != authcore.KindExpired {
-						t.Errorf("losing redeem: got %s, want expired", k.Code())
-					}
-				}()
-			}
-			wg.Wait()
-			if wins.Load() != 1 {
-				t.Fatalf("%d redeems succeeded, want exactly 1", wins.Load())
-			}
+	f := newFixture(t, authcore.IPStrict)
+	ctx := context.Background()
+	alice := f.phone(t, "o-alice", "Alice")
+	for range 20 {
+		nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP})
+		if _, err := f.svc.Scan(ctx, f.token(alice), nt.Ticket); err != nil {
+			t.Fatal(err)
 		}
-	})
+		if _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP})
+				if err == nil {
+					wins.Add(1)
+				} else if k := authcore.KindOf(err); k != authcore.KindExpired {
+					t.Errorf("losing redeem: got %s, want expired", k.Code())
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d redeems succeeded, want exactly 1", wins.Load())
+		}
+	}
 }
 
 func TestRedeemWithDPoP(t *testing.T) {
-	onEachStorePath(t, func(t *testing.T, f *fixture) {
-		ctx := context.Background()
-		alice := f.phone(t, "o-alice", "Alice")
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
-		nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, DPoPJKT: jkt})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.svc.Scan(ctx, f.token(alice), nt.Ticket)
-		f.svc.Confirm(ctx, f.token(alice), nt.ID)
-		path := "/v1/qr/tickets/" + nt.ID + "/redeem"
-		req := authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP, Method: "POST", Path: path}
-		_, err = f.svc.Redeem(ctx, req)
-		wantKind(t, "redeem without a proof", err, authcore.KindUnauthorized)
-		otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		req.DPoPProof, _ = authcore.NewDPoPProof(otherKey, "POST", "https://login.example.com"+path, f.clock.Now())
-		_, err = f.svc.Redeem(ctx, req)
-		wantKind(t, "redeem with another key's proof", err, authcore.KindUnauthorized)
-		req.DPoPProof, _ = authcore.NewDPoPProof(key, "POST", "https://login.example.com"+path, f.clock.Now())
-		if _, err := f.svc.Redeem(ctx, req); err != nil {
-			t.Fatalf("redeem with a valid proof: %v", err)
-		}
-	})
+	f := newFixture(t, authcore.IPStrict)
+	ctx := context.Background()
+	alice := f.phone(t, "o-alice", "Alice")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
+	nt, err := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: desktopIP, DPoPJKT: jkt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Scan(ctx, f.token(alice), nt.Ticket)
+	f.svc.Confirm(ctx, f.token(alice), nt.ID)
+	path := "/v1/qr/tickets/" + nt.ID + "/redeem"
+	req := authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: desktopIP, Method: "POST", Path: path}
+	_, err = f.svc.Redeem(ctx, req)
+	wantKind(t, "redeem without a proof", err, authcore.KindUnauthorized)
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	req.DPoPProof, _ = authcore.NewDPoPProof(otherKey, "POST", "https://login.example.com"+path, f.clock.Now())
+	_, err = f.svc.Redeem(ctx, req)
+	wantKind(t, "redeem with another key's proof", err, authcore.KindUnauthorized)
+	req.DPoPProof, _ = authcore.NewDPoPProof(key, "POST", "https://login.example.com"+path, f.clock.Now())
+	if _, err := f.svc.Redeem(ctx, req); err != nil {
+		t.Fatalf("redeem with a valid proof: %v", err)
+	}
 }
 
 // TestIPBinding: watch and redeem from an address the binding does not
@@ -449,28 +394,26 @@ func TestIPBinding(t *testing.T) {
 		{authcore.IPOff, "127.0.0.1", "10.1.2.3", true},
 		{authcore.IPOff, "127.0.0.1", "2001:db8::1", true},
 	}
-	for name, wrap := range storePaths {
-		for _, c := range cases {
-			bound, client := netip.MustParseAddr(c.bound), netip.MustParseAddr(c.client)
-			if got := c.binding.Allows(bound, client); got != c.want {
-				t.Errorf("%s binding, %s from %s: Allows %v, want %v", c.binding, c.client, c.bound, got, c.want)
-			}
-			f := newFixtureWith(t, c.binding, wrap)
-			ctx := context.Background()
-			alice := f.phone(t, "o-alice", "Alice")
-			nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: bound})
-			_, err := f.svc.AuthorizeWatch(ctx, nt.ID, nt.WatchSecret, client)
-			if got := err == nil; got != c.want {
-				t.Errorf("%s binding, watch from %s of a ticket of %s: allowed=%v (%v), want %v", c.binding, c.client, c.bound, got, err, c.want)
-			}
-			scanned(t, f, alice, nt)
-			must(t, "confirm", func() error { _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); return err })
-			_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: client})
-			if got := err == nil; got != c.want {
-				t.Errorf("%s, %s binding, redeem from %s of a ticket of %s: allowed=%v (%v), want %v", name, c.binding, c.client, c.bound, got, err, c.want)
-			} else if !got && authcore.KindOf(err) != authcore.KindForbidden {
-				t.Errorf("%s, %s binding, redeem from %s of a ticket of %s: %v, want forbidden", name, c.binding, c.client, c.bound, err)
-			}
+	for _, c := range cases {
+		bound, client := netip.MustParseAddr(c.bound), netip.MustParseAddr(c.client)
+		if got := c.binding.Allows(bound, client); got != c.want {
+			t.Errorf("%s binding, %s from %s: Allows %v, want %v", c.binding, c.client, c.bound, got, c.want)
+		}
+		f := newFixture(t, c.binding)
+		ctx := context.Background()
+		alice := f.phone(t, "o-alice", "Alice")
+		nt, _ := f.svc.CreateTicket(ctx, authcore.NewTicketRequest{ClientIP: bound})
+		_, err := f.svc.AuthorizeWatch(ctx, nt.ID, nt.WatchSecret, client)
+		if got := err == nil; got != c.want {
+			t.Errorf("%s binding, watch from %s of a ticket of %s: allowed=%v (%v), want %v", c.binding, c.client, c.bound, got, err, c.want)
+		}
+		scanned(t, f, alice, nt)
+		must(t, "confirm", func() error { _, err := f.svc.Confirm(ctx, f.token(alice), nt.ID); return err })
+		_, err = f.svc.Redeem(ctx, authcore.RedeemRequest{ID: nt.ID, Secret: nt.WatchSecret, Client: client})
+		if got := err == nil; got != c.want {
+			t.Errorf("%s binding, redeem from %s of a ticket of %s: allowed=%v (%v), want %v", c.binding, c.client, c.bound, got, err, c.want)
+		} else if !got && authcore.KindOf(err) != authcore.KindForbidden {
+			t.Errorf("%s binding, redeem from %s of a ticket of %s: %v, want forbidden", c.binding, c.client, c.bound, err)
 		}
 	}
 }

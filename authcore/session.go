@@ -9,33 +9,36 @@ import (
 	"time"
 )
 
-// A token is "<prefix><family id>.<32 random bytes, base64url>". The prefix
-// makes leaked tokens easy to recognise (secret scanners, log reviews) and
-// tells access from refresh tokens; the family id lets a store keep all
-// sessions of one login together (one Redis Cluster slot). Only the
-// token's SHA-256 is stored.
+// A token is "<prefix><user id>.<family id>.<32 random bytes, base64url>".
+// The prefix makes leaked tokens easy to recognise (secret scanners, log
+// reviews) and tells access from refresh tokens; the user and family ids
+// let a store keep a user's sessions beside the user (one Redis Cluster
+// slot) and find the session and its user in one step. Only the token's
+// SHA-256 is stored.
 const (
 	accessPrefix  = "lha_"
 	refreshPrefix = "lhr_"
+	maxTokenLen   = 160
 )
 
-// newToken returns a fresh token of family and its store reference.
-func newToken(prefix, family string) (string, TokenRef) {
-	tok := randomToken(prefix + family + ".")
-	return tok, TokenRef{Family: family, Hash: sha256.Sum256([]byte(tok))}
+// newToken returns a fresh token of user's family and its store reference.
+func newToken(prefix, userID, family string) (string, TokenRef) {
+	tok := randomToken(prefix + userID + "." + family + ".")
+	return tok, TokenRef{UserID: userID, Family: family, Hash: sha256.Sum256([]byte(tok))}
 }
 
 // parseToken checks a token's shape and returns its store reference.
 func parseToken(tok, prefix string) (TokenRef, bool) {
 	rest, ok := strings.CutPrefix(tok, prefix)
-	if !ok {
+	if !ok || len(tok) > maxTokenLen {
 		return TokenRef{}, false
 	}
-	family, _, ok := strings.Cut(rest, ".")
-	if !ok || !plausibleTicketID(family) || len(tok) > 128 {
+	user, rest, ok1 := strings.Cut(rest, ".")
+	family, _, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !plausibleUserID(user) || !plausibleTicketID(family) {
 		return TokenRef{}, false
 	}
-	return TokenRef{Family: family, Hash: sha256.Sum256([]byte(tok))}, true
+	return TokenRef{UserID: user, Family: family, Hash: sha256.Sum256([]byte(tok))}, true
 }
 
 // SessionUser is the user part of a session or of /v1/me: the profile plus
@@ -97,8 +100,8 @@ func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Sessi
 func (s *Service) sessionRecord(userID string, f sessionFacts) (rec SessionRecord, access, refresh string) {
 	now := s.now()
 	family := NewTicketID()
-	access, aref := newToken(accessPrefix, family)
-	refresh, rref := newToken(refreshPrefix, family)
+	access, aref := newToken(accessPrefix, userID, family)
+	refresh, rref := newToken(refreshPrefix, userID, family)
 	rec = SessionRecord{
 		ID: NewTicketID(), FamilyID: family, UserID: userID,
 		AccessHash: aref.Hash, RefreshHash: rref.Hash,
@@ -115,41 +118,21 @@ func issued(access, refresh string, u SessionUser) Session {
 }
 
 // Authenticate resolves an access token and slides its expiry.
-// Errors: KindUnauthorized for unknown, revoked or expired tokens.
+// Errors: KindUnauthorized for unknown, revoked or expired tokens, and for
+// tokens of users who erased their account (their sessions die with it).
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
 	ref, ok := parseToken(accessToken, accessPrefix)
 	if !ok {
-		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
+		return Principal{}, ErrNoSession
 	}
-	if ps, ok := s.store.(PrincipalStore); ok {
-		rec, u, err := ps.PrincipalByAccess(ctx, ref, s.now(), AccessTokenTTL)
-		switch {
-		case err == nil:
-			return Principal{User: u, Session: rec}, nil
-		case errors.Is(err, ErrNotFound):
-			// An unknown token, or the user erased their account (the
-			// session died with it).
-			return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
-		case !errors.Is(err, errors.ErrUnsupported):
-			return Principal{}, fmt.Errorf("authenticate: %w", err)
-		}
-	}
-	rec, err := s.store.SessionByAccess(ctx, ref, s.now(), AccessTokenTTL)
+	p, err := s.store.PrincipalByAccess(ctx, ref, s.now(), AccessTokenTTL)
 	if errors.Is(err, ErrNotFound) {
-		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
+		return Principal{}, ErrNoSession
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	u, err := s.store.User(ctx, rec.UserID)
-	if errors.Is(err, ErrNotFound) {
-		// The user erased their account; the session died with it.
-		return Principal{}, Errorf(KindUnauthorized, "missing or invalid access token")
-	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("authenticate: read user: %w", err)
-	}
-	return Principal{User: u, Session: rec}, nil
+	return p, nil
 }
 
 // Refresh rotates a refresh token into a new session. Reusing a refresh
@@ -161,43 +144,37 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 		return Session{}, Errorf(KindUnauthorized, "invalid refresh token")
 	}
 	now := s.now()
-	access, aref := newToken(accessPrefix, old.Family)
-	refresh, rref := newToken(refreshPrefix, old.Family)
+	access, aref := newToken(accessPrefix, old.UserID, old.Family)
+	refresh, rref := newToken(refreshPrefix, old.UserID, old.Family)
 	next := SessionRecord{
-		ID: NewTicketID(), FamilyID: old.Family,
+		ID: NewTicketID(), FamilyID: old.Family, UserID: old.UserID,
 		AccessHash: aref.Hash, RefreshHash: rref.Hash,
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
 		CreatedAt: now,
 	}
-	rec, err := s.store.RotateRefresh(ctx, old, next, now)
+	p, err := s.store.RotateRefresh(ctx, old, next, now)
 	switch {
 	case errors.Is(err, ErrConflict):
 		s.log.Warn("refresh token reused; session family revoked")
 		return Session{}, Errorf(KindUnauthorized, "refresh token already used; please log in again")
 	case errors.Is(err, ErrNotFound):
+		// Unknown, expired, or of a user who erased their account.
 		return Session{}, Errorf(KindUnauthorized, "invalid or expired refresh token")
 	case err != nil:
 		return Session{}, fmt.Errorf("refresh: %w", err)
 	}
-	u, err := s.store.User(ctx, rec.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return Session{}, Errorf(KindUnauthorized, "this account no longer exists")
-	}
-	if err != nil {
-		return Session{}, fmt.Errorf("refresh: read user: %w", err)
-	}
-	return issued(access, refresh, sessionUser(u, rec, nil)), nil
+	return issued(access, refresh, sessionUser(p.User, p.Session, nil)), nil
 }
 
 // Logout revokes the session of an access token. Errors: KindUnauthorized.
 func (s *Service) Logout(ctx context.Context, accessToken string) error {
 	ref, ok := parseToken(accessToken, accessPrefix)
 	if !ok {
-		return Errorf(KindUnauthorized, "missing or invalid access token")
+		return ErrNoSession
 	}
 	err := s.store.DeleteSession(ctx, ref)
 	if errors.Is(err, ErrNotFound) {
-		return Errorf(KindUnauthorized, "missing or invalid access token")
+		return ErrNoSession
 	}
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)

@@ -111,19 +111,21 @@ func decodeAnyBase64(s string) ([]byte, error) {
 }
 
 func validKID(kid string) bool {
-	if kid == "" || len(kid) > maxKIDLen {
-		return false
-	}
-	for _, c := range []byte(kid) {
-		if !urlSafe(c) {
+	return kid != "" && len(kid) <= maxKIDLen && URLSafe(kid)
+}
+
+// URLSafe reports whether s is made only of A-Z a-z 0-9 _ - (base64url
+// without padding): the alphabet of loginhub's ids and tokens, and of
+// WeChat's codes and openids, which SDKs put in URLs unescaped. The empty
+// string is URL-safe.
+func URLSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}
 	return true
-}
-
-func urlSafe(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
 // NewTicketID returns a random ticket id (16 URL-safe characters).

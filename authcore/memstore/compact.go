@@ -238,6 +238,12 @@ func storeSession(r authcore.SessionRecord) storedSession {
 func (s *storedSession) familyID() string { return s.text.field(sFamilyID) }
 func (s *storedSession) userID() string   { return s.text.field(sUserID) }
 
+// belongsTo reports whether ref names this session's user and family (its
+// hash is the map key).
+func (s *storedSession) belongsTo(ref authcore.TokenRef) bool {
+	return s.familyID() == ref.Family && s.userID() == ref.UserID
+}
+
 func (s *storedSession) amr() []string {
 	if a := s.text.field(sAMR); a != "" {
 		return strings.Split(a, " ")

@@ -6,7 +6,6 @@ package memstore
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"slices"
 	"sync"
@@ -66,11 +65,7 @@ type window struct {
 	count int
 }
 
-var (
-	_ authcore.Store          = (*Store)(nil)
-	_ authcore.PrincipalStore = (*Store)(nil)
-	_ authcore.RedeemStore    = (*Store)(nil)
-)
+var _ authcore.Store = (*Store)(nil)
 
 // New returns an empty store. notify (may be nil) is called after every
 // ticket transition, outside the store's lock; now (nil: time.Now) is the
@@ -183,115 +178,71 @@ func (s *Store) ticketLocked(id string) (storedTicket, bool) {
 	return t, true
 }
 
-// Transition implements authcore.TicketStore.
-func (s *Store) Transition(_ context.Context, t authcore.Transition) (authcore.TicketRecord, error) {
+// TransitionAs implements authcore.TicketStore: the session, its user and
+// the move under one lock.
+func (s *Store) TransitionAs(_ context.Context, ref authcore.TokenRef, slide time.Duration, m authcore.PhoneMove) (authcore.PhoneMoveResult, error) {
 	s.mu.Lock()
-	st, err := s.transitionLocked(t)
-	if err != nil {
+	p, err := s.principalLocked(ref, m.Now, slide)
+	if errors.Is(err, authcore.ErrNotFound) {
 		s.mu.Unlock()
-		return authcore.TicketRecord{}, err
+		return authcore.PhoneMoveResult{}, authcore.ErrNoSession
 	}
-	out := s.advanceLocked(t.ID, st, t.To, t.ScannerID, t.Scanner)
+	st, ok := s.ticketLocked(m.ID)
+	if !ok {
+		s.mu.Unlock()
+		return authcore.PhoneMoveResult{}, authcore.ErrNotFound
+	}
+	owner := p.User.ID
+	if m.To == authcore.StateScanned {
+		owner = ""
+	}
+	if from := st.state(); from != m.From || from.Terminal() || st.scannerID() != owner || st.expired(m.Now) {
+		s.mu.Unlock()
+		return authcore.PhoneMoveResult{Principal: p, Ticket: st.record(m.ID)}, nil
+	}
+	rec := st.record(m.ID)
+	if m.To == authcore.StateScanned {
+		rec.ScannerID, rec.Scanner = p.User.ID, authcore.Profile{Nickname: p.User.Nickname, AvatarURL: p.User.AvatarURL}
+	}
+	out := s.advanceLocked(rec, st, m.To)
 	s.mu.Unlock()
 	s.announce(out)
-	return out, nil
+	return authcore.PhoneMoveResult{Principal: p, Ticket: out, Moved: true}, nil
 }
 
-// transitionLocked returns the ticket t moves, or why it cannot move it.
-func (s *Store) transitionLocked(t authcore.Transition) (storedTicket, error) {
-	st, ok := s.ticketLocked(t.ID)
+// RedeemTicket implements authcore.TicketStore: the user, the move and the
+// new session under one lock.
+func (s *Store) RedeemTicket(_ context.Context, r authcore.Redemption) (authcore.User, error) {
+	s.mu.Lock()
+	now := s.now()
+	s.sweepLocked(now)
+	u, ok := s.users[r.Session.UserID]
+	st, found := s.ticketLocked(r.TicketID)
 	switch {
-	case !ok:
-		return st, authcore.ErrNotFound
-	case st.version != t.FromVersion || st.state().Terminal():
-		return st, authcore.ErrConflict
-	case st.expired(t.Now):
-		return st, authcore.ErrExpired
-	}
-	return st, nil
-}
-
-// RedeemTicket implements authcore.RedeemStore: the user, the transition
-// and the new session under one lock.
-func (s *Store) RedeemTicket(_ context.Context, t authcore.Transition, rec authcore.SessionRecord) (authcore.TicketRecord, authcore.User, error) {
-	s.mu.Lock()
-	u, ok := s.users[rec.UserID]
-	if !ok {
+	case !ok || !found:
 		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.User{}, authcore.ErrNotFound
-	}
-	s.sweepLocked(s.now())
-	st, err := s.transitionLocked(t)
-	if err != nil {
+		return authcore.User{}, authcore.ErrNotFound
+	case st.version != r.FromVersion || st.state().Terminal():
 		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.User{}, err
+		return authcore.User{}, authcore.ErrConflict
+	case st.expired(r.Now):
+		s.mu.Unlock()
+		return authcore.User{}, authcore.ErrExpired
 	}
-	s.putSessionLocked(rec)
-	out := s.advanceLocked(t.ID, st, t.To, t.ScannerID, t.Scanner)
+	s.putSessionLocked(r.Session)
+	out := s.advanceLocked(st.record(r.TicketID), st, authcore.StateRedeemed)
 	s.mu.Unlock()
 	s.announce(out)
-	return out, u, nil
+	return u, nil
 }
 
-// RedeemIfAllowed implements authcore.CheckedRedeemStore: the ticket's
-// checks, its scanner's user, the transition and the new session under one
-// lock.
-func (s *Store) RedeemIfAllowed(_ context.Context, c authcore.RedeemCheck, rec authcore.SessionRecord) (authcore.TicketRecord, authcore.User, bool, error) {
-	s.mu.Lock()
-	st, ok := s.ticketLocked(c.ID)
-	if !ok {
-		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.User{}, false, authcore.ErrNotFound
-	}
-	tk := st.record(c.ID)
-	if tk.State != authcore.StateConfirmed || st.expired(c.Now) || tk.DPoPJKT != "" || tk.ScannerID == "" ||
-		subtle.ConstantTimeCompare(tk.WatchSecretHash[:], c.SecretHash[:]) != 1 || !c.Binding.Allows(tk.ClientIP, c.Client) {
-		s.mu.Unlock()
-		return tk, authcore.User{}, false, nil
-	}
-	u, ok := s.users[tk.ScannerID]
-	if !ok {
-		s.mu.Unlock()
-		return authcore.TicketRecord{}, authcore.User{}, false, authcore.ErrNotFound
-	}
-	s.sweepLocked(s.now())
-	rec.UserID = u.ID
-	s.putSessionLocked(rec)
-	out := s.advanceLocked(c.ID, st, authcore.StateRedeemed, "", authcore.Profile{})
-	s.mu.Unlock()
-	s.announce(out)
-	return out, u, true, nil
-}
-
-// TransitionFrom implements authcore.TicketStore.
-func (s *Store) TransitionFrom(_ context.Context, t authcore.StateTransition) (authcore.TicketRecord, bool, error) {
-	s.mu.Lock()
-	st, ok := s.ticketLocked(t.ID)
-	if !ok {
-		s.mu.Unlock()
-		return authcore.TicketRecord{}, false, authcore.ErrNotFound
-	}
-	if from := st.state(); from != t.From || from.Terminal() || st.scannerID() != t.Owner || st.expired(t.Now) {
-		s.mu.Unlock()
-		return st.record(t.ID), false, nil
-	}
-	out := s.advanceLocked(t.ID, st, t.To, t.ScannerID, t.Scanner)
-	s.mu.Unlock()
-	s.announce(out)
-	return out, true, nil
-}
-
-// advanceLocked applies a transition to to, writing the scanner when to is
-// scanned, stores the new record and returns it. The caller holds s.mu.
-func (s *Store) advanceLocked(id string, st storedTicket, to authcore.State, scannerID string, scanner authcore.Profile) authcore.TicketRecord {
-	rec := st.record(id)
+// advanceLocked moves rec, as read from st (with any new scanner written
+// in), to state to, stores it and returns it. The caller holds s.mu.
+func (s *Store) advanceLocked(rec authcore.TicketRecord, st storedTicket, to authcore.State) authcore.TicketRecord {
 	rec.State = to
 	rec.Version++
 	rec.Trail = append(rec.Trail, to)
-	if to == authcore.StateScanned {
-		rec.ScannerID, rec.Scanner = scannerID, scanner
-	}
-	s.tickets[id] = storeTicket(rec, timeOf(st.deleteAt))
+	s.tickets[rec.ID] = storeTicket(rec, timeOf(st.deleteAt))
 	return rec
 }
 
@@ -309,6 +260,9 @@ func (s *Store) CreateSession(_ context.Context, rec authcore.SessionRecord) err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(s.now())
+	if _, ok := s.users[rec.UserID]; !ok {
+		return authcore.ErrNotFound
+	}
 	s.putSessionLocked(rec)
 	return nil
 }
@@ -323,52 +277,24 @@ func (s *Store) deleteSessionLocked(accessHash [32]byte, r storedSession) {
 	delete(s.refreshes, r.refreshHash)
 }
 
-// SessionByAccess implements authcore.SessionStore.
-func (s *Store) SessionByAccess(_ context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
+// PrincipalByAccess implements authcore.SessionStore: the session and its
+// user under one lock.
+func (s *Store) PrincipalByAccess(_ context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.Principal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sessionByAccessLocked(ref, now, slide)
+	return s.principalLocked(ref, now, slide)
 }
 
-// PrincipalByAccess implements authcore.PrincipalStore: the session and
-// its user under one lock.
-func (s *Store) PrincipalByAccess(_ context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, authcore.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := s.sessionByAccessLocked(ref, now, slide)
-	if err != nil {
-		return authcore.SessionRecord{}, authcore.User{}, err
-	}
-	u, ok := s.users[rec.UserID]
-	if !ok {
-		return authcore.SessionRecord{}, authcore.User{}, authcore.ErrNotFound
-	}
-	return rec, u, nil
-}
-
-// TransitionAs implements authcore.PhoneTransitionStore as
-// PrincipalByAccess followed by TransitionFrom. A memory store has no
-// round trip to save; it implements it so that the core's one-call path
-// runs against both stores.
-func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide time.Duration, m authcore.PhoneMove) (authcore.Principal, authcore.TicketRecord, bool, error) {
-	rec, u, err := s.PrincipalByAccess(ctx, ref, m.Now, slide)
-	if errors.Is(err, authcore.ErrNotFound) {
-		return authcore.Principal{}, authcore.TicketRecord{}, false, authcore.ErrNoSession
-	}
-	if err != nil {
-		return authcore.Principal{}, authcore.TicketRecord{}, false, err
-	}
-	tk, moved, err := s.TransitionFrom(ctx, m.As(u))
-	if err != nil {
-		return authcore.Principal{}, authcore.TicketRecord{}, false, err
-	}
-	return authcore.Principal{User: u, Session: rec}, tk, moved, nil
-}
-
-func (s *Store) sessionByAccessLocked(ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.SessionRecord, error) {
+// principalLocked finds the live session of access token ref and its user,
+// sliding the access expiry, or returns ErrNotFound.
+func (s *Store) principalLocked(ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.Principal, error) {
 	r, ok := s.sessions[ref.Hash]
-	if !ok || r.familyID() != ref.Family || !now.Before(timeOf(r.accessExpiresAt)) {
-		return authcore.SessionRecord{}, authcore.ErrNotFound
+	if !ok || !r.belongsTo(ref) || !now.Before(timeOf(r.accessExpiresAt)) {
+		return authcore.Principal{}, authcore.ErrNotFound
+	}
+	u, ok := s.users[r.userID()]
+	if !ok {
+		return authcore.Principal{}, authcore.ErrNotFound
 	}
 	exp := now.Add(slide)
 	if refresh := timeOf(r.refreshExpiresAt); exp.After(refresh) {
@@ -378,22 +304,26 @@ func (s *Store) sessionByAccessLocked(ref authcore.TokenRef, now time.Time, slid
 		r.accessExpiresAt = nanos(exp)
 		s.sessions[ref.Hash] = r
 	}
-	return r.record(ref.Hash), nil
+	return authcore.Principal{User: u, Session: r.record(ref.Hash)}, nil
 }
 
 // RotateRefresh implements authcore.SessionStore.
-func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next authcore.SessionRecord, now time.Time) (authcore.SessionRecord, error) {
+func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next authcore.SessionRecord, now time.Time) (authcore.Principal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := ref.Hash
 	if c, ok := s.consumed[h]; ok && c.familyID == ref.Family && now.Before(c.until) {
 		s.revokeFamilyLocked(c.familyID)
-		return authcore.SessionRecord{}, authcore.ErrConflict
+		return authcore.Principal{}, authcore.ErrConflict
 	}
 	ah := s.refreshes[h]
 	stored, ok := s.sessions[ah]
-	if !ok || stored.refreshHash != h || stored.familyID() != ref.Family || !now.Before(timeOf(stored.refreshExpiresAt)) {
-		return authcore.SessionRecord{}, authcore.ErrNotFound
+	if !ok || stored.refreshHash != h || !stored.belongsTo(ref) || !now.Before(timeOf(stored.refreshExpiresAt)) {
+		return authcore.Principal{}, authcore.ErrNotFound
+	}
+	u, ok := s.users[stored.userID()]
+	if !ok {
+		return authcore.Principal{}, authcore.ErrNotFound
 	}
 	old := stored.record(ah)
 	s.deleteSessionLocked(ah, stored)
@@ -402,7 +332,7 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	next.AMR, next.FaceAt = old.AMR, old.FaceAt
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
 	s.putSessionLocked(next)
-	return next, nil
+	return authcore.Principal{User: u, Session: next}, nil
 }
 
 func (s *Store) revokeFamilyLocked(family string) {
@@ -418,7 +348,7 @@ func (s *Store) DeleteSession(_ context.Context, ref authcore.TokenRef) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.sessions[ref.Hash]
-	if !ok || r.familyID() != ref.Family {
+	if !ok || !r.belongsTo(ref) {
 		return authcore.ErrNotFound
 	}
 	s.deleteSessionLocked(ref.Hash, r)

@@ -9,10 +9,6 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 )
 
-// auditKept is how many audit entries the store keeps per user; older
-// ones are dropped as new ones arrive (redisstore keeps as many).
-const auditKept = 1000
-
 // wechatProvider is the provider whose subjects are openids with a WeChat
 // session_key (PutSessionKey).
 const wechatProvider = "wechat"
@@ -63,7 +59,7 @@ func (s *Store) PersonalData(_ context.Context, userID string) (map[string]strin
 }
 
 // AppendAudit implements authcore.PersonalDataStore. The store keeps the
-// last 1000 entries of each user.
+// last authcore.AuditKept entries of each user.
 func (s *Store) AppendAudit(_ context.Context, e authcore.AuditEntry) error {
 	if e.UserID == "" {
 		return authcore.Errorf(authcore.KindInvalid, "memstore: audit entry without a user")
@@ -72,8 +68,8 @@ func (s *Store) AppendAudit(_ context.Context, e authcore.AuditEntry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	list := append(s.audits[e.UserID], e)
-	if n := len(list); n > auditKept {
-		list = slices.Clone(list[n-auditKept:]) // let the dropped ones go
+	if n := len(list); n > authcore.AuditKept {
+		list = slices.Clone(list[n-authcore.AuditKept:]) // let the dropped ones go
 	}
 	s.audits[e.UserID] = list
 	return nil
@@ -163,7 +159,7 @@ func (s *Store) MarkSessionFace(_ context.Context, ref authcore.TokenRef, at tim
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored, ok := s.sessions[ref.Hash]
-	if !ok || stored.familyID() != ref.Family || !at.Before(timeOf(stored.accessExpiresAt)) {
+	if !ok || !stored.belongsTo(ref) || !at.Before(timeOf(stored.accessExpiresAt)) {
 		return authcore.ErrNotFound
 	}
 	r := stored.record(ref.Hash)

@@ -2,11 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,10 +14,6 @@ import (
 
 	"github.com/loginhub/loginhub/authcore"
 )
-
-// auditKept is how many audit entries the store keeps per user (LTRIM);
-// memstore keeps as many.
-const auditKept = 1000
 
 // wechatProvider is the provider whose subjects are openids with a WeChat
 // session_key (PutSessionKey).
@@ -78,7 +74,7 @@ func (s *Store) AppendAudit(ctx context.Context, e authcore.AuditEntry) error {
 	key := s.auditKey(e.UserID)
 	if _, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.RPush(ctx, key, b)
-		p.LTrim(ctx, key, -auditKept, -1)
+		p.LTrim(ctx, key, -authcore.AuditKept, -1)
 		return nil
 	}); err != nil {
 		return fmt.Errorf("redisstore: append audit: %w", err)
@@ -94,7 +90,7 @@ func (s *Store) Audit(ctx context.Context, userID string, limit int) ([]authcore
 	if limit <= 0 {
 		return out, nil
 	}
-	raw, err := s.c.LRange(ctx, s.auditKey(userID), -int64(min(limit, auditKept)), -1).Result()
+	raw, err := s.c.LRange(ctx, s.auditKey(userID), -int64(min(limit, authcore.AuditKept)), -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: audit: %w", err)
 	}
@@ -243,16 +239,12 @@ func (s *Store) TakeFaceVerification(ctx context.Context, verifyID string) (auth
 	return f, nil
 }
 
-// MarkSessionFace implements authcore.FaceStore with mark_face.lua, in the
-// session's family slot. FaceAt is kept to the millisecond.
+// MarkSessionFace implements authcore.FaceStore with mark_face.lua. FaceAt
+// is kept to the millisecond.
 func (s *Store) MarkSessionFace(ctx context.Context, ref authcore.TokenRef, at time.Time) error {
 	if at.IsZero() {
 		return authcore.Errorf(authcore.KindInvalid, "redisstore: mark session face: no time")
 	}
-	k := s.sessionKeys(ref.Family, ref.Hash, [32]byte{})
-	err := scriptOutcome(markFaceScript.Run(ctx, s.c, []string{k.access}, strconv.FormatInt(at.UnixMilli(), 10)).Err())
-	if err != nil && !isOutcome(err) {
-		return fmt.Errorf("redisstore: mark session face: %w", err)
-	}
-	return err
+	err := markFaceScript.Run(ctx, s.c, []string{s.sessionKey(ref)}, hex.EncodeToString(ref.Hash[:]), at.UnixMilli()).Err()
+	return outcome(err, "mark session face")
 }

@@ -8,11 +8,10 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 )
 
-// Bench measures a store's hot paths: creating a ticket, and the three
-// transitions of a login as the core makes them: scan and confirm in one
-// call each (TransitionFrom), redeem as a read and a compare-and-set; and
-// a whole login, session included, with its redeem made one call at a time
-// or, when the store can (authcore.RedeemStore), in one.
+// Bench measures a store's hot paths: creating a ticket, and a whole login
+// as the core makes it: the phone's scan and confirm (TransitionAs), the
+// desktop's read of the ticket and its redeem with the new session
+// (RedeemTicket).
 func Bench(b *testing.B, s authcore.Store) {
 	ctx := context.Background()
 	b.Run("CreateTicket", func(b *testing.B) {
@@ -24,58 +23,17 @@ func Bench(b *testing.B, s authcore.Store) {
 			}
 		}
 	})
-	b.Run("LoginTransitions", func(b *testing.B) {
-		now := time.Now()
+	now := time.Now()
+	u := newUser(b, s, "bench", "Bench", now)
+	b.Run("Login", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			tk := confirmedTicket(b, s, "u1", now)
-			rec, err := s.Ticket(ctx, tk.ID)
+			rec, err := s.Ticket(ctx, confirm(b, s, u, newTicket(now), now).ID)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: rec.Version, To: authcore.StateRedeemed, Now: now}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	// A whole login as the core makes it: the three transitions plus the
-	// session, one call at a time (User, CreateSession, Transition) and, when
-	// the store can, in one call (RedeemTicket).
-	now := time.Now()
-	u := newUser(b, s, "bench", "Bench", now)
-	confirmed := func(b *testing.B) authcore.TicketRecord {
-		rec, err := s.Ticket(ctx, confirmedTicket(b, s, u.ID, now).ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return rec
-	}
-	b.Run("LoginRedeemOneByOne", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			rec := confirmed(b)
-			if _, err := s.User(ctx, u.ID); err != nil {
-				b.Fatal(err)
-			}
 			sess, _, _ := newSession(now, u.ID)
-			if err := s.CreateSession(ctx, sess); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.Transition(ctx, authcore.Transition{ID: rec.ID, FromVersion: rec.Version, To: authcore.StateRedeemed, Now: now}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	rs, ok := s.(authcore.RedeemStore)
-	if !ok {
-		return
-	}
-	b.Run("LoginRedeemOneCall", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			rec := confirmed(b)
-			sess, _, _ := newSession(now, u.ID)
-			if _, _, err := rs.RedeemTicket(ctx, authcore.Transition{ID: rec.ID, FromVersion: rec.Version, To: authcore.StateRedeemed, Now: now}, sess); err != nil {
+			if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: rec.ID, FromVersion: rec.Version, Session: sess, Now: now}); err != nil {
 				b.Fatal(err)
 			}
 		}

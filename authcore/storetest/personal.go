@@ -12,10 +12,6 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 )
 
-// AuditKept is how many audit entries a store keeps per user: appending
-// more drops the oldest.
-const AuditKept = 1000
-
 // upsert logs identity id in, creating user newID if it is new, and fails
 // the test unless created is wantCreated; it returns the user's id.
 func upsert(t *testing.T, s authcore.Store, id authcore.Identity, newID string, wantCreated bool) string {
@@ -143,12 +139,12 @@ func testAudit(t *testing.T, newStore NewStore) {
 	}
 }
 
-// testAuditTrim: a user's trail keeps the most recent AuditKept entries.
+// testAuditTrim: a user's trail keeps the most recent authcore.AuditKept entries.
 func testAuditTrim(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	const n = AuditKept + 5
+	const n = authcore.AuditKept + 5
 	entries := make([]authcore.AuditEntry, n)
 	for i := range entries {
 		entries[i] = auditEntry("trim-u1", i, now)
@@ -160,8 +156,8 @@ func testAuditTrim(t *testing.T, newStore NewStore) {
 		limit int
 		want  []authcore.AuditEntry
 	}{
-		{2 * AuditKept, entries[n-AuditKept:]},
-		{AuditKept, entries[n-AuditKept:]},
+		{2 * authcore.AuditKept, entries[n-authcore.AuditKept:]},
+		{authcore.AuditKept, entries[n-authcore.AuditKept:]},
 		{10, entries[n-10:]},
 	} {
 		got, err := s.Audit(ctx, "trim-u1", tc.limit)
@@ -366,12 +362,13 @@ func testFaceVerificationExpiry(t *testing.T, newStore NewStore) {
 }
 
 // testMarkSessionFace: the mark adds "face" to the AMR once and sets
-// FaceAt, SessionByAccess shows it and RotateRefresh carries it over; a
+// FaceAt, PrincipalByAccess shows it and RotateRefresh carries it over; a
 // session that is unknown or expired at the time of the check is not found.
 func testMarkSessionFace(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now().Truncate(time.Second)
+	u := newUser(t, s, "face", "", now)
 	for _, tc := range []struct {
 		name      string
 		amr, want []string
@@ -381,7 +378,7 @@ func testMarkSessionFace(t *testing.T, newStore NewStore) {
 		{"wx qr", []string{"wx", "qr"}, []string{"wx", "qr", "face"}},
 		{"face already", []string{"wx", "face"}, []string{"wx", "face"}},
 	} {
-		sess, access, refresh := newSession(now, "u1")
+		sess, access, refresh := newSession(now, u.ID)
 		sess.AMR = tc.amr
 		if err := s.CreateSession(ctx, sess); err != nil {
 			t.Fatal(err)
@@ -390,34 +387,34 @@ func testMarkSessionFace(t *testing.T, newStore NewStore) {
 			if err := s.MarkSessionFace(ctx, access, at); err != nil {
 				t.Fatalf("%s: MarkSessionFace #%d: %v", tc.name, i+1, err)
 			}
-			got, err := s.SessionByAccess(ctx, access, at, 30*time.Minute)
+			got, err := s.PrincipalByAccess(ctx, access, at, 30*time.Minute)
 			if err != nil {
-				t.Fatalf("%s: SessionByAccess after mark #%d: %v", tc.name, i+1, err)
+				t.Fatalf("%s: PrincipalByAccess after mark #%d: %v", tc.name, i+1, err)
 			}
-			if !reflect.DeepEqual(got.AMR, tc.want) || !got.FaceAt.Equal(at) {
-				t.Errorf("%s: after mark #%d: got AMR %q FaceAt %v, want %q %v", tc.name, i+1, got.AMR, got.FaceAt, tc.want, at)
+			if !reflect.DeepEqual(got.Session.AMR, tc.want) || !got.Session.FaceAt.Equal(at) {
+				t.Errorf("%s: after mark #%d: got AMR %q FaceAt %v, want %q %v", tc.name, i+1, got.Session.AMR, got.Session.FaceAt, tc.want, at)
 			}
 		}
 		faceAt := now.Add(2 * time.Minute)
-		next, nextAccess, _ := sessionIn(sess.FamilyID, now.Add(3*time.Minute), "ignored")
+		next, nextAccess, _ := sessionIn(sess.FamilyID, now.Add(3*time.Minute), u.ID)
 		next.AMR, next.FaceAt = []string{"ignored"}, time.Time{}
 		got, err := s.RotateRefresh(ctx, refresh, next, now.Add(3*time.Minute))
 		if err != nil {
 			t.Fatalf("%s: RotateRefresh: %v", tc.name, err)
 		}
-		if !reflect.DeepEqual(got.AMR, tc.want) || !got.FaceAt.Equal(faceAt) {
-			t.Errorf("%s: RotateRefresh: got AMR %q FaceAt %v, want %q %v", tc.name, got.AMR, got.FaceAt, tc.want, faceAt)
+		if !reflect.DeepEqual(got.Session.AMR, tc.want) || !got.Session.FaceAt.Equal(faceAt) {
+			t.Errorf("%s: RotateRefresh: got AMR %q FaceAt %v, want %q %v", tc.name, got.Session.AMR, got.Session.FaceAt, tc.want, faceAt)
 		}
-		if got, err := s.SessionByAccess(ctx, nextAccess, now.Add(3*time.Minute), 30*time.Minute); err != nil {
+		if got, err := s.PrincipalByAccess(ctx, nextAccess, now.Add(3*time.Minute), 30*time.Minute); err != nil {
 			t.Fatalf("%s: rotated session: %v", tc.name, err)
-		} else if !reflect.DeepEqual(got.AMR, tc.want) || !got.FaceAt.Equal(faceAt) {
-			t.Errorf("%s: rotated session: got AMR %q FaceAt %v, want %q %v", tc.name, got.AMR, got.FaceAt, tc.want, faceAt)
+		} else if !reflect.DeepEqual(got.Session.AMR, tc.want) || !got.Session.FaceAt.Equal(faceAt) {
+			t.Errorf("%s: rotated session: got AMR %q FaceAt %v, want %q %v", tc.name, got.Session.AMR, got.Session.FaceAt, tc.want, faceAt)
 		}
 	}
 
-	live, liveAccess, _ := newSession(now, "u1")
-	gone, goneAccess, _ := newSession(now, "u1")
-	rotated, rotatedAccess, rotatedRefresh := newSession(now, "u1")
+	live, liveAccess, _ := newSession(now, u.ID)
+	gone, goneAccess, _ := newSession(now, u.ID)
+	rotated, rotatedAccess, rotatedRefresh := newSession(now, u.ID)
 	for _, sess := range []authcore.SessionRecord{live, gone, rotated} {
 		if err := s.CreateSession(ctx, sess); err != nil {
 			t.Fatal(err)
@@ -426,17 +423,20 @@ func testMarkSessionFace(t *testing.T, newStore NewStore) {
 	if err := s.DeleteSession(ctx, goneAccess); err != nil {
 		t.Fatal(err)
 	}
-	next, _, _ := sessionIn(rotated.FamilyID, now, "")
+	next, _, _ := sessionIn(rotated.FamilyID, now, u.ID)
 	if _, err := s.RotateRefresh(ctx, rotatedRefresh, next, now); err != nil {
 		t.Fatal(err)
 	}
+	unknown, wrongFamily := liveAccess, liveAccess
+	unknown.Hash = sha256.Sum256([]byte("unknown"))
+	wrongFamily.Family = "AAAAAAAAAAAAAAAA"
 	for _, tc := range []struct {
 		name string
 		ref  authcore.TokenRef
 		at   time.Time
 	}{
-		{"unknown session", authcore.TokenRef{Family: live.FamilyID, Hash: sha256.Sum256([]byte("unknown"))}, now},
-		{"wrong family", authcore.TokenRef{Family: "AAAAAAAAAAAAAAAA", Hash: liveAccess.Hash}, now},
+		{"unknown session", unknown, now},
+		{"wrong family", wrongFamily, now},
 		{"at the access expiry", liveAccess, live.AccessExpiresAt},
 		{"logged out", goneAccess, now},
 		{"rotated away", rotatedAccess, now},
@@ -445,7 +445,7 @@ func testMarkSessionFace(t *testing.T, newStore NewStore) {
 			t.Errorf("MarkSessionFace(%s): got %v, want ErrNotFound", tc.name, err)
 		}
 	}
-	if got, err := s.SessionByAccess(ctx, liveAccess, now, 30*time.Minute); err != nil || len(got.AMR) != 1 || !got.FaceAt.IsZero() {
-		t.Errorf("refused marks changed the session: AMR %q FaceAt %v, %v", got.AMR, got.FaceAt, err)
+	if got, err := s.PrincipalByAccess(ctx, liveAccess, now, 30*time.Minute); err != nil || len(got.Session.AMR) != 1 || !got.Session.FaceAt.IsZero() {
+		t.Errorf("refused marks changed the session: AMR %q FaceAt %v, %v", got.Session.AMR, got.Session.FaceAt, err)
 	}
 }

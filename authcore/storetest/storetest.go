@@ -27,10 +27,8 @@ type NewStore func(t *testing.T, notify authcore.Notifier) authcore.Store
 // Run runs the whole suite against stores from newStore.
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("TicketLifecycle", func(t *testing.T) { testTicketLifecycle(t, newStore) })
-	t.Run("TransitionRace", func(t *testing.T) { testTransitionRace(t, newStore) })
-	t.Run("TransitionExpired", func(t *testing.T) { testTransitionExpired(t, newStore) })
-	t.Run("TransitionFrom", func(t *testing.T) { testTransitionFrom(t, newStore) })
-	t.Run("TransitionFromRace", func(t *testing.T) { testTransitionFromRace(t, newStore) })
+	t.Run("ScanRace", func(t *testing.T) { testScanRace(t, newStore) })
+	t.Run("RedeemRace", func(t *testing.T) { testRedeemRace(t, newStore) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, newStore) })
 	t.Run("RefreshReuseRevokesFamily", func(t *testing.T) { testRefreshReuse(t, newStore) })
 	t.Run("RefreshRace", func(t *testing.T) { testRefreshRace(t, newStore) })
@@ -47,7 +45,6 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
 	t.Run("TransitionAs", func(t *testing.T) { testTransitionAs(t, newStore) })
-	t.Run("RedeemIfAllowed", func(t *testing.T) { testRedeemIfAllowed(t, newStore) })
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
@@ -129,11 +126,14 @@ func newTicket(now time.Time) authcore.TicketRecord {
 	}
 }
 
+// testTicketLifecycle: a ticket is created once, read back whole, and goes
+// pending → scanned → confirmed (TransitionAs) → redeemed (RedeemTicket),
+// each move announced with the ticket it wrote; nothing moves it after.
 func testTicketLifecycle(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	var rec recorder
 	s := newStore(t, rec.notify)
-	now := time.Now()
+	now := time.Now().Truncate(time.Second)
 	tk := newTicket(now)
 	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
 		t.Fatalf("CreateTicket: %v", err)
@@ -153,58 +153,132 @@ func testTicketLifecycle(t *testing.T, newStore NewStore) {
 	if _, err := s.Ticket(ctx, "nope"); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("Ticket(unknown): got %v, want ErrNotFound", err)
 	}
-	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: "https://a/x.png"}
-	steps := []authcore.Transition{
-		{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Scanner: scanner, Now: now},
-		{ID: tk.ID, FromVersion: 2, To: authcore.StateConfirmed, Now: now},
-		{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now},
-	}
-	for i, st := range steps {
-		next, err := s.Transition(ctx, st)
-		if err != nil {
-			t.Fatalf("step %d %s: %v", i, st.To, err)
+
+	u := newUser(t, s, "lifecycle", "Alice", now)
+	ref := login(t, s, u.ID, now)
+	scanner := authcore.Profile{Nickname: u.Nickname, AvatarURL: u.AvatarURL}
+	check := func(step string, next authcore.TicketRecord, to authcore.State, version uint64) {
+		t.Helper()
+		if next.State != to || next.Version != version || len(next.Trail) != int(version) || next.Trail[version-1] != to {
+			t.Fatalf("%s: got state %s v%d trail %v, want %s v%d", step, next.State, next.Version, next.Trail, to, version)
 		}
-		if next.State != st.To || next.Version != st.FromVersion+1 || len(next.Trail) != int(next.Version) || next.Trail[next.Version-1] != st.To {
-			t.Fatalf("step %d: got state %s v%d trail %v", i, next.State, next.Version, next.Trail)
+		if next.ScannerID != u.ID || next.Scanner != scanner {
+			t.Fatalf("%s: scanner %q %+v, want %q %+v", step, next.ScannerID, next.Scanner, u.ID, scanner)
 		}
-		if next.ScannerID != "u1" || next.Scanner != scanner {
-			t.Fatalf("step %d: scanner not kept: %q %+v", i, next.ScannerID, next.Scanner)
+		rec.waitFor(t, tk.ID, version)
+		if got := rec.announced(tk.ID, version); !sameTicket(got, next) {
+			t.Fatalf("%s: announced %+v, but the move wrote %+v", step, got, next)
 		}
-		rec.waitFor(t, tk.ID, next.Version)
-		if got := rec.announced(tk.ID, next.Version); !sameTicket(got, next) {
-			t.Fatalf("step %d: announced %+v, but the transition returned %+v", i, got, next)
+		if stored, err := s.Ticket(ctx, tk.ID); err != nil || !reflect.DeepEqual(stored, next) {
+			t.Fatalf("%s: stored %+v (%v), but the move returned %+v", step, stored, err, next)
 		}
 	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 4, To: authcore.StateCancelled, Now: now}); !errors.Is(err, authcore.ErrConflict) {
-		t.Fatalf("transition out of redeemed: got %v, want ErrConflict", err)
+	for i, m := range []authcore.PhoneMove{
+		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now},
+		{ID: tk.ID, From: authcore.StateScanned, To: authcore.StateConfirmed, Now: now},
+	} {
+		res, err := s.TransitionAs(ctx, ref, 0, m)
+		if err != nil || !res.Moved {
+			t.Fatalf("%s: moved %v, %v", m.To, res.Moved, err)
+		}
+		check(string(m.To), res.Ticket, m.To, uint64(i+2))
 	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrConflict) {
-		t.Fatalf("stale version: got %v, want ErrConflict", err)
+	sess, _, _ := newSession(now, u.ID)
+	if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: tk.ID, FromVersion: 3, Session: sess, Now: now}); err != nil {
+		t.Fatalf("RedeemTicket: %v", err)
 	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: "missing", FromVersion: 1, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
-		t.Fatalf("unknown ticket: got %v, want ErrNotFound", err)
+	redeemed, err := s.Ticket(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("redeem", redeemed, authcore.StateRedeemed, 4)
+
+	cancel := authcore.PhoneMove{ID: tk.ID, From: authcore.StateRedeemed, To: authcore.StateCancelled, Now: now}
+	if res, err := s.TransitionAs(ctx, ref, 0, cancel); err != nil || res.Moved {
+		t.Fatalf("a move out of redeemed: moved %v, %v; want refused", res.Moved, err)
+	}
+	again, _, _ := newSession(now, u.ID)
+	if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: tk.ID, FromVersion: 4, Session: again, Now: now}); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("redeem of a redeemed ticket: got %v, want ErrConflict", err)
+	}
+	if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: "missing", FromVersion: 3, Session: again, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("redeem of an unknown ticket: got %v, want ErrNotFound", err)
+	}
+	if after, err := s.Ticket(ctx, tk.ID); err != nil || !reflect.DeepEqual(after, redeemed) {
+		t.Fatalf("refused moves changed the redeemed ticket: %+v (%v)", after, err)
 	}
 }
 
-// testTransitionRace: many goroutines race the same compare-and-set; exactly
-// one wins, every time.
-func testTransitionRace(t *testing.T, newStore NewStore) {
+// testScanRace: accounts racing to scan one ticket: exactly one claims it,
+// and every other one is handed the winner's ticket.
+func testScanRace(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	var wins atomic.Int32
+	var refs [racers]authcore.TokenRef
+	for i := range racers {
+		refs[i] = login(t, s, newUser(t, s, fmt.Sprint("racer", i), "", now).ID, now)
+	}
+	var got [racers]authcore.PhoneMoveResult
 	raceRounds(t, s, now, func(tk authcore.TicketRecord, i int) {
-		_, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now})
-		if err == nil {
-			wins.Add(1)
-		} else if !errors.Is(err, authcore.ErrConflict) {
-			t.Errorf("racing transition: %v", err)
+		var err error
+		got[i], err = s.TransitionAs(ctx, refs[i], 0, authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now})
+		if err != nil {
+			t.Errorf("racing scan: %v", err)
 		}
 	}, func(round int) {
-		if got := wins.Swap(0); got != 1 {
-			t.Fatalf("round %d: %d transitions won, want exactly 1", round, got)
+		winner := -1
+		for i := range racers {
+			if got[i].Moved {
+				if winner >= 0 {
+					t.Fatalf("round %d: racers %d and %d both claimed the ticket", round, winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody claimed the ticket", round)
+		}
+		for i := range racers {
+			if g := got[i].Ticket; g.Version != 2 || g.ScannerID != refs[winner].UserID {
+				t.Fatalf("round %d: racer %d got v%d owned by %q; want v2 owned by %s", round, i, g.Version, g.ScannerID, refs[winner].UserID)
+			}
 		}
 	})
+}
+
+// testRedeemRace: desktops racing to redeem one confirmed ticket: exactly
+// one redeems it, the others get ErrConflict, and only the winner's
+// session is stored.
+func testRedeemRace(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now()
+	u := newUser(t, s, "redeemrace", "", now)
+	var sessions [racers]authcore.SessionRecord
+	var errs [racers]error
+	for round := range 20 {
+		tk := confirm(t, s, u, newTicket(now), now)
+		for i := range sessions {
+			sessions[i], _, _ = newSession(now, u.ID)
+		}
+		won := wins(racers, func(i int) bool {
+			_, errs[i] = s.RedeemTicket(ctx, authcore.Redemption{TicketID: tk.ID, FromVersion: tk.Version, Session: sessions[i], Now: now})
+			return errs[i] == nil
+		})
+		if won != 1 {
+			t.Fatalf("round %d: %d redeems won, want exactly 1 (%v)", round, won, errs)
+		}
+		for i, err := range errs {
+			if err != nil && !errors.Is(err, authcore.ErrConflict) {
+				t.Fatalf("round %d: a losing redeem: %v, want ErrConflict", round, err)
+			}
+			_, lookErr := s.PrincipalByAccess(ctx, sessions[i].AccessRef(), now, 0)
+			if stored := lookErr == nil; stored != (err == nil) {
+				t.Fatalf("round %d: redeem %d returned %v, and its session is stored: %v", round, i, err, stored)
+			}
+		}
+	}
 }
 
 // wins runs try(i) for every i in [0,n), all released at once, and counts
@@ -238,153 +312,9 @@ func raceRounds(t *testing.T, s authcore.Store, now time.Time, race func(tk auth
 		if err := s.CreateTicket(context.Background(), tk, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		for i := range racers {
-			wg.Go(func() { race(tk, i) })
-		}
-		wg.Wait()
+		wins(racers, func(i int) bool { race(tk, i); return false })
 		check(round)
 	}
-}
-
-func testTransitionExpired(t *testing.T, newStore NewStore) {
-	ctx := context.Background()
-	s := newStore(t, nil)
-	now := time.Now()
-	tk := newTicket(now)
-	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	_, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, Now: tk.ExpiresAt})
-	if !errors.Is(err, authcore.ErrExpired) {
-		t.Fatalf("transition at expiry: got %v, want ErrExpired", err)
-	}
-	got, err := s.Ticket(ctx, tk.ID)
-	if err != nil || got.Version != 1 {
-		t.Fatalf("failed transition changed the ticket: %+v, %v", got, err)
-	}
-}
-
-// testTransitionFrom: a transition that requires a state and an owner
-// moves the ticket and announces it when both hold and it has not expired;
-// otherwise it changes nothing and hands back the ticket as stored.
-func testTransitionFrom(t *testing.T, newStore NewStore) {
-	ctx := context.Background()
-	var rec recorder
-	s := newStore(t, rec.notify)
-	now := time.Now()
-	tk := newTicket(now)
-	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: "https://a/x.png"}
-	// refused checks that a refusal changed nothing and replied the
-	// ticket exactly as Ticket reads it.
-	refused := func(what string, st authcore.StateTransition, wantVersion uint64) {
-		t.Helper()
-		got, moved, err := s.TransitionFrom(ctx, st)
-		if err != nil || moved {
-			t.Fatalf("%s: moved %v, err %v; want refused", what, moved, err)
-		}
-		stored, err := s.Ticket(ctx, st.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if stored.Version != wantVersion || !reflect.DeepEqual(got, stored) {
-			t.Fatalf("%s: replied %+v, stored %+v; want the stored ticket, unchanged at v%d", what, got, stored, wantVersion)
-		}
-	}
-	moves := func(what string, st authcore.StateTransition, wantVersion uint64) authcore.TicketRecord {
-		t.Helper()
-		got, moved, err := s.TransitionFrom(ctx, st)
-		if err != nil || !moved {
-			t.Fatalf("%s: moved %v, err %v; want moved", what, moved, err)
-		}
-		if got.State != st.To || got.Version != wantVersion || len(got.Trail) != int(wantVersion) || got.Trail[wantVersion-1] != st.To {
-			t.Fatalf("%s: got state %s v%d trail %v; want %s v%d", what, got.State, got.Version, got.Trail, st.To, wantVersion)
-		}
-		if got.ScannerID != "u1" || got.Scanner != scanner {
-			t.Fatalf("%s: scanner %q %+v, want u1 %+v", what, got.ScannerID, got.Scanner, scanner)
-		}
-		stored, err := s.Ticket(ctx, st.ID)
-		if err != nil || !reflect.DeepEqual(got, stored) {
-			t.Fatalf("%s: replied %+v, stored %+v (%v); want the same", what, got, stored, err)
-		}
-		rec.waitFor(t, st.ID, wantVersion)
-		return got
-	}
-
-	scan := authcore.StateTransition{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: "u1", Scanner: scanner, Now: now}
-	atExpiry := scan
-	atExpiry.Now = tk.ExpiresAt
-	refused("scan at expiry", atExpiry, 1)
-	wrongOwner := scan
-	wrongOwner.Owner = "u1"
-	refused("scan of a pending ticket that u1 would own", wrongOwner, 1)
-	moves("scan", scan, 2)
-	refused("second scan", scan, 2)
-	other := scan
-	other.ScannerID = "u2"
-	refused("scan by another account", other, 2)
-
-	confirm := authcore.StateTransition{ID: tk.ID, From: authcore.StateScanned, Owner: "u2", To: authcore.StateConfirmed, Now: now}
-	refused("confirm by another account", confirm, 2)
-	confirm.Owner = "u1"
-	confirm.Now = tk.ExpiresAt
-	refused("confirm at expiry", confirm, 2)
-	confirm.Now = now
-	moves("confirm", confirm, 3)
-	refused("second confirm", confirm, 3)
-	cancel := confirm
-	cancel.To = authcore.StateCancelled
-	refused("cancel after confirm", cancel, 3)
-
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	redeemed := authcore.StateTransition{ID: tk.ID, From: authcore.StateRedeemed, Owner: "u1", To: authcore.StateCancelled, Now: now}
-	refused("a move out of a terminal state", redeemed, 4)
-
-	if _, _, err := s.TransitionFrom(ctx, authcore.StateTransition{ID: "missing", From: authcore.StatePending, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
-		t.Fatalf("unknown ticket: got %v, want ErrNotFound", err)
-	}
-}
-
-// testTransitionFromRace: accounts racing to scan one ticket: exactly one
-// claims it, and every other one is handed the winner's ticket.
-func testTransitionFromRace(t *testing.T, newStore NewStore) {
-	ctx := context.Background()
-	s := newStore(t, nil)
-	now := time.Now()
-	var got [racers]authcore.TicketRecord
-	var moved [racers]bool
-	raceRounds(t, s, now, func(tk authcore.TicketRecord, i int) {
-		var err error
-		got[i], moved[i], err = s.TransitionFrom(ctx, authcore.StateTransition{
-			ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: fmt.Sprint("u", i), Now: now,
-		})
-		if err != nil {
-			t.Errorf("racing scan: %v", err)
-		}
-	}, func(round int) {
-		winner := -1
-		for i := range racers {
-			if moved[i] {
-				if winner >= 0 {
-					t.Fatalf("round %d: u%d and u%d both claimed the ticket", round, winner, i)
-				}
-				winner = i
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("round %d: nobody claimed the ticket", round)
-		}
-		for i := range racers {
-			if g := got[i]; g.Version != 2 || g.ScannerID != fmt.Sprint("u", winner) {
-				t.Fatalf("round %d: u%d got v%d owned by %q; want v2 owned by u%d", round, i, g.Version, g.ScannerID, winner)
-			}
-		}
-	})
 }
 
 // newSession makes a session of a new family; see sessionIn.
@@ -392,54 +322,81 @@ func newSession(now time.Time, user string) (authcore.SessionRecord, authcore.To
 	return sessionIn(authcore.NewTicketID(), now, user)
 }
 
-// sessionIn makes a session of family with fresh token hashes, and the
-// references of its access and refresh tokens.
+// sessionIn makes a session of user's family with fresh token hashes, and
+// the references of its access and refresh tokens.
 func sessionIn(family string, now time.Time, user string) (authcore.SessionRecord, authcore.TokenRef, authcore.TokenRef) {
 	a, r := sha256.Sum256([]byte("a"+authcore.NewTicketID())), sha256.Sum256([]byte("r"+authcore.NewTicketID()))
-	return authcore.SessionRecord{
+	rec := authcore.SessionRecord{
 		ID: authcore.NewTicketID(), FamilyID: family, UserID: user,
 		AccessHash: a, RefreshHash: r, AccessExpiresAt: now.Add(30 * time.Minute), RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
 		CreatedAt: now, AMR: []string{"wx"}, Provider: "wechat", Subject: "openid-1", UnionID: "union-1",
-	}, authcore.TokenRef{Family: family, Hash: a}, authcore.TokenRef{Family: family, Hash: r}
+	}
+	return rec, rec.AccessRef(), rec.RefreshRef()
+}
+
+// login stores a new session of user userID and returns its access token's
+// reference.
+func login(tb testing.TB, s authcore.Store, userID string, now time.Time) authcore.TokenRef {
+	tb.Helper()
+	sess, access, _ := newSession(now, userID)
+	if err := s.CreateSession(context.Background(), sess); err != nil {
+		tb.Fatalf("CreateSession: %v", err)
+	}
+	return access
 }
 
 func testSessions(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	sess, access, _ := newSession(now, "u1")
+	u := newUser(t, s, "sessions", "", now)
+	sess, access, _ := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.SessionByAccess(ctx, access, now.Add(20*time.Minute), 30*time.Minute)
+	got, err := s.PrincipalByAccess(ctx, access, now.Add(20*time.Minute), 30*time.Minute)
 	if err != nil {
-		t.Fatalf("SessionByAccess: %v", err)
+		t.Fatalf("PrincipalByAccess: %v", err)
 	}
-	if got.UserID != "u1" || got.Subject != "openid-1" || len(got.AMR) != 1 {
+	if got.Session.UserID != u.ID || got.User.ID != u.ID || got.Session.Subject != "openid-1" || len(got.Session.AMR) != 1 {
 		t.Fatalf("session round trip: got %+v", got)
 	}
 	// The access token slid to 50 minutes after creation, so it is alive at 45.
-	if _, err := s.SessionByAccess(ctx, access, now.Add(45*time.Minute), 30*time.Minute); err != nil {
+	if _, err := s.PrincipalByAccess(ctx, access, now.Add(45*time.Minute), 30*time.Minute); err != nil {
 		t.Fatalf("sliding expiry: session gone at 45 min after use at 20 min: %v", err)
 	}
-	if _, err := s.SessionByAccess(ctx, authcore.TokenRef{Family: "AAAAAAAAAAAAAAAA", Hash: access.Hash}, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	wrongFamily := access
+	wrongFamily.Family = "AAAAAAAAAAAAAAAA"
+	if _, err := s.PrincipalByAccess(ctx, wrongFamily, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("right hash, wrong family: got %v, want ErrNotFound", err)
 	}
-	if _, err := s.SessionByAccess(ctx, access, now.Add(2*time.Hour), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	wrongUser := access
+	wrongUser.UserID = newUser(t, s, "sessions2", "", now).ID
+	if _, err := s.PrincipalByAccess(ctx, wrongUser, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("right hash and family, another user: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.PrincipalByAccess(ctx, access, now.Add(2*time.Hour), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("idle access token: got %v, want ErrNotFound", err)
 	}
-	sess2, access2, _ := newSession(now, "u1")
+	sess2, access2, _ := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, sess2); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteSession(ctx, access2); err != nil {
 		t.Fatalf("DeleteSession: %v", err)
 	}
-	if _, err := s.SessionByAccess(ctx, access2, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, access2, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("after logout: got %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteSession(ctx, access2); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("second logout: got %v, want ErrNotFound", err)
+	}
+	orphan, orphanRef, _ := newSession(now, "u-never-existed")
+	if err := s.CreateSession(ctx, orphan); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("session of an unknown user: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.PrincipalByAccess(ctx, orphanRef, now, 0); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("the refused session of an unknown user authenticates: %v", err)
 	}
 }
 
@@ -447,30 +404,50 @@ func testRefreshReuse(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	sess, _, refresh := newSession(now, "u1")
+	u := newUser(t, s, "reuse", "", now)
+	sess, _, refresh := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	next, nextAccess, _ := sessionIn(sess.FamilyID, now, "ignored")
+	next, nextAccess, _ := sessionIn(sess.FamilyID, now, u.ID)
 	got, err := s.RotateRefresh(ctx, refresh, next, now)
 	if err != nil {
 		t.Fatalf("RotateRefresh: %v", err)
 	}
-	if got.UserID != "u1" || got.FamilyID != sess.FamilyID || got.Subject != "openid-1" {
+	if got.Session.UserID != u.ID || got.User.ID != u.ID || got.Session.FamilyID != sess.FamilyID || got.Session.Subject != "openid-1" {
 		t.Fatalf("rotated session did not inherit: got %+v", got)
 	}
-	if _, err := s.SessionByAccess(ctx, nextAccess, now, 30*time.Minute); err != nil {
+	if _, err := s.PrincipalByAccess(ctx, nextAccess, now, 30*time.Minute); err != nil {
 		t.Fatalf("new access token: %v", err)
 	}
-	other, _, _ := sessionIn(sess.FamilyID, now, "x")
+	other, _, _ := sessionIn(sess.FamilyID, now, u.ID)
 	if _, err := s.RotateRefresh(ctx, refresh, other, now); !errors.Is(err, authcore.ErrConflict) {
 		t.Fatalf("reused refresh token: got %v, want ErrConflict", err)
 	}
-	if _, err := s.SessionByAccess(ctx, nextAccess, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, nextAccess, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("after reuse the family must be revoked, got %v", err)
 	}
-	if _, err := s.RotateRefresh(ctx, authcore.TokenRef{Family: sess.FamilyID, Hash: sha256.Sum256([]byte("unknown"))}, other, now); !errors.Is(err, authcore.ErrNotFound) {
+	unknown := refresh
+	unknown.Hash = sha256.Sum256([]byte("unknown"))
+	if _, err := s.RotateRefresh(ctx, unknown, other, now); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("unknown refresh token: got %v, want ErrNotFound", err)
+	}
+
+	// A user erased after logging in: the refresh token is refused, and
+	// nothing is rotated (a later try finds it unknown, not reused).
+	erased := newUser(t, s, "reuse-erased", "", now)
+	esess, _, erefresh := newSession(now, erased.ID)
+	if err := s.CreateSession(ctx, esess); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EraseUser(ctx, erased.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		enext, _, _ := sessionIn(esess.FamilyID, now, erased.ID)
+		if _, err := s.RotateRefresh(ctx, erefresh, enext, now); !errors.Is(err, authcore.ErrNotFound) {
+			t.Fatalf("refresh #%d of an erased user's session: got %v, want ErrNotFound", i+1, err)
+		}
 	}
 }
 
@@ -478,12 +455,13 @@ func testRefreshRace(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now()
-	sess, _, refresh := newSession(now, "u1")
+	u := newUser(t, s, "refreshrace", "", now)
+	sess, _, refresh := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
 	got := wins(8, func(int) bool {
-		next, _, _ := sessionIn(sess.FamilyID, now, "")
+		next, _, _ := sessionIn(sess.FamilyID, now, u.ID)
 		_, err := s.RotateRefresh(ctx, refresh, next, now)
 		return err == nil
 	})
@@ -492,45 +470,38 @@ func testRefreshRace(t *testing.T, newStore NewStore) {
 	}
 }
 
-// testPrincipalByAccess: a store that finds a session and its user in one
-// call answers exactly what SessionByAccess and User answer, slides the
-// access expiry the same way, and refuses a session whose user was erased.
+// testPrincipalByAccess: PrincipalByAccess returns the session as stored
+// and its user as User does, slides the access expiry, and refuses a
+// session whose user was erased.
 func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
-	ps, ok := s.(authcore.PrincipalStore)
-	if !ok {
-		t.Skip("this store has no PrincipalByAccess; the core makes two calls")
-	}
 	now := time.Now().Truncate(time.Second)
 	u := newUser(t, s, "principal", "Alice", now)
 	sess, access, _ := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	gotSess, gotUser, err := ps.PrincipalByAccess(ctx, access, now.Add(10*time.Minute), 30*time.Minute)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("PrincipalByAccess is not supported by this deployment (Redis Cluster); the core makes two calls")
-	}
+	got, err := s.PrincipalByAccess(ctx, access, now.Add(10*time.Minute), 30*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := sess
 	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
-	checkSession(t, "PrincipalByAccess", gotSess, want)
+	checkSession(t, "PrincipalByAccess", got.Session, want)
 	wantUser, err := s.User(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkUser(t, "PrincipalByAccess", gotUser, wantUser)
-	if got, err := s.SessionByAccess(ctx, access, now.Add(10*time.Minute), 0); err != nil || !got.AccessExpiresAt.Equal(want.AccessExpiresAt) {
-		t.Errorf("after PrincipalByAccess the stored access expiry is %v (%v), want %v", got.AccessExpiresAt, err, want.AccessExpiresAt)
+	checkUser(t, "PrincipalByAccess", got.User, wantUser)
+	if got, err := s.PrincipalByAccess(ctx, access, now.Add(10*time.Minute), 0); err != nil || !got.Session.AccessExpiresAt.Equal(want.AccessExpiresAt) {
+		t.Errorf("after PrincipalByAccess the stored access expiry is %v (%v), want %v", got.Session.AccessExpiresAt, err, want.AccessExpiresAt)
 	}
-	if _, _, err := ps.PrincipalByAccess(ctx, access, now.Add(41*time.Minute), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, access, now.Add(41*time.Minute), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("past its access expiry: %v, want ErrNotFound", err)
 	}
 	_, unknownRef, _ := newSession(now, u.ID)
-	if _, _, err := ps.PrincipalByAccess(ctx, unknownRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, unknownRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("unknown token: %v, want ErrNotFound", err)
 	}
 	live, liveRef, _ := newSession(now, u.ID)
@@ -540,166 +511,23 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	if err := s.EraseUser(ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ps.PrincipalByAccess(ctx, liveRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, liveRef, now, 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("session of an erased user: %v, want ErrNotFound", err)
 	}
 }
 
-// testRedeemIfAllowed: a store that redeems with the core's checks in one
-// call redeems a confirmed, unexpired ticket without a DPoP key, presented
-// with its watch secret from an address its binding allows, stores the
-// session as the ticket's scanner's and returns that user; it refuses
-// anything else with nothing changed, handing back the ticket as it is.
-// The address check agrees with authcore.IPBinding.Allows.
-func testRedeemIfAllowed(t *testing.T, newStore NewStore) {
-	ctx := context.Background()
-	var nudges recorder
-	s := newStore(t, nudges.notify)
-	cs, ok := s.(authcore.CheckedRedeemStore)
-	if !ok {
-		t.Skip("this store has no RedeemIfAllowed; the core reads the ticket first")
-	}
-	now := time.Now().Truncate(time.Second)
-	u := newUser(t, s, "checked", "Dai", now)
-	loopback := netip.MustParseAddr("127.0.0.1")
-	confirmedFrom := func(bound netip.Addr) authcore.TicketRecord {
-		tk := newTicket(now)
-		tk.DPoPJKT, tk.ClientIP = "", bound
-		return confirm(t, s, tk, u.ID, now)
-	}
-	checkOf := func(tk authcore.TicketRecord) authcore.RedeemCheck {
-		return authcore.RedeemCheck{ID: tk.ID, SecretHash: sha256.Sum256([]byte("secret")), Client: loopback, Binding: authcore.IPStrict, Now: now}
-	}
-	newSess := func() authcore.SessionRecord {
-		sess, _, _ := newSession(now, "")
-		return sess
-	}
-
-	tk := confirmedFrom(loopback)
-	if _, _, _, err := cs.RedeemIfAllowed(ctx, checkOf(authcore.TicketRecord{ID: authcore.NewTicketID()}), newSess()); errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("RedeemIfAllowed is not supported by this deployment (Redis Cluster); the core reads the ticket first")
-	} else if !errors.Is(err, authcore.ErrNotFound) {
-		t.Errorf("unknown ticket: %v, want ErrNotFound", err)
-	}
-	bound := newTicket(now) // DPoP-bound
-	bound = confirm(t, s, bound, u.ID, now)
-	scanned := newTicket(now)
-	scanned.DPoPJKT = ""
-	if err := s.CreateTicket(ctx, scanned, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	scanned, _, _ = s.TransitionFrom(ctx, authcore.StateTransition{ID: scanned.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: u.ID, Now: now})
-	for _, c := range []struct {
-		what   string
-		ticket authcore.TicketRecord
-		change func(*authcore.RedeemCheck)
-	}{
-		{"wrong secret", tk, func(c *authcore.RedeemCheck) { c.SecretHash = sha256.Sum256([]byte("guess")) }},
-		{"another address", tk, func(c *authcore.RedeemCheck) { c.Client = netip.MustParseAddr("127.0.0.2") }},
-		{"expired ticket", tk, func(c *authcore.RedeemCheck) { c.Now = tk.ExpiresAt }},
-		{"DPoP-bound ticket", bound, func(*authcore.RedeemCheck) {}},
-		{"ticket not confirmed", scanned, func(*authcore.RedeemCheck) {}},
-	} {
-		check, sess := checkOf(c.ticket), newSess()
-		c.change(&check)
-		got, _, redeemed, err := cs.RedeemIfAllowed(ctx, check, sess)
-		if err != nil || redeemed || !sameTicket(got, c.ticket) {
-			t.Errorf("%s: redeemed %v, %v, ticket %s v%d; want it refused with the ticket as it is", c.what, redeemed, err, got.State, got.Version)
-		}
-		unredeemed(t, s, c.what, c.ticket, sess, now)
-	}
-
-	sess := newSess()
-	got, gotUser, redeemed, err := cs.RedeemIfAllowed(ctx, checkOf(tk), sess)
-	if err != nil || !redeemed {
-		t.Fatalf("RedeemIfAllowed: redeemed %v, %v", redeemed, err)
-	}
-	if got.ID != tk.ID || got.State != authcore.StateRedeemed || got.Version != 4 || got.ScannerID != u.ID {
-		t.Errorf("RedeemIfAllowed ticket: %s v%d scanner %q, want redeemed at v4 by %s", got.State, got.Version, got.ScannerID, u.ID)
-	}
-	nudges.waitFor(t, tk.ID, 4)
-	if a := nudges.announced(tk.ID, 4); !sameTicket(a, got) {
-		t.Errorf("announced %+v, want %+v", a, got)
-	}
-	checkUser(t, "RedeemIfAllowed", gotUser, u)
-	stored, err := s.SessionByAccess(ctx, authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}, now, 0)
-	if err != nil {
-		t.Fatalf("the session RedeemIfAllowed stored: %v", err)
-	}
-	want := sess
-	want.UserID = u.ID // the ticket's scanner
-	checkSession(t, "RedeemIfAllowed", stored, want)
-	again := newSess()
-	if got2, _, redeemed, err := cs.RedeemIfAllowed(ctx, checkOf(tk), again); err != nil || redeemed || !sameTicket(got2, got) {
-		t.Errorf("second redeem: redeemed %v, %v, ticket %s v%d; want it refused with the redeemed ticket", redeemed, err, got2.State, got2.Version)
-	}
-	unredeemed(t, s, "second redeem", got, again, now)
-
-	// The address check, against IPBinding.Allows.
-	for _, c := range []struct {
-		binding       authcore.IPBinding
-		bound, client string
-	}{
-		{authcore.IPStrict, "127.0.0.1", "127.0.0.1"},
-		{authcore.IPStrict, "::ffff:127.0.0.1", "127.0.0.1"},
-		{authcore.IPStrict, "127.0.0.1", "::ffff:127.0.0.1"},
-		{authcore.IPStrict, "127.0.0.1", "127.0.0.2"},
-		{authcore.IPStrict, "2001:db8::1", "2001:db8::1"},
-		{authcore.IPStrict, "2001:db8::1", "2001:db8::2"},
-		{authcore.IPStrict, "fe80::1%eth0", "fe80::1%eth0"},
-		{authcore.IPStrict, "fe80::1%eth0", "fe80::1"},
-		{authcore.IPStrict, "fe80::1%eth0", "fe80::1%eth1"},
-		{authcore.IPStrict, "127.0.0.1", "::1"},
-		{authcore.IPSubnet, "127.0.0.1", "127.0.0.200"},
-		{authcore.IPSubnet, "::ffff:127.0.0.1", "127.0.0.200"},
-		{authcore.IPSubnet, "127.0.0.1", "::ffff:127.0.0.9"},
-		{authcore.IPSubnet, "127.0.0.1", "127.0.1.1"},
-		{authcore.IPSubnet, "127.0.0.1", "::1"},
-		{authcore.IPSubnet, "::1", "127.0.0.1"},
-		{authcore.IPSubnet, "2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
-		{authcore.IPSubnet, "2001:db8:1:2::1", "2001:db8:1:3::1"},
-		{authcore.IPSubnet, "fe80::1%eth0", "fe80::2"},
-		{authcore.IPSubnet, "fe80::1", "fe80::2%eth1"},
-		{authcore.IPOff, "127.0.0.1", "10.1.2.3"},
-		{authcore.IPOff, "127.0.0.1", "2001:db8::1"},
-	} {
-		boundIP, client := netip.MustParseAddr(c.bound), netip.MustParseAddr(c.client)
-		tk := confirmedFrom(boundIP)
-		check := checkOf(tk)
-		check.Client, check.Binding = client, c.binding
-		_, _, redeemed, err := cs.RedeemIfAllowed(ctx, check, newSess())
-		if want := c.binding.Allows(boundIP, client); err != nil || redeemed != want {
-			t.Errorf("%s binding, %s redeeming a ticket of %s: redeemed %v (%v), want %v as Allows", c.binding, c.client, c.bound, redeemed, err, want)
-		}
-	}
-
-	// The user who confirmed erases their account before the desktop
-	// redeems: nothing changes.
-	erased := confirmedFrom(loopback)
-	if err := s.EraseUser(ctx, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	late := newSess()
-	if _, _, _, err := cs.RedeemIfAllowed(ctx, checkOf(erased), late); !errors.Is(err, authcore.ErrNotFound) {
-		t.Errorf("erased user: %v, want ErrNotFound", err)
-	}
-	unredeemed(t, s, "erased user", erased, late, now)
-}
-
-// testTransitionAs: a store that makes a phone's move in one call resolves
-// the token as PrincipalByAccess does (sliding the session), and then
-// moves the ticket as TransitionFrom does, as the session's user: a scan
-// writes the user and their profile as the scanner, a confirm requires the
-// user to be the scanner. A token that is not live, or whose user is gone,
-// leaves the ticket as it was.
+// testTransitionAs: a phone's move resolves the token as PrincipalByAccess
+// does (sliding the session), then moves the ticket as the session's user:
+// a scan needs a ticket with no scanner and writes the user and their
+// profile as the scanner; any other move needs the user to be the scanner;
+// nothing moves an expired ticket or one in a terminal state. A refused
+// move changes nothing and hands back the ticket as stored. A token that
+// is not live, or whose user is gone, gets ErrNoSession with the ticket
+// unchanged.
 func testTransitionAs(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	var nudges recorder
 	s := newStore(t, nudges.notify)
-	ps, ok := s.(authcore.PhoneTransitionStore)
-	if !ok {
-		t.Skip("this store has no TransitionAs; the core authenticates first")
-	}
 	now := time.Now().Truncate(time.Second)
 	alice, bob := newUser(t, s, "alice", "Alice", now), newUser(t, s, "bob", "Bob", now)
 	aliceSess, aliceRef, _ := newSession(now, alice.ID)
@@ -714,29 +542,6 @@ func testTransitionAs(t *testing.T, newStore NewStore) {
 	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	scan := authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: later}
-	p, rec, moved, err := ps.TransitionAs(ctx, aliceRef, 30*time.Minute, scan)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("TransitionAs is not supported by this deployment (Redis Cluster); the core authenticates first")
-	}
-	if err != nil || !moved {
-		t.Fatalf("scan: moved %v, %v", moved, err)
-	}
-	want := aliceSess
-	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
-	checkSession(t, "TransitionAs", p.Session, want)
-	checkUser(t, "TransitionAs", p.User, alice)
-	if got, err := s.SessionByAccess(ctx, aliceRef, now, 0); err != nil || !got.AccessExpiresAt.Equal(want.AccessExpiresAt) {
-		t.Errorf("after TransitionAs the stored access expiry is %v (%v), want %v", got.AccessExpiresAt, err, want.AccessExpiresAt)
-	}
-	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: alice.AvatarURL}
-	if rec.Version != 2 || rec.State != authcore.StateScanned || rec.ScannerID != alice.ID || rec.Scanner != scanner {
-		t.Fatalf("after the scan: v%d %s by %q %+v, want v2 scanned by %q %+v", rec.Version, rec.State, rec.ScannerID, rec.Scanner, alice.ID, scanner)
-	}
-	nudges.waitFor(t, tk.ID, 2)
-	if got := nudges.announced(tk.ID, 2); !sameTicket(got, rec) {
-		t.Errorf("announced %+v, want %+v", got, rec)
-	}
 
 	// Refusals hand back the ticket as it is, and change nothing.
 	check := func(what string, ref authcore.TokenRef, m authcore.PhoneMove, wantErr error) {
@@ -745,17 +550,48 @@ func testTransitionAs(t *testing.T, newStore NewStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, got, moved, err := ps.TransitionAs(ctx, ref, 30*time.Minute, m)
+		res, err := s.TransitionAs(ctx, ref, 30*time.Minute, m)
 		switch {
 		case wantErr != nil && !errors.Is(err, wantErr):
 			t.Errorf("%s: %v, want %v", what, err, wantErr)
-		case wantErr == nil && (err != nil || moved || !sameTicket(got, before)):
-			t.Errorf("%s: moved %v, %v, ticket %+v; want it refused with the ticket %+v", what, moved, err, got, before)
+		case wantErr == nil && (err != nil || res.Moved || !reflect.DeepEqual(res.Ticket, before)):
+			t.Errorf("%s: moved %v, %v, ticket %+v; want it refused with the ticket %+v", what, res.Moved, err, res.Ticket, before)
 		}
-		if after, err := s.Ticket(ctx, tk.ID); err != nil || !sameTicket(after, before) {
+		if after, err := s.Ticket(ctx, tk.ID); err != nil || !reflect.DeepEqual(after, before) {
 			t.Errorf("%s changed the ticket: %+v (%v), was %+v", what, after, err, before)
 		}
 	}
+	scan := authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: later}
+	scanLate := scan
+	scanLate.Now = tk.ExpiresAt
+	check("scan at expiry", bobRef, scanLate, nil)
+	confirmPending := authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateConfirmed, Now: later}
+	check("confirm of a pending ticket, which has no scanner", bobRef, confirmPending, nil)
+
+	res, err := s.TransitionAs(ctx, aliceRef, 30*time.Minute, scan)
+	if err != nil || !res.Moved {
+		t.Fatalf("scan: moved %v, %v", res.Moved, err)
+	}
+	want := aliceSess
+	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
+	checkSession(t, "TransitionAs", res.Principal.Session, want)
+	checkUser(t, "TransitionAs", res.Principal.User, alice)
+	if got, err := s.PrincipalByAccess(ctx, aliceRef, now, 0); err != nil || !got.Session.AccessExpiresAt.Equal(want.AccessExpiresAt) {
+		t.Errorf("after TransitionAs the stored access expiry is %v (%v), want %v", got.Session.AccessExpiresAt, err, want.AccessExpiresAt)
+	}
+	scanner := authcore.Profile{Nickname: "Alice", AvatarURL: alice.AvatarURL}
+	if rec := res.Ticket; rec.Version != 2 || rec.State != authcore.StateScanned || rec.ScannerID != alice.ID || rec.Scanner != scanner ||
+		!slices.Equal(rec.Trail, []authcore.State{authcore.StatePending, authcore.StateScanned}) {
+		t.Fatalf("after the scan: v%d %s %v by %q %+v, want v2 scanned by %q %+v", rec.Version, rec.State, rec.Trail, rec.ScannerID, rec.Scanner, alice.ID, scanner)
+	}
+	if stored, err := s.Ticket(ctx, tk.ID); err != nil || !reflect.DeepEqual(stored, res.Ticket) {
+		t.Errorf("scan: stored %+v (%v), returned %+v", stored, err, res.Ticket)
+	}
+	nudges.waitFor(t, tk.ID, 2)
+	if got := nudges.announced(tk.ID, 2); !sameTicket(got, res.Ticket) {
+		t.Errorf("announced %+v, want %+v", got, res.Ticket)
+	}
+
 	confirm := authcore.PhoneMove{ID: tk.ID, From: authcore.StateScanned, To: authcore.StateConfirmed, Now: later}
 	check("scan again", aliceRef, scan, nil)
 	check("scan by another user", bobRef, scan, nil)
@@ -770,12 +606,24 @@ func testTransitionAs(t *testing.T, newStore NewStore) {
 	check("confirm of an unknown ticket", aliceRef, gone, authcore.ErrNotFound)
 	expired := confirm
 	expired.Now = tk.ExpiresAt
-	check("confirm of an expired ticket", aliceRef, expired, nil)
+	check("confirm at expiry", aliceRef, expired, nil)
 
-	if _, rec, moved, err = ps.TransitionAs(ctx, aliceRef, 30*time.Minute, confirm); err != nil || !moved || rec.Version != 3 || rec.State != authcore.StateConfirmed {
-		t.Fatalf("confirm: moved %v, %v, v%d %s; want v3 confirmed", moved, err, rec.Version, rec.State)
+	if res, err = s.TransitionAs(ctx, aliceRef, 30*time.Minute, confirm); err != nil || !res.Moved || res.Ticket.Version != 3 || res.Ticket.State != authcore.StateConfirmed {
+		t.Fatalf("confirm: moved %v, %v, v%d %s; want v3 confirmed", res.Moved, err, res.Ticket.Version, res.Ticket.State)
 	}
 	nudges.waitFor(t, tk.ID, 3)
+	check("second confirm", aliceRef, confirm, nil)
+	cancel := confirm
+	cancel.To = authcore.StateCancelled
+	check("cancel after confirm", aliceRef, cancel, nil)
+	cancelConfirmed := cancel
+	cancelConfirmed.From = authcore.StateConfirmed
+	if res, err = s.TransitionAs(ctx, aliceRef, 30*time.Minute, cancelConfirmed); err != nil || !res.Moved || res.Ticket.State != authcore.StateCancelled {
+		t.Fatalf("cancel of a confirmed ticket by its scanner: moved %v, %v, %s", res.Moved, err, res.Ticket.State)
+	}
+	terminal := cancelConfirmed
+	terminal.From, terminal.To = authcore.StateCancelled, authcore.StateConfirmed
+	check("a move out of a terminal state", aliceRef, terminal, nil)
 
 	// A user erased after logging in: their token no longer moves tickets.
 	other := newTicket(now)
@@ -786,8 +634,8 @@ func testTransitionAs(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	erased := authcore.PhoneMove{ID: other.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now}
-	if _, _, moved, err := ps.TransitionAs(ctx, bobRef, 30*time.Minute, erased); !errors.Is(err, authcore.ErrNoSession) || moved {
-		t.Errorf("scan by an erased user: moved %v, %v; want ErrNoSession", moved, err)
+	if res, err := s.TransitionAs(ctx, bobRef, 30*time.Minute, erased); !errors.Is(err, authcore.ErrNoSession) || res.Moved {
+		t.Errorf("scan by an erased user: moved %v, %v; want ErrNoSession", res.Moved, err)
 	}
 	if after, err := s.Ticket(ctx, other.ID); err != nil || after.Version != 1 || after.ScannerID != "" {
 		t.Errorf("the erased user's scan changed the ticket: %+v (%v)", after, err)
@@ -807,31 +655,25 @@ func newUser(tb testing.TB, s authcore.Store, name, nickname string, now time.Ti
 	return u
 }
 
-// confirmedTicket stores a new ticket (newTicket) and has userID scan and
-// confirm it, as the core does: it is then at version 3.
-func confirmedTicket(tb testing.TB, s authcore.Store, userID string, now time.Time) authcore.TicketRecord {
-	tb.Helper()
-	return confirm(tb, s, newTicket(now), userID, now)
-}
-
-// confirm stores tk and has userID scan and confirm it, as the core does.
-// It returns the ticket as stored then, at version 3.
-func confirm(tb testing.TB, s authcore.Store, tk authcore.TicketRecord, userID string, now time.Time) authcore.TicketRecord {
+// confirm stores tk and has u scan and confirm it from a new session, as
+// a phone does. It returns the ticket as stored then, at version 3.
+func confirm(tb testing.TB, s authcore.Store, u authcore.User, tk authcore.TicketRecord, now time.Time) authcore.TicketRecord {
 	tb.Helper()
 	ctx := context.Background()
 	if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
 		tb.Fatal(err)
 	}
+	ref := login(tb, s, u.ID, now)
 	var rec authcore.TicketRecord
-	for _, st := range []authcore.StateTransition{
-		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, ScannerID: userID, Now: now},
-		{ID: tk.ID, From: authcore.StateScanned, Owner: userID, To: authcore.StateConfirmed, Now: now},
+	for _, m := range []authcore.PhoneMove{
+		{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now},
+		{ID: tk.ID, From: authcore.StateScanned, To: authcore.StateConfirmed, Now: now},
 	} {
-		var moved bool
-		var err error
-		if rec, moved, err = s.TransitionFrom(ctx, st); !moved || err != nil {
-			tb.Fatalf("%s: moved %v, %v", st.To, moved, err)
+		res, err := s.TransitionAs(ctx, ref, 0, m)
+		if err != nil || !res.Moved {
+			tb.Fatalf("%s: moved %v, %v", m.To, res.Moved, err)
 		}
+		rec = res.Ticket
 	}
 	return rec
 }
@@ -842,16 +684,14 @@ func confirm(tb testing.TB, s authcore.Store, tk authcore.TicketRecord, userID s
 func unredeemed(t *testing.T, s authcore.Store, what string, before authcore.TicketRecord, sess authcore.SessionRecord, now time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	if got, err := s.Ticket(ctx, before.ID); err != nil || !sameTicket(got, before) {
+	if got, err := s.Ticket(ctx, before.ID); err != nil || !reflect.DeepEqual(got, before) {
 		t.Errorf("%s: the ticket is %s v%d (%v), want it %s at v%d as before", what, got.State, got.Version, err, before.State, before.Version)
 	}
-	access := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.AccessHash}
-	if _, err := s.SessionByAccess(ctx, access, now, 0); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, sess.AccessRef(), now, 0); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("%s: the session was stored (%v)", what, err)
 	}
-	refresh := authcore.TokenRef{Family: sess.FamilyID, Hash: sess.RefreshHash}
 	next, _, _ := sessionIn(sess.FamilyID, now, sess.UserID)
-	if _, err := s.RotateRefresh(ctx, refresh, next, now); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.RotateRefresh(ctx, sess.RefreshRef(), next, now); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("%s: the session's refresh token rotates (%v)", what, err)
 	}
 }
@@ -865,88 +705,88 @@ func checkUser(t *testing.T, what string, got, want authcore.User) {
 	}
 }
 
-// testRedeemTicket: a store that redeems in one call moves the ticket as
-// Transition does (and announces it), stores the session as CreateSession
-// does and returns the user as User does, or changes nothing: a stale
-// version, an expired ticket or an unknown or erased user leave the ticket
+// testRedeemTicket: a redeem moves the ticket to redeemed (announced like
+// every move), stores the session as CreateSession does and returns the
+// user as User does; or it changes nothing: a stale version, an expired
+// ticket, an unknown ticket or an unknown or erased user leave the ticket
 // as it was and store no session (neither its access nor its refresh
 // token).
 func testRedeemTicket(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	var nudges recorder
 	s := newStore(t, nudges.notify)
-	rs, ok := s.(authcore.RedeemStore)
-	if !ok {
-		t.Skip("this store has no RedeemTicket; the core makes the calls one by one")
-	}
 	now := time.Now().Truncate(time.Second)
 	u := newUser(t, s, "redeem", "Cai", now)
-	tk := confirmedTicket(t, s, u.ID, now)
-	redeem := authcore.Transition{ID: tk.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}
-
-	unchanged := func(what string, before authcore.TicketRecord, sess authcore.SessionRecord) {
-		t.Helper()
-		unredeemed(t, s, what, before, sess, now)
+	tk := confirm(t, s, u, newTicket(now), now)
+	redeem := func(sess authcore.SessionRecord) authcore.Redemption {
+		return authcore.Redemption{TicketID: tk.ID, FromVersion: 3, Session: sess, Now: now}
 	}
+
 	stale, _, _ := newSession(now, u.ID)
-	stale2 := redeem
-	stale2.FromVersion = 2
-	if _, _, err := rs.RedeemTicket(ctx, stale2, stale); errors.Is(err, errors.ErrUnsupported) {
-		t.Skip("RedeemTicket is not supported by this deployment (Redis Cluster); the core makes the calls one by one")
-	} else if !errors.Is(err, authcore.ErrConflict) {
+	r := redeem(stale)
+	r.FromVersion = 2
+	if _, err := s.RedeemTicket(ctx, r); !errors.Is(err, authcore.ErrConflict) {
 		t.Errorf("stale version: %v, want ErrConflict", err)
 	}
-	unchanged("stale version", tk, stale)
-	late := redeem
-	late.Now = tk.ExpiresAt
-	if _, _, err := rs.RedeemTicket(ctx, late, stale); !errors.Is(err, authcore.ErrExpired) {
+	unredeemed(t, s, "stale version", tk, stale, now)
+	r = redeem(stale)
+	r.Now = tk.ExpiresAt
+	if _, err := s.RedeemTicket(ctx, r); !errors.Is(err, authcore.ErrExpired) {
 		t.Errorf("expired ticket: %v, want ErrExpired", err)
 	}
-	unchanged("expired ticket", tk, stale)
+	unredeemed(t, s, "expired ticket", tk, stale, now)
+	r = redeem(stale)
+	r.TicketID = authcore.NewTicketID()
+	if _, err := s.RedeemTicket(ctx, r); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("unknown ticket: %v, want ErrNotFound", err)
+	}
+	unredeemed(t, s, "unknown ticket", tk, stale, now)
 	orphan, _, _ := newSession(now, "u-never-existed")
-	if _, _, err := rs.RedeemTicket(ctx, redeem, orphan); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.RedeemTicket(ctx, redeem(orphan)); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("unknown user: %v, want ErrNotFound", err)
 	}
-	unchanged("unknown user", tk, orphan)
+	unredeemed(t, s, "unknown user", tk, orphan, now)
 
 	sess, access, _ := newSession(now, u.ID)
-	got, gotUser, err := rs.RedeemTicket(ctx, redeem, sess)
+	gotUser, err := s.RedeemTicket(ctx, redeem(sess))
 	if err != nil {
 		t.Fatalf("RedeemTicket: %v", err)
 	}
-	if got.ID != tk.ID || got.State != authcore.StateRedeemed || got.Version != 4 || got.ScannerID != u.ID {
-		t.Errorf("RedeemTicket ticket: %s v%d scanner %q, want redeemed at v4 by %s", got.State, got.Version, got.ScannerID, u.ID)
+	got, err := s.Ticket(ctx, tk.ID)
+	if err != nil || got.State != authcore.StateRedeemed || got.Version != 4 || got.ScannerID != u.ID {
+		t.Errorf("RedeemTicket ticket: %s v%d scanner %q (%v), want redeemed at v4 by %s", got.State, got.Version, got.ScannerID, err, u.ID)
 	}
 	nudges.waitFor(t, tk.ID, 4)
+	if a := nudges.announced(tk.ID, 4); !sameTicket(a, got) {
+		t.Errorf("announced %+v, want %+v", a, got)
+	}
 	wantUser, err := s.User(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkUser(t, "RedeemTicket", gotUser, wantUser)
-	stored, err := s.SessionByAccess(ctx, access, now, 0)
+	stored, err := s.PrincipalByAccess(ctx, access, now, 0)
 	if err != nil {
 		t.Fatalf("the session RedeemTicket stored: %v", err)
 	}
-	checkSession(t, "RedeemTicket", stored, sess)
-	again, againRef, _ := newSession(now, u.ID)
-	if _, _, err := rs.RedeemTicket(ctx, redeem, again); !errors.Is(err, authcore.ErrConflict) {
+	checkSession(t, "RedeemTicket", stored.Session, sess)
+	again, _, _ := newSession(now, u.ID)
+	if _, err := s.RedeemTicket(ctx, redeem(again)); !errors.Is(err, authcore.ErrConflict) {
 		t.Errorf("second redeem: %v, want ErrConflict", err)
 	}
-	if _, err := s.SessionByAccess(ctx, againRef, now, 0); !errors.Is(err, authcore.ErrNotFound) {
-		t.Errorf("second redeem: its session was stored (%v)", err)
-	}
+	unredeemed(t, s, "second redeem", got, again, now)
 
 	// The user who confirmed erases their account before the desktop
 	// redeems: nothing changes.
-	erased := confirmedTicket(t, s, u.ID, now)
+	erased := confirm(t, s, u, newTicket(now), now)
 	if err := s.EraseUser(ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	late2, _, _ := newSession(now, u.ID)
-	if _, _, err := rs.RedeemTicket(ctx, authcore.Transition{ID: erased.ID, FromVersion: 3, To: authcore.StateRedeemed, Now: now}, late2); !errors.Is(err, authcore.ErrNotFound) {
+	late, _, _ := newSession(now, u.ID)
+	if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: erased.ID, FromVersion: 3, Session: late, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("erased user: %v, want ErrNotFound", err)
 	}
-	unchanged("erased user", erased, late2)
+	unredeemed(t, s, "erased user", erased, late, now)
 }
 
 func testIdentities(t *testing.T, newStore NewStore) {
@@ -1020,8 +860,14 @@ func testTicketRoundTrip(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	scanner := authcore.Profile{Nickname: "小明", AvatarURL: "https://thirdwx.qlogo.cn/mmopen/vi_32/" + strings.Repeat("x", 90) + "/132"}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, ScannerID: "u1", Scanner: scanner, Now: now}); err != nil {
+	u, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o-roundtrip"}, scanner,
+		authcore.User{ID: "u-roundtrip", Nickname: scanner.Nickname, AvatarURL: scanner.AvatarURL, CreatedAt: now})
+	if err != nil {
 		t.Fatal(err)
+	}
+	scan := authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now}
+	if res, err := s.TransitionAs(ctx, login(t, s, u.ID, now), 0, scan); err != nil || !res.Moved {
+		t.Fatalf("scan: moved %v, %v", res.Moved, err)
 	}
 	got, err := s.Ticket(ctx, tk.ID)
 	if err != nil {
@@ -1029,7 +875,7 @@ func testTicketRoundTrip(t *testing.T, newStore NewStore) {
 	}
 	want := tk
 	want.State, want.Version, want.Trail = authcore.StateScanned, 2, []authcore.State{authcore.StatePending, authcore.StateScanned}
-	want.ScannerID, want.Scanner = "u1", scanner
+	want.ScannerID, want.Scanner = u.ID, scanner
 	if !got.ExpiresAt.Equal(want.ExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) || !got.Requester.CreatedAt.Equal(want.Requester.CreatedAt) {
 		t.Errorf("times: got %v %v %v, want %v %v %v", got.ExpiresAt, got.CreatedAt, got.Requester.CreatedAt,
 			want.ExpiresAt, want.CreatedAt, want.Requester.CreatedAt)
@@ -1054,8 +900,10 @@ func testTicketRetention(t *testing.T, newStore NewStore) {
 	if got, err := s.Ticket(ctx, tk.ID); err != nil || got.ViewAt(now).State != authcore.StateExpired {
 		t.Fatalf("expired ticket within retention: got %+v, %v; want it, reading as expired", got, err)
 	}
-	if _, err := s.Transition(ctx, authcore.Transition{ID: tk.ID, FromVersion: 1, To: authcore.StateScanned, Now: now}); !errors.Is(err, authcore.ErrExpired) {
-		t.Fatalf("transition of an expired ticket: got %v, want ErrExpired", err)
+	ref := login(t, s, newUser(t, s, "retention", "", now).ID, now)
+	scan := authcore.PhoneMove{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now}
+	if res, err := s.TransitionAs(ctx, ref, 0, scan); err != nil || res.Moved || res.Ticket.Version != 1 {
+		t.Fatalf("scan of an expired ticket: moved %v, %v, v%d; want refused at v1", res.Moved, err, res.Ticket.Version)
 	}
 }
 
@@ -1066,48 +914,50 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now().Truncate(time.Second)
-	sess, access, refresh := newSession(now, "u1")
+	u := newUser(t, s, "roundtrip", "", now)
+	sess, access, refresh := newSession(now, u.ID)
 	sess.AMR = []string{"wx", "qr"}
 	sess.FaceAt = now.Add(-time.Minute)
 	sess.RefreshExpiresAt = now.Add(40 * time.Minute)
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.SessionByAccess(ctx, access, now.Add(20*time.Minute), 30*time.Minute)
+	got, err := s.PrincipalByAccess(ctx, access, now.Add(20*time.Minute), 30*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := sess
 	want.AccessExpiresAt = sess.RefreshExpiresAt // the slide never passes the refresh expiry
-	checkSession(t, "SessionByAccess", got, want)
+	checkSession(t, "PrincipalByAccess", got.Session, want)
 
-	next, nextAccess, nextRefresh := sessionIn(sess.FamilyID, now.Add(time.Minute), "ignored")
+	next, nextAccess, nextRefresh := sessionIn(sess.FamilyID, now.Add(time.Minute), u.ID)
 	next.AMR, next.Provider, next.Subject, next.UnionID = nil, "", "", ""
-	got, err = s.RotateRefresh(ctx, refresh, next, now.Add(time.Minute))
+	rotated, err := s.RotateRefresh(ctx, refresh, next, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = next
-	want.UserID, want.AMR, want.FaceAt = "u1", sess.AMR, sess.FaceAt
+	want.AMR, want.FaceAt = sess.AMR, sess.FaceAt
 	want.Provider, want.Subject, want.UnionID = sess.Provider, sess.Subject, sess.UnionID
-	checkSession(t, "RotateRefresh", got, want)
-	if got, err := s.SessionByAccess(ctx, nextAccess, now.Add(time.Minute), 30*time.Minute); err != nil {
+	checkSession(t, "RotateRefresh", rotated.Session, want)
+	checkUser(t, "RotateRefresh", rotated.User, u)
+	if got, err := s.PrincipalByAccess(ctx, nextAccess, now.Add(time.Minute), 0); err != nil {
 		t.Fatalf("rotated session: %v", err)
 	} else {
-		checkSession(t, "rotated session", got, want)
+		checkSession(t, "rotated session", got.Session, want)
 	}
-	if _, err := s.SessionByAccess(ctx, access, now.Add(time.Minute), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.PrincipalByAccess(ctx, access, now.Add(time.Minute), 30*time.Minute); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("access token of a rotated session: got %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteSession(ctx, nextAccess); err != nil {
 		t.Fatal(err)
 	}
-	other, _, _ := sessionIn(sess.FamilyID, now, "x")
+	other, _, _ := sessionIn(sess.FamilyID, now, u.ID)
 	if _, err := s.RotateRefresh(ctx, nextRefresh, other, now.Add(time.Minute)); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("refresh token of a deleted session: got %v, want ErrNotFound", err)
 	}
 
-	late, _, lateRefresh := newSession(now, "u2")
+	late, _, lateRefresh := newSession(now, u.ID)
 	if err := s.CreateSession(ctx, late); err != nil {
 		t.Fatal(err)
 	}

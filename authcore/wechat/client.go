@@ -581,17 +581,10 @@ func checkCodeOf(what, code string) error {
 	if len(code) > MaxCodeLength {
 		return authcore.Errorf(authcore.KindInvalid, "%s too long", what)
 	}
-	for i := 0; i < len(code); i++ {
-		if !urlSafe(code[i]) {
-			return authcore.Errorf(authcore.KindInvalid, "malformed %s", what)
-		}
+	if !authcore.URLSafe(code) {
+		return authcore.Errorf(authcore.KindInvalid, "malformed %s", what)
 	}
 	return nil
-}
-
-// urlSafe reports whether b is in WeChat's code alphabet, A-Z a-z 0-9 _ -.
-func urlSafe(b byte) bool {
-	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_' || b == '-'
 }
 
 // redacted is a secret that logs as its first 4 characters and an ellipsis,

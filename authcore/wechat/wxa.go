@@ -162,13 +162,8 @@ func (c *Client) getPhoneNumber(ctx context.Context, code string) (PhoneInfo, er
 // checkSessionArgs rejects an empty or malformed openid or an empty
 // session_key before calling WeChat.
 func checkSessionArgs(openid, sessionKey string) error {
-	if openid == "" || len(openid) > maxOpenIDLength {
+	if openid == "" || len(openid) > maxOpenIDLength || !authcore.URLSafe(openid) {
 		return authcore.Errorf(authcore.KindInvalid, msgBadOpenID)
-	}
-	for i := 0; i < len(openid); i++ {
-		if !urlSafe(openid[i]) {
-			return authcore.Errorf(authcore.KindInvalid, msgBadOpenID)
-		}
 	}
 	if sessionKey == "" {
 		return authcore.Errorf(authcore.KindInvalid, msgNoSessionKey)

@@ -4,11 +4,10 @@
 //
 // # Channels
 //
-// Every ticket transition publishes a message on the channel
-// "<prefix>:{t:<ticket id>}:v": the ticket it wrote, which the broker hands
-// to the hub as it is (BrokerHandler.Changed), or only the new version in
-// decimal ASCII (older releases, redisstore.Options.VersionMessages), which
-// makes the hub re-read (Nudge); redisstore.DecodeTicketMessage reads both.
+// Every ticket move publishes the ticket it wrote on the ticket's channel,
+// and the broker hands it to the hub as it is (BrokerHandler.Changed). The
+// store that publishes owns the channel names and the message format; the
+// broker uses them through Options.Channels (*redisstore.Store).
 //
 // On a standalone Redis (a *redis.Client or any other non-cluster client)
 // the broker uses SUBSCRIBE/UNSUBSCRIBE and publishers use PUBLISH; on a
@@ -77,13 +76,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/loginhub/loginhub/authcore/redisstore"
+	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/hub"
 )
 
 // Defaults of the timing knobs (tests shorten some of them).
 const (
-	defaultPrefix       = "lh"
 	defaultPingInterval = 5 * time.Second        // an idle session is pinged this often
 	defaultPongTimeout  = 5 * time.Second        // a PING reply later than this ends the session
 	defaultOpTimeout    = 5 * time.Second        // bounds each write (and dial) on a session
@@ -95,11 +93,18 @@ const (
 	tokenPrefix           = "loginhub-broker:"
 )
 
-// Options tunes a Broker. The zero value is ready to use.
+// Channels names the ticket channels and reads their messages, as the
+// store that publishes on them writes them (*redisstore.Store).
+type Channels interface {
+	TicketChannel(id string) string
+	TicketID(channel string) (id string, ok bool)
+	DecodeTicket(id, payload string) (authcore.TicketRecord, error)
+}
+
+// Options tunes a Broker.
 type Options struct {
-	// Prefix starts every channel name; "" means "lh". It must match the
-	// store's prefix.
-	Prefix string
+	// Channels is required: the store whose moves the broker delivers.
+	Channels Channels
 	// Logger receives connection events (Warn) and ignored messages
 	// (Debug); nil discards them.
 	Logger *slog.Logger
@@ -115,7 +120,7 @@ type Options struct {
 type Broker struct {
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // nil on a standalone server
-	prefix  string
+	ch      Channels
 	log     *slog.Logger
 	m       *metrics
 
@@ -142,17 +147,18 @@ type request struct {
 // New returns a Broker that uses c: a *redis.ClusterClient means sharded
 // pub/sub on a Redis Cluster; a *redis.Client (also a Sentinel failover
 // client) plain pub/sub on one server. A *redis.Ring is not supported.
-// The caller keeps owning c (the broker never closes it).
+// The caller keeps owning c (the broker never closes it). It panics
+// without opts.Channels.
 func New(c redis.UniversalClient, opts Options) *Broker {
-	if opts.Prefix == "" {
-		opts.Prefix = defaultPrefix
+	if opts.Channels == nil {
+		panic("redisbroker: Options.Channels is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{
 		client:       c,
-		prefix:       opts.Prefix,
+		ch:           opts.Channels,
 		log:          opts.Logger,
 		m:            newMetrics(opts.Registerer, opts.Logger),
 		pingInterval: defaultPingInterval,
@@ -165,20 +171,6 @@ func New(c redis.UniversalClient, opts Options) *Broker {
 	}
 	b.cluster, _ = c.(*redis.ClusterClient)
 	return b
-}
-
-// channel is the pub/sub channel of ticket id. It must stay identical to the
-// store's.
-func channel(prefix, id string) string { return prefix + ":{t:" + id + "}:v" }
-
-// idFromChannel is the inverse of channel.
-func idFromChannel(prefix, ch string) (string, bool) {
-	rest, ok := strings.CutPrefix(ch, prefix+":{t:")
-	if !ok {
-		return "", false
-	}
-	id, ok := strings.CutSuffix(rest, "}:v")
-	return id, ok && id != ""
 }
 
 // Subscribe returns once nudges for id will be delivered: when the
@@ -512,7 +504,7 @@ func (r *runner) route(id string) (string, func() *redis.PubSub, error) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, b.opTimeout)
 	defer cancel()
-	node, err := b.cluster.MasterForKey(ctx, channel(b.prefix, id))
+	node, err := b.cluster.MasterForKey(ctx, b.ch.TicketChannel(id))
 	if err != nil {
 		return "", nil, err
 	}
@@ -536,11 +528,11 @@ func (r *runner) send(s *session) {
 	var unsub, sub, subIDs []string
 	for id := range s.pendingUnsub {
 		if r.placed[id] != s { // not subscribed here again meanwhile
-			unsub = append(unsub, channel(b.prefix, id))
+			unsub = append(unsub, b.ch.TicketChannel(id))
 		}
 	}
 	for id := range s.pendingSub {
-		sub = append(sub, channel(b.prefix, id))
+		sub = append(sub, b.ch.TicketChannel(id))
 		subIDs = append(subIDs, id)
 	}
 	clear(s.pendingUnsub)
@@ -551,7 +543,7 @@ func (r *runner) send(s *session) {
 	err := r.write(ctx, s, unsub, false)
 	if err == nil {
 		for _, ch := range unsub {
-			id, _ := idFromChannel(b.prefix, ch)
+			id, _ := b.ch.TicketID(ch)
 			s.unsubSent[id]++
 		}
 		err = r.write(ctx, s, sub, true)
@@ -675,7 +667,7 @@ func (r *runner) handle(ev event) {
 			return
 		}
 		// The server dropped the subscription by itself (its slot moved).
-		r.b.log.Warn("redisbroker: server dropped a subscription; resubscribing", "node", s.addr, "channel", channel(r.b.prefix, id))
+		r.b.log.Warn("redisbroker: server dropped a subscription; resubscribing", "node", s.addr, "channel", r.b.ch.TicketChannel(id))
 		r.orphan(id)
 		r.refreshRoutes()
 	case evDead:
@@ -816,7 +808,7 @@ func (r *runner) read(s *session) {
 			}
 		case *redis.Subscription:
 			if m.Kind == "unsubscribe" || m.Kind == "sunsubscribe" {
-				if id, ok := idFromChannel(r.b.prefix, m.Channel); ok {
+				if id, ok := r.b.ch.TicketID(m.Channel); ok {
 					r.report(event{s: s, kind: evUnsub, arg: id})
 				}
 			}
@@ -831,11 +823,11 @@ func (r *runner) report(ev event) {
 	}
 }
 
-// deliver hands a ticket message to the handler: the ticket as Changed, a
-// version as Nudge, and a message it cannot read (from a newer release, or
-// not from a store at all) as a Nudge of unknown version, which re-reads.
+// deliver hands a ticket message to the handler: the ticket as Changed,
+// and a message it cannot read (from a newer release, or not from a store
+// at all) as a Nudge of unknown version, which re-reads.
 func (r *runner) deliver(m *redis.Message) {
-	id, ok := idFromChannel(r.b.prefix, m.Channel)
+	id, ok := r.b.ch.TicketID(m.Channel)
 	if !ok {
 		r.b.log.Debug("redisbroker: message on an unknown channel ignored", "channel", m.Channel)
 		return
@@ -843,17 +835,14 @@ func (r *runner) deliver(m *redis.Message) {
 	if !r.b.subscribed(id) {
 		return
 	}
-	rec, full, err := redisstore.DecodeTicketMessage(id, m.Payload)
-	switch {
-	case err != nil:
+	rec, err := r.b.ch.DecodeTicket(id, m.Payload)
+	if err != nil {
 		// Not the payload: a ticket holds its watch secret's hash.
 		r.b.log.Debug("redisbroker: unreadable message; the ticket will be re-read", "channel", m.Channel, "err", err)
 		r.h.Nudge(id, 0)
-	case full:
-		r.h.Changed(rec)
-	default:
-		r.h.Nudge(id, rec.Version)
+		return
 	}
+	r.h.Changed(rec)
 }
 
 // shutdown closes every session, waits for the readers, and hands Subscribe

@@ -27,23 +27,6 @@ import (
 // timeout bounds every wait in these tests.
 const timeout = 15 * time.Second
 
-func TestChannel(t *testing.T) {
-	for _, id := range []string{"abc", "a:b", "x}y", "0"} {
-		ch := channel("lh", id)
-		if got, ok := idFromChannel("lh", ch); !ok || got != id {
-			t.Errorf("idFromChannel(%q) = %q, %v; want %q, true", ch, got, ok, id)
-		}
-	}
-	if got, want := channel("lh", "T1"), "lh:{t:T1}:v"; got != want {
-		t.Errorf("channel = %q, want %q", got, want)
-	}
-	for _, ch := range []string{"lh:{t:}:v", "xx:{t:a}:v", "lh:{t:a}", "lh:{t:a}:v2", "other"} {
-		if id, ok := idFromChannel("lh", ch); ok {
-			t.Errorf("idFromChannel(%q) = %q, true; want false", ch, id)
-		}
-	}
-}
-
 func TestSlot(t *testing.T) {
 	// The Redis Cluster specification: CRC16("123456789") = 0x31C3. The
 	// cluster test compares more keys with CLUSTER KEYSLOT.
@@ -193,14 +176,6 @@ func publisher(t *testing.T, c redis.UniversalClient, prefix string) func(id str
 	}
 }
 
-// versionPublisher publishes as stores of older releases and stores with
-// VersionMessages do: "<version>".
-func versionPublisher(t *testing.T, c redis.UniversalClient, prefix string) func(id string, v uint64) {
-	return func(id string, v uint64) {
-		publishRaw(t, c, prefix, id, strconv.FormatUint(v, 10))
-	}
-}
-
 func publishRaw(t *testing.T, c redis.UniversalClient, prefix, id, msg string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -214,6 +189,15 @@ func publishRaw(t *testing.T, c redis.UniversalClient, prefix, id, msg string) {
 		t.Errorf("publish %s %q: %v", id, msg, err)
 	}
 }
+
+// names are the channel names and the message codec of a store with
+// prefix (a store whose client is never dialled).
+func names(prefix string) *redisstore.Store {
+	return redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:0"}), redisstore.Options{Prefix: prefix})
+}
+
+// channel is the channel of ticket id in a store with prefix.
+func channel(prefix, id string) string { return names(prefix).TicketChannel(id) }
 
 // ticketAt is a ticket at version v whose trail goes pending, scanned,
 // confirmed, ... (the states repeat past v3; only the shape matters here).
@@ -279,12 +263,7 @@ func TestStandalone(t *testing.T) {
 
 	t.Run("Conformance", func(t *testing.T) {
 		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
-			return New(c, Options{}), publisher(t, c, "lh")
-		})
-	})
-	t.Run("ConformanceVersionMessages", func(t *testing.T) {
-		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
-			return New(c, Options{}), versionPublisher(t, c, "lh")
+			return New(c, Options{Channels: names("lh")}), publisher(t, c, "lh")
 		})
 	})
 
@@ -294,12 +273,12 @@ func TestStandalone(t *testing.T) {
 		c2 := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
 		t.Cleanup(func() { c2.Close() })
 		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
-			return New(c2, Options{}), publisher(t, c, "lh")
+			return New(c2, Options{Channels: names("lh")}), publisher(t, c, "lh")
 		})
 	})
 
 	t.Run("SubscribeBeforeRun", func(t *testing.T) {
-		b := New(c, Options{Prefix: "early"})
+		b := New(c, Options{Channels: names("early")})
 		publish := publisher(t, c, "early")
 		done := make(chan error, 1)
 		go func() { done <- b.Subscribe(testCtx(t), "e1") }()
@@ -317,7 +296,7 @@ func TestStandalone(t *testing.T) {
 	})
 
 	t.Run("SubscribeWithoutRunHonorsContext", func(t *testing.T) {
-		b := New(c, Options{Prefix: "norun"})
+		b := New(c, Options{Channels: names("norun")})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		if err := b.Subscribe(ctx, "x"); err != context.Canceled {
@@ -334,7 +313,7 @@ func TestStandalone(t *testing.T) {
 	})
 
 	t.Run("Messages", func(t *testing.T) {
-		b := New(c, Options{Prefix: "msg", Logger: testLogger(t)})
+		b := New(c, Options{Channels: names("msg"), Logger: testLogger(t)})
 		h := start(t, b)
 		subscribe(t, b, "m1")
 		want := ticketAt("m1", 3)
@@ -343,20 +322,20 @@ func TestStandalone(t *testing.T) {
 			t.Fatal(err)
 		}
 		publishRaw(t, c, "msg", "m1", msg)
-		versionPublisher(t, c, "msg")("m1", 4)
+		publisher(t, c, "msg")("m1", 4)
 		h.waitVersion(t, "m1", 4)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if got := h.all["m1"]; len(got) != 2 || got[0] != 3 || got[1] != 4 {
 			t.Errorf("delivered versions %v, want [3 4]", got)
 		}
-		if got := h.recs["m1"]; len(got) != 1 || !reflect.DeepEqual(got[0], want) {
-			t.Errorf("delivered tickets %+v, want only %+v", got, want)
+		if got := h.recs["m1"]; len(got) != 2 || !reflect.DeepEqual(got[0], want) {
+			t.Errorf("delivered tickets %+v, want %+v and then version 4", got, want)
 		}
 	})
 
 	t.Run("JunkRereads", func(t *testing.T) {
-		b := New(c, Options{Prefix: "junk", Logger: testLogger(t)})
+		b := New(c, Options{Channels: names("junk"), Logger: testLogger(t)})
 		h := start(t, b)
 		subscribe(t, b, "j1")
 		ctx := testCtx(t)
@@ -377,7 +356,7 @@ func TestStandalone(t *testing.T) {
 	})
 
 	t.Run("UnsubscribeReachesServer", func(t *testing.T) {
-		b := New(c, Options{Prefix: "unsub"})
+		b := New(c, Options{Channels: names("unsub")})
 		start(t, b)
 		subscribe(t, b, "u1")
 		ctx := testCtx(t)
@@ -405,7 +384,7 @@ func TestStandalone(t *testing.T) {
 func TestUnsubscribeAloneSendsNoPing(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := srv.Client()
-	b := New(c, Options{Prefix: "lone"})
+	b := New(c, Options{Channels: names("lone")})
 	start(t, b)
 	subscribe(t, b, "u1")
 	ctx := testCtx(t)
@@ -434,7 +413,7 @@ func TestUnsubscribeAloneSendsNoPing(t *testing.T) {
 func TestUnsubscribesWait(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := srv.Client()
-	b := New(c, Options{Prefix: "lazy"})
+	b := New(c, Options{Channels: names("lazy")})
 	start(t, b)
 	ctx := testCtx(t)
 	const n = 20
@@ -480,7 +459,7 @@ func TestBatching(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := srv.Client()
 	const n = 1000
-	b := New(c, Options{Prefix: "batch"})
+	b := New(c, Options{Channels: names("batch")})
 	h := start(t, b)
 	subsBefore, pingsBefore := commandCalls(t, c, "subscribe"), commandCalls(t, c, "ping")
 
@@ -517,7 +496,7 @@ func TestReconnect(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	c := srv.Client()
 	reg := prometheus.NewRegistry()
-	b := New(c, Options{Prefix: "rc", Registerer: reg, Logger: testLogger(t)})
+	b := New(c, Options{Channels: names("rc"), Registerer: reg, Logger: testLogger(t)})
 	h := start(t, b)
 	publish := publisher(t, c, "rc")
 
@@ -565,12 +544,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("Conformance", func(t *testing.T) {
 		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
-			return New(cc, Options{}), publisher(t, cc, "lh")
-		})
-	})
-	t.Run("ConformanceVersionMessages", func(t *testing.T) {
-		brokertest.Run(t, func(t *testing.T) (hub.Broker, func(string, uint64)) {
-			return New(cc, Options{}), versionPublisher(t, cc, "lh")
+			return New(cc, Options{Channels: names("lh")}), publisher(t, cc, "lh")
 		})
 	})
 
@@ -592,7 +566,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("AllMasters", func(t *testing.T) {
-		b := New(cc, Options{Prefix: "all"})
+		b := New(cc, Options{Channels: names("all")})
 		h := start(t, b)
 		publish := publisher(t, cc, "all")
 		byNode := idsByNode(t, cc, "all", 5)
@@ -617,7 +591,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("SlotMoves", func(t *testing.T) {
-		b := New(cc, Options{Prefix: "move", Logger: testLogger(t)})
+		b := New(cc, Options{Channels: names("move"), Logger: testLogger(t)})
 		h := start(t, b)
 		publish := publisher(t, cc, "move")
 		subscribe(t, b, "m1", "m2")
@@ -634,7 +608,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("NodeRestart", func(t *testing.T) { // last: it disturbs the cluster
-		b := New(cc, Options{Prefix: "restart", Logger: testLogger(t)})
+		b := New(cc, Options{Channels: names("restart"), Logger: testLogger(t)})
 		h := start(t, b)
 		publish := publisher(t, cc, "restart")
 		byNode := idsByNode(t, cc, "restart", 1)

@@ -1,15 +1,16 @@
 -- mark_face.lua: authcore.FaceStore.MarkSessionFace. Adds "face" to a live
 -- session's AMR (once) and sets its face time.
--- KEYS[1] <base>a:<access hash>
--- ARGV[1] the time of the face check (unix ms); the session must be live
+-- KEYS[1] the family's session
+-- ARGV[1] the access token's hash (hex)
+-- ARGV[2] the time of the face check (unix ms); the session must be live
 --         then (its access expiry after it)
 -- Replies 1, or an error LH_NOT_FOUND.
-local rec = redis.call('HMGET', KEYS[1], 'ae', 'amr')
-local ae = rec[1] and tonumber(rec[1])
-if not ae or tonumber(ARGV[1]) >= ae then
+local rec = redis.call('HMGET', KEYS[1], 'ah', 'ae', 'amr')
+local ae = rec[2] and tonumber(rec[2])
+if rec[1] ~= ARGV[1] or not ae or tonumber(ARGV[2]) >= ae then
   return redis.error_reply('LH_NOT_FOUND session')
 end
-local amr = rec[2] or ''
+local amr = rec[3] or ''
 local methods = {}
 if amr ~= '' then
   methods = cjson.decode(amr)
@@ -27,5 +28,5 @@ if not has then
     amr = string.sub(amr, 1, -2) .. ',"face"]' -- amr is a JSON array of strings
   end
 end
-redis.call('HSET', KEYS[1], 'amr', amr, 'fa', ARGV[1])
+redis.call('HSET', KEYS[1], 'amr', amr, 'fa', ARGV[2])
 return 1

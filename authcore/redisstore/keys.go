@@ -1,0 +1,80 @@
+package redisstore
+
+import (
+	"encoding/hex"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// The key layout, with the default prefix "lh" (hex is lower-case hex of a
+// SHA-256):
+//
+//	lh:{t:<ticket id>}                 ticket (string, see EncodeTicket); TTL: expiry + retention
+//	lh:{t:<ticket id>}:v               the ticket's channel (messages: see DecodeTicket)
+//	lh:{u:<user id>}                   user (hash n, a, c); no TTL
+//	lh:{u:<user id>}:s:<family>        a login family's live session (hash, see sessionFields); TTL: refresh expiry
+//	lh:{u:<user id>}:s:<family>:used:<hex refresh>
+//	                                   a consumed refresh token (→ its refresh expiry, unix ms); TTL: that expiry
+//	lh:{u:<user id>}:ids               names of the identity and unionid keys linked to the user (set; may
+//	                                   hold stale names, which erasure skips); no TTL
+//	lh:{u:<user id>}:pd                personal data (hash: field → value sealed by the Vault); no TTL
+//	lh:{u:<user id>}:audit             audit trail (list of JSON authcore.AuditEntry, oldest first, the last
+//	                                   authcore.AuditKept); no TTL: kept after the user's erasure
+//	lh:{i:<provider>:<subject>}        identity → user id; no TTL
+//	lh:{un:<unionid>}                  unionid → user id; no TTL
+//	lh:{k:<openid>}                    WeChat session_key (a secret: never logged); no TTL, one per openid
+//	lh:{fv:<verify id>}                face verification in progress (JSON, see faceRecord); TTL: its expiry
+//	lh:once:<key>                      replay cache entry; TTL: its ttl
+//	lh:rate:<key>                      rate-limit window counter; TTL: the window
+//	lh:{at:<appid>}                    WeChat access_token ("<expiry unix ms> <token>"; a secret); TTL: its expiry
+//	lh:{lock:<name>}                   a TryLock lease (→ the holder's random token); TTL: the lease
+//
+// The braces are Redis Cluster hash tags: a ticket and its channel share
+// one slot, and a user shares one with its sessions, link set, personal
+// data and audit trail, so that one script reads a session and its user, or
+// erases a user, on a Cluster too. Access tokens name their user and family
+// (authcore.TokenRef), so every session key is known before a script runs.
+// A user's identities, unionids and session keys live in other slots:
+// EraseUser unlinks them one by one (compare and delete) before it deletes
+// the user-slot keys in one script. A ticket and a user's sessions live in
+// different slots too: on a Cluster a phone's move and a redeem are two
+// scripts, on one server one.
+
+func (s *Store) ticketKey(id string) string { return s.prefix + ":{t:" + id + "}" }
+
+func (s *Store) userKey(id string) string { return s.prefix + ":{u:" + id + "}" }
+
+// sessionKey is the live session of ref's login family.
+func (s *Store) sessionKey(ref authcore.TokenRef) string {
+	return s.userKey(ref.UserID) + ":s:" + ref.Family
+}
+
+// usedKey marks refresh token ref as consumed.
+func (s *Store) usedKey(ref authcore.TokenRef) string {
+	return s.sessionKey(ref) + ":used:" + hex.EncodeToString(ref.Hash[:])
+}
+
+// userLinksKey is the set of identity and unionid key names linked to user id.
+func (s *Store) userLinksKey(id string) string { return s.userKey(id) + ":ids" }
+
+func (s *Store) personalDataKey(id string) string { return s.userKey(id) + ":pd" }
+
+func (s *Store) auditKey(id string) string { return s.userKey(id) + ":audit" }
+
+func (s *Store) faceKey(verifyID string) string { return s.prefix + ":{fv:" + verifyID + "}" }
+
+func (s *Store) identityKey(id authcore.Identity) string {
+	return s.prefix + ":{i:" + id.Provider + ":" + id.Subject + "}"
+}
+
+func (s *Store) unionKey(unionID string) string { return s.prefix + ":{un:" + unionID + "}" }
+
+func (s *Store) sessionKeyKey(openid string) string { return s.prefix + ":{k:" + openid + "}" }
+
+func (s *Store) onceKey(key string) string { return s.prefix + ":once:" + key }
+
+func (s *Store) rateKey(key string) string { return s.prefix + ":rate:" + key }
+
+func (s *Store) accessTokenKey(appID string) string { return s.prefix + ":{at:" + appID + "}" }
+
+func (s *Store) lockKey(name string) string { return s.prefix + ":{lock:" + name + "}" }

@@ -1,0 +1,63 @@
+package redisstore
+
+import (
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The scripts, each in lua/ with a header that says its keys, arguments
+// and reply. A script that moves tickets starts with the ticket library
+// (ticket.lua), one that reads or writes sessions with the session library
+// (session.lua). go-redis runs them with EVALSHA, falling back to EVAL
+// when a server does not have them cached yet.
+var (
+	//go:embed lua/ticket.lua
+	ticketLib string
+	//go:embed lua/session.lua
+	sessionLib string
+
+	//go:embed lua/move.lua
+	moveLua string
+	//go:embed lua/phone_move.lua
+	phoneMoveLua string
+	//go:embed lua/redeem.lua
+	redeemLua string
+	//go:embed lua/principal.lua
+	principalLua string
+	//go:embed lua/create_session.lua
+	createSessionLua string
+	//go:embed lua/rotate_refresh.lua
+	rotateRefreshLua string
+	//go:embed lua/delete_session.lua
+	deleteSessionLua string
+	//go:embed lua/mark_face.lua
+	markFaceLua string
+	//go:embed lua/update_user.lua
+	updateUserLua string
+	//go:embed lua/unlink.lua
+	unlinkLua string
+	//go:embed lua/erase_user.lua
+	eraseUserLua string
+	//go:embed lua/put_personal_data.lua
+	putPersonalDataLua string
+	//go:embed lua/allow.lua
+	allowLua string
+	//go:embed lua/unlock.lua
+	unlockLua string
+
+	moveScript            = redis.NewScript(ticketLib + moveLua)
+	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
+	redeemScript          = redis.NewScript(ticketLib + sessionLib + redeemLua)
+	principalScript       = redis.NewScript(sessionLib + principalLua)
+	createSessionScript   = redis.NewScript(sessionLib + createSessionLua)
+	rotateRefreshScript   = redis.NewScript(sessionLib + rotateRefreshLua)
+	deleteSessionScript   = redis.NewScript(deleteSessionLua)
+	markFaceScript        = redis.NewScript(markFaceLua)
+	updateUserScript      = redis.NewScript(updateUserLua)
+	unlinkScript          = redis.NewScript(unlinkLua)
+	eraseUserScript       = redis.NewScript(eraseUserLua)
+	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
+	allowScript           = redis.NewScript(allowLua)
+	unlockScript          = redis.NewScript(unlockLua)
+)

@@ -1,0 +1,249 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/loginhub/loginhub/authcore"
+	"github.com/redis/go-redis/v9"
+)
+
+// UpsertIdentity implements authcore.UserStore.
+//
+// The user, identity and unionid keys live in different Cluster slots, so
+// no script can cover them; this is a sequence of single-key steps, each
+// atomic, arranged so that concurrent logins converge:
+//
+//   - Keys are claimed with SET NX GET: one caller wins, the others learn
+//     the winner in the same command and use it.
+//   - A new user's hash is written before any key points at it, so whoever
+//     follows a claim finds the user; a user whose claims all failed is
+//     deleted, which is safe because nothing ever pointed at it.
+//   - The unionid is claimed before the identity: two identities of one
+//     person (two apps of one Open Platform account) logging in for the
+//     first time at once end up with the same user.
+//   - As in memstore, the unionid then follows the identity's user.
+//
+// The one interleaving memstore cannot produce: a login of this identity
+// without its unionid creates a user between our unionid claim and our
+// identity claim. The identity's user wins and the unionid is moved to it;
+// our user is kept (another identity may have linked to it meanwhile), at
+// worst as an unreferenced record.
+//
+// The last step records the identity and unionid keys in the user's link
+// set (<user>:ids), for EraseUser. A link to a user that is gone (an
+// erasure raced this login, or was interrupted) is deleted, if it still
+// points there, and the upsert starts over: the identity gets a new user.
+func (s *Store) UpsertIdentity(ctx context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
+	var (
+		u       authcore.User
+		created bool
+		err     error
+	)
+	for range upsertAttempts {
+		u, created, err = s.upsertIdentity(ctx, id, p, newUser)
+		var gone errUserGone
+		if !errors.As(err, &gone) {
+			break
+		}
+		links := []string{s.identityKey(id)}
+		if id.UnionID != "" {
+			links = append(links, s.unionKey(id.UnionID))
+		}
+		for _, link := range links {
+			if uerr := unlinkScript.Run(ctx, s.c, []string{link}, gone.uid).Err(); uerr != nil {
+				return authcore.User{}, false, fmt.Errorf("redisstore: upsert %s identity: unlink from erased user: %w", id.Provider, uerr)
+			}
+		}
+	}
+	if err != nil && !isOutcome(err) {
+		return authcore.User{}, false, fmt.Errorf("redisstore: upsert %s identity: %w", id.Provider, err)
+	}
+	return u, created, err
+}
+
+// upsertAttempts bounds how often UpsertIdentity starts over after finding
+// a link to an erased user.
+const upsertAttempts = 3
+
+// errUserGone: a link points at a user that does not exist (any more).
+type errUserGone struct{ uid string }
+
+func (e errUserGone) Error() string { return "identity links to missing user " + e.uid }
+
+func (s *Store) upsertIdentity(ctx context.Context, id authcore.Identity, p authcore.Profile, newUser authcore.User) (authcore.User, bool, error) {
+	if strings.Contains(id.Provider, ":") {
+		return authcore.User{}, false, errors.New("provider name contains ':'")
+	}
+	ik, uk := s.identityKey(id), ""
+	if id.UnionID != "" {
+		uk = s.unionKey(id.UnionID)
+	}
+
+	// One round trip reads both links.
+	var identCmd, unionCmd *redis.StringCmd
+	cmds, _ := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		identCmd = p.Get(ctx, ik)
+		if uk != "" {
+			unionCmd = p.Get(ctx, uk)
+		}
+		return nil
+	})
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return authcore.User{}, false, err
+		}
+	}
+	uid, unionOwner := identCmd.Val(), ""
+	if unionCmd != nil {
+		unionOwner = unionCmd.Val()
+	}
+	var err error
+
+	switch {
+	case uid != "":
+	case unionOwner != "":
+		// Another identity of the same person: link this one to its user.
+		if uid, err = s.claim(ctx, ik, unionOwner); err != nil {
+			return authcore.User{}, false, err
+		}
+	default:
+		var created bool
+		uid, unionOwner, created, err = s.createUser(ctx, ik, uk, newUser)
+		if err != nil {
+			return authcore.User{}, false, err
+		}
+		if created {
+			return newUser, true, nil
+		}
+	}
+	links := []string{ik}
+	if uk != "" {
+		links = append(links, uk)
+		if unionOwner != uid {
+			if err := s.c.Set(ctx, uk, uid, 0).Err(); err != nil {
+				return authcore.User{}, false, err
+			}
+		}
+	}
+	return s.updateUser(ctx, uid, p, links)
+}
+
+// createUser stores nu and claims the unionid (if any) and the identity for
+// it. It returns the user that owns the identity in the end, the unionid's
+// owner, and whether that is nu.
+func (s *Store) createUser(ctx context.Context, ik, uk string, nu authcore.User) (uid, unionOwner string, created bool, err error) {
+	key, linksKey := s.userKey(nu.ID), s.userLinksKey(nu.ID)
+	links := []any{ik}
+	if uk != "" {
+		links = append(links, uk)
+	}
+	// The links are recorded before they are claimed: a name in the set
+	// may turn out to point elsewhere, which EraseUser checks.
+	if _, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "n", nu.Nickname, "a", nu.AvatarURL, "c", encodeTime(nu.CreatedAt))
+		p.SAdd(ctx, linksKey, links...)
+		return nil
+	}); err != nil {
+		return "", "", false, err
+	}
+	drop := func() error { return s.c.Del(ctx, key, linksKey).Err() }
+	if uk != "" {
+		if unionOwner, err = s.claim(ctx, uk, nu.ID); err != nil {
+			return "", "", false, err
+		}
+		if unionOwner != nu.ID {
+			// Another login of this person won; nothing points at our user.
+			if err := drop(); err != nil {
+				return "", "", false, err
+			}
+			uid, err = s.claim(ctx, ik, unionOwner)
+			return uid, unionOwner, false, err
+		}
+	}
+	if uid, err = s.claim(ctx, ik, nu.ID); err != nil {
+		return "", "", false, err
+	}
+	if uid == nu.ID {
+		// Ours, even if a concurrent login that followed our unionid linked it.
+		return uid, unionOwner, true, nil
+	}
+	if uk == "" {
+		// A concurrent login of this identity won; nothing points at our user.
+		return uid, unionOwner, false, drop()
+	}
+	return uid, unionOwner, false, nil
+}
+
+// claim sets key to val unless it exists, and returns its value in the end.
+func (s *Store) claim(ctx context.Context, key, val string) (string, error) {
+	old, err := s.c.SetArgs(ctx, key, val, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return val, nil
+	case err != nil:
+		return "", err
+	}
+	return old, nil
+}
+
+// updateUser records links (key names) in the user's link set, applies the
+// non-empty fields of p and returns the user, or errUserGone.
+func (s *Store) updateUser(ctx context.Context, uid string, p authcore.Profile, links []string) (authcore.User, bool, error) {
+	args := []any{p.Nickname, p.AvatarURL}
+	for _, l := range links {
+		args = append(args, l)
+	}
+	reply, err := updateUserScript.Run(ctx, s.c, []string{s.userKey(uid), s.userLinksKey(uid)}, args...).Result()
+	if err != nil {
+		return authcore.User{}, false, err
+	}
+	m, err := pairs(reply)
+	if err != nil {
+		return authcore.User{}, false, err
+	}
+	if len(m) == 0 {
+		return authcore.User{}, false, errUserGone{uid}
+	}
+	u, err := decodeUser(uid, m)
+	return u, false, err
+}
+
+// User implements authcore.UserStore.
+func (s *Store) User(ctx context.Context, id string) (authcore.User, error) {
+	m, err := s.c.HGetAll(ctx, s.userKey(id)).Result()
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: user %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return authcore.User{}, authcore.ErrNotFound
+	}
+	u, err := decodeUser(id, m)
+	if err != nil {
+		return authcore.User{}, fmt.Errorf("redisstore: user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// PutSessionKey implements authcore.UserStore. The key replaces the last
+// one of openid and has no TTL (there is one per openid).
+func (s *Store) PutSessionKey(ctx context.Context, openid, sessionKey string) error {
+	if err := s.c.Set(ctx, s.sessionKeyKey(openid), sessionKey, 0).Err(); err != nil {
+		return fmt.Errorf("redisstore: put session key: %w", err)
+	}
+	return nil
+}
+
+// SessionKey implements authcore.UserStore.
+func (s *Store) SessionKey(ctx context.Context, openid string) (string, error) {
+	k, err := s.c.Get(ctx, s.sessionKeyKey(openid)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", authcore.ErrNotFound
+	case err != nil:
+		return "", fmt.Errorf("redisstore: session key: %w", err)
+	}
+	return k, nil
+}
