@@ -13,32 +13,33 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/gcpolicy"
 	"github.com/loginhub/loginhub/handlers"
 )
 
 // Config is loginhub's configuration, read from the environment and
 // overridden by flags of the same name in kebab case without the LOGINHUB_
-// prefix (LOGINHUB_PUBLIC_URL → --public-url). The zero value of each field
-// means what its comment says.
+// prefix (LOGINHUB_PUBLIC_URL → --public-url). Each field's comment says
+// what loadConfig gives it when its variable is not set.
 type Config struct {
-	Addr            string               // listen address; "" = ":8080" (or ":$PORT")
-	PublicURL       string               // base of qr_url and links; "" = derived from Addr (http://localhost:8080)
-	RedisURL        string               // "" = embedded in-process store and broker
-	TicketKeys      []authcore.TicketKey // nil = one random key (embedded only)
-	DataKeys        []authcore.TicketKey // personal data at rest (AES-256); nil = one random key (embedded only)
-	QRTTL           time.Duration        // ticket lifetime; 0 = 120s
-	IPBinding       authcore.IPBinding   // "" = strict
-	TrustedProxies  []netip.Prefix       // nil = believe no X-Forwarded-For
-	AllowedOrigins  []string             // nil = the public URL's origin
-	TicketRate      int                  // tickets per client address per minute; 0 = unlimited
-	LoginRate       int                  // wx logins per client address per minute; 0 = unlimited
-	WeChatAppID     string               // "" (with WeChatSecret "") = sandbox
+	Addr            string             // listen address; ":8080", or ":$PORT"
+	PublicURL       string             // base of qr_url and links; "": derived from the listen address by run
+	RedisURL        string             // "": the embedded in-process store and broker
+	Signer          *authcore.Signer   // LOGINHUB_TICKET_KEYS; nil: a random key (embedded only)
+	Vault           *authcore.Vault    // LOGINHUB_DATA_KEY, personal data at rest; nil: a random key (embedded only)
+	QRTTL           time.Duration      // ticket lifetime; 120s
+	IPBinding       authcore.IPBinding // strict
+	TrustedProxies  []netip.Prefix     // nil: believe no X-Forwarded-For
+	AllowedOrigins  []string           // nil: the public URL's origin
+	TicketRate      int                // tickets per client address per minute; 30 (0 = unlimited)
+	LoginRate       int                // wx logins per client address per minute; 60 (0 = unlimited)
+	WeChatAppID     string             // "" with WeChatSecret "": the sandbox
 	WeChatSecret    string
-	WeChatBaseURL   string        // "" = https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
-	WatermarkMaxAge time.Duration // 0 = watermark age not checked
-	LogLevel        string        // debug, info (default), warn, error
-	MaxSockets      int           // WebSockets per node; -1 = auto (open-file limit less 1024), 0 = no cap
-	DebugAddr       string        // "" = no profiling endpoint; else pprof on this address
+	WeChatBaseURL   string        // "": https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
+	WatermarkMaxAge time.Duration // 0: a watermark's age is not checked
+	LogLevel        string        // info
+	MaxSockets      int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
+	DebugAddr       string        // "": no profiling endpoint; else pprof on this address
 
 	publicURLSet bool // PublicURL was configured, not derived
 }
@@ -94,7 +95,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		fmt.Fprintln(stderr, "Usage of loginhub (each flag also reads the environment variable in parentheses):")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "Go's own GOGC (the hub's default: %d) and GOMEMLIMIT (default: %d %% of a container memory limit) apply too.\n",
-			gcDefaultPercent, int(gcLimitShare*100))
+			gcpolicy.DefaultPercent, int(gcpolicy.LimitShare*100))
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -116,17 +117,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.PublicURL = strings.TrimRight(get("LOGINHUB_PUBLIC_URL"), "/")
 	c.publicURLSet = c.PublicURL != ""
 	c.RedisURL = get("LOGINHUB_REDIS_URL")
+	var err error
 	if k := get("LOGINHUB_TICKET_KEYS"); k != "" {
-		keys, err := authcore.ParseTicketKeys(k)
-		errs = append(errs, err)
-		c.TicketKeys = keys
+		c.Signer, err = parseKeys(k, authcore.NewSigner)
+		errs = append(errs, wrapSetting("LOGINHUB_TICKET_KEYS", err))
 	}
 	if k := get("LOGINHUB_DATA_KEY"); k != "" {
-		keys, err := authcore.ParseTicketKeys(k)
+		c.Vault, err = parseKeys(k, authcore.NewVault)
 		errs = append(errs, wrapSetting("LOGINHUB_DATA_KEY", err))
-		c.DataKeys = keys
 	}
-	var err error
 	c.QRTTL, err = time.ParseDuration(get("LOGINHUB_QR_TTL"))
 	errs = append(errs, wrapSetting("LOGINHUB_QR_TTL", err))
 	c.IPBinding = authcore.IPBinding(get("LOGINHUB_IP_BINDING"))
@@ -162,6 +161,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	return c, c.Validate()
 }
 
+// parseKeys parses a key list (authcore.ParseKeys) and makes what uses it.
+func parseKeys[T any](s string, use func([]authcore.Key) (*T, error)) (*T, error) {
+	keys, err := authcore.ParseKeys(s)
+	if err != nil {
+		return nil, err
+	}
+	return use(keys)
+}
+
 func parseDurationOrZero(s string) (time.Duration, error) {
 	if s == "" || s == "0" {
 		return 0, nil
@@ -194,12 +202,12 @@ func (c Config) Validate() error {
 		default:
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL: want redis://, rediss://, redis+cluster:// or rediss+cluster://"))
 		}
-		if c.TicketKeys == nil {
+		if c.Signer == nil {
 			// Each node would sign with its own random key and reject the
 			// tickets of every other node.
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_TICKET_KEYS is not: every node must share the ticket keys (e.g. LOGINHUB_TICKET_KEYS=k1:$(head -c32 /dev/urandom | base64))"))
 		}
-		if c.DataKeys == nil {
+		if c.Vault == nil {
 			// Personal data sealed by one node must open on every other,
 			// and after a restart.
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_DATA_KEY is not: every node must share the key that seals personal data (e.g. LOGINHUB_DATA_KEY=d1:$(head -c32 /dev/urandom | base64))"))
@@ -223,16 +231,6 @@ func (c Config) Validate() error {
 	}
 	if (c.WeChatAppID == "") != (c.WeChatSecret == "") {
 		errs = append(errs, errors.New("LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET go together: set both, or neither for the sandbox"))
-	}
-	if c.TicketKeys != nil {
-		if _, err := authcore.NewSigner(c.TicketKeys); err != nil {
-			errs = append(errs, fmt.Errorf("LOGINHUB_TICKET_KEYS: %w", err))
-		}
-	}
-	if c.DataKeys != nil {
-		if _, err := authcore.NewVault(c.DataKeys); err != nil {
-			errs = append(errs, fmt.Errorf("LOGINHUB_DATA_KEY: %w", err))
-		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -420,19 +421,36 @@ func TestQRImagesAndLanding(t *testing.T) {
 	}
 }
 
+// TestConfigErrors: a bad setting stops the hub with an error that names
+// its variable, and no other.
 func TestConfigErrors(t *testing.T) {
-	cases := map[string]map[string]string{
-		"bad binding":      {"LOGINHUB_IP_BINDING": "loose"},
-		"bad ttl":          {"LOGINHUB_QR_TTL": "forever"},
-		"half credentials": {"LOGINHUB_WECHAT_APPID": "wx123"},
-		"bad keys":         {"LOGINHUB_TICKET_KEYS": "k1:c2hvcnQ"},
-		"bad proxies":      {"LOGINHUB_TRUSTED_PROXIES": "10.0.0.0/99"},
-		"negative cap":     {"LOGINHUB_MAX_SOCKETS": "-5"},
+	cases := map[string]struct {
+		env     map[string]string
+		setting string
+	}{
+		"bad binding":          {map[string]string{"LOGINHUB_IP_BINDING": "loose"}, "LOGINHUB_IP_BINDING"},
+		"bad ttl":              {map[string]string{"LOGINHUB_QR_TTL": "forever"}, "LOGINHUB_QR_TTL"},
+		"half credentials":     {map[string]string{"LOGINHUB_WECHAT_APPID": "wx123"}, "LOGINHUB_WECHAT_APPID"},
+		"short ticket key":     {map[string]string{"LOGINHUB_TICKET_KEYS": "k1:c2hvcnQ"}, "LOGINHUB_TICKET_KEYS"},
+		"malformed ticket key": {map[string]string{"LOGINHUB_TICKET_KEYS": "k1"}, "LOGINHUB_TICKET_KEYS"},
+		"short data key":       {map[string]string{"LOGINHUB_DATA_KEY": "d1:c2hvcnQ"}, "LOGINHUB_DATA_KEY"},
+		"malformed data key":   {map[string]string{"LOGINHUB_DATA_KEY": "d1"}, "LOGINHUB_DATA_KEY"},
+		"bad proxies":          {map[string]string{"LOGINHUB_TRUSTED_PROXIES": "10.0.0.0/99"}, "LOGINHUB_TRUSTED_PROXIES"},
+		"negative cap":         {map[string]string{"LOGINHUB_MAX_SOCKETS": "-5"}, "LOGINHUB_MAX_SOCKETS"},
+		"bad rate":             {map[string]string{"LOGINHUB_TICKET_RATE": "many"}, "LOGINHUB_TICKET_RATE"},
 	}
-	for name, env := range cases {
-		_, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	for name, tc := range cases {
+		_, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
 		if err == nil {
 			t.Errorf("%s: config accepted", name)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, tc.setting) {
+			t.Errorf("%s: %q does not start with %s", name, msg, tc.setting)
+		}
+		if tc.setting == "LOGINHUB_DATA_KEY" && strings.Contains(strings.ToLower(msg), "ticket") {
+			t.Errorf("%s: %q speaks of tickets", name, msg)
 		}
 	}
 	cfg, err := loadConfig([]string{"--public-url=https://login.example.com", "--ip-binding=subnet"}, func(k string) string {
@@ -492,4 +510,19 @@ func TestDebugProfilesOnTheirOwnListener(t *testing.T) {
 		t.Fatalf("no log line says where the profiles are:\n%s", h.logs)
 	}
 	mustStatus(t, "pprof index on the debug listener", call(t, c, "GET", "http://"+addr+"/debug/pprof/", "", nil), 200)
+}
+
+// TestBinaryLinksNoTestCode: the hub's binary only serves: none of its
+// packages imports testing or net/http/httptest (the sandbox's fake WeChat
+// included).
+func TestBinaryLinksNoTestCode(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps .: %v", err)
+	}
+	for pkg := range strings.Lines(string(out)) {
+		if pkg = strings.TrimSpace(pkg); pkg == "testing" || pkg == "net/http/httptest" {
+			t.Errorf("the hub's binary links %s", pkg)
+		}
+	}
 }

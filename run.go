@@ -26,6 +26,7 @@ import (
 	"github.com/loginhub/loginhub/authcore/wechat"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/bench"
+	"github.com/loginhub/loginhub/gcpolicy"
 	"github.com/loginhub/loginhub/handlers"
 	"github.com/loginhub/loginhub/hub"
 	"github.com/loginhub/loginhub/hub/redisbroker"
@@ -51,17 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	gc, restoreGC := applyGCDefaults(getenv, cgroupMemoryLimit())
-	defer restoreGC()
-	if gc.heapFloor > 0 {
-		policyCtx, stopPolicy := context.WithCancel(ctx)
-		policyDone := make(chan struct{})
-		go func() {
-			defer close(policyDone)
-			newHeapPolicy(gc.heapFloor, gc.percent).run(policyCtx, gcTick)
-		}()
-		defer func() { stopPolicy(); <-policyDone }() // before restoreGC
-	}
+	gc, stopGC := gcpolicy.Start(getenv)
+	defer stopGC()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -76,19 +68,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.AllowedOrigins = []string{originOf(cfg.PublicURL)}
 	}
 
-	keys := cfg.TicketKeys
-	if keys == nil {
-		keys = []authcore.TicketKey{authcore.RandomTicketKey("k1")}
+	signer, vault := cfg.Signer, cfg.Vault
+	if signer == nil {
+		signer, err = authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	}
-	signer, err := authcore.NewSigner(keys)
-	if err != nil {
-		return err
+	if vault == nil && err == nil {
+		vault, err = authcore.NewVault([]authcore.Key{authcore.RandomKey("d1")})
 	}
-	dataKeys := cfg.DataKeys
-	if dataKeys == nil {
-		dataKeys = []authcore.TicketKey{authcore.RandomTicketKey("d1")}
-	}
-	vault, err := authcore.NewVault(dataKeys)
 	if err != nil {
 		return err
 	}
@@ -188,8 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
-		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding),
-		"gc_percent", gc.percentString(), "gc_heap_floor", gc.heapFloorString(), "gc_memory_limit", gc.memoryLimitString())
+		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
 
 	var serveErr error
 	select {

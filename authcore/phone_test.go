@@ -191,7 +191,7 @@ func TestPhoneMovesNeedALiveToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+	other, _ := authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	forged, _ := other.Sign(nt.ID, nt.ExpiresAt)
 	tokens := map[string]string{
 		"no token":          "",

@@ -87,12 +87,12 @@ func newFixture(t *testing.T, binding authcore.IPBinding) *fixture {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	st := &countingStore{Store: memstore.New(nil, clk.Now)}
-	signer, err := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+	signer, err := authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wx := &fakeWeChat{codes: map[string]string{}}
-	vault, err := authcore.NewVault([]authcore.TicketKey{authcore.RandomTicketKey("d1")})
+	vault, err := authcore.NewVault([]authcore.Key{authcore.RandomKey("d1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestForgedTicketsNeverReachTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+	other, _ := authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	forged, _ := other.Sign(nt.ID, nt.ExpiresAt)
 	expired, _ := f.signer.Sign(nt.ID, f.clock.Now().Add(-time.Second))
 	tampered := []byte(nt.Ticket)
@@ -182,7 +182,7 @@ func TestTicketLength(t *testing.T) {
 	if len(nt.Ticket) > 64 {
 		t.Fatalf("signed ticket is %d characters, want <= 64", len(nt.Ticket))
 	}
-	long, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey(strings.Repeat("k", 16))})
+	long, _ := authcore.NewSigner([]authcore.Key{authcore.RandomKey(strings.Repeat("k", 16))})
 	s, _ := long.Sign(nt.ID, nt.ExpiresAt)
 	if len(s) > 64 {
 		t.Fatalf("with a 16-character key id the ticket is %d characters, want <= 64", len(s))
@@ -190,9 +190,9 @@ func TestTicketLength(t *testing.T) {
 }
 
 func TestKeyRotation(t *testing.T) {
-	old, fresh := authcore.RandomTicketKey("old"), authcore.RandomTicketKey("new")
-	before, _ := authcore.NewSigner([]authcore.TicketKey{old})
-	after, _ := authcore.NewSigner([]authcore.TicketKey{fresh, old})
+	old, fresh := authcore.RandomKey("old"), authcore.RandomKey("new")
+	before, _ := authcore.NewSigner([]authcore.Key{old})
+	after, _ := authcore.NewSigner([]authcore.Key{fresh, old})
 	exp := time.Now().Add(time.Minute)
 	id := authcore.NewTicketID()
 	s, _ := before.Sign(id, exp)

@@ -26,8 +26,9 @@ const (
 
 var b64 = base64.RawURLEncoding
 
-// TicketKey is one HMAC key with its id.
-type TicketKey struct {
+// Key is a secret key with its id: a ticket key (HMAC, Signer) or a
+// personal-data key (AES-256, Vault).
+type Key struct {
 	ID     string
 	Secret []byte
 }
@@ -37,12 +38,12 @@ type TicketKey struct {
 // old one after a ticket lifetime. A Signer is immutable and safe for
 // concurrent use.
 type Signer struct {
-	keys []TicketKey
+	keys []Key
 }
 
 // NewSigner returns a Signer over keys (first signs). It returns an error
 // for no keys, duplicate or malformed ids, or keys shorter than 16 bytes.
-func NewSigner(keys []TicketKey) (*Signer, error) {
+func NewSigner(keys []Key) (*Signer, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("ticket keys: none given")
 	}
@@ -59,13 +60,15 @@ func NewSigner(keys []TicketKey) (*Signer, error) {
 			return nil, fmt.Errorf("ticket keys: key %q is %d bytes, want at least %d (32 recommended)", k.ID, len(k.Secret), minKeyBytes)
 		}
 	}
-	return &Signer{keys: append([]TicketKey(nil), keys...)}, nil
+	return &Signer{keys: append([]Key(nil), keys...)}, nil
 }
 
-// ParseTicketKeys parses LOGINHUB_TICKET_KEYS: "kid:base64key,kid2:base64key2".
-// Keys may use standard or URL-safe base64, padded or not.
-func ParseTicketKeys(s string) ([]TicketKey, error) {
-	var keys []TicketKey
+// ParseKeys parses a key list as LOGINHUB_TICKET_KEYS and
+// LOGINHUB_DATA_KEY give it: "kid:base64key,kid2:base64key2". Keys may use
+// standard or URL-safe base64, padded or not. NewSigner and NewVault check
+// the keys for their own use.
+func ParseKeys(s string) ([]Key, error) {
+	var keys []Key
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -73,23 +76,23 @@ func ParseTicketKeys(s string) ([]TicketKey, error) {
 		}
 		kid, enc, ok := strings.Cut(part, ":")
 		if !ok {
-			return nil, fmt.Errorf("ticket keys: %q is not kid:base64key", redactKeyPart(part))
+			return nil, fmt.Errorf("%q is not kid:base64key", redactKeyPart(part))
 		}
 		secret, err := decodeAnyBase64(enc)
 		if err != nil {
-			return nil, fmt.Errorf("ticket keys: key %q is not base64", kid)
+			return nil, fmt.Errorf("key %q is not base64", kid)
 		}
-		keys = append(keys, TicketKey{ID: kid, Secret: secret})
+		keys = append(keys, Key{ID: kid, Secret: secret})
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("ticket keys: none given")
+		return nil, errors.New("no keys given")
 	}
 	return keys, nil
 }
 
-// RandomTicketKey returns a fresh 32-byte key with the given id.
-func RandomTicketKey(kid string) TicketKey {
-	k := TicketKey{ID: kid, Secret: make([]byte, 32)}
+// RandomKey returns a fresh 32-byte key with the given id.
+func RandomKey(kid string) Key {
+	k := Key{ID: kid, Secret: make([]byte, 32)}
 	rand.Read(k.Secret)
 	return k
 }
@@ -171,7 +174,7 @@ func (s *Signer) Verify(ticket string, now time.Time) (SignedTicket, error) {
 	if err != nil || len(body) != ticketIDBytes+4+ticketMACBytes {
 		return SignedTicket{}, bad
 	}
-	var key *TicketKey
+	var key *Key
 	for i := range s.keys {
 		if s.keys[i].ID == kid {
 			key = &s.keys[i]
@@ -191,7 +194,7 @@ func (s *Signer) Verify(ticket string, now time.Time) (SignedTicket, error) {
 	return SignedTicket{ID: b64.EncodeToString(body[:ticketIDBytes]), ExpiresAt: exp}, nil
 }
 
-func mac(k TicketKey, msg []byte) []byte {
+func mac(k Key, msg []byte) []byte {
 	h := hmac.New(sha256.New, k.Secret)
 	h.Write([]byte(k.ID))
 	h.Write([]byte{'.'})

@@ -8,7 +8,7 @@ import (
 )
 
 func BenchmarkTicketSign(b *testing.B) {
-	s, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+	s, _ := authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	id, exp := authcore.NewTicketID(), time.Now().Add(time.Minute)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -19,7 +19,7 @@ func BenchmarkTicketSign(b *testing.B) {
 }
 
 func BenchmarkTicketVerify(b *testing.B) {
-	s, _ := authcore.NewSigner([]authcore.TicketKey{authcore.RandomTicketKey("k1")})
+	s, _ := authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	now := time.Now()
 	signed, _ := s.Sign(authcore.NewTicketID(), now.Add(time.Minute))
 	b.ReportAllocs()

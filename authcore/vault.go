@@ -25,9 +25,9 @@ type vaultKey struct {
 	aead cipher.AEAD
 }
 
-// NewVault returns a vault over keys (LOGINHUB_DATA_KEY, parsed like the
-// ticket keys); each key must be exactly 32 bytes.
-func NewVault(keys []TicketKey) (*Vault, error) {
+// NewVault returns a vault over keys (LOGINHUB_DATA_KEY, ParseKeys); each
+// key must be exactly 32 bytes.
+func NewVault(keys []Key) (*Vault, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("data keys: none given")
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 func TestVault(t *testing.T) {
-	old, fresh := authcore.RandomTicketKey("d1"), authcore.RandomTicketKey("d2")
-	v1, err := authcore.NewVault([]authcore.TicketKey{old})
+	old, fresh := authcore.RandomKey("d1"), authcore.RandomKey("d2")
+	v1, err := authcore.NewVault([]authcore.Key{old})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestVault(t *testing.T) {
 	}
 
 	// Rotation: the new ring seals with d2 and still opens d1 values.
-	v2, _ := authcore.NewVault([]authcore.TicketKey{fresh, old})
+	v2, _ := authcore.NewVault([]authcore.Key{fresh, old})
 	if got, err := v2.Open("u1", "phone", sealed); err != nil || got != "13800001234" {
 		t.Fatalf("old value under the rotated ring: %q, %v", got, err)
 	}
@@ -43,11 +43,11 @@ func TestVault(t *testing.T) {
 	if _, changed, _ := v2.Reseal("u1", "phone", resealed); changed {
 		t.Fatal("Reseal of a current value changed it")
 	}
-	v3, _ := authcore.NewVault([]authcore.TicketKey{fresh})
+	v3, _ := authcore.NewVault([]authcore.Key{fresh})
 	if _, err := v3.Open("u1", "phone", sealed); err == nil {
 		t.Fatal("a value sealed under a dropped key opened")
 	}
-	if _, err := authcore.NewVault([]authcore.TicketKey{{ID: "k", Secret: make([]byte, 16)}}); err == nil {
+	if _, err := authcore.NewVault([]authcore.Key{{ID: "k", Secret: make([]byte, 16)}}); err == nil {
 		t.Fatal("a 16-byte data key was accepted")
 	}
 }

@@ -189,8 +189,8 @@ func cors(allowed func(origin string) bool) func(http.Handler) http.Handler {
 	}
 }
 
-// Limiter counts events per key in fixed windows (memstore.Store, later the
-// Redis store, implement it).
+// Limiter counts events per key in fixed windows (memstore.Store and
+// redisstore.Store implement it).
 type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, per time.Duration) (ok bool, retryAfter time.Duration, err error)
 }

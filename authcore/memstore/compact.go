@@ -13,14 +13,11 @@ import (
 // nanoseconds, and the two session maps keyed and valued by hashes. Every
 // garbage-collection cycle marks every live object, so the records' shape is
 // what a cycle costs: a SessionRecord in a map is a dozen pointers to follow
-// (its strings, its AMR slice, its times' locations), the compact form one.
-// With 15 000 tickets and 15 000 sessions stored, a forced cycle takes
-// 0.6-0.9 ms longer than with an empty store, against 3.6-5.2 ms with the
-// records behind pointers (BenchmarkGCWithRecords); in the hub, under load,
-// the background mark work of a cycle halved. It matters most on a node
-// that runs for days: a session stays until its refresh token expires, so
-// sessions become most of the heap. The price is an unpack and a repack
-// per transition, a few hundred nanoseconds.
+// (its strings, its AMR slice, its times' locations), the compact form one
+// (BenchmarkGCWithRecords measures what a cycle costs either way). It
+// matters most on a node that runs for days: a session stays until its
+// refresh token expires, so sessions become most of the heap. The price is
+// an unpack and a repack per move.
 
 // maxPacked is the most strings one packed value holds.
 const maxPacked = 12

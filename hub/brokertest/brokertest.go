@@ -1,5 +1,5 @@
 // Package brokertest is the conformance suite every hub.Broker must pass
-// (the memory broker now, the Redis broker later).
+// (hub.MemoryBroker and hub/redisbroker).
 //
 // What it checks: a nudge published after Subscribe returns reaches the
 // handler; nothing published after Unsubscribe returns does, nor anything for

@@ -1,66 +1,11 @@
-// Package redisbroker is the hub.Broker of a scaled-out hub: nudges travel
-// over Redis pub/sub between hub nodes that share a Redis server or a Redis
-// Cluster.
-//
-// # Channels
-//
-// Every ticket move publishes the ticket it wrote on the ticket's channel,
-// and the broker hands it to the hub as it is (BrokerHandler.Changed). The
-// store that publishes owns the channel names and the message format; the
-// broker uses them through Options.Channels (*redisstore.Store).
-//
-// On a standalone Redis (a *redis.Client or any other non-cluster client)
-// the broker uses SUBSCRIBE/UNSUBSCRIBE and publishers use PUBLISH; on a
-// Redis Cluster (a *redis.ClusterClient) it uses sharded pub/sub,
-// SSUBSCRIBE/SUNSUBSCRIBE, and publishers use SPUBLISH, so that a message
-// only travels to the shard that owns the ticket's slot.
-//
-// # Connections
-//
-// Run owns all connections and goroutines: one manager goroutine that alone
-// decides what is subscribed where, and one reader goroutine per pub/sub
-// connection ("session"). A standalone Redis has one session; a cluster has
-// one per master that owns the slot of at least one watched ticket (routed
-// with ClusterClient.MasterForKey).
-//
-// Subscribe confirms with a PING on the same pub/sub connection: the manager
-// writes (S)SUBSCRIBE for the channels, then PING with a unique payload, and
-// releases the waiting Subscribe calls when the reader sees that payload come
-// back. Redis answers the commands of one connection in order, so by then
-// the subscription is active on the server (subscribe-before-read). One
-// PING per batch works the same for plain and sharded pub/sub, for RESP2 and
-// RESP3, and needs no counting of per-channel confirmations.
-//
-// Batching: a session has at most one batch in flight. Subscribe calls that
-// arrive while a batch waits for its PING reply queue up and go out together
-// in the next batch: one SUBSCRIBE with up to maxChannelsPerCommand channels
-// on a standalone server; on a cluster one SSUBSCRIBE per hash slot (Redis
-// refuses SSUBSCRIBE of channels in different slots with CROSSSLOT), all
-// pipelined before the one PING.
-//
-// Unsubscribe is local and immediate: the readers deliver only nudges for
-// ids that are subscribed now, so nothing published after Unsubscribe
-// returns reaches the handler. The UNSUBSCRIBE itself is on nobody's path,
-// so it waits: it goes out with the next batch that subscribes (on a busy
-// node within milliseconds), or on the next health tick (tickEvery), or as
-// soon as maxChannelsPerCommand of them are pending; alone, without a
-// PING.
-//
-// # Reconnects
-//
-// go-redis's PubSub reconnects and resubscribes by itself, but it does so
-// silently, and on a cluster it would resubscribe every shard channel in one
-// SSUBSCRIBE (CROSSSLOT). So the broker does not rely on it: any error on a
-// session (a failed write, a read error, a PING reply that does not come
-// back within pongTimeout, an error reply such as MOVED or CLUSTERDOWN) ends
-// the session. Its tickets are routed again (on a cluster after a refresh
-// of the slot map) and subscribed on a new session, retried with capped
-// exponential backoff while Redis is down. A ticket channel that the server
-// drops by itself (Redis 7 unsubscribes shard channels of a slot that moves
-// to another node) is handled the same way. Once every ticket that had been
-// subscribed is subscribed again, the broker calls the handler's Resync:
-// nudges published in between were lost. Idle sessions are pinged every
-// pingInterval, so a silently dead connection is noticed too.
+// Package redisbroker is the hub.Broker of a scaled-out hub: ticket moves
+// travel over Redis pub/sub between hub nodes that share a Redis server
+// (SUBSCRIBE) or a Redis Cluster (sharded pub/sub, SSUBSCRIBE, so that a
+// message only travels to the shard that owns the ticket's slot). Every
+// move publishes the ticket it wrote on the ticket's channel; the store
+// that publishes owns the channel names and the message format, which the
+// broker uses through Options.Channels (*redisstore.Store). How the broker
+// subscribes, batches and reconnects is described at runner.
 package redisbroker
 
 import (
@@ -297,6 +242,49 @@ func (b *Broker) Run(ctx context.Context, h hub.BrokerHandler) error {
 	return r.loop()
 }
 
+// How a Run works. It owns all connections and goroutines: one manager
+// goroutine that alone decides what is subscribed where, and one reader
+// goroutine per pub/sub connection ("session"). A standalone Redis has one
+// session; a cluster has one per master that owns the slot of at least one
+// watched ticket (routed with ClusterClient.MasterForKey).
+//
+// Subscribe confirms with a PING on the same pub/sub connection: the manager
+// writes (S)SUBSCRIBE for the channels, then PING with a unique payload, and
+// releases the waiting Subscribe calls when the reader sees that payload come
+// back. Redis answers the commands of one connection in order, so by then
+// the subscription is active on the server (subscribe-before-read). One
+// PING per batch works the same for plain and sharded pub/sub, for RESP2 and
+// RESP3, and needs no counting of per-channel confirmations.
+//
+// Batching: a session has at most one batch in flight. Subscribe calls that
+// arrive while a batch waits for its PING reply queue up and go out together
+// in the next batch: one SUBSCRIBE with up to maxChannelsPerCommand channels
+// on a standalone server; on a cluster one SSUBSCRIBE per hash slot (Redis
+// refuses SSUBSCRIBE of channels in different slots with CROSSSLOT), all
+// pipelined before the one PING.
+//
+// Unsubscribe is local and immediate: the readers deliver only nudges for
+// ids that are subscribed now, so nothing published after Unsubscribe
+// returns reaches the handler. The UNSUBSCRIBE itself is on nobody's path,
+// so it waits: it goes out with the next batch that subscribes (on a busy
+// node within milliseconds), or on the next health tick (tickEvery), or as
+// soon as maxChannelsPerCommand of them are pending; alone, without a
+// PING.
+//
+// Reconnects: go-redis's PubSub reconnects and resubscribes by itself, but
+// it does so silently, and on a cluster it would resubscribe every shard channel in one
+// SSUBSCRIBE (CROSSSLOT). So the broker does not rely on it: any error on a
+// session (a failed write, a read error, a PING reply that does not come
+// back within pongTimeout, an error reply such as MOVED or CLUSTERDOWN) ends
+// the session. Its tickets are routed again (on a cluster after a refresh
+// of the slot map) and subscribed on a new session, retried with capped
+// exponential backoff while Redis is down. A ticket channel that the server
+// drops by itself (Redis 7 unsubscribes shard channels of a slot that moves
+// to another node) is handled the same way. Once every ticket that had been
+// subscribed is subscribed again, the broker calls the handler's Resync:
+// nudges published in between were lost. Idle sessions are pinged every
+// pingInterval, so a silently dead connection is noticed too.
+//
 // runner is the state of one Run. Only the manager goroutine (the one that
 // runs loop) touches its fields, except ctx, events, wg, b and h.
 type runner struct {

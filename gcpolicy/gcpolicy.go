@@ -1,7 +1,14 @@
-package main
+// Package gcpolicy is loginhub's policy for Go's garbage collector where
+// the operator did not set GOGC or GOMEMLIMIT: fewer collection cycles
+// while the hub is busy (each one delays the deliveries that run beside
+// it), and the heap handed back to the system once the hub goes idle. GOGC
+// and GOMEMLIMIT alone cannot do both: Go has no least heap goal and
+// returns free memory slowly. Start is the one entry point.
+package gcpolicy
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
@@ -11,40 +18,34 @@ import (
 	"time"
 )
 
-// gcDefaultPercent is the hub's garbage-collector target when GOGC is not
+// DefaultPercent is the hub's garbage-collector target when GOGC is not
 // set, instead of Go's 100. A hub's heap is mostly long-lived sockets and
 // tickets, and each collection cycle delays deliveries while it runs beside
-// the requests; at 300 there are a third as many cycles. Measured on two
-// shared cores (docs/BENCHMARKS.md): confirm→desktop p99 at 2 000
-// confirmations/s lower in 7 of 8 alternating pairs, by ~40 % on slow
-// stretches, for 5.7-6.8 KiB of RSS per waiting desktop instead of 3.8-4.2.
-const gcDefaultPercent = 300
+// the requests; at 300 there are a third as many cycles, for somewhat more
+// memory per waiting desktop (docs/BENCHMARKS.md has the trade measured).
+const DefaultPercent = 300
 
-// gcLimitShare is the part of a container's memory limit given to Go as a
+// LimitShare is the part of a container's memory limit given to Go as a
 // soft limit when GOMEMLIMIT is not set: with a higher GC target the heap
 // may grow to four times what is live, and near the limit the collector
 // then runs sooner instead of letting the container be killed.
-const gcLimitShare = 0.9
+const LimitShare = 0.9
 
 // gcHeapFloor is the least heap goal the hub keeps while GOGC is not set
-// (heapPolicy), or a quarter of the memory limit if that is less. Each
-// garbage-collection cycle delays the deliveries that run beside it: on
-// two shared cores the confirmations sent during a cycle are the slowest
-// of a run (docs/BENCHMARKS.md). A hub's live heap is small (a few KiB per
-// socket), so at GOGC 300 alone a busy node collected every two seconds:
-// at 2 000 confirmations/s on 15 000 sockets (~17 KB of garbage each), a
-// 100 MiB goal; with 256 MiB, a cycle every ~7 s. The headroom is given
-// back when the hub goes idle (gcIdleRate), so it costs memory only while
-// the hub is busy, and a container's memory limit still bounds it
-// (gcLimitShare).
+// (heapPolicy), or a quarter of the memory limit if that is less. A hub's
+// live heap is small (a few KiB per socket), so at GOGC 300 alone a busy
+// node would still collect every few seconds, and the confirmations sent
+// during a cycle are the slowest of a run. The headroom is given back
+// when the hub goes idle (gcIdleRate), so it costs memory only while the
+// hub is busy, and a container's memory limit still bounds it
+// (LimitShare).
 const gcHeapFloor = 256 << 20
 
 // gcIdleRate is the allocation rate, in bytes per second, under which
-// heapPolicy counts the hub as idle: pings and /metrics scrapes (~300 KB
-// each) allocate far less, a busy hub far more (~17 KB per login, so
-// ~250 logins a second reach it). Under it the heap goes back to the
-// system whenever gcIdleSlack of garbage has built up: at 200 logins a
-// second, a collection every ~10 s.
+// heapPolicy counts the hub as idle: pings and /metrics scrapes allocate
+// far less, a hub doing a few hundred logins a second more. Under it the
+// heap goes back to the system whenever gcIdleSlack of garbage has built
+// up.
 const gcIdleRate = 4 << 20
 
 // gcIdleFor is how long the hub must stay under gcIdleRate before
@@ -63,50 +64,68 @@ const gcIdleSlack = 32 << 20
 // this times 1+GOGC/100): a live heap under it counts as this much.
 const gcMinHeap = 4 << 20
 
-// gcSettings is what applyGCDefaults chose, for the start-up log.
-type gcSettings struct {
+// Settings is what Start chose, for the start-up log.
+type Settings struct {
 	percent     int   // -1: left to GOGC
 	memoryLimit int64 // 0: left to GOMEMLIMIT, or no container limit
 	heapFloor   int64 // 0: none (GOGC set); see heapPolicy
 }
 
-func (g gcSettings) percentString() string {
-	if g.percent < 0 {
-		return "GOGC"
+// LogValue shows the settings as a log group: percent, heap_floor,
+// memory_limit.
+func (g Settings) LogValue() slog.Value {
+	percent, floor, limit := "GOGC", "none", "GOMEMLIMIT or none"
+	if g.percent >= 0 {
+		percent = strconv.Itoa(g.percent)
 	}
-	return strconv.Itoa(g.percent)
+	if g.heapFloor > 0 {
+		floor = strconv.FormatInt(g.heapFloor>>20, 10) + " MiB"
+	}
+	if g.memoryLimit > 0 {
+		limit = strconv.FormatInt(g.memoryLimit>>20, 10) + " MiB"
+	}
+	return slog.GroupValue(slog.String("percent", percent), slog.String("heap_floor", floor), slog.String("memory_limit", limit))
 }
 
-func (g gcSettings) heapFloorString() string {
-	if g.heapFloor == 0 {
-		return "none"
+// Start applies loginhub's defaults for the garbage collector where the
+// environment (getenv) sets neither GOGC nor GOMEMLIMIT, and runs the heap
+// policy in a goroutine of its own while GOGC is not set. The returned
+// stop ends that goroutine, waits for it, and restores the collector's
+// previous settings (tests run the hub in process); call it once.
+func Start(getenv func(string) string) (Settings, func()) {
+	set, restore := applyDefaults(getenv, cgroupMemoryLimit())
+	if set.heapFloor == 0 {
+		return set, restore
 	}
-	return strconv.FormatInt(g.heapFloor>>20, 10) + " MiB"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		newHeapPolicy(set.heapFloor, set.percent).run(ctx, gcTick)
+	}()
+	return set, func() {
+		cancel()
+		<-done
+		restore()
+	}
 }
 
-func (g gcSettings) memoryLimitString() string {
-	if g.memoryLimit == 0 {
-		return "GOMEMLIMIT or none"
-	}
-	return strconv.FormatInt(g.memoryLimit>>20, 10) + " MiB"
-}
-
-// applyGCDefaults sets loginhub's defaults for Go's garbage collector where
+// applyDefaults sets loginhub's defaults for Go's garbage collector where
 // the operator did not set Go's own variables (GOGC, GOMEMLIMIT), and
-// returns them with a func that restores the previous values (tests run
-// the hub in process). containerLimit is the memory limit of the hub's
-// container in bytes, 0 if none.
-func applyGCDefaults(getenv func(string) string, containerLimit int64) (gcSettings, func()) {
-	set := gcSettings{percent: -1}
+// returns them with a func that restores the previous values.
+// containerLimit is the memory limit of the hub's container in bytes, 0 if
+// none.
+func applyDefaults(getenv func(string) string, containerLimit int64) (Settings, func()) {
+	set := Settings{percent: -1}
 	var undo []func()
 	if getenv("GOGC") == "" {
-		prev := debug.SetGCPercent(gcDefaultPercent)
+		prev := debug.SetGCPercent(DefaultPercent)
 		undo = append(undo, func() { debug.SetGCPercent(prev) })
-		set.percent = gcDefaultPercent
+		set.percent = DefaultPercent
 		set.heapFloor = gcHeapFloor
 	}
 	if getenv("GOMEMLIMIT") == "" && containerLimit > 0 {
-		set.memoryLimit = int64(float64(containerLimit) * gcLimitShare)
+		set.memoryLimit = int64(float64(containerLimit) * LimitShare)
 		prev := debug.SetMemoryLimit(set.memoryLimit)
 		undo = append(undo, func() { debug.SetMemoryLimit(prev) })
 	}
@@ -129,7 +148,7 @@ func applyGCDefaults(getenv func(string) string, containerLimit int64) (gcSettin
 // collects and returns the free heap to the operating system, so the
 // floor's headroom is held only while the hub is busy (Go's own scavenger
 // returns free pages slowly, and garbage not at all until the next cycle,
-// which an idle hub may not run for minutes). Its run loop is owned by run.
+// which an idle hub may not run for minutes). Its run loop is owned by Start.
 type heapPolicy struct {
 	floor   uint64
 	base    int                // the percent once the live heap is large enough

@@ -1,4 +1,4 @@
-package main
+package gcpolicy
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// TestApplyGCDefaults checks loginhub's GC defaults: GOGC 300 with a heap
+// TestApplyDefaults checks loginhub's GC defaults: GOGC 300 with a heap
 // floor (at most a quarter of the memory limit), and a soft memory limit
 // of 90 % of the container's, each only where the operator did not set
 // Go's own variable, and restored afterwards.
-func TestApplyGCDefaults(t *testing.T) {
+func TestApplyDefaults(t *testing.T) {
 	percent := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
 	limit := func() int64 { return debug.SetMemoryLimit(-1) } // a negative value only reads it
 	p0, l0 := percent(), limit()
@@ -38,7 +38,7 @@ func TestApplyGCDefaults(t *testing.T) {
 		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "200MiB"}, 1 << 30, 300, l0, floorUnder(l0)},
 	}
 	for _, tc := range cases {
-		set, restore := applyGCDefaults(env(tc.vars), tc.container)
+		set, restore := applyDefaults(env(tc.vars), tc.container)
 		if got := percent(); got != tc.wantPercent {
 			t.Errorf("%s: GC percent %d, want %d", tc.name, got, tc.wantPercent)
 		}
