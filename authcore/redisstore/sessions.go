@@ -43,15 +43,21 @@ func sessionArgs(rec authcore.SessionRecord) ([]any, error) {
 func (s *Store) PrincipalByAccess(ctx context.Context, ref authcore.TokenRef, now time.Time, slide time.Duration) (authcore.Principal, error) {
 	keys := []string{s.sessionKey(ref), s.userKey(ref.UserID)}
 	reply, err := principalScript.Run(ctx, s.c, keys, now.UnixMilli(), now.Add(slide).UnixMilli(), hex.EncodeToString(ref.Hash[:])).Slice()
+	return principalReply(ref, reply, err, "principal")
+}
+
+// principalReply decodes the reply of a script that replies {session
+// field/value pairs, user field/value pairs}, or its error.
+func principalReply(ref authcore.TokenRef, reply []any, err error, what string) (authcore.Principal, error) {
 	if err != nil {
-		return authcore.Principal{}, outcome(err, "principal")
+		return authcore.Principal{}, outcome(err, what)
 	}
 	if len(reply) != 2 {
-		return authcore.Principal{}, fmt.Errorf("redisstore: principal: unexpected reply of %d values", len(reply))
+		return authcore.Principal{}, fmt.Errorf("redisstore: %s: unexpected reply of %d values", what, len(reply))
 	}
 	p, err := decodePrincipal(ref, reply[0], reply[1])
 	if err != nil {
-		return authcore.Principal{}, fmt.Errorf("redisstore: principal: %w", err)
+		return authcore.Principal{}, fmt.Errorf("redisstore: %s: %w", what, err)
 	}
 	return p, nil
 }
@@ -70,17 +76,7 @@ func (s *Store) RotateRefresh(ctx context.Context, ref authcore.TokenRef, next a
 	keys := []string{s.sessionKey(ref), s.usedKey(ref), s.userKey(ref.UserID)}
 	args := append([]any{hex.EncodeToString(ref.Hash[:]), now.UnixMilli(), rexp}, fields...)
 	reply, err := rotateRefreshScript.Run(ctx, s.c, keys, args...).Slice()
-	if err != nil {
-		return authcore.Principal{}, outcome(err, "rotate refresh")
-	}
-	if len(reply) != 2 {
-		return authcore.Principal{}, fmt.Errorf("redisstore: rotate refresh: unexpected reply of %d values", len(reply))
-	}
-	p, err := decodePrincipal(ref, reply[0], reply[1])
-	if err != nil {
-		return authcore.Principal{}, fmt.Errorf("redisstore: rotate refresh: %w", err)
-	}
-	return p, nil
+	return principalReply(ref, reply, err, "rotate refresh")
 }
 
 // DeleteSession implements authcore.SessionStore with delete_session.lua.
