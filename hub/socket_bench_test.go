@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loginhub/loginhub/handlers"
 )
 
 // benchHub is a Hub served over real TCP for benchmarks; mode adjusts its
@@ -24,6 +26,7 @@ func benchHub(b *testing.B, goroutines bool) (*Hub, *fakeTickets, string) {
 		Tickets:            tickets,
 		Broker:             broker,
 		CheckOrigin:        func(string) bool { return true },
+		ClientIP:           handlers.ClientIPs{}.ClientIP,
 		Now:                tickets.Now,
 		GoroutinePerSocket: goroutines,
 	})
