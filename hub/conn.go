@@ -425,7 +425,7 @@ func (c *conn) abort() {
 // writeNow writes the queue in the calling goroutine (the one that made
 // the change, or a watch's handler) as far as the socket takes it without
 // waiting: an event does not wait for a writer goroutine to be scheduled,
-// which on a busy node took milliseconds. A writer goroutine takes over
+// which on a busy node takes long. A writer goroutine takes over
 // whatever is left, and anything but state events. The caller holds the
 // writer role (queueState). With asyncRelease (the broker's delivery
 // goroutine, see Hub.finish) ended watches are released on a goroutine.

@@ -7,8 +7,9 @@
 // watch the hub subscribes first, then reads, then sends each version the
 // client has not seen, exactly once and in order. Nothing on the nudge
 // path waits for a socket: each socket has a bounded queue, and slow
-// consumers are dropped. The frames and the epoll poller are in package
-// ws; the protocol as clients see it is in docs/API.md.
+// consumers are dropped. On Linux an idle socket has no goroutine: a
+// ws.Poller says when it has something to read. The frames and the poller
+// are in package ws; the protocol as clients see it is in docs/API.md.
 package hub
 
 import (
@@ -87,7 +88,7 @@ type Config struct {
 	// use the real clock.
 	Now func() time.Time
 	// GoroutinePerSocket gives every socket a reader goroutine of its own
-	// (about 4 KiB of stack per socket), as on systems without epoll. False
+	// (and its stack), as on systems without epoll. False
 	// means that on Linux idle sockets have no goroutine: the hub polls them
 	// with epoll.
 	GoroutinePerSocket bool
@@ -360,9 +361,8 @@ func (h *Hub) runBroker(ctx context.Context) {
 // sweepSlices ticks pings the sockets of one slice that are due and
 // re-reads the tickets of one slice that expired. Pings are due at random
 // points of the interval, but a sweep sends all that came due since the
-// last one: at 15 000 sockets and one sweep a second that was a burst of
-// ~1 200 writes (and as many writer goroutines) a second, on the cores the
-// confirmations need; a slice sends a sixteenth of it.
+// last one, a burst of writes (and writer goroutines) on the cores the
+// deliveries need; a slice sends a sweepSlices-th of it.
 func (h *Hub) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(max(h.sweepEvery/sweepSlices, time.Millisecond))
 	defer t.Stop()

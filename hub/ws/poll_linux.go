@@ -25,17 +25,17 @@ import (
 // socket that reused the number. A socket closed while registered leaves
 // the epoll set by itself.
 type Poller struct {
-	// mu is read-held by every epoll_ctl and wake, and held by close, so
-	// that no call reaches a descriptor number reused after close. wait
+	// mu is read-held by every epoll_ctl and Wake, and held by Close, so
+	// that no call reaches a descriptor number reused after Close. Wait
 	// does not hold it while it waits: the os.File guards the epoll fd.
 	mu     sync.RWMutex
 	closed bool
 	epfd   int
-	wakefd int // an eventfd in the set: writing to it wakes wait
-	// file wraps epfd (non-blocking) so that wait parks in Go's own
+	wakefd int // an eventfd in the set: writing to it wakes Wait
+	// file wraps epfd (non-blocking) so that Wait parks in Go's own
 	// netpoller until the epoll set has events, instead of blocking an OS
-	// thread in epoll_wait: the scheduler then runs the poll loop like any
-	// goroutine woken by network I/O.
+	// thread in epoll_wait: the scheduler then runs the waiting goroutine
+	// like any goroutine woken by network I/O.
 	file *os.File
 	raw  syscall.RawConn
 	evs  []unix.EpollEvent // Wait's
@@ -134,6 +134,9 @@ func (p *Poller) ctl(op int, nc net.Conn, token uint64) error {
 	rc, ok := rawConn(nc)
 	if !ok {
 		return errors.New("ws: not a pollable socket")
+	}
+	if token == wakeToken && op != unix.EPOLL_CTL_DEL {
+		return errors.New("ws: poll token 0 is reserved")
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()

@@ -136,6 +136,9 @@ func TestPollable(t *testing.T) {
 	if err := p.Add(a, 1); err == nil {
 		t.Error("Add of a net.Pipe succeeded")
 	}
+	if err := p.Add(server, 0); err == nil {
+		t.Error("Add with token 0 succeeded")
+	}
 }
 
 // TestPollerClose: Close ends a Wait in progress; then Wait and Add report
