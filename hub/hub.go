@@ -78,8 +78,9 @@ type Config struct {
 	MaxWatchesPerConn int
 	// SendQueue is how many error events and control frames may wait to be
 	// written to one socket before it is dropped as a slow consumer (close
-	// 1008); zero means 16. State events do not count: each watch waits in
-	// the queue at most once (see the package doc).
+	// 1008); zero means 16. State events do not count: a watch waits in
+	// the queue at most once however many changes come, and its events are
+	// built from the ticket's newest view when they are written.
 	SendQueue int
 	// Registerer receives the hub's metrics; nil means no metrics.
 	Registerer prometheus.Registerer
