@@ -1,15 +1,11 @@
-// Package ws is the WebSocket transport (RFC 6455) after the handshake:
-// the frames of either end (a server reads masked frames and writes
-// unmasked ones, a client the other way round), a connection's writes that
-// never wait (TryWrite) or wait until a deadline (Write), and, on Linux, an
-// epoll Poller that tells when an idle connection has something to read,
-// so that it needs no goroutine meanwhile. It negotiates no extension.
-//
-// A Conn does not read the socket itself: its reader reads bytes into a
-// buffer of its own and hands them to ReadFrame, which checks the rules a
-// server enforces on its peer (masking, reserved bits and opcodes, control
-// frames, fragmentation, UTF-8 text, close codes, a size limit) and ends
-// with a *CloseError whose Code the reader sends back in its close frame.
+// Package ws is the WebSocket transport (RFC 6455) after the handshake,
+// without extensions. A Conn decodes the frames its reader reads
+// (ReadFrame, which enforces masking, opcodes, control frames,
+// fragmentation, UTF-8 text, close codes and a size limit, and ends with the
+// *CloseError to answer with) and writes frames without waiting (TryWrite)
+// or by a deadline (Write, WriteClose), as a Server or a Client. On Linux a
+// Poller (epoll) reports idle connections that have something to read, so
+// that they need no goroutine meanwhile.
 package ws
 
 import (
