@@ -227,3 +227,38 @@ func TestReadFramesLeavesAnIncompleteFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestReadFrameClient: a client reads the server's frames unmasked, up to
+// its own limit, and refuses masked ones.
+func TestReadFrameClient(t *testing.T) {
+	big := strings.Repeat("b", 70000) // a 64-bit length
+	tests := []struct {
+		name string
+		in   []byte
+		want []string
+		code int
+	}{
+		{name: "text", in: rawFrame(0x81, false, []byte{2}, "hi"), want: []string{"text:hi"}},
+		{name: "64-bit length", in: rawFrame(0x81, false, lengthBytes(len(big)), big), want: []string{"text:" + big}},
+		{name: "over the limit", in: rawFrame(0x81, false, lengthBytes(1<<20+1), ""), code: closeTooBig},
+		{name: "ping", in: rawFrame(0x89, false, []byte{1}, "p"), want: []string{"ping:p"}},
+		{name: "masked", in: wsFrame(true, OpText, "hi"), code: closeProtocol},
+		{name: "close 1001", in: rawFrame(0x88, false, []byte{2}, "\x03\xe9"), code: 1001},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			used, _, err := readAll(NewConn(nil, Client, 1<<20), slices.Clone(tt.in), &got)
+			ce, _ := err.(*CloseError)
+			switch {
+			case tt.code == 0 && (err != nil || used != len(tt.in)):
+				t.Errorf("used %d of %d bytes, error %v; want all, no error", used, len(tt.in), err)
+			case tt.code != 0 && (ce == nil || ce.Code != tt.code):
+				t.Errorf("error %v, want close %d", err, tt.code)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %.40q, want %.40q", got, tt.want)
+			}
+		})
+	}
+}
