@@ -15,8 +15,8 @@ import (
 	"github.com/loginhub/loginhub/handlers"
 )
 
-// benchHub is a Hub served over real TCP for benchmarks; mode adjusts its
-// Config (see forModes).
+// benchHub is a Hub served over real TCP for benchmarks, polling its
+// sockets or reading each with a goroutine.
 func benchHub(b *testing.B, goroutines bool) (*Hub, *fakeTickets, string) {
 	b.Helper()
 	tickets := newFakeTickets()
@@ -129,88 +129,85 @@ func (c *rawClient) expect(b *testing.B, op byte, want string) {
 // Run it with -benchtime 1x: every op opens and closes 2 000 sockets.
 func BenchmarkIdleSocket(b *testing.B) {
 	const n = 2000
-	for _, mode := range []struct {
-		name       string
-		goroutines bool
-	}{{"epoll", false}, {"goroutines", true}} {
-		b.Run(mode.name, func(b *testing.B) {
-			h, tickets, addr := benchHub(b, mode.goroutines)
-			for i := range n {
-				tickets.add(fmt.Sprintf("idle%04d", i))
+	benchModes(b, func(b *testing.B, goroutines bool) {
+		h, tickets, addr := benchHub(b, goroutines)
+		for i := range n {
+			tickets.add(fmt.Sprintf("idle%04d", i))
+		}
+		extra := 0 // goroutines each idle socket keeps
+		if goroutines {
+			extra = n
+		}
+		var perSocket, stackPerSocket float64
+		ops := 0
+		clients := make([]*rawClient, n)
+		for b.Loop() {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			base := runtime.NumGoroutine()
+			for i := range clients {
+				clients[i] = dialRaw(b, addr)
+				id := fmt.Sprintf("idle%04d", i)
+				clients[i].send(b, 0x1, `{"op":"watch","id":"`+id+`","secret":"secret-`+id+`"}`)
 			}
-			extra := 0 // goroutines each idle socket keeps
-			if mode.goroutines {
-				extra = n
+			for i, c := range clients {
+				c.expect(b, 0x1, fmt.Sprintf(`"id":"idle%04d"`, i))
 			}
-			var perSocket, stackPerSocket float64
-			ops := 0
-			clients := make([]*rawClient, n)
-			for b.Loop() {
-				var before, after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
-				base := runtime.NumGoroutine()
-				for i := range clients {
-					clients[i] = dialRaw(b, addr)
-					id := fmt.Sprintf("idle%04d", i)
-					clients[i].send(b, 0x1, `{"op":"watch","id":"`+id+`","secret":"secret-`+id+`"}`)
+			// The handlers and writers that served the watches end by
+			// themselves; wait for them, with a deadline.
+			deadline := time.Now().Add(waitFor)
+			for runtime.NumGoroutine() > base+extra+5 {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d goroutines with %d idle sockets (%d before)", runtime.NumGoroutine(), n, base)
 				}
-				for i, c := range clients {
-					c.expect(b, 0x1, fmt.Sprintf(`"id":"idle%04d"`, i))
-				}
-				// The handlers and writers that served the watches end by
-				// themselves; wait for them, with a deadline.
-				deadline := time.Now().Add(waitFor)
-				for runtime.NumGoroutine() > base+extra+5 {
-					if time.Now().After(deadline) {
-						b.Fatalf("%d goroutines with %d idle sockets (%d before)", runtime.NumGoroutine(), n, base)
-					}
-					runtime.Gosched()
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				perSocket += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
-				stackPerSocket += float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
-				ops++
-				b.StopTimer()
-				for i, c := range clients {
-					c.nc.Close()
-					clients[i] = nil
-				}
-				for h.conns.len() > 0 {
-					if time.Now().After(deadline) {
-						b.Fatalf("%d sockets still open", h.conns.len())
-					}
-					runtime.Gosched()
-				}
-				b.StartTimer()
+				runtime.Gosched()
 			}
-			b.ReportMetric(perSocket/float64(ops), "heapB/socket")
-			b.ReportMetric(stackPerSocket/float64(ops), "stackB/socket")
-		})
-	}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perSocket += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+			stackPerSocket += float64(int64(after.StackInuse)-int64(before.StackInuse)) / n
+			ops++
+			b.StopTimer()
+			for i, c := range clients {
+				c.nc.Close()
+				clients[i] = nil
+			}
+			for h.conns.len() > 0 {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d sockets still open", h.conns.len())
+				}
+				runtime.Gosched()
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(perSocket/float64(ops), "heapB/socket")
+		b.ReportMetric(stackPerSocket/float64(ops), "stackB/socket")
+	})
 }
 
 // BenchmarkPing is one client ping answered with a pong on an otherwise
 // idle, watching socket: the hub's read and write paths for one frame
 // each (the client is a bare TCP connection).
 func BenchmarkPing(b *testing.B) {
-	for _, mode := range []struct {
-		name       string
-		goroutines bool
-	}{{"epoll", false}, {"goroutines", true}} {
-		b.Run(mode.name, func(b *testing.B) {
-			_, tickets, addr := benchHub(b, mode.goroutines)
-			tickets.add("t1")
-			c := dialRaw(b, addr)
-			defer c.nc.Close()
-			c.send(b, 0x1, `{"op":"watch","id":"t1","secret":"secret-t1"}`)
-			c.expect(b, 0x1, `"id":"t1"`)
-			b.ReportAllocs()
-			for b.Loop() {
-				c.send(b, 0x9, "ping-payload")
-				c.expect(b, 0xA, "ping-payload")
-			}
-		})
-	}
+	benchModes(b, func(b *testing.B, goroutines bool) {
+		_, tickets, addr := benchHub(b, goroutines)
+		tickets.add("t1")
+		c := dialRaw(b, addr)
+		defer c.nc.Close()
+		c.send(b, 0x1, `{"op":"watch","id":"t1","secret":"secret-t1"}`)
+		c.expect(b, 0x1, `"id":"t1"`)
+		b.ReportAllocs()
+		for b.Loop() {
+			c.send(b, 0x9, "ping-payload")
+			c.expect(b, 0xA, "ping-payload")
+		}
+	})
+}
+
+// benchModes runs f once per way of reading sockets, as forModes does for
+// tests: polled (epoll, on Linux) and a goroutine per socket.
+func benchModes(b *testing.B, f func(b *testing.B, goroutines bool)) {
+	b.Run("epoll", func(b *testing.B) { f(b, false) })
+	b.Run("goroutines", func(b *testing.B) { f(b, true) })
 }
