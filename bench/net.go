@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/loginhub/loginhub/hub/ws"
 )
 
 // maxSourceAddrs is how many source addresses exist from 127.0.0.10 up to
@@ -200,7 +202,7 @@ func errKind(err error) string {
 // netKind names a transport error.
 func netKind(err error) string {
 	var ne net.Error
-	var ce *wsCloseError
+	var ce *ws.CloseError
 	switch {
 	case errors.Is(err, errSocketLimit):
 		return "socket_limit"
@@ -218,8 +220,10 @@ func netKind(err error) string {
 		return "reset"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "eof"
+	case errors.As(err, &ce) && ce.Peer:
+		return fmt.Sprintf("closed_%d", ce.Code)
 	case errors.As(err, &ce):
-		return fmt.Sprintf("closed_%d", ce.code)
+		return "bad_frame" // from the hub
 	}
 	return "net"
 }

@@ -13,15 +13,17 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
+
+	"github.com/loginhub/loginhub/hub/ws"
 )
 
-// The tool's own WebSocket client (RFC 6455), the desktop's end: the
-// handshake, masked frames out, and the hub's frames in. gorilla's Dialer
-// built an http.Request, parsed the answer with net/http and kept a Conn
-// with its own buffers per desktop; with the tool sharing two cores with
-// the hub, every microsecond it spends per login is taken from the hub.
+// The tool's own WebSocket client, the desktop's end: the handshake here,
+// the frames from ws (the hub's own codec, in the client role). gorilla's
+// Dialer built an http.Request, parsed the answer with net/http and kept a
+// Conn with its own buffers per desktop; with the tool sharing two cores
+// with the hub, every microsecond it spends per login is taken from the
+// hub.
 
 // wsTarget is how one node's WebSocket endpoint is dialled.
 type wsTarget struct {
@@ -50,31 +52,20 @@ func (e *wsHandshakeError) Error() string {
 	return fmt.Sprintf("websocket: handshake answered %d", e.status)
 }
 
-// wsCloseError is a close frame from the hub.
-type wsCloseError struct{ code int }
-
-func (e *wsCloseError) Error() string { return fmt.Sprintf("websocket: closed %d", e.code) }
-
 const (
-	wsOpText  = 1
-	wsOpClose = 8
-	wsOpPing  = 9
-	wsOpPong  = 10
-
 	wsMaxMessage = 1 << 20
 	wsGUID       = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 )
 
-// wsConn is one client WebSocket. One goroutine reads; writes may come
+// wsConn is one client WebSocket: its frames are ws.Conn's (the client
+// role); this adds the read buffer. One goroutine reads; writes may come
 // from others (a close while the reader answers a ping).
 type wsConn struct {
-	nc    net.Conn // TLS on top of under for wss://
+	sock  *ws.Conn // over the TCP connection, or TLS on top of it for wss://
 	under net.Conn // the TCP connection, for receivedAt
 
 	buf  []byte // read buffer: unread bytes are buf[r:w]
 	r, w int
-
-	wmu sync.Mutex
 }
 
 // dialWS opens a WebSocket to t from dial's connection, with origin as its
@@ -84,27 +75,32 @@ func dialWS(ctx context.Context, dial func(ctx context.Context, network, addr st
 	if err != nil {
 		return nil, err
 	}
-	c := &wsConn{nc: under, under: under, buf: make([]byte, 512)}
-	if err := c.handshake(ctx, t, origin); err != nil {
-		c.nc.Close()
+	c := &wsConn{under: under, buf: make([]byte, 512)}
+	nc, err := c.handshake(ctx, t, origin)
+	if err != nil {
+		under.Close()
 		return nil, err
 	}
+	c.sock = ws.NewConn(nc, ws.Client, wsMaxMessage)
 	return c, nil
 }
 
-func (c *wsConn) handshake(ctx context.Context, t wsTarget, origin string) error {
+// handshake opens the WebSocket over c.under and returns the connection
+// its frames go over. What came after the answer's head stays buffered.
+func (c *wsConn) handshake(ctx context.Context, t wsTarget, origin string) (net.Conn, error) {
 	under := c.under // TLS's deadlines are its connection's
 	if d, ok := ctx.Deadline(); ok {
 		_ = under.SetDeadline(d)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = under.SetDeadline(time.Now()) })
 	defer stop()
+	nc := under
 	if t.tls != nil {
-		tc := tls.Client(c.nc, t.tls)
+		tc := tls.Client(under, t.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return err
+			return nil, err
 		}
-		c.nc = tc
+		nc = tc
 	}
 	var nonce [16]byte
 	binary.LittleEndian.PutUint64(nonce[:8], rand.Uint64())
@@ -117,38 +113,37 @@ func (c *wsConn) handshake(ctx context.Context, t wsTarget, origin string) error
 	req = append(req, "\r\nSec-WebSocket-Key: "...)
 	req = append(req, key...)
 	req = append(req, "\r\n\r\n"...)
-	if _, err := c.nc.Write(req); err != nil {
-		return err
+	if _, err := nc.Write(req); err != nil {
+		return nil, err
 	}
 
-	// The answer's head, then whatever came after it stays buffered.
 	end := -1
 	for end < 0 {
 		if c.w == len(c.buf) {
-			return &wsHandshakeError{0} // a head over 512 bytes: not the hub's
+			return nil, &wsHandshakeError{0} // a head over 512 bytes: not the hub's
 		}
-		n, err := c.nc.Read(c.buf[c.w:])
+		n, err := nc.Read(c.buf[c.w:])
 		c.w += n
 		if i := bytes.Index(c.buf[:c.w], []byte("\r\n\r\n")); i >= 0 {
 			end = i + 4
 		} else if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	head := c.buf[:end]
 	c.r = end
 	status, ok := responseStatus(head)
 	if !ok || status != 101 {
-		return &wsHandshakeError{status}
+		return nil, &wsHandshakeError{status}
 	}
 	sum := sha1.Sum([]byte(key + wsGUID))
 	if v, ok := headerValue(head, "Sec-WebSocket-Accept"); !ok || v != base64.StdEncoding.EncodeToString(sum[:]) {
-		return &wsHandshakeError{0}
+		return nil, &wsHandshakeError{0}
 	}
 	if !stop() {
-		return ctx.Err() // ctx ended: the deadline was cut short
+		return nil, ctx.Err() // ctx ended: the deadline was cut short
 	}
-	return under.SetDeadline(time.Time{})
+	return nc, under.SetDeadline(time.Time{})
 }
 
 // responseStatus is the status code of an HTTP/1.1 answer's head.
@@ -173,134 +168,73 @@ func headerValue(head []byte, name string) (string, bool) {
 	return "", false
 }
 
-// writeFrame writes one final, masked frame by deadline.
-func (c *wsConn) writeFrame(op byte, payload []byte, deadline time.Time) error {
-	n := len(payload)
-	b := make([]byte, 0, 14+n)
-	b = append(b, 0x80|op)
-	switch {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	var key [4]byte
-	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
-	b = append(b, key[:]...)
-	for i, x := range payload {
-		b = append(b, x^key[i&3])
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.nc.SetWriteDeadline(deadline)
-	_, err := c.nc.Write(b)
-	return err
-}
-
 // writeText sends one text message.
 func (c *wsConn) writeText(data []byte, deadline time.Time) error {
-	return c.writeFrame(wsOpText, data, deadline)
+	return c.sock.Write(c.sock.AppendFrame(nil, ws.OpText, data), deadline)
 }
 
 // closeNow sends a normal close frame (at most briefly waiting) and closes
 // the connection without waiting for the answer.
 func (c *wsConn) closeNow() {
-	_ = c.writeFrame(wsOpClose, []byte{0x03, 0xE8}, time.Now().Add(100*time.Millisecond))
-	c.nc.Close()
+	_ = c.sock.WriteClose(1000, "", time.Now().Add(100*time.Millisecond))
+	c.sock.Close()
 }
 
 // Close closes the connection.
-func (c *wsConn) Close() error { return c.nc.Close() }
+func (c *wsConn) Close() error { return c.sock.Close() }
 
 // SetReadDeadline sets the deadline of the following reads.
-func (c *wsConn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.sock.NetConn().SetReadDeadline(t) }
 
 // readMessage returns the next data message, valid until the next call.
-// It answers pings, skips pongs, and returns a *wsCloseError for a close
-// frame (answered with one).
+// It answers pings, skips pongs, and returns a *ws.CloseError for the
+// hub's close frame (Peer, answered with one) or a frame that breaks the
+// protocol.
 func (c *wsConn) readMessage() ([]byte, error) {
-	var msg []byte // a fragmented message being put together
 	for {
-		if err := c.fill(2); err != nil {
+		n, op, data, err := c.sock.ReadFrame(c.buf[c.r:c.w])
+		c.r += n
+		if err != nil {
+			if ce, ok := errors.AsType[*ws.CloseError](err); ok && ce.Peer {
+				_ = c.sock.WriteClose(ce.Code, "", time.Now().Add(100*time.Millisecond))
+			}
 			return nil, err
 		}
-		h0, h1 := c.buf[c.r], c.buf[c.r+1]
-		if h1&0x80 != 0 {
-			return nil, errors.New("websocket: masked frame from the server")
-		}
-		hlen, n := 2, int64(h1&0x7F)
-		switch n {
-		case 126:
-			hlen = 4
-		case 127:
-			hlen = 10
-		}
-		if err := c.fill(hlen); err != nil {
-			return nil, err
-		}
-		switch hlen {
-		case 4:
-			n = int64(binary.BigEndian.Uint16(c.buf[c.r+2:]))
-		case 10:
-			n = int64(binary.BigEndian.Uint64(c.buf[c.r+2:]))
-		}
-		if n < 0 || n+int64(len(msg)) > wsMaxMessage {
-			return nil, errors.New("websocket: message too big")
-		}
-		if err := c.fill(hlen + int(n)); err != nil {
-			return nil, err
-		}
-		payload := c.buf[c.r+hlen : c.r+hlen+int(n)]
-		c.r += hlen + int(n)
-		fin, op := h0&0x80 != 0, h0&0x0F
-		switch op {
-		case wsOpPing:
-			if err := c.writeFrame(wsOpPong, payload, time.Now().Add(5*time.Second)); err != nil {
+		if n == 0 {
+			if err := c.fill(); err != nil {
 				return nil, err
 			}
 			continue
-		case wsOpPong:
-			continue
-		case wsOpClose:
-			code := 1005
-			if len(payload) >= 2 {
-				code = int(binary.BigEndian.Uint16(payload))
-			}
-			_ = c.writeFrame(wsOpClose, payload[:min(len(payload), 2)], time.Now().Add(100*time.Millisecond))
-			return nil, &wsCloseError{code}
 		}
-		if !fin || msg != nil {
-			msg = append(msg, payload...)
-			if !fin {
-				continue
+		switch op {
+		case ws.OpPing:
+			if err := c.sock.Write(c.sock.AppendFrame(nil, ws.OpPong, data), time.Now().Add(5*time.Second)); err != nil {
+				return nil, err
 			}
-			return msg, nil
+		case ws.OpText, ws.OpBinary:
+			return data, nil
 		}
-		return payload, nil
 	}
 }
 
-// fill reads until at least n bytes are buffered.
-func (c *wsConn) fill(n int) error {
-	for c.w-c.r < n {
-		if len(c.buf)-c.r < n {
-			if n > len(c.buf) {
-				nb := make([]byte, max(n, 2*len(c.buf)))
-				c.w = copy(nb, c.buf[c.r:c.w])
-				c.buf = nb
-			} else {
-				c.w = copy(c.buf, c.buf[c.r:c.w])
-			}
+// fill reads more of the frame at buf[r:w], making room for it first: the
+// read part is dropped, and a buffer full of one frame is doubled
+// (ReadFrame refuses a frame over wsMaxMessage before it is all there).
+func (c *wsConn) fill() error {
+	if c.w == len(c.buf) {
+		if c.r > 0 {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
 			c.r = 0
-		}
-		m, err := c.nc.Read(c.buf[c.w:])
-		c.w += m
-		if err != nil && c.w-c.r < n {
-			return err
+		} else {
+			nb := make([]byte, 2*len(c.buf))
+			copy(nb, c.buf[:c.w])
+			c.buf = nb
 		}
 	}
-	return nil
+	n, err := c.sock.NetConn().Read(c.buf[c.w:])
+	c.w += n
+	if n > 0 {
+		return nil
+	}
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/loginhub/loginhub/hub/ws"
 )
 
 // TestWSClient runs the tool's WebSocket client against gorilla's server
@@ -85,7 +86,7 @@ func TestWSClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.readMessage()
-	if ce, ok := errors.AsType[*wsCloseError](err); !ok || ce.code != 4001 {
+	if ce, ok := errors.AsType[*ws.CloseError](err); !ok || !ce.Peer || ce.Code != 4001 {
 		t.Fatalf("after the close frame: %v, want close 4001", err)
 	}
 	if k := netKind(err); k != "closed_4001" {
@@ -105,12 +106,12 @@ func TestWSClientRefused(t *testing.T) {
 		http.Error(w, "no", http.StatusForbidden)
 	}))
 	defer srv.Close()
-	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
+	base := "ws" + strings.TrimPrefix(srv.URL, "http")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var d net.Dialer
 	for path, status := range map[string]int{"/v1/ws": 403, "/wrong-accept": 0} {
-		target, err := newWSTarget(ws + path)
+		target, err := newWSTarget(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/hub/ws"
 )
 
 type msgKind uint8
@@ -27,7 +28,8 @@ const (
 // outMsg is one item in a socket's queue.
 type outMsg struct {
 	kind msgKind
-	data []byte // msgText, msgPong, msgClose
+	code uint16 // msgClose
+	data []byte // msgText, msgPong; the reason of msgClose
 	w    *watch // msgState
 }
 
@@ -40,7 +42,7 @@ type outMsg struct {
 // messages are handled on a short-lived handler goroutine.
 type conn struct {
 	h        *Hub
-	ws       *wsConn // gorilla's Conn is dropped after the handshake
+	sock     *ws.Conn // gorilla's Conn is dropped after the handshake
 	ip       netip.Addr
 	id       uint64 // key in Hub.conns and the poller's token; never reused
 	polled   bool   // read when the poller says so (else by a goroutine of its own)
@@ -51,10 +53,6 @@ type conn struct {
 	// nanoseconds by Config.Now), and how many pings were queued since.
 	heard      atomic.Int64
 	unanswered atomic.Int32
-
-	// frag is a fragmented client message being received. Only the
-	// goroutine holding the reader role uses it.
-	frag *fragment
 
 	mu        sync.Mutex
 	reader    readerState
@@ -289,7 +287,6 @@ func (c *conn) cleanup() {
 	c.reader = readerDone
 	c.queue = nil
 	c.inbox = nil
-	c.frag = nil
 	handling := c.handling
 	c.mu.Unlock()
 	if handling != nil {
@@ -309,7 +306,7 @@ func (c *conn) cleanup() {
 	p.mu.Lock()
 	h.conns.deleteLocked(p, c.id)
 	p.mu.Unlock()
-	_ = c.ws.Close()
+	_ = c.sock.Close()
 }
 
 func (c *conn) sendError(id string, err error) {
@@ -330,7 +327,7 @@ func (c *conn) enqueue(m outMsg) {
 		c.queue = nil
 		c.mu.Unlock()
 		c.h.m.slow.Inc()
-		c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "send queue full")
+		c.h.log.Info("hub: dropping slow consumer", "remote", c.remote(), "reason", "send queue full")
 		c.kill(websocket.ClosePolicyViolation, "slow consumer")
 		return
 	}
@@ -374,9 +371,8 @@ func (c *conn) startWriterLocked() {
 // unblocks a writer stuck on the socket. Its caller may hold ticketState.mu,
 // so the socket is ended on a goroutine of its own.
 func (c *conn) kill(code int, reason string) {
-	data := websocket.FormatCloseMessage(code, reason)
 	if !c.h.goTask(func() {
-		_ = c.ws.WriteControl(websocket.CloseMessage, data, time.Now().Add(killWait))
+		_ = c.sock.WriteClose(code, reason, time.Now().Add(killWait))
 		c.abort()
 	}) {
 		// Shutdown is waiting already, so this socket has its close frame
@@ -384,7 +380,7 @@ func (c *conn) kill(code int, reason string) {
 		c.mu.Lock()
 		c.dead = true
 		c.mu.Unlock()
-		_ = c.ws.Close()
+		_ = c.sock.Close()
 	}
 }
 
@@ -397,11 +393,11 @@ func (c *conn) closeWith(code int, reason string) {
 		return
 	}
 	c.closed = true
-	c.queue = append(c.queue, outMsg{kind: msgClose, data: websocket.FormatCloseMessage(code, reason)})
+	c.queue = append(c.queue, outMsg{kind: msgClose, code: uint16(code), data: []byte(reason)})
 	c.startWriterLocked()
 	if !c.writing {
 		c.dead = true
-		_ = c.ws.Close()
+		_ = c.sock.Close()
 	}
 }
 
@@ -419,17 +415,17 @@ func (c *conn) abort() {
 	if took {
 		c.unregister() // before the descriptor is closed
 	}
-	_ = c.ws.Close()
+	_ = c.sock.Close()
 	if took {
 		c.cleanup()
-		c.h.log.Debug("hub: socket closed", "remote", c.ws.RemoteAddr().String(), "err", net.ErrClosed)
+		c.h.log.Debug("hub: socket closed", "remote", c.remote(), "err", net.ErrClosed)
 	}
 }
 
 // writeNow writes the queue in the calling goroutine (the one that made
 // the change, or a watch's handler) as far as the socket takes it without
 // waiting: an event does not wait for a writer goroutine to be scheduled,
-// which on a busy node took milliseconds. A writer goroutine takes over
+// which on a busy node takes long. A writer goroutine takes over
 // whatever is left, and anything but state events. The caller holds the
 // writer role (queueState). With asyncRelease (the broker's delivery
 // goroutine, see Hub.finish) ended watches are released on a goroutine.
@@ -451,7 +447,7 @@ func (c *conn) writeNow(asyncRelease bool) {
 		c.takeQueueLocked()
 		c.mu.Unlock()
 		f := c.frames(batch)
-		sent, err := c.ws.tryWrite(f.buf)
+		sent, err := c.sock.TryWrite(f.buf)
 		c.h.putFrameBuf(f.buf)
 		if err == nil {
 			c.h.m.events.Add(float64(f.events))
@@ -469,7 +465,7 @@ func (c *conn) writeNow(asyncRelease bool) {
 			// abort may wait for this socket's handler, which may be the
 			// caller.
 			if !c.h.goTask(c.abort) {
-				_ = c.ws.Close()
+				_ = c.sock.Close()
 			}
 			return
 		}
@@ -495,10 +491,14 @@ func (c *conn) shutWithoutWriter() {
 	c.dead = true
 	c.mu.Unlock()
 	f := c.frames(batch)
-	_, _ = c.ws.tryWrite(f.buf)
+	if f.closing {
+		// Closed right after: nothing can follow it.
+		f.buf = c.sock.AppendFrame(f.buf, ws.OpClose, websocket.FormatCloseMessage(f.closeCode, f.closeReason))
+	}
+	_, _ = c.sock.TryWrite(f.buf)
 	c.h.putFrameBuf(f.buf)
 	c.releaseAll(f.ended)
-	_ = c.ws.Close()
+	_ = c.sock.Close()
 }
 
 // takeQueueLocked empties the queue and returns what it held; a watch in
@@ -531,7 +531,11 @@ func (c *conn) writeLoop() {
 		batch := c.takeQueueLocked()
 		c.mu.Unlock()
 		f := c.frames(batch)
-		err := c.ws.writeFrames(f.buf, time.Now().Add(c.h.writeWait), f.closing)
+		deadline := time.Now().Add(c.h.writeWait)
+		err := c.sock.Write(f.buf, deadline)
+		if err == nil && f.closing {
+			err = c.sock.WriteClose(f.closeCode, f.closeReason, deadline)
+		}
 		c.h.putFrameBuf(f.buf)
 		if err == nil {
 			c.h.m.events.Add(float64(f.events))
@@ -556,14 +560,14 @@ func (c *conn) writeLoop() {
 			// Give the peer a moment to answer the close frame; then the
 			// reader ends and closes the connection.
 			c.closeSent = true
-			_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+			_ = c.sock.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
 			took = c.takeReaderLocked()
 		}
 		c.mu.Unlock()
 		if err != nil {
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 				c.h.m.slow.Inc()
-				c.h.log.Info("hub: dropping slow consumer", "remote", c.ws.RemoteAddr().String(), "reason", "write timeout")
+				c.h.log.Info("hub: dropping slow consumer", "remote", c.remote(), "reason", "write timeout")
 			} else {
 				c.h.log.Debug("hub: write failed", "err", err)
 			}
@@ -582,11 +586,15 @@ func (c *conn) writeLoop() {
 
 // batchFrames is a batch of queued items as bytes to write.
 type batchFrames struct {
-	buf     []byte
-	events  int            // state and error events in buf
-	others  int            // items other than state ones
-	closing bool           // buf ends with a close frame
-	ended   []*ticketState // watches that ended: release once written
+	buf    []byte
+	events int            // state and error events in buf
+	others int            // items other than state ones
+	ended  []*ticketState // watches that ended: release once written
+
+	// closing: a close frame follows buf (ws.Conn.WriteClose).
+	closing     bool
+	closeCode   int
+	closeReason string
 }
 
 // frames builds the frames of batch, clearing it. A close frame is always
@@ -601,14 +609,13 @@ func (c *conn) frames(batch []outMsg) batchFrames {
 			c.appendState(&f, m.w)
 			continue
 		case msgPing:
-			f.buf = appendFrame(f.buf, opPing, nil)
+			f.buf = c.sock.AppendFrame(f.buf, ws.OpPing, nil)
 		case msgPong:
-			f.buf = appendFrame(f.buf, opPong, m.data)
+			f.buf = c.sock.AppendFrame(f.buf, ws.OpPong, m.data)
 		case msgClose:
-			f.buf = appendFrame(f.buf, opClose, m.data)
-			f.closing = true
+			f.closing, f.closeCode, f.closeReason = true, int(m.code), string(m.data)
 		default:
-			f.buf = appendFrame(f.buf, opText, m.data)
+			f.buf = c.sock.AppendFrame(f.buf, ws.OpText, m.data)
 			f.events++
 		}
 		f.others++
@@ -639,10 +646,13 @@ func (c *conn) appendState(f *batchFrames, w *watch) {
 			continue // not in the trail: nothing truthful to say
 		}
 		var scratch [512]byte // an event is ~200 bytes: no allocation
-		f.buf = appendFrame(f.buf, opText, appendStateEvent(scratch[:0], v, n))
+		f.buf = c.sock.AppendFrame(f.buf, ws.OpText, appendStateEvent(scratch[:0], v, n))
 		f.events++
 	}
 }
+
+// remote is the client's TCP address, for logs.
+func (c *conn) remote() string { return c.sock.NetConn().RemoteAddr().String() }
 
 func (c *conn) releaseAll(tss []*ticketState) {
 	for _, ts := range tss {

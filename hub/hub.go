@@ -1,82 +1,15 @@
 // Package hub pushes QR ticket state to desktops: the /v1/ws WebSocket
-// endpoint and the wait behind the long-poll fallback.
+// endpoint (Hub.ServeHTTP) and the wait behind the long-poll fallback
+// (Hub.Wait).
 //
-// Truth lives in the ticket store (Tickets); a Broker carries nudges between
-// nodes ("ticket id reached version N", or the ticket as a transition wrote
-// it), and they may be lost, duplicated or reordered. For every watch the
-// hub subscribes first, then reads, then sends each version the client has
-// not seen, exactly once and in order. A nudge that carries the ticket is
-// used as it is, seen at the hub's clock; a nudge with only a version, a
-// broker resync or the passing of a ticket's expiry make it re-read.
-//
-// # Wire protocol
-//
-// Text frames of JSON, as in API.md ("Desktop: WebSocket"):
-//
-//	client: {"op":"watch","id":"...","secret":"...","since":N}   {"op":"unwatch","id":"..."}
-//	hub:    {"ev":"state","id":"...","version":N,"state":"...","expires_at":"...","scanner":{...}}
-//	        {"ev":"error","id":"...","error":"<code>","message":"..."}
-//
-// A watch whose secret or address is refused gets an error event with the
-// authcore error code ("unauthorized", "forbidden", "not_found", ...).
-// Malformed JSON, an unknown op, a binary frame, a missing or overlong id and
-// a second watch of a ticket already watched on the socket get
-// "invalid_request" (id empty when it cannot be trusted); a watch beyond
-// Config.MaxWatchesPerConn gets "rate_limited". Errors that are not
-// *authcore.Error are sent as "internal" / "internal error" and logged.
-// Unwatching a ticket that is not watched is silently ignored. Once a
-// terminal state (redeemed, cancelled, expired) has been sent, the watch
-// ends by itself.
-//
-// # Connections
-//
-// Idle sockets dominate memory, so on Linux an idle socket has no goroutine
-// at all: the hub's poller (one epoll instance, run by Run) reports when a
-// socket has something to read, and a short-lived goroutine reads the
-// client's frames, hands its messages to a short-lived handler goroutine
-// and gives the socket back. gorilla/websocket does the handshake only; the
-// hub writes its frames (framewrite.go) and reads client frames itself
-// (masked, text, at most 4096 bytes a message, valid UTF-8; else the socket
-// is closed with 1002, 1009 or 1007). Elsewhere, or with Config.GoroutinePerSocket, every socket keeps a
-// reader goroutine. Read buffers are pooled and only held while a frame is
-// being read; write buffers are pooled too. ServeHTTP returns after the
-// upgrade; the socket then belongs to the hub.
-//
-// Nothing on the nudge path ever waits for a socket. Outgoing frames go
-// through a per-socket queue. State events are not queued one by one: a
-// change queues a "send this watch what it has not seen" item, at most one
-// per watch however many changes come, and the writer builds the events
-// (lastSent, newest] from the ticket's newest view when it gets to them.
-// The goroutine that made the change (the phone's request, the broker's
-// subscription) writes them itself with one non-blocking write, so an
-// event does not wait for another goroutine to be scheduled; what the
-// socket does not take at once, and every control frame, is left to a
-// writer goroutine that lives while the queue is not empty. So a burst of legitimate changes (16 watches times a whole
-// ticket history) can never overflow the queue, and a slow socket holds no
-// backlog of encoded events. Slow consumers are dropped in two ways:
-//   - a write that does not finish within 10s: the TCP connection is closed
-//     (no close frame can get through);
-//   - more than Config.SendQueue error events and control frames waiting
-//     (a client that sends requests but does not read): close code 1008
-//     (policy violation, reason "slow consumer").
-//
-// Either way the client reconnects with "since" and misses nothing.
-//
-// One shared sweeper goroutine (started by Run) queues a ping on each socket
-// every Config.PingInterval (sockets and tickets are kept in 64 separately
-// locked parts, so its walk never holds up a delivery for long), and re-reads the tickets whose expiry has
-// passed (and those whose last re-read failed). A socket that sends
-// nothing, not even a pong, for 2*PingInterval+5s (and through two pings)
-// is closed by the sweeper. Shutdown sends close code 1001 (going away) after what is already queued.
-// Pings are spread out: a socket's first ping comes at a random point of the
-// second half of the interval, so that sockets that connected in one burst
-// (after a restart) are not pinged in one burst forever after.
-//
-// Origins: a request with an Origin header is accepted only when
-// Config.CheckOrigin allows it, otherwise it gets 403. A request without
-// Origin is accepted: browsers always send one, and a non-browser client
-// could forge any value anyway; the watch secret and the IP binding are what
-// protect a ticket.
+// Truth lives in the ticket store (Tickets); a Broker carries nudges
+// between nodes, which may be lost, duplicated or reordered. For every
+// watch the hub subscribes first, then reads, then sends each version the
+// client has not seen, exactly once and in order. Nothing on the nudge
+// path waits for a socket: each socket has a bounded queue, and slow
+// consumers are dropped. On Linux an idle socket has no goroutine: a
+// ws.Poller says when it has something to read. The frames and the poller
+// are in package ws; the protocol as clients see it is in docs/API.md.
 package hub
 
 import (
@@ -86,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -97,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/hub/ws"
 )
 
 const (
@@ -104,16 +39,17 @@ const (
 	defaultMaxWatches   = 16
 	defaultSendQueue    = 16
 
-	readLimit   = 4096             // largest client message
-	maxIDLen    = 128              // longest ticket id accepted in a watch
-	readSlack   = 5 * time.Second  // added to 2*PingInterval for silence; the time to finish a started frame
-	writeWait   = 10 * time.Second // deadline of one frame write: a slower peer is dropped
-	killWait    = time.Second      // deadline of the close frame to a slow consumer
-	closeGrace  = 2 * time.Second  // wait for the peer's close reply on Shutdown
-	opTimeout   = 10 * time.Second // store and broker calls made by the hub itself
-	finalRead   = 2 * time.Second  // re-read when a Wait ends by its context
-	maxSweepGap = time.Second      // the sweeper runs at least this often
-	sweepSlices = 16               // a sweep goes out in this many slices (sweepLoop)
+	readLimit   = 4096                     // largest client message
+	readBufSize = ws.MaxHeader + readLimit // a read buffer holds any frame the hub accepts
+	maxIDLen    = 128                      // longest ticket id accepted in a watch
+	readSlack   = 5 * time.Second          // added to 2*PingInterval for silence; the time to finish a started frame
+	writeWait   = 10 * time.Second         // deadline of one frame write: a slower peer is dropped
+	killWait    = time.Second              // deadline of the close frame to a slow consumer
+	closeGrace  = 2 * time.Second          // wait for the peer's close reply on Shutdown
+	opTimeout   = 10 * time.Second         // store and broker calls made by the hub itself
+	finalRead   = 2 * time.Second          // re-read when a Wait ends by its context
+	maxSweepGap = time.Second              // the sweeper runs at least this often
+	sweepSlices = 16                       // a sweep goes out in this many slices (sweepLoop)
 )
 
 // Config configures a Hub. The zero value of each optional field means the
@@ -130,8 +66,9 @@ type Config struct {
 	// is no accept-all default. Requests without an Origin header do not call
 	// it and are accepted (non-browser clients).
 	CheckOrigin func(origin string) bool
-	// ClientIP returns the client address used for the IP binding; nil means
-	// the TCP peer address of the request.
+	// ClientIP returns the client address used for the IP binding (the
+	// same function the HTTP handlers use, so that both see one address).
+	// Required.
 	ClientIP func(*http.Request) netip.Addr
 	// PingInterval is how often each socket is pinged; zero means 25s. A
 	// socket silent for 2*PingInterval+5s is closed.
@@ -141,8 +78,9 @@ type Config struct {
 	MaxWatchesPerConn int
 	// SendQueue is how many error events and control frames may wait to be
 	// written to one socket before it is dropped as a slow consumer (close
-	// 1008); zero means 16. State events do not count: each watch waits in
-	// the queue at most once (see the package doc).
+	// 1008); zero means 16. State events do not count: a watch waits in
+	// the queue at most once however many changes come, and its events are
+	// built from the ticket's newest view when they are written.
 	SendQueue int
 	// Registerer receives the hub's metrics; nil means no metrics.
 	Registerer prometheus.Registerer
@@ -151,7 +89,7 @@ type Config struct {
 	// use the real clock.
 	Now func() time.Time
 	// GoroutinePerSocket gives every socket a reader goroutine of its own
-	// (about 4 KiB of stack per socket), as on systems without epoll. False
+	// (and its stack), as on systems without epoll. False
 	// means that on Linux idle sockets have no goroutine: the hub polls them
 	// with epoll.
 	GoroutinePerSocket bool
@@ -173,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckOrigin == nil {
 		errs = append(errs, errors.New("CheckOrigin is required"))
+	}
+	if c.ClientIP == nil {
+		errs = append(errs, errors.New("ClientIP is required"))
 	}
 	if c.PingInterval < 0 {
 		errs = append(errs, errors.New("PingInterval must not be negative"))
@@ -211,7 +152,7 @@ type Hub struct {
 	// poll watches idle sockets (epoll); nil means a reader goroutine per
 	// socket. pollFailed: the poller stopped working, new sockets get
 	// goroutines.
-	poll       *poller
+	poll       *ws.Poller
 	pollFailed atomic.Bool
 
 	// Lock order: ticketState.subMu, then a part of tickets; mu, then a
@@ -226,8 +167,10 @@ type Hub struct {
 	tickets *shardedMap[string, *ticketState] // tickets watched or waited on by this node
 
 	// frameBufs lends writers a buffer to build a batch of frames in: one
-	// write per batch, and an idle socket holds none.
+	// write per batch, and an idle socket holds none. readBufs lends
+	// readers a *[readBufSize]byte while they handle bytes.
 	frameBufs sync.Pool
+	readBufs  sync.Pool
 
 	// inlineMu is read-held by every conn.writeNow, which may have to hand
 	// its socket to a writer goroutine (a task). Shutdown write-holds it
@@ -249,9 +192,6 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.ClientIP == nil {
-		cfg.ClientIP = peerAddr
-	}
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = defaultPingInterval
 	}
@@ -272,6 +212,7 @@ func New(cfg Config) *Hub {
 		sweepEvery:  min(cfg.PingInterval, maxSweepGap),
 		conns:       newShardedMap[uint64, *conn](),
 		tickets:     newShardedMap[string, *ticketState](),
+		readBufs:    sync.Pool{New: func() any { return new([readBufSize]byte) }},
 	}
 	h.m = newMetrics(cfg.Registerer, h.log,
 		func() float64 { return float64(h.conns.len()) },
@@ -279,40 +220,31 @@ func New(cfg Config) *Hub {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.stop, h.stopCancel = context.WithCancel(context.Background())
 	if !cfg.GoroutinePerSocket {
-		p, err := newPoller()
+		p, err := ws.NewPoller()
 		switch {
 		case err == nil:
 			h.poll = p
-			runtime.AddCleanup(h, (*poller).close, p) // a Hub dropped without Shutdown
+			runtime.AddCleanup(h, (*ws.Poller).Close, p) // a Hub dropped without Shutdown
 		case !errors.Is(err, errors.ErrUnsupported):
 			h.log.Warn("hub: cannot poll sockets; each gets a reader goroutine", "err", err)
 		}
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		// The hub reads client frames itself, yet gorilla allocates a read
-		// buffer: the smallest it takes (125). Zero would make it keep
-		// net/http's 4 KiB hijacked reader instead. Upgrade fails if the
-		// client sent bytes before the handshake completed, so no frame is
-		// ever stranded in that buffer. Nothing is written through gorilla
-		// (framewrite.go), so its write buffer, taken from the pool at the
+		// The hub reads client frames itself (ws.Conn), yet gorilla
+		// allocates a read buffer: the smallest it takes (125). Zero would
+		// make it keep net/http's 4 KiB hijacked reader instead. Upgrade
+		// fails if the client sent bytes before the handshake completed, so
+		// no frame is ever stranded in that buffer. Nothing is written
+		// through gorilla, so its write buffer, taken from the pool at the
 		// first write, is never taken.
-		ReadBufferSize:  maxControlPayload,
+		ReadBufferSize:  125,
 		WriteBufferSize: 512,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     h.checkOrigin,
 		Error:           writeUpgradeError,
 	}
 	return h
-}
-
-// peerAddr is the default Config.ClientIP: the TCP peer.
-func peerAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 func (h *Hub) checkOrigin(r *http.Request) bool {
@@ -360,15 +292,14 @@ func (h *Hub) Run(ctx context.Context) error {
 // pollLoop hands each polled socket that becomes readable to a short-lived
 // reader, until ctx is done.
 func (h *Hub) pollLoop(ctx context.Context) {
-	defer context.AfterFunc(ctx, h.poll.wake)()
-	evs := make([]pollEvent, maxEvents)
-	ids := make([]uint64, 0, maxEvents)
+	defer context.AfterFunc(ctx, h.poll.Wake)()
+	var ids []uint64
 	var ready []*conn
 	for ctx.Err() == nil {
 		var err error
-		ids, err = h.poll.wait(evs, ids)
+		ids, err = h.poll.Wait(ids)
 		if err != nil {
-			if !errors.Is(err, errPollerClosed) {
+			if !errors.Is(err, net.ErrClosed) {
 				h.log.Error("hub: polling sockets failed; reading each with a goroutine from now on", "err", err)
 				h.unpoll()
 			}
@@ -431,9 +362,8 @@ func (h *Hub) runBroker(ctx context.Context) {
 // sweepSlices ticks pings the sockets of one slice that are due and
 // re-reads the tickets of one slice that expired. Pings are due at random
 // points of the interval, but a sweep sends all that came due since the
-// last one: at 15 000 sockets and one sweep a second that was a burst of
-// ~1 200 writes (and as many writer goroutines) a second, on the cores the
-// confirmations need; a slice sends a sixteenth of it.
+// last one, a burst of writes (and writer goroutines) on the cores the
+// deliveries need; a slice sends a sweepSlices-th of it.
 func (h *Hub) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(max(h.sweepEvery/sweepSlices, time.Millisecond))
 	defer t.Stop()
@@ -539,10 +469,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("hub: upgrade failed", "err", err)
 		return
 	}
-	ws := newWSConn(upgraded.NetConn())
-	c := &conn{h: h, ws: ws, ip: h.cfg.ClientIP(r)}
-	nc := ws.UnderlyingConn()
-	c.polled = h.poll != nil && !h.pollFailed.Load() && pollable(nc)
+	sock := ws.NewConn(upgraded.NetConn(), ws.Server, readLimit)
+	c := &conn{h: h, sock: sock, ip: h.cfg.ClientIP(r)}
+	nc := sock.NetConn()
+	c.polled = h.poll != nil && !h.pollFailed.Load() && ws.Pollable(nc)
 	if c.polled {
 		c.reader = readerIdle // before it is registered: the first event takes it
 	}
@@ -571,16 +501,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 	if !ok {
-		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"),
-			time.Now().Add(killWait))
-		_ = ws.Close()
+		_ = sock.WriteClose(websocket.CloseGoingAway, "server shutting down", time.Now().Add(killWait))
+		_ = sock.Close()
 		return
 	}
 	if !c.polled {
 		return
 	}
-	err = h.poll.add(nc, c.id)
+	err = h.poll.Add(nc, c.id)
 	if err == nil && !h.pollFailed.Load() {
 		return
 	}
@@ -595,7 +523,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Warn("hub: cannot poll a socket; reading it with a goroutine", "err", err)
 	}
-	h.poll.remove(nc)
+	h.poll.Remove(nc)
 	if !h.goTask(c.readLoop) {
 		c.endRead(errors.New("hub: shutting down"))
 	}
@@ -629,7 +557,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		if h.poll != nil {
-			h.poll.close() // its loop has ended: it was a task
+			h.poll.Close() // its loop has ended: it was a task
 		}
 		h.cancel()
 		return nil
@@ -644,12 +572,12 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			}
 			c.mu.Unlock()
 			if c.polled {
-				h.poll.remove(c.ws.UnderlyingConn())
+				h.poll.Remove(c.sock.NetConn())
 			}
-			_ = c.ws.Close() // their readers end them
+			_ = c.sock.Close() // their readers end them
 		}
 		if h.poll != nil {
-			h.poll.close()
+			h.poll.Close()
 		}
 		h.cancel()
 		// Polled sockets that no goroutine read are ended here, as their

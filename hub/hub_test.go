@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/handlers"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -215,6 +216,7 @@ func newEnvWith(t *testing.T, adjust func(*Hub), opts ...func(*Config)) *env {
 		Tickets:     e.tickets,
 		Broker:      e.broker,
 		CheckOrigin: func(o string) bool { return o == allowedOrigin },
+		ClientIP:    handlers.ClientIPs{}.ClientIP,
 		Registerer:  e.reg,
 		Now:         e.tickets.Now,
 	}
@@ -1069,7 +1071,8 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{Tickets: newFakeTickets(), Broker: NewMemoryBroker(), CheckOrigin: func(string) bool { return false }}
+	ok := Config{Tickets: newFakeTickets(), Broker: NewMemoryBroker(), CheckOrigin: func(string) bool { return false },
+		ClientIP: handlers.ClientIPs{}.ClientIP}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate(minimal config) = %v", err)
 	}
@@ -1080,6 +1083,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no Tickets", func(c *Config) { c.Tickets = nil }},
 		{"no Broker", func(c *Config) { c.Broker = nil }},
 		{"no CheckOrigin", func(c *Config) { c.CheckOrigin = nil }},
+		{"no ClientIP", func(c *Config) { c.ClientIP = nil }},
 		{"negative SendQueue", func(c *Config) { c.SendQueue = -1 }},
 	}
 	for _, tt := range tests {

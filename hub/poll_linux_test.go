@@ -4,8 +4,10 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"sync"
 	"syscall"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/hub/ws"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -138,12 +141,8 @@ func TestShutdownClosesThePoller(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("Shutdown did not return")
 	}
-	p := e.hub.poll
-	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if !closed {
-		t.Error("the poller is open after Shutdown")
+	if _, err := e.hub.poll.Wait(nil); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the poller's Wait after Shutdown: %v, want net.ErrClosed", err)
 	}
 }
 
@@ -175,9 +174,13 @@ func onlySocket(t *testing.T, h *Hub) (int, *conn) {
 		t.Fatalf("hub has %d sockets, want 1", len(conns))
 	}
 	for _, c := range conns {
-		rc, ok := rawConn(c.ws.UnderlyingConn())
-		if !ok {
+		sc, ok := c.sock.NetConn().(syscall.Conn)
+		if !ok || !ws.Pollable(c.sock.NetConn()) {
 			t.Fatal("not a pollable socket")
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
 		}
 		fd := -1
 		if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {

@@ -5,12 +5,12 @@ import (
 	"net"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/loginhub/loginhub/hub/ws"
 )
 
 // Reading client frames. Whoever holds a socket's reader role (see
-// readerState) reads it, with readFrames over a buffer borrowed from
-// frameBufs only while bytes are being handled:
+// readerState) reads it, decoding with ws.Conn.ReadFrame over a buffer
+// borrowed from Hub.readBufs only while bytes are being handled:
 //
 //   - a polled socket between reads has no goroutine; the poller starts
 //     readReady when it becomes readable, which handles what came (a frame
@@ -29,12 +29,12 @@ import (
 // readReady is the short-lived reader of a polled socket that the poller
 // found readable. The caller holds the reader role.
 func (c *conn) readReady() {
-	nc := c.ws.UnderlyingConn()
+	nc := c.sock.NetConn()
 	// The socket is readable, so this read returns at once: no deadline
 	// (a timer set and cleared per message costs more than the read). One
 	// is set only if a frame arrives incomplete and the rest must be
 	// waited for (readFrom, lazy).
-	buf := frameBufs.Get().(*[frameBufSize]byte)
+	buf := c.h.readBufs.Get().(*[readBufSize]byte)
 	n, err := nc.Read(buf[:])
 	armed := false
 	if n > 0 {
@@ -43,7 +43,7 @@ func (c *conn) readReady() {
 			err = ferr
 		}
 	}
-	frameBufs.Put(buf)
+	c.h.readBufs.Put(buf)
 	if err != nil {
 		c.endRead(err)
 		return
@@ -84,13 +84,13 @@ func (c *conn) releaseReader(armed bool) {
 	}
 	if armed {
 		// No deadline timer stays armed on an idle socket.
-		_ = c.ws.SetReadDeadline(time.Time{})
+		_ = c.sock.NetConn().SetReadDeadline(time.Time{})
 	}
 	// Idle before rearming: an event right after rearm must find the role
 	// free, or it would be lost (one-shot).
 	c.reader = readerIdle
 	c.mu.Unlock()
-	if err := c.h.poll.rearm(c.ws.UnderlyingConn(), c.id); err != nil {
+	if err := c.h.poll.Rearm(c.sock.NetConn(), c.id); err != nil {
 		// The socket was closed meanwhile (its closer found the role free
 		// and ends it), or the poller is gone: read without it.
 		c.mu.Lock()
@@ -109,16 +109,16 @@ func (c *conn) readLoop() {
 }
 
 func (c *conn) readBlocking(d time.Duration) error {
-	nc := c.ws.UnderlyingConn()
+	nc := c.sock.NetConn()
 	c.setReadDeadline(d)
 	first := make([]byte, 1) // waiting for a frame holds no read buffer
 	for {
 		n, err := nc.Read(first)
 		if n == 1 {
-			buf := frameBufs.Get().(*[frameBufSize]byte)
+			buf := c.h.readBufs.Get().(*[readBufSize]byte)
 			buf[0] = first[0]
 			_, ferr := c.readFrom(nc, buf[:], 1, d, false)
-			frameBufs.Put(buf)
+			c.h.readBufs.Put(buf)
 			if ferr != nil {
 				return ferr
 			}
@@ -138,7 +138,7 @@ func (c *conn) readBlocking(d time.Duration) error {
 func (c *conn) readFrom(nc net.Conn, buf []byte, w int, d time.Duration, lazy bool) (armed bool, err error) {
 	var rerr error
 	for {
-		used, frames, ferr := readFrames(buf[:w], &c.frag, c)
+		used, frames, ferr := c.handleFrames(buf[:w])
 		if frames > 0 {
 			c.heardFrom()
 			if !lazy {
@@ -155,7 +155,7 @@ func (c *conn) readFrom(nc net.Conn, buf []byte, w int, d time.Duration, lazy bo
 		if w == 0 {
 			return armed, nil
 		}
-		// A frame is incomplete; it fits in buf (frameBufSize).
+		// A frame is incomplete; it fits in buf (readBufSize).
 		if lazy && !armed {
 			c.setReadDeadline(d)
 			armed = true
@@ -163,6 +163,28 @@ func (c *conn) readFrom(nc net.Conn, buf []byte, w int, d time.Duration, lazy bo
 		var n int
 		n, rerr = nc.Read(buf[w:])
 		w += n
+	}
+}
+
+// handleFrames handles the whole frames at the start of b and returns the
+// bytes they took and how many there were; a frame not yet complete is
+// left, with the bytes after it.
+func (c *conn) handleFrames(b []byte) (used, frames int, err error) {
+	for {
+		n, op, data, err := c.sock.ReadFrame(b[used:])
+		if n > 0 {
+			used += n
+			frames++
+		}
+		if err != nil || n == 0 {
+			return used, frames, err
+		}
+		switch op {
+		case ws.OpText, ws.OpBinary:
+			c.onMessage(op == ws.OpText, data)
+		case ws.OpPing:
+			c.onPing(data)
+		}
 	}
 }
 
@@ -178,11 +200,11 @@ func (c *conn) setReadDeadline(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closeSent {
-		_ = c.ws.SetReadDeadline(time.Now().Add(d))
+		_ = c.sock.NetConn().SetReadDeadline(time.Now().Add(d))
 	}
 }
 
-// onMessage is a whole client message (frameHandler).
+// onMessage is a whole client message.
 func (c *conn) onMessage(text bool, data []byte) {
 	if !text {
 		c.sendError("", errBinary)
@@ -191,8 +213,7 @@ func (c *conn) onMessage(text bool, data []byte) {
 	c.deliver(bytes.Clone(data))
 }
 
-// onPing answers a client's ping after what is already queued
-// (frameHandler).
+// onPing answers a client's ping after what is already queued.
 func (c *conn) onPing(payload []byte) {
 	c.enqueue(outMsg{kind: msgPong, data: bytes.Clone(payload)})
 }
@@ -201,29 +222,29 @@ func (c *conn) onPing(payload []byte) {
 // gets a close frame with its code; the client's close frame is answered
 // with its own code (unless ours went out first).
 func (c *conn) endRead(err error) {
-	if ce, ok := err.(*closeError); ok {
+	if ce, ok := err.(*ws.CloseError); ok {
 		c.mu.Lock()
 		sent := c.closeSent
 		c.closed, c.closeSent = true, true
 		c.mu.Unlock()
 		if !sent {
-			reason := ce.reason
-			if ce.peer {
+			reason := ce.Reason
+			if ce.Peer {
 				reason = ""
 			}
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.code, reason), time.Now().Add(killWait))
+			_ = c.sock.WriteClose(ce.Code, reason, time.Now().Add(killWait))
 		}
 	}
 	c.unregister()
 	c.cleanup()
-	c.h.log.Debug("hub: socket closed", "remote", c.ws.RemoteAddr().String(), "err", err)
+	c.h.log.Debug("hub: socket closed", "remote", c.remote(), "err", err)
 }
 
 // unregister takes a polled socket out of the poller: before its descriptor
 // is closed, which cleanup does.
 func (c *conn) unregister() {
 	if c.polled {
-		c.h.poll.remove(c.ws.UnderlyingConn())
+		c.h.poll.Remove(c.sock.NetConn())
 	}
 }
 

@@ -1,10 +1,12 @@
 package hub
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +14,23 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/hub/ws"
 )
+
+// wsFrame is a frame as a client sends it (masked), final or not.
+func wsFrame(fin bool, op byte, payload string) []byte {
+	f := ws.NewConn(nil, ws.Client, 0).AppendFrame(nil, op, []byte(payload))
+	if !fin {
+		f[0] &^= 0x80
+	}
+	return f
+}
+
+func closeFrame(code int, reason string) []byte {
+	return wsFrame(true, ws.OpClose, string(binary.BigEndian.AppendUint16(nil, uint16(code)))+reason)
+}
+
+func cat(frames ...[]byte) []byte { return slices.Concat(frames...) }
 
 // writeRaw writes bytes to the socket under the client's gorilla Conn, one
 // write per chunk.
@@ -61,7 +79,7 @@ func TestClientFrames(t *testing.T) {
 
 		t.Run("unmasked frame", func(t *testing.T) {
 			c := e.dial()
-			c.writeRaw(rawFrame(0x81, false, []byte{2}, "{}"))
+			c.writeRaw([]byte{0x81, 2, '{', '}'}) // no mask bit, no key
 			c.expectClose(websocket.CloseProtocolError)
 		})
 		t.Run("fragmented text with an interleaved ping", func(t *testing.T) {
@@ -74,9 +92,9 @@ func TestClientFrames(t *testing.T) {
 				pongs = append(pongs, s)
 				return nil
 			})
-			c.writeRaw(wsFrame(false, opText, watch[:10]), wsFrame(true, opPing, "p1"),
-				wsFrame(false, opContinuation, watch[10:20]), wsFrame(true, opPing, "p2"),
-				wsFrame(true, opContinuation, watch[20:]))
+			c.writeRaw(wsFrame(false, ws.OpText, watch[:10]), wsFrame(true, ws.OpPing, "p1"),
+				wsFrame(false, ws.OpContinuation, watch[10:20]), wsFrame(true, ws.OpPing, "p2"),
+				wsFrame(true, ws.OpContinuation, watch[20:]))
 			c.expectState("t1", 1, authcore.StatePending)
 			mu.Lock()
 			defer mu.Unlock()
@@ -86,8 +104,8 @@ func TestClientFrames(t *testing.T) {
 		})
 		t.Run("frame split into single bytes", func(t *testing.T) {
 			c := e.dial()
-			c.writeRaw(bytewise(cat(wsFrame(false, opText, watch[:7]), wsFrame(true, opPing, ""),
-				wsFrame(true, opContinuation, watch[7:])))...)
+			c.writeRaw(bytewise(cat(wsFrame(false, ws.OpText, watch[:7]), wsFrame(true, ws.OpPing, ""),
+				wsFrame(true, ws.OpContinuation, watch[7:])))...)
 			c.expectState("t1", 1, authcore.StatePending)
 		})
 		t.Run("more than a read buffer at once", func(t *testing.T) {
@@ -96,9 +114,9 @@ func TestClientFrames(t *testing.T) {
 			var all []byte
 			for i := range n {
 				msg := fmt.Sprintf(`{"op":"x%d","pad":%q}`, i, strings.Repeat("p", 1500))
-				all = append(all, wsFrame(true, opText, msg)...)
+				all = append(all, wsFrame(true, ws.OpText, msg)...)
 			}
-			if len(all) <= frameBufSize {
+			if len(all) <= readBufSize {
 				t.Fatalf("%d bytes fit in one read buffer", len(all))
 			}
 			c.writeRaw(all)
@@ -110,18 +128,18 @@ func TestClientFrames(t *testing.T) {
 		})
 		t.Run("oversize fragmented message", func(t *testing.T) {
 			c := e.dial()
-			c.writeRaw(wsFrame(false, opText, strings.Repeat(" ", readLimit-10)),
-				wsFrame(true, opContinuation, strings.Repeat(" ", 11)))
+			c.writeRaw(wsFrame(false, ws.OpText, strings.Repeat(" ", readLimit-10)),
+				wsFrame(true, ws.OpContinuation, strings.Repeat(" ", 11)))
 			c.expectClose(websocket.CloseMessageTooBig)
 		})
 		t.Run("bad UTF-8", func(t *testing.T) {
 			c := e.dial()
-			c.writeRaw(wsFrame(true, opText, "{\"op\":\"watch\",\"id\":\"\xff\"}"))
+			c.writeRaw(wsFrame(true, ws.OpText, "{\"op\":\"watch\",\"id\":\"\xff\"}"))
 			c.expectClose(websocket.CloseInvalidFramePayloadData)
 		})
 		t.Run("binary", func(t *testing.T) {
 			c := e.dial()
-			c.writeRaw(wsFrame(true, opBinary, watch))
+			c.writeRaw(wsFrame(true, ws.OpBinary, watch))
 			c.expectError("", "invalid_request")
 			c.watch("t1", 0) // the socket goes on
 			c.expectState("t1", 1, authcore.StatePending)

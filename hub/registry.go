@@ -336,7 +336,7 @@ func (h *Hub) sweepSockets(now time.Time, i, n int) {
 		c.enqueue(outMsg{kind: msgPing})
 	}
 	for _, c := range silent {
-		h.log.Info("hub: dropping silent socket", "remote", c.ws.RemoteAddr().String())
+		h.log.Info("hub: dropping silent socket", "remote", c.remote())
 		h.goTask(c.abort) // refused only once Shutdown ends every socket
 	}
 }

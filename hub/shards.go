@@ -6,16 +6,15 @@ import (
 	"sync/atomic"
 )
 
-// shardCount is how many parts a shardedMap has. At 15 000 sockets a part
-// holds ~230 of them: walking one takes tens of microseconds.
+// shardCount is how many parts a shardedMap has: enough that walking one
+// part stays short with many thousands of sockets.
 const shardCount = 64
 
 // shardedMap is a map split into independently locked parts. The sweeper
 // walks every socket and every watched ticket once a second; over one map
-// under one lock that walk took 1.5-8 ms on a busy node (15 000 sockets, the
-// walking thread preempted by others), and every delivery's ticket lookup
-// waited behind it. Walked part by part, it holds up a lookup for one
-// part's walk at most.
+// under one lock every delivery's ticket lookup would wait behind the whole
+// walk (longer still when the walking thread is preempted). Walked part by
+// part, it holds up a lookup for one part's walk at most.
 //
 // Callers lock a part themselves (part), so that a lookup and what depends
 // on it (a reference count, a ping schedule) stay under one lock.

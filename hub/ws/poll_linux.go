@@ -1,6 +1,6 @@
 //go:build linux
 
-package hub
+package ws
 
 import (
 	"encoding/binary"
@@ -13,44 +13,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller is the Hub's epoll instance. Idle sockets are registered in it
-// one-shot: when one becomes readable the poll loop hands it to a
-// short-lived reader, and the socket stays disarmed until that reader
-// rearms it. Sockets are identified by their conn's id, never by file
-// descriptor number, which the kernel reuses as soon as a socket is closed.
+// Poller is an epoll instance. Idle sockets are registered in it one-shot:
+// when one becomes readable, Wait reports it once, and it stays disarmed
+// until Rearm. Sockets are identified by a token of the caller's, never by
+// file descriptor number, which the kernel reuses as soon as a socket is
+// closed. Its methods are safe for concurrent use, but only one goroutine
+// may Wait.
 //
 // Every epoll_ctl runs inside the socket's syscall.RawConn.Control, which
 // keeps the descriptor open for the call: it can never reach another
 // socket that reused the number. A socket closed while registered leaves
 // the epoll set by itself.
-type poller struct {
-	// mu is read-held by every epoll_ctl and wake, and held by close, so
-	// that no call reaches a descriptor number reused after close. wait
+type Poller struct {
+	// mu is read-held by every epoll_ctl and Wake, and held by Close, so
+	// that no call reaches a descriptor number reused after Close. Wait
 	// does not hold it while it waits: the os.File guards the epoll fd.
 	mu     sync.RWMutex
 	closed bool
 	epfd   int
-	wakefd int // an eventfd in the set: writing to it wakes wait
-	// file wraps epfd (non-blocking) so that wait parks in Go's own
+	wakefd int // an eventfd in the set: writing to it wakes Wait
+	// file wraps epfd (non-blocking) so that Wait parks in Go's own
 	// netpoller until the epoll set has events, instead of blocking an OS
-	// thread in epoll_wait: the scheduler then runs the poll loop like any
-	// goroutine woken by network I/O.
+	// thread in epoll_wait: the scheduler then runs the waiting goroutine
+	// like any goroutine woken by network I/O.
 	file *os.File
 	raw  syscall.RawConn
+	evs  []unix.EpollEvent // Wait's
 }
 
-var errPollerClosed = errors.New("hub: poller closed")
-
 const (
-	wakeToken  = 0 // conn ids start at 1
+	wakeToken  = 0 // tokens from callers are never 0
 	pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 	maxEvents  = 256
 )
 
-// pollEvent is what wait reports. On Linux it is unix.EpollEvent.
-type pollEvent = unix.EpollEvent
-
-func newPoller() (*poller, error) {
+// NewPoller returns a Poller. Close releases it.
+func NewPoller() (*Poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -79,7 +77,7 @@ func newPoller() (*poller, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
-	return &poller{epfd: epfd, wakefd: wakefd, file: file, raw: raw}, nil
+	return &Poller{epfd: epfd, wakefd: wakefd, file: file, raw: raw, evs: make([]unix.EpollEvent, maxEvents)}, nil
 }
 
 // The 64 bits of epoll_data are Fd and Pad on every Linux architecture.
@@ -108,36 +106,42 @@ func rawConn(nc net.Conn) (syscall.RawConn, bool) {
 	return rc, err == nil
 }
 
-func pollable(nc net.Conn) bool {
+// Pollable reports whether a Poller can watch nc: a plain TCP or Unix
+// socket (a *tls.Conn buffers what it reads, so it is not).
+func Pollable(nc net.Conn) bool {
 	_, ok := rawConn(nc)
 	return ok
 }
 
-// add registers nc, armed.
-func (p *poller) add(nc net.Conn, token uint64) error {
+// Add registers nc, armed, with token (not 0). It fails if nc is not
+// Pollable, is closed, or the Poller is closed (net.ErrClosed).
+func (p *Poller) Add(nc net.Conn, token uint64) error {
 	return p.ctl(unix.EPOLL_CTL_ADD, nc, token)
 }
 
-// rearm arms nc again after an event.
-func (p *poller) rearm(nc net.Conn, token uint64) error {
+// Rearm arms nc again after Wait reported it.
+func (p *Poller) Rearm(nc net.Conn, token uint64) error {
 	return p.ctl(unix.EPOLL_CTL_MOD, nc, token)
 }
 
-// remove unregisters nc; it is a no-op when nc is not registered or
-// already closed.
-func (p *poller) remove(nc net.Conn) {
+// Remove unregisters nc before it is closed; it is a no-op when nc is not
+// registered or already closed.
+func (p *Poller) Remove(nc net.Conn) {
 	_ = p.ctl(unix.EPOLL_CTL_DEL, nc, 0)
 }
 
-func (p *poller) ctl(op int, nc net.Conn, token uint64) error {
+func (p *Poller) ctl(op int, nc net.Conn, token uint64) error {
 	rc, ok := rawConn(nc)
 	if !ok {
-		return errors.New("hub: not a pollable socket")
+		return errors.New("ws: not a pollable socket")
+	}
+	if token == wakeToken && op != unix.EPOLL_CTL_DEL {
+		return errors.New("ws: poll token 0 is reserved")
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return errPollerClosed
+		return net.ErrClosed
 	}
 	var opErr error
 	err := rc.Control(func(fd uintptr) {
@@ -154,17 +158,20 @@ func (p *poller) ctl(op int, nc net.Conn, token uint64) error {
 	return nil
 }
 
-// wait waits for events and returns the tokens of the sockets that fired
-// (never wakeToken) in ids[:0]. A wake makes it return early, maybe with
-// no ids. It parks in Go's netpoller, not in epoll_wait: each try is an
-// epoll_wait that does not block.
-func (p *poller) wait(evs []pollEvent, ids []uint64) ([]uint64, error) {
+// Wait waits until registered sockets are readable (or closed by the
+// peer) and returns their tokens in ids[:0]. Wake makes it return early,
+// maybe with no tokens. Once the Poller is closed it returns
+// net.ErrClosed; any other error means it no longer works. It parks in
+// Go's netpoller, not in epoll_wait: each try is an epoll_wait that does
+// not block.
+func (p *Poller) Wait(ids []uint64) ([]uint64, error) {
 	p.mu.RLock()
 	closed := p.closed
 	p.mu.RUnlock()
 	if closed {
-		return ids[:0], errPollerClosed
+		return ids[:0], net.ErrClosed
 	}
+	evs := p.evs
 	var n int
 	var waitErr error
 	err := p.raw.Read(func(fd uintptr) bool {
@@ -175,7 +182,7 @@ func (p *poller) wait(evs []pollEvent, ids []uint64) ([]uint64, error) {
 	})
 	switch {
 	case err != nil:
-		return ids[:0], errPollerClosed // the file was closed
+		return ids[:0], net.ErrClosed // the file was closed
 	case waitErr == unix.EINTR:
 		return ids[:0], nil
 	case waitErr != nil:
@@ -194,8 +201,8 @@ func (p *poller) wait(evs []pollEvent, ids []uint64) ([]uint64, error) {
 	return ids, nil
 }
 
-// wake makes a wait in progress (or the next one) return.
-func (p *poller) wake() {
+// Wake makes a Wait in progress (or the next one) return.
+func (p *Poller) Wake() {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
@@ -206,10 +213,10 @@ func (p *poller) wake() {
 	_, _ = unix.Write(p.wakefd, one[:])
 }
 
-// close releases the epoll instance; registered sockets stay open. It is
-// safe to call more than once, and while wait runs (it wakes it first).
-func (p *poller) close() {
-	p.wake()
+// Close releases the epoll instance; registered sockets stay open. It is
+// safe to call more than once, and while Wait runs (it wakes it first).
+func (p *Poller) Close() {
+	p.Wake()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
