@@ -1,65 +1,11 @@
 // Package bench is loginhub's load tool: `loginhub bench` drives a running
-// hub (or a cluster behind one loopback address) with waiting desktops and
-// full scan logins, and reports latency, throughput, errors and what the hub
-// spent (RSS, goroutines, CPU from its /metrics).
-//
-// A run, per mode, has two phases:
-//
-//  1. Idle: --desktops pages each create a ticket and wait on it (push: a
-//     WebSocket watch; poll: GET the status every --poll-interval;
-//     longpoll: GET ...?since=N&wait=25 in a loop). When all are waiting,
-//     bench waits for the hub's RSS and goroutine count to settle (three
-//     reads 1 s apart within 2 %, at most 10 s) and reports the growth divided by
-//     the number of desktops: bytes and goroutines per waiting desktop, and
-//     the hub's CPU while they just wait.
-//  2. Flows: --flows logins started at --rate per second, at most
-//     --concurrency at once. Each opens its own desktop (ticket + watch as
-//     above), a sandbox phone scans and confirms, and the desktop redeems
-//     once it has noticed "confirmed". Measured: scan→desktop "scanned" and
-//     confirm→desktop "confirmed" notice latency, redeem latency, the status
-//     requests the desktop made, and the hub's CPU during the phase.
-//
-// --poll INTERVAL (or --mode push,poll,longpoll) runs the modes one after the
-// other against the same hub and prints them side by side. Memory figures of
-// the later modes are muddied by the earlier modes' tickets, which stay in
-// the hub's store until they expire: measure memory in a run of its own.
-//
-// Client sockets are spread over --sources loopback addresses
-// (127.0.0.10, 127.0.0.11, ...) so ephemeral ports do not run out. Each
-// desktop uses one address for everything it does (create, watch, status,
-// redeem), so the hub's strict IP binding holds. A process opens at most
-// 15 000 sockets; bigger runs are split over --procs child processes of the
-// same executable (`<exe> bench --child ...`) that talk to the parent over
-// stdin/stdout (JSON lines) and are merged into one result.
-//
-// --url takes one hub or a comma-separated list of nodes sharing one Redis.
-// With n nodes, idle desktop i and flow i's desktop (create, watch, status,
-// redeem) use node i mod n, and flow i's phone (its login up front, scan,
-// confirm) uses node (i+1) mod n: with more than one node every
-// confirmation crosses nodes through Redis. Hub figures are summed over
-// the nodes, and also shown per node.
-//
-// --create-only (= --mode create) measures ticket creation alone:
-// --concurrency keep-alive connections each POST /v1/qr/tickets (the JSON
-// answer, no image) back to back, --flows requests in all, or until
-// --duration with --flows 0 (default 100 000); it reports creations per
-// second, latency and errors. Its connections speak HTTP/1.1 themselves
-// (no net/http client), so that the load generator, which shares the
-// CPUs with the hub, spends little per request.
-//
-// The hub must allow what a benchmark does from a few addresses:
-//
-//	LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0  no per-address rate limits
-//	LOGINHUB_QR_TTL=10m                            idle tickets outlive the run
-//	LOGINHUB_IP_BINDING=off|subnet|strict          all work (one address per desktop)
-//
-// It must run in sandbox mode (no WeChat credentials): phones log in with
-// the sandbox's wx.login. The WebSocket Origin defaults to the origin of
-// the hub's public URL, read from the qr_url of the desktop's new ticket,
-// which the hub allows unless LOGINHUB_ALLOWED_ORIGINS leaves it out; set
-// --origin otherwise. Only loopback hubs are accepted. Everything stops at
-// --duration, and on SIGINT/SIGTERM, with sockets closed and goroutines
-// waited for.
+// hub on this machine (or several nodes sharing one Redis) with waiting
+// desktops and full scan logins, and reports latency, throughput, errors
+// and what the hub spent (RSS, goroutines, CPU from its /metrics).
+// `loginhub bench --help` says how to start the hub for it and what each
+// flag does; docs/BENCHMARKS.md has the runs behind the published figures.
+// runMode describes a run, and Run how it spreads over processes and
+// loopback addresses.
 package bench
 
 import (
@@ -153,6 +99,29 @@ type config struct {
 // problems to stderr. It returns an error when the run could not be done
 // or was cut short (--duration, a signal); a completed run whose flows
 // failed is reported, not returned as an error.
+//
+// Client sockets are spread over --sources loopback addresses
+// (127.0.0.10, 127.0.0.11, ...) so ephemeral ports do not run out. Each
+// desktop uses one address for everything it does (create, watch, status,
+// redeem), so the hub's strict IP binding holds. A process opens at most
+// 15 000 sockets; bigger runs are split over --procs child processes of the
+// same executable (`<exe> bench --child ...`) that talk to the parent over
+// stdin/stdout (JSON lines) and are merged into one result.
+//
+// --url takes one hub or a comma-separated list of nodes sharing one Redis.
+// With n nodes, idle desktop i and flow i's desktop (create, watch, status,
+// redeem) use node i mod n, and flow i's phone (its login up front, scan,
+// confirm) uses node (i+1) mod n: with more than one node every
+// confirmation crosses nodes through Redis. Hub figures are summed over
+// the nodes, and also shown per node.
+//
+// --create-only (= --mode create) measures ticket creation alone:
+// --concurrency keep-alive connections each POST /v1/qr/tickets (the JSON
+// answer, no image) back to back, --flows requests in all, or until
+// --duration with --flows 0 (default 100 000); it reports creations per
+// second, latency and errors. Its connections speak HTTP/1.1 themselves
+// (no net/http client), so that the load generator, which shares the
+// CPUs with the hub, spends little per request.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -261,7 +230,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.origin, "origin", "", "Origin header of the WebSockets (default: the origin of the hub's public URL, from the qr_url of each new ticket)")
 	createOnly := fs.Bool("create-only", false, "only create tickets, as fast as --concurrency keep-alive connections allow (= --mode create)")
 	fs.IntVar(&cfg.desktops, "desktops", 1000, "idle desktops held waiting during the run")
-	fs.IntVar(&cfg.flows, "flows", 1000, "full login flows (create, watch, scan, confirm, redeem); with --mode create: ticket creations (default 100000; 0 = until --duration)")
+	fs.IntVar(&cfg.flows, "flows", 1000, "full login flows (create, watch, scan, confirm, redeem); with --mode create: ticket creations, 100000 unless set (0 = until --duration)")
 	fs.Float64Var(&cfg.rate, "rate", 200, "flows started per second")
 	fs.BoolVar(&cfg.confirmWaiting, "confirm-waiting", false, "each flow scans, confirms and redeems the ticket of one of the waiting desktops (opened before the flows, and left open) instead of opening a desktop of its own: confirmations on the open sockets without page loads during the flows; needs --flows <= --desktops")
 	fs.IntVar(&cfg.concurrency, "concurrency", 500, "flows in flight at most; with --mode create: keep-alive connections creating back to back")

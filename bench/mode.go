@@ -52,6 +52,22 @@ func parallel[T any](ws []worker, f func(worker) (T, error)) ([]T, error) {
 }
 
 // runMode runs both phases of one mode and merges what every process saw.
+//
+// A run of a mode has two phases:
+//
+//  1. Idle: --desktops pages each create a ticket and wait on it (push: a
+//     WebSocket watch; poll: GET the status every --poll-interval;
+//     longpoll: GET ...?since=N&wait=25 in a loop). When all are waiting,
+//     bench waits for the hub's RSS and goroutine count to settle (three
+//     reads 1 s apart within 2 %, at most 10 s) and reports the growth divided by
+//     the number of desktops: bytes and goroutines per waiting desktop, and
+//     the hub's CPU while they just wait.
+//  2. Flows: --flows logins started at --rate per second, at most
+//     --concurrency at once. Each opens its own desktop (ticket + watch as
+//     above), a sandbox phone scans and confirms, and the desktop redeems
+//     once it has noticed "confirmed". Measured: scan→desktop "scanned" and
+//     confirm→desktop "confirmed" notice latency, redeem latency, the status
+//     requests the desktop made, and the hub's CPU during the phase.
 func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Result, err error) {
 	res = Result{Mode: mode, Procs: cfg.procs, Sources: cfg.sources, Desktops: cfg.desktops, Flows: cfg.flows,
 		Nodes: cfg.baseURLs, CrossNode: cfg.nodes() > 1 && mode != modeCreate && cfg.flows > 0,
