@@ -306,10 +306,10 @@ type ScanResult struct {
 
 // Scan claims the ticket for the user of the phone's access token. The
 // signature is checked before the store is touched; the token is resolved
-// and the ticket claimed in one store call (TransitionAs). Scanning again by the same user returns the same
-// result. Errors: KindInvalid (no ticket), KindUnauthorized (bad token,
-// forged ticket), KindExpired, KindNotFound, KindConflict (another account
-// scanned first).
+// and the ticket claimed in one store call (TransitionAs). Scanning again
+// by the same user returns the same result. Errors: KindInvalid (no
+// ticket), KindUnauthorized (bad token, forged ticket), KindExpired,
+// KindNotFound, KindConflict (another account scanned first).
 func (s *Service) Scan(ctx context.Context, accessToken, signed string) (ScanResult, error) {
 	if signed == "" {
 		return ScanResult{}, s.tokenFirst(ctx, accessToken, Errorf(KindInvalid, "ticket is required"))
