@@ -17,11 +17,10 @@ import (
 // h1Pool is a small HTTP/1.1 keep-alive client for plain-http hubs: the
 // caller's goroutine writes the request and reads the response itself.
 // net/http's client hands every request to a writer goroutine and every
-// response from a reader goroutine of the connection; profiled at 2 000
-// logins/s that was ~40 µs of the tool's CPU per request, on the two cores
-// it shares with the hub it measures. This does the same job with no
-// hand-off: the hub sees ordinary HTTP/1.1 requests. https hubs keep using
-// net/http.
+// response from a reader goroutine of the connection, CPU the tool takes
+// from the hub it measures on the cores they share. This does the same job
+// with no hand-off: the hub sees ordinary HTTP/1.1 requests. https hubs
+// keep using net/http.
 type h1Pool struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
