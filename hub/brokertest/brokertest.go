@@ -38,8 +38,8 @@ var idSeq atomic.Uint64
 
 // Run runs the suite. newBroker returns a fresh broker and a function that
 // publishes a nudge through the same medium as production publishers (for
-// the memory broker its Publish method; for Redis a PUBLISH from another
-// connection, of a version or of a ticket at that version). It is called
+// the memory broker its Publish or PublishTicket method; for Redis a
+// PUBLISH from another connection of a ticket at that version). It is called
 // once per subtest; clean up with t.Cleanup.
 func Run(t *testing.T, newBroker func(t *testing.T) (b hub.Broker, publish func(id string, version uint64))) {
 	t.Run("SubscribeThenPublishDelivers", func(t *testing.T) {
