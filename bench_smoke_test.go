@@ -99,6 +99,7 @@ func TestBenchSmokeCrossNode(t *testing.T) {
 		"LOGINHUB_REDIS_URL": redis.URL, "LOGINHUB_TICKET_KEYS": sharedKeys(), "LOGINHUB_DATA_KEY": sharedDataKey(),
 		"LOGINHUB_PUBLIC_URL": clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS": clusterOrigin,
 		"LOGINHUB_IP_BINDING": "off", "LOGINHUB_QR_TTL": "10m",
+		"LOGINHUB_SANDBOX": "on", // Redis and no WeChat credentials: a staging cluster
 	}
 	h1, h2 := startHub(t, env), startHub(t, env)
 	urls := h1.URL + "," + h2.URL

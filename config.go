@@ -40,12 +40,72 @@ type Config struct {
 	LogLevel        string        // info
 	MaxSockets      int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
 	DebugAddr       string        // "": no profiling endpoint; else pprof on this address
+	SandboxSetting  string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
 
 	publicURLSet bool // PublicURL was configured, not derived
 }
 
-// Sandbox reports whether the hub emulates WeChat itself.
-func (c Config) Sandbox() bool { return c.WeChatAppID == "" && c.WeChatSecret == "" }
+// Sandbox reports whether the sandbox is on: LOGINHUB_SANDBOX=on, or auto
+// on a first run (the embedded store and a loopback public URL). Anything
+// else is a deployment, where a forgotten credential must stop the hub
+// rather than quietly log people in through an emulated WeChat.
+func (c Config) Sandbox() bool {
+	switch c.SandboxSetting {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return c.RedisURL == "" && c.LoopbackPublicURL()
+}
+
+// EmulatedWeChat reports whether the hub serves its own fake WeChat: the
+// sandbox is on and no credentials are configured (with credentials
+// WeChat is real, sandbox on or not).
+func (c Config) EmulatedWeChat() bool {
+	return c.Sandbox() && c.WeChatAppID == "" && c.WeChatSecret == ""
+}
+
+// SandboxBeyondLoopback reports whether something is emulated on a hub
+// that people reach from other machines: then the start-up log warns and
+// every page shows a banner, so a staging cluster is never mistaken for
+// production.
+func (c Config) SandboxBeyondLoopback() bool {
+	return c.EmulatedWeChat() && !c.LoopbackPublicURL()
+}
+
+// LoopbackPublicURL reports whether the public URL names this machine
+// (localhost, *.localhost, 127.0.0.0/8, ::1). A public URL that is not
+// configured is derived from the listen address (run's defaultPublicURL):
+// http://localhost:<port> when listening on every interface, so it counts
+// as loopback; else the listen address's own host decides.
+func (c Config) LoopbackPublicURL() bool {
+	host := ""
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil {
+			return false
+		}
+		host = u.Hostname()
+	} else {
+		h, _, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return false
+		}
+		if h == "" {
+			return true // derived: http://localhost:<port>
+		}
+		host = h
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return a.IsLoopback() || a.IsUnspecified() // an unspecified listen address derives localhost
+}
 
 // setting is one configuration variable.
 type setting struct {
@@ -64,8 +124,9 @@ var settings = []setting{
 	{"LOGINHUB_ALLOWED_ORIGINS", "", "WebSocket/CORS origins (default: the public URL's origin)"},
 	{"LOGINHUB_TICKET_RATE", "30", "tickets per client address per minute; 0 = unlimited"},
 	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login calls per client address per minute; 0 = unlimited"},
-	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = sandbox)"},
-	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = sandbox)"},
+	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty; auto = on only with the embedded store and a loopback public URL"},
+	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = emulated when the sandbox is on)"},
+	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -140,6 +201,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	errs = append(errs, wrapSetting("LOGINHUB_TICKET_RATE", err))
 	c.LoginRate, err = strconv.Atoi(get("LOGINHUB_LOGIN_RATE"))
 	errs = append(errs, wrapSetting("LOGINHUB_LOGIN_RATE", err))
+	c.SandboxSetting = get("LOGINHUB_SANDBOX")
 	c.WeChatAppID, c.WeChatSecret = get("LOGINHUB_WECHAT_APPID"), get("LOGINHUB_WECHAT_SECRET")
 	c.WeChatBaseURL = strings.TrimRight(get("LOGINHUB_WECHAT_BASE_URL"), "/")
 	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
@@ -229,8 +291,21 @@ func (c Config) Validate() error {
 	if c.TicketRate < 0 || c.LoginRate < 0 {
 		errs = append(errs, errors.New("LOGINHUB_TICKET_RATE and LOGINHUB_LOGIN_RATE must not be negative"))
 	}
-	if (c.WeChatAppID == "") != (c.WeChatSecret == "") {
+	switch c.SandboxSetting {
+	case "auto", "on", "off":
+	default:
+		errs = append(errs, fmt.Errorf("LOGINHUB_SANDBOX %q: want auto, on or off", c.SandboxSetting))
+	}
+	switch {
+	case (c.WeChatAppID == "") != (c.WeChatSecret == ""):
 		errs = append(errs, errors.New("LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET go together: set both, or neither for the sandbox"))
+	case c.WeChatAppID == "" && !c.Sandbox() && (c.SandboxSetting == "auto" || c.SandboxSetting == "off"):
+		why := "LOGINHUB_SANDBOX is off"
+		if c.SandboxSetting == "auto" {
+			why = "the sandbox is off (LOGINHUB_SANDBOX=auto turns it on only with the embedded store and a loopback public URL)"
+		}
+		errs = append(errs, fmt.Errorf("LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET are not set and %s: "+
+			"set the mini-program's credentials, or LOGINHUB_SANDBOX=on for a staging cluster that emulates WeChat", why))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -454,7 +454,7 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig([]string{"--public-url=https://login.example.com", "--ip-binding=subnet"}, func(k string) string {
-		return map[string]string{"PORT": "3000", "LOGINHUB_IP_BINDING": "off"}[k]
+		return map[string]string{"PORT": "3000", "LOGINHUB_IP_BINDING": "off", "LOGINHUB_SANDBOX": "on"}[k]
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

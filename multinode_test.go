@@ -94,6 +94,7 @@ func startNode(t testing.TB, name, redisURL, keys, dataKey string, extra ...stri
 		"LOGINHUB_DATA_KEY="+dataKey,
 		"LOGINHUB_PUBLIC_URL="+clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS="+clusterOrigin,
 		"LOGINHUB_TICKET_RATE=0", "LOGINHUB_LOGIN_RATE=0",
+		"LOGINHUB_SANDBOX=on", // Redis and no WeChat credentials: a staging cluster
 	)
 	cmd.Env = append(cmd.Env, extra...)
 	logs := &syncBuffer{}

@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret,
 		Logger: log, HTTPClient: wechatHTTP, TokenCache: store,
 	}
-	if cfg.Sandbox() {
+	if cfg.EmulatedWeChat() {
 		sandbox = &wechattest.Server{}
 		wcfg.AppID, wcfg.Secret = sandbox.App()
 		if wcfg.BaseURL == "" {
@@ -147,6 +147,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if sandbox != nil {
 		deps.Sandbox = sandbox
+		deps.SandboxUsers = true
+		deps.SandboxBanner = cfg.SandboxBeyondLoopback()
 	}
 	srv := &http.Server{
 		Handler:           handlers.Routes(deps),
@@ -175,6 +177,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
 		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
+	if cfg.SandboxBeyondLoopback() {
+		log.Warn("sandbox on beyond loopback: WeChat is emulated, anyone can log in as any sandbox user, and every page shows a sandbox banner; "+
+			"for production set LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET", "public_url", cfg.PublicURL, "sandbox_setting", cfg.SandboxSetting)
+	}
 
 	var serveErr error
 	select {
@@ -312,7 +318,7 @@ func originOf(publicURL string) string {
 func printFirstContact(w io.Writer, cfg Config, local *net.TCPAddr) {
 	pages := fmt.Sprintf("open %s/ (desktop)", cfg.PublicURL)
 	mode := "WeChat app " + cfg.WeChatAppID
-	if cfg.Sandbox() {
+	if cfg.EmulatedWeChat() {
 		pages += fmt.Sprintf(" and %s/sandbox/phone (phone simulator)", cfg.PublicURL)
 		mode = "sandbox mode (emulated WeChat)"
 	}

@@ -19,12 +19,25 @@ func handleStatic(name string) http.HandlerFunc {
 	}
 }
 
+// handlePage serves a page template (web.IndexPage, web.PhonePage).
+func handlePage(d Deps, name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		if err := web.RenderPage(w, name, web.Page{SandboxBanner: d.SandboxBanner}); err != nil {
+			d.Logger.ErrorContext(r.Context(), "render page", "page", name, "err", err)
+			http.Error(w, "page unavailable", http.StatusInternalServerError)
+		}
+	}
+}
+
 // handleLanding answers a QR URL opened outside WeChat (a phone's camera
 // app, a desktop browser): it tells the person to scan with WeChat.
 func handleLanding(d Deps) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ticket := chi.URLParam(r, "ticket")
-		l := web.Landing{Ticket: ticket}
+		l := web.Landing{Ticket: ticket, SandboxBanner: d.SandboxBanner}
 		if d.Sandbox != nil {
 			l.SandboxPhoneURL = "/sandbox/phone?ticket=" + url.QueryEscape(ticket)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/web"
 )
 
 // Waiter is the hub's long-poll primitive.
@@ -29,7 +30,9 @@ type Deps struct {
 	AllowedOrigin func(origin string) bool
 	TicketRate    int                             // tickets per client address per minute; 0 = unlimited
 	LoginRate     int                             // wx logins per client address per minute; 0 = unlimited
-	Sandbox       http.Handler                    // the fake WeChat API; nil when real credentials are configured
+	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
+	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
+	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
 	Ready         func(ctx context.Context) error // store and broker reachable
 	Metrics       http.Handler                    // Prometheus exposition; nil = no /metrics
 	QR            *QRCache
@@ -47,8 +50,8 @@ func Routes(d Deps) http.Handler {
 	}
 
 	// Pages and the JavaScript client.
-	r.Get("/", handleStatic("index.html"))
-	r.Get("/loginhub.js", handleStatic("loginhub.js"))
+	r.Get("/", handlePage(d, web.IndexPage))
+	r.Get("/loginhub.js", handleStatic(web.ClientScript))
 	r.Get("/s/{ticket}", handleLanding(d))
 
 	r.Route("/v1", func(r chi.Router) {
@@ -84,7 +87,7 @@ func Routes(d Deps) http.Handler {
 
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/wechat", http.StripPrefix("/sandbox/wechat", d.Sandbox))
-		r.Get("/sandbox/phone", handleStatic("phone.html"))
+		r.Get("/sandbox/phone", handlePage(d, web.PhonePage))
 	}
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

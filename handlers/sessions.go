@@ -57,11 +57,18 @@ func handleLogout(d Deps) http.HandlerFunc {
 }
 
 func handleMe(d Deps) http.HandlerFunc {
+	// user is the core's SessionUser plus the sandbox mark, which the core
+	// need not know: a hub that emulates WeChat (its only login method)
+	// has no other users, so the mark is the hub's, not the user's.
+	type user struct {
+		authcore.SessionUser
+		Sandbox bool `json:"sandbox,omitempty"`
+	}
 	type me struct {
-		User    authcore.SessionUser  `json:"user"`
+		User    user                  `json:"user"`
 		Session authcore.SessionFacts `json:"session"`
 	}
 	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (me, error) {
-		return me{User: p.SessionUser(), Session: p.Facts()}, nil
+		return me{User: user{SessionUser: p.SessionUser(), Sandbox: d.SandboxUsers}, Session: p.Facts()}, nil
 	})
 }

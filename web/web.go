@@ -4,10 +4,10 @@
 // the landing page shown when a QR URL is opened outside WeChat
 // (GET /s/{ticket}).
 //
-// The files are plain HTML, CSS and JavaScript served as they are: running
-// the hub needs no build step, no npm and no CDN. The pages carry their
-// scripts and styles inline, so a Content-Security-Policy for them must
-// allow inline script and style.
+// The files are plain HTML, CSS and JavaScript: running the hub needs no
+// build step, no npm and no CDN. The pages carry their scripts and styles
+// inline; they are html/template templates (RenderPage), so that each
+// response can carry a sandbox banner when the hub needs one.
 package web
 
 import (
@@ -29,8 +29,10 @@ const (
 var staticFiles embed.FS
 
 // Static returns the static files, rooted so that IndexPage, ClientScript
-// and PhonePage are at its top level. PhonePage belongs to the sandbox:
-// serve it only when the sandbox routes exist.
+// and PhonePage are at its top level. ClientScript is served as it is;
+// IndexPage and PhonePage are templates, served through RenderPage.
+// PhonePage belongs to the sandbox: serve it only when the sandbox routes
+// exist.
 func Static() fs.FS {
 	sub, err := fs.Sub(staticFiles, "static")
 	if err != nil {
@@ -38,6 +40,41 @@ func Static() fs.FS {
 		panic("web: " + err.Error())
 	}
 	return sub
+}
+
+// Page is what a page template (IndexPage, PhonePage) is rendered with.
+type Page struct {
+	// SandboxBanner shows a banner across the top of the page saying that
+	// WeChat is emulated: set when the sandbox is on beyond loopback, so
+	// a staging cluster is never taken for the real thing.
+	SandboxBanner bool
+}
+
+// sandboxBanner is the banner every page shows when the sandbox is on
+// beyond loopback; each page's own style places it.
+const sandboxBanner = `{{define "sandbox-banner"}}<div id="sandbox-banner" class="sandbox-banner" role="note">` +
+	`沙盒 · SANDBOX — 微信为模拟，任何人都能以任意沙盒用户登录 · WeChat is emulated: anyone can log in as any sandbox user</div>{{end}}`
+
+// bannerStyle places the banner at the top of the viewport, above the
+// page's centred card.
+const bannerStyle = `.sandbox-banner { position: fixed; top: 0; left: 0; right: 0; z-index: 10; padding: 6px 12px;
+  background: #ffb300; color: #1d1d1f; font: 600 13px/1.4 system-ui, sans-serif; text-align: center; }`
+
+// pageTmpls holds IndexPage and PhonePage, parsed once; they are constant
+// files, so a parse error is a build mistake that every test catches.
+var pageTmpls = template.Must(template.Must(template.New("").Parse(sandboxBanner)).
+	ParseFS(staticFiles, "static/"+IndexPage, "static/"+PhonePage))
+
+// RenderPage writes the page called name (IndexPage or PhonePage). It
+// writes nothing if rendering fails, so the caller can still send an
+// error status. Setting headers is the caller's job.
+func RenderPage(w io.Writer, name string, p Page) error {
+	var buf bytes.Buffer
+	if err := pageTmpls.ExecuteTemplate(&buf, name, p); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
 }
 
 // Landing is what the landing page for GET /s/{ticket} shows.
@@ -49,11 +86,13 @@ type Landing struct {
 	// in (/sandbox/phone?ticket=<ticket>, built by the caller). Empty when
 	// the hub is not in sandbox mode: the page then shows no link.
 	SandboxPhoneURL string
+	// SandboxBanner: as Page's.
+	SandboxBanner bool
 }
 
 // landingTmpl is parsed once; html/template escapes every value for its
 // context (text, attribute, URL), so a hostile ticket cannot inject markup.
-var landingTmpl = template.Must(template.New("landing").Parse(`<!doctype html>
+var landingTmpl = template.Must(template.New("landing").Parse(sandboxBanner + `<!doctype html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
@@ -74,9 +113,13 @@ var landingTmpl = template.Must(template.New("landing").Parse(`<!doctype html>
   a { color: #07c160; font-weight: 600; }
   .ticket { margin-top: 20px; font-size: 12px; color: #6e6e73; }
   code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
+  ` + bannerStyle + `
 </style>
 </head>
 <body>
+{{- if .SandboxBanner}}
+{{template "sandbox-banner"}}
+{{- end}}
 <main>
   <h1>请使用微信扫描此二维码登录</h1>
   <p class="en">Scan this code with WeChat to log in.</p>

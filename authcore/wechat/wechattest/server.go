@@ -18,6 +18,7 @@
 package wechattest
 
 import (
+	"container/list"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -49,6 +50,9 @@ const (
 	tokenOverlap = 5 * time.Minute
 	// MaxUserName is the longest sandbox user name, in characters.
 	MaxUserName = 64
+	// DefaultMaxUsers is how many sandbox users a Server remembers when
+	// MaxUsers is 0.
+	DefaultMaxUsers = 10000
 )
 
 // The WeChat paths the Server serves (relative to its mount point), and its
@@ -90,13 +94,21 @@ type Server struct {
 	// depends only on the user's name, so Servers with different appids
 	// agree on it, as apps under one Open Platform account do.
 	UnionIDs bool
+	// MaxUsers bounds the users the Server remembers: beyond it the least
+	// recently used one is forgotten, so a sandbox reachable by anyone
+	// cannot be made to grow without bound by inventing names. A
+	// forgotten user comes back on next use with the same openid, unionid
+	// and phone number (they depend only on the appid and name) and a new
+	// session_key, as after WeChat rotates it. 0 means DefaultMaxUsers.
+	MaxUsers int
 
 	mu       sync.Mutex
 	ready    bool
 	appID    string
 	secret   string
 	now      func() time.Time
-	users    map[string]*User
+	users    map[string]*list.Element // name → element of recent, whose Value is the *User
+	recent   *list.List               // users, most recently used first
 	byOpenID map[string]*User
 	codes    map[string]*issuedCode // wx.login codes
 	phones   map[string]*issuedCode // getPhoneNumber codes
@@ -316,7 +328,8 @@ func (s *Server) initLocked() {
 		s.secret = hex.EncodeToString(randomBytes(16))
 	}
 	s.now = time.Now
-	s.users = make(map[string]*User)
+	s.users = make(map[string]*list.Element)
+	s.recent = list.New()
 	s.byOpenID = make(map[string]*User)
 	s.codes = make(map[string]*issuedCode)
 	s.phones = make(map[string]*issuedCode)
@@ -835,10 +848,12 @@ func (s *Server) issueLocked(m map[string]*issuedCode, code, user string) {
 	s.sweepAt = max(1024, 2*(len(s.codes)+len(s.phones)))
 }
 
-// userLocked returns the sandbox user called name, creating them.
+// userLocked returns the sandbox user called name, creating them (and
+// forgetting the least recently used user beyond MaxUsers).
 func (s *Server) userLocked(name string) *User {
-	if u, ok := s.users[name]; ok {
-		return u
+	if e, ok := s.users[name]; ok {
+		s.recent.MoveToFront(e)
+		return e.Value.(*User)
 	}
 	n := binary.BigEndian.Uint32(hash("phone", name)[:4]) % 10000
 	pure := fmt.Sprintf("1380000%04d", n)
@@ -853,8 +868,17 @@ func (s *Server) userLocked(name string) *User {
 		PurePhoneNumber: pure,
 		CountryCode:     "86",
 	}
-	s.users[name] = u
+	s.users[name] = s.recent.PushFront(u)
 	s.byOpenID[u.OpenID] = u
+	limit := s.MaxUsers
+	if limit <= 0 {
+		limit = DefaultMaxUsers
+	}
+	for s.recent.Len() > limit {
+		old := s.recent.Remove(s.recent.Back()).(*User)
+		delete(s.users, old.Name)
+		delete(s.byOpenID, old.OpenID)
+	}
 	return u
 }
 

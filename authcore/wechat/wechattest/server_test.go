@@ -703,3 +703,28 @@ func TestSetDown(t *testing.T) {
 		t.Errorf("/app after SetDown(false) = %d %v, want 200 and the app", status, m)
 	}
 }
+
+// TestUsersBounded: a sandbox anyone can reach cannot be made to remember
+// every name it is sent: beyond MaxUsers the least recently used user is
+// forgotten, and comes back with the same identifiers and a new
+// session_key.
+func TestUsersBounded(t *testing.T) {
+	s := &wechattest.Server{MaxUsers: 3}
+	first := s.User("u0")
+	for i := 1; i <= 2; i++ {
+		s.User(fmt.Sprint("u", i))
+	}
+	if again := s.User("u0"); again.SessionKey != first.SessionKey {
+		t.Fatalf("u0 forgotten within MaxUsers")
+	}
+	for i := 3; i < 1000; i++ { // u0 was used last before these
+		s.User(fmt.Sprint("u", i))
+	}
+	again := s.User("u0")
+	if again.SessionKey == first.SessionKey {
+		t.Fatalf("u0 still remembered after 997 newer users with MaxUsers 3")
+	}
+	if again.OpenID != first.OpenID || again.UnionID != first.UnionID || again.PhoneNumber != first.PhoneNumber {
+		t.Errorf("u0 came back as %+v, want the identifiers of %+v", again, first)
+	}
+}
