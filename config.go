@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,23 @@ type Config struct {
 	SandboxSetting  string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
 
 	publicURLSet bool // PublicURL was configured, not derived
+	// The ticket or data keys include a published development key (the
+	// Procfile's): anyone can forge tickets or open sealed data with it.
+	publishedTicketKey, publishedDataKey bool
+}
+
+// publishedKey reports whether secret is one of the development keys this
+// repository publishes (the Procfile's local cluster), whatever its key id.
+// Such keys are accepted only with a loopback public URL: on one machine
+// they protect nothing anyone else can reach, and the local cluster keeps
+// starting with a plain `goreman start`.
+func publishedKey(secret []byte) bool {
+	switch string(secret) {
+	case "local-development-key-not-for-prod", // LOGINHUB_TICKET_KEYS=dev:bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZA
+		"data-key-local-dev-not-for-prod!": // LOGINHUB_DATA_KEY=dev:ZGF0YS1rZXktbG9jYWwtZGV2LW5vdC1mb3ItcHJvZCE=
+		return true
+	}
+	return false
 }
 
 // Sandbox reports whether the sandbox is on: LOGINHUB_SANDBOX=on, or auto
@@ -180,11 +198,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.RedisURL = get("LOGINHUB_REDIS_URL")
 	var err error
 	if k := get("LOGINHUB_TICKET_KEYS"); k != "" {
-		c.Signer, err = parseKeys(k, authcore.NewSigner)
+		c.Signer, c.publishedTicketKey, err = parseKeys(k, authcore.NewSigner)
 		errs = append(errs, wrapSetting("LOGINHUB_TICKET_KEYS", err))
 	}
 	if k := get("LOGINHUB_DATA_KEY"); k != "" {
-		c.Vault, err = parseKeys(k, authcore.NewVault)
+		c.Vault, c.publishedDataKey, err = parseKeys(k, authcore.NewVault)
 		errs = append(errs, wrapSetting("LOGINHUB_DATA_KEY", err))
 	}
 	c.QRTTL, err = time.ParseDuration(get("LOGINHUB_QR_TTL"))
@@ -223,13 +241,16 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	return c, c.Validate()
 }
 
-// parseKeys parses a key list (authcore.ParseKeys) and makes what uses it.
-func parseKeys[T any](s string, use func([]authcore.Key) (*T, error)) (*T, error) {
+// parseKeys parses a key list (authcore.ParseKeys), makes what uses it,
+// and reports whether the list holds a published key.
+func parseKeys[T any](s string, use func([]authcore.Key) (*T, error)) (*T, bool, error) {
 	keys, err := authcore.ParseKeys(s)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return use(keys)
+	published := slices.ContainsFunc(keys, func(k authcore.Key) bool { return publishedKey(k.Secret) })
+	t, err := use(keys)
+	return t, published, err
 }
 
 func parseDurationOrZero(s string) (time.Duration, error) {
@@ -273,6 +294,15 @@ func (c Config) Validate() error {
 			// Personal data sealed by one node must open on every other,
 			// and after a restart.
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_DATA_KEY is not: every node must share the key that seals personal data (e.g. LOGINHUB_DATA_KEY=d1:$(head -c32 /dev/urandom | base64))"))
+		}
+	}
+	if !c.LoopbackPublicURL() {
+		const why = "holds a published development key (the Procfile's), accepted only with a loopback public URL: anyone can "
+		if c.publishedTicketKey {
+			errs = append(errs, errors.New("LOGINHUB_TICKET_KEYS "+why+"sign tickets with it; generate your own (e.g. LOGINHUB_TICKET_KEYS=k1:$(head -c32 /dev/urandom | base64))"))
+		}
+		if c.publishedDataKey {
+			errs = append(errs, errors.New("LOGINHUB_DATA_KEY "+why+"open personal data sealed with it; generate your own (e.g. LOGINHUB_DATA_KEY=d1:$(head -c32 /dev/urandom | base64))"))
 		}
 	}
 	if c.QRTTL < 2*time.Second || c.QRTTL > 30*time.Minute {
