@@ -19,8 +19,9 @@ func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load run")
 	}
-	off := startHub(t, map[string]string{"LOGINHUB_IP_BINDING": "off"})
-	strict := startHub(t, nil)
+	internal := map[string]string{"LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0"}
+	off := startHub(t, map[string]string{"LOGINHUB_IP_BINDING": "off", "LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0"})
+	strict := startHub(t, internal)
 	cases := []struct {
 		name string
 		hub  *testHub
@@ -41,7 +42,7 @@ func TestBenchSmoke(t *testing.T) {
 			// One phone: concurrent sandbox logins make the hub call itself
 			// concurrently, which can leave a never-used connection that
 			// holds the hub's http.Server.Shutdown for 5 s.
-			args := append([]string{"--url", tc.hub.URL, "--desktops", "50", "--flows", "50", "--rate", "100",
+			args := append([]string{"--url", tc.hub.URL, "--metrics", internalURL(t, tc.hub.logs), "--desktops", "50", "--flows", "50", "--rate", "100",
 				"--phones", "1", "--sources", "4", "--settle", "0", "--duration", "20s", "--json"}, tc.args...)
 			var stdout, stderr bytes.Buffer
 			start := time.Now()
@@ -99,17 +100,19 @@ func TestBenchSmokeCrossNode(t *testing.T) {
 		"LOGINHUB_REDIS_URL": redis.URL, "LOGINHUB_TICKET_KEYS": sharedKeys(), "LOGINHUB_DATA_KEY": sharedDataKey(),
 		"LOGINHUB_PUBLIC_URL": clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS": clusterOrigin,
 		"LOGINHUB_IP_BINDING": "off", "LOGINHUB_QR_TTL": "10m",
-		"LOGINHUB_SANDBOX": "on", // Redis and no WeChat credentials: a staging cluster
+		"LOGINHUB_SANDBOX":       "on", // Redis and no WeChat credentials: a staging cluster
+		"LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0",
 	}
 	h1, h2 := startHub(t, env), startHub(t, env)
 	urls := h1.URL + "," + h2.URL
+	metrics := internalURL(t, h1.logs) + "," + internalURL(t, h2.logs)
 
 	runBench := func(t *testing.T, args ...string) bench.Result {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		var stdout, stderr bytes.Buffer
-		args = append([]string{"--url", urls, "--sources", "4", "--settle", "0", "--duration", "15s", "--json"}, args...)
+		args = append([]string{"--url", urls, "--metrics", metrics, "--sources", "4", "--settle", "0", "--duration", "15s", "--json"}, args...)
 		if err := bench.Run(ctx, args, &stdout, &stderr); err != nil {
 			t.Fatalf("bench.Run: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 		}

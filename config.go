@@ -40,7 +40,7 @@ type Config struct {
 	WatermarkMaxAge time.Duration // 0: a watermark's age is not checked
 	LogLevel        string        // info
 	MaxSockets      int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
-	DebugAddr       string        // "": no profiling endpoint; else pprof on this address
+	InternalAddr    string        // "": no /metrics and no pprof; else both on this address, never on Addr
 	SandboxSetting  string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
 
 	publicURLSet bool // PublicURL was configured, not derived
@@ -149,7 +149,7 @@ var settings = []setting{
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
 	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"LOGINHUB_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)"},
+	{"LOGINHUB_INTERNAL_ADDR", "", "if set, serve /metrics and Go's pprof profiles on this address, never on the public one (keep it on a private network or loopback)"},
 }
 
 func flagName(env string) string {
@@ -225,7 +225,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
 	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_WATERMARK_MAX_AGE", err))
 	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
-	c.DebugAddr = get("LOGINHUB_DEBUG_ADDR")
+	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
+	if getenv("LOGINHUB_DEBUG_ADDR") != "" {
+		// Refused rather than ignored: a deployment that set it expects
+		// pprof somewhere, and now /metrics moved there too.
+		errs = append(errs, errors.New("LOGINHUB_DEBUG_ADDR is replaced by LOGINHUB_INTERNAL_ADDR, which serves /metrics and pprof: rename it"))
+	}
 	if ms := get("LOGINHUB_MAX_SOCKETS"); ms == "auto" {
 		c.MaxSockets = -1
 	} else {
@@ -272,6 +277,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("LOGINHUB_ADDR %q: want host:port or :port", c.Addr))
+	}
+	if _, _, err := net.SplitHostPort(c.InternalAddr); c.InternalAddr != "" && err != nil {
+		errs = append(errs, fmt.Errorf("LOGINHUB_INTERNAL_ADDR %q: want host:port or :port", c.InternalAddr))
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {

@@ -438,6 +438,8 @@ func TestConfigErrors(t *testing.T) {
 		"bad proxies":          {map[string]string{"LOGINHUB_TRUSTED_PROXIES": "10.0.0.0/99"}, "LOGINHUB_TRUSTED_PROXIES"},
 		"negative cap":         {map[string]string{"LOGINHUB_MAX_SOCKETS": "-5"}, "LOGINHUB_MAX_SOCKETS"},
 		"bad rate":             {map[string]string{"LOGINHUB_TICKET_RATE": "many"}, "LOGINHUB_TICKET_RATE"},
+		"old debug address":    {map[string]string{"LOGINHUB_DEBUG_ADDR": "127.0.0.1:6060"}, "LOGINHUB_DEBUG_ADDR"},
+		"bad internal address": {map[string]string{"LOGINHUB_INTERNAL_ADDR": "6060"}, "LOGINHUB_INTERNAL_ADDR"},
 	}
 	for name, tc := range cases {
 		_, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
@@ -448,6 +450,9 @@ func TestConfigErrors(t *testing.T) {
 		msg := err.Error()
 		if !strings.HasPrefix(msg, tc.setting) {
 			t.Errorf("%s: %q does not start with %s", name, msg, tc.setting)
+		}
+		if tc.setting == "LOGINHUB_DEBUG_ADDR" && !strings.Contains(msg, "LOGINHUB_INTERNAL_ADDR") {
+			t.Errorf("%s: %q does not say what replaces it", name, msg)
 		}
 		if tc.setting == "LOGINHUB_DATA_KEY" && strings.Contains(strings.ToLower(msg), "ticket") {
 			t.Errorf("%s: %q speaks of tickets", name, msg)
@@ -495,21 +500,41 @@ func TestSessionEndpoints(t *testing.T) {
 	mustStatus(t, "second logout", call(t, c, "POST", h.URL+"/v1/session/logout", again.AccessToken, nil), 401)
 }
 
-func TestDebugProfilesOnTheirOwnListener(t *testing.T) {
-	h := startHub(t, map[string]string{"LOGINHUB_DEBUG_ADDR": "127.0.0.1:0"})
-	c := client("")
-	mustStatus(t, "pprof through the public port", call(t, c, "GET", h.URL+"/debug/pprof/", "", nil), 404)
-	var addr string
-	for _, line := range strings.Split(h.logs.String(), "\n") {
-		var entry struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "pprof profiles served" {
-			addr = entry.Addr
+// internalURL reads where the hub serves /metrics and pprof
+// (LOGINHUB_INTERNAL_ADDR) from its log.
+func internalURL(t testing.TB, logs *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var entry struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "metrics and pprof served" {
+				return "http://" + entry.Addr
+			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line says where /metrics and pprof are:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if addr == "" {
-		t.Fatalf("no log line says where the profiles are:\n%s", h.logs)
+}
+
+// TestInternalListener: /metrics and pprof are served on
+// LOGINHUB_INTERNAL_ADDR only, never on the public address.
+func TestInternalListener(t *testing.T) {
+	c := client("")
+	for _, h := range []*testHub{startHub(t, nil), startHub(t, map[string]string{"LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0"})} {
+		mustStatus(t, "/metrics through the public port", call(t, c, "GET", h.URL+"/metrics", "", nil), 404)
+		mustStatus(t, "pprof through the public port", call(t, c, "GET", h.URL+"/debug/pprof/", "", nil), 404)
 	}
-	mustStatus(t, "pprof index on the debug listener", call(t, c, "GET", "http://"+addr+"/debug/pprof/", "", nil), 200)
+	h := startHub(t, map[string]string{"LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0"})
+	internal := internalURL(t, h.logs)
+	r := call(t, c, "GET", internal+"/metrics", "", nil)
+	mustStatus(t, "/metrics on the internal listener", r, 200)
+	if !bytes.Contains(r.Body, []byte("loginhub_hub_open_sockets")) {
+		t.Errorf("internal /metrics lacks the hub's metrics:\n%.300s", r.Body)
+	}
+	mustStatus(t, "pprof index on the internal listener", call(t, c, "GET", internal+"/debug/pprof/", "", nil), 200)
 }
 
 // TestBinaryLinksNoTestCode: the hub's binary only serves: none of its

@@ -95,6 +95,7 @@ func startNode(t testing.TB, name, redisURL, keys, dataKey string, extra ...stri
 		"LOGINHUB_PUBLIC_URL="+clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS="+clusterOrigin,
 		"LOGINHUB_TICKET_RATE=0", "LOGINHUB_LOGIN_RATE=0",
 		"LOGINHUB_SANDBOX=on", // Redis and no WeChat credentials: a staging cluster
+		"LOGINHUB_INTERNAL_ADDR=127.0.0.1:0",
 	)
 	cmd.Env = append(cmd.Env, extra...)
 	logs := &syncBuffer{}
@@ -500,7 +501,7 @@ func TestRedisRestart(t *testing.T) {
 			if _, err := newTicket(desktopC, n.URL); err != nil {
 				t.Fatalf("%s after the Redis restart: %v", n.name, err)
 			}
-			m := call(t, desktopC, "GET", n.URL+"/metrics", "", nil)
+			m := call(t, desktopC, "GET", internalURL(t, n.logs)+"/metrics", "", nil)
 			if !regexp.MustCompile(`(?m)^loginhub_broker_reconnects_total [1-9]`).Match(m.Body) {
 				t.Errorf("%s: no broker reconnect counted in /metrics", n.name)
 			}

@@ -142,8 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), broker.Ping(ctx))
 		},
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		QR:      handlers.NewQRCache(10000),
+		QR: handlers.NewQRCache(10000),
 	}
 	if sandbox != nil {
 		deps.Sandbox = sandbox
@@ -166,12 +165,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { hubDone <- h.Run(hubCtx) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
-	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+	if cfg.InternalAddr != "" {
+		stopInternal, err := serveInternal(cfg.InternalAddr, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
 		if err != nil {
 			return err
 		}
-		defer stopDebug()
+		defer stopInternal()
 	}
 
 	printFirstContact(stdout, cfg, local)
@@ -209,24 +208,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// serveDebug serves Go's pprof profiles on addr (LOGINHUB_DEBUG_ADDR), on a
-// listener of its own so they are never reachable through the public port.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// serveInternal serves /metrics and Go's pprof profiles on addr
+// (LOGINHUB_INTERNAL_ADDR), a listener of its own: they tell an attacker
+// how busy the hub is and what it runs, so they are never reachable
+// through the public port.
+func serveInternal(addr string, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("debug listener: %w", err)
+		return nil, fmt.Errorf("internal listener (LOGINHUB_INTERNAL_ADDR): %w", err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("debug server", "err", err)
+			log.Warn("internal server", "err", err)
 		}
 	}()
-	log.Info("pprof profiles served", "addr", ln.Addr().String())
+	log.Info("metrics and pprof served", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }
 

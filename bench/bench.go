@@ -57,6 +57,7 @@ const (
 type config struct {
 	probe       *probe   // reads the nodes' /healthz and /metrics (the parent process only)
 	baseURLs    []string // scheme://host:port[/path], no trailing slash; one per hub node
+	metricsURLs []string // --metrics: each node's internal listener, in --url order; nil: no hub figures
 	wsURLs      []string // ws(s)://host:port[/path]/v1/ws, same order
 	wsTargets   []wsTarget
 	origin      string // WebSocket Origin; "" = the hub's public URL's (from qr_url)
@@ -158,7 +159,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.child {
 		return runChild(ctx, cfg, os.Stdin, stdout, stderr)
 	}
-	cfg.probe = newProbe(cfg.baseURLs)
+	cfg.probe = newProbe(cfg.metricsURLs)
 	defer cfg.probe.close()
 	lg := &logger{w: stderr, prefix: "bench: "}
 	if err := checkHub(ctx, cfg); err != nil {
@@ -211,8 +212,13 @@ hub's RSS, goroutines and CPU. Start the hub with
   LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0 LOGINHUB_QR_TTL=10m
 (sandbox mode; LOGINHUB_IP_BINDING may stay strict).
 
+The hub's figures come from its /metrics, which it serves only on its
+internal listener: start it with LOGINHUB_INTERNAL_ADDR=127.0.0.1:9090 and
+pass --metrics http://127.0.0.1:9090.
+
 Several nodes on one Redis: --url http://127.0.0.1:8081,http://127.0.0.1:8082
-puts each flow's phone on another node than its desktop.
+puts each flow's phone on another node than its desktop (with --metrics
+listing their internal listeners in the same order).
 Ticket creation alone: --create-only --concurrency 64 [--flows N | --flows 0 --duration 30s].
 
 flags:
@@ -227,6 +233,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := newFlagSet(stderr)
 	rawURL := fs.String("url", "http://127.0.0.1:8080", "hub base URL, or a comma-separated list of nodes sharing one Redis; each must be a loopback address (127.0.0.0/8, ::1, localhost)")
+	rawMetrics := fs.String("metrics", "", "base URL of the hub's internal listener (LOGINHUB_INTERNAL_ADDR), where it serves /metrics; with several --url nodes, theirs in the same order, comma-separated; loopback only (default: none, and no hub figures)")
 	fs.StringVar(&cfg.origin, "origin", "", "Origin header of the WebSockets (default: the origin of the hub's public URL, from the qr_url of each new ticket)")
 	createOnly := fs.Bool("create-only", false, "only create tickets, as fast as --concurrency keep-alive connections allow (= --mode create)")
 	fs.IntVar(&cfg.desktops, "desktops", 1000, "idle desktops held waiting during the run")
@@ -275,7 +282,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	for raw := range strings.SplitSeq(*rawURL, ",") {
-		u, err := checkLoopbackURL(strings.TrimSpace(raw))
+		u, err := checkLoopbackURL("url", strings.TrimSpace(raw))
 		if err != nil {
 			return config{}, err
 		}
@@ -298,6 +305,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if len(cfg.baseURLs) > maxNodes {
 		return config{}, fmt.Errorf("bench: --url lists %d nodes, at most %d", len(cfg.baseURLs), maxNodes)
+	}
+	if *rawMetrics != "" {
+		for raw := range strings.SplitSeq(*rawMetrics, ",") {
+			u, err := checkLoopbackURL("metrics", strings.TrimSpace(raw))
+			if err != nil {
+				return config{}, err
+			}
+			cfg.metricsURLs = append(cfg.metricsURLs, strings.TrimRight(u.String(), "/"))
+		}
+		if len(cfg.metricsURLs) != len(cfg.baseURLs) {
+			return config{}, fmt.Errorf("bench: --metrics lists %d URLs for %d --url nodes: want one per node, in the same order", len(cfg.metricsURLs), len(cfg.baseURLs))
+		}
 	}
 
 	if *createOnly {
@@ -354,22 +373,23 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return cfg, nil
 }
 
-// checkLoopbackURL parses the hub URL and refuses anything not on this
-// machine's loopback: bench is a load generator, not a weapon.
-func checkLoopbackURL(raw string) (*url.URL, error) {
+// checkLoopbackURL parses a hub URL given with flag (--url, --metrics) and
+// refuses anything not on this machine's loopback: bench is a load
+// generator, not a weapon.
+func checkLoopbackURL(flag, raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("bench: --url: %w", err)
+		return nil, fmt.Errorf("bench: --%s: %w", flag, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("bench: --url %q: want http:// or https://", raw)
+		return nil, fmt.Errorf("bench: --%s %q: want http:// or https://", flag, raw)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("bench: --url %q: want only scheme://host:port[/path]", raw)
+		return nil, fmt.Errorf("bench: --%s %q: want only scheme://host:port[/path]", flag, raw)
 	}
 	host := u.Hostname()
 	if !isLoopbackHost(host) {
-		return nil, fmt.Errorf("bench: --url host %q is not a loopback address; bench only drives a hub on this machine (127.0.0.0/8, ::1, localhost)", host)
+		return nil, fmt.Errorf("bench: --%s host %q is not a loopback address; bench only drives a hub on this machine (127.0.0.0/8, ::1, localhost)", flag, host)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""

@@ -131,7 +131,7 @@ func TestCheckLoopbackURL(t *testing.T) {
 		"http://localhost:8080", "http://LOCALHOST", "http://127.0.0.1:8080/prefix/",
 	}
 	for _, raw := range ok {
-		if _, err := checkLoopbackURL(raw); err != nil {
+		if _, err := checkLoopbackURL("url", raw); err != nil {
 			t.Errorf("checkLoopbackURL(%q): %v", raw, err)
 		}
 	}
@@ -142,11 +142,11 @@ func TestCheckLoopbackURL(t *testing.T) {
 		"http://user:pw@127.0.0.1", "http://127.0.0.1/?x=1", "",
 	}
 	for _, raw := range bad {
-		if _, err := checkLoopbackURL(raw); err == nil {
+		if _, err := checkLoopbackURL("url", raw); err == nil {
 			t.Errorf("checkLoopbackURL(%q) accepted it", raw)
 		}
 	}
-	u, _ := checkLoopbackURL("http://127.0.0.1:8080/prefix/")
+	u, _ := checkLoopbackURL("url", "http://127.0.0.1:8080/prefix/")
 	if u.String() != "http://127.0.0.1:8080/prefix" {
 		t.Errorf("trailing slash kept: %s", u)
 	}
@@ -199,6 +199,14 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--desktops", "100000", "--flows", "0"}, func(c config) bool { return c.procs == 9 }},
 		{[]string{"--desktops", "0", "--flows", "1000", "--concurrency", "1000", "--rate", "1000"}, func(c config) bool { return c.procs == 1 }},
 		{[]string{"--url", "http://[::1]:8080", "--sources", "0"}, func(c config) bool { return c.ipv6 && c.sources == 0 }},
+		// The hub serves /metrics only on its internal listener.
+		{[]string{"--metrics", "http://127.0.0.1:9090/"}, func(c config) bool {
+			return strings.Join(c.metricsURLs, ",") == "http://127.0.0.1:9090" && c.baseURLs[0] == "http://127.0.0.1:8080"
+		}},
+		{[]string{"--url", "http://127.0.0.1:8081,http://127.0.0.1:8082", "--metrics", "http://127.0.0.1:9091, http://127.0.0.1:9092"}, func(c config) bool {
+			return strings.Join(c.metricsURLs, " ") == "http://127.0.0.1:9091 http://127.0.0.1:9092"
+		}},
+		{nil, func(c config) bool { return c.metricsURLs == nil }},
 	}
 	for _, tc := range cases {
 		c, err := parseFlags(tc.args, io.Discard)
@@ -222,6 +230,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--url", "http://127.0.0.1:8081,http://10.0.0.1:8082"}, "not a loopback"},
 		{[]string{"--url", "http://127.0.0.1:8081,"}, "--url"},
 		{[]string{"--url", "http://127.0.0.1:8081,http://127.0.0.1:8081/"}, "twice"},
+		{[]string{"--metrics", "http://10.0.0.1:9090"}, "--metrics host"},
+		{[]string{"--url", "http://127.0.0.1:8081,http://127.0.0.1:8082", "--metrics", "http://127.0.0.1:9091"}, "one per node"},
 		{[]string{"--create-only", "--mode", "push"}, "pick one"},
 		{[]string{"--mode", "push,create"}, "alone"},
 		{[]string{"--create-only", "--desktops", "10"}, "--desktops"},

@@ -100,7 +100,7 @@ func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
 // probe reads the hub nodes' /healthz and /metrics over a client of its
 // own, apart from the load's connections; Run closes it when done.
 type probe struct {
-	urls   []string // --url order
+	urls   []string // the nodes' internal listeners (--metrics), in --url order
 	client *http.Client
 	every  time.Duration // between settle's reads
 }
@@ -137,6 +137,9 @@ type nodeMetrics []hubMetrics
 
 // readNodes reads every node's /metrics at once.
 func (p *probe) readNodes(ctx context.Context) (nodeMetrics, error) {
+	if len(p.urls) == 0 {
+		return nil, errors.New("no --metrics given (the hub serves /metrics only on LOGINHUB_INTERNAL_ADDR)")
+	}
 	out := make(nodeMetrics, len(p.urls))
 	errs := make([]error, len(p.urls))
 	var wg sync.WaitGroup

@@ -34,7 +34,6 @@ type Deps struct {
 	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
 	Ready         func(ctx context.Context) error // store and broker reachable
-	Metrics       http.Handler                    // Prometheus exposition; nil = no /metrics
 	QR            *QRCache
 }
 
@@ -45,9 +44,7 @@ func Routes(d Deps) http.Handler {
 
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d))
-	if d.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", d.Metrics)
-	}
+	// No /metrics here: the hub serves it on its internal listener only.
 
 	// Pages and the JavaScript client.
 	r.Get("/", handlePage(d, web.IndexPage))
