@@ -217,15 +217,19 @@ func (b *browserTab) report() string {
 	return sb.String()
 }
 
-// noExceptions fails the test if the page threw an uncaught exception or
-// left a promise rejection unhandled.
+// noExceptions fails the test if the page threw an uncaught exception,
+// left a promise rejection unhandled, or had the browser refuse a script,
+// style, image or connection under its Content-Security-Policy.
 func (b *browserTab) noExceptions() {
 	b.t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, m := range b.console {
-		if m.IsException() {
+		switch {
+		case m.IsException():
 			b.t.Errorf("uncaught exception in %s:%d: %s", m.URL, m.Line, m.Text)
+		case strings.Contains(m.Text, "Content Security Policy"):
+			b.t.Errorf("Content-Security-Policy violation in %s: %s", m.URL, m.Text)
 		}
 	}
 }

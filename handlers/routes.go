@@ -33,6 +33,7 @@ type Deps struct {
 	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
 	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
+	HSTS          bool                            // the public URL is https: every response sends Strict-Transport-Security
 	Ready         func(ctx context.Context) error // store and broker reachable
 	QR            *QRCache
 }
@@ -40,7 +41,7 @@ type Deps struct {
 // Routes returns the hub's whole HTTP API.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(requestID(d.Logger), cors(d.AllowedOrigin))
+	r.Use(requestID(d.Logger), cors(d.AllowedOrigin), hsts(d.HSTS))
 
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d))

@@ -7,7 +7,8 @@
 // The files are plain HTML, CSS and JavaScript: running the hub needs no
 // build step, no npm and no CDN. The pages carry their scripts and styles
 // inline; they are html/template templates (RenderPage), so that each
-// response can carry a sandbox banner when the hub needs one.
+// response can carry its own Content-Security-Policy nonce on them, and a
+// sandbox banner when the hub needs one.
 package web
 
 import (
@@ -44,6 +45,10 @@ func Static() fs.FS {
 
 // Page is what a page template (IndexPage, PhonePage) is rendered with.
 type Page struct {
+	// Nonce is this response's Content-Security-Policy nonce, set on the
+	// page's inline <script> and <style>: the policy allows no other
+	// inline code, so markup injected into a page cannot run.
+	Nonce string
 	// SandboxBanner shows a banner across the top of the page saying that
 	// WeChat is emulated: set when the sandbox is on beyond loopback, so
 	// a staging cluster is never taken for the real thing.
@@ -86,8 +91,9 @@ type Landing struct {
 	// in (/sandbox/phone?ticket=<ticket>, built by the caller). Empty when
 	// the hub is not in sandbox mode: the page then shows no link.
 	SandboxPhoneURL string
-	// SandboxBanner: as Page's.
+	// SandboxBanner and Nonce: as Page's.
 	SandboxBanner bool
+	Nonce         string
 }
 
 // landingTmpl is parsed once; html/template escapes every value for its
@@ -100,7 +106,7 @@ var landingTmpl = template.Must(template.New("landing").Parse(sandboxBanner + `<
 <meta name="referrer" content="no-referrer">
 <meta name="robots" content="noindex">
 <title>请用微信扫码登录 · Scan with WeChat to log in</title>
-<style>
+<style nonce="{{.Nonce}}">
   :root { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif;
           color: #1d1d1f; background: #f5f5f7; }
   body { margin: 0; min-height: 100vh; display: grid; place-items: center; }

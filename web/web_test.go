@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -679,4 +680,34 @@ func verifyDPoP(proof, method, htu, jkt string, jtis map[string]bool) error {
 	}
 	jtis[claims.JTI] = true
 	return nil
+}
+
+// TestRenderPage: each page's inline scripts and styles carry the
+// response's nonce (the Content-Security-Policy runs nothing else inline),
+// and the sandbox banner shows when asked for, and only then.
+func TestRenderPage(t *testing.T) {
+	for _, name := range []string{IndexPage, PhonePage} {
+		for _, banner := range []bool{false, true} {
+			var buf bytes.Buffer
+			if err := RenderPage(&buf, name, Page{Nonce: "n0nce_-", SandboxBanner: banner}); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			page := buf.String()
+			for _, tag := range regexp.MustCompile(`<(script|style)\b[^>]*>`).FindAllString(page, -1) {
+				if !strings.Contains(tag, "src=") && !strings.Contains(tag, `nonce="n0nce_-"`) {
+					t.Errorf("%s: %s without the nonce", name, tag)
+				}
+			}
+			if got := strings.Contains(page, `id="sandbox-banner"`); got != banner {
+				t.Errorf("%s: banner shown %v, want %v", name, got, banner)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := RenderLanding(&buf, Landing{Ticket: "t", Nonce: "n0nce_-", SandboxBanner: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `<style nonce="n0nce_-">`) || !strings.Contains(buf.String(), `id="sandbox-banner"`) {
+		t.Errorf("landing page without the nonce on its style or without the banner:\n%s", &buf)
+	}
 }
