@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
+	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 )
 
 // TestSandboxSetting: LOGINHUB_SANDBOX=auto is on for a first run only
@@ -182,5 +183,20 @@ func TestMeMarksSandboxUsers(t *testing.T) {
 	real := startWxHub(t)
 	if u := me(real.testHub, real.login(t, "rita").AccessToken); u["sandbox"] != nil {
 		t.Errorf("user of a real WeChat %v, want no sandbox mark", u)
+	}
+}
+
+// TestSandboxOnWithCredentials: with real WeChat credentials nothing is
+// emulated, sandbox on or not: the sandbox routes do not exist.
+func TestSandboxOnWithCredentials(t *testing.T) {
+	fake := &wechattest.Server{}
+	fakeURL := wechattest.Start(t, fake)
+	appid, secret := fake.App()
+	h := startHub(t, map[string]string{
+		"LOGINHUB_SANDBOX": "on", "LOGINHUB_WECHAT_APPID": appid, "LOGINHUB_WECHAT_SECRET": secret, "LOGINHUB_WECHAT_BASE_URL": fakeURL,
+	})
+	c := client("")
+	for _, path := range []string{"/sandbox/wechat/app", "/sandbox/phone"} {
+		mustStatus(t, path, call(t, c, "GET", h.URL+path, "", nil), 404)
 	}
 }
