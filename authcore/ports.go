@@ -123,9 +123,12 @@ type UserStore interface {
 	UpsertIdentity(ctx context.Context, id Identity, profile Profile, newUser User) (u User, created bool, err error)
 	// User returns a user by id, or ErrNotFound.
 	User(ctx context.Context, id string) (User, error)
-	// PutSessionKey keeps the WeChat session_key of an openid server-side.
-	PutSessionKey(ctx context.Context, openid, sessionKey string) error
-	// SessionKey returns the last session_key stored for openid, or ErrNotFound.
+	// PutSessionKey keeps the WeChat session_key of an openid server-side,
+	// sealed by the Vault (the store never sees it in clear), until
+	// expiresAt; it replaces the last one of openid.
+	PutSessionKey(ctx context.Context, openid, sealed string, expiresAt time.Time) error
+	// SessionKey returns the last sealed session_key stored for openid, or
+	// ErrNotFound when there is none or it has expired.
 	SessionKey(ctx context.Context, openid string) (string, error)
 }
 

@@ -223,7 +223,12 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	if err != nil {
 		return Session{}, fmt.Errorf("wx login: %w", err)
 	}
-	if err := s.store.PutSessionKey(ctx, ws.OpenID, ws.SessionKey); err != nil {
+	// Sealed, like personal data: whoever reads the store (a backup, a
+	// replica) must not be able to open the user's encrypted WeChat data.
+	// It lives as long as a session of this login can (the refresh
+	// token's lifetime); a later wx.login replaces it.
+	sealed := s.vault.Seal(ws.OpenID, FieldSessionKey, ws.SessionKey)
+	if err := s.store.PutSessionKey(ctx, ws.OpenID, sealed, now.Add(RefreshTokenTTL)); err != nil {
 		return Session{}, fmt.Errorf("wx login: keep session key: %w", err)
 	}
 	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created})

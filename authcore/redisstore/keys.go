@@ -22,7 +22,8 @@ import (
 //	                                   authcore.AuditKept); no TTL: kept after the user's erasure
 //	lh:{i:<provider>:<subject>}        identity → user id; no TTL
 //	lh:{un:<unionid>}                  unionid → user id; no TTL
-//	lh:{k:<openid>}                    WeChat session_key (a secret: never logged); no TTL, one per openid
+//	lh:{k:<openid>}                    WeChat session_key, sealed by the core's Vault; TTL: 7 days
+//	                                   (authcore.RefreshTokenTTL) from the wx.login that gave it
 //	lh:{fv:<verify id>}                face verification in progress (JSON, see faceRecord); TTL: its expiry
 //	lh:once:<key>                      replay cache entry; TTL: its ttl
 //	lh:rate:<key>                      rate-limit window counter; TTL: the window

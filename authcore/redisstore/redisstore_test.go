@@ -461,7 +461,7 @@ func testKeyTTLs(t *testing.T, c *redis.Client) {
 	if res, err := s.TransitionAs(ctx, ref, 0, scanOf(tk, now)); err != nil || !res.Moved {
 		t.Fatalf("scan: moved %v, %v", res.Moved, err)
 	}
-	if err := s.PutSessionKey(ctx, "o1", "k"); err != nil {
+	if err := s.PutSessionKey(ctx, "o1", "k", sessionExpiry(now)); err != nil {
 		t.Fatal(err)
 	}
 	family := authcore.NewTicketID()
@@ -505,7 +505,7 @@ func testKeyTTLs(t *testing.T, c *redis.Client) {
 		prefix + ":{fv:fv1}":               face.ExpiresAt,
 		prefix + ":{i:wechat:o1}":          {},
 		prefix + ":{un:un1}":               {},
-		prefix + ":{k:o1}":                 {},
+		prefix + ":{k:o1}":                 sessionExpiry(now),
 		prefix + ":{u:u1}:s:" + ref.Family: sessionExpiry(now),
 		prefix + ":{u:u1}:s:" + family:     next.RefreshExpiresAt,
 		prefix + ":{u:u1}:s:" + family + ":used:" + fmt.Sprintf("%x", sess.RefreshHash): sess.RefreshExpiresAt,
@@ -807,7 +807,7 @@ func testEraseLinks(t *testing.T, c redis.UniversalClient) {
 	login(authcore.Identity{Provider: "wechat", Subject: "o-a", UnionID: "un-a"}, "ua", true)
 	login(authcore.Identity{Provider: "wechat", Subject: "o-b"}, "ub", true)
 	for _, k := range []string{"o-a", "o-b"} {
-		if err := s.PutSessionKey(ctx, k, "sk-"+k); err != nil {
+		if err := s.PutSessionKey(ctx, k, "sk-"+k, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -186,8 +186,8 @@ func testEraseUser(t *testing.T, newStore NewStore) {
 	bystander := upsert(t, s, bystanderID, "erase-u2", true)
 	audit := auditEntry(victim, 1, now)
 	for _, err := range []error{
-		s.PutSessionKey(ctx, "erase-o1", "sk-victim"),
-		s.PutSessionKey(ctx, "erase-o3", "sk-bystander"),
+		s.PutSessionKey(ctx, "erase-o1", "sk-victim", now.Add(time.Hour)),
+		s.PutSessionKey(ctx, "erase-o3", "sk-bystander", now.Add(time.Hour)),
 		s.PutPersonalData(ctx, victim, "phone", "sealed-victim"),
 		s.PutPersonalData(ctx, victim, "id_number", "sealed-victim-id"),
 		s.PutPersonalData(ctx, bystander, "phone", "sealed-bystander"),

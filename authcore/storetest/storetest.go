@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RefreshReuseRevokesFamily", func(t *testing.T) { testRefreshReuse(t, newStore) })
 	t.Run("RefreshRace", func(t *testing.T) { testRefreshRace(t, newStore) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore) })
+	t.Run("SessionKeyExpiry", func(t *testing.T) { testSessionKeyExpiry(t, newStore) })
 	t.Run("FirstUse", func(t *testing.T) { testFirstUse(t, newStore) })
 	t.Run("TicketRoundTrip", func(t *testing.T) { testTicketRoundTrip(t, newStore) })
 	t.Run("TicketRetention", func(t *testing.T) { testTicketRetention(t, newStore) })
@@ -813,10 +814,10 @@ func testIdentities(t *testing.T, newStore NewStore) {
 	if _, err := s.User(ctx, "nobody"); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("User(unknown): %v", err)
 	}
-	if err := s.PutSessionKey(ctx, "o1", "k1"); err != nil {
+	if err := s.PutSessionKey(ctx, "o1", "k1", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutSessionKey(ctx, "o1", "k2"); err != nil {
+	if err := s.PutSessionKey(ctx, "o1", "k2", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if k, err := s.SessionKey(ctx, "o1"); err != nil || k != "k2" {
@@ -824,6 +825,34 @@ func testIdentities(t *testing.T, newStore NewStore) {
 	}
 	if _, err := s.SessionKey(ctx, "o2"); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("SessionKey(unknown): %v", err)
+	}
+}
+
+// testSessionKeyExpiry: a session key is gone at its expiry, whether that
+// had passed when it was stored (which also drops the one before) or
+// passes while it is stored.
+func testSessionKeyExpiry(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	if err := s.PutSessionKey(ctx, "sk-o1", "old", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSessionKey(ctx, "sk-o1", "late", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.SessionKey(ctx, "sk-o1"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("SessionKey after a put already expired: %q, %v; want ErrNotFound", k, err)
+	}
+	exp := time.Now().Add(100 * time.Millisecond)
+	if err := s.PutSessionKey(ctx, "sk-o2", "short", exp); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.SessionKey(ctx, "sk-o2"); err != nil || k != "short" {
+		t.Fatalf("SessionKey before its expiry: %q, %v; want short", k, err)
+	}
+	time.Sleep(time.Until(exp) + 50*time.Millisecond)
+	if k, err := s.SessionKey(ctx, "sk-o2"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("SessionKey after its expiry: %q, %v; want ErrNotFound", k, err)
 	}
 }
 
