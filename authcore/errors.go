@@ -93,6 +93,8 @@ var (
 	ErrNotFound = &Error{Kind: KindNotFound, Message: "not found"}
 	ErrConflict = &Error{Kind: KindConflict, Message: "conflict"}
 	ErrExpired  = &Error{Kind: KindExpired, Message: "expired"}
+	// ErrForbidden: the thing exists but belongs to someone else.
+	ErrForbidden = &Error{Kind: KindForbidden, Message: "forbidden"}
 	// ErrNoSession: an access token that is not live, or whose user is gone.
 	ErrNoSession = &Error{Kind: KindUnauthorized, Message: "missing or invalid access token"}
 )

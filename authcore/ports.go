@@ -196,7 +196,8 @@ type FaceVerification struct {
 	CertHash  string
 	OpenID    string
 	UserID    string
-	Family    string // the session family that asked (gets amr "face" on success)
+	Family    string    // the session family that asked (gets amr "face" on success)
+	StartedAt time.Time // when the hub asked WeChat for the verify_id
 	ExpiresAt time.Time
 }
 
@@ -206,8 +207,11 @@ type FaceStore interface {
 	// PutFaceVerification stores f until f.ExpiresAt.
 	PutFaceVerification(ctx context.Context, f FaceVerification) error
 	// TakeFaceVerification returns and deletes the verification with this
-	// verify_id (consume once), or ErrNotFound.
-	TakeFaceVerification(ctx context.Context, verifyID string) (FaceVerification, error)
+	// verify_id if it is userID's (consume once). It returns ErrNotFound
+	// for an unknown or expired one, and ErrForbidden, leaving it in place,
+	// for another user's: a stranger who learns a verify_id cannot void
+	// its owner's check.
+	TakeFaceVerification(ctx context.Context, verifyID, userID string) (FaceVerification, error)
 	// MarkSessionFace records on the session of access token ref that the
 	// user passed a face check at at (adds "face" to its AMR, sets FaceAt).
 	// ErrNotFound for an unknown or expired session.

@@ -136,17 +136,20 @@ func (s *Store) PutFaceVerification(_ context.Context, f authcore.FaceVerificati
 }
 
 // TakeFaceVerification implements authcore.FaceStore.
-func (s *Store) TakeFaceVerification(_ context.Context, verifyID string) (authcore.FaceVerification, error) {
+func (s *Store) TakeFaceVerification(_ context.Context, verifyID, userID string) (authcore.FaceVerification, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, ok := s.faces[verifyID]
-	if !ok {
+	switch {
+	case !ok:
 		return authcore.FaceVerification{}, authcore.ErrNotFound
+	case !s.now().Before(f.ExpiresAt):
+		delete(s.faces, verifyID)
+		return authcore.FaceVerification{}, authcore.ErrNotFound
+	case f.UserID != userID:
+		return authcore.FaceVerification{}, authcore.ErrForbidden
 	}
 	delete(s.faces, verifyID)
-	if !s.now().Before(f.ExpiresAt) {
-		return authcore.FaceVerification{}, authcore.ErrNotFound
-	}
 	return f, nil
 }
 

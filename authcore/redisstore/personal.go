@@ -189,7 +189,8 @@ type faceRecord struct {
 	OpenID    string `json:"oid"`
 	UserID    string `json:"u"`
 	Family    string `json:"f"`
-	ExpiresAt int64  `json:"e"` // unix ms
+	StartedAt int64  `json:"s,omitempty"` // unix ms
+	ExpiresAt int64  `json:"e"`           // unix ms
 }
 
 // PutFaceVerification implements authcore.FaceStore: one SET PXAT at
@@ -205,7 +206,7 @@ func (s *Store) PutFaceVerification(ctx context.Context, f authcore.FaceVerifica
 	} else {
 		var b []byte
 		b, err = json.Marshal(faceRecord{OutSeqNo: f.OutSeqNo, CertHash: f.CertHash, OpenID: f.OpenID,
-			UserID: f.UserID, Family: f.Family, ExpiresAt: f.ExpiresAt.UnixMilli()})
+			UserID: f.UserID, Family: f.Family, StartedAt: unixMilli(f.StartedAt), ExpiresAt: f.ExpiresAt.UnixMilli()})
 		if err == nil {
 			err = s.c.Do(ctx, "SET", key, b, "PXAT", f.ExpiresAt.UnixMilli()).Err()
 		}
@@ -216,16 +217,13 @@ func (s *Store) PutFaceVerification(ctx context.Context, f authcore.FaceVerifica
 	return nil
 }
 
-// TakeFaceVerification implements authcore.FaceStore: GETDEL, so exactly
-// one caller gets it. One whose expiry has passed (by this process's
-// clock, in case Redis has not reclaimed it yet) is not returned.
-func (s *Store) TakeFaceVerification(ctx context.Context, verifyID string) (authcore.FaceVerification, error) {
-	raw, err := s.c.GetDel(ctx, s.faceKey(verifyID)).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return authcore.FaceVerification{}, authcore.ErrNotFound
-	case err != nil:
-		return authcore.FaceVerification{}, fmt.Errorf("redisstore: take face verification: %w", err)
+// TakeFaceVerification implements authcore.FaceStore with take_face.lua,
+// so exactly one caller, its owner, gets it. Expiry is judged by this
+// process's clock, in case Redis has not reclaimed the key yet.
+func (s *Store) TakeFaceVerification(ctx context.Context, verifyID, userID string) (authcore.FaceVerification, error) {
+	raw, err := takeFaceScript.Run(ctx, s.c, []string{s.faceKey(verifyID)}, userID, time.Now().UnixMilli()).Text()
+	if err != nil {
+		return authcore.FaceVerification{}, outcome(err, "take face verification")
 	}
 	var r faceRecord
 	if err := json.Unmarshal([]byte(raw), &r); err != nil || r.ExpiresAt <= 0 {
@@ -233,10 +231,18 @@ func (s *Store) TakeFaceVerification(ctx context.Context, verifyID string) (auth
 	}
 	f := authcore.FaceVerification{VerifyID: verifyID, OutSeqNo: r.OutSeqNo, CertHash: r.CertHash, OpenID: r.OpenID,
 		UserID: r.UserID, Family: r.Family, ExpiresAt: time.UnixMilli(r.ExpiresAt).UTC()}
-	if !time.Now().Before(f.ExpiresAt) {
-		return authcore.FaceVerification{}, authcore.ErrNotFound
+	if r.StartedAt > 0 {
+		f.StartedAt = time.UnixMilli(r.StartedAt).UTC()
 	}
 	return f, nil
+}
+
+// unixMilli is t in unix ms, 0 for the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // MarkSessionFace implements authcore.FaceStore with mark_face.lua. FaceAt

@@ -45,6 +45,8 @@ var (
 	allowLua string
 	//go:embed lua/unlock.lua
 	unlockLua string
+	//go:embed lua/take_face.lua
+	takeFaceLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -60,4 +62,5 @@ var (
 	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
 	allowScript           = redis.NewScript(allowLua)
 	unlockScript          = redis.NewScript(unlockLua)
+	takeFaceScript        = redis.NewScript(takeFaceLua)
 )
