@@ -164,11 +164,13 @@ type PersonalDataStore interface {
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns a user's most recent entries, oldest first, at most limit.
 	Audit(ctx context.Context, userID string, limit int) ([]AuditEntry, error)
-	// EraseUser deletes a user: the user record, its identities (so the
-	// same WeChat account logs in as a new user afterwards), its WeChat
-	// session keys and its personal data. Sessions of an erased user no
-	// longer authenticate (the core finds no user). Audit entries stay.
-	// Erasing an unknown user returns ErrNotFound.
+	// EraseUser deletes a user and every record that names it: the user
+	// record, its identities (so the same WeChat account logs in as a new
+	// user afterwards), its WeChat session keys, its personal data, every
+	// session of every login family with its consumed-refresh marks, every
+	// ticket it scanned (tickets carry the scanner's id and profile) and
+	// its face verifications in progress. Audit entries, which hold no
+	// personal data, stay. Erasing an unknown user returns ErrNotFound.
 	EraseUser(ctx context.Context, userID string) error
 }
 

@@ -62,6 +62,7 @@ type sessionKey struct {
 
 type consumedRefresh struct {
 	familyID string
+	userID   string // for erasure
 	until    time.Time
 }
 
@@ -339,7 +340,7 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	}
 	old := stored.record(ah)
 	s.deleteSessionLocked(ah, stored)
-	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, until: old.RefreshExpiresAt}
+	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, userID: old.UserID, until: old.RefreshExpiresAt}
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
 	next.AMR, next.FaceAt = old.AMR, old.FaceAt
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID

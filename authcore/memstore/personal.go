@@ -90,7 +90,9 @@ func (s *Store) Audit(_ context.Context, userID string, limit int) ([]authcore.A
 	return append([]authcore.AuditEntry{}, list...), nil
 }
 
-// EraseUser implements authcore.PersonalDataStore, atomically.
+// EraseUser implements authcore.PersonalDataStore, atomically. It walks
+// every session, ticket and face verification: erasure is rare, and an
+// index per user would cost every login.
 func (s *Store) EraseUser(_ context.Context, userID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,6 +114,30 @@ func (s *Store) EraseUser(_ context.Context, userID string) error {
 		}
 	}
 	delete(s.pdata, userID)
+	// Every record that names the user goes too, not just what makes it
+	// authenticate: its sessions (each holds its openid and unionid),
+	// consumed-refresh marks, the tickets it scanned (they carry its id and
+	// profile) and its face verifications in progress.
+	for h, r := range s.sessions {
+		if r.userID() == userID {
+			s.deleteSessionLocked(h, r)
+		}
+	}
+	for h, c := range s.consumed {
+		if c.userID == userID {
+			delete(s.consumed, h)
+		}
+	}
+	for id, t := range s.tickets {
+		if t.scannerID() == userID {
+			delete(s.tickets, id)
+		}
+	}
+	for id, f := range s.faces {
+		if f.UserID == userID {
+			delete(s.faces, id)
+		}
+	}
 	return nil
 }
 

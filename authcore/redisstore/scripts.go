@@ -47,6 +47,10 @@ var (
 	unlockLua string
 	//go:embed lua/take_face.lua
 	takeFaceLua string
+	//go:embed lua/record_ref.lua
+	recordRefLua string
+	//go:embed lua/forget_ticket.lua
+	forgetTicketLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -63,4 +67,6 @@ var (
 	allowScript           = redis.NewScript(allowLua)
 	unlockScript          = redis.NewScript(unlockLua)
 	takeFaceScript        = redis.NewScript(takeFaceLua)
+	recordRefScript       = redis.NewScript(sessionLib + recordRefLua)
+	forgetTicketScript    = redis.NewScript(ticketLib + forgetTicketLua)
 )

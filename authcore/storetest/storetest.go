@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
+	t.Run("EraseEverywhere", func(t *testing.T) { EraseEverywhere(t, newStore(t, nil)) })
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
 	t.Run("TransitionAs", func(t *testing.T) { testTransitionAs(t, newStore) })
@@ -778,7 +779,8 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	unredeemed(t, s, "second redeem", got, again, now)
 
 	// The user who confirmed erases their account before the desktop
-	// redeems: nothing changes.
+	// redeems: the ticket, which names them, is gone with them, and no
+	// session is stored.
 	erased := confirm(t, s, u, newTicket(now), now)
 	if err := s.EraseUser(ctx, u.ID); err != nil {
 		t.Fatal(err)
@@ -787,7 +789,12 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: erased.ID, FromVersion: 3, Session: late, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("erased user: %v, want ErrNotFound", err)
 	}
-	unredeemed(t, s, "erased user", erased, late, now)
+	if got, err := s.Ticket(ctx, erased.ID); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("the erased scanner's ticket: %s v%d, %v; want ErrNotFound", got.State, got.Version, err)
+	}
+	if _, err := s.PrincipalByAccess(ctx, late.AccessRef(), now, 0); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("erased user: the session was stored (%v)", err)
+	}
 }
 
 func testIdentities(t *testing.T, newStore NewStore) {
