@@ -102,8 +102,9 @@ type SessionStore interface {
 	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (Principal, error)
 	// RotateRefresh consumes refresh token ref and stores next in its
 	// place, in the same family. next carries new hashes, id and expiries;
-	// the store copies the AMR, the face time and the identity from the old
-	// session and returns the completed record with its user. A refresh
+	// the store copies the AMR, the face time, the auth time and the
+	// identity from the old session and returns the completed record with
+	// its user. A refresh
 	// token can be consumed once: presenting a consumed one revokes the
 	// family and returns ErrConflict. Unknown or expired tokens, and tokens
 	// whose user is gone, return ErrNotFound with nothing changed.

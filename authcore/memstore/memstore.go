@@ -342,7 +342,7 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	s.deleteSessionLocked(ah, stored)
 	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, userID: old.UserID, until: old.RefreshExpiresAt}
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
-	next.AMR, next.FaceAt = old.AMR, old.FaceAt
+	next.AMR, next.FaceAt, next.AuthTime = old.AMR, old.FaceAt, old.AuthTime
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
 	s.putSessionLocked(next)
 	return authcore.Principal{User: u, Session: next}, nil

@@ -332,6 +332,7 @@ func sessionIn(family string, now time.Time, user string) (authcore.SessionRecor
 		ID: authcore.NewTicketID(), FamilyID: family, UserID: user,
 		AccessHash: a, RefreshHash: r, AccessExpiresAt: now.Add(30 * time.Minute), RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
 		CreatedAt: now, AMR: []string{"wx"}, Provider: "wechat", Subject: "openid-1", UnionID: "union-1",
+		AuthTime: now.Add(-time.Minute).Truncate(time.Millisecond),
 	}
 	return rec, rec.AccessRef(), rec.RefreshRef()
 }
@@ -967,13 +968,13 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	checkSession(t, "PrincipalByAccess", got.Session, want)
 
 	next, nextAccess, nextRefresh := sessionIn(sess.FamilyID, now.Add(time.Minute), u.ID)
-	next.AMR, next.Provider, next.Subject, next.UnionID = nil, "", "", ""
+	next.AMR, next.Provider, next.Subject, next.UnionID, next.AuthTime = nil, "", "", "", now.Add(time.Minute)
 	rotated, err := s.RotateRefresh(ctx, refresh, next, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = next
-	want.AMR, want.FaceAt = sess.AMR, sess.FaceAt
+	want.AMR, want.FaceAt, want.AuthTime = sess.AMR, sess.FaceAt, sess.AuthTime // the login's, not the refresh's
 	want.Provider, want.Subject, want.UnionID = sess.Provider, sess.Subject, sess.UnionID
 	checkSession(t, "RotateRefresh", rotated.Session, want)
 	checkUser(t, "RotateRefresh", rotated.User, u)
@@ -1005,11 +1006,12 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 func checkSession(t *testing.T, what string, got, want authcore.SessionRecord) {
 	t.Helper()
 	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.FaceAt.Equal(want.FaceAt) {
-		t.Errorf("%s times: got %v %v %v face %v, want %v %v %v face %v", what, got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt,
-			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt)
+		!got.FaceAt.Equal(want.FaceAt) || !got.AuthTime.Equal(want.AuthTime) {
+		t.Errorf("%s times: got %v %v %v face %v auth %v, want %v %v %v face %v auth %v", what,
+			got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime,
+			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime)
 	}
-	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt
+	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
 	}

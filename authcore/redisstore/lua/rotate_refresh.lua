@@ -8,8 +8,8 @@
 --         here are tracked in it, for erasure)
 -- ARGV[1] the presented refresh token's hash (hex), ARGV[2] now (unix ms)
 -- ARGV[3] the new refresh expiry (unix ms)
--- ARGV[4..] the new session's own field/value pairs; the AMR, face time and
---           identity fields stay as they are
+-- ARGV[4..] the new session's own field/value pairs; the AMR, face time,
+--           auth time and identity fields stay as they are
 -- Replies {the new session's field/value pairs, the user's}; or an error
 -- LH_CONFLICT (reuse: the family's session is deleted) or LH_NOT_FOUND
 -- (unknown or expired token, or a user who is gone: nothing changed).
