@@ -98,6 +98,7 @@ func TestStandalone(t *testing.T) {
 	t.Run("EraseLinks", func(t *testing.T) { testEraseLinks(t, c) })
 	t.Run("EraseLeavesNoTrace", func(t *testing.T) { testEraseLeavesNoTrace(t, c) })
 	t.Run("RotateRefreshOfGoneUser", func(t *testing.T) { testRotateRefreshOfGoneUser(t, c) })
+	t.Run("EraseBusyUser", func(t *testing.T) { testEraseBusyUser(t, c) })
 	t.Run("CommandsPerFlow", func(t *testing.T) { testCommandsPerFlow(t, srv) })
 	t.Run("Connect", func(t *testing.T) {
 		cc, err := redisstore.Connect(srv.URL + "/3")
@@ -939,5 +940,33 @@ func testRotateRefreshOfGoneUser(t *testing.T, c *redis.Client) {
 	}
 	if after := c.Keys(ctx, prefix+":*").Val(); len(after) != len(before) {
 		t.Errorf("the refused rotation changed the keys: %q, then %q", before, after)
+	}
+}
+
+// testEraseBusyUser: a user with more session keys than one Lua call can
+// take as arguments is erased whole.
+func testEraseBusyUser(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	now := time.Now()
+	login(t, s, now)
+	family := authcore.NewTicketID()
+	sess := session(family, now)
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	for range 9000 { // each rotation leaves a consumed mark
+		next := session(family, now)
+		if _, err := s.RotateRefresh(ctx, sess.RefreshRef(), next, now); err != nil {
+			t.Fatal(err)
+		}
+		sess = next
+	}
+	if err := s.EraseUser(ctx, "u1"); err != nil {
+		t.Fatalf("EraseUser: %v", err)
+	}
+	if keys := c.Keys(ctx, prefix+":{u:u1}:s:*").Val(); len(keys) != 0 {
+		t.Errorf("%d session keys and marks left, e.g. %s", len(keys), keys[0])
 	}
 }

@@ -45,7 +45,11 @@ for _, key in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
   end
 end
 local refs = redis.call('ZRANGE', KEYS[5], 0, -1)
-redis.call('DEL', unpack(KEYS))
+-- In batches: unpack of a busy user's thousands of consumed marks at once
+-- would overflow Lua's stack.
+for first = 1, #KEYS, 1000 do
+  redis.call('DEL', unpack(KEYS, first, math.min(first + 999, #KEYS)))
+end
 local reply = {'done'}
 for _, r in ipairs(refs) do
   reply[#reply + 1] = r
