@@ -51,8 +51,8 @@ type FaceStarted struct {
 type FacePassed struct {
 	Passed bool `json:"passed"`
 	// IdentifyTime is when the face check happened, as WeChat reports it
-	// (legacy verify_result), or when the hub learnt of the pass
-	// (verify_id); the session's face_at is this time.
+	// (legacy verify_result; never after the hub's now), or when the hub
+	// learnt of the pass (verify_id); the session's face_at is this time.
 	IdentifyTime time.Time    `json:"identify_time"`
 	Session      SessionFacts `json:"session"`
 }
@@ -154,6 +154,9 @@ func (s *Service) FaceResult(ctx context.Context, p Principal, verifyID, verifyR
 		return FacePassed{}, Errorf(KindForbidden, "face verification failed: %s", out.Reason)
 	}
 	at := out.IdentifiedAt
+	if now := s.now(); at.After(now) {
+		at = now // WeChat's clock ahead of ours: never a face time in the future
+	}
 	if err := s.store.MarkSessionFace(ctx, p.Session.AccessRef(), at); err != nil {
 		return FacePassed{}, fmt.Errorf("face result: mark session: %w", err)
 	}

@@ -120,4 +120,14 @@ func TestFaceLegacyResultBinding(t *testing.T) {
 	wantKind(t, "the same result again, with the other verify_id", err, authcore.KindForbidden)
 	_, err = svc.FaceResult(ctx, alice, start(alice), once)
 	wantKind(t, "the same result with a check started after it", err, authcore.KindForbidden)
+
+	// WeChat's clock a little ahead: the result counts, at our now.
+	vid = start(alice)
+	passed, err = svc.FaceResult(ctx, alice, vid, face.result("ahead", "o-alice", f.clock.Now().Add(10*time.Second)))
+	if err != nil {
+		t.Fatalf("a result 10 s ahead of the hub's clock: %v", err)
+	}
+	if !passed.IdentifyTime.Equal(f.clock.Now()) {
+		t.Errorf("a result ahead of the hub's clock: identify_time %v, want the hub's now %v", passed.IdentifyTime, f.clock.Now())
+	}
 }
