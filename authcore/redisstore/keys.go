@@ -41,16 +41,16 @@ import (
 // data and audit trail, so that one script reads a session and its user, or
 // erases a user, on a Cluster too. Access tokens name their user and family
 // (authcore.TokenRef), so every session key is known before a script runs.
-// A user's identities, unionids and session keys live in other slots:
-// EraseUser unlinks them one by one (compare and delete) before it deletes
-// the user-slot keys in one script (the user, its sessions and consumed
-// marks, as its session index names them, its personal data), and then
-// deletes the tickets it scanned and its face verifications, as its refs
-// index names them, one by one (compare and delete) too. The indexes are
-// written by the scripts that create those keys, so that erasure finds
-// every record that names the user without scanning the keyspace. A ticket and a user's sessions live in
-// different slots too: on a Cluster a phone's move and a redeem are two
-// scripts, on one server one.
+// A user's identities, unionids and WeChat session_keys live in other
+// slots: EraseUser unlinks them one by one (compare and delete) before it
+// deletes the user-slot keys in one script (the user, its sessions and
+// consumed marks, as its session index names them, its personal data),
+// and then deletes the tickets it scanned and its face verifications, as
+// its refs index names them, one by one (compare and delete) too. The
+// store writes an index entry whenever it writes a record that names the
+// user, so that erasure finds every one without scanning the keyspace. A
+// ticket and a user's sessions live in different slots too: on a Cluster
+// a phone's move and a redeem are two scripts, on one server one.
 
 func (s *Store) ticketKey(id string) string { return s.prefix + ":{t:" + id + "}" }
 
