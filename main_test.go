@@ -328,6 +328,28 @@ func TestScanLoginEndToEnd(t *testing.T) {
 	}
 	wantState(t, ws, "redeemed", 4)
 
+	// The desktop's session is not an authentication on the desktop: it
+	// cannot read the phone number in clear nor erase the account, and
+	// shows no auth_time; the phone's session, from a fresh wx.login, can.
+	for _, m := range []string{"GET", "DELETE"} {
+		r = call(t, desktop, m, h.URL+"/v1/me/data", sess.AccessToken, nil)
+		var body struct {
+			Error  string
+			StepUp *struct{ Methods []string } `json:"step_up"`
+		}
+		r.decode(t, &body)
+		if r.Status != 401 || body.Error != "step_up_required" || body.StepUp == nil || body.StepUp.Methods == nil || len(body.StepUp.Methods) != 0 {
+			t.Errorf("%s /v1/me/data from the desktop: %d %s, want 401 step_up_required with no methods", m, r.Status, r.Body)
+		}
+	}
+	if r = call(t, desktop, "GET", h.URL+"/v1/me", sess.AccessToken, nil); strings.Contains(string(r.Body), "auth_time") {
+		t.Errorf("/v1/me of the desktop session shows an auth_time: %s", r.Body)
+	}
+	if r = call(t, phone, "GET", h.URL+"/v1/me", alice.AccessToken, nil); !strings.Contains(string(r.Body), `"auth_time"`) {
+		t.Errorf("/v1/me of the phone session shows no auth_time: %s", r.Body)
+	}
+	mustStatus(t, "GET /v1/me/data from the phone", call(t, phone, "GET", h.URL+"/v1/me/data", alice.AccessToken, nil), 200)
+
 	// Nothing secret in the logs, even at debug level.
 	logs := h.logs.String()
 	for name, secret := range map[string]string{

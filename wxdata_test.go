@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
@@ -274,16 +275,37 @@ func TestFaceVerificationStepUp(t *testing.T) {
 		t.Fatalf("a face that did not match: %d %s, want 403 saying so", r.Status, r.Body)
 	}
 
-	// The legacy path: a verify_result from the phone.
+	// The legacy path: a verify_result from the phone, with the verify_id
+	// of the check the hub started.
 	vid = start()
 	vr := w.playFace(t, vid, "pass")
-	mustStatus(t, "legacy result", result(map[string]string{"verify_result": vr}), 200)
+	mustStatus(t, "a legacy result without its verify_id", result(map[string]string{"verify_result": vr}), 400)
+	r = result(map[string]string{"verify_id": vid, "verify_result": vr})
+	mustStatus(t, "legacy result", r, 200)
+	var legacy struct {
+		IdentifyTime time.Time `json:"identify_time"`
+		Session      struct {
+			FaceAt *time.Time `json:"face_at"`
+		}
+	}
+	r.decode(t, &legacy)
+	if legacy.IdentifyTime.IsZero() || legacy.Session.FaceAt == nil || !legacy.Session.FaceAt.Equal(legacy.IdentifyTime) {
+		t.Fatalf("legacy result: %s, want identify_time reported and face_at set to it", r.Body)
+	}
 
-	// Another user cannot use this user's verification.
+	// A result counts once: not for a later session of the same user, not
+	// with a new verify_id, not with the same one again.
+	s = w.login(t, "kai")
+	mustStatus(t, "the same verify_result for a later session, with its old verify_id", result(map[string]string{"verify_id": vid, "verify_result": vr}), 404)
+	vid = start()
+	mustStatus(t, "the same verify_result with a new verify_id", result(map[string]string{"verify_id": vid, "verify_result": vr}), 403)
+
+	// Another user cannot use this user's verification, nor spoil it.
 	other := w.login(t, "lin")
 	vid = start()
 	w.playFace(t, vid, "pass")
 	mustStatus(t, "another user's verify_id", call(t, c, "POST", w.URL+"/v1/face/result", other.AccessToken, map[string]string{"verify_id": vid}), 403)
+	mustStatus(t, "the owner after another user's try", result(map[string]string{"verify_id": vid}), 200)
 
 	logs := w.logs.String()
 	if strings.Contains(logs, id) || strings.Contains(logs, name) {

@@ -22,6 +22,7 @@ const (
 	KindExpired                         // used up or past its lifetime: 410
 	KindRateLimited                     // too many requests: 429
 	KindUpstreamUnavailable             // WeChat or another upstream failed: 503
+	KindStepUpRequired                  // authenticated, but not recently enough for this: 401 with Error.StepUp
 )
 
 // Code is the API error code of the kind ("invalid_request", ...).
@@ -43,6 +44,8 @@ func (k Kind) Code() string {
 		return "rate_limited"
 	case KindUpstreamUnavailable:
 		return "upstream_unavailable"
+	case KindStepUpRequired:
+		return "step_up_required"
 	default:
 		return "internal"
 	}
@@ -55,7 +58,17 @@ type Error struct {
 	Kind       Kind
 	Message    string        // safe for clients
 	RetryAfter time.Duration // set for KindRateLimited and sometimes KindUpstreamUnavailable
+	StepUp     *StepUp       // set for KindStepUpRequired: how to renew the authentication
 	Err        error         // cause; logged only
+}
+
+// StepUp says how a caller can authenticate again to be allowed what a
+// KindStepUpRequired error refused; the API returns it as "step_up".
+type StepUp struct {
+	// Methods lists the ways: "wx" (a fresh wx.login and /v1/wx/login),
+	// "face" (a face check, /v1/face/...). Empty when this session has
+	// none: a desktop's session from a QR scan.
+	Methods []string `json:"methods"`
 }
 
 func (e *Error) Error() string {
@@ -93,6 +106,8 @@ var (
 	ErrNotFound = &Error{Kind: KindNotFound, Message: "not found"}
 	ErrConflict = &Error{Kind: KindConflict, Message: "conflict"}
 	ErrExpired  = &Error{Kind: KindExpired, Message: "expired"}
+	// ErrForbidden: the thing exists but belongs to someone else.
+	ErrForbidden = &Error{Kind: KindForbidden, Message: "forbidden"}
 	// ErrNoSession: an access token that is not live, or whose user is gone.
 	ErrNoSession = &Error{Kind: KindUnauthorized, Message: "missing or invalid access token"}
 )

@@ -119,18 +119,33 @@ type Identity struct {
 // SessionRecord is a login session as the store keeps it. Tokens are stored
 // only as SHA-256 hashes.
 type SessionRecord struct {
-	ID                string
-	FamilyID          string // all sessions produced by refreshing one login
-	UserID            string
-	AccessHash        [32]byte
-	RefreshHash       [32]byte
-	AccessExpiresAt   time.Time
-	RefreshExpiresAt  time.Time
-	CreatedAt         time.Time
-	AMR               []string  // authentication methods ("wx", "qr", "face")
-	FaceAt            time.Time // when the user last passed a face check in this session; zero if never
-	Provider, Subject string    // identity used for this login
+	ID               string
+	FamilyID         string // all sessions produced by refreshing one login
+	UserID           string
+	AccessHash       [32]byte
+	RefreshHash      [32]byte
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+	CreatedAt        time.Time
+	AMR              []string  // authentication methods ("wx", "qr", "face")
+	FaceAt           time.Time // when the user last passed a face check in this session; zero if never
+	// AuthTime is when the user authenticated on this device to start the
+	// login family (a wx.login); zero for a desktop's session from a QR
+	// redeem, where the user authenticated on their phone, not here.
+	// Refreshing keeps it.
+	AuthTime          time.Time
+	Provider, Subject string // identity used for this login
 	UnionID           string
+}
+
+// LastAuth is when the user last proved themselves in this session: the
+// later of AuthTime and FaceAt (a face check is a step-up that renews
+// it); zero if never on this device.
+func (r SessionRecord) LastAuth() time.Time {
+	if r.FaceAt.After(r.AuthTime) {
+		return r.FaceAt
+	}
+	return r.AuthTime
 }
 
 // AccessRef is the store reference of the session's access token.

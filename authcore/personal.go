@@ -24,6 +24,10 @@ type DataExport struct {
 type SessionFacts struct {
 	AMR    []string   `json:"amr"`
 	FaceAt *time.Time `json:"face_at,omitempty"`
+	// AuthTime is when the user last authenticated on this device (a
+	// wx.login, or a face check after it); absent for a desktop's session
+	// from a QR scan, whose user authenticated on the phone.
+	AuthTime *time.Time `json:"auth_time,omitempty"`
 }
 
 // Facts returns how p's session was authenticated.
@@ -36,12 +40,47 @@ func (p Principal) Facts() SessionFacts {
 		t := p.Session.FaceAt.UTC()
 		f.FaceAt = &t
 	}
+	if at := p.Session.LastAuth(); !at.IsZero() {
+		t := at.UTC()
+		f.AuthTime = &t
+	}
 	return f
 }
 
+// RecentLoginMaxAge is how long after authenticating a session may do
+// sensitive operations (the API contract's recent-login rule).
+const RecentLoginMaxAge = 5 * time.Minute
+
+// RequireRecentLogin allows a sensitive operation (reading personal data
+// in clear, erasing the account) only to a session whose user
+// authenticated on this device within RecentLoginMaxAge: a stolen or
+// long-lived token alone does not do it. A desktop's session from a QR
+// scan never passes, however fresh: its user authenticated on the phone,
+// and the desktop can prove nothing itself. Errors: KindStepUpRequired,
+// with the ways this session can renew its authentication.
+func (s *Service) RequireRecentLogin(p Principal) error {
+	if at := p.Session.LastAuth(); !at.IsZero() && s.now().Sub(at) <= RecentLoginMaxAge {
+		return nil
+	}
+	if p.Session.Provider != "wechat" || p.Session.Subject == "" {
+		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{}},
+			Message: "a session from a QR scan cannot do this; do it in the mini-program, on the phone"}
+	}
+	methods := []string{"wx"}
+	if s.face != nil {
+		methods = append(methods, "face")
+	}
+	return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: methods},
+		Message: "this needs a login within the last 5 minutes: log in again with wx.login, or pass a face check"}
+}
+
 // ExportMyData returns the caller's data, opening the sealed fields; the
-// disclosure itself is audited.
+// disclosure itself is audited. It needs a recent login
+// (RequireRecentLogin). Errors: KindStepUpRequired.
 func (s *Service) ExportMyData(ctx context.Context, p Principal, requestID string) (DataExport, error) {
+	if err := s.RequireRecentLogin(p); err != nil {
+		return DataExport{}, err
+	}
 	sealed, err := s.store.PersonalData(ctx, p.User.ID)
 	if err != nil {
 		return DataExport{}, fmt.Errorf("export: %w", err)
@@ -71,8 +110,12 @@ func (s *Service) ExportMyData(ctx context.Context, p Principal, requestID strin
 
 // EraseMyData deletes the caller's account and personal data (the right
 // to erasure) and revokes the calling session. Audit entries, which hold
-// no personal data, stay as the record that it happened.
+// no personal data, stay as the record that it happened. It needs a
+// recent login (RequireRecentLogin). Errors: KindStepUpRequired.
 func (s *Service) EraseMyData(ctx context.Context, p Principal, requestID string) error {
+	if err := s.RequireRecentLogin(p); err != nil {
+		return err
+	}
 	s.audit(ctx, AuditEntry{UserID: p.User.ID, Actor: "user", Action: "erase", Field: "*", Purpose: "the user asked to delete their data", RequestID: requestID})
 	if err := s.store.EraseUser(ctx, p.User.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("erase: %w", err)

@@ -102,8 +102,9 @@ type SessionStore interface {
 	PrincipalByAccess(ctx context.Context, ref TokenRef, now time.Time, slide time.Duration) (Principal, error)
 	// RotateRefresh consumes refresh token ref and stores next in its
 	// place, in the same family. next carries new hashes, id and expiries;
-	// the store copies the AMR, the face time and the identity from the old
-	// session and returns the completed record with its user. A refresh
+	// the store copies the AMR, the face time, the auth time and the
+	// identity from the old session and returns the completed record with
+	// its user. A refresh
 	// token can be consumed once: presenting a consumed one revokes the
 	// family and returns ErrConflict. Unknown or expired tokens, and tokens
 	// whose user is gone, return ErrNotFound with nothing changed.
@@ -123,9 +124,12 @@ type UserStore interface {
 	UpsertIdentity(ctx context.Context, id Identity, profile Profile, newUser User) (u User, created bool, err error)
 	// User returns a user by id, or ErrNotFound.
 	User(ctx context.Context, id string) (User, error)
-	// PutSessionKey keeps the WeChat session_key of an openid server-side.
-	PutSessionKey(ctx context.Context, openid, sessionKey string) error
-	// SessionKey returns the last session_key stored for openid, or ErrNotFound.
+	// PutSessionKey keeps the WeChat session_key of an openid server-side,
+	// sealed by the Vault (the store never sees it in clear), until
+	// expiresAt; it replaces the last one of openid.
+	PutSessionKey(ctx context.Context, openid, sealed string, expiresAt time.Time) error
+	// SessionKey returns the last sealed session_key stored for openid, or
+	// ErrNotFound when there is none or it has expired.
 	SessionKey(ctx context.Context, openid string) (string, error)
 }
 
@@ -161,11 +165,13 @@ type PersonalDataStore interface {
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	// Audit returns a user's most recent entries, oldest first, at most limit.
 	Audit(ctx context.Context, userID string, limit int) ([]AuditEntry, error)
-	// EraseUser deletes a user: the user record, its identities (so the
-	// same WeChat account logs in as a new user afterwards), its WeChat
-	// session keys and its personal data. Sessions of an erased user no
-	// longer authenticate (the core finds no user). Audit entries stay.
-	// Erasing an unknown user returns ErrNotFound.
+	// EraseUser deletes a user and every record that names it: the user
+	// record, its identities (so the same WeChat account logs in as a new
+	// user afterwards), its WeChat session keys, its personal data, every
+	// session of every login family with its consumed-refresh marks, every
+	// ticket it scanned (tickets carry the scanner's id and profile) and
+	// its face verifications in progress. Audit entries, which hold no
+	// personal data, stay. Erasing an unknown user returns ErrNotFound.
 	EraseUser(ctx context.Context, userID string) error
 }
 
@@ -193,7 +199,8 @@ type FaceVerification struct {
 	CertHash  string
 	OpenID    string
 	UserID    string
-	Family    string // the session family that asked (gets amr "face" on success)
+	Family    string    // the session family that asked (gets amr "face" on success)
+	StartedAt time.Time // when the hub asked WeChat for the verify_id
 	ExpiresAt time.Time
 }
 
@@ -203,8 +210,11 @@ type FaceStore interface {
 	// PutFaceVerification stores f until f.ExpiresAt.
 	PutFaceVerification(ctx context.Context, f FaceVerification) error
 	// TakeFaceVerification returns and deletes the verification with this
-	// verify_id (consume once), or ErrNotFound.
-	TakeFaceVerification(ctx context.Context, verifyID string) (FaceVerification, error)
+	// verify_id if it is userID's (consume once). It returns ErrNotFound
+	// for an unknown or expired one, and ErrForbidden, leaving it in place,
+	// for another user's: a stranger who learns a verify_id cannot void
+	// its owner's check.
+	TakeFaceVerification(ctx context.Context, verifyID, userID string) (FaceVerification, error)
 	// MarkSessionFace records on the session of access token ref that the
 	// user passed a face check at at (adds "face" to its AMR, sets FaceAt).
 	// ErrNotFound for an unknown or expired session.

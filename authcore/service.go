@@ -491,6 +491,9 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	}
 	// The ticket moves only from the version checked above, so a ticket
 	// that changed since (another redeem, its expiry) is refused whole.
+	// No AuthTime: the user authenticated on the phone, not on this
+	// desktop, so its session does not pass the recent-login rule of
+	// sensitive operations (RequireRecentLogin), however fresh the scan.
 	facts := sessionFacts{AMR: []string{"wx", "qr"}}
 	srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
 	u, err := s.store.RedeemTicket(ctx, Redemption{TicketID: rec.ID, FromVersion: rec.Version, Session: srec, Now: now})

@@ -85,6 +85,7 @@ type sessionFacts struct {
 	AMR      []string
 	Identity Identity
 	IsNew    *bool
+	AuthTime time.Time // when the user authenticated on this device; zero: not here (QR redeem)
 }
 
 func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Session, SessionRecord, error) {
@@ -106,7 +107,7 @@ func (s *Service) sessionRecord(userID string, f sessionFacts) (rec SessionRecor
 		ID: NewTicketID(), FamilyID: family, UserID: userID,
 		AccessHash: aref.Hash, RefreshHash: rref.Hash,
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
-		CreatedAt: now, AMR: f.AMR,
+		CreatedAt: now, AMR: f.AMR, AuthTime: f.AuthTime,
 		Provider: f.Identity.Provider, Subject: f.Identity.Subject, UnionID: f.Identity.UnionID,
 	}
 	return rec, access, refresh
@@ -223,9 +224,14 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	if err != nil {
 		return Session{}, fmt.Errorf("wx login: %w", err)
 	}
-	if err := s.store.PutSessionKey(ctx, ws.OpenID, ws.SessionKey); err != nil {
+	// Sealed, like personal data: whoever reads the store (a backup, a
+	// replica) must not be able to open the user's encrypted WeChat data.
+	// It lives as long as a session of this login can (the refresh
+	// token's lifetime); a later wx.login replaces it.
+	sealed := s.vault.Seal(ws.OpenID, FieldSessionKey, ws.SessionKey)
+	if err := s.store.PutSessionKey(ctx, ws.OpenID, sealed, now.Add(RefreshTokenTTL)); err != nil {
 		return Session{}, fmt.Errorf("wx login: keep session key: %w", err)
 	}
-	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created})
+	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created, AuthTime: now})
 	return sess, err
 }

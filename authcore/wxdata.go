@@ -12,6 +12,10 @@ const (
 	FieldPhone = "phone"
 )
 
+// FieldSessionKey is the Vault field of a WeChat session_key (sealed for
+// its openid, kept by PutSessionKey, not in the PersonalDataStore).
+const FieldSessionKey = "session_key"
+
 // wechatIdentity returns the openid of a phone session, or an error if the
 // session did not come from a WeChat login.
 func (s *Service) wechatIdentity(p Principal) (string, error) {
@@ -26,12 +30,18 @@ func (s *Service) wechatIdentity(p Principal) (string, error) {
 
 // sessionKeyOf returns the server-side session_key of openid.
 func (s *Service) sessionKeyOf(ctx context.Context, openid string) (string, error) {
-	key, err := s.store.SessionKey(ctx, openid)
+	sealed, err := s.store.SessionKey(ctx, openid)
 	if errors.Is(err, ErrNotFound) {
 		return "", Errorf(KindConflict, "no WeChat session_key for this user; call wx.login and /v1/wx/login again")
 	}
 	if err != nil {
 		return "", fmt.Errorf("read session key: %w", err)
+	}
+	key, err := s.vault.Open(openid, FieldSessionKey, sealed)
+	if err != nil {
+		// Sealed under a data key retired since: as good as none.
+		s.log.ErrorContext(ctx, "session key does not open", "err", err)
+		return "", Errorf(KindConflict, "no usable WeChat session_key for this user; call wx.login and /v1/wx/login again")
 	}
 	return key, nil
 }

@@ -36,14 +36,17 @@ func statusOf(k authcore.Kind) int {
 		return http.StatusTooManyRequests
 	case authcore.KindUpstreamUnavailable:
 		return http.StatusServiceUnavailable
+	case authcore.KindStepUpRequired:
+		return http.StatusUnauthorized
 	default:
 		return http.StatusInternalServerError
 	}
 }
 
 type errorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	Error   string           `json:"error"`
+	Message string           `json:"message"`
+	StepUp  *authcore.StepUp `json:"step_up,omitempty"` // with step_up_required
 }
 
 // writeError writes err as the API's error JSON. Domain errors show their
@@ -54,7 +57,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	body := errorBody{Error: "internal", Message: "internal error"}
 	status := http.StatusInternalServerError
 	if errors.As(err, &de) {
-		body = errorBody{Error: de.Kind.Code(), Message: de.Message}
+		body = errorBody{Error: de.Kind.Code(), Message: de.Message, StepUp: de.StepUp}
 		status = statusOf(de.Kind)
 		if de.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(de.RetryAfter.Seconds()+0.999)))

@@ -207,6 +207,7 @@ type storedSession struct {
 	refreshExpiresAt int64
 	createdAt        int64
 	faceAt           int64
+	authTime         int64
 	text             packed // the session fields below
 }
 
@@ -228,6 +229,7 @@ func storeSession(r authcore.SessionRecord) storedSession {
 		refreshExpiresAt: nanos(r.RefreshExpiresAt),
 		createdAt:        nanos(r.CreatedAt),
 		faceAt:           nanos(r.FaceAt),
+		authTime:         nanos(r.AuthTime),
 		text:             pack(r.ID, r.FamilyID, r.UserID, strings.Join(r.AMR, " "), r.Provider, r.Subject, r.UnionID),
 	}
 }
@@ -262,6 +264,7 @@ func (s *storedSession) record(accessHash [32]byte) authcore.SessionRecord {
 		CreatedAt:        timeOf(s.createdAt),
 		AMR:              s.amr(),
 		FaceAt:           timeOf(s.faceAt),
+		AuthTime:         timeOf(s.authTime),
 		Provider:         s.text.field(sProvider),
 		Subject:          s.text.field(sSubject),
 		UnionID:          s.text.field(sUnionID),

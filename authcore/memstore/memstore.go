@@ -29,9 +29,9 @@ type Store struct {
 	refreshes map[[32]byte][32]byte        // refresh hash → access hash
 	consumed  map[[32]byte]consumedRefresh // rotated refresh hashes, for reuse detection
 	users     map[string]authcore.User
-	idents    map[identKey]string // → user id
-	unions    map[string]string   // unionid → user id
-	keys      map[string]string   // openid → session_key
+	idents    map[identKey]string   // → user id
+	unions    map[string]string     // unionid → user id
+	keys      map[string]sessionKey // openid → sealed session_key
 	once      map[string]time.Time
 	counters  map[string]*window
 	atokens   map[string]accessToken // WeChat access_token by appid
@@ -53,8 +53,16 @@ type lease struct {
 	until time.Time
 }
 
+// sessionKey is a WeChat session_key, sealed by the core's Vault, and
+// when it expires.
+type sessionKey struct {
+	sealed string
+	until  time.Time
+}
+
 type consumedRefresh struct {
 	familyID string
+	userID   string // for erasure
 	until    time.Time
 }
 
@@ -83,7 +91,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		users:     map[string]authcore.User{},
 		idents:    map[identKey]string{},
 		unions:    map[string]string{},
-		keys:      map[string]string{},
+		keys:      map[string]sessionKey{},
 		once:      map[string]time.Time{},
 		counters:  map[string]*window{},
 		atokens:   map[string]accessToken{},
@@ -116,6 +124,11 @@ func (s *Store) sweepLocked(now time.Time) {
 	for h, c := range s.consumed {
 		if now.After(c.until) {
 			delete(s.consumed, h)
+		}
+	}
+	for k, sk := range s.keys {
+		if !now.Before(sk.until) {
+			delete(s.keys, k)
 		}
 	}
 	for k, until := range s.once {
@@ -327,9 +340,9 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	}
 	old := stored.record(ah)
 	s.deleteSessionLocked(ah, stored)
-	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, until: old.RefreshExpiresAt}
+	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, userID: old.UserID, until: old.RefreshExpiresAt}
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
-	next.AMR, next.FaceAt = old.AMR, old.FaceAt
+	next.AMR, next.FaceAt, next.AuthTime = old.AMR, old.FaceAt, old.AuthTime
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
 	s.putSessionLocked(next)
 	return authcore.Principal{User: u, Session: next}, nil
@@ -398,10 +411,16 @@ func (s *Store) User(_ context.Context, id string) (authcore.User, error) {
 }
 
 // PutSessionKey implements authcore.UserStore.
-func (s *Store) PutSessionKey(_ context.Context, openid, key string) error {
+func (s *Store) PutSessionKey(_ context.Context, openid, sealed string, expiresAt time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys[openid] = key
+	now := s.now()
+	s.sweepLocked(now)
+	if !now.Before(expiresAt) {
+		delete(s.keys, openid)
+		return nil
+	}
+	s.keys[openid] = sessionKey{sealed: sealed, until: expiresAt}
 	return nil
 }
 
@@ -410,10 +429,10 @@ func (s *Store) SessionKey(_ context.Context, openid string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k, ok := s.keys[openid]
-	if !ok {
+	if !ok || !s.now().Before(k.until) {
 		return "", authcore.ErrNotFound
 	}
-	return k, nil
+	return k.sealed, nil
 }
 
 // FirstUse implements authcore.ReplayCache.

@@ -90,7 +90,9 @@ func (s *Store) Audit(_ context.Context, userID string, limit int) ([]authcore.A
 	return append([]authcore.AuditEntry{}, list...), nil
 }
 
-// EraseUser implements authcore.PersonalDataStore, atomically.
+// EraseUser implements authcore.PersonalDataStore, atomically. It walks
+// every session, ticket and face verification: erasure is rare, and an
+// index per user would cost every login.
 func (s *Store) EraseUser(_ context.Context, userID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,6 +114,30 @@ func (s *Store) EraseUser(_ context.Context, userID string) error {
 		}
 	}
 	delete(s.pdata, userID)
+	// Every record that names the user goes too, not just what makes it
+	// authenticate: its sessions (each holds its openid and unionid),
+	// consumed-refresh marks, the tickets it scanned (they carry its id and
+	// profile) and its face verifications in progress.
+	for h, r := range s.sessions {
+		if r.userID() == userID {
+			s.deleteSessionLocked(h, r)
+		}
+	}
+	for h, c := range s.consumed {
+		if c.userID == userID {
+			delete(s.consumed, h)
+		}
+	}
+	for id, t := range s.tickets {
+		if t.scannerID() == userID {
+			delete(s.tickets, id)
+		}
+	}
+	for id, f := range s.faces {
+		if f.UserID == userID {
+			delete(s.faces, id)
+		}
+	}
 	return nil
 }
 
@@ -136,17 +162,20 @@ func (s *Store) PutFaceVerification(_ context.Context, f authcore.FaceVerificati
 }
 
 // TakeFaceVerification implements authcore.FaceStore.
-func (s *Store) TakeFaceVerification(_ context.Context, verifyID string) (authcore.FaceVerification, error) {
+func (s *Store) TakeFaceVerification(_ context.Context, verifyID, userID string) (authcore.FaceVerification, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, ok := s.faces[verifyID]
-	if !ok {
+	switch {
+	case !ok:
 		return authcore.FaceVerification{}, authcore.ErrNotFound
+	case !s.now().Before(f.ExpiresAt):
+		delete(s.faces, verifyID)
+		return authcore.FaceVerification{}, authcore.ErrNotFound
+	case f.UserID != userID:
+		return authcore.FaceVerification{}, authcore.ErrForbidden
 	}
 	delete(s.faces, verifyID)
-	if !s.now().Before(f.ExpiresAt) {
-		return authcore.FaceVerification{}, authcore.ErrNotFound
-	}
 	return f, nil
 }
 

@@ -194,10 +194,10 @@ func decodeTime(s string) (time.Time, error) {
 
 // sessionFields is the record as the field/value pairs of its hash: "ah"
 // and "rh" are the token hashes (hex), "fa" is FaceAt (set by
-// mark_face.lua); the user and the family are in the key. Every field is
+// mark_face.lua), "at" AuthTime; the user and the family are in the key. Every field is
 // written, even empty, so that writing them replaces a whole record.
 // withIdentity false leaves out the fields that RotateRefresh keeps from
-// the old record (amr, fa, p, s, un).
+// the old record (amr, fa, at, p, s, un).
 func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 	f := []any{
 		"i", r.ID,
@@ -216,7 +216,7 @@ func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 			}
 			amr = string(b)
 		}
-		f = append(f, "amr", amr, "fa", encodeTime(r.FaceAt), "p", r.Provider, "s", r.Subject, "un", r.UnionID)
+		f = append(f, "amr", amr, "fa", encodeTime(r.FaceAt), "at", encodeTime(r.AuthTime), "p", r.Provider, "s", r.Subject, "un", r.UnionID)
 	}
 	return f, nil
 }
@@ -241,7 +241,7 @@ func decodeSession(ref authcore.TokenRef, reply any) (authcore.SessionRecord, er
 	for _, t := range []struct {
 		dst *time.Time
 		src string
-	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.FaceAt, m["fa"]}} {
+	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.FaceAt, m["fa"]}, {&r.AuthTime, m["at"]}} {
 		if *t.dst, err = decodeTime(t.src); err != nil {
 			return authcore.SessionRecord{}, errors.New("corrupt session (time)")
 		}

@@ -15,6 +15,12 @@ import (
 //	lh:{u:<user id>}:s:<family>        a login family's live session (hash, see sessionFields); TTL: refresh expiry
 //	lh:{u:<user id>}:s:<family>:used:<hex refresh>
 //	                                   a consumed refresh token (→ its refresh expiry, unix ms); TTL: that expiry
+//	lh:{u:<user id>}:sessions          the user's session index: names of its session keys and consumed-refresh
+//	                                   marks (sorted set; score: the key's expiry, unix ms; members past it are
+//	                                   dropped whenever one is added); TTL: its latest score
+//	lh:{u:<user id>}:refs              records in other slots that name the user: "t:<ticket id>" (a ticket it
+//	                                   scanned), "fv:<verify id>" (a face verification it started) (sorted set;
+//	                                   score: when the record is gone for sure, unix ms); TTL: its latest score
 //	lh:{u:<user id>}:ids               names of the identity and unionid keys linked to the user (set; may
 //	                                   hold stale names, which erasure skips); no TTL
 //	lh:{u:<user id>}:pd                personal data (hash: field → value sealed by the Vault); no TTL
@@ -22,7 +28,8 @@ import (
 //	                                   authcore.AuditKept); no TTL: kept after the user's erasure
 //	lh:{i:<provider>:<subject>}        identity → user id; no TTL
 //	lh:{un:<unionid>}                  unionid → user id; no TTL
-//	lh:{k:<openid>}                    WeChat session_key (a secret: never logged); no TTL, one per openid
+//	lh:{k:<openid>}                    WeChat session_key, sealed by the core's Vault; TTL: 7 days
+//	                                   (authcore.RefreshTokenTTL) from the wx.login that gave it
 //	lh:{fv:<verify id>}                face verification in progress (JSON, see faceRecord); TTL: its expiry
 //	lh:once:<key>                      replay cache entry; TTL: its ttl
 //	lh:rate:<key>                      rate-limit window counter; TTL: the window
@@ -34,11 +41,16 @@ import (
 // data and audit trail, so that one script reads a session and its user, or
 // erases a user, on a Cluster too. Access tokens name their user and family
 // (authcore.TokenRef), so every session key is known before a script runs.
-// A user's identities, unionids and session keys live in other slots:
-// EraseUser unlinks them one by one (compare and delete) before it deletes
-// the user-slot keys in one script. A ticket and a user's sessions live in
-// different slots too: on a Cluster a phone's move and a redeem are two
-// scripts, on one server one.
+// A user's identities, unionids and WeChat session_keys live in other
+// slots: EraseUser unlinks them one by one (compare and delete) before it
+// deletes the user-slot keys in one script (the user, its sessions and
+// consumed marks, as its session index names them, its personal data),
+// and then deletes the tickets it scanned and its face verifications, as
+// its refs index names them, one by one (compare and delete) too. The
+// store writes an index entry whenever it writes a record that names the
+// user, so that erasure finds every one without scanning the keyspace. A
+// ticket and a user's sessions live in different slots too: on a Cluster
+// a phone's move and a redeem are two scripts, on one server one.
 
 func (s *Store) ticketKey(id string) string { return s.prefix + ":{t:" + id + "}" }
 
@@ -58,6 +70,12 @@ func (s *Store) usedKey(ref authcore.TokenRef) string {
 func (s *Store) userLinksKey(id string) string { return s.userKey(id) + ":ids" }
 
 func (s *Store) personalDataKey(id string) string { return s.userKey(id) + ":pd" }
+
+// sessionIndexKey is the index of user id's session keys and consumed marks.
+func (s *Store) sessionIndexKey(id string) string { return s.userKey(id) + ":sessions" }
+
+// refsKey is the index of records in other slots that name user id.
+func (s *Store) refsKey(id string) string { return s.userKey(id) + ":refs" }
 
 func (s *Store) auditKey(id string) string { return s.userKey(id) + ":audit" }
 

@@ -105,22 +105,29 @@ func (s *Store) Audit(ctx context.Context, userID string, limit int) ([]authcore
 	return out, nil
 }
 
-// EraseUser implements authcore.PersonalDataStore. The user's links live
-// in other Cluster slots than the user, so erasure is a sequence, safe to
-// repeat after a failure (the user record goes last, so a retry still
-// finds the links):
+// EraseUser implements authcore.PersonalDataStore. The user's links, the
+// tickets it scanned and its face verifications live in other Cluster
+// slots than the user, so erasure is a sequence, safe to repeat after a
+// failure (the user record goes with the last user-slot step, so a retry
+// still finds the links):
 //
-//  1. erase_user.lua, given the links already unlinked, replies the links
-//     of the user's link set still to unlink (ErrNotFound for an unknown
-//     user);
-//  2. each of them is deleted if it still points at this user (unlink.lua:
+//  1. the user's session index is read, and erase_user.lua, given the
+//     links already unlinked and the keys the index named, replies the
+//     links of the user's link set still to unlink (ErrNotFound for an
+//     unknown user), or that the index names more keys now (a login
+//     meanwhile: read it again);
+//  2. each link is deleted if it still points at this user (unlink.lua:
 //     compare and delete, so a link that a new login of an erased identity
 //     made for its new user stays), and so is the WeChat session key of
 //     each wechat identity that pointed at this user or at no one;
-//  3. back to 1, until no link is left to unlink: erase_user.lua then
-//     deletes the user, its link set and its personal data in one go.
+//  3. back to 1, until nothing is left: erase_user.lua then deletes the
+//     user, its link set, its personal data, its sessions and consumed
+//     marks and its indexes in one go, and replies the refs index;
+//  4. each ticket the user scanned and each face verification it started
+//     is deleted if it still names the user (compare and delete).
 //
-// Sessions are left to expire: the core finds no user for them. The audit
+// A scan or a face check that races the erasure deletes its own record
+// when it finds the user gone (recordScan, PutFaceVerification). The audit
 // trail stays.
 func (s *Store) EraseUser(ctx context.Context, userID string) error {
 	err := s.eraseUser(ctx, userID)
@@ -131,25 +138,60 @@ func (s *Store) EraseUser(ctx context.Context, userID string) error {
 }
 
 func (s *Store) eraseUser(ctx context.Context, userID string) error {
-	keys := []string{s.userKey(userID), s.userLinksKey(userID), s.personalDataKey(userID)}
+	fixed := []string{s.userKey(userID), s.userLinksKey(userID), s.personalDataKey(userID),
+		s.sessionIndexKey(userID), s.refsKey(userID)}
 	var done []any
 	for range eraseRounds {
-		pending, err := eraseUserScript.Run(ctx, s.c, keys, done...).StringSlice()
+		sessions, err := s.c.ZRange(ctx, s.sessionIndexKey(userID), 0, -1).Result()
+		if err != nil {
+			return fmt.Errorf("read session index: %w", err)
+		}
+		reply, err := eraseUserScript.Run(ctx, s.c, append(slices.Clip(fixed), sessions...), done...).StringSlice()
 		if err = scriptOutcome(err); err != nil {
 			return err
 		}
-		if len(pending) == 0 {
-			return nil
+		if len(reply) == 0 {
+			return errors.New("erase_user.lua: empty reply")
 		}
-		slices.Sort(pending) // deterministic order, for logs and tests
-		for _, link := range pending {
-			if err := s.unlink(ctx, link, userID); err != nil {
-				return err
+		switch status, rest := reply[0], reply[1:]; status {
+		case "done":
+			return s.forgetRefs(ctx, userID, rest)
+		case "keys":
+			continue // sessions made meanwhile: read the index again
+		case "links":
+			slices.Sort(rest) // deterministic order, for logs and tests
+			for _, link := range rest {
+				if err := s.unlink(ctx, link, userID); err != nil {
+					return err
+				}
+				done = append(done, link)
 			}
-			done = append(done, link)
+		default:
+			return fmt.Errorf("erase_user.lua: unexpected reply %q", status)
 		}
 	}
-	return errors.New("logins keep linking identities to the user; try again")
+	return errors.New("logins keep adding to the user; try again")
+}
+
+// forgetRefs deletes the records of the refs index of an erased user: the
+// tickets it scanned and its face verifications, each only if it still
+// names the user.
+func (s *Store) forgetRefs(ctx context.Context, userID string, refs []string) error {
+	for _, ref := range refs {
+		kind, id, _ := strings.Cut(ref, ":")
+		switch kind {
+		case "t":
+			if err := s.forgetTicket(ctx, id, userID); err != nil {
+				return err
+			}
+		case "fv":
+			err := scriptOutcome(takeFaceScript.Run(ctx, s.c, []string{s.faceKey(id)}, userID, time.Now().UnixMilli()).Err())
+			if err != nil && err != authcore.ErrNotFound && err != authcore.ErrForbidden {
+				return fmt.Errorf("forget face verification: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // unlink deletes link if it points at userID and, for a wechat identity
@@ -189,7 +231,8 @@ type faceRecord struct {
 	OpenID    string `json:"oid"`
 	UserID    string `json:"u"`
 	Family    string `json:"f"`
-	ExpiresAt int64  `json:"e"` // unix ms
+	StartedAt int64  `json:"s,omitempty"` // unix ms
+	ExpiresAt int64  `json:"e"`           // unix ms
 }
 
 // PutFaceVerification implements authcore.FaceStore: one SET PXAT at
@@ -205,9 +248,17 @@ func (s *Store) PutFaceVerification(ctx context.Context, f authcore.FaceVerifica
 	} else {
 		var b []byte
 		b, err = json.Marshal(faceRecord{OutSeqNo: f.OutSeqNo, CertHash: f.CertHash, OpenID: f.OpenID,
-			UserID: f.UserID, Family: f.Family, ExpiresAt: f.ExpiresAt.UnixMilli()})
+			UserID: f.UserID, Family: f.Family, StartedAt: unixMilli(f.StartedAt), ExpiresAt: f.ExpiresAt.UnixMilli()})
 		if err == nil {
 			err = s.c.Do(ctx, "SET", key, b, "PXAT", f.ExpiresAt.UnixMilli()).Err()
+		}
+		if err == nil && f.UserID != "" {
+			// It names the user and its openid: erasure must find it. The
+			// user is not required to exist (a verification is stored for a
+			// live session's user; an erasure racing it leaves an entry
+			// that expires with the verification).
+			err = recordRefScript.Run(ctx, s.c, []string{s.userKey(f.UserID), s.refsKey(f.UserID)},
+				"fv:"+f.VerifyID, f.ExpiresAt.UnixMilli(), time.Now().UnixMilli(), "0").Err()
 		}
 	}
 	if err != nil {
@@ -216,16 +267,13 @@ func (s *Store) PutFaceVerification(ctx context.Context, f authcore.FaceVerifica
 	return nil
 }
 
-// TakeFaceVerification implements authcore.FaceStore: GETDEL, so exactly
-// one caller gets it. One whose expiry has passed (by this process's
-// clock, in case Redis has not reclaimed it yet) is not returned.
-func (s *Store) TakeFaceVerification(ctx context.Context, verifyID string) (authcore.FaceVerification, error) {
-	raw, err := s.c.GetDel(ctx, s.faceKey(verifyID)).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return authcore.FaceVerification{}, authcore.ErrNotFound
-	case err != nil:
-		return authcore.FaceVerification{}, fmt.Errorf("redisstore: take face verification: %w", err)
+// TakeFaceVerification implements authcore.FaceStore with take_face.lua,
+// so exactly one caller, its owner, gets it. Expiry is judged by this
+// process's clock, in case Redis has not reclaimed the key yet.
+func (s *Store) TakeFaceVerification(ctx context.Context, verifyID, userID string) (authcore.FaceVerification, error) {
+	raw, err := takeFaceScript.Run(ctx, s.c, []string{s.faceKey(verifyID)}, userID, time.Now().UnixMilli()).Text()
+	if err != nil {
+		return authcore.FaceVerification{}, outcome(err, "take face verification")
 	}
 	var r faceRecord
 	if err := json.Unmarshal([]byte(raw), &r); err != nil || r.ExpiresAt <= 0 {
@@ -233,10 +281,18 @@ func (s *Store) TakeFaceVerification(ctx context.Context, verifyID string) (auth
 	}
 	f := authcore.FaceVerification{VerifyID: verifyID, OutSeqNo: r.OutSeqNo, CertHash: r.CertHash, OpenID: r.OpenID,
 		UserID: r.UserID, Family: r.Family, ExpiresAt: time.UnixMilli(r.ExpiresAt).UTC()}
-	if !time.Now().Before(f.ExpiresAt) {
-		return authcore.FaceVerification{}, authcore.ErrNotFound
+	if r.StartedAt > 0 {
+		f.StartedAt = time.UnixMilli(r.StartedAt).UTC()
 	}
 	return f, nil
+}
+
+// unixMilli is t in unix ms, 0 for the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // MarkSessionFace implements authcore.FaceStore with mark_face.lua. FaceAt

@@ -162,6 +162,8 @@ func scriptOutcome(err error) error {
 		return authcore.ErrConflict
 	case "LH_NO_SESSION":
 		return authcore.ErrNoSession
+	case "LH_FORBIDDEN":
+		return authcore.ErrForbidden
 	}
 	return err
 }
@@ -169,7 +171,7 @@ func scriptOutcome(err error) error {
 // isOutcome reports whether err is one of the authcore sentinels, which
 // are returned unwrapped, as memstore returns them.
 func isOutcome(err error) bool {
-	return err == authcore.ErrNotFound || err == authcore.ErrConflict || err == authcore.ErrNoSession
+	return err == authcore.ErrNotFound || err == authcore.ErrConflict || err == authcore.ErrNoSession || err == authcore.ErrForbidden
 }
 
 // outcome returns err as it is when it is an authcore sentinel (after

@@ -96,6 +96,9 @@ func TestStandalone(t *testing.T) {
 	t.Run("KeyTTLs", func(t *testing.T) { testKeyTTLs(t, c) })
 	t.Run("CorruptTicket", func(t *testing.T) { testCorruptTicket(t, c) })
 	t.Run("EraseLinks", func(t *testing.T) { testEraseLinks(t, c) })
+	t.Run("EraseLeavesNoTrace", func(t *testing.T) { testEraseLeavesNoTrace(t, c) })
+	t.Run("RotateRefreshOfGoneUser", func(t *testing.T) { testRotateRefreshOfGoneUser(t, c) })
+	t.Run("EraseBusyUser", func(t *testing.T) { testEraseBusyUser(t, c) })
 	t.Run("CommandsPerFlow", func(t *testing.T) { testCommandsPerFlow(t, srv) })
 	t.Run("Connect", func(t *testing.T) {
 		cc, err := redisstore.Connect(srv.URL + "/3")
@@ -247,11 +250,13 @@ func TestCluster(t *testing.T) {
 	t.Run("Publish", func(t *testing.T) { testPublish(t, c, c.SSubscribe) })
 	t.Run("Allow", func(t *testing.T) { testAllow(t, c) })
 	t.Run("EraseLinks", func(t *testing.T) { testEraseLinks(t, c) })
+	t.Run("EraseLeavesNoTrace", func(t *testing.T) { testEraseLeavesNoTrace(t, c) })
 	t.Run("SameSlot", func(t *testing.T) {
 		ctx := context.Background()
 		for _, keys := range [][]string{
 			{"lh:{t:AbC-_123}", redisstore.New(c, redisstore.Options{}).TicketChannel("AbC-_123")},
-			{"lh:{u:u_1}", "lh:{u:u_1}:s:fam", "lh:{u:u_1}:s:fam:used:22dd", "lh:{u:u_1}:ids", "lh:{u:u_1}:pd", "lh:{u:u_1}:audit"},
+			{"lh:{u:u_1}", "lh:{u:u_1}:s:fam", "lh:{u:u_1}:s:fam:used:22dd", "lh:{u:u_1}:ids", "lh:{u:u_1}:pd", "lh:{u:u_1}:audit",
+				"lh:{u:u_1}:sessions", "lh:{u:u_1}:refs"},
 		} {
 			want := c.ClusterKeySlot(ctx, keys[0]).Val()
 			for _, k := range keys[1:] {
@@ -461,7 +466,7 @@ func testKeyTTLs(t *testing.T, c *redis.Client) {
 	if res, err := s.TransitionAs(ctx, ref, 0, scanOf(tk, now)); err != nil || !res.Moved {
 		t.Fatalf("scan: moved %v, %v", res.Moved, err)
 	}
-	if err := s.PutSessionKey(ctx, "o1", "k"); err != nil {
+	if err := s.PutSessionKey(ctx, "o1", "k", sessionExpiry(now)); err != nil {
 		t.Fatal(err)
 	}
 	family := authcore.NewTicketID()
@@ -501,11 +506,13 @@ func testKeyTTLs(t *testing.T, c *redis.Client) {
 		prefix + ":{u:u1}":                 {},
 		prefix + ":{u:u1}:ids":             {},
 		prefix + ":{u:u1}:pd":              {},
-		prefix + ":{u:u1}:audit":           {}, // compliance records: no TTL
+		prefix + ":{u:u1}:sessions":        sessionExpiry(now.Add(time.Minute)), // the latest session's
+		prefix + ":{u:u1}:refs":            tk.ExpiresAt.Add(time.Hour),         // the scanned ticket's, plus an hour
+		prefix + ":{u:u1}:audit":           {},                                  // compliance records: no TTL
 		prefix + ":{fv:fv1}":               face.ExpiresAt,
 		prefix + ":{i:wechat:o1}":          {},
 		prefix + ":{un:un1}":               {},
-		prefix + ":{k:o1}":                 {},
+		prefix + ":{k:o1}":                 sessionExpiry(now),
 		prefix + ":{u:u1}:s:" + ref.Family: sessionExpiry(now),
 		prefix + ":{u:u1}:s:" + family:     next.RefreshExpiresAt,
 		prefix + ":{u:u1}:s:" + family + ":used:" + fmt.Sprintf("%x", sess.RefreshHash): sess.RefreshExpiresAt,
@@ -807,7 +814,7 @@ func testEraseLinks(t *testing.T, c redis.UniversalClient) {
 	login(authcore.Identity{Provider: "wechat", Subject: "o-a", UnionID: "un-a"}, "ua", true)
 	login(authcore.Identity{Provider: "wechat", Subject: "o-b"}, "ub", true)
 	for _, k := range []string{"o-a", "o-b"} {
-		if err := s.PutSessionKey(ctx, k, "sk-"+k); err != nil {
+		if err := s.PutSessionKey(ctx, k, "sk-"+k, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -852,5 +859,114 @@ func testEraseLinks(t *testing.T, c redis.UniversalClient) {
 	}
 	if exists("{i:wechat:o-legacy}") || exists("{u:legacy}") {
 		t.Error("legacy user's identity or record survived erasure")
+	}
+}
+
+// testEraseLeavesNoTrace: after EraseUser no key under the test's prefix
+// names the user (id, openid, unionid, nickname) in its name or its value,
+// except the user's audit trail, which outlives erasure by design.
+func testEraseLeavesNoTrace(t *testing.T, c redis.UniversalClient) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	tr := storetest.EraseEverywhere(t, s)
+	var keys []string
+	collect := func(ctx context.Context, n *redis.Client) error {
+		ks, err := n.Keys(ctx, prefix+":*").Result()
+		keys = append(keys, ks...)
+		return err
+	}
+	var err error
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return collect(ctx, n)
+		})
+	} else {
+		err = collect(ctx, c.(*redis.Client))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 5 {
+		t.Fatalf("only %d keys under %s: the bystander's records are missing, so this shows nothing", len(keys), prefix)
+	}
+	for _, k := range keys {
+		if strings.HasSuffix(k, ":audit") && strings.Contains(k, "{u:"+tr.UserID+"}") {
+			continue
+		}
+		var v any
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "string":
+			v = c.Get(ctx, k).Val()
+		case "hash":
+			v = c.HGetAll(ctx, k).Val()
+		case "set":
+			v = c.SMembers(ctx, k).Val()
+		case "zset":
+			v = c.ZRange(ctx, k, 0, -1).Val()
+		case "list":
+			v = c.LRange(ctx, k, 0, -1).Val()
+		default:
+			t.Errorf("%s: unexpected type %s", k, typ)
+		}
+		text := k + " " + fmt.Sprint(v)
+		for _, trace := range tr.All() {
+			if strings.Contains(text, trace) {
+				t.Errorf("after erasure %q remains: %.300s", trace, text)
+			}
+		}
+	}
+}
+
+// testRotateRefreshOfGoneUser: a refresh whose user is gone (but whose
+// session key is still there) is refused and writes nothing.
+func testRotateRefreshOfGoneUser(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	now := time.Now()
+	ref := login(t, s, now)
+	sess := session(ref.Family, now)
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	c.Del(ctx, prefix+":{u:u1}")
+	before := c.Keys(ctx, prefix+":*").Val()
+	if _, err := s.RotateRefresh(ctx, sess.RefreshRef(), session(ref.Family, now), now); !errors.Is(err, authcore.ErrNotFound) {
+		t.Fatalf("RotateRefresh of a gone user: %v, want ErrNotFound", err)
+	}
+	if after := c.Keys(ctx, prefix+":*").Val(); len(after) != len(before) {
+		t.Errorf("the refused rotation changed the keys: %q, then %q", before, after)
+	}
+}
+
+// testEraseBusyUser: a user with more session keys than one Lua call can
+// take as arguments is erased whole.
+func testEraseBusyUser(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	now := time.Now()
+	login(t, s, now)
+	family := authcore.NewTicketID()
+	sess := session(family, now)
+	if err := s.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	for range 9000 { // each rotation leaves a consumed mark
+		next := session(family, now)
+		if _, err := s.RotateRefresh(ctx, sess.RefreshRef(), next, now); err != nil {
+			t.Fatal(err)
+		}
+		sess = next
+	}
+	if err := s.EraseUser(ctx, "u1"); err != nil {
+		t.Fatalf("EraseUser: %v", err)
+	}
+	if keys := c.Keys(ctx, prefix+":{u:u1}:s:*").Val(); len(keys) != 0 {
+		t.Errorf("%d session keys and marks left, e.g. %s", len(keys), keys[0])
 	}
 }

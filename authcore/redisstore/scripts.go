@@ -45,6 +45,12 @@ var (
 	allowLua string
 	//go:embed lua/unlock.lua
 	unlockLua string
+	//go:embed lua/take_face.lua
+	takeFaceLua string
+	//go:embed lua/record_ref.lua
+	recordRefLua string
+	//go:embed lua/forget_ticket.lua
+	forgetTicketLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -60,4 +66,7 @@ var (
 	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
 	allowScript           = redis.NewScript(allowLua)
 	unlockScript          = redis.NewScript(unlockLua)
+	takeFaceScript        = redis.NewScript(takeFaceLua)
+	recordRefScript       = redis.NewScript(sessionLib + recordRefLua)
+	forgetTicketScript    = redis.NewScript(ticketLib + forgetTicketLua)
 )

@@ -14,18 +14,24 @@ import (
 // the session key expires at rec.RefreshExpiresAt. It returns ErrNotFound,
 // storing nothing, if the session's user does not exist.
 func (s *Store) CreateSession(ctx context.Context, rec authcore.SessionRecord) error {
-	args, err := sessionArgs(rec)
+	args, err := sessionArgs(rec, rec.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("redisstore: create session %s: %w", rec.ID, err)
 	}
-	ref := rec.AccessRef()
-	err = createSessionScript.Run(ctx, s.c, []string{s.sessionKey(ref), s.userKey(ref.UserID)}, args...).Err()
+	err = createSessionScript.Run(ctx, s.c, s.newSessionKeys(rec.AccessRef()), args...).Err()
 	return outcome(err, "create session "+rec.ID)
 }
 
+// newSessionKeys are the keys of a script that stores a new session of
+// ref's family: the session, its user and the user's session index.
+func (s *Store) newSessionKeys(ref authcore.TokenRef) []string {
+	return []string{s.sessionKey(ref), s.userKey(ref.UserID), s.sessionIndexKey(ref.UserID)}
+}
+
 // sessionArgs returns the arguments that the scripts storing a new
-// session take last: the refresh expiry, then the record's fields.
-func sessionArgs(rec authcore.SessionRecord) ([]any, error) {
+// session take last: the refresh expiry, now (which prunes the session
+// index), then the record's fields.
+func sessionArgs(rec authcore.SessionRecord, now time.Time) ([]any, error) {
 	rexp := rec.RefreshExpiresAt.UnixMilli()
 	if rec.RefreshExpiresAt.IsZero() || rexp <= 0 {
 		return nil, errors.New("no refresh expiry")
@@ -34,7 +40,7 @@ func sessionArgs(rec authcore.SessionRecord) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]any{rexp}, fields...), nil
+	return append([]any{rexp, now.UnixMilli()}, fields...), nil
 }
 
 // PrincipalByAccess implements authcore.SessionStore with principal.lua:
@@ -73,7 +79,7 @@ func (s *Store) RotateRefresh(ctx context.Context, ref authcore.TokenRef, next a
 	if err != nil {
 		return authcore.Principal{}, fmt.Errorf("redisstore: rotate refresh: %w", err)
 	}
-	keys := []string{s.sessionKey(ref), s.usedKey(ref), s.userKey(ref.UserID)}
+	keys := []string{s.sessionKey(ref), s.usedKey(ref), s.userKey(ref.UserID), s.sessionIndexKey(ref.UserID)}
 	args := append([]any{hex.EncodeToString(ref.Hash[:]), now.UnixMilli(), rexp}, fields...)
 	reply, err := rotateRefreshScript.Run(ctx, s.c, keys, args...).Slice()
 	return principalReply(ref, reply, err, "rotate refresh")

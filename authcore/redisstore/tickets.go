@@ -105,9 +105,15 @@ func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide t
 		if reply, err = moveScript.Run(ctx, s.c, s.ticketKeys(m.ID), mv.args(s, m.Now)...).Result(); err != nil {
 			return authcore.PhoneMoveResult{}, outcome(err, what)
 		}
+		if m.To == authcore.StateScanned {
+			if err := s.recordScan(ctx, ref.UserID, m, reply); err != nil {
+				return authcore.PhoneMoveResult{}, err
+			}
+		}
 	} else {
-		keys := append(s.ticketKeys(m.ID), s.sessionKey(ref), s.userKey(ref.UserID))
-		args := append(mv.args(s, m.Now), m.Now.Add(slide).UnixMilli(), hex.EncodeToString(ref.Hash[:]))
+		keys := append(s.ticketKeys(m.ID), s.sessionKey(ref), s.userKey(ref.UserID), s.refsKey(ref.UserID))
+		args := append(mv.args(s, m.Now), m.Now.Add(slide).UnixMilli(), hex.EncodeToString(ref.Hash[:]),
+			scanRef(m.ID), scanKept.Milliseconds())
 		parts, err := phoneMoveScript.Run(ctx, s.c, keys, args...).Slice()
 		if err != nil {
 			return authcore.PhoneMoveResult{}, outcome(err, what)
@@ -127,6 +133,50 @@ func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide t
 	return authcore.PhoneMoveResult{Principal: p, Ticket: tk, Moved: status == "ok"}, nil
 }
 
+// scanKept is how long past a ticket's expiry the user's refs index keeps
+// a ticket it scanned: longer than the retention the core asks for (a few
+// minutes); an entry kept too long costs erasure a no-op.
+const scanKept = time.Hour
+
+// scanRef is the refs index entry of a scanned ticket.
+func scanRef(id string) string { return "t:" + id }
+
+// recordScan is, on a Cluster, the user-slot half of a scan that moved:
+// the ticket goes into the scanner's refs index, for erasure. If the user
+// was erased between the authentication and now, that erasure missed the
+// ticket, so it is deleted here, and the scan reads as ErrNoSession.
+func (s *Store) recordScan(ctx context.Context, userID string, m authcore.PhoneMove, reply any) error {
+	what := "scan " + m.ID
+	status, tk, err := decodeMove(m.ID, reply)
+	if err != nil || status != "ok" {
+		return nil // not moved: nothing names the user; decoded again below
+	}
+	n, err := recordRefScript.Run(ctx, s.c, []string{s.userKey(userID), s.refsKey(userID)},
+		scanRef(m.ID), tk.ExpiresAt.Add(scanKept).UnixMilli(), m.Now.UnixMilli(), "1").Int()
+	if err != nil {
+		return fmt.Errorf("redisstore: %s: record: %w", what, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if err := s.forgetTicket(ctx, m.ID, userID); err != nil {
+		return fmt.Errorf("redisstore: %s: %w", what, err)
+	}
+	return authcore.ErrNoSession
+}
+
+// forgetTicket deletes ticket id if it names userID as its scanner.
+func (s *Store) forgetTicket(ctx context.Context, id, userID string) error {
+	args := []any{terminalCodes, s.publish, 0, userID}
+	if err := forgetTicketScript.Run(ctx, s.c, []string{s.ticketKey(id)}, args...).Err(); err != nil {
+		if err = scriptOutcome(err); err == authcore.ErrNotFound {
+			return nil
+		}
+		return fmt.Errorf("forget ticket: %w", err)
+	}
+	return nil
+}
+
 // RedeemTicket implements authcore.TicketStore. On one server redeem.lua
 // moves the ticket and stores the session in one round trip. On a Cluster
 // create_session.lua stores the session (if its user exists) and then
@@ -136,12 +186,12 @@ func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide t
 func (s *Store) RedeemTicket(ctx context.Context, r authcore.Redemption) (authcore.User, error) {
 	what := "redeem " + r.TicketID
 	mv := move{version: strconv.FormatUint(r.FromVersion, 10), to: authcore.StateRedeemed}
-	session, err := sessionArgs(r.Session)
+	session, err := sessionArgs(r.Session, r.Now)
 	if err != nil {
 		return authcore.User{}, fmt.Errorf("redisstore: %s: session: %w", what, err)
 	}
 	ref := r.Session.AccessRef()
-	sessionKeys := []string{s.sessionKey(ref), s.userKey(ref.UserID)}
+	sessionKeys := s.newSessionKeys(ref)
 	if s.cluster {
 		return s.redeemInTwo(ctx, r, mv, sessionKeys, session)
 	}

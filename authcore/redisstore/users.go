@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/redis/go-redis/v9"
@@ -227,10 +228,17 @@ func (s *Store) User(ctx context.Context, id string) (authcore.User, error) {
 	return u, nil
 }
 
-// PutSessionKey implements authcore.UserStore. The key replaces the last
-// one of openid and has no TTL (there is one per openid).
-func (s *Store) PutSessionKey(ctx context.Context, openid, sessionKey string) error {
-	if err := s.c.Set(ctx, s.sessionKeyKey(openid), sessionKey, 0).Err(); err != nil {
+// PutSessionKey implements authcore.UserStore: one SET PXAT, replacing the
+// last key of openid; an expiry already past deletes it.
+func (s *Store) PutSessionKey(ctx context.Context, openid, sealed string, expiresAt time.Time) error {
+	key := s.sessionKeyKey(openid)
+	var err error
+	if ms := expiresAt.UnixMilli(); expiresAt.IsZero() || ms <= 0 || !expiresAt.After(time.Now()) {
+		err = s.c.Del(ctx, key).Err()
+	} else {
+		err = s.c.Do(ctx, "SET", key, sealed, "PXAT", ms).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("redisstore: put session key: %w", err)
 	}
 	return nil

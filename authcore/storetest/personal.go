@@ -186,8 +186,8 @@ func testEraseUser(t *testing.T, newStore NewStore) {
 	bystander := upsert(t, s, bystanderID, "erase-u2", true)
 	audit := auditEntry(victim, 1, now)
 	for _, err := range []error{
-		s.PutSessionKey(ctx, "erase-o1", "sk-victim"),
-		s.PutSessionKey(ctx, "erase-o3", "sk-bystander"),
+		s.PutSessionKey(ctx, "erase-o1", "sk-victim", now.Add(time.Hour)),
+		s.PutSessionKey(ctx, "erase-o3", "sk-bystander", now.Add(time.Hour)),
 		s.PutPersonalData(ctx, victim, "phone", "sealed-victim"),
 		s.PutPersonalData(ctx, victim, "id_number", "sealed-victim-id"),
 		s.PutPersonalData(ctx, bystander, "phone", "sealed-bystander"),
@@ -260,15 +260,15 @@ func second[T any](_ T, err error) error { return err }
 func newFace(exp time.Time) authcore.FaceVerification {
 	return authcore.FaceVerification{VerifyID: "fv-" + authcore.NewTicketID(), OutSeqNo: "seq-" + authcore.NewTicketID(),
 		CertHash: fmt.Sprintf("%x", sha256.Sum256([]byte("110101199003077777"))), OpenID: "o1", UserID: "u1",
-		Family: authcore.NewTicketID(), ExpiresAt: exp}
+		Family: authcore.NewTicketID(), StartedAt: exp.Add(-time.Hour), ExpiresAt: exp}
 }
 
 func checkFace(t *testing.T, what string, got, want authcore.FaceVerification) {
 	t.Helper()
-	if !got.ExpiresAt.Equal(want.ExpiresAt) {
-		t.Errorf("%s expiry: got %v, want %v", what, got.ExpiresAt, want.ExpiresAt)
+	if !got.ExpiresAt.Equal(want.ExpiresAt) || !got.StartedAt.Equal(want.StartedAt) {
+		t.Errorf("%s times: got %v to %v, want %v to %v", what, got.StartedAt, got.ExpiresAt, want.StartedAt, want.ExpiresAt)
 	}
-	got.ExpiresAt = want.ExpiresAt
+	got.ExpiresAt, got.StartedAt = want.ExpiresAt, want.StartedAt
 	if got != want {
 		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
 	}
@@ -282,15 +282,19 @@ func testFaceVerification(t *testing.T, newStore NewStore) {
 	if err := s.PutFaceVerification(ctx, f); err != nil {
 		t.Fatalf("PutFaceVerification: %v", err)
 	}
-	got, err := s.TakeFaceVerification(ctx, f.VerifyID)
+	// Another user's take is refused and leaves it to its owner.
+	if _, err := s.TakeFaceVerification(ctx, f.VerifyID, "u-stranger"); !errors.Is(err, authcore.ErrForbidden) {
+		t.Fatalf("TakeFaceVerification by another user: got %v, want ErrForbidden", err)
+	}
+	got, err := s.TakeFaceVerification(ctx, f.VerifyID, f.UserID)
 	if err != nil {
-		t.Fatalf("TakeFaceVerification: %v", err)
+		t.Fatalf("TakeFaceVerification by its owner after a stranger's try: %v", err)
 	}
 	checkFace(t, "TakeFaceVerification", got, f)
-	if _, err := s.TakeFaceVerification(ctx, f.VerifyID); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.TakeFaceVerification(ctx, f.VerifyID, f.UserID); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("second TakeFaceVerification: got %v, want ErrNotFound", err)
 	}
-	if _, err := s.TakeFaceVerification(ctx, "fv-unknown"); !errors.Is(err, authcore.ErrNotFound) {
+	if _, err := s.TakeFaceVerification(ctx, "fv-unknown", "u1"); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("TakeFaceVerification(unknown): got %v, want ErrNotFound", err)
 	}
 	// Putting the same verify_id again replaces it.
@@ -301,7 +305,7 @@ func testFaceVerification(t *testing.T, newStore NewStore) {
 			t.Fatal(err)
 		}
 	}
-	if got, err := s.TakeFaceVerification(ctx, f.VerifyID); err != nil {
+	if got, err := s.TakeFaceVerification(ctx, f.VerifyID, f.UserID); err != nil {
 		t.Fatalf("TakeFaceVerification after replace: %v", err)
 	} else {
 		checkFace(t, "after replace", got, f2)
@@ -318,7 +322,7 @@ func testFaceVerificationRace(t *testing.T, newStore NewStore) {
 			t.Fatal(err)
 		}
 		got := wins(8, func(int) bool {
-			got, err := s.TakeFaceVerification(ctx, f.VerifyID)
+			got, err := s.TakeFaceVerification(ctx, f.VerifyID, f.UserID)
 			switch {
 			case err == nil && got.OutSeqNo == f.OutSeqNo:
 				return true
@@ -355,7 +359,7 @@ func testFaceVerificationExpiry(t *testing.T, newStore NewStore) {
 		if tc.sleep {
 			time.Sleep(time.Until(f.ExpiresAt) + 50*time.Millisecond)
 		}
-		if got, err := s.TakeFaceVerification(ctx, f.VerifyID); !errors.Is(err, authcore.ErrNotFound) {
+		if got, err := s.TakeFaceVerification(ctx, f.VerifyID, f.UserID); !errors.Is(err, authcore.ErrNotFound) {
 			t.Errorf("%s: TakeFaceVerification = %+v, %v; want ErrNotFound", tc.name, got, err)
 		}
 	}

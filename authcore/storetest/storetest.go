@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RefreshReuseRevokesFamily", func(t *testing.T) { testRefreshReuse(t, newStore) })
 	t.Run("RefreshRace", func(t *testing.T) { testRefreshRace(t, newStore) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, newStore) })
+	t.Run("SessionKeyExpiry", func(t *testing.T) { testSessionKeyExpiry(t, newStore) })
 	t.Run("FirstUse", func(t *testing.T) { testFirstUse(t, newStore) })
 	t.Run("TicketRoundTrip", func(t *testing.T) { testTicketRoundTrip(t, newStore) })
 	t.Run("TicketRetention", func(t *testing.T) { testTicketRetention(t, newStore) })
@@ -42,6 +43,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })
 	t.Run("EraseUser", func(t *testing.T) { testEraseUser(t, newStore) })
+	t.Run("EraseEverywhere", func(t *testing.T) { EraseEverywhere(t, newStore(t, nil)) })
 	t.Run("PrincipalByAccess", func(t *testing.T) { testPrincipalByAccess(t, newStore) })
 	t.Run("RedeemTicket", func(t *testing.T) { testRedeemTicket(t, newStore) })
 	t.Run("TransitionAs", func(t *testing.T) { testTransitionAs(t, newStore) })
@@ -330,6 +332,7 @@ func sessionIn(family string, now time.Time, user string) (authcore.SessionRecor
 		ID: authcore.NewTicketID(), FamilyID: family, UserID: user,
 		AccessHash: a, RefreshHash: r, AccessExpiresAt: now.Add(30 * time.Minute), RefreshExpiresAt: now.Add(7 * 24 * time.Hour),
 		CreatedAt: now, AMR: []string{"wx"}, Provider: "wechat", Subject: "openid-1", UnionID: "union-1",
+		AuthTime: now.Add(-time.Minute).Truncate(time.Millisecond),
 	}
 	return rec, rec.AccessRef(), rec.RefreshRef()
 }
@@ -777,7 +780,8 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	unredeemed(t, s, "second redeem", got, again, now)
 
 	// The user who confirmed erases their account before the desktop
-	// redeems: nothing changes.
+	// redeems: the ticket, which names them, is gone with them, and no
+	// session is stored.
 	erased := confirm(t, s, u, newTicket(now), now)
 	if err := s.EraseUser(ctx, u.ID); err != nil {
 		t.Fatal(err)
@@ -786,7 +790,12 @@ func testRedeemTicket(t *testing.T, newStore NewStore) {
 	if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: erased.ID, FromVersion: 3, Session: late, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("erased user: %v, want ErrNotFound", err)
 	}
-	unredeemed(t, s, "erased user", erased, late, now)
+	if got, err := s.Ticket(ctx, erased.ID); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("the erased scanner's ticket: %s v%d, %v; want ErrNotFound", got.State, got.Version, err)
+	}
+	if _, err := s.PrincipalByAccess(ctx, late.AccessRef(), now, 0); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("erased user: the session was stored (%v)", err)
+	}
 }
 
 func testIdentities(t *testing.T, newStore NewStore) {
@@ -813,10 +822,10 @@ func testIdentities(t *testing.T, newStore NewStore) {
 	if _, err := s.User(ctx, "nobody"); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("User(unknown): %v", err)
 	}
-	if err := s.PutSessionKey(ctx, "o1", "k1"); err != nil {
+	if err := s.PutSessionKey(ctx, "o1", "k1", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutSessionKey(ctx, "o1", "k2"); err != nil {
+	if err := s.PutSessionKey(ctx, "o1", "k2", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if k, err := s.SessionKey(ctx, "o1"); err != nil || k != "k2" {
@@ -824,6 +833,34 @@ func testIdentities(t *testing.T, newStore NewStore) {
 	}
 	if _, err := s.SessionKey(ctx, "o2"); !errors.Is(err, authcore.ErrNotFound) {
 		t.Fatalf("SessionKey(unknown): %v", err)
+	}
+}
+
+// testSessionKeyExpiry: a session key is gone at its expiry, whether that
+// had passed when it was stored (which also drops the one before) or
+// passes while it is stored.
+func testSessionKeyExpiry(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	if err := s.PutSessionKey(ctx, "sk-o1", "old", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSessionKey(ctx, "sk-o1", "late", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.SessionKey(ctx, "sk-o1"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("SessionKey after a put already expired: %q, %v; want ErrNotFound", k, err)
+	}
+	exp := time.Now().Add(100 * time.Millisecond)
+	if err := s.PutSessionKey(ctx, "sk-o2", "short", exp); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.SessionKey(ctx, "sk-o2"); err != nil || k != "short" {
+		t.Fatalf("SessionKey before its expiry: %q, %v; want short", k, err)
+	}
+	time.Sleep(time.Until(exp) + 50*time.Millisecond)
+	if k, err := s.SessionKey(ctx, "sk-o2"); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("SessionKey after its expiry: %q, %v; want ErrNotFound", k, err)
 	}
 }
 
@@ -931,13 +968,13 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	checkSession(t, "PrincipalByAccess", got.Session, want)
 
 	next, nextAccess, nextRefresh := sessionIn(sess.FamilyID, now.Add(time.Minute), u.ID)
-	next.AMR, next.Provider, next.Subject, next.UnionID = nil, "", "", ""
+	next.AMR, next.Provider, next.Subject, next.UnionID, next.AuthTime = nil, "", "", "", now.Add(time.Minute)
 	rotated, err := s.RotateRefresh(ctx, refresh, next, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = next
-	want.AMR, want.FaceAt = sess.AMR, sess.FaceAt
+	want.AMR, want.FaceAt, want.AuthTime = sess.AMR, sess.FaceAt, sess.AuthTime // the login's, not the refresh's
 	want.Provider, want.Subject, want.UnionID = sess.Provider, sess.Subject, sess.UnionID
 	checkSession(t, "RotateRefresh", rotated.Session, want)
 	checkUser(t, "RotateRefresh", rotated.User, u)
@@ -969,11 +1006,12 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 func checkSession(t *testing.T, what string, got, want authcore.SessionRecord) {
 	t.Helper()
 	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.FaceAt.Equal(want.FaceAt) {
-		t.Errorf("%s times: got %v %v %v face %v, want %v %v %v face %v", what, got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt,
-			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt)
+		!got.FaceAt.Equal(want.FaceAt) || !got.AuthTime.Equal(want.AuthTime) {
+		t.Errorf("%s times: got %v %v %v face %v auth %v, want %v %v %v face %v auth %v", what,
+			got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime,
+			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime)
 	}
-	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt
+	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
 	}

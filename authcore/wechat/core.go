@@ -111,5 +111,5 @@ func (c Core) FaceCheckLegacy(ctx context.Context, verifyResult string) (authcor
 	if err != nil {
 		return authcore.FaceOutcome{}, "", err
 	}
-	return authcore.FaceOutcome{Passed: r.Passed, Reason: r.Reason, Finished: true}, r.OpenID, nil
+	return authcore.FaceOutcome{Passed: r.Passed, Reason: r.Reason, Finished: true, IdentifiedAt: r.IdentifyTime}, r.OpenID, nil
 }

@@ -1,10 +1,11 @@
 -- redeem.lua (after ticket.lua and session.lua):
 -- authcore.TicketStore.RedeemTicket on one Redis server: the ticket's move
 -- to redeemed and the new session, both or neither, in one round trip.
--- KEYS[1] the ticket, KEYS[2] its channel, KEYS[3] the new session, KEYS[4] its user
+-- KEYS[1] the ticket, KEYS[2] its channel, KEYS[3] the new session, KEYS[4] its user,
+-- KEYS[5] the user's session index
 -- ARGV[1..3]  as every ticket script, ARGV[4..10] the move (ticket.lua)
--- ARGV[11]    the session's refresh expiry, unix ms
--- ARGV[12..]  the session's field/value pairs
+-- ARGV[11]    the session's refresh expiry, ARGV[12] now (unix ms)
+-- ARGV[13..]  the session's field/value pairs
 -- Replies {'ok', user field/value pairs}; or what move replies when it
 -- refuses (nothing stored); or an error LH_NOT_FOUND when the user or the
 -- ticket is gone (nothing changed).
@@ -16,5 +17,5 @@ local reply = move(KEYS[1], KEYS[2], move_argv())
 if reply.err or reply[1] ~= 'ok' then
   return reply
 end
-put_session(KEYS[3], ARGV[11], argv_from(12))
+store_session(KEYS[3], KEYS[5], ARGV[11], ARGV[12], argv_from(13))
 return {'ok', user}

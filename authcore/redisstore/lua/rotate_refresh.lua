@@ -4,11 +4,12 @@
 -- KEYS[1] the family's session
 -- KEYS[2] the consumed mark of the presented token (string: its refresh
 --         expiry, unix ms; it expires then)
--- KEYS[3] the user
+-- KEYS[3] the user, KEYS[4] the user's session index (both keys written
+--         here are tracked in it, for erasure)
 -- ARGV[1] the presented refresh token's hash (hex), ARGV[2] now (unix ms)
 -- ARGV[3] the new refresh expiry (unix ms)
--- ARGV[4..] the new session's own field/value pairs; the AMR, face time and
---           identity fields stay as they are
+-- ARGV[4..] the new session's own field/value pairs; the AMR, face time,
+--           auth time and identity fields stay as they are
 -- Replies {the new session's field/value pairs, the user's}; or an error
 -- LH_CONFLICT (reuse: the family's session is deleted) or LH_NOT_FOUND
 -- (unknown or expired token, or a user who is gone: nothing changed).
@@ -29,4 +30,6 @@ if #user == 0 then
 end
 redis.call('SET', KEYS[2], old[2], 'PXAT', old[2])
 put_session(KEYS[1], ARGV[3], argv_from(4))
+track(KEYS[4], KEYS[2], old[2], now)
+track(KEYS[4], KEYS[1], ARGV[3], now)
 return {redis.call('HGETALL', KEYS[1]), user}

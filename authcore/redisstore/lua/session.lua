@@ -57,6 +57,27 @@ local function put_session(key, rexp, fields)
   redis.call('PEXPIREAT', key, rexp)
 end
 
+-- track adds member, a key name, to the sorted set at set_key with score
+-- until_ms (the member's expiry, unix ms; a member already there keeps the
+-- later score), drops the members whose expiry is at or before now, and
+-- keeps the set until its latest expiry: the user's index of keys that
+-- erasure must find, bounded by what is live.
+local function track(set_key, member, until_ms, now)
+  redis.call('ZADD', set_key, 'GT', until_ms, member)
+  redis.call('ZREMRANGEBYSCORE', set_key, '-inf', now)
+  local last = redis.call('ZRANGE', set_key, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIREAT', set_key, last[2])
+  end
+end
+
+-- store_session is put_session of a new family's session, which it also
+-- tracks in the user's session index set_key.
+local function store_session(key, set_key, rexp, now, fields)
+  put_session(key, rexp, fields)
+  track(set_key, key, rexp, now)
+end
+
 -- argv_from returns ARGV[first..], the field/value pairs that the scripts
 -- storing a session take last.
 local function argv_from(first)
