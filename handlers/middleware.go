@@ -80,6 +80,20 @@ func (c ClientIPs) ClientIP(r *http.Request) netip.Addr {
 	return peer
 }
 
+// rateKey is the part of a rate-limit key that names the client: an IPv4
+// address (IPv4-mapped IPv6 included) in full, an IPv6 address by its /64,
+// since one subscriber usually holds a whole /64 and would otherwise have
+// 2^64 buckets.
+func rateKey(a netip.Addr) string {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
+}
+
 func peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -204,7 +218,7 @@ func rateLimit(d Deps, name string, perMinute int) func(http.Handler) http.Handl
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key := "rl:" + name + ":" + d.ClientIPs.ClientIP(r).String()
+			key := "rl:" + name + ":" + rateKey(d.ClientIPs.ClientIP(r))
 			ok, retry, err := d.Limiter.Allow(r.Context(), key, perMinute, time.Minute)
 			if err != nil {
 				d.Logger.WarnContext(r.Context(), "rate limiter unavailable; allowing request", "err", err)

@@ -1,9 +1,13 @@
 package handlers
 
 import (
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+
+	"github.com/loginhub/loginhub/authcore/memstore"
 )
 
 func TestClientIP(t *testing.T) {
@@ -46,6 +50,36 @@ func TestSaneRequestID(t *testing.T) {
 	for id, want := range map[string]bool{"abc-123_X": true, "": false, "has space": false, "<script>": false, string(make([]byte, 65)): false} {
 		if got := saneRequestID(id); got != want {
 			t.Errorf("saneRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// TestRateLimitKeys: an IPv6 client is counted by its /64 (else a /64 has
+// 2^64 buckets), an IPv4 client (IPv4-mapped IPv6 too) by its address.
+func TestRateLimitKeys(t *testing.T) {
+	d := Deps{Logger: slog.New(slog.DiscardHandler), Limiter: memstore.New(nil, nil)}
+	h := rateLimit(d, "test", 1)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	status := func(peer string) int {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = peer
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	steps := []struct {
+		peer string
+		want int
+	}{
+		{"[2001:db8:1:2::1]:5000", http.StatusOK},
+		{"[2001:db8:1:2:ffff::7]:5000", http.StatusTooManyRequests}, // same /64
+		{"[2001:db8:1:3::1]:5000", http.StatusOK},                   // another /64
+		{"203.0.113.7:5000", http.StatusOK},
+		{"[::ffff:203.0.113.7]:5000", http.StatusTooManyRequests}, // the same IPv4 client
+		{"203.0.113.8:5000", http.StatusOK},                       // IPv4: the full address
+	}
+	for _, s := range steps {
+		if got := status(s.peer); got != s.want {
+			t.Errorf("request from %s: got %d, want %d", s.peer, got, s.want)
 		}
 	}
 }
