@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	clientIPs := handlers.ClientIPs{Trusted: cfg.TrustedProxies}
+	clientIPs := handlers.NewClientIPs(cfg.TrustedProxies, log)
 	allowed := func(origin string) bool { return slices.Contains(cfg.AllowedOrigins, strings.TrimRight(origin, "/")) }
 	h := hub.New(hub.Config{
 		Tickets: svc, Broker: broker, Logger: log, CheckOrigin: allowed,

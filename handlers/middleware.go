@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
@@ -22,9 +23,37 @@ import (
 // the peer is a trusted proxy, the right-most X-Forwarded-For entry that is
 // not itself a trusted proxy. X-Forwarded-For from anyone else is ignored,
 // so a client cannot pick its own address and slip past IP binding or rate
-// limits.
+// limits. Make one with NewClientIPs to have its warnings logged; copies
+// share them.
 type ClientIPs struct {
 	Trusted []netip.Prefix
+	warn    *xffWarnings // nil: nothing is logged
+}
+
+// NewClientIPs returns a ClientIPs over trusted that logs to log what looks
+// like a misconfigured proxy, at most once a minute per kind of problem, so
+// that a flood of bad headers cannot flood the log.
+func NewClientIPs(trusted []netip.Prefix, log *slog.Logger) ClientIPs {
+	return ClientIPs{Trusted: trusted, warn: &xffWarnings{log: log}}
+}
+
+// xffWarnings rate-limits ClientIPs' warnings: each kind is logged when
+// the last one of its kind is at least a minute old.
+type xffWarnings struct {
+	log       *slog.Logger
+	garbled   atomic.Int64 // unix nanoseconds of the last "not an address" warning
+	untrusted atomic.Int64 // of the last "X-Forwarded-For from an untrusted private peer" one
+}
+
+const xffWarnEvery = time.Minute
+
+func (x *xffWarnings) due(last *atomic.Int64) bool {
+	if x.log == nil {
+		return false
+	}
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	return (prev == 0 || now-prev >= int64(xffWarnEvery)) && last.CompareAndSwap(prev, now)
 }
 
 // ParsePrefixes parses comma-separated CIDRs or bare addresses.
@@ -61,6 +90,15 @@ func (c ClientIPs) trusted(a netip.Addr) bool {
 func (c ClientIPs) ClientIP(r *http.Request) netip.Addr {
 	peer := peerAddr(r)
 	if !peer.IsValid() || !c.trusted(peer) {
+		// A private or loopback peer that sends X-Forwarded-For is most
+		// likely a proxy missing from LOGINHUB_TRUSTED_PROXIES: every
+		// client then has the proxy's address (one rate-limit bucket,
+		// one IP binding for all).
+		if c.warn != nil && (peer.IsPrivate() || peer.IsLoopback()) && len(r.Header["X-Forwarded-For"]) > 0 &&
+			c.warn.due(&c.warn.untrusted) {
+			c.warn.log.WarnContext(r.Context(), "X-Forwarded-For from a peer that is not a trusted proxy is ignored; "+
+				"if it is your proxy, add it to LOGINHUB_TRUSTED_PROXIES", "peer", peer.String())
+		}
 		return peer
 	}
 	hops := r.Header.Values("X-Forwarded-For")
@@ -69,15 +107,48 @@ func (c ClientIPs) ClientIP(r *http.Request) netip.Addr {
 		entries = append(entries, strings.Split(h, ",")...)
 	}
 	for i := len(entries) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(entries[i]))
-		if err != nil {
-			return peer // a garbled chain: believe only what we saw
+		a, ok := parseHop(entries[i])
+		if !ok {
+			// A garbled chain: believe only the proxy that connected (the
+			// right-most trusted hop), never an entry left of the garbage.
+			if c.warn != nil && c.warn.due(&c.warn.garbled) {
+				c.warn.log.WarnContext(r.Context(), "X-Forwarded-For entry is not an address; using the proxy's address",
+					"peer", peer.String(), "entry", truncateForLog(strings.TrimSpace(entries[i]), 64))
+			}
+			return peer
 		}
 		if !c.trusted(a) {
 			return a.Unmap()
 		}
 	}
 	return peer
+}
+
+// parseHop parses one X-Forwarded-For entry: an address, or an address
+// with a port ("198.51.100.7:4444", "[2001:db8::1]:443"), whose port some
+// proxies add and which is ignored.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), true
+	}
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// truncateForLog cuts a client-supplied string for a log line.
+func truncateForLog(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // rateKey is the part of a rate-limit key that names the client: an IPv4
