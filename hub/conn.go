@@ -90,7 +90,7 @@ type watch struct {
 
 	// Guarded by ts.mu.
 	lastSent uint64 // highest version sent (or the client's since)
-	pending  bool   // registered, not yet authorized: gets nothing yet
+	pending  bool   // being set up (authorized, subscribed): not in ts.watchers yet
 	gone     bool   // unregistered from ts
 
 	queued bool // a msgState for it waits in c.queue; guarded by c.mu
@@ -182,9 +182,12 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
-// watch registers, subscribes, then authorizes and reads: a change
-// published after Subscribe returns is either in the read or nudges a
-// re-read that this watch takes part in.
+// watch authorizes, subscribes, then delivers. The broker is subscribed
+// only for a ticket whose id and watch secret check out, so a client
+// cannot make the hub subscribe to channels of its choosing. Subscribing
+// after the authorizing read leaves a gap in which a change would be
+// missed, so a watch that took the ticket's subscription reads it once
+// more; later watchers share a subscription whose own read covers them.
 func (c *conn) watch(id, secret string, since uint64) {
 	h := c.h
 	c.mu.Lock()
@@ -202,41 +205,40 @@ func (c *conn) watch(id, secret string, since uint64) {
 		c.sendError(id, errTooMany)
 		return
 	}
+	// Listed while it is set up, so that a second watch of id is refused
+	// as a duplicate and cleanup waits for it.
 	w := &watch{c: c, id: id, lastSent: since, pending: true}
 	c.watches = append(c.watches, w)
 	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(h.ctx, opTimeout)
 	defer cancel()
-	ts, err := h.acquire(ctx, id)
-	if err != nil {
-		h.log.Warn("hub: broker subscribe failed", "err", err)
-		c.removeWatch(w)
-		c.sendError(id, errBrokerFailed)
-		return
-	}
-	w.ts = ts
-	ts.mu.Lock()
-	ts.watchers = append(ts.watchers, w)
-	ts.mu.Unlock()
-
 	v, err := h.cfg.Tickets.AuthorizeWatch(ctx, id, secret, c.ip)
 	if err != nil {
 		if k := authcore.KindOf(err); k == authcore.KindInternal || k == authcore.KindUpstreamUnavailable {
 			h.log.Warn("hub: authorize watch failed", "err", err)
 		}
-		if ts.removeWatcher(w) {
-			h.release(ts)
-		}
 		c.removeWatch(w)
 		c.sendError(id, err)
 		return
 	}
+	ts, fresh, err := h.acquire(ctx, id)
+	if err != nil {
+		c.removeWatch(w)
+		h.log.Warn("hub: broker subscribe failed", "err", err)
+		c.sendError(id, errBrokerFailed)
+		return
+	}
+	w.ts = ts
 	ts.mu.Lock()
 	w.pending = false
+	ts.watchers = append(ts.watchers, w)
 	d := h.deliverLocked(ts, v)
 	ts.mu.Unlock()
 	h.finish(ts, d, false)
+	if fresh {
+		h.reread(ctx, ts)
+	}
 }
 
 func (c *conn) unwatch(id string) {

@@ -32,11 +32,12 @@ type waiter struct {
 }
 
 // acquire takes a reference on id's state, subscribing to the broker if it
-// is the first. On error nothing is held.
-func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
+// is the first; fresh says that this call subscribed. On error nothing is
+// held.
+func (h *Hub) acquire(ctx context.Context, id string) (ts *ticketState, fresh bool, err error) {
 	p := h.tickets.part(id)
 	p.mu.Lock()
-	ts := p.m[id]
+	ts = p.m[id]
 	if ts == nil {
 		ts = &ticketState{id: id}
 		h.tickets.putLocked(p, id, ts)
@@ -45,18 +46,17 @@ func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
 	p.mu.Unlock()
 
 	ts.subMu.Lock()
-	var err error
 	if !ts.subscribed {
 		if err = h.cfg.Broker.Subscribe(ctx, id); err == nil {
-			ts.subscribed = true
+			ts.subscribed, fresh = true, true
 		}
 	}
 	ts.subMu.Unlock()
 	if err != nil {
 		h.release(ts)
-		return nil, err
+		return nil, false, err
 	}
-	return ts, nil
+	return ts, fresh, nil
 }
 
 // release drops a reference taken by acquire; the last one unsubscribes and
@@ -265,16 +265,7 @@ func (h *Hub) refresh(ts *ticketState) {
 		v, err := h.cfg.Tickets.View(ctx, ts.id)
 		cancel()
 		ts.mu.Lock()
-		var d delivery
-		switch {
-		case err == nil:
-			d = h.deliverLocked(ts, v)
-		case authcore.KindOf(err) == authcore.KindNotFound:
-			d.dropped = failLocked(ts, err)
-		default:
-			h.log.Warn("hub: re-reading a ticket failed", "err", err)
-			ts.stale = true
-		}
+		d := h.tookReadLocked(ts, v, err)
 		again := ts.again
 		ts.again = false
 		ts.reading = again
@@ -284,6 +275,32 @@ func (h *Hub) refresh(ts *ticketState) {
 			return
 		}
 	}
+}
+
+// reread reads ts once, in the calling goroutine, and delivers what it
+// read, like a re-read after a nudge.
+func (h *Hub) reread(ctx context.Context, ts *ticketState) {
+	v, err := h.cfg.Tickets.View(ctx, ts.id)
+	ts.mu.Lock()
+	d := h.tookReadLocked(ts, v, err)
+	ts.mu.Unlock()
+	h.finish(ts, d, false)
+}
+
+// tookReadLocked takes in the result of a read of ts: a view is
+// delivered, a ticket that is gone ends its watches, and a failed read is
+// retried by the sweeper.
+func (h *Hub) tookReadLocked(ts *ticketState, v authcore.View, err error) (d delivery) {
+	switch {
+	case err == nil:
+		d = h.deliverLocked(ts, v)
+	case authcore.KindOf(err) == authcore.KindNotFound:
+		d.dropped = failLocked(ts, err)
+	default:
+		h.log.Warn("hub: re-reading a ticket failed", "err", err)
+		ts.stale = true
+	}
+	return d
 }
 
 // failLocked ends every authorized watch of a ticket that is gone.

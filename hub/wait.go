@@ -18,7 +18,7 @@ import (
 // subscription it takes is released before it returns.
 func (h *Hub) Wait(ctx context.Context, id string, since uint64) (authcore.View, error) {
 	sctx, cancel := context.WithTimeout(ctx, opTimeout)
-	ts, err := h.acquire(sctx, id)
+	ts, _, err := h.acquire(sctx, id)
 	cancel()
 	if err != nil {
 		h.log.Warn("hub: broker subscribe failed", "err", err)
