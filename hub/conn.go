@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,14 +46,22 @@ type conn struct {
 	sock     *ws.Conn // gorilla's Conn is dropped after the handshake
 	ip       netip.Addr
 	id       uint64 // key in Hub.conns and the poller's token; never reused
-	polled   bool   // read when the poller says so (else by a goroutine of its own)
 	nextPing int64  // unix nanoseconds by Config.Now; guarded by its part of Hub.conns
-	dropped  bool   // found silent by the sweeper; guarded by its part of Hub.conns
 
 	// Liveness, for the sweeper: when the client last sent a frame (unix
 	// nanoseconds by Config.Now), and how many pings were queued since.
 	heard      atomic.Int64
 	unanswered atomic.Int32
+	polled     bool // read when the poller says so (else by a goroutine of its own)
+	dropped    bool // found silent or idle by the sweeper; guarded by its part of Hub.conns
+
+	// idleSince is when the socket last had no live (authorized) watch,
+	// unix nanoseconds by Config.Now; 0 while it has one. The sweeper closes
+	// a socket idle for Config.IdleTimeout: sockets cost nothing to open, so
+	// each must hold a ticket, which is rate limited. Written under mu.
+	// (Placed with the small fields above it, a conn stays in its 192-byte
+	// size class.)
+	idleSince atomic.Int64
 
 	mu        sync.Mutex
 	reader    readerState
@@ -94,6 +103,7 @@ type watch struct {
 	gone     bool   // unregistered from ts
 
 	queued bool // a msgState for it waits in c.queue; guarded by c.mu
+	live   bool // authorized and subscribed: keeps the socket from idling; guarded by c.mu
 }
 
 type clientMsg struct {
@@ -110,6 +120,7 @@ var (
 	errBadID        = authcore.Errorf(authcore.KindInvalid, "id must be a ticket id")
 	errDuplicate    = authcore.Errorf(authcore.KindInvalid, "this ticket is already watched on this connection")
 	errTooMany      = authcore.Errorf(authcore.KindRateLimited, "too many tickets watched on this connection")
+	errCrowded      = &authcore.Error{Kind: authcore.KindRateLimited, Message: "too many watchers of this ticket", RetryAfter: 5 * time.Second}
 	errBrokerFailed = authcore.Errorf(authcore.KindInternal, "internal error")
 )
 
@@ -222,13 +233,21 @@ func (c *conn) watch(id, secret string, since uint64) {
 		c.sendError(id, err)
 		return
 	}
-	ts, fresh, err := h.acquire(ctx, id)
+	ts, fresh, err := h.acquire(ctx, id, maxWatchers)
 	if err != nil {
 		c.removeWatch(w)
+		if errors.Is(err, errCrowded) {
+			c.sendError(id, errCrowded)
+			return
+		}
 		h.log.Warn("hub: broker subscribe failed", "err", err)
 		c.sendError(id, errBrokerFailed)
 		return
 	}
+	c.mu.Lock()
+	w.live = true
+	c.idleSince.Store(0)
+	c.mu.Unlock()
 	w.ts = ts
 	ts.mu.Lock()
 	w.pending = false
@@ -274,6 +293,11 @@ func (c *conn) removeWatch(w *watch) {
 			c.watches = c.watches[:last]
 			if len(c.watches) == 0 {
 				c.watches = nil
+			}
+			// Only the end of a live watch starts the idle time: watches
+			// that fail do not keep a socket open.
+			if w.live && !slices.ContainsFunc(c.watches, func(x *watch) bool { return x.live }) {
+				c.idleSince.Store(c.h.cfg.Now().UnixNano())
 			}
 			return
 		}

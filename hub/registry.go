@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/loginhub/loginhub/authcore"
 )
 
@@ -31,16 +33,25 @@ type waiter struct {
 	ch    chan authcore.View // buffered 1
 }
 
+// maxWatchers is how many watches and waits one ticket may have on a node
+// at once: a desktop page needs one, a few tabs or a reconnect a few more;
+// more is someone holding sockets open on one ticket.
+const maxWatchers = 4
+
 // acquire takes a reference on id's state, subscribing to the broker if it
-// is the first; fresh says that this call subscribed. On error nothing is
-// held.
-func (h *Hub) acquire(ctx context.Context, id string) (ts *ticketState, fresh bool, err error) {
+// is the first; fresh says that this call subscribed. With limit > 0 it
+// refuses (errCrowded) when limit references are held already. On error
+// nothing is held.
+func (h *Hub) acquire(ctx context.Context, id string, limit int) (ts *ticketState, fresh bool, err error) {
 	p := h.tickets.part(id)
 	p.mu.Lock()
 	ts = p.m[id]
 	if ts == nil {
 		ts = &ticketState{id: id}
 		h.tickets.putLocked(p, id, ts)
+	} else if limit > 0 && ts.refs >= limit {
+		p.mu.Unlock()
+		return nil, false, errCrowded
 	}
 	ts.refs++
 	p.mu.Unlock()
@@ -325,6 +336,7 @@ func failLocked(ts *ticketState, err error) (dropped []*watch) {
 // A socket is silent when the client sent nothing, not even a pong, for
 // 2*PingInterval+5s by Config.Now and through at least two pings: a clock
 // that jumps ahead does not drop sockets that simply have not been pinged.
+// A socket without a live watch for Config.IdleTimeout is closed (1008).
 func (h *Hub) sweep(now time.Time) {
 	h.sweepSockets(now, 0, 1)
 	h.sweepTickets(now, 0, 1)
@@ -336,13 +348,18 @@ func (h *Hub) sweepSockets(now time.Time, i, n int) {
 	nowN := now.UnixNano()
 	next := now.Add(h.cfg.PingInterval).UnixNano()
 	silence := int64(h.readTimeout)
-	var due, silent []*conn
+	idleFor := int64(h.cfg.IdleTimeout)
+	var due, silent, idle []*conn
 	h.conns.walkSlice(i, n, func(c *conn) {
+		idleSince := c.idleSince.Load()
 		switch {
 		case c.dropped:
 		case c.unanswered.Load() >= 2 && nowN-c.heard.Load() >= silence:
 			c.dropped = true
 			silent = append(silent, c)
+		case idleSince != 0 && nowN-idleSince >= idleFor:
+			c.dropped = true
+			idle = append(idle, c)
 		case c.nextPing <= nowN:
 			c.nextPing = next
 			due = append(due, c)
@@ -355,6 +372,10 @@ func (h *Hub) sweepSockets(now time.Time, i, n int) {
 	for _, c := range silent {
 		h.log.Info("hub: dropping silent socket", "remote", c.remote())
 		h.goTask(c.abort) // refused only once Shutdown ends every socket
+	}
+	for _, c := range idle {
+		h.log.Debug("hub: closing a socket that watches nothing", "remote", c.remote())
+		c.closeWith(websocket.ClosePolicyViolation, "no ticket watched")
 	}
 }
 
