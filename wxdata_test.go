@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
@@ -18,15 +19,20 @@ type wxHub struct {
 	fakeURL string
 }
 
-func startWxHub(t *testing.T) *wxHub {
+// startWxHub starts a hub on a fake WeChat; env adds settings.
+func startWxHub(t *testing.T, env ...map[string]string) *wxHub {
 	t.Helper()
 	fake := &wechattest.Server{}
 	fakeURL := wechattest.Start(t, fake)
 	appid, secret := fake.App()
-	h := startHub(t, map[string]string{
+	settings := map[string]string{
 		"LOGINHUB_WECHAT_APPID": appid, "LOGINHUB_WECHAT_SECRET": secret, "LOGINHUB_WECHAT_BASE_URL": fakeURL,
 		"LOGINHUB_LOG_LEVEL": "debug",
-	})
+	}
+	for _, e := range env {
+		maps.Copy(settings, e)
+	}
+	h := startHub(t, settings)
 	return &wxHub{testHub: h, fake: fake, fakeURL: fakeURL}
 }
 
@@ -154,11 +160,13 @@ func TestUserInfo(t *testing.T) {
 }
 
 func TestMyDataExportAndErase(t *testing.T) {
-	w := startWxHub(t)
+	// The test plays a trusted proxy (the hub trusts loopback), whose
+	// request ids the hub keeps.
+	w := startWxHub(t, map[string]string{"LOGINHUB_TRUSTED_PROXIES": "127.0.0.1, ::1"})
 	c := client("")
 	s := w.login(t, "jun")
-	// The caller's own request id is kept, echoed and written into the
-	// audit trail; one that is not sane is replaced by a generated one.
+	// The proxy's request id is kept, echoed and written into the audit
+	// trail; one that is not sane is replaced by a generated one.
 	r := call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": w.phoneButton(t, "jun").Code}, "X-Request-Id", "phone-req-1")
 	mustStatus(t, "phone", r, 200)
 	if got := r.Header.Get("X-Request-Id"); got != "phone-req-1" {

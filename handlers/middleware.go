@@ -86,6 +86,12 @@ func (c ClientIPs) trusted(a netip.Addr) bool {
 	return slices.ContainsFunc(c.Trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
+// fromTrusted reports whether r came from a trusted proxy.
+func (c ClientIPs) fromTrusted(r *http.Request) bool {
+	peer := peerAddr(r)
+	return peer.IsValid() && c.trusted(peer)
+}
+
 // ClientIP returns the request's client address (invalid if unknown).
 func (c ClientIPs) ClientIP(r *http.Request) netip.Addr {
 	peer := peerAddr(r)
@@ -177,16 +183,18 @@ func peerAddr(r *http.Request) netip.Addr {
 	return a.Unmap()
 }
 
-// requestID gives each request an id (a sane incoming X-Request-Id is
-// kept), echoes it, and logs the request once it completes. The id is
+// requestID gives each request an id, echoes it, and logs the request once
+// it completes. A sane incoming X-Request-Id is kept only from a trusted
+// proxy: the id lands in the audit trail, where a client must not be able
+// to write its own (or another request's). The id is
 // written into the request's own X-Request-Id header, where requestIDOf
 // reads it, rather than into a context value: that would copy the request
 // (~300 bytes of garbage per request, on every request).
-func requestID(log *slog.Logger) func(http.Handler) http.Handler {
+func requestID(log *slog.Logger, ips ClientIPs) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.Header.Get("X-Request-Id")
-			if !saneRequestID(id) || len(r.Header.Values("X-Request-Id")) > 1 {
+			if !saneRequestID(id) || len(r.Header.Values("X-Request-Id")) > 1 || !ips.fromTrusted(r) {
 				var b [8]byte
 				rand.Read(b[:])
 				id = hex.EncodeToString(b[:])

@@ -129,3 +129,32 @@ func TestClientIPWarnings(t *testing.T) {
 		t.Errorf("a public peer's X-Forwarded-For was logged:\n%s", log)
 	}
 }
+
+// TestRequestIDOnlyFromTrustedProxies: a client's X-Request-Id would land
+// in the audit trail; only a trusted proxy's is kept.
+func TestRequestIDOnlyFromTrustedProxies(t *testing.T) {
+	trusted, err := ParsePrefixes("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen string
+	h := requestID(slog.New(slog.DiscardHandler), ClientIPs{Trusted: trusted})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = requestIDOf(r)
+	}))
+	for _, tc := range []struct {
+		peer string
+		kept bool
+	}{{"10.1.1.1:5000", true}, {"203.0.113.7:5000", false}} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		r.Header.Set("X-Request-Id", "given-id")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if got := seen == "given-id"; got != tc.kept {
+			t.Errorf("from %s: request id %q; kept %v, want %v", tc.peer, seen, got, tc.kept)
+		}
+		if echoed := w.Header().Get("X-Request-Id"); echoed != seen || seen == "" {
+			t.Errorf("from %s: echoed %q, the handler saw %q", tc.peer, echoed, seen)
+		}
+	}
+}

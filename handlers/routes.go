@@ -38,7 +38,7 @@ type Deps struct {
 // Routes returns the hub's whole HTTP API.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(requestID(d.Logger), cors(d.AllowedOrigin))
+	r.Use(requestID(d.Logger, d.ClientIPs), cors(d.AllowedOrigin))
 
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d))
