@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -155,7 +156,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	p, err := s.store.RotateRefresh(ctx, old, next, now)
 	switch {
 	case errors.Is(err, ErrConflict):
-		s.log.Warn("refresh token reused; session family revoked")
+		// The token's hash matched a rotated one, so its user and family
+		// are genuine: name them, for whoever follows the theft up.
+		s.log.WarnContext(ctx, "refresh token reused; session family revoked",
+			slog.String("family", old.Family), slog.String("user", old.UserID))
 		return Session{}, Errorf(KindUnauthorized, "refresh token already used; please log in again")
 	case errors.Is(err, ErrNotFound):
 		// Unknown, expired, or of a user who erased their account.
