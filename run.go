@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	deps := handlers.Deps{
 		Logger: log, Auth: svc, WebSocket: h, Waiter: h, Limiter: store, ClientIPs: clientIPs,
-		AllowedOrigin: allowed, TicketRate: cfg.TicketRate, LoginRate: cfg.LoginRate,
+		AllowedOrigin: allowed, TicketRate: cfg.TicketRate, LoginRate: cfg.LoginRate, CallRate: cfg.CallRate,
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), broker.Ping(ctx))
 		},

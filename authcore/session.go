@@ -42,6 +42,17 @@ func parseToken(tok, prefix string) (TokenRef, bool) {
 	return TokenRef{UserID: user, Family: family, Hash: sha256.Sum256([]byte(tok))}, true
 }
 
+// TokenSession returns the user id and the session family that a
+// well-formed access or refresh token names, without verifying it (for
+// rate limits; Authenticate and Refresh verify tokens).
+func TokenSession(token string) (userID, family string, ok bool) {
+	ref, ok := parseToken(token, accessPrefix)
+	if !ok {
+		ref, ok = parseToken(token, refreshPrefix)
+	}
+	return ref.UserID, ref.Family, ok
+}
+
 // SessionUser is the user part of a session or of /v1/me: the profile plus
 // what the login method knows.
 type SessionUser struct {

@@ -288,6 +288,36 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, per time.Duration) (ok bool, retryAfter time.Duration, err error)
 }
 
+// allowUser counts one call of name by who (a user id, or a user's
+// session family when the token is not verified yet) against a tenth of
+// Deps.CallRate a minute: what one address may not do alone, many
+// addresses may not do to one account either. A failing limiter lets the
+// call through, as rateLimit does.
+func allowUser(d Deps, r *http.Request, name, who string) error {
+	if d.CallRate <= 0 || who == "" {
+		return nil
+	}
+	ok, retry, err := d.Limiter.Allow(r.Context(), "rlu:"+name+":"+who, max(d.CallRate/10, 1), time.Minute)
+	switch {
+	case err != nil:
+		d.Logger.WarnContext(r.Context(), "rate limiter unavailable; allowing request", "err", err)
+	case !ok:
+		return &authcore.Error{Kind: authcore.KindRateLimited, Message: "too many requests for this account; slow down", RetryAfter: retry}
+	}
+	return nil
+}
+
+// tokenSession names the session family of a token for allowUser without
+// verifying it: the family id is as secret as the token, so a stranger
+// cannot spend someone else's allowance by forging tokens.
+func tokenSession(token string) string {
+	user, family, ok := authcore.TokenSession(token)
+	if !ok {
+		return ""
+	}
+	return user + "." + family
+}
+
 // rateLimit allows perMinute requests per client address per minute for the
 // routes it wraps; 0 disables it. If the limiter itself fails the request
 // goes through: a broken counter must not lock every user out.
