@@ -325,3 +325,28 @@ func TestWeChatOutageFailsFast(t *testing.T) {
 		t.Fatalf("the breaker is open but %d more requests reached WeChat", after-before)
 	}
 }
+
+// TestUserInfoProfileCleaned: a profile from WeChat (here the sandbox,
+// which takes any name) loses its control and bidi characters before it
+// is stored and returned.
+func TestUserInfoProfileCleaned(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	const name = "\u202Eevil\u2066"
+	s := w.login(t, name)
+	var ui struct{ RawData, Signature, EncryptedData, IV string }
+	call(t, c, "POST", w.fakeURL+"/getUserInfo", "", map[string]string{"user": name}).decode(t, &ui)
+	body := map[string]string{"encrypted_data": ui.EncryptedData, "iv": ui.IV, "raw_data": ui.RawData, "signature": ui.Signature}
+	r := call(t, c, "POST", w.URL+"/v1/wx/userinfo", s.AccessToken, body)
+	mustStatus(t, "userinfo", r, 200)
+	var info authcore.WeChatUserInfo
+	r.decode(t, &info)
+	if want := "evil (sandbox)"; info.Nickname != want {
+		t.Errorf("userinfo nickname %q, want %q", info.Nickname, want)
+	}
+	var me struct{ User authcore.SessionUser }
+	call(t, c, "GET", w.URL+"/v1/me", s.AccessToken, nil).decode(t, &me)
+	if want := "evil (sandbox)"; me.User.Nickname != want {
+		t.Errorf("stored nickname %q, want %q", me.User.Nickname, want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A token is "<prefix><user id>.<family id>.<32 random bytes, base64url>".
@@ -218,9 +219,15 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	if req.Code == "" {
 		return Session{}, Errorf(KindInvalid, "code is required")
 	}
-	if len([]rune(req.Nickname)) > 64 || len(req.AvatarURL) > 1024 {
-		return Session{}, Errorf(KindInvalid, "nickname or avatar_url too long")
+	if utf8.RuneCountInString(req.Nickname) > MaxNicknameRunes {
+		return Session{}, Errorf(KindInvalid, "nickname longer than %d characters", MaxNicknameRunes)
 	}
+	if !ValidAvatarURL(req.AvatarURL) {
+		return Session{}, Errorf(KindInvalid, "avatar_url must be an https URL of at most %d bytes", maxAvatarURLLen)
+	}
+	// What a desktop shows of its scanner must not carry control or bidi
+	// characters.
+	req.Nickname = CleanNickname(req.Nickname)
 	if s.wechat == nil {
 		return Session{}, Errorf(KindUpstreamUnavailable, "WeChat login is not configured")
 	}
