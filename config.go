@@ -34,6 +34,7 @@ type Config struct {
 	AllowedOrigins  []string           // nil: the public URL's origin
 	TicketRate      int                // tickets per client address per minute; 30 (0 = unlimited)
 	LoginRate       int                // wx logins per client address per minute; 60 (0 = unlimited)
+	CallRate        int                // redeem, scan, refresh, phone, face calls per address per minute each; 120 (0 = unlimited)
 	WeChatAppID     string             // "" with WeChatSecret "": the sandbox
 	WeChatSecret    string
 	WeChatBaseURL   string        // "": https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
@@ -142,6 +143,7 @@ var settings = []setting{
 	{"LOGINHUB_ALLOWED_ORIGINS", "", "WebSocket/CORS origins (default: the public URL's origin)"},
 	{"LOGINHUB_TICKET_RATE", "30", "tickets per client address per minute; 0 = unlimited"},
 	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login calls per client address per minute; 0 = unlimited"},
+	{"LOGINHUB_CALL_RATE", "120", "redeem, scan, refresh, phone-number and face calls per client address per minute, each (a tenth of it per user); 0 = unlimited"},
 	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty; auto = on only with the embedded store and a loopback public URL"},
 	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = emulated when the sandbox is on)"},
@@ -220,6 +222,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.LoginRate, err = strconv.Atoi(get("LOGINHUB_LOGIN_RATE"))
 	errs = append(errs, wrapSetting("LOGINHUB_LOGIN_RATE", err))
 	c.SandboxSetting = get("LOGINHUB_SANDBOX")
+	c.CallRate, err = strconv.Atoi(get("LOGINHUB_CALL_RATE"))
+	errs = append(errs, wrapSetting("LOGINHUB_CALL_RATE", err))
 	c.WeChatAppID, c.WeChatSecret = get("LOGINHUB_WECHAT_APPID"), get("LOGINHUB_WECHAT_SECRET")
 	c.WeChatBaseURL = strings.TrimRight(get("LOGINHUB_WECHAT_BASE_URL"), "/")
 	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
@@ -328,6 +332,9 @@ func (c Config) Validate() error {
 	}
 	if c.TicketRate < 0 || c.LoginRate < 0 {
 		errs = append(errs, errors.New("LOGINHUB_TICKET_RATE and LOGINHUB_LOGIN_RATE must not be negative"))
+	}
+	if c.CallRate < 0 {
+		errs = append(errs, errors.New("LOGINHUB_CALL_RATE must not be negative"))
 	}
 	switch c.SandboxSetting {
 	case "auto", "on", "off":

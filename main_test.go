@@ -54,7 +54,7 @@ func (s *syncBuffer) String() string {
 func startHub(t testing.TB, env map[string]string) *testHub {
 	t.Helper()
 	full := map[string]string{
-		"LOGINHUB_ADDR": "127.0.0.1:0", "LOGINHUB_TICKET_RATE": "0", "LOGINHUB_LOGIN_RATE": "0",
+		"LOGINHUB_ADDR": "127.0.0.1:0", "LOGINHUB_TICKET_RATE": "0", "LOGINHUB_LOGIN_RATE": "0", "LOGINHUB_CALL_RATE": "0",
 	}
 	for k, v := range env {
 		full[k] = v
@@ -419,6 +419,56 @@ func TestTicketRateLimit(t *testing.T) {
 	mustStatus(t, "another address", call(t, client("127.0.0.3"), "POST", h.URL+"/v1/qr/tickets", "", nil), 201)
 }
 
+// TestCallRateLimits: redeem, scan, refresh, phone and face calls are
+// limited per client address (LOGINHUB_CALL_RATE a minute) and per user or
+// session (a tenth of it).
+func TestCallRateLimits(t *testing.T) {
+	h := startHub(t, map[string]string{"LOGINHUB_CALL_RATE": "10"})
+	c := client("127.0.0.1")
+	redeem := func(c *http.Client) apiResponse {
+		return call(t, c, "POST", h.URL+"/v1/qr/tickets/AAAAAAAAAAAAAAAA/redeem", "not-the-secret", nil)
+	}
+	for i := range 10 {
+		if r := redeem(c); r.Status == http.StatusTooManyRequests {
+			t.Fatalf("redeem %d of 10 in a minute: 429", i+1)
+		}
+	}
+	r := redeem(c)
+	mustStatus(t, "eleventh redeem from one address", r, 429)
+	if r.Header.Get("Retry-After") == "" || r.errorCode() != "rate_limited" {
+		t.Fatalf("429 without Retry-After or code: %v %s", r.Header, r.Body)
+	}
+	if r := redeem(client("127.0.0.3")); r.Status == http.StatusTooManyRequests {
+		t.Error("redeem from another address: 429")
+	}
+
+	// Per user (session): one call a minute here.
+	s := phoneLogin(t, h, "rita")
+	r = call(t, c, "POST", h.URL+"/v1/session/refresh", "", map[string]string{"refresh_token": s.RefreshToken})
+	mustStatus(t, "refresh", r, 200)
+	var next authcore.Session
+	r.decode(t, &next)
+	mustStatus(t, "second refresh of a session in a minute", call(t, c, "POST", h.URL+"/v1/session/refresh", "",
+		map[string]string{"refresh_token": next.RefreshToken}), 429)
+	other := phoneLogin(t, h, "sam")
+	mustStatus(t, "another user's refresh", call(t, c, "POST", h.URL+"/v1/session/refresh", "",
+		map[string]string{"refresh_token": other.RefreshToken}), 200)
+
+	for _, ep := range []struct {
+		path string
+		body any
+	}{
+		{"/v1/qr/scan", map[string]string{"ticket": "k1.bogus"}},
+		{"/v1/wx/phone", map[string]string{"code": "bogus"}},
+		{"/v1/face/verify-id", map[string]string{"name": "Rita", "id_number": "110101199003070000"}},
+	} {
+		if r := call(t, c, "POST", h.URL+ep.path, next.AccessToken, ep.body); r.Status == http.StatusTooManyRequests {
+			t.Errorf("first %s of the user: 429", ep.path)
+		}
+		mustStatus(t, "second "+ep.path+" of the user in a minute", call(t, c, "POST", h.URL+ep.path, next.AccessToken, ep.body), 429)
+	}
+}
+
 func TestQRImagesAndLanding(t *testing.T) {
 	h := startHub(t, nil)
 	c := client("127.0.0.1")
@@ -462,6 +512,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad rate":             {map[string]string{"LOGINHUB_TICKET_RATE": "many"}, "LOGINHUB_TICKET_RATE"},
 		"old debug address":    {map[string]string{"LOGINHUB_DEBUG_ADDR": "127.0.0.1:6060"}, "LOGINHUB_DEBUG_ADDR"},
 		"bad internal address": {map[string]string{"LOGINHUB_INTERNAL_ADDR": "6060"}, "LOGINHUB_INTERNAL_ADDR"},
+		"negative call rate":   {map[string]string{"LOGINHUB_CALL_RATE": "-1"}, "LOGINHUB_CALL_RATE"},
 	}
 	for name, tc := range cases {
 		_, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
@@ -486,7 +537,7 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":3000" || cfg.PublicURL != "https://login.example.com" || cfg.IPBinding != authcore.IPSubnet || cfg.TicketRate != 30 || cfg.QRTTL != 2*time.Minute || cfg.MaxSockets != -1 {
+	if cfg.Addr != ":3000" || cfg.PublicURL != "https://login.example.com" || cfg.IPBinding != authcore.IPSubnet || cfg.TicketRate != 30 || cfg.CallRate != 120 || cfg.QRTTL != 2*time.Minute || cfg.MaxSockets != -1 {
 		t.Fatalf("config: %+v", cfg)
 	}
 }

@@ -93,7 +93,7 @@ func startNode(t testing.TB, name, redisURL, keys, dataKey string, extra ...stri
 		"LOGINHUB_ADDR=127.0.0.1:0", "LOGINHUB_REDIS_URL="+redisURL, "LOGINHUB_TICKET_KEYS="+keys,
 		"LOGINHUB_DATA_KEY="+dataKey,
 		"LOGINHUB_PUBLIC_URL="+clusterOrigin, "LOGINHUB_ALLOWED_ORIGINS="+clusterOrigin,
-		"LOGINHUB_TICKET_RATE=0", "LOGINHUB_LOGIN_RATE=0",
+		"LOGINHUB_TICKET_RATE=0", "LOGINHUB_LOGIN_RATE=0", "LOGINHUB_CALL_RATE=0",
 		"LOGINHUB_SANDBOX=on", // Redis and no WeChat credentials: a staging cluster
 		"LOGINHUB_INTERNAL_ADDR=127.0.0.1:0",
 	)

@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	clientIPs := handlers.ClientIPs{Trusted: cfg.TrustedProxies}
+	clientIPs := handlers.NewClientIPs(cfg.TrustedProxies, log)
 	allowed := func(origin string) bool { return slices.Contains(cfg.AllowedOrigins, strings.TrimRight(origin, "/")) }
 	h := hub.New(hub.Config{
 		Tickets: svc, Broker: broker, Logger: log, CheckOrigin: allowed,
@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	deps := handlers.Deps{
 		Logger: log, Auth: svc, WebSocket: h, Waiter: h, Limiter: store, ClientIPs: clientIPs,
-		AllowedOrigin: allowed, TicketRate: cfg.TicketRate, LoginRate: cfg.LoginRate,
+		AllowedOrigin: allowed, TicketRate: cfg.TicketRate, LoginRate: cfg.LoginRate, CallRate: cfg.CallRate,
 		HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), broker.Ping(ctx))

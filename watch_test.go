@@ -205,3 +205,45 @@ func TestShutdownClosesSocketsWith1001(t *testing.T) {
 		t.Fatalf("after shutdown: %v, want close 1001 (going away)", err)
 	}
 }
+
+// TestLongPollWatchersPerTicket: with 4 long-polls waiting on a ticket, a
+// fifth is answered 429 rate_limited with Retry-After, at once.
+func TestLongPollWatchersPerTicket(t *testing.T) {
+	h := startHub(t, nil)
+	c := client("127.0.0.1")
+	nt := createTicket(t, c, h, "")
+	url := func(wait int) string { return fmt.Sprintf("%s/v1/qr/tickets/%s?since=1&wait=%d", h.URL, nt.ID, wait) }
+	poll := func(wait int) apiResponse { return call(t, c, "GET", url(wait), nt.WatchSecret, nil) }
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			// Refused while a probe below holds a place: try again.
+			for {
+				r, err := tryCall(c, "GET", url(10), nt.WatchSecret, nil)
+				if err != nil || r.Status != http.StatusTooManyRequests {
+					return
+				}
+			}
+		})
+	}
+	// The four register a moment after they are sent: probe until the hub
+	// refuses one (a probe that gets in holds a place for a second).
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		r := poll(1)
+		if r.Status == http.StatusTooManyRequests {
+			if r.errorCode() != "rate_limited" || r.Header.Get("Retry-After") == "" {
+				t.Errorf("429 without code or Retry-After: %v %s", r.Header, r.Body)
+			}
+			break
+		}
+		mustStatus(t, "a long-poll while the four register", r, 200)
+		if time.Now().After(deadline) {
+			t.Fatal("a fifth long-poll was never refused")
+		}
+	}
+	// A scan (a new version) ends the four.
+	s := phoneLogin(t, h, "lena")
+	mustStatus(t, "scan", call(t, client(""), "POST", h.URL+"/v1/qr/scan", s.AccessToken, map[string]string{"ticket": nt.Ticket}), 200)
+	wg.Wait()
+}

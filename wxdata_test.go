@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -19,15 +20,20 @@ type wxHub struct {
 	fakeURL string
 }
 
-func startWxHub(t *testing.T) *wxHub {
+// startWxHub starts a hub on a fake WeChat; env adds settings.
+func startWxHub(t *testing.T, env ...map[string]string) *wxHub {
 	t.Helper()
 	fake := &wechattest.Server{}
 	fakeURL := wechattest.Start(t, fake)
 	appid, secret := fake.App()
-	h := startHub(t, map[string]string{
+	settings := map[string]string{
 		"LOGINHUB_WECHAT_APPID": appid, "LOGINHUB_WECHAT_SECRET": secret, "LOGINHUB_WECHAT_BASE_URL": fakeURL,
 		"LOGINHUB_LOG_LEVEL": "debug",
-	})
+	}
+	for _, e := range env {
+		maps.Copy(settings, e)
+	}
+	h := startHub(t, settings)
 	return &wxHub{testHub: h, fake: fake, fakeURL: fakeURL}
 }
 
@@ -155,11 +161,13 @@ func TestUserInfo(t *testing.T) {
 }
 
 func TestMyDataExportAndErase(t *testing.T) {
-	w := startWxHub(t)
+	// The test plays a trusted proxy (the hub trusts loopback), whose
+	// request ids the hub keeps.
+	w := startWxHub(t, map[string]string{"LOGINHUB_TRUSTED_PROXIES": "127.0.0.1, ::1"})
 	c := client("")
 	s := w.login(t, "jun")
-	// The caller's own request id is kept, echoed and written into the
-	// audit trail; one that is not sane is replaced by a generated one.
+	// The proxy's request id is kept, echoed and written into the audit
+	// trail; one that is not sane is replaced by a generated one.
 	r := call(t, c, "POST", w.URL+"/v1/wx/phone", s.AccessToken, map[string]string{"code": w.phoneButton(t, "jun").Code}, "X-Request-Id", "phone-req-1")
 	mustStatus(t, "phone", r, 200)
 	if got := r.Header.Get("X-Request-Id"); got != "phone-req-1" {
@@ -337,5 +345,30 @@ func TestWeChatOutageFailsFast(t *testing.T) {
 	}
 	if after := w.fake.Requests("/sns/jscode2session"); after != before {
 		t.Fatalf("the breaker is open but %d more requests reached WeChat", after-before)
+	}
+}
+
+// TestUserInfoProfileCleaned: a profile from WeChat (here the sandbox,
+// which takes any name) loses its control and bidi characters before it
+// is stored and returned.
+func TestUserInfoProfileCleaned(t *testing.T) {
+	w := startWxHub(t)
+	c := client("")
+	const name = "\u202Eevil\u2066"
+	s := w.login(t, name)
+	var ui struct{ RawData, Signature, EncryptedData, IV string }
+	call(t, c, "POST", w.fakeURL+"/getUserInfo", "", map[string]string{"user": name}).decode(t, &ui)
+	body := map[string]string{"encrypted_data": ui.EncryptedData, "iv": ui.IV, "raw_data": ui.RawData, "signature": ui.Signature}
+	r := call(t, c, "POST", w.URL+"/v1/wx/userinfo", s.AccessToken, body)
+	mustStatus(t, "userinfo", r, 200)
+	var info authcore.WeChatUserInfo
+	r.decode(t, &info)
+	if want := "evil (sandbox)"; info.Nickname != want {
+		t.Errorf("userinfo nickname %q, want %q", info.Nickname, want)
+	}
+	var me struct{ User authcore.SessionUser }
+	call(t, c, "GET", w.URL+"/v1/me", s.AccessToken, nil).decode(t, &me)
+	if want := "evil (sandbox)"; me.User.Nickname != want {
+		t.Errorf("stored nickname %q, want %q", me.User.Nickname, want)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A token is "<prefix><user id>.<family id>.<32 random bytes, base64url>".
@@ -39,6 +41,17 @@ func parseToken(tok, prefix string) (TokenRef, bool) {
 		return TokenRef{}, false
 	}
 	return TokenRef{UserID: user, Family: family, Hash: sha256.Sum256([]byte(tok))}, true
+}
+
+// TokenSession returns the user id and the session family that a
+// well-formed access or refresh token names, without verifying it (for
+// rate limits; Authenticate and Refresh verify tokens).
+func TokenSession(token string) (userID, family string, ok bool) {
+	ref, ok := parseToken(token, accessPrefix)
+	if !ok {
+		ref, ok = parseToken(token, refreshPrefix)
+	}
+	return ref.UserID, ref.Family, ok
 }
 
 // SessionUser is the user part of a session or of /v1/me: the profile plus
@@ -156,7 +169,10 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 	p, err := s.store.RotateRefresh(ctx, old, next, now)
 	switch {
 	case errors.Is(err, ErrConflict):
-		s.log.Warn("refresh token reused; session family revoked")
+		// The token's hash matched a rotated one, so its user and family
+		// are genuine: name them, for whoever follows the theft up.
+		s.log.WarnContext(ctx, "refresh token reused; session family revoked",
+			slog.String("family", old.Family), slog.String("user", old.UserID))
 		return Session{}, Errorf(KindUnauthorized, "refresh token already used; please log in again")
 	case errors.Is(err, ErrNotFound):
 		// Unknown, expired, or of a user who erased their account.
@@ -204,9 +220,15 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	if req.Code == "" {
 		return Session{}, Errorf(KindInvalid, "code is required")
 	}
-	if len([]rune(req.Nickname)) > 64 || len(req.AvatarURL) > 1024 {
-		return Session{}, Errorf(KindInvalid, "nickname or avatar_url too long")
+	if utf8.RuneCountInString(req.Nickname) > MaxNicknameRunes {
+		return Session{}, Errorf(KindInvalid, "nickname longer than %d characters", MaxNicknameRunes)
 	}
+	if !ValidAvatarURL(req.AvatarURL) {
+		return Session{}, Errorf(KindInvalid, "avatar_url must be an https URL of at most %d bytes", maxAvatarURLLen)
+	}
+	// What a desktop shows of its scanner must not carry control or bidi
+	// characters.
+	req.Nickname = CleanNickname(req.Nickname)
 	if s.wechat == nil {
 		return Session{}, Errorf(KindUpstreamUnavailable, "WeChat login is not configured")
 	}

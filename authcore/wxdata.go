@@ -144,8 +144,12 @@ func (s *Service) WxUserInfo(ctx context.Context, p Principal, req WxUserInfoReq
 	if info.OpenID != "" && info.OpenID != openid {
 		return WeChatUserInfo{}, Errorf(KindForbidden, "this profile belongs to another WeChat user")
 	}
+	// WeChat (or the sandbox) takes any nickname and avatar: clean them
+	// before they are stored and shown to desktops.
+	prof := cleanProfile(Profile{Nickname: info.Nickname, AvatarURL: info.AvatarURL})
+	info.Nickname, info.AvatarURL = prof.Nickname, prof.AvatarURL
 	id := Identity{Provider: "wechat", Subject: openid, UnionID: p.Session.UnionID}
-	if _, _, err := s.store.UpsertIdentity(ctx, id, Profile{Nickname: info.Nickname, AvatarURL: info.AvatarURL}, p.User); err != nil {
+	if _, _, err := s.store.UpsertIdentity(ctx, id, prof, p.User); err != nil {
 		return WeChatUserInfo{}, fmt.Errorf("update profile: %w", err)
 	}
 	return info, nil

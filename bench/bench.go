@@ -209,7 +209,7 @@ func newFlagSet(stderr io.Writer) *flag.FlagSet {
 Drives a running loginhub on this machine (loopback only) with waiting
 desktops and scan logins, and prints latency, throughput, errors and the
 hub's RSS, goroutines and CPU. Start the hub with
-  LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0 LOGINHUB_QR_TTL=10m
+  LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0 LOGINHUB_CALL_RATE=0 LOGINHUB_QR_TTL=10m
 (sandbox mode; LOGINHUB_IP_BINDING may stay strict).
 
 The hub's figures come from its /metrics, which it serves only on its

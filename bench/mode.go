@@ -293,7 +293,7 @@ func hints(r Result) []string {
 		return false
 	}
 	if has("429") {
-		out = append(out, "rate-limited: start the hub with LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0")
+		out = append(out, "rate-limited: start the hub with LOGINHUB_TICKET_RATE=0 LOGINHUB_LOGIN_RATE=0 LOGINHUB_CALL_RATE=0")
 	}
 	if has("ws_dial:403") {
 		out = append(out, "WebSocket refused (Origin): the hub allows its public URL's origin; pass --origin")

@@ -89,6 +89,9 @@ func handleScan(d Deps) http.HandlerFunc {
 		Ticket string `json:"ticket"`
 	}
 	return handlePhoneMove(d, func(r *http.Request, token string, req request) (authcore.ScanResult, error) {
+		if err := allowUser(d, r, "scan", tokenSession(token)); err != nil {
+			return authcore.ScanResult{}, err
+		}
 		return d.Auth.Scan(r.Context(), token, req.Ticket)
 	})
 }

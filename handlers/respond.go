@@ -1,12 +1,14 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 
 	"github.com/loginhub/loginhub/authcore"
@@ -90,24 +92,33 @@ func writeSecret(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON body into v. An empty body is allowed when optional.
+// Keys are matched as written: a key given twice, or one that names a field
+// only when case is ignored, is refused (checkKeys).
 func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
 	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return authcore.Errorf(authcore.KindInvalid, "request body larger than %d bytes", tooBig.Limit)
+		}
+		return authcore.Wrap(authcore.KindInvalid, fmt.Errorf("read body: %w", err), "could not read the request body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		switch {
 		case errors.Is(err, io.EOF) && optional:
 			return nil
 		case errors.Is(err, io.EOF):
 			return authcore.Errorf(authcore.KindInvalid, "a JSON body is required")
-		case errors.As(err, &tooBig):
-			return authcore.Errorf(authcore.KindInvalid, "request body larger than %d bytes", maxBodyBytes)
 		default:
 			return authcore.Wrap(authcore.KindInvalid, fmt.Errorf("decode body: %w", err), "malformed JSON body")
 		}
 	}
 	if dec.More() {
 		return authcore.Errorf(authcore.KindInvalid, "trailing data after the JSON body")
+	}
+	if err := checkKeys(data, reflect.TypeOf(v)); err != nil {
+		return authcore.Errorf(authcore.KindInvalid, "JSON body: %v", err)
 	}
 	return nil
 }

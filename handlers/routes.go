@@ -30,6 +30,7 @@ type Deps struct {
 	AllowedOrigin func(origin string) bool
 	TicketRate    int                             // tickets per client address per minute; 0 = unlimited
 	LoginRate     int                             // wx logins per client address per minute; 0 = unlimited
+	CallRate      int                             // redeem, scan, refresh, phone, face calls per client address per minute each, a tenth per user; 0 = unlimited
 	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
 	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
@@ -41,7 +42,7 @@ type Deps struct {
 // Routes returns the hub's whole HTTP API.
 func Routes(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(requestID(d.Logger), cors(d.AllowedOrigin), hsts(d.HSTS))
+	r.Use(requestID(d.Logger, d.ClientIPs), cors(d.AllowedOrigin), hsts(d.HSTS))
 
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d))
@@ -60,23 +61,23 @@ func Routes(d Deps) http.Handler {
 		r.Get("/qr/tickets/{id}", handleTicketStatus(d))
 		r.Get("/qr/tickets/{id}/qr.png", handleQRPNG(d))
 		r.Get("/qr/tickets/{id}/qr.svg", handleQRSVG(d))
-		r.Post("/qr/tickets/{id}/redeem", handleRedeem(d))
+		r.With(rateLimit(d, "redeem", d.CallRate)).Post("/qr/tickets/{id}/redeem", handleRedeem(d))
 
 		// Phone.
-		r.Post("/qr/scan", handleScan(d))
+		r.With(rateLimit(d, "scan", d.CallRate)).Post("/qr/scan", handleScan(d))
 		r.Post("/qr/tickets/{id}/confirm", handleConfirm(d))
 		r.Post("/qr/tickets/{id}/cancel", handleCancel(d))
 
 		// Mini-program login and sessions.
 		r.With(rateLimit(d, "wxlogin", d.LoginRate)).Post("/wx/login", handleWxLogin(d))
-		r.Post("/wx/phone", handleWxPhone(d))
+		r.With(rateLimit(d, "phone", d.CallRate)).Post("/wx/phone", handleWxPhone(d))
 		r.Post("/wx/userinfo", handleWxUserInfo(d))
 		r.Post("/wx/session/check", handleWxSessionCheck(d))
 
 		// Face verification (step-up).
-		r.Post("/face/verify-id", handleFaceVerifyID(d))
-		r.Post("/face/result", handleFaceResult(d))
-		r.Post("/session/refresh", handleRefresh(d))
+		r.With(rateLimit(d, "face", d.CallRate)).Post("/face/verify-id", handleFaceVerifyID(d))
+		r.With(rateLimit(d, "face", d.CallRate)).Post("/face/result", handleFaceResult(d))
+		r.With(rateLimit(d, "refresh", d.CallRate)).Post("/session/refresh", handleRefresh(d))
 		r.Post("/session/logout", handleLogout(d))
 		r.Get("/me", handleMe(d))
 		r.Get("/me/data", handleMyDataExport(d))

@@ -37,6 +37,10 @@ func handleRefresh(d Deps) http.HandlerFunc {
 			writeError(w, r, d.Logger, err)
 			return
 		}
+		if err := allowUser(d, r, "refresh", tokenSession(req.RefreshToken)); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
 		sess, err := d.Auth.Refresh(r.Context(), req.RefreshToken)
 		if err != nil {
 			writeError(w, r, d.Logger, err)

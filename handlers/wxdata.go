@@ -13,6 +13,9 @@ func handleWxPhone(d Deps) http.HandlerFunc {
 		IV            string `json:"iv"`
 	}
 	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req request) (authcore.WxPhoneResult, error) {
+		if err := allowUser(d, r, "phone", p.User.ID); err != nil {
+			return authcore.WxPhoneResult{}, err
+		}
 		return d.Auth.WxPhone(r.Context(), p, authcore.WxPhoneRequest{
 			Code: req.Code, EncryptedData: req.EncryptedData, IV: req.IV, RequestID: requestIDOf(r),
 		})
@@ -65,6 +68,9 @@ func handleFaceVerifyID(d Deps) http.HandlerFunc {
 		IDNumber string `json:"id_number"`
 	}
 	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req request) (authcore.FaceStarted, error) {
+		if err := allowUser(d, r, "face", p.User.ID); err != nil {
+			return authcore.FaceStarted{}, err
+		}
 		return d.Auth.FaceVerifyID(r.Context(), p, req.Name, req.IDNumber, requestIDOf(r))
 	})
 }
@@ -75,6 +81,9 @@ func handleFaceResult(d Deps) http.HandlerFunc {
 		VerifyResult string `json:"verify_result"`
 	}
 	return handleAuthed(d, false, func(r *http.Request, p authcore.Principal, req request) (authcore.FacePassed, error) {
+		if err := allowUser(d, r, "face", p.User.ID); err != nil {
+			return authcore.FacePassed{}, err
+		}
 		return d.Auth.FaceResult(r.Context(), p, req.VerifyID, req.VerifyResult)
 	})
 }

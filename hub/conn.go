@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,14 +46,22 @@ type conn struct {
 	sock     *ws.Conn // gorilla's Conn is dropped after the handshake
 	ip       netip.Addr
 	id       uint64 // key in Hub.conns and the poller's token; never reused
-	polled   bool   // read when the poller says so (else by a goroutine of its own)
 	nextPing int64  // unix nanoseconds by Config.Now; guarded by its part of Hub.conns
-	dropped  bool   // found silent by the sweeper; guarded by its part of Hub.conns
 
 	// Liveness, for the sweeper: when the client last sent a frame (unix
 	// nanoseconds by Config.Now), and how many pings were queued since.
 	heard      atomic.Int64
 	unanswered atomic.Int32
+	polled     bool // read when the poller says so (else by a goroutine of its own)
+	dropped    bool // found silent or idle by the sweeper; guarded by its part of Hub.conns
+
+	// idleSince is when the socket last had no live (authorized) watch,
+	// unix nanoseconds by Config.Now; 0 while it has one. The sweeper closes
+	// a socket idle for Config.IdleTimeout: sockets cost nothing to open, so
+	// each must hold a ticket, which is rate limited. Written under mu.
+	// (Placed with the small fields above it, a conn stays in its 192-byte
+	// size class.)
+	idleSince atomic.Int64
 
 	mu        sync.Mutex
 	reader    readerState
@@ -90,10 +99,11 @@ type watch struct {
 
 	// Guarded by ts.mu.
 	lastSent uint64 // highest version sent (or the client's since)
-	pending  bool   // registered, not yet authorized: gets nothing yet
+	pending  bool   // being set up (authorized, subscribed): not in ts.watchers yet
 	gone     bool   // unregistered from ts
 
 	queued bool // a msgState for it waits in c.queue; guarded by c.mu
+	live   bool // authorized and subscribed: keeps the socket from idling; guarded by c.mu
 }
 
 type clientMsg struct {
@@ -110,6 +120,7 @@ var (
 	errBadID        = authcore.Errorf(authcore.KindInvalid, "id must be a ticket id")
 	errDuplicate    = authcore.Errorf(authcore.KindInvalid, "this ticket is already watched on this connection")
 	errTooMany      = authcore.Errorf(authcore.KindRateLimited, "too many tickets watched on this connection")
+	errCrowded      = &authcore.Error{Kind: authcore.KindRateLimited, Message: "too many watchers of this ticket", RetryAfter: 5 * time.Second}
 	errBrokerFailed = authcore.Errorf(authcore.KindInternal, "internal error")
 )
 
@@ -182,9 +193,12 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
-// watch registers, subscribes, then authorizes and reads: a change
-// published after Subscribe returns is either in the read or nudges a
-// re-read that this watch takes part in.
+// watch authorizes, subscribes, then delivers. The broker is subscribed
+// only for a ticket whose id and watch secret check out, so a client
+// cannot make the hub subscribe to channels of its choosing. Subscribing
+// after the authorizing read leaves a gap in which a change would be
+// missed, so a watch that took the ticket's subscription reads it once
+// more; later watchers share a subscription whose own read covers them.
 func (c *conn) watch(id, secret string, since uint64) {
 	h := c.h
 	c.mu.Lock()
@@ -202,41 +216,48 @@ func (c *conn) watch(id, secret string, since uint64) {
 		c.sendError(id, errTooMany)
 		return
 	}
+	// Listed while it is set up, so that a second watch of id is refused
+	// as a duplicate and cleanup waits for it.
 	w := &watch{c: c, id: id, lastSent: since, pending: true}
 	c.watches = append(c.watches, w)
 	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(h.ctx, opTimeout)
 	defer cancel()
-	ts, err := h.acquire(ctx, id)
-	if err != nil {
-		h.log.Warn("hub: broker subscribe failed", "err", err)
-		c.removeWatch(w)
-		c.sendError(id, errBrokerFailed)
-		return
-	}
-	w.ts = ts
-	ts.mu.Lock()
-	ts.watchers = append(ts.watchers, w)
-	ts.mu.Unlock()
-
 	v, err := h.cfg.Tickets.AuthorizeWatch(ctx, id, secret, c.ip)
 	if err != nil {
 		if k := authcore.KindOf(err); k == authcore.KindInternal || k == authcore.KindUpstreamUnavailable {
 			h.log.Warn("hub: authorize watch failed", "err", err)
 		}
-		if ts.removeWatcher(w) {
-			h.release(ts)
-		}
 		c.removeWatch(w)
 		c.sendError(id, err)
 		return
 	}
+	ts, fresh, err := h.acquire(ctx, id, maxWatchers)
+	if err != nil {
+		c.removeWatch(w)
+		if errors.Is(err, errCrowded) {
+			c.sendError(id, errCrowded)
+			return
+		}
+		h.log.Warn("hub: broker subscribe failed", "err", err)
+		c.sendError(id, errBrokerFailed)
+		return
+	}
+	c.mu.Lock()
+	w.live = true
+	c.idleSince.Store(0)
+	c.mu.Unlock()
+	w.ts = ts
 	ts.mu.Lock()
 	w.pending = false
+	ts.watchers = append(ts.watchers, w)
 	d := h.deliverLocked(ts, v)
 	ts.mu.Unlock()
 	h.finish(ts, d, false)
+	if fresh {
+		h.reread(ctx, ts)
+	}
 }
 
 func (c *conn) unwatch(id string) {
@@ -272,6 +293,11 @@ func (c *conn) removeWatch(w *watch) {
 			c.watches = c.watches[:last]
 			if len(c.watches) == 0 {
 				c.watches = nil
+			}
+			// Only the end of a live watch starts the idle time: watches
+			// that fail do not keep a socket open.
+			if w.live && !slices.ContainsFunc(c.watches, func(x *watch) bool { return x.live }) {
+				c.idleSince.Store(c.h.cfg.Now().UnixNano())
 			}
 			return
 		}

@@ -36,6 +36,7 @@ import (
 
 const (
 	defaultPingInterval = 25 * time.Second
+	defaultIdleTimeout  = 30 * time.Second
 	defaultMaxWatches   = 16
 	defaultSendQueue    = 16
 
@@ -73,6 +74,11 @@ type Config struct {
 	// PingInterval is how often each socket is pinged; zero means 25s. A
 	// socket silent for 2*PingInterval+5s is closed.
 	PingInterval time.Duration
+	// IdleTimeout is how long a socket may go without a live watch (from
+	// its opening, or from the end of its last watch) before it is closed
+	// with code 1008; zero means 30s. The sweeper notices it, so a socket
+	// lives up to a second longer.
+	IdleTimeout time.Duration
 	// MaxWatchesPerConn limits the tickets one socket may watch at once; zero
 	// means 16.
 	MaxWatchesPerConn int
@@ -117,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.PingInterval < 0 {
 		errs = append(errs, errors.New("PingInterval must not be negative"))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("IdleTimeout must not be negative"))
 	}
 	if c.MaxWatchesPerConn < 0 {
 		errs = append(errs, errors.New("MaxWatchesPerConn must not be negative"))
@@ -194,6 +203,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = defaultPingInterval
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
 	}
 	if cfg.MaxWatchesPerConn == 0 {
 		cfg.MaxWatchesPerConn = defaultMaxWatches
@@ -478,6 +490,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.cfg.Now()
 	c.heard.Store(now.UnixNano())
+	c.idleSince.Store(now.UnixNano())
 
 	// Under mu: Shutdown, which sets closing under it, then finds every
 	// registered socket. Registered before its reader starts, so that a

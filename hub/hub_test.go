@@ -849,6 +849,7 @@ func TestResyncAfterReconnect(t *testing.T) {
 		c := e.dial()
 		c.watch("a", 0)
 		c.expectState("a", 1, authcore.StatePending)
+		c.barrier() // the watch is set up, its reads done
 
 		e.broker.lose.Store(true) // the broker connection is down
 		e.tickets.advance(t, "a", authcore.StateScanned, false)

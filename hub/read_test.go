@@ -164,7 +164,8 @@ func TestClientFrames(t *testing.T) {
 func TestSilentSocketDropped(t *testing.T) {
 	forModes(t, func(t *testing.T, mode func(*Config)) {
 		logs := make(chan slog.Record, 100)
-		e := newEnv(t, mode, func(c *Config) { c.Logger = slog.New(logTap{logs}) })
+		// The sockets watch nothing: IdleTimeout must not close them first.
+		e := newEnv(t, mode, func(c *Config) { c.Logger, c.IdleTimeout = slog.New(logTap{logs}), time.Hour })
 		dead, live := e.dial(), e.dial()
 		for _, c := range []*client{dead, live} {
 			c.barrier() // barrier: the socket is registered

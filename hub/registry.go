@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/loginhub/loginhub/authcore"
 )
 
@@ -31,32 +33,41 @@ type waiter struct {
 	ch    chan authcore.View // buffered 1
 }
 
+// maxWatchers is how many watches and waits one ticket may have on a node
+// at once: a desktop page needs one, a few tabs or a reconnect a few more;
+// more is someone holding sockets open on one ticket.
+const maxWatchers = 4
+
 // acquire takes a reference on id's state, subscribing to the broker if it
-// is the first. On error nothing is held.
-func (h *Hub) acquire(ctx context.Context, id string) (*ticketState, error) {
+// is the first; fresh says that this call subscribed. With limit > 0 it
+// refuses (errCrowded) when limit references are held already. On error
+// nothing is held.
+func (h *Hub) acquire(ctx context.Context, id string, limit int) (ts *ticketState, fresh bool, err error) {
 	p := h.tickets.part(id)
 	p.mu.Lock()
-	ts := p.m[id]
+	ts = p.m[id]
 	if ts == nil {
 		ts = &ticketState{id: id}
 		h.tickets.putLocked(p, id, ts)
+	} else if limit > 0 && ts.refs >= limit {
+		p.mu.Unlock()
+		return nil, false, errCrowded
 	}
 	ts.refs++
 	p.mu.Unlock()
 
 	ts.subMu.Lock()
-	var err error
 	if !ts.subscribed {
 		if err = h.cfg.Broker.Subscribe(ctx, id); err == nil {
-			ts.subscribed = true
+			ts.subscribed, fresh = true, true
 		}
 	}
 	ts.subMu.Unlock()
 	if err != nil {
 		h.release(ts)
-		return nil, err
+		return nil, false, err
 	}
-	return ts, nil
+	return ts, fresh, nil
 }
 
 // release drops a reference taken by acquire; the last one unsubscribes and
@@ -265,16 +276,7 @@ func (h *Hub) refresh(ts *ticketState) {
 		v, err := h.cfg.Tickets.View(ctx, ts.id)
 		cancel()
 		ts.mu.Lock()
-		var d delivery
-		switch {
-		case err == nil:
-			d = h.deliverLocked(ts, v)
-		case authcore.KindOf(err) == authcore.KindNotFound:
-			d.dropped = failLocked(ts, err)
-		default:
-			h.log.Warn("hub: re-reading a ticket failed", "err", err)
-			ts.stale = true
-		}
+		d := h.tookReadLocked(ts, v, err)
 		again := ts.again
 		ts.again = false
 		ts.reading = again
@@ -284,6 +286,32 @@ func (h *Hub) refresh(ts *ticketState) {
 			return
 		}
 	}
+}
+
+// reread reads ts once, in the calling goroutine, and delivers what it
+// read, like a re-read after a nudge.
+func (h *Hub) reread(ctx context.Context, ts *ticketState) {
+	v, err := h.cfg.Tickets.View(ctx, ts.id)
+	ts.mu.Lock()
+	d := h.tookReadLocked(ts, v, err)
+	ts.mu.Unlock()
+	h.finish(ts, d, false)
+}
+
+// tookReadLocked takes in the result of a read of ts: a view is
+// delivered, a ticket that is gone ends its watches, and a failed read is
+// retried by the sweeper.
+func (h *Hub) tookReadLocked(ts *ticketState, v authcore.View, err error) (d delivery) {
+	switch {
+	case err == nil:
+		d = h.deliverLocked(ts, v)
+	case authcore.KindOf(err) == authcore.KindNotFound:
+		d.dropped = failLocked(ts, err)
+	default:
+		h.log.Warn("hub: re-reading a ticket failed", "err", err)
+		ts.stale = true
+	}
+	return d
 }
 
 // failLocked ends every authorized watch of a ticket that is gone.
@@ -308,6 +336,7 @@ func failLocked(ts *ticketState, err error) (dropped []*watch) {
 // A socket is silent when the client sent nothing, not even a pong, for
 // 2*PingInterval+5s by Config.Now and through at least two pings: a clock
 // that jumps ahead does not drop sockets that simply have not been pinged.
+// A socket without a live watch for Config.IdleTimeout is closed (1008).
 func (h *Hub) sweep(now time.Time) {
 	h.sweepSockets(now, 0, 1)
 	h.sweepTickets(now, 0, 1)
@@ -319,13 +348,18 @@ func (h *Hub) sweepSockets(now time.Time, i, n int) {
 	nowN := now.UnixNano()
 	next := now.Add(h.cfg.PingInterval).UnixNano()
 	silence := int64(h.readTimeout)
-	var due, silent []*conn
+	idleFor := int64(h.cfg.IdleTimeout)
+	var due, silent, idle []*conn
 	h.conns.walkSlice(i, n, func(c *conn) {
+		idleSince := c.idleSince.Load()
 		switch {
 		case c.dropped:
 		case c.unanswered.Load() >= 2 && nowN-c.heard.Load() >= silence:
 			c.dropped = true
 			silent = append(silent, c)
+		case idleSince != 0 && nowN-idleSince >= idleFor:
+			c.dropped = true
+			idle = append(idle, c)
 		case c.nextPing <= nowN:
 			c.nextPing = next
 			due = append(due, c)
@@ -338,6 +372,10 @@ func (h *Hub) sweepSockets(now time.Time, i, n int) {
 	for _, c := range silent {
 		h.log.Info("hub: dropping silent socket", "remote", c.remote())
 		h.goTask(c.abort) // refused only once Shutdown ends every socket
+	}
+	for _, c := range idle {
+		h.log.Debug("hub: closing a socket that watches nothing", "remote", c.remote())
+		c.closeWith(websocket.ClosePolicyViolation, "no ticket watched")
 	}
 }
 

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 
 	"github.com/loginhub/loginhub/authcore"
 )
@@ -13,13 +14,17 @@ import (
 // that expires while waiting is noticed by the sweeper, so its expired view
 // is returned then (Run must be running for that and for nudges).
 //
-// Errors: those of Tickets.View (KindNotFound...), and a KindInternal
-// error when the broker cannot subscribe. Safe for concurrent use; every
+// Errors: those of Tickets.View (KindNotFound...), a KindRateLimited
+// error when the ticket has as many watches and waits on this node as it
+// may have (4), and a KindInternal error when the broker cannot subscribe. Safe for concurrent use; every
 // subscription it takes is released before it returns.
 func (h *Hub) Wait(ctx context.Context, id string, since uint64) (authcore.View, error) {
 	sctx, cancel := context.WithTimeout(ctx, opTimeout)
-	ts, err := h.acquire(sctx, id)
+	ts, _, err := h.acquire(sctx, id, maxWatchers)
 	cancel()
+	if errors.Is(err, errCrowded) {
+		return authcore.View{}, errCrowded
+	}
 	if err != nil {
 		h.log.Warn("hub: broker subscribe failed", "err", err)
 		return authcore.View{}, authcore.Wrap(authcore.KindInternal, err, "internal error")

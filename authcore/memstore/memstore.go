@@ -34,6 +34,7 @@ type Store struct {
 	keys      map[string]sessionKey // openid → sealed session_key
 	once      map[string]time.Time
 	counters  map[string]*window
+	pruneAt   int                    // len(counters) at which Allow next drops ended windows
 	atokens   map[string]accessToken // WeChat access_token by appid
 	leases    map[string]lease       // TryLock leases by name
 	leaseSeq  uint64
@@ -69,9 +70,16 @@ type consumedRefresh struct {
 type identKey struct{ provider, subject string }
 
 type window struct {
-	start time.Time
+	end   time.Time // the window's first instant past its end
 	count int
 }
+
+// minPruneAt is the smallest counter map that Allow prunes. Above it the
+// map is pruned whenever it has doubled since the last prune, so a client
+// that spreads its requests over many keys (addresses) costs amortised
+// O(1) per call and the map holds at most about twice the windows that
+// are live, however many keys passed through since the last sweep.
+const minPruneAt = 1024
 
 var _ authcore.Store = (*Store)(nil)
 
@@ -136,11 +144,7 @@ func (s *Store) sweepLocked(now time.Time) {
 			delete(s.once, k)
 		}
 	}
-	for k, w := range s.counters {
-		if now.Sub(w.start) > time.Hour {
-			delete(s.counters, k)
-		}
-	}
+	s.pruneCountersLocked(now)
 	for k, t := range s.atokens {
 		if !now.Before(t.expiresAt) {
 			delete(s.atokens, k)
@@ -455,15 +459,32 @@ func (s *Store) Allow(_ context.Context, key string, limit int, per time.Duratio
 	defer s.mu.Unlock()
 	now := s.now()
 	w := s.counters[key]
-	if w == nil || now.Sub(w.start) >= per {
-		w = &window{start: now}
-		s.counters[key] = w
+	if w == nil || !now.Before(w.end) {
+		if w == nil && len(s.counters) >= max(s.pruneAt, minPruneAt) {
+			s.pruneCountersLocked(now)
+		}
+		if w == nil {
+			w = &window{}
+			s.counters[key] = w
+		}
+		*w = window{end: now.Add(per)}
 	}
 	if w.count >= limit {
-		return false, w.start.Add(per).Sub(now), nil
+		return false, w.end.Sub(now), nil
 	}
 	w.count++
 	return true, 0, nil
+}
+
+// pruneCountersLocked drops the windows that have ended: their keys count
+// from zero again anyway.
+func (s *Store) pruneCountersLocked(now time.Time) {
+	for k, w := range s.counters {
+		if !now.Before(w.end) {
+			delete(s.counters, k)
+		}
+	}
+	s.pruneAt = 2 * len(s.counters)
 }
 
 // ---- WeChat access tokens (wechat.TokenCache) ----

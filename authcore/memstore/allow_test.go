@@ -1,0 +1,40 @@
+package memstore
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestAllowCountersStayBounded: a client that spreads requests over many
+// keys (one per address) must not grow the counters without bound between
+// sweeps; windows that ended are dropped as new keys come.
+func TestAllowCountersStayBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := New(nil, func() time.Time { return now })
+	ctx := context.Background()
+	const per = time.Second
+	largest := 0
+	for i := range 200_000 {
+		now = now.Add(time.Millisecond) // 1000 keys live in any window
+		if ok, _, err := s.Allow(ctx, "rl:ticket:"+strconv.Itoa(i), 1, per); err != nil || !ok {
+			t.Fatalf("Allow(new key %d) = %v, %v; want true, nil", i, ok, err)
+		}
+		s.mu.Lock()
+		largest = max(largest, len(s.counters))
+		s.mu.Unlock()
+	}
+	if want := 4096; largest > want {
+		t.Errorf("counters grew to %d entries with ~1000 live windows; want at most %d", largest, want)
+	}
+
+	// Pruning keeps live windows: a limited key stays limited.
+	if ok, _, _ := s.Allow(ctx, "rl:ticket:199999", 1, per); ok {
+		t.Error("a key over its limit was allowed after pruning")
+	}
+	ok, retry, _ := s.Allow(ctx, "rl:ticket:199999", 1, per)
+	if ok || retry <= 0 || retry > per {
+		t.Errorf("over the limit: got ok=%v retryAfter=%v, want false and (0, %v]", ok, retry, per)
+	}
+}
