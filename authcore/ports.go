@@ -104,10 +104,10 @@ type SessionStore interface {
 	// place, in the same family. next carries new hashes, id and expiries;
 	// the store copies the AMR, the face time, the auth time and the
 	// identity from the old session and returns the completed record with
-	// its user. A refresh
-	// token can be consumed once: presenting a consumed one revokes the
-	// family and returns ErrConflict. Unknown or expired tokens, and tokens
-	// whose user is gone, return ErrNotFound with nothing changed.
+	// its user. A refresh token can be consumed once: presenting a consumed
+	// one revokes the family and returns ErrConflict. Unknown or expired
+	// tokens, and tokens whose user is gone, return ErrNotFound with
+	// nothing changed.
 	RotateRefresh(ctx context.Context, ref TokenRef, next SessionRecord, now time.Time) (Principal, error)
 	// DeleteSession revokes the session of access token ref (and its
 	// refresh token). Unknown tokens return ErrNotFound.
