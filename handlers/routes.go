@@ -47,7 +47,7 @@ type Dependency struct {
 	Up   func() bool // cheap, no I/O: a circuit breaker's state
 }
 
-// degraded lists the names of the dependencies that are down, in Down's
+// degraded lists the names of the dependencies that are down, in Degradable's
 // order, or nil.
 func (d Deps) degraded() []string {
 	var down []string
