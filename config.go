@@ -23,26 +23,27 @@ import (
 // prefix (LOGINHUB_PUBLIC_URL → --public-url). Each field's comment says
 // what loadConfig gives it when its variable is not set.
 type Config struct {
-	Addr            string             // listen address; ":8080", or ":$PORT"
-	PublicURL       string             // base of qr_url and links; "": derived from the listen address by run
-	RedisURL        string             // "": the embedded in-process store and broker
-	Signer          *authcore.Signer   // LOGINHUB_TICKET_KEYS; nil: a random key (embedded only)
-	Vault           *authcore.Vault    // LOGINHUB_DATA_KEY, personal data at rest; nil: a random key (embedded only)
-	QRTTL           time.Duration      // ticket lifetime; 120s
-	IPBinding       authcore.IPBinding // strict
-	TrustedProxies  []netip.Prefix     // nil: believe no X-Forwarded-For
-	AllowedOrigins  []string           // nil: the public URL's origin
-	TicketRate      int                // tickets per client address per minute; 30 (0 = unlimited)
-	LoginRate       int                // wx logins per client address per minute; 60 (0 = unlimited)
-	CallRate        int                // redeem, scan, refresh, phone, face calls per address per minute each; 120 (0 = unlimited)
-	WeChatAppID     string             // "" with WeChatSecret "": the sandbox
-	WeChatSecret    string
-	WeChatBaseURL   string        // "": https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
-	WatermarkMaxAge time.Duration // 0: a watermark's age is not checked
-	LogLevel        string        // info
-	MaxSockets      int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
-	InternalAddr    string        // "": no /metrics and no pprof; else both on this address, never on Addr
-	SandboxSetting  string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
+	Addr                  string             // listen address; ":8080", or ":$PORT"
+	PublicURL             string             // base of qr_url and links; "": derived from the listen address by run
+	RedisURL              string             // "": the embedded in-process store and broker
+	Signer                *authcore.Signer   // LOGINHUB_TICKET_KEYS; nil: a random key (embedded only)
+	Vault                 *authcore.Vault    // LOGINHUB_DATA_KEY, personal data at rest; nil: a random key (embedded only)
+	QRTTL                 time.Duration      // ticket lifetime; 120s
+	IPBinding             authcore.IPBinding // strict
+	TrustedProxies        []netip.Prefix     // nil: believe no X-Forwarded-For
+	AllowedOrigins        []string           // nil: the public URL's origin
+	TicketRate            int                // tickets per client address per minute; 30 (0 = unlimited)
+	LoginRate             int                // wx logins per client address per minute; 60 (0 = unlimited)
+	CallRate              int                // redeem, scan, refresh, phone, face calls per address per minute each; 120 (0 = unlimited)
+	WeChatAppID           string             // "" with WeChatSecret "": the sandbox
+	WeChatSecret          string
+	WeChatBaseURL         string        // "": https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
+	WatermarkMaxAge       time.Duration // 0: a watermark's age is not checked
+	WeChatBreakerCoolDown time.Duration // how long WeChat calls fail fast after repeated failures; 10s
+	LogLevel              string        // info
+	MaxSockets            int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
+	InternalAddr          string        // "": no /metrics and no pprof; else both on this address, never on Addr
+	SandboxSetting        string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -149,6 +150,7 @@ var settings = []setting{
 	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
+	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
 	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOGINHUB_INTERNAL_ADDR", "", "if set, serve /metrics and Go's pprof profiles on this address, never on the public one (keep it on a private network or loopback)"},
@@ -228,6 +230,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.WeChatBaseURL = strings.TrimRight(get("LOGINHUB_WECHAT_BASE_URL"), "/")
 	c.WatermarkMaxAge, err = parseDurationOrZero(get("LOGINHUB_WECHAT_WATERMARK_MAX_AGE"))
 	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_WATERMARK_MAX_AGE", err))
+	c.WeChatBreakerCoolDown, err = time.ParseDuration(get("LOGINHUB_WECHAT_BREAKER_COOLDOWN"))
+	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_BREAKER_COOLDOWN", err))
 	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	if getenv("LOGINHUB_DEBUG_ADDR") != "" {
@@ -359,6 +363,9 @@ func (c Config) Validate() error {
 	}
 	if c.WatermarkMaxAge < 0 {
 		errs = append(errs, errors.New("LOGINHUB_WECHAT_WATERMARK_MAX_AGE must not be negative"))
+	}
+	if c.WeChatBreakerCoolDown <= 0 {
+		errs = append(errs, errors.New("LOGINHUB_WECHAT_BREAKER_COOLDOWN must be positive, e.g. 10s"))
 	}
 	return errors.Join(errs...)
 }

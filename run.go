@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	wechatHTTP := &http.Client{Timeout: wechat.DefaultTimeout}
 	wcfg := wechat.Config{
 		BaseURL: cfg.WeChatBaseURL, AppID: cfg.WeChatAppID, Secret: cfg.WeChatSecret,
-		Logger: log, HTTPClient: wechatHTTP, TokenCache: store,
+		Logger: log, HTTPClient: wechatHTTP, TokenCache: store, BreakerCoolDown: cfg.WeChatBreakerCoolDown,
 	}
 	if cfg.EmulatedWeChat() {
 		sandbox = &wechattest.Server{}
@@ -119,6 +119,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return 0
 	}))
+	// The upstreams the hub serves without: /readyz names the ones that
+	// are down, and each has a loginhub_dependency_up series.
+	degradable := []handlers.Dependency{{Name: "wechat", Up: wc.Up}}
+	for _, dep := range degradable {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "loginhub_dependency_up",
+			Help:        "1 while the dependency is taken to be up, 0 while it is down and the hub runs degraded without it.",
+			ConstLabels: prometheus.Labels{"dependency": dep.Name},
+		}, func() float64 {
+			if dep.Up() {
+				return 1
+			}
+			return 0
+		}))
+	}
 
 	wxCore := wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge}
 	svc, err := authcore.NewService(authcore.Config{
@@ -143,7 +158,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Ready: func(ctx context.Context) error {
 			return errors.Join(store.Ping(ctx), broker.Ping(ctx))
 		},
-		QR: handlers.NewQRCache(10000),
+		QR:         handlers.NewQRCache(10000),
+		Degradable: degradable,
 	}
 	if sandbox != nil {
 		deps.Sandbox = sandbox
@@ -164,6 +180,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stopHub()
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Run(hubCtx) }()
+	// Probes WeChat after each cool-down of its circuit breaker, so that
+	// the hub heals by itself even when no one tries to log in.
+	healDone := make(chan struct{})
+	go func() { wc.Heal(hubCtx); close(healDone) }()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	if cfg.InternalAddr != "" {
@@ -202,6 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopHub()
 	<-hubDone
+	<-healDone
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
 	}

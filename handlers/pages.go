@@ -97,6 +97,18 @@ func handleReadyz(d Deps) http.HandlerFunc {
 			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "upstream_unavailable", Message: "store or broker unreachable"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		// A down WeChat keeps the node in rotation (200): sessions,
+		// refreshes and scans by logged-in phones still work here, and
+		// every other node has the same WeChat. Only its name is shown.
+		if down := d.degraded(); len(down) > 0 {
+			writeJSON(w, http.StatusOK, readyBody{Status: "degraded", Degraded: down})
+			return
+		}
+		writeJSON(w, http.StatusOK, readyBody{Status: "ready"})
 	}
+}
+
+type readyBody struct {
+	Status   string   `json:"status"`             // "ready" or "degraded"
+	Degraded []string `json:"degraded,omitempty"` // the dependencies that are down, when degraded
 }

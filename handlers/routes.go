@@ -36,7 +36,27 @@ type Deps struct {
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
 	HSTS          bool                            // the public URL is https: every response sends Strict-Transport-Security
 	Ready         func(ctx context.Context) error // store and broker reachable
+	Degradable    []Dependency                    // upstreams the hub serves without, degraded, while they are down
 	QR            *QRCache
+}
+
+// Dependency is an upstream the hub keeps serving without: while it is
+// down /readyz answers 200 "degraded" and names it.
+type Dependency struct {
+	Name string      // as /readyz and loginhub_dependency_up name it: "wechat"
+	Up   func() bool // cheap, no I/O: a circuit breaker's state
+}
+
+// degraded lists the names of the dependencies that are down, in Degradable's
+// order, or nil.
+func (d Deps) degraded() []string {
+	var down []string
+	for _, dep := range d.Degradable {
+		if !dep.Up() {
+			down = append(down, dep.Name)
+		}
+	}
+	return down
 }
 
 // Routes returns the hub's whole HTTP API.

@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -53,9 +54,10 @@ type breaker struct {
 	onChange  func(from, to string, failures int)
 
 	mu        sync.Mutex
-	failures  int       // consecutive, while closed
-	openUntil time.Time // zero: closed
-	probing   bool      // a probe is out (half-open)
+	failures  int           // consecutive, while closed
+	openUntil time.Time     // zero: closed
+	probing   bool          // a probe is out (half-open)
+	changed   chan struct{} // closed and replaced when a call's outcome changes the state
 }
 
 // allow asks to make a call. It returns done, to be called once with the
@@ -109,12 +111,42 @@ func (b *breaker) record(probe bool) func(outcome) {
 				}
 			}
 			to, failures := b.stateLocked(), b.failures
+			if from != to || probe {
+				// A finished probe changes nothing visible when it
+				// reopens the breaker, but a Heal waiting for it to
+				// end must look again.
+				b.notifyLocked()
+			}
 			b.mu.Unlock()
 			if from != to && b.onChange != nil {
 				b.onChange(from, to, failures)
 			}
 		})
 	}
+}
+
+// notifyLocked wakes everyone waiting on watch. b.mu must be held.
+func (b *breaker) notifyLocked() {
+	if b.changed != nil {
+		close(b.changed)
+	}
+	b.changed = make(chan struct{})
+}
+
+// watch reports the state, how long an open breaker stays open, whether a
+// probe is out, and a channel closed when a call's outcome next changes
+// them. The end of a cool-down is not signalled: wait for left to pass.
+func (b *breaker) watch() (state string, left time.Duration, probing bool, changed <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	state = b.stateLocked()
+	if state == BreakerOpen {
+		left = b.openUntil.Sub(b.now())
+	}
+	return state, left, b.probing, b.changed
 }
 
 // state is BreakerClosed, BreakerOpen or BreakerHalfOpen.
@@ -138,3 +170,44 @@ func (b *breaker) stateLocked() string {
 // WeChat, for metrics and health pages: BreakerClosed, BreakerOpen or
 // BreakerHalfOpen.
 func (c *Client) BreakerState() string { return c.breaker.state() }
+
+// Up reports whether WeChat is taken to be up: the circuit breaker is
+// closed. Open or half-open (the cool-down is over but no call has yet
+// shown that WeChat answers) it is down, so that /readyz and
+// loginhub_dependency_up do not flap between a probe's failures.
+func (c *Client) Up() bool { return c.breaker.state() == BreakerClosed }
+
+// Heal probes WeChat whenever the circuit breaker's cool-down ends and no
+// call is out to do it, until ctx ends. Without it an idle hub would stay
+// half-open, and so report WeChat down, until a user happened to log in.
+// The probe is a stable_token request: it spends no user's code, returns
+// the app's current token without invalidating it, and WeChat answering
+// it at all (any errcode) closes the breaker. Run it in one goroutine per
+// Client; it returns when ctx ends.
+func (c *Client) Heal(ctx context.Context) {
+	for ctx.Err() == nil {
+		state, left, probing, changed := c.breaker.watch()
+		if state == BreakerHalfOpen && !probing {
+			// The outcome reaches the breaker inside the call; its
+			// error says nothing more. Should another call take the
+			// probe first, this one fails at once and the loop waits
+			// for that probe's end.
+			c.StableToken(ctx, false)
+			continue
+		}
+		wake := make(<-chan time.Time) // never: closed, or a probe is out
+		var t *time.Timer
+		if state == BreakerOpen {
+			t = time.NewTimer(left)
+			wake = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-wake:
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}

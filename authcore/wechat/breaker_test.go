@@ -217,3 +217,63 @@ func TestBreakerConfig(t *testing.T) {
 		}
 	}
 }
+
+// waitUp waits, on the breaker's own change signal, until Up reports want.
+func waitUp(t *testing.T, c *Client, want bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		_, _, _, changed := c.breaker.watch()
+		if c.Up() == want {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("Up() stayed %v for 10s (breaker %s)", !want, c.BreakerState())
+		}
+	}
+}
+
+// TestBreakerHeal: with no user calls at all, Heal probes a down WeChat
+// after each cool-down (with stable_token, never a user's code), keeps
+// the breaker from closing while WeChat fails, and closes it once WeChat
+// answers again; it returns when its context ends.
+func TestBreakerHeal(t *testing.T) {
+	srv := &wechattest.Server{}
+	f := newFixture(t, srv, func(c *Config) { c.BreakerFailures, c.BreakerCoolDown = 1, 20*time.Millisecond })
+	if !f.c.Up() {
+		t.Fatal("a new Client reports WeChat down")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	healed := make(chan struct{})
+	go func() { f.c.Heal(ctx); close(healed) }()
+	defer func() { cancel(); within(t, "Heal returning after its context ended", healed) }()
+
+	srv.SetDown(true)
+	failCalls(t, f, 1)
+	if f.c.Up() {
+		t.Fatalf("Up() with the breaker %s", f.c.BreakerState())
+	}
+	// Two probes (3 attempts each), both failed: still down.
+	waitCtx, stopWait := context.WithTimeout(ctx, 10*time.Second)
+	defer stopWait()
+	if !srv.WaitRequests(waitCtx.Done(), wechattest.PathStableToken, 6) {
+		t.Fatal("Heal sent no probes to a down WeChat within 10s")
+	}
+	if f.c.Up() {
+		t.Fatalf("Up() after failed probes (breaker %s)", f.c.BreakerState())
+	}
+	codes := srv.Requests(wechattest.PathCode2Session)
+
+	srv.SetDown(false)
+	waitUp(t, f.c, true)
+	wantState(t, f, BreakerClosed)
+	if got := srv.Requests(wechattest.PathCode2Session); got != codes {
+		t.Errorf("probes sent %d code2Session requests, want none", got-codes)
+	}
+	if _, err := f.c.Code2Session(context.Background(), f.wxLogin("vera")); err != nil {
+		t.Errorf("Code2Session after healing: %v", err)
+	}
+}
