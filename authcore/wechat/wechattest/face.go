@@ -110,16 +110,23 @@ func (s *Server) handleFaceGetVerifyID(w http.ResponseWriter, r *http.Request) {
 	if !s.faceCall(w, r, &req) {
 		return
 	}
-	defer s.mu.Unlock()
+	s.mu.Unlock()
 	ci := req.CertInfo
 	if req.OutSeqNo == "" || req.OpenID == "" || ci.CertType != "IDENTITY_CARD" || ci.CertName == "" || ci.CertNo == "" {
 		writeWeChatError(w, 40097, "invalid args")
 		return
 	}
-	if _, ok := s.byOpenID[req.OpenID]; !ok {
+	user, err := s.state.UserByOpenID(r.Context(), req.OpenID)
+	switch {
+	case err != nil:
+		writeSystemError(w)
+		return
+	case user == "":
 		writeWeChatError(w, 40003, "invalid openid")
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
 	f := s.faceLocked()
 	s.sweepFaceLocked(now)
@@ -236,17 +243,15 @@ func (s *Server) faceCall(w http.ResponseWriter, r *http.Request, req any) bool 
 	}
 	token := r.URL.Query().Get("access_token")
 	bodyOK := decodeBody(r, req)
-	s.mu.Lock()
-	if code, msg := s.checkTokenLocked(token, s.now()); code != 0 {
-		s.mu.Unlock()
+	if code, msg := s.checkToken(r.Context(), token); code != 0 {
 		writeWeChatError(w, code, msg)
 		return false
 	}
 	if !bodyOK {
-		s.mu.Unlock()
 		writeWeChatError(w, 47001, "data format error")
 		return false
 	}
+	s.mu.Lock()
 	return true
 }
 
