@@ -582,8 +582,9 @@ func TestRedisNeedsSharedDataKey(t *testing.T) {
 // TestSandboxAcrossNodes: with Redis, the nodes' sandboxes are one WeChat,
 // as behind a round-robin load balancer: a code issued by one node works
 // on another, once; a user has one openid and one session_key; the app
-// has one secret; and the access token the hub caches in Redis for every
-// node is known to every node's sandbox.
+// has one secret; the access token the hub caches in Redis for every node
+// is known to every node's sandbox; and a face check started through one
+// node is played and read through another.
 func TestSandboxAcrossNodes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		nodes := startNodes(t, b, 2)
@@ -671,6 +672,33 @@ func TestSandboxAcrossNodes(t *testing.T) {
 			call(t, c, "POST", bb.URL+"/v1/wx/phone", nao.AccessToken, map[string]string{"code": button(a, "nao").Code}), 200)
 		mustStatus(t, "encrypted phone data from "+bb.name+" on "+a.name,
 			call(t, c, "POST", a.URL+"/v1/wx/phone", nao.AccessToken, map[string]string{"encrypted_data": phone.EncryptedData, "iv": phone.IV}), 200)
+
+		// A face check started on B is played on A (once, on any node) and
+		// its result read on B, on both paths.
+		for _, legacy := range []bool{false, true} {
+			r := call(t, c, "POST", bb.URL+"/v1/face/verify-id", nao.AccessToken, map[string]string{"name": "张小奈", "id_number": idNumber("11010519491231002")})
+			mustStatus(t, "face verify-id on "+bb.name, r, 200)
+			var v struct {
+				VerifyID string `json:"verify_id"`
+			}
+			r.decode(t, &v)
+			r = call(t, c, "POST", a.URL+"/sandbox/wechat/requestFacialVerify", "", map[string]string{"verify_id": v.VerifyID})
+			mustStatus(t, "a face check from "+bb.name+" played on "+a.name, r, 200)
+			var played struct {
+				VerifyResult string `json:"verify_result"`
+			}
+			r.decode(t, &played)
+			for _, n := range nodes {
+				mustStatus(t, "the same face check played again on "+n.name,
+					call(t, c, "POST", n.URL+"/sandbox/wechat/requestFacialVerify", "", map[string]string{"verify_id": v.VerifyID}), 409)
+			}
+			body := map[string]string{"verify_id": v.VerifyID}
+			if legacy {
+				body["verify_result"] = played.VerifyResult
+			}
+			mustStatus(t, fmt.Sprintf("face result on %s (legacy %v)", bb.name, legacy),
+				call(t, c, "POST", bb.URL+"/v1/face/result", nao.AccessToken, body), 200)
+		}
 	})
 }
 

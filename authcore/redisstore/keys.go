@@ -44,6 +44,9 @@ import (
 //	                                   ms> <name>", "-" once used); TTL: its expiry
 //	lh:{sbx}:t:<token>                 sandbox access_token (→ its expiry, unix ms); TTL: its expiry + 1 hour
 //	lh:{sbx}:cur:<kind>                the current sandbox access_token of kind ("plain", "stable"); TTL: as that token
+//	lh:{sbx}:f:id:<verify id>          sandbox face verification (JSON, opaque here); TTL: an hour past its last use
+//	lh:{sbx}:f:result:<verify result>  the same, once the phone played it; TTL: as above
+//	lh:{sbx}:fc:<verify id>            the claim of the phone that played it (SET NX); TTL: as above
 //
 // The braces are Redis Cluster hash tags: a ticket and its channel share
 // one slot, and a user shares one with its sessions, link set, personal
@@ -125,3 +128,7 @@ func (b *Sandbox) codeKey(kind, code string) string {
 func (b *Sandbox) tokenKey(token string) string { return b.prefix + ":{sbx}:t:" + token }
 
 func (b *Sandbox) currentTokenKey(kind string) string { return b.prefix + ":{sbx}:cur:" + kind }
+
+func (b *Sandbox) faceKey(key string) string { return b.prefix + ":{sbx}:f:" + key }
+
+func (b *Sandbox) faceClaimKey(verifyID string) string { return b.prefix + ":{sbx}:fc:" + verifyID }

@@ -197,3 +197,36 @@ func (b *Sandbox) TokenExpiry(ctx context.Context, token string) (time.Time, err
 	}
 	return time.UnixMilli(ms), nil
 }
+
+// PutFace implements wechattest.State: one SET PXAT.
+func (b *Sandbox) PutFace(ctx context.Context, key string, record []byte, until time.Time) error {
+	if err := b.c.Do(ctx, "SET", b.faceKey(key), record, "PXAT", until.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("redisstore: sandbox put face: %w", err)
+	}
+	return nil
+}
+
+// Face implements wechattest.State.
+func (b *Sandbox) Face(ctx context.Context, key string) ([]byte, error) {
+	rec, err := b.c.Get(ctx, b.faceKey(key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("redisstore: sandbox face: %w", err)
+	}
+	return rec, nil
+}
+
+// ClaimFace implements wechattest.State: SET NX, so that one claim wins
+// across every node.
+func (b *Sandbox) ClaimFace(ctx context.Context, verifyID string, until time.Time) (bool, error) {
+	err := b.c.Do(ctx, "SET", b.faceClaimKey(verifyID), "1", "NX", "PXAT", until.UnixMilli()).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("redisstore: sandbox claim face: %w", err)
+	}
+	return true, nil
+}

@@ -121,7 +121,6 @@ type Server struct {
 	fails    map[string][]failure
 	holds    map[string]chan struct{}
 	down     bool
-	face     faceState // face verifications (face.go)
 }
 
 // User is a sandbox user as WeChat knows them.

@@ -71,6 +71,15 @@ type State interface {
 	// TokenExpiry returns when token expires (or expired), or the zero time
 	// when it knows no such token.
 	TokenExpiry(ctx context.Context, token string) (time.Time, error)
+
+	// PutFace stores a face verification's record (opaque bytes) under
+	// key, replacing any, and may forget it after until.
+	PutFace(ctx context.Context, key string, record []byte, until time.Time) error
+	// Face returns the record under key, or nil when there is none.
+	Face(ctx context.Context, key string) ([]byte, error)
+	// ClaimFace reports whether this is the first claim on verifyID: of
+	// all calls for one verify_id, until, only one gets true.
+	ClaimFace(ctx context.Context, verifyID string, until time.Time) (bool, error)
 }
 
 // DefaultApp returns the sandbox mini-program's appid, the same in every
@@ -94,6 +103,14 @@ type memState struct {
 	sweepAt  int                  // sweep expired codes when len(codes) reaches this
 	tokens   map[string]time.Time // access_token → expiry, both kinds
 	current  map[string]string    // kind → current access_token
+	faces    map[string]kept      // face records and claims ("claim:<verify_id>")
+	faceAt   int                  // sweep faces when len(faces) reaches this
+}
+
+// kept is a face record or claim and when it may be forgotten.
+type kept struct {
+	value []byte
+	until time.Time
 }
 
 type memUser struct {
@@ -123,6 +140,8 @@ func newMemState(maxUsers int) *memState {
 		sweepAt:  1024,
 		tokens:   make(map[string]time.Time),
 		current:  make(map[string]string),
+		faces:    make(map[string]kept),
+		faceAt:   1024,
 	}
 }
 
@@ -237,3 +256,43 @@ func (m *memState) TokenExpiry(_ context.Context, token string) (time.Time, erro
 // memory, at most maxUsers users (0 means DefaultMaxUsers), the least
 // recently used forgotten first.
 func NewMemoryState(maxUsers int) State { return newMemState(maxUsers) }
+
+// PutFace stores record and, when the records have doubled since the last
+// sweep, forgets those past their until. Every record is kept for the same
+// time from when it is put, so the newest until tells the time.
+func (m *memState) PutFace(_ context.Context, key string, record []byte, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.putFaceLocked("r:"+key, record, until)
+	return nil
+}
+
+func (m *memState) putFaceLocked(key string, value []byte, until time.Time) {
+	m.faces[key] = kept{value, until}
+	if len(m.faces) < m.faceAt {
+		return
+	}
+	now := until.Add(-(FaceLifetime + faceRetention))
+	for k, v := range m.faces {
+		if v.until.Before(now) {
+			delete(m.faces, k)
+		}
+	}
+	m.faceAt = max(1024, 2*len(m.faces))
+}
+
+func (m *memState) Face(_ context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.faces["r:"+key].value, nil
+}
+
+func (m *memState) ClaimFace(_ context.Context, verifyID string, until time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.faces["c:"+verifyID]; ok {
+		return false, nil
+	}
+	m.putFaceLocked("c:"+verifyID, nil, until)
+	return true, nil
+}

@@ -22,6 +22,7 @@ func Run(t *testing.T, newState func(t *testing.T, maxUsers int) wechattest.Stat
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newState(t, 10)) })
 	t.Run("CodeRace", func(t *testing.T) { testCodeRace(t, newState(t, 10)) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, newState(t, 10)) })
+	t.Run("Faces", func(t *testing.T) { testFaces(t, newState(t, 10)) })
 }
 
 // str, when and must2 fail t on a method's error and return its results.
@@ -187,5 +188,43 @@ func must2(t *testing.T) func(string, time.Time, error) (string, time.Time) {
 			t.Fatal(err)
 		}
 		return s, tm
+	}
+}
+
+func testFaces(t *testing.T, st wechattest.State) {
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	if rec, err := st.Face(ctx, "id:v1"); err != nil || rec != nil {
+		t.Fatalf("Face of an empty State: %q, %v; want nil, nil", rec, err)
+	}
+	check(t, st.PutFace(ctx, "id:v1", []byte(`{"a":1}`), until))
+	check(t, st.PutFace(ctx, "id:v1", []byte(`{"a":2}`), until))
+	if rec, err := st.Face(ctx, "id:v1"); err != nil || string(rec) != `{"a":2}` {
+		t.Errorf("Face = %q, %v; want the last record put", rec, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := st.ClaimFace(ctx, "v1", until)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d concurrent claims of one verify_id won, want 1", won)
+	}
+	if ok, err := st.ClaimFace(ctx, "v2", until); err != nil || !ok {
+		t.Errorf("a claim of another verify_id: %v, %v; want true", ok, err)
 	}
 }
