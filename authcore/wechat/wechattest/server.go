@@ -12,6 +12,11 @@
 // phone), and exported knobs that inject errcodes, hold requests, count
 // them, take the whole server down (SetDown) and move the clock.
 //
+// What a Server remembers between requests (users' session_keys, codes,
+// access tokens, face checks) is behind a State: in its memory by default,
+// or shared, so that the nodes of a sandbox cluster answer as one WeChat
+// (the hub keeps it in Redis, authcore/redisstore's Sandbox).
+//
 // Unknown paths fail loudly: a 404 with errcode -404, recorded for
 // UnknownRequests, so that a client calling a path the fake does not know
 // is caught instead of silently passing.
