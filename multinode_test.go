@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -576,4 +577,137 @@ func TestRedisNeedsSharedDataKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "LOGINHUB_DATA_KEY") {
 		t.Fatalf("Redis without a shared data key: %v, want an error naming LOGINHUB_DATA_KEY", err)
 	}
+}
+
+// TestSandboxAcrossNodes: with Redis, the nodes' sandboxes are one WeChat,
+// as behind a round-robin load balancer: a code issued by one node works
+// on another, once; a user has one openid and one session_key; the app
+// has one secret; the access token the hub caches in Redis for every node
+// is known to every node's sandbox; and a face check started through one
+// node is played and read through another.
+func TestSandboxAcrossNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		nodes := startNodes(t, b, 2)
+		a, bb := nodes[0], nodes[1]
+		c := client("")
+
+		// One app: the credentials any SDK reads agree.
+		var appA, appB struct{ AppID, Secret string }
+		call(t, c, "GET", a.URL+"/sandbox/wechat/app", "", nil).decode(t, &appA)
+		call(t, c, "GET", bb.URL+"/sandbox/wechat/app", "", nil).decode(t, &appB)
+		if appA != appB || appA.Secret == "" {
+			t.Fatalf("sandbox apps: %+v on %s, %+v on %s; want one", appA, a.name, appB, bb.name)
+		}
+
+		wxLogin := func(n *node, user string) string {
+			t.Helper()
+			var code struct{ Code string }
+			r := call(t, c, "POST", n.URL+"/sandbox/wechat/wx.login", "", map[string]string{"user": user})
+			mustStatus(t, n.name+" sandbox wx.login", r, 200)
+			r.decode(t, &code)
+			return code.Code
+		}
+
+		// A wx.login code from A logs in on B, and only once, on any node.
+		code := wxLogin(a, "mei")
+		r := call(t, c, "POST", bb.URL+"/v1/wx/login", "", map[string]string{"code": code})
+		mustStatus(t, "a code from "+a.name+" on "+bb.name, r, 200)
+		var onB authcore.Session
+		r.decode(t, &onB)
+		for _, n := range nodes {
+			mustStatus(t, "the same code again on "+n.name, call(t, c, "POST", n.URL+"/v1/wx/login", "", map[string]string{"code": code}), 401)
+		}
+		r = call(t, c, "POST", a.URL+"/v1/wx/login", "", map[string]string{"code": wxLogin(bb, "mei")})
+		mustStatus(t, "a code from "+bb.name+" on "+a.name, r, 200)
+		var onA authcore.Session
+		r.decode(t, &onA)
+		if onA.User.ID != onB.User.ID {
+			t.Errorf("mei logged in as %s through %s and as %s through %s; want one user", onB.User.ID, bb.name, onA.User.ID, a.name)
+		}
+
+		// WeChat's own API, as any SDK calls it: one openid per user,
+		// whichever node issued the code and whichever exchanges it.
+		code2session := func(n *node, code string) (openid, sessionKey string) {
+			t.Helper()
+			q := url.Values{"appid": {appA.AppID}, "secret": {appA.Secret}, "js_code": {code}, "grant_type": {"authorization_code"}}
+			var s struct {
+				OpenID     string `json:"openid"`
+				SessionKey string `json:"session_key"`
+				ErrCode    int    `json:"errcode"`
+			}
+			call(t, c, "GET", n.URL+"/sandbox/wechat/sns/jscode2session?"+q.Encode(), "", nil).decode(t, &s)
+			if s.ErrCode != 0 || s.OpenID == "" {
+				t.Fatalf("jscode2session on %s: errcode %d, openid %q", n.name, s.ErrCode, s.OpenID)
+			}
+			return s.OpenID, s.SessionKey
+		}
+		openidAB, keyAB := code2session(bb, wxLogin(a, "mei"))
+		openidBA, _ := code2session(a, wxLogin(bb, "mei"))
+		if openidAB != openidBA {
+			t.Errorf("mei's openid: %s (code from %s on %s), %s (code from %s on %s); want one", openidAB, a.name, bb.name, openidBA, bb.name, a.name)
+		}
+		if _, keyAgain := code2session(a, wxLogin(a, "mei")); keyAgain == keyAB {
+			t.Errorf("a new wx.login on %s kept mei's session_key; want it rotated, as WeChat does", a.name)
+		}
+
+		// getPhoneNumber across nodes: the button's code (checked with the
+		// access token the hub caches in Redis), single use, and the legacy
+		// payload under the session_key a wx.login on the other node gave.
+		nao := onLogin(t, c, bb, wxLogin(a, "nao"))
+		button := func(n *node, user string) (b struct{ Code, EncryptedData, IV string }) {
+			t.Helper()
+			r := call(t, c, "POST", n.URL+"/sandbox/wechat/getPhoneNumber", "", map[string]string{"user": user})
+			mustStatus(t, n.name+" sandbox getPhoneNumber", r, 200)
+			r.decode(t, &b)
+			return b
+		}
+		phone := button(bb, "nao")
+		mustStatus(t, "a phone code from "+bb.name+" on "+a.name,
+			call(t, c, "POST", a.URL+"/v1/wx/phone", nao.AccessToken, map[string]string{"code": phone.Code}), 200)
+		for _, n := range nodes {
+			mustStatus(t, "the same phone code again on "+n.name,
+				call(t, c, "POST", n.URL+"/v1/wx/phone", nao.AccessToken, map[string]string{"code": phone.Code}), 401)
+		}
+		mustStatus(t, "a phone code from "+a.name+" on "+bb.name,
+			call(t, c, "POST", bb.URL+"/v1/wx/phone", nao.AccessToken, map[string]string{"code": button(a, "nao").Code}), 200)
+		mustStatus(t, "encrypted phone data from "+bb.name+" on "+a.name,
+			call(t, c, "POST", a.URL+"/v1/wx/phone", nao.AccessToken, map[string]string{"encrypted_data": phone.EncryptedData, "iv": phone.IV}), 200)
+
+		// A face check started on B is played on A (once, on any node) and
+		// its result read on B, on both paths.
+		for _, legacy := range []bool{false, true} {
+			r := call(t, c, "POST", bb.URL+"/v1/face/verify-id", nao.AccessToken, map[string]string{"name": "张小奈", "id_number": idNumber("11010519491231002")})
+			mustStatus(t, "face verify-id on "+bb.name, r, 200)
+			var v struct {
+				VerifyID string `json:"verify_id"`
+			}
+			r.decode(t, &v)
+			r = call(t, c, "POST", a.URL+"/sandbox/wechat/requestFacialVerify", "", map[string]string{"verify_id": v.VerifyID})
+			mustStatus(t, "a face check from "+bb.name+" played on "+a.name, r, 200)
+			var played struct {
+				VerifyResult string `json:"verify_result"`
+			}
+			r.decode(t, &played)
+			for _, n := range nodes {
+				mustStatus(t, "the same face check played again on "+n.name,
+					call(t, c, "POST", n.URL+"/sandbox/wechat/requestFacialVerify", "", map[string]string{"verify_id": v.VerifyID}), 409)
+			}
+			body := map[string]string{"verify_id": v.VerifyID}
+			if legacy {
+				body["verify_result"] = played.VerifyResult
+			}
+			mustStatus(t, fmt.Sprintf("face result on %s (legacy %v)", bb.name, legacy),
+				call(t, c, "POST", bb.URL+"/v1/face/result", nao.AccessToken, body), 200)
+		}
+	})
+}
+
+// onLogin logs in on n with a wx.login code.
+func onLogin(t testing.TB, c *http.Client, n *node, code string) authcore.Session {
+	t.Helper()
+	r := call(t, c, "POST", n.URL+"/v1/wx/login", "", map[string]string{"code": code})
+	mustStatus(t, n.name+" /v1/wx/login", r, 200)
+	var s authcore.Session
+	r.decode(t, &s)
+	return s
 }

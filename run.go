@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, broker, closeStore, err := openStore(cfg, log, reg)
+	store, broker, sandboxState, closeStore, err := openStore(cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger: log, HTTPClient: wechatHTTP, TokenCache: store, BreakerCoolDown: cfg.WeChatBreakerCoolDown,
 	}
 	if cfg.EmulatedWeChat() {
-		sandbox = &wechattest.Server{}
+		sandbox, err = newSandbox(ctx, sandboxState)
+		if err != nil {
+			return err
+		}
 		wcfg.AppID, wcfg.Secret = sandbox.App()
 		if wcfg.BaseURL == "" {
 			wcfg.BaseURL = loopbackURL(local) + "/sandbox/wechat"
@@ -254,6 +257,46 @@ func serveInternal(addr string, metrics http.Handler, log *slog.Logger) (stop fu
 	return func() { srv.Close() }, nil
 }
 
+// sandboxStartTimeout bounds agreeing on the sandbox app's secret at
+// start; Redis is retried meanwhile, since a local cluster (the Procfile)
+// starts Redis and the nodes together.
+const sandboxStartTimeout = 15 * time.Second
+
+// sharedSandbox is the sandbox's state on a shared store: every node of a
+// sandbox cluster answers as one WeChat, with one app secret.
+type sharedSandbox interface {
+	wechattest.State
+	// AppSecret returns the secret of the sandbox app appID: candidate
+	// unless a node stored one first.
+	AppSecret(ctx context.Context, appID, candidate string) (string, error)
+}
+
+// newSandbox returns the fake WeChat the hub serves as its sandbox: on its
+// own in memory when shared is nil, else on shared, with the secret every
+// node agrees on (the hub hands it to any SDK at GET /sandbox/wechat/app
+// and sends it itself; behind a load balancer both reach any node).
+func newSandbox(ctx context.Context, shared sharedSandbox) (*wechattest.Server, error) {
+	if shared == nil {
+		return &wechattest.Server{}, nil
+	}
+	appID, candidate := wechattest.DefaultApp()
+	ctx, cancel := context.WithTimeout(ctx, sandboxStartTimeout)
+	defer cancel()
+	retry := time.NewTicker(200 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		secret, err := shared.AppSecret(ctx, appID, candidate)
+		if err == nil {
+			return &wechattest.Server{AppID: appID, Secret: secret, State: shared}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sandbox: the app secret every node shares: %w", err)
+		case <-retry.C:
+		}
+	}
+}
+
 // hubStore is what the hub process keeps its state in: the core's store
 // plus the rate-limit counters the handlers need.
 type hubStore interface {
@@ -263,15 +306,18 @@ type hubStore interface {
 }
 
 // openStore returns the embedded store and broker, or the Redis ones when
-// LOGINHUB_REDIS_URL is set, and a function that releases them.
-func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStore, hub.Broker, func(), error) {
+// LOGINHUB_REDIS_URL is set, and a function that releases them. With Redis
+// it also returns the state a sandbox keeps there (used only when the
+// sandbox is on); nil on the embedded store, where the sandbox keeps its
+// own in memory.
+func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStore, hub.Broker, sharedSandbox, func(), error) {
 	if cfg.RedisURL == "" {
 		broker := hub.NewMemoryBroker()
-		return memstore.New(broker.PublishTicket, nil), broker, func() {}, nil
+		return memstore.New(broker.PublishTicket, nil), broker, nil, func() {}, nil
 	}
 	rc, err := redisstore.Connect(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	closeRedis := func() {
 		if err := rc.Close(); err != nil {
@@ -280,7 +326,7 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 	}
 	store := redisstore.New(rc, redisstore.Options{})
 	broker := redisbroker.New(rc, redisbroker.Options{Channels: store, Logger: log, Registerer: reg})
-	return store, broker, closeRedis, nil
+	return store, broker, store.Sandbox(wechattest.DefaultMaxUsers), closeRedis, nil
 }
 
 func storeName(cfg Config) string {

@@ -35,6 +35,18 @@ import (
 //	lh:rate:<key>                      rate-limit window counter; TTL: the window
 //	lh:{at:<appid>}                    WeChat access_token ("<expiry unix ms> <token>"; a secret); TTL: its expiry
 //	lh:{lock:<name>}                   a TryLock lease (→ the holder's random token); TTL: the lease
+//	lh:{sbx}:secret:<appid>            the sandbox app's secret (SET NX by the first node); no TTL
+//	lh:{sbx}:u:<name>                  sandbox user (hash k: session_key, o: openid); TTL: SandboxUserTTL, refreshed on use
+//	lh:{sbx}:o:<openid>                sandbox openid → user name; TTL: as its user
+//	lh:{sbx}:users                     sandbox users' index (sorted set: name, scored by last use, unix ms; at most
+//	                                   the Sandbox's maxUsers, the least recently used forgotten); TTL: SandboxUserTTL
+//	lh:{sbx}:c:<kind>:<code>           sandbox wx.login ("login") or getPhoneNumber ("phone") code ("<expiry unix
+//	                                   ms> <name>", "-" once used); TTL: its expiry
+//	lh:{sbx}:t:<token>                 sandbox access_token (→ its expiry, unix ms); TTL: its expiry + 1 hour
+//	lh:{sbx}:cur:<kind>                the current sandbox access_token of kind ("plain", "stable"); TTL: as that token
+//	lh:{sbx}:f:id:<verify id>          sandbox face verification (JSON, opaque here); TTL: an hour past its last use
+//	lh:{sbx}:f:result:<verify result>  the same, once the phone played it; TTL: as above
+//	lh:{sbx}:fc:<verify id>            the claim of the phone that played it (SET NX); TTL: as above
 //
 // The braces are Redis Cluster hash tags: a ticket and its channel share
 // one slot, and a user shares one with its sessions, link set, personal
@@ -50,7 +62,11 @@ import (
 // store writes an index entry whenever it writes a record that names the
 // user, so that erasure finds every one without scanning the keyspace. A
 // ticket and a user's sessions live in different slots too: on a Cluster
-// a phone's move and a redeem are two scripts, on one server one.
+// a phone's move and a redeem are two scripts, on one server one. The
+// sandbox's keys (the hub's fake WeChat, shared by a sandbox cluster) all
+// share the slot {sbx}: a sandbox is for tests and staging, never a load
+// to spread, and one slot lets a script bound its users while it writes
+// one.
 
 func (s *Store) ticketKey(id string) string { return s.prefix + ":{t:" + id + "}" }
 
@@ -96,3 +112,23 @@ func (s *Store) rateKey(key string) string { return s.prefix + ":rate:" + key }
 func (s *Store) accessTokenKey(appID string) string { return s.prefix + ":{at:" + appID + "}" }
 
 func (s *Store) lockKey(name string) string { return s.prefix + ":{lock:" + name + "}" }
+
+func (b *Sandbox) secretKey(appID string) string { return b.prefix + ":{sbx}:secret:" + appID }
+
+func (b *Sandbox) userKey(name string) string { return b.prefix + ":{sbx}:u:" + name }
+
+func (b *Sandbox) openIDKey(openid string) string { return b.prefix + ":{sbx}:o:" + openid }
+
+func (b *Sandbox) usersKey() string { return b.prefix + ":{sbx}:users" }
+
+func (b *Sandbox) codeKey(kind, code string) string {
+	return b.prefix + ":{sbx}:c:" + kind + ":" + code
+}
+
+func (b *Sandbox) tokenKey(token string) string { return b.prefix + ":{sbx}:t:" + token }
+
+func (b *Sandbox) currentTokenKey(kind string) string { return b.prefix + ":{sbx}:cur:" + kind }
+
+func (b *Sandbox) faceKey(key string) string { return b.prefix + ":{sbx}:f:" + key }
+
+func (b *Sandbox) faceClaimKey(verifyID string) string { return b.prefix + ":{sbx}:fc:" + verifyID }

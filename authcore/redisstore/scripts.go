@@ -51,6 +51,14 @@ var (
 	recordRefLua string
 	//go:embed lua/forget_ticket.lua
 	forgetTicketLua string
+	//go:embed lua/sandbox_user.lua
+	sandboxUserLua string
+	//go:embed lua/sandbox_forget.lua
+	sandboxForgetLua string
+	//go:embed lua/sandbox_use_code.lua
+	sandboxUseCodeLua string
+	//go:embed lua/sandbox_new_token.lua
+	sandboxNewTokenLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -69,4 +77,8 @@ var (
 	takeFaceScript        = redis.NewScript(takeFaceLua)
 	recordRefScript       = redis.NewScript(sessionLib + recordRefLua)
 	forgetTicketScript    = redis.NewScript(ticketLib + forgetTicketLua)
+	sandboxUserScript     = redis.NewScript(sandboxUserLua)
+	sandboxForgetScript   = redis.NewScript(sandboxForgetLua)
+	sandboxUseCodeScript  = redis.NewScript(sandboxUseCodeLua)
+	sandboxNewTokenScript = redis.NewScript(sandboxNewTokenLua)
 )

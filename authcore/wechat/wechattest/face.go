@@ -10,10 +10,13 @@ package wechattest
 // 10000 as not passed and any unknown errcode as an upstream failure.
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -68,30 +71,45 @@ var faceOutcomes = map[string]int{
 	FaceOutcomeLiveness: VerifyRetLiveness,
 }
 
-// faceState is the Server's face verifications, guarded by s.mu.
-type faceState struct {
-	byID     map[string]*faceVerification
-	byResult map[string]*faceVerification
-	sweepAt  int
-}
-
+// faceVerification is a face check as the State keeps it (JSON, opaque
+// to the State): under "id:<verify_id>" from getverifyid on, and also
+// under "result:<verify_result>" once the phone played it.
 type faceVerification struct {
-	openid, outSeqNo, certHash string
-	idMD5, nameMD5             string
-	expires                    time.Time
-	verifyRet                  int       // 0 until the phone played it
-	verifiedAt                 time.Time // when it did
-	result                     string    // the verify_result it got
+	OpenID     string    `json:"o"`
+	OutSeqNo   string    `json:"s"`
+	CertHash   string    `json:"h"`
+	IDMD5      string    `json:"i"`
+	NameMD5    string    `json:"n"`
+	Expires    time.Time `json:"e"`
+	VerifyRet  int       `json:"r,omitempty"`   // 0 until the phone played it
+	VerifiedAt time.Time `json:"va,omitzero"`   // when it did
+	Result     string    `json:"res,omitempty"` // the verify_result it got
 }
 
-// faceLocked returns the face state, making it on first use. s.mu held.
-func (s *Server) faceLocked() *faceState {
-	if s.face.byID == nil {
-		s.face.byID = make(map[string]*faceVerification)
-		s.face.byResult = make(map[string]*faceVerification)
-		s.face.sweepAt = 1024
+// faceRetention is how long a face record is kept past all use: until
+// then an expired one answers "expired" rather than "unknown".
+const faceRetention = time.Hour
+
+// putFace stores v under key until an hour past its last use, from now.
+func (s *Server) putFace(ctx context.Context, key string, v *faceVerification, now time.Time) error {
+	rec, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("wechattest: face record: %w", err)
 	}
-	return &s.face
+	return s.state.PutFace(ctx, key, rec, now.Add(FaceLifetime+faceRetention))
+}
+
+// face returns the record under key, nil if there is none.
+func (s *Server) face(ctx context.Context, key string) (*faceVerification, error) {
+	rec, err := s.state.Face(ctx, key)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	var v faceVerification
+	if err := json.Unmarshal(rec, &v); err != nil {
+		return nil, fmt.Errorf("wechattest: face record: %w", err)
+	}
+	return &v, nil
 }
 
 // handleFaceGetVerifyID is POST /cityservice/face/identify/getverifyid
@@ -110,28 +128,34 @@ func (s *Server) handleFaceGetVerifyID(w http.ResponseWriter, r *http.Request) {
 	if !s.faceCall(w, r, &req) {
 		return
 	}
-	defer s.mu.Unlock()
 	ci := req.CertInfo
 	if req.OutSeqNo == "" || req.OpenID == "" || ci.CertType != "IDENTITY_CARD" || ci.CertName == "" || ci.CertNo == "" {
 		writeWeChatError(w, 40097, "invalid args")
 		return
 	}
-	if _, ok := s.byOpenID[req.OpenID]; !ok {
+	user, err := s.state.UserByOpenID(r.Context(), req.OpenID)
+	switch {
+	case err != nil:
+		writeSystemError(w)
+		return
+	case user == "":
 		writeWeChatError(w, 40003, "invalid openid")
 		return
 	}
-	now := s.now()
-	f := s.faceLocked()
-	s.sweepFaceLocked(now)
+	now := s.clock()
 	id, name := md5.Sum([]byte(ci.CertNo)), md5.Sum([]byte(ci.CertName))
 	verifyID := randomToken(32)
-	f.byID[verifyID] = &faceVerification{
-		openid:   req.OpenID,
-		outSeqNo: req.OutSeqNo,
-		certHash: certHash(ci.CertType, ci.CertName, ci.CertNo),
-		idMD5:    hex.EncodeToString(id[:]),
-		nameMD5:  hex.EncodeToString(name[:]),
-		expires:  now.Add(FaceLifetime),
+	err = s.putFace(r.Context(), "id:"+verifyID, &faceVerification{
+		OpenID:   req.OpenID,
+		OutSeqNo: req.OutSeqNo,
+		CertHash: certHash(ci.CertType, ci.CertName, ci.CertNo),
+		IDMD5:    hex.EncodeToString(id[:]),
+		NameMD5:  hex.EncodeToString(name[:]),
+		Expires:  now.Add(FaceLifetime),
+	}, now)
+	if err != nil {
+		writeSystemError(w)
+		return
 	}
 	writeJSON(w, http.StatusOK, struct {
 		ErrCode   int    `json:"errcode"`
@@ -155,27 +179,29 @@ func (s *Server) handleFaceQuery(w http.ResponseWriter, r *http.Request) {
 	if !s.faceCall(w, r, &req) {
 		return
 	}
-	defer s.mu.Unlock()
 	if req.VerifyID == "" || req.OutSeqNo == "" || req.CertHash == "" || req.OpenID == "" {
 		writeWeChatError(w, 40097, "invalid args")
 		return
 	}
-	v, ok := s.faceLocked().byID[req.VerifyID]
+	v, err := s.face(r.Context(), "id:"+req.VerifyID)
 	switch {
-	case !ok:
+	case err != nil:
+		writeSystemError(w)
+		return
+	case v == nil:
 		writeWeChatError(w, ErrcodeFaceBadVerifyID, errmsgs[ErrcodeFaceBadVerifyID])
 		return
-	case !s.now().Before(v.expires):
+	case !s.clock().Before(v.Expires):
 		writeWeChatError(w, ErrcodeFaceExpired, errmsgs[ErrcodeFaceExpired])
 		return
-	case !equal(req.CertHash, v.certHash): // lowercase hex, as documented
+	case !equal(req.CertHash, v.CertHash): // lowercase hex, as documented
 		writeWeChatError(w, ErrcodeFaceCertHash, errmsgs[ErrcodeFaceCertHash])
 		return
-	case req.OutSeqNo != v.outSeqNo || req.OpenID != v.openid:
+	case req.OutSeqNo != v.OutSeqNo || req.OpenID != v.OpenID:
 		writeWeChatError(w, ErrcodeFaceOwner, errmsgs[ErrcodeFaceOwner])
 		return
 	}
-	ret := v.verifyRet
+	ret := v.VerifyRet
 	if ret == 0 {
 		ret = VerifyRetNotFinished
 	}
@@ -198,21 +224,23 @@ func (s *Server) handleFaceGetInfo(w http.ResponseWriter, r *http.Request) {
 	if !s.faceCall(w, r, &req) {
 		return
 	}
-	defer s.mu.Unlock()
 	if req.VerifyResult == "" {
 		writeWeChatError(w, 40097, "invalid args")
 		return
 	}
-	v, ok := s.faceLocked().byResult[req.VerifyResult]
+	v, err := s.face(r.Context(), "result:"+req.VerifyResult)
 	switch {
-	case !ok:
+	case err != nil:
+		writeSystemError(w)
+		return
+	case v == nil:
 		writeWeChatError(w, ErrcodeFaceBadVerifyResult, errmsgs[ErrcodeFaceBadVerifyResult])
 		return
-	case !s.now().Before(v.verifiedAt.Add(FaceLifetime)):
+	case !s.clock().Before(v.VerifiedAt.Add(FaceLifetime)):
 		writeWeChatError(w, ErrcodeFaceExpired, errmsgs[ErrcodeFaceExpired])
 		return
 	}
-	ret := v.verifyRet
+	ret := v.VerifyRet
 	if ret == VerifyRetPassed {
 		ret = 0
 	}
@@ -224,11 +252,11 @@ func (s *Server) handleFaceGetInfo(w http.ResponseWriter, r *http.Request) {
 		IDCardNumberMD5 string `json:"id_card_number_md5"`
 		NameUTF8MD5     string `json:"name_utf8_md5"`
 		IdentifyTime    int64  `json:"identify_time"`
-	}{0, "ok", ret, v.openid, v.idMD5, v.nameMD5, v.verifiedAt.Unix()})
+	}{0, "ok", ret, v.OpenID, v.IDMD5, v.NameMD5, v.VerifiedAt.Unix()})
 }
 
 // faceCall checks what every face API checks, in WeChat's order (method,
-// access_token, body), and reports whether to go on, with s.mu held.
+// access_token, body), and reports whether to go on.
 func (s *Server) faceCall(w http.ResponseWriter, r *http.Request, req any) bool {
 	if r.Method != http.MethodPost {
 		writeWeChatError(w, 43002, "require POST method")
@@ -236,14 +264,11 @@ func (s *Server) faceCall(w http.ResponseWriter, r *http.Request, req any) bool 
 	}
 	token := r.URL.Query().Get("access_token")
 	bodyOK := decodeBody(r, req)
-	s.mu.Lock()
-	if code, msg := s.checkTokenLocked(token, s.now()); code != 0 {
-		s.mu.Unlock()
+	if code, msg := s.checkToken(r.Context(), token); code != 0 {
 		writeWeChatError(w, code, msg)
 		return false
 	}
 	if !bodyOK {
-		s.mu.Unlock()
 		writeWeChatError(w, 47001, "data format error")
 		return false
 	}
@@ -278,48 +303,43 @@ func (s *Server) handleRequestFacialVerify(w http.ResponseWriter, r *http.Reques
 		writeSandboxError(w, http.StatusBadRequest, `outcome must be "pass", "cancel", "timeout", "mismatch" or "liveness"`)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.faceLocked()
-	v, found := f.byID[req.VerifyID]
-	now := s.now()
+	ctx, now := r.Context(), s.clock()
+	v, err := s.face(ctx, "id:"+req.VerifyID)
 	switch {
-	case !found:
+	case err != nil:
+		writeSandboxFailure(w)
+		return
+	case v == nil:
 		writeSandboxError(w, http.StatusNotFound, "unknown verify_id")
 		return
-	case !now.Before(v.expires):
+	case !now.Before(v.Expires):
 		writeSandboxError(w, http.StatusGone, "verify_id expired")
 		return
-	case v.verifyRet != 0:
+	}
+	// The claim makes playing once hold across the nodes sharing the
+	// State; a record already played was claimed.
+	claimed, err := s.state.ClaimFace(ctx, req.VerifyID, now.Add(FaceLifetime+faceRetention))
+	switch {
+	case err != nil:
+		writeSandboxFailure(w)
+		return
+	case !claimed || v.VerifyRet != 0:
 		writeSandboxError(w, http.StatusConflict, "verify_id already used")
 		return
 	}
-	v.verifyRet, v.verifiedAt, v.result = ret, now, randomToken(48)
-	f.byResult[v.result] = v
-	writeJSON(w, http.StatusOK, struct {
-		VerifyResult string `json:"verify_result"`
-	}{v.result})
-}
-
-// sweepFaceLocked forgets verifications an hour past all use, when their
-// number has doubled: until then an expired one answers "expired" rather
-// than "unknown".
-func (s *Server) sweepFaceLocked(now time.Time) {
-	f := s.faceLocked()
-	if len(f.byID) < f.sweepAt {
+	v.VerifyRet, v.VerifiedAt, v.Result = ret, now, randomToken(48)
+	// The result first: a query that sees the played verify_id can read it.
+	err = s.putFace(ctx, "result:"+v.Result, v, now)
+	if err == nil {
+		err = s.putFace(ctx, "id:"+req.VerifyID, v, now)
+	}
+	if err != nil {
+		writeSandboxFailure(w)
 		return
 	}
-	for id, v := range f.byID {
-		end := v.expires
-		if v.result != "" {
-			end = v.verifiedAt.Add(FaceLifetime)
-		}
-		if now.Sub(end) > time.Hour {
-			delete(f.byID, id)
-			delete(f.byResult, v.result)
-		}
-	}
-	f.sweepAt = max(1024, 2*len(f.byID))
+	writeJSON(w, http.StatusOK, struct {
+		VerifyResult string `json:"verify_result"`
+	}{v.Result})
 }
 
 // certHash is WeChat's cert_hash: lowercase hex sha256 of

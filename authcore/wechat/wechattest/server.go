@@ -12,13 +12,18 @@
 // phone), and exported knobs that inject errcodes, hold requests, count
 // them, take the whole server down (SetDown) and move the clock.
 //
+// What a Server remembers between requests (users' session_keys, codes,
+// access tokens, face checks) is behind a State: in its memory by default,
+// or shared, so that the nodes of a sandbox cluster answer as one WeChat
+// (the hub keeps it in Redis, authcore/redisstore's Sandbox).
+//
 // Unknown paths fail loudly: a 404 with errcode -404, recorded for
 // UnknownRequests, so that a client calling a path the fake does not know
 // is caught instead of silently passing.
 package wechattest
 
 import (
-	"container/list"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -94,28 +99,26 @@ type Server struct {
 	// depends only on the user's name, so Servers with different appids
 	// agree on it, as apps under one Open Platform account do.
 	UnionIDs bool
-	// MaxUsers bounds the users the Server remembers: beyond it the least
-	// recently used one is forgotten, so a sandbox reachable by anyone
-	// cannot be made to grow without bound by inventing names. A
+	// MaxUsers bounds the users the Server remembers in memory: beyond it
+	// the least recently used one is forgotten, so a sandbox reachable by
+	// anyone cannot be made to grow without bound by inventing names. A
 	// forgotten user comes back on next use with the same openid, unionid
 	// and phone number (they depend only on the appid and name) and a new
 	// session_key, as after WeChat rotates it. 0 means DefaultMaxUsers.
+	// It does not apply to a State given in State, which has its own bound.
 	MaxUsers int
+	// State keeps the users' session_keys, the codes issued and the access
+	// tokens; nil means in this Server's memory (bounded by MaxUsers).
+	// Servers that share one State, with the same AppID and Secret,
+	// answer as one WeChat: a code issued by one is accepted by another.
+	State State
 
 	mu       sync.Mutex
 	ready    bool
 	appID    string
 	secret   string
 	now      func() time.Time
-	users    map[string]*list.Element // name → element of recent, whose Value is the *User
-	recent   *list.List               // users, most recently used first
-	byOpenID map[string]*User
-	codes    map[string]*issuedCode // wx.login codes
-	phones   map[string]*issuedCode // getPhoneNumber codes
-	sweepAt  int                    // sweep expired codes when len(codes)+len(phones) reaches this
-	tokens   map[string]time.Time   // access_token → expiry, both kinds
-	plain    string                 // current /cgi-bin/token token
-	stable   string                 // current /cgi-bin/stable_token token
+	state    State
 	requests map[string]int
 	forced   int           // stable_token requests with force_refresh
 	arrived  chan struct{} // closed and replaced on every request, for WaitRequests
@@ -123,7 +126,6 @@ type Server struct {
 	fails    map[string][]failure
 	holds    map[string]chan struct{}
 	down     bool
-	face     faceState // face verifications (face.go)
 }
 
 // User is a sandbox user as WeChat knows them.
@@ -137,36 +139,6 @@ type User struct {
 	PhoneNumber     string // as WeChat sends mainland numbers: equal to PurePhoneNumber
 	PurePhoneNumber string // 11 digits, 1380000xxxx
 	CountryCode     string // "86"
-}
-
-type issuedCode struct {
-	user    string
-	expires time.Time
-	used    bool
-}
-
-// codeState is what useCodeLocked found of a single-use code.
-type codeState int
-
-const (
-	codeOK      codeState = iota // valid: now used
-	codeInvalid                  // unknown or expired
-	codeUsed                     // used before
-)
-
-// useCodeLocked marks code of codes used and returns its user, if the code
-// is known, unexpired at now and unused. Each API answers the other
-// states with its own errcodes.
-func (s *Server) useCodeLocked(codes map[string]*issuedCode, code string, now time.Time) (*User, codeState) {
-	c, ok := codes[code]
-	switch {
-	case !ok || !now.Before(c.expires):
-		return nil, codeInvalid
-	case c.used:
-		return nil, codeUsed
-	}
-	c.used = true
-	return s.userLocked(c.user), codeOK
 }
 
 type failure struct {
@@ -198,12 +170,14 @@ func (s *Server) SetClock(now func() time.Time) {
 }
 
 // User returns the sandbox user called name, creating them on first use as
-// the sandbox endpoints do. It does not rotate the session_key.
+// the sandbox endpoints do. It does not rotate the session_key. It panics
+// if the State fails: it is meant for tests, on the in-memory State.
 func (s *Server) User(name string) User {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	return *s.userLocked(name)
+	u, err := s.user(context.Background(), name)
+	if err != nil {
+		panic(fmt.Sprintf("wechattest: user %q: %v", name, err))
+	}
+	return *u
 }
 
 // FailNext makes the next n requests to path answer {"errcode":errcode,...}
@@ -320,21 +294,18 @@ func (s *Server) initLocked() {
 	}
 	s.ready = true
 	s.appID, s.secret = s.AppID, s.Secret
+	appID, secret := DefaultApp()
 	if s.appID == "" {
-		sum := sha256.Sum256([]byte(defaultAppIDPhrase))
-		s.appID = "wx" + hex.EncodeToString(sum[:8])
+		s.appID = appID
 	}
 	if s.secret == "" {
-		s.secret = hex.EncodeToString(randomBytes(16))
+		s.secret = secret
 	}
 	s.now = time.Now
-	s.users = make(map[string]*list.Element)
-	s.recent = list.New()
-	s.byOpenID = make(map[string]*User)
-	s.codes = make(map[string]*issuedCode)
-	s.phones = make(map[string]*issuedCode)
-	s.sweepAt = 1024
-	s.tokens = make(map[string]time.Time)
+	s.state = s.State
+	if s.state == nil {
+		s.state = newMemState(s.MaxUsers)
+	}
 	s.requests = make(map[string]int)
 	s.arrived = make(chan struct{})
 	s.fails = make(map[string][]failure)
@@ -447,9 +418,7 @@ func (s *Server) handleCode2Session(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if code, msg := s.checkAppLocked(q.Get("appid"), q.Get("secret")); code != 0 {
+	if code, msg := s.checkApp(q.Get("appid"), q.Get("secret")); code != 0 {
 		writeWeChatError(w, code, msg)
 		return
 	}
@@ -462,13 +431,16 @@ func (s *Server) handleCode2Session(w http.ResponseWriter, r *http.Request) {
 		writeWeChatError(w, 41008, "missing code")
 		return
 	}
-	u, state := s.useCodeLocked(s.codes, jsCode, s.now())
-	switch state {
-	case codeInvalid:
-		writeWeChatError(w, 40029, "invalid code")
+	u, used, err := s.useCode(r.Context(), CodeKindLogin, jsCode)
+	switch {
+	case err != nil:
+		writeSystemError(w)
 		return
-	case codeUsed:
+	case used:
 		writeWeChatError(w, 40163, "code been used")
+		return
+	case u == nil:
+		writeWeChatError(w, 40029, "invalid code")
 		return
 	}
 	// Field order and omissions as WeChat: no errcode, no expires_in.
@@ -492,18 +464,20 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if q.Get("grant_type") != "client_credential" {
 		writeWeChatError(w, 40002, "invalid grant_type")
 		return
 	}
-	if code, msg := s.checkAppLocked(q.Get("appid"), q.Get("secret")); code != 0 {
+	if code, msg := s.checkApp(q.Get("appid"), q.Get("secret")); code != 0 {
 		writeWeChatError(w, code, msg)
 		return
 	}
-	s.plain = s.newTokenLocked(s.plain)
-	writeToken(w, s.plain, TokenLifetime)
+	token, _, err := s.newToken(r.Context(), TokenKindPlain)
+	if err != nil {
+		writeSystemError(w)
+		return
+	}
+	writeToken(w, token, TokenLifetime)
 }
 
 // handleStableToken is POST /cgi-bin/stable_token: the same token with its
@@ -526,48 +500,46 @@ func (s *Server) handleStableToken(w http.ResponseWriter, r *http.Request) {
 		writeWeChatError(w, 47001, "data format error")
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if req.GrantType != "client_credential" {
 		writeWeChatError(w, 40002, "invalid grant_type")
 		return
 	}
-	if code, msg := s.checkAppLocked(req.AppID, req.Secret); code != 0 {
+	if code, msg := s.checkApp(req.AppID, req.Secret); code != 0 {
 		writeWeChatError(w, code, msg)
 		return
 	}
-	now := s.now()
-	exp, ok := s.tokens[s.stable]
-	if req.ForceRefresh || !ok || exp.Sub(now) <= tokenOverlap {
-		s.stable = s.newTokenLocked(s.stable)
-		exp = s.tokens[s.stable]
+	ctx, now := r.Context(), s.clock()
+	token, exp, err := s.state.CurrentToken(ctx, TokenKindStable)
+	if err == nil && (req.ForceRefresh || token == "" || exp.Sub(now) <= tokenOverlap) {
+		token, exp, err = s.newToken(ctx, TokenKindStable)
+	}
+	if err != nil {
+		writeSystemError(w)
+		return
 	}
 	if req.ForceRefresh {
+		s.mu.Lock()
 		s.forced++
+		s.mu.Unlock()
 	}
 	// WeChat counts whole seconds and never answers 0 for a live token.
 	left := exp.Sub(now).Truncate(time.Second)
 	if left < time.Second {
 		left = time.Second
 	}
-	writeToken(w, s.stable, left)
+	writeToken(w, token, left)
 }
 
-// newTokenLocked issues a token valid for TokenLifetime, cuts the life of
-// the token it replaces to the overlap, and forgets long-dead tokens.
-func (s *Server) newTokenLocked(old string) string {
-	now := s.now()
-	for t, exp := range s.tokens {
-		if now.Sub(exp) > time.Hour { // kept a while to answer 42001 rather than 40001
-			delete(s.tokens, t)
-		}
-	}
-	if exp, ok := s.tokens[old]; ok && exp.After(now.Add(tokenOverlap)) {
-		s.tokens[old] = now.Add(tokenOverlap)
-	}
+// newToken issues a token of kind valid for TokenLifetime and cuts the
+// life of the token it replaces to the overlap.
+func (s *Server) newToken(ctx context.Context, kind string) (string, time.Time, error) {
+	now := s.clock()
 	t := randomToken(96) // real tokens are 130-odd URL-safe characters
-	s.tokens[t] = now.Add(TokenLifetime)
-	return t
+	exp := now.Add(TokenLifetime)
+	if err := s.state.NewToken(ctx, kind, t, exp, now.Add(tokenOverlap)); err != nil {
+		return "", time.Time{}, err
+	}
+	return t, exp, nil
 }
 
 // handleGetPhoneNumber is POST /wxa/business/getuserphonenumber.
@@ -581,10 +553,8 @@ func (s *Server) handleGetPhoneNumber(w http.ResponseWriter, r *http.Request) {
 		Code string `json:"code"`
 	}
 	bodyOK := decodeBody(r, &req)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if code, msg := s.checkTokenLocked(token, now); code != 0 {
+	ctx := r.Context()
+	if code, msg := s.checkToken(ctx, token); code != 0 {
 		writeWeChatError(w, code, msg)
 		return
 	}
@@ -594,11 +564,16 @@ func (s *Server) handleGetPhoneNumber(w http.ResponseWriter, r *http.Request) {
 	}
 	// WeChat answers 40029 for a phone code that is missing, unknown,
 	// expired or already used alike.
-	u, state := s.useCodeLocked(s.phones, req.Code, now)
-	if state != codeOK {
+	u, _, err := s.useCode(ctx, CodeKindPhone, req.Code)
+	switch {
+	case err != nil:
+		writeSystemError(w)
+		return
+	case u == nil:
 		writeWeChatError(w, 40029, "invalid code")
 		return
 	}
+	now := s.clock()
 	type watermark struct {
 		Timestamp int64  `json:"timestamp"`
 		AppID     string `json:"appid"`
@@ -630,6 +605,10 @@ func (s *Server) handleCheckSession(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleResetSession(w http.ResponseWriter, r *http.Request) {
 	s.sessionKeyCall(w, r, func(u *User) {
 		u.SessionKey = base64.StdEncoding.EncodeToString(randomBytes(16))
+		if err := s.state.SetSessionKey(r.Context(), u.Name, u.OpenID, u.SessionKey); err != nil {
+			writeSystemError(w)
+			return
+		}
 		writeJSON(w, http.StatusOK, struct {
 			ErrCode    int    `json:"errcode"`
 			ErrMsg     string `json:"errmsg"`
@@ -641,16 +620,15 @@ func (s *Server) handleResetSession(w http.ResponseWriter, r *http.Request) {
 
 // sessionKeyCall checks what checksession and resetusersessionkey check,
 // in WeChat's order (method, access_token, arguments, signature), and calls
-// ok with the user, s.mu held.
+// ok with the user.
 func (s *Server) sessionKeyCall(w http.ResponseWriter, r *http.Request, ok func(u *User)) {
 	if r.Method != http.MethodGet {
 		writeWeChatError(w, 43001, "require GET method")
 		return
 	}
 	q := r.URL.Query()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if code, msg := s.checkTokenLocked(q.Get("access_token"), s.now()); code != 0 {
+	ctx := r.Context()
+	if code, msg := s.checkToken(ctx, q.Get("access_token")); code != 0 {
 		writeWeChatError(w, code, msg)
 		return
 	}
@@ -658,8 +636,12 @@ func (s *Server) sessionKeyCall(w http.ResponseWriter, r *http.Request, ok func(
 		writeWeChatError(w, 40097, "invalid args")
 		return
 	}
-	u, found := s.byOpenID[q.Get("openid")]
-	if !found {
+	u, err := s.userByOpenID(ctx, q.Get("openid"))
+	switch {
+	case err != nil:
+		writeSystemError(w)
+		return
+	case u == nil:
 		writeWeChatError(w, 40003, "invalid openid")
 		return
 	}
@@ -673,8 +655,9 @@ func (s *Server) sessionKeyCall(w http.ResponseWriter, r *http.Request, ok func(
 	ok(u)
 }
 
-// checkAppLocked checks an appid and secret as WeChat does, in its order.
-func (s *Server) checkAppLocked(appid, secret string) (errcode int, errmsg string) {
+// checkApp checks an appid and secret as WeChat does, in its order. The
+// app is fixed once the Server is ready (ServeHTTP made it so).
+func (s *Server) checkApp(appid, secret string) (errcode int, errmsg string) {
 	switch {
 	case appid == "":
 		return 41002, "appid missing"
@@ -688,13 +671,18 @@ func (s *Server) checkAppLocked(appid, secret string) (errcode int, errmsg strin
 	return 0, ""
 }
 
-func (s *Server) checkTokenLocked(token string, now time.Time) (errcode int, errmsg string) {
+// checkToken checks an access_token as WeChat does; -1 when the State
+// fails.
+func (s *Server) checkToken(ctx context.Context, token string) (errcode int, errmsg string) {
 	if token == "" {
 		return 41001, "access_token missing"
 	}
-	exp, ok := s.tokens[token]
+	exp, err := s.state.TokenExpiry(ctx, token)
+	now := s.clock()
 	switch {
-	case !ok:
+	case err != nil:
+		return -1, errmsgs[-1]
+	case exp.IsZero():
 		return 40001, "invalid credential, access_token is invalid or not latest"
 	case !now.Before(exp):
 		return 42001, "access_token expired"
@@ -727,12 +715,18 @@ func (s *Server) handleWxLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.userLocked(name)
+	ctx := r.Context()
+	u := s.derive(name)
 	u.SessionKey = base64.StdEncoding.EncodeToString(randomBytes(16))
 	code := randomToken(24) // 32 characters, as real wx.login codes
-	s.issueLocked(s.codes, code, name)
+	err := s.state.SetSessionKey(ctx, name, u.OpenID, u.SessionKey)
+	if err == nil {
+		err = s.state.IssueCode(ctx, CodeKindLogin, code, name, s.clock().Add(CodeLifetime))
+	}
+	if err != nil {
+		writeSandboxFailure(w)
+		return
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Code string `json:"code"`
 	}{code})
@@ -747,11 +741,16 @@ func (s *Server) handlePhoneButton(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.userLocked(name)
+	ctx := r.Context()
 	code := hex.EncodeToString(randomBytes(32)) // 64 hex characters, as real ones
-	s.issueLocked(s.phones, code, name)
+	u, err := s.user(ctx, name)
+	if err == nil {
+		err = s.state.IssueCode(ctx, CodeKindPhone, code, name, s.clock().Add(CodeLifetime))
+	}
+	if err != nil {
+		writeSandboxFailure(w)
+		return
+	}
 	// Field order as in WeChat's plaintext; the watermark has appid first
 	// here, unlike getuserphonenumber's.
 	type watermark struct {
@@ -763,7 +762,7 @@ func (s *Server) handlePhoneButton(w http.ResponseWriter, r *http.Request) {
 		PurePhoneNumber string    `json:"purePhoneNumber"`
 		CountryCode     string    `json:"countryCode"`
 		Watermark       watermark `json:"watermark"`
-	}{u.PhoneNumber, u.PurePhoneNumber, u.CountryCode, watermark{s.appID, s.now().Unix()}})
+	}{u.PhoneNumber, u.PurePhoneNumber, u.CountryCode, watermark{s.appID, s.clock().Unix()}})
 	if err != nil {
 		panic(err) // cannot fail for this struct
 	}
@@ -783,9 +782,11 @@ func (s *Server) handleGetUserInfo(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.userLocked(name)
+	u, err := s.user(r.Context(), name)
+	if err != nil {
+		writeSandboxFailure(w)
+		return
+	}
 	type userInfo struct {
 		NickName  string `json:"nickName"`
 		Gender    int    `json:"gender"`
@@ -809,7 +810,7 @@ func (s *Server) handleGetUserInfo(w http.ResponseWriter, r *http.Request) {
 		userInfo
 		UnionID   string    `json:"unionId,omitempty"`
 		Watermark watermark `json:"watermark"`
-	}{OpenID: u.OpenID, userInfo: info, Watermark: watermark{s.now().Unix(), s.appID}}
+	}{OpenID: u.OpenID, userInfo: info, Watermark: watermark{s.clock().Unix(), s.appID}}
 	if s.UnionIDs {
 		full.UnionID = u.UnionID
 	}
@@ -828,58 +829,65 @@ func (s *Server) handleGetUserInfo(w http.ResponseWriter, r *http.Request) {
 	}{info, string(raw), hex.EncodeToString(sig[:]), data, iv})
 }
 
-// issueLocked records a single-use code and, now and then, forgets expired
-// ones: an expired code answers like an unknown one, so dropping it changes
-// nothing a client can see. Sweeping when the maps double keeps it O(1)
-// amortized.
-func (s *Server) issueLocked(m map[string]*issuedCode, code, user string) {
-	now := s.now()
-	m[code] = &issuedCode{user: user, expires: now.Add(CodeLifetime)}
-	if len(s.codes)+len(s.phones) < s.sweepAt {
-		return
-	}
-	for _, mm := range []map[string]*issuedCode{s.codes, s.phones} {
-		for k, c := range mm {
-			if !now.Before(c.expires) {
-				delete(mm, k)
-			}
-		}
-	}
-	s.sweepAt = max(1024, 2*(len(s.codes)+len(s.phones)))
+// clock is the Server's time (SetClock).
+func (s *Server) clock() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	return s.now()
 }
 
-// userLocked returns the sandbox user called name, creating them (and
-// forgetting the least recently used user beyond MaxUsers).
-func (s *Server) userLocked(name string) *User {
-	if e, ok := s.users[name]; ok {
-		s.recent.MoveToFront(e)
-		return e.Value.(*User)
+// useCode consumes a code of kind and returns its user, nil if the code is
+// unknown, expired or (used true) used before.
+func (s *Server) useCode(ctx context.Context, kind, code string) (u *User, used bool, err error) {
+	name, used, err := s.state.UseCode(ctx, kind, code, s.clock())
+	if err != nil || name == "" {
+		return nil, used, err
 	}
+	u, err = s.user(ctx, name)
+	return u, false, err
+}
+
+// user returns the sandbox user called name, creating them (the State
+// remembers them) if needed.
+func (s *Server) user(ctx context.Context, name string) (*User, error) {
+	u := s.derive(name)
+	key, err := s.state.SessionKey(ctx, name, u.OpenID, base64.StdEncoding.EncodeToString(randomBytes(16)))
+	if err != nil {
+		return nil, err
+	}
+	u.SessionKey = key
+	return u, nil
+}
+
+// userByOpenID returns the user with openid, nil if the State knows none.
+func (s *Server) userByOpenID(ctx context.Context, openid string) (*User, error) {
+	name, err := s.state.UserByOpenID(ctx, openid)
+	if err != nil || name == "" {
+		return nil, err
+	}
+	return s.user(ctx, name)
+}
+
+// derive returns user name without a session_key: everything else about a
+// sandbox user depends only on the appid and the name.
+func (s *Server) derive(name string) *User {
+	s.mu.Lock()
+	s.initLocked()
+	appID := s.appID
+	s.mu.Unlock()
 	n := binary.BigEndian.Uint32(hash("phone", name)[:4]) % 10000
 	pure := fmt.Sprintf("1380000%04d", n)
-	u := &User{
+	return &User{
 		Name: name,
 		// "o" plus 27 URL-safe characters, 28 in all, like real ones.
-		OpenID:          "o" + base64.RawURLEncoding.EncodeToString(hash("openid", s.appID, name))[:27],
+		OpenID:          "o" + base64.RawURLEncoding.EncodeToString(hash("openid", appID, name))[:27],
 		UnionID:         "o" + base64.RawURLEncoding.EncodeToString(hash("unionid", name))[:27],
 		Nickname:        name + " (sandbox)",
-		SessionKey:      base64.StdEncoding.EncodeToString(randomBytes(16)),
 		PhoneNumber:     pure,
 		PurePhoneNumber: pure,
 		CountryCode:     "86",
 	}
-	s.users[name] = s.recent.PushFront(u)
-	s.byOpenID[u.OpenID] = u
-	limit := s.MaxUsers
-	if limit <= 0 {
-		limit = DefaultMaxUsers
-	}
-	for s.recent.Len() > limit {
-		old := s.recent.Remove(s.recent.Back()).(*User)
-		delete(s.users, old.Name)
-		delete(s.byOpenID, old.OpenID)
-	}
-	return u
 }
 
 // sandboxUserName reads {"user":"<name>"} and answers 400 when it is not a
@@ -944,6 +952,17 @@ func writeOK(w http.ResponseWriter) {
 // writeWeChatError answers as WeChat does: HTTP 200 and an errcode.
 func writeWeChatError(w http.ResponseWriter, errcode int, errmsg string) {
 	writeJSON(w, http.StatusOK, errBody(errcode, errmsg))
+}
+
+// writeSystemError answers a WeChat API call whose State failed as WeChat
+// answers its own failures.
+func writeSystemError(w http.ResponseWriter) {
+	writeWeChatError(w, -1, errmsgs[-1])
+}
+
+// writeSandboxFailure answers a sandbox-only call whose State failed.
+func writeSandboxFailure(w http.ResponseWriter) {
+	writeJSON(w, http.StatusServiceUnavailable, errBody(-1, errmsgs[-1]))
 }
 
 // writeSandboxError answers a malformed sandbox-only request with an HTTP
