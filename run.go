@@ -23,6 +23,7 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/memstore"
 	"github.com/loginhub/loginhub/authcore/redisstore"
+	"github.com/loginhub/loginhub/authcore/sms"
 	"github.com/loginhub/loginhub/authcore/wechat"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/bench"
@@ -121,9 +122,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}))
 
 	wxCore := wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge}
+	// SMS: the sandbox's inbox, or nothing (SMS login disabled).
+	var inbox *sms.Inbox
+	var smsSender authcore.SMSSender
+	if cfg.EmulatedSMS() {
+		inbox = &sms.Inbox{}
+		smsSender = inbox
+	}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
-		WeChat: wxCore, Face: wxCore,
+		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
 	})
 	if err != nil {
@@ -144,6 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.Join(store.Ping(ctx), broker.Ping(ctx))
 		},
 		QR: handlers.NewQRCache(10000),
+	}
+	if inbox != nil {
+		deps.SMSInbox = inbox
 	}
 	if sandbox != nil {
 		deps.Sandbox = sandbox
@@ -177,6 +188,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
 		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
+	if cfg.EmulatedSMS() && !cfg.LoopbackPublicURL() {
+		log.Warn("SMS emulated beyond loopback: codes are not sent, anyone can read them at /sandbox/sms and log in as any number",
+			"public_url", cfg.PublicURL)
+	}
 	if cfg.SandboxBeyondLoopback() {
 		log.Warn("sandbox on beyond loopback: WeChat is emulated, anyone can log in as any sandbox user, and every page shows a sandbox banner; "+
 			"for production set LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET", "public_url", cfg.PublicURL, "sandbox_setting", cfg.SandboxSetting)

@@ -51,6 +51,10 @@ var (
 	recordRefLua string
 	//go:embed lua/forget_ticket.lua
 	forgetTicketLua string
+	//go:embed lua/put_code.lua
+	putCodeLua string
+	//go:embed lua/check_code.lua
+	checkCodeLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -69,4 +73,6 @@ var (
 	takeFaceScript        = redis.NewScript(takeFaceLua)
 	recordRefScript       = redis.NewScript(sessionLib + recordRefLua)
 	forgetTicketScript    = redis.NewScript(ticketLib + forgetTicketLua)
+	putCodeScript         = redis.NewScript(putCodeLua)
+	checkCodeScript       = redis.NewScript(checkCodeLua)
 )
