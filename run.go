@@ -126,7 +126,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var inbox *sms.Inbox
 	var smsSender authcore.SMSSender
 	if cfg.EmulatedSMS() {
-		inbox = &sms.Inbox{}
+		// In the store, so that every node of a sandbox cluster shows the
+		// same messages.
+		if inbox, err = sms.NewInbox(store); err != nil {
+			return err
+		}
 		smsSender = inbox
 	}
 	svc, err := authcore.NewService(authcore.Config{
@@ -254,6 +258,7 @@ type hubStore interface {
 	authcore.Store
 	handlers.Limiter
 	wechat.TokenCache // one WeChat access token per app, shared by every node
+	sms.Mailbox       // the sandbox's SMS messages, shared by every node
 }
 
 // openStore returns the embedded store and broker, or the Redis ones when

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 // SMSInbox is the sandbox's SMS gateway (sms.Inbox): where codes go when
 // SMS is emulated.
 type SMSInbox interface {
-	Messages(phone string, now time.Time) []sms.Message
+	Messages(ctx context.Context, phone string, now time.Time) ([]sms.Message, error)
 }
 
 func handleSMSCode(d Deps) http.HandlerFunc {
@@ -69,6 +70,11 @@ func handleSandboxSMS(d Deps) http.HandlerFunc {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		writeSecret(w, http.StatusOK, response{Messages: d.SMSInbox.Messages(phone, time.Now())})
+		msgs, err := d.SMSInbox.Messages(r.Context(), phone, time.Now())
+		if err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		writeSecret(w, http.StatusOK, response{Messages: msgs})
 	}
 }

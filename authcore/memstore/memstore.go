@@ -42,6 +42,7 @@ type Store struct {
 	audits    map[string][]authcore.AuditEntry
 	faces     map[string]authcore.FaceVerification // by verify_id
 	codes     map[codeKey]authcore.OneTimeCode     // live SMS codes
+	mailboxes map[string]mailbox                   // the sandbox's SMS messages, by number
 	lastSweep time.Time
 }
 
@@ -109,6 +110,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		audits:    map[string][]authcore.AuditEntry{},
 		faces:     map[string]authcore.FaceVerification{},
 		codes:     map[codeKey]authcore.OneTimeCode{},
+		mailboxes: map[string]mailbox{},
 	}
 }
 
@@ -165,6 +167,11 @@ func (s *Store) sweepLocked(now time.Time) {
 	for k, c := range s.codes {
 		if !now.Before(c.ExpiresAt) {
 			delete(s.codes, k)
+		}
+	}
+	for k, b := range s.mailboxes {
+		if !now.Before(b.until) {
+			delete(s.mailboxes, k)
 		}
 	}
 }

@@ -33,6 +33,9 @@ import (
 //	lh:{fv:<verify id>}                face verification in progress (JSON, see faceRecord); TTL: its expiry
 //	lh:{sms:<E.164>}:c:<purpose>       the number's live SMS code (hash: h hex SHA-256 of the code, e expiry
 //	                                   unix ms, t wrong tries left); TTL: its expiry
+//	lh:{sms:<E.164>}:inbox             the sandbox's messages to the number, codes in clear (list of JSON
+//	                                   sandboxMessage, oldest first, the last sms.MailboxKept); TTL: a day
+//	                                   (sms.MailboxTTL) after the last; only when SMS is emulated
 //	lh:once:<key>                      replay cache entry; TTL: its ttl
 //	lh:rate:<key>                      rate-limit window counter; TTL: the window
 //	lh:{at:<appid>}                    WeChat access_token ("<expiry unix ms> <token>"; a secret); TTL: its expiry
@@ -96,6 +99,9 @@ func (s *Store) sessionKeyKey(openid string) string { return s.prefix + ":{k:" +
 func (s *Store) codeKey(phone, purpose string) string {
 	return s.prefix + ":{sms:" + phone + "}:c:" + purpose
 }
+
+// mailboxKey is the sandbox's messages to phone.
+func (s *Store) mailboxKey(phone string) string { return s.prefix + ":{sms:" + phone + "}:inbox" }
 
 func (s *Store) onceKey(key string) string { return s.prefix + ":once:" + key }
 

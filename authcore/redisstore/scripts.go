@@ -55,6 +55,8 @@ var (
 	putCodeLua string
 	//go:embed lua/check_code.lua
 	checkCodeLua string
+	//go:embed lua/put_sandbox_sms.lua
+	putSandboxSMSLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -75,4 +77,5 @@ var (
 	forgetTicketScript    = redis.NewScript(ticketLib + forgetTicketLua)
 	putCodeScript         = redis.NewScript(putCodeLua)
 	checkCodeScript       = redis.NewScript(checkCodeLua)
+	putSandboxSMSScript   = redis.NewScript(putSandboxSMSLua)
 )

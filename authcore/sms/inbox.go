@@ -4,20 +4,30 @@ package sms
 
 import (
 	"context"
-	"slices"
-	"sync"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
 )
 
-// Bounds of an Inbox: a sandbox open to the network must not grow without
-// end, and nobody reads a code after a day.
+// What a sandbox keeps: nobody reads a code after a day, and a sandbox
+// open to the network must not grow without end.
 const (
-	inboxPerNumber = 20
-	inboxNumbers   = 10000
-	inboxKeep      = 24 * time.Hour
+	MailboxKept = 20             // messages per number
+	MailboxTTL  = 24 * time.Hour // after a number's last message
 )
+
+// Mailbox keeps the sandbox's messages in the hub's store, so that every
+// node of a sandbox cluster shows the same ones. memstore.Store and
+// redisstore.Store implement it; both pass authcore/storetest.RunMailbox.
+type Mailbox interface {
+	// PutSandboxSMS appends m to the messages of m.Phone, keeping the last
+	// keep of them, and keeps the number's messages for ttl after m.
+	PutSandboxSMS(ctx context.Context, m authcore.SMSMessage, keep int, ttl time.Duration) error
+	// SandboxSMS returns the kept messages of phone, oldest first, or none.
+	SandboxSMS(ctx context.Context, phone string) ([]authcore.SMSMessage, error)
+}
 
 // Message is a code as the sandbox shows it.
 type Message struct {
@@ -26,58 +36,43 @@ type Message struct {
 	SentAt  time.Time `json:"sent_at"`
 }
 
-// Inbox is the sandbox SMS gateway: SendCode keeps a message per number
-// and Messages reads them back, for GET /sandbox/sms and the phone
-// simulator. It keeps the last 20 messages of a number for a day, for at
-// most 10,000 numbers (the oldest number is dropped first). Its zero value
-// is ready; it is safe for concurrent use. Messages live in this process.
+// Inbox is the sandbox SMS gateway: SendCode keeps each message in the
+// Mailbox and Messages reads them back, for GET /sandbox/sms and the phone
+// simulator. It is safe for concurrent use.
 type Inbox struct {
-	mu    sync.Mutex
-	boxes map[string][]Message // by E.164 number, oldest first
+	box Mailbox
 }
 
 var _ authcore.SMSSender = (*Inbox)(nil)
 
+// NewInbox returns an Inbox keeping messages in box.
+func NewInbox(box Mailbox) (*Inbox, error) {
+	if box == nil {
+		return nil, errors.New("sms: an Inbox needs a Mailbox")
+	}
+	return &Inbox{box: box}, nil
+}
+
 // SendCode implements authcore.SMSSender: the message is kept, never sent.
-func (b *Inbox) SendCode(_ context.Context, m authcore.SMSMessage) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.boxes == nil {
-		b.boxes = map[string][]Message{}
+func (b *Inbox) SendCode(ctx context.Context, m authcore.SMSMessage) error {
+	if err := b.box.PutSandboxSMS(ctx, m, MailboxKept, MailboxTTL); err != nil {
+		return fmt.Errorf("sms: sandbox inbox: %w", err)
 	}
-	if _, ok := b.boxes[m.Phone]; !ok && len(b.boxes) >= inboxNumbers {
-		b.dropOldestLocked()
-	}
-	box := append(b.boxes[m.Phone], Message{Code: m.Code, Purpose: m.Purpose, SentAt: m.SentAt.UTC()})
-	if len(box) > inboxPerNumber {
-		box = slices.Clone(box[len(box)-inboxPerNumber:])
-	}
-	b.boxes[m.Phone] = box
 	return nil
 }
 
-// Messages returns the messages of an E.164 number sent in the last day
-// before now, oldest first (never nil).
-func (b *Inbox) Messages(phone string, now time.Time) []Message {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// Messages returns the messages of an E.164 number sent in the last
+// MailboxTTL before now, oldest first (never nil).
+func (b *Inbox) Messages(ctx context.Context, phone string, now time.Time) ([]Message, error) {
+	kept, err := b.box.SandboxSMS(ctx, phone)
+	if err != nil {
+		return nil, fmt.Errorf("sms: sandbox inbox: %w", err)
+	}
 	out := []Message{}
-	for _, m := range b.boxes[phone] {
-		if now.Sub(m.SentAt) < inboxKeep {
-			out = append(out, m)
+	for _, m := range kept {
+		if now.Sub(m.SentAt) < MailboxTTL {
+			out = append(out, Message{Code: m.Code, Purpose: m.Purpose, SentAt: m.SentAt.UTC()})
 		}
 	}
-	return out
-}
-
-// dropOldestLocked drops the number whose last message is the oldest.
-func (b *Inbox) dropOldestLocked() {
-	var oldest string
-	var at time.Time
-	for p, box := range b.boxes {
-		if last := box[len(box)-1].SentAt; oldest == "" || last.Before(at) {
-			oldest, at = p, last
-		}
-	}
-	delete(b.boxes, oldest)
+	return out, nil
 }
