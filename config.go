@@ -152,7 +152,7 @@ var settings = []setting{
 	{"LOGINHUB_TICKET_RATE", "30", "tickets per client address per minute; 0 = unlimited"},
 	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login and /v1/sms/login calls per client address per minute, each; 0 = unlimited"},
 	{"LOGINHUB_CALL_RATE", "120", "redeem, scan, refresh, phone-number and face calls per client address per minute, each (a tenth of it per user); 0 = unlimited"},
-	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty; auto = on only with the embedded store and a loopback public URL"},
+	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty, and SMS when LOGINHUB_SMS_PROVIDER is; auto = on only with the embedded store and a loopback public URL"},
 	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},

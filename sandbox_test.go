@@ -198,8 +198,9 @@ func TestMeMarksSandboxUsers(t *testing.T) {
 	}
 }
 
-// TestSandboxOnWithCredentials: with real WeChat credentials nothing is
-// emulated, sandbox on or not: the sandbox routes do not exist.
+// TestSandboxOnWithCredentials: with real WeChat credentials WeChat is not
+// emulated, sandbox on or not: its sandbox routes do not exist. SMS, which
+// has no provider, still is.
 func TestSandboxOnWithCredentials(t *testing.T) {
 	fake := &wechattest.Server{}
 	fakeURL := wechattest.Start(t, fake)
@@ -211,4 +212,5 @@ func TestSandboxOnWithCredentials(t *testing.T) {
 	for _, path := range []string{"/sandbox/wechat/app", "/sandbox/phone"} {
 		mustStatus(t, path, call(t, c, "GET", h.URL+path, "", nil), 404)
 	}
+	mustStatus(t, "/sandbox/sms", call(t, c, "GET", h.URL+"/sandbox/sms?phone=13800138000", "", nil), 200)
 }
