@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
-		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
+		"sandbox", cfg.Sandbox(), "sms", smsMode(cfg), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
 	if cfg.EmulatedSMS() && !cfg.LoopbackPublicURL() {
 		log.Warn("SMS emulated beyond loopback: codes are not sent, anyone can read them at /sandbox/sms and log in as any number",
 			"public_url", cfg.PublicURL)
@@ -280,6 +280,14 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 	store := redisstore.New(rc, redisstore.Options{})
 	broker := redisbroker.New(rc, redisbroker.Options{Channels: store, Logger: log, Registerer: reg})
 	return store, broker, closeRedis, nil
+}
+
+// smsMode names where SMS codes go, for the start-up log.
+func smsMode(cfg Config) string {
+	if cfg.EmulatedSMS() {
+		return "sandbox (/sandbox/sms)"
+	}
+	return "off"
 }
 
 func storeName(cfg Config) string {

@@ -206,6 +206,9 @@ func TestSMSDisabled(t *testing.T) {
 	mustStatus(t, "POST /v1/sms/code", call(t, c, "POST", h.URL+"/v1/sms/code", "", map[string]string{"phone": "13800138000", "purpose": "login"}), 404)
 	mustStatus(t, "POST /v1/sms/login", call(t, c, "POST", h.URL+"/v1/sms/login", "", map[string]string{"phone": "13800138000", "code": "123456"}), 404)
 	mustStatus(t, "GET /sandbox/sms", call(t, c, "GET", h.URL+"/sandbox/sms?phone=%2B8613800138000", "", nil), 404)
+	if logs := h.logs.String(); !strings.Contains(logs, `"sms":"off"`) {
+		t.Errorf("the start-up log does not say SMS is off:\n%s", logs)
+	}
 
 	_, err := loadConfig(nil, func(k string) string {
 		return map[string]string{"LOGINHUB_SMS_PROVIDER": "aliyun"}[k]
