@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/loginhub/loginhub/authcore"
 )
 
 // browserWait bounds every single wait on a page.
@@ -487,6 +488,41 @@ func TestBrowserSandboxPhone(t *testing.T) {
 	desktop.waitJS(`desktop #status data-state "logged-in"`, statusJS("logged-in"))
 	if user := evalJS[string](desktop, "read #user", `document.getElementById("user").textContent`); !strings.Contains(user, "frank") {
 		t.Fatalf("#user %q, want it to contain frank\n%s", user, desktop.report())
+	}
+	desktop.noExceptions()
+	phone.noExceptions()
+}
+
+// TestBrowserSandboxPhoneSMS: the phone simulator's SMS tab sends a code,
+// reads it from the sandbox's inbox, logs in with it and scans as that
+// user.
+func TestBrowserSandboxPhoneSMS(t *testing.T) {
+	h := startHub(t, nil)
+	desktop := newBrowser(t)
+	desktop.open(h, "/")
+	desktop.waitJS("the QR image to load", qrLoadedJS)
+	qrURL := evalJS[string](desktop, "read #qr-url", `document.getElementById("qr-url").textContent`)
+
+	phone := desktop.newTab()
+	phone.open(h, "/sandbox/phone")
+	phone.do("open the SMS tab", chromedp.Click(chromedp.CSS("#tab-sms")))
+	phone.waitJS("#pane-sms to show", `document.getElementById("pane-sms").offsetParent !== null`)
+	phone.do("send a code", chromedp.Click(chromedp.CSS("#sms-send")))
+	phone.waitJS("#sms-code to be filled from the inbox", `/^[0-9]{6}$/.test(document.getElementById("sms-code").value)`)
+	phone.do("log in", chromedp.Click(chromedp.CSS("#sms-login")))
+	phone.waitJS(`#me to show the masked number`, `document.getElementById("me").textContent.includes("+86 138****8000")`)
+
+	phone.do("enter the QR URL", chromedp.SetValue(chromedp.CSS("#qr"), qrURL))
+	phone.do("scan", chromedp.Click(chromedp.CSS("#scan")))
+	phone.waitJS("#requester to show", `document.getElementById("requester").offsetParent !== null`)
+	phone.do("confirm", chromedp.Click(chromedp.CSS("#confirm")))
+	phone.waitJS(`#result to contain "confirmed"`, `document.getElementById("result").textContent.includes("confirmed")`)
+	if e := evalJS[string](phone, "read #error", `document.getElementById("error").textContent`); e != "" {
+		t.Errorf("phone #error %q", e)
+	}
+	desktop.waitJS(`desktop #status data-state "logged-in"`, statusJS("logged-in"))
+	if user := evalJS[string](desktop, "read #user", `document.getElementById("user").textContent`); !strings.Contains(user, authcore.DefaultPhoneNickname) {
+		t.Errorf("#user %q, want the SMS user's %q", user, authcore.DefaultPhoneNickname)
 	}
 	desktop.noExceptions()
 	phone.noExceptions()

@@ -33,7 +33,7 @@ type Config struct {
 	TrustedProxies        []netip.Prefix     // nil: believe no X-Forwarded-For
 	AllowedOrigins        []string           // nil: the public URL's origin
 	TicketRate            int                // tickets per client address per minute; 30 (0 = unlimited)
-	LoginRate             int                // wx logins per client address per minute; 60 (0 = unlimited)
+	LoginRate             int                // wx and SMS logins per client address per minute, each; 60 (0 = unlimited)
 	CallRate              int                // redeem, scan, refresh, phone, face calls per address per minute each; 120 (0 = unlimited)
 	WeChatAppID           string             // "" with WeChatSecret "": the sandbox
 	WeChatSecret          string
@@ -44,6 +44,7 @@ type Config struct {
 	MaxSockets            int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
 	InternalAddr          string        // "": no /metrics and no pprof; else both on this address, never on Addr
 	SandboxSetting        string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
+	SMSProvider           string        // LOGINHUB_SMS_PROVIDER; "": SMS emulated when the sandbox is on, else disabled (no provider is built in yet)
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -84,6 +85,13 @@ func (c Config) Sandbox() bool {
 // WeChat is real, sandbox on or not).
 func (c Config) EmulatedWeChat() bool {
 	return c.Sandbox() && c.WeChatAppID == "" && c.WeChatSecret == ""
+}
+
+// EmulatedSMS reports whether SMS codes go to the sandbox's inbox (GET
+// /sandbox/sms) instead of a provider: the sandbox is on and no provider
+// is configured. With neither, SMS login is disabled.
+func (c Config) EmulatedSMS() bool {
+	return c.Sandbox() && c.SMSProvider == ""
 }
 
 // SandboxBeyondLoopback reports whether something is emulated on a hub
@@ -143,12 +151,13 @@ var settings = []setting{
 	{"LOGINHUB_TRUSTED_PROXIES", "", "CIDRs whose X-Forwarded-For is believed"},
 	{"LOGINHUB_ALLOWED_ORIGINS", "", "WebSocket/CORS origins (default: the public URL's origin)"},
 	{"LOGINHUB_TICKET_RATE", "30", "tickets per client address per minute; 0 = unlimited"},
-	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login calls per client address per minute; 0 = unlimited"},
+	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login and /v1/sms/login calls per client address per minute, each; 0 = unlimited"},
 	{"LOGINHUB_CALL_RATE", "120", "redeem, scan, refresh, phone-number and face calls per client address per minute, each (a tenth of it per user); 0 = unlimited"},
-	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty; auto = on only with the embedded store and a loopback public URL"},
+	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty, and SMS when LOGINHUB_SMS_PROVIDER is; auto = on only with the embedded store and a loopback public URL"},
 	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},
+	{"LOGINHUB_SMS_PROVIDER", "", "SMS provider; empty = SMS emulated when the sandbox is on (codes at /sandbox/sms), else SMS login disabled; no provider is supported yet"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -233,6 +242,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.WeChatBreakerCoolDown, err = time.ParseDuration(get("LOGINHUB_WECHAT_BREAKER_COOLDOWN"))
 	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_BREAKER_COOLDOWN", err))
 	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
+	c.SMSProvider = get("LOGINHUB_SMS_PROVIDER")
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	if getenv("LOGINHUB_DEBUG_ADDR") != "" {
 		// Refused rather than ignored: a deployment that set it expects
@@ -355,6 +365,12 @@ func (c Config) Validate() error {
 		}
 		errs = append(errs, fmt.Errorf("LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET are not set and %s: "+
 			"set the mini-program's credentials, or LOGINHUB_SANDBOX=on for a staging cluster that emulates WeChat", why))
+	}
+	if c.SMSProvider != "" {
+		// Refused rather than ignored: a hub that quietly emulated SMS, or
+		// had none, would not send the codes its operator expects.
+		errs = append(errs, fmt.Errorf("LOGINHUB_SMS_PROVIDER %q: no SMS provider is supported by this version yet; leave it empty "+
+			"(SMS is then emulated when the sandbox is on, and disabled otherwise)", c.SMSProvider))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -23,6 +23,7 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/memstore"
 	"github.com/loginhub/loginhub/authcore/redisstore"
+	"github.com/loginhub/loginhub/authcore/sms"
 	"github.com/loginhub/loginhub/authcore/wechat"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/bench"
@@ -139,9 +140,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	wxCore := wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge}
+	// SMS: the sandbox's inbox, or nothing (SMS login disabled).
+	var inbox *sms.Inbox
+	var smsSender authcore.SMSSender
+	if cfg.EmulatedSMS() {
+		// In the store, so that every node of a sandbox cluster shows the
+		// same messages.
+		if inbox, err = sms.NewInbox(store); err != nil {
+			return err
+		}
+		smsSender = inbox
+	}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
-		WeChat: wxCore, Face: wxCore,
+		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
 	})
 	if err != nil {
@@ -163,6 +175,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		QR:         handlers.NewQRCache(10000),
 		Degradable: degradable,
+	}
+	if inbox != nil {
+		deps.SMSInbox = inbox
 	}
 	if sandbox != nil {
 		deps.Sandbox = sandbox
@@ -199,7 +214,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
-		"sandbox", cfg.Sandbox(), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
+		"sandbox", cfg.Sandbox(), "sms", smsMode(cfg), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
+	if cfg.EmulatedSMS() && !cfg.LoopbackPublicURL() {
+		log.Warn("SMS emulated beyond loopback: codes are not sent, anyone can read them at /sandbox/sms and log in as any number",
+			"public_url", cfg.PublicURL)
+	}
 	if cfg.SandboxBeyondLoopback() {
 		log.Warn("sandbox on beyond loopback: WeChat is emulated, anyone can log in as any sandbox user, and every page shows a sandbox banner; "+
 			"for production set LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET", "public_url", cfg.PublicURL, "sandbox_setting", cfg.SandboxSetting)
@@ -303,6 +322,7 @@ type hubStore interface {
 	authcore.Store
 	handlers.Limiter
 	wechat.TokenCache // one WeChat access token per app, shared by every node
+	sms.Mailbox       // the sandbox's SMS messages, shared by every node
 }
 
 // openStore returns the embedded store and broker, or the Redis ones when
@@ -327,6 +347,14 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 	store := redisstore.New(rc, redisstore.Options{})
 	broker := redisbroker.New(rc, redisbroker.Options{Channels: store, Logger: log, Registerer: reg})
 	return store, broker, store.Sandbox(wechattest.DefaultMaxUsers), closeRedis, nil
+}
+
+// smsMode names where SMS codes go, for the start-up log.
+func smsMode(cfg Config) string {
+	if cfg.EmulatedSMS() {
+		return "sandbox (/sandbox/sms)"
+	}
+	return "off"
 }
 
 func storeName(cfg Config) string {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 )
@@ -167,7 +168,8 @@ func TestSandboxBanner(t *testing.T) {
 }
 
 // TestMeMarksSandboxUsers: users who logged in through the emulated
-// WeChat carry "sandbox": true in /v1/me; users of a real WeChat do not.
+// WeChat or emulated SMS carry "sandbox": true in /v1/me; users of a real
+// WeChat do not.
 func TestMeMarksSandboxUsers(t *testing.T) {
 	me := func(h *testHub, token string) map[string]any {
 		r := call(t, client(""), "GET", h.URL+"/v1/me", token, nil)
@@ -184,10 +186,21 @@ func TestMeMarksSandboxUsers(t *testing.T) {
 	if u := me(real.testHub, real.login(t, "rita").AccessToken); u["sandbox"] != nil {
 		t.Errorf("user of a real WeChat %v, want no sandbox mark", u)
 	}
+	// The same hub (a first run: the sandbox is on) emulates SMS.
+	const number = "+8613800138000"
+	mustStatus(t, "POST /v1/sms/code", sendCode(t, real.URL, number), 202)
+	r := call(t, client(""), "POST", real.URL+"/v1/sms/login", "", map[string]string{"phone": number, "code": lastCode(t, real.URL, number)})
+	mustStatus(t, "POST /v1/sms/login", r, 200)
+	var s authcore.Session
+	r.decode(t, &s)
+	if u := me(real.testHub, s.AccessToken); u["sandbox"] != true {
+		t.Errorf("user of an emulated SMS %v, want \"sandbox\": true", u)
+	}
 }
 
-// TestSandboxOnWithCredentials: with real WeChat credentials nothing is
-// emulated, sandbox on or not: the sandbox routes do not exist.
+// TestSandboxOnWithCredentials: with real WeChat credentials WeChat is not
+// emulated, sandbox on or not: its sandbox routes do not exist. SMS, which
+// has no provider, still is.
 func TestSandboxOnWithCredentials(t *testing.T) {
 	fake := &wechattest.Server{}
 	fakeURL := wechattest.Start(t, fake)
@@ -199,4 +212,5 @@ func TestSandboxOnWithCredentials(t *testing.T) {
 	for _, path := range []string{"/sandbox/wechat/app", "/sandbox/phone"} {
 		mustStatus(t, path, call(t, c, "GET", h.URL+path, "", nil), 404)
 	}
+	mustStatus(t, "/sandbox/sms", call(t, c, "GET", h.URL+"/sandbox/sms?phone=13800138000", "", nil), 200)
 }

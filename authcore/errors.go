@@ -66,6 +66,7 @@ type Error struct {
 // KindStepUpRequired error refused; the API returns it as "step_up".
 type StepUp struct {
 	// Methods lists the ways: "wx" (a fresh wx.login and /v1/wx/login),
+	// "sms" (a fresh code and /v1/sms/login, for a session of an SMS login),
 	// "face" (a face check, /v1/face/...). Empty when this session has
 	// none: a desktop's session from a QR scan.
 	Methods []string `json:"methods"`

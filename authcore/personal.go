@@ -62,6 +62,10 @@ func (s *Service) RequireRecentLogin(p Principal) error {
 	if at := p.Session.LastAuth(); !at.IsZero() && s.now().Sub(at) <= RecentLoginMaxAge {
 		return nil
 	}
+	if p.Session.Provider == "phone" && p.Session.Subject != "" && s.sms != nil {
+		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{"sms"}},
+			Message: "this needs a login within the last 5 minutes: log in again with an SMS code"}
+	}
 	if p.Session.Provider != "wechat" || p.Session.Subject == "" {
 		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{}},
 			Message: "a session from a QR scan cannot do this; do it in the mini-program, on the phone"}

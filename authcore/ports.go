@@ -148,6 +148,7 @@ type Store interface {
 	ReplayCache
 	PersonalDataStore
 	FaceStore
+	CodeStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }
@@ -219,4 +220,29 @@ type FaceStore interface {
 	// user passed a face check at at (adds "face" to its AMR, sets FaceAt).
 	// ErrNotFound for an unknown or expired session.
 	MarkSessionFace(ctx context.Context, ref TokenRef, at time.Time) error
+}
+
+// CodeStore keeps the one-time codes sent by SMS: at most one live code
+// per phone number and purpose, so that a code sent through one node is
+// checked on any other.
+type CodeStore interface {
+	// PutCode stores c as the live code of c.Phone and c.Purpose until
+	// c.ExpiresAt, replacing an earlier one (which stops working).
+	PutCode(ctx context.Context, c OneTimeCode) error
+	// CheckCode tries hash against the live code of phone and purpose at
+	// now, in one atomic step: a match consumes the code and reports true;
+	// a mismatch spends one of its tries and voids the code when none are
+	// left. It reports false, changing nothing, when there is no live code
+	// (none, used, voided or expired). Of concurrent callers presenting the
+	// right code, exactly one gets true.
+	CheckCode(ctx context.Context, phone, purpose string, hash [32]byte, now time.Time) (bool, error)
+}
+
+// OneTimeCode is a code as a CodeStore keeps it: only its hash.
+type OneTimeCode struct {
+	Phone     string // E.164
+	Purpose   string // "login", ...
+	Hash      [32]byte
+	ExpiresAt time.Time
+	Tries     int // wrong tries allowed; the last one voids the code
 }

@@ -108,6 +108,8 @@ type Config struct {
 	Signer     *Signer          // required
 	WeChat     WeChat           // nil: the /v1/wx endpoints answer upstream_unavailable
 	Face       FaceVerifier     // nil: the /v1/face endpoints answer upstream_unavailable
+	SMS        SMSSender        // nil: SMS login is disabled (the /v1/sms endpoints answer not_found)
+	Limiter    Limiter          // counts SMS sends across nodes; required with SMS
 	Vault      *Vault           // seals personal data at rest; required
 	TicketTTL  time.Duration    // zero: DefaultTicketTTL
 	IPBinding  IPBinding        // empty: IPStrict
@@ -125,6 +127,8 @@ type Service struct {
 	signer    *Signer
 	wechat    WeChat
 	face      FaceVerifier
+	sms       SMSSender
+	limiter   Limiter
 	vault     *Vault
 	ttl       time.Duration
 	binding   IPBinding
@@ -142,8 +146,12 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.PublicURL == "" {
 		return nil, errors.New("authcore: PublicURL is required")
 	}
+	if cfg.SMS != nil && cfg.Limiter == nil {
+		return nil, errors.New("authcore: a Limiter is required with SMS")
+	}
 	s := &Service{
 		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, face: cfg.Face, vault: cfg.Vault,
+		sms: cfg.SMS, limiter: cfg.Limiter,
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger,

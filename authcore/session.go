@@ -62,7 +62,10 @@ type SessionUser struct {
 	AvatarURL string `json:"avatar_url"`
 	OpenID    string `json:"openid,omitempty"`
 	UnionID   string `json:"unionid,omitempty"`
-	IsNew     *bool  `json:"is_new,omitempty"`
+	// PhoneMasked is the number of a session from an SMS login, masked
+	// ("+86 138****5678").
+	PhoneMasked string `json:"phone_masked,omitempty"`
+	IsNew       *bool  `json:"is_new,omitempty"`
 }
 
 // Session is an issued session, as the API returns it.
@@ -87,8 +90,11 @@ func (p Principal) SessionUser() SessionUser {
 
 func sessionUser(u User, rec SessionRecord, isNew *bool) SessionUser {
 	su := SessionUser{ID: u.ID, Nickname: u.Nickname, AvatarURL: u.AvatarURL, IsNew: isNew}
-	if rec.Provider == "wechat" {
+	switch rec.Provider {
+	case "wechat":
 		su.OpenID, su.UnionID = rec.Subject, rec.UnionID
+	case "phone":
+		su.PhoneMasked = MaskE164(rec.Subject)
 	}
 	return su
 }

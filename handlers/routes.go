@@ -32,6 +32,7 @@ type Deps struct {
 	LoginRate     int                             // wx logins per client address per minute; 0 = unlimited
 	CallRate      int                             // redeem, scan, refresh, phone, face calls per client address per minute each, a tenth per user; 0 = unlimited
 	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
+	SMSInbox      SMSInbox                        // the sandbox's SMS messages (GET /sandbox/sms); nil when SMS is not emulated
 	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
 	HSTS          bool                            // the public URL is https: every response sends Strict-Transport-Security
@@ -94,6 +95,11 @@ func Routes(d Deps) http.Handler {
 		r.Post("/wx/userinfo", handleWxUserInfo(d))
 		r.Post("/wx/session/check", handleWxSessionCheck(d))
 
+		// SMS login (answers not_found when SMS is disabled). The code
+		// route's own limits (per number, per address) live in the core.
+		r.Post("/sms/code", handleSMSCode(d))
+		r.With(rateLimit(d, "smslogin", d.LoginRate)).Post("/sms/login", handleSMSLogin(d))
+
 		// Face verification (step-up).
 		r.With(rateLimit(d, "face", d.CallRate)).Post("/face/verify-id", handleFaceVerifyID(d))
 		r.With(rateLimit(d, "face", d.CallRate)).Post("/face/result", handleFaceResult(d))
@@ -107,6 +113,9 @@ func Routes(d Deps) http.Handler {
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/wechat", http.StripPrefix("/sandbox/wechat", d.Sandbox))
 		r.Get("/sandbox/phone", handlePage(d, web.PhonePage))
+	}
+	if d.SMSInbox != nil {
+		r.Get("/sandbox/sms", handleSandboxSMS(d))
 	}
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -62,8 +62,9 @@ func handleLogout(d Deps) http.HandlerFunc {
 
 func handleMe(d Deps) http.HandlerFunc {
 	// user is the core's SessionUser plus the sandbox mark, which the core
-	// need not know: a hub that emulates WeChat (its only login method)
-	// has no other users, so the mark is the hub's, not the user's.
+	// need not know: a hub that emulates WeChat has no users of a real
+	// WeChat, so the mark is the hub's, not the user's; and a session of
+	// an SMS login on a hub that emulates SMS proved no real phone.
 	type user struct {
 		authcore.SessionUser
 		Sandbox bool `json:"sandbox,omitempty"`
@@ -73,6 +74,7 @@ func handleMe(d Deps) http.HandlerFunc {
 		Session authcore.SessionFacts `json:"session"`
 	}
 	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (me, error) {
-		return me{User: user{SessionUser: p.SessionUser(), Sandbox: d.SandboxUsers}, Session: p.Facts()}, nil
+		sandbox := d.SandboxUsers || d.SMSInbox != nil && p.Session.Provider == "phone"
+		return me{User: user{SessionUser: p.SessionUser(), Sandbox: sandbox}, Session: p.Facts()}, nil
 	})
 }

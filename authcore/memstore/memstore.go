@@ -41,6 +41,8 @@ type Store struct {
 	pdata     map[string]map[string]string // user id → field → sealed value
 	audits    map[string][]authcore.AuditEntry
 	faces     map[string]authcore.FaceVerification // by verify_id
+	codes     map[codeKey]authcore.OneTimeCode     // live SMS codes
+	mailboxes map[string]mailbox                   // the sandbox's SMS messages, by number
 	lastSweep time.Time
 }
 
@@ -107,6 +109,8 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		pdata:     map[string]map[string]string{},
 		audits:    map[string][]authcore.AuditEntry{},
 		faces:     map[string]authcore.FaceVerification{},
+		codes:     map[codeKey]authcore.OneTimeCode{},
+		mailboxes: map[string]mailbox{},
 	}
 }
 
@@ -158,6 +162,16 @@ func (s *Store) sweepLocked(now time.Time) {
 	for k, f := range s.faces {
 		if !now.Before(f.ExpiresAt) {
 			delete(s.faces, k)
+		}
+	}
+	for k, c := range s.codes {
+		if !now.Before(c.ExpiresAt) {
+			delete(s.codes, k)
+		}
+	}
+	for k, b := range s.mailboxes {
+		if !now.Before(b.until) {
+			delete(s.mailboxes, k)
 		}
 	}
 }

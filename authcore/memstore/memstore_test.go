@@ -5,6 +5,7 @@ import (
 
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/memstore"
+	"github.com/loginhub/loginhub/authcore/sms"
 	"github.com/loginhub/loginhub/authcore/storetest"
 	"github.com/loginhub/loginhub/authcore/wechat"
 )
@@ -23,4 +24,10 @@ var _ wechat.TokenCache = (*memstore.Store)(nil)
 
 func TestTokenCacheConformance(t *testing.T) {
 	storetest.RunTokenCache(t, func(t *testing.T) wechat.TokenCache { return memstore.New(nil, nil) })
+}
+
+var _ sms.Mailbox = (*memstore.Store)(nil)
+
+func TestMailboxConformance(t *testing.T) {
+	storetest.RunMailbox(t, func(t *testing.T) sms.Mailbox { return memstore.New(nil, nil) })
 }

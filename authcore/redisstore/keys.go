@@ -31,6 +31,11 @@ import (
 //	lh:{k:<openid>}                    WeChat session_key, sealed by the core's Vault; TTL: 7 days
 //	                                   (authcore.RefreshTokenTTL) from the wx.login that gave it
 //	lh:{fv:<verify id>}                face verification in progress (JSON, see faceRecord); TTL: its expiry
+//	lh:{sms:<E.164>}:c:<purpose>       the number's live SMS code (hash: h hex SHA-256 of the code, e expiry
+//	                                   unix ms, t wrong tries left); TTL: its expiry
+//	lh:{sms:<E.164>}:inbox             the sandbox's messages to the number, codes in clear (list of JSON
+//	                                   sandboxMessage, oldest first, the last sms.MailboxKept); TTL: a day
+//	                                   (sms.MailboxTTL) after the last; only when SMS is emulated
 //	lh:once:<key>                      replay cache entry; TTL: its ttl
 //	lh:rate:<key>                      rate-limit window counter; TTL: the window
 //	lh:{at:<appid>}                    WeChat access_token ("<expiry unix ms> <token>"; a secret); TTL: its expiry
@@ -104,6 +109,15 @@ func (s *Store) identityKey(id authcore.Identity) string {
 func (s *Store) unionKey(unionID string) string { return s.prefix + ":{un:" + unionID + "}" }
 
 func (s *Store) sessionKeyKey(openid string) string { return s.prefix + ":{k:" + openid + "}" }
+
+// codeKey is the live SMS code of phone for purpose. The number is the
+// hash tag, so every purpose of one number shares a slot.
+func (s *Store) codeKey(phone, purpose string) string {
+	return s.prefix + ":{sms:" + phone + "}:c:" + purpose
+}
+
+// mailboxKey is the sandbox's messages to phone.
+func (s *Store) mailboxKey(phone string) string { return s.prefix + ":{sms:" + phone + "}:inbox" }
 
 func (s *Store) onceKey(key string) string { return s.prefix + ":once:" + key }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/redisstore"
 	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
+	"github.com/loginhub/loginhub/authcore/sms"
 	"github.com/loginhub/loginhub/authcore/storetest"
 	"github.com/loginhub/loginhub/authcore/wechat"
 )
@@ -87,6 +88,11 @@ func TestStandalone(t *testing.T) {
 	})
 	t.Run("TokenCache", func(t *testing.T) {
 		storetest.RunTokenCache(t, func(t *testing.T) wechat.TokenCache {
+			return redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
+		})
+	})
+	t.Run("Mailbox", func(t *testing.T) {
+		storetest.RunMailbox(t, func(t *testing.T) sms.Mailbox {
 			return redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
 		})
 	})
@@ -244,6 +250,11 @@ func TestCluster(t *testing.T) {
 	})
 	t.Run("TokenCache", func(t *testing.T) {
 		storetest.RunTokenCache(t, func(t *testing.T) wechat.TokenCache {
+			return redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
+		})
+	})
+	t.Run("Mailbox", func(t *testing.T) {
+		storetest.RunMailbox(t, func(t *testing.T) sms.Mailbox {
 			return redisstore.New(c, redisstore.Options{Prefix: newPrefix()})
 		})
 	})

@@ -59,6 +59,12 @@ var (
 	sandboxUseCodeLua string
 	//go:embed lua/sandbox_new_token.lua
 	sandboxNewTokenLua string
+	//go:embed lua/put_code.lua
+	putCodeLua string
+	//go:embed lua/check_code.lua
+	checkCodeLua string
+	//go:embed lua/put_sandbox_sms.lua
+	putSandboxSMSLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -81,4 +87,7 @@ var (
 	sandboxForgetScript   = redis.NewScript(sandboxForgetLua)
 	sandboxUseCodeScript  = redis.NewScript(sandboxUseCodeLua)
 	sandboxNewTokenScript = redis.NewScript(sandboxNewTokenLua)
+	putCodeScript         = redis.NewScript(putCodeLua)
+	checkCodeScript       = redis.NewScript(checkCodeLua)
+	putSandboxSMSScript   = redis.NewScript(putSandboxSMSLua)
 )

@@ -51,6 +51,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
 	t.Run("MarkSessionFace", func(t *testing.T) { testMarkSessionFace(t, newStore) })
+	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
+	t.Run("CodeRace", func(t *testing.T) { testCodeRace(t, newStore) })
 }
 
 type nudge struct {
