@@ -1,5 +1,13 @@
-// Package sms holds loginhub's SMS senders. Inbox is the sandbox's: it
-// keeps codes for the sandbox to show instead of sending them.
+// Package sms holds loginhub's SMS senders. Aliyun (Dysmsapi SendSms) and
+// Tencent (SMS API 3.0 SendSms) send codes for real: one request per code,
+// bounded by a timeout and never repeated, because a request that reached
+// the provider (a timed-out one included) may have sent the message. Their
+// refusals map to domain errors: the provider's own per-number limit is
+// KindRateLimited, a number it will not serve KindInvalid, anything else
+// KindUpstreamUnavailable; the provider's text is logged, never returned,
+// and neither the code, the full number nor a secret is ever logged. Inbox
+// is the sandbox's: it keeps codes for the sandbox to show instead of
+// sending them.
 package sms
 
 import (

@@ -1,0 +1,266 @@
+package sms
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// AliyunBaseURL is the Dysmsapi endpoint.
+const AliyunBaseURL = "https://dysmsapi.aliyuncs.com"
+
+// AliyunConfig configures an Aliyun sender.
+type AliyunConfig struct {
+	// BaseURL is the API endpoint; "" means AliyunBaseURL. Tests point it
+	// at a fake.
+	BaseURL string
+	// AccessKeyID and AccessKeySecret are the RAM user's AccessKey, which
+	// needs permission for dysms:SendSms. Required.
+	AccessKeyID     string
+	AccessKeySecret string
+	// SignName is the approved signature (签名) shown as 【SignName】.
+	// Required.
+	SignName string
+	// TemplateCode is the approved verification-code template
+	// ("SMS_123456789"), whose one variable is ${code}. Required.
+	TemplateCode string
+	// HTTPClient sends the requests; nil means a client of its own whose
+	// Timeout is Timeout.
+	HTTPClient *http.Client
+	// Logger receives every refusal and failure, with Aliyun's Code,
+	// Message and RequestId but never the code or the full number. Nil
+	// discards them.
+	Logger *slog.Logger
+	// Timeout bounds one send; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Aliyun sends codes with Aliyun's Dysmsapi SendSms (RPC style, signature
+// version 1.0 with HMAC-SHA1). It is safe for concurrent use.
+type Aliyun struct {
+	sender
+	keyID, secret, signName, template string
+	nonce                             func() (string, error)
+}
+
+var _ authcore.SMSSender = (*Aliyun)(nil)
+
+// NewAliyun returns an Aliyun sender, or an error naming what cfg lacks.
+func NewAliyun(cfg AliyunConfig) (*Aliyun, error) {
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"AccessKeyID", cfg.AccessKeyID}, {"AccessKeySecret", cfg.AccessKeySecret},
+		{"SignName", cfg.SignName}, {"TemplateCode", cfg.TemplateCode},
+	} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("sms aliyun: %s required", strings.Join(missing, ", "))
+	}
+	s, err := newSender("aliyun", cfg.BaseURL, AliyunBaseURL, cfg.HTTPClient, cfg.Logger, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &Aliyun{sender: s, keyID: cfg.AccessKeyID, secret: cfg.AccessKeySecret,
+		signName: cfg.SignName, template: cfg.TemplateCode, nonce: randomNonce}, nil
+}
+
+// aliyunAnswer is SendSms's answer, and the shape of every error of the
+// RPC gateway (which adds HostId and Recommend).
+type aliyunAnswer struct {
+	Code      string `json:"Code"`
+	Message   string `json:"Message"`
+	BizID     string `json:"BizId"`
+	RequestID string `json:"RequestId"`
+}
+
+// aliyunCodes maps Aliyun's error codes (SendSms's and the RPC
+// gateway's) to what loginhub answers. A code not listed is a 503.
+var aliyunCodes = map[string]verdict{
+	// Aliyun's frequency control per number (by default 1 a minute, 5 an
+	// hour, 10 a natural day): the Message says which, see aliyunLimit.
+	"isv.BUSINESS_LIMIT_CONTROL": limitedFor(time.Minute),
+	"isv.DAY_LIMIT_CONTROL":      limitedToday,
+	"isv.MOBILE_NUMBER_ILLEGAL":  badNumber,
+	"isv.DENY_IP_RANGE":          badNumber, // the number's country is not allowed
+
+	"isv.AMOUNT_NOT_ENOUGH":           misconfig,
+	"isv.OUT_OF_SERVICE":              misconfig,
+	"isv.SMS_TEMPLATE_ILLEGAL":        misconfig,
+	"isv.SMS_SIGNATURE_ILLEGAL":       misconfig,
+	"isv.SMS_SIGNATURE_SCENE_ILLEGAL": misconfig,
+	"isv.TEMPLATE_MISSING_PARAMETERS": misconfig,
+	"isv.INVALID_PARAMETERS":          misconfig,
+	"isv.INVALID_JSON_PARAM":          misconfig,
+	"isv.BLACK_KEY_CONTROL_LIMIT":     misconfig,
+	"isv.PARAM_LENGTH_LIMIT":          misconfig,
+	"isv.ACCOUNT_NOT_EXISTS":          misconfig,
+	"isv.ACCOUNT_ABNORMAL":            misconfig,
+	"isv.PRODUCT_UN_SUBSCRIPT":        misconfig,
+	"isv.PRODUCT_UNSUBSCRIBE":         misconfig,
+	"isp.RAM_PERMISSION_DENY":         misconfig,
+	"SignatureDoesNotMatch":           misconfig,
+	"IncompleteSignature":             misconfig,
+	"InvalidAccessKeyId.NotFound":     misconfig,
+	"InvalidAccessKeyId.Inactive":     misconfig,
+	"Forbidden.RAM":                   misconfig,
+	"InvalidTimeStamp.Expired":        misconfig, // this machine's clock is off
+
+	"isp.SYSTEM_ERROR":   unavailable,
+	"ServiceUnavailable": unavailable,
+	"Throttling":         unavailable, // the API's own rate, not a number's
+}
+
+// aliyunLimit reads which of Aliyun's per-number windows a
+// isv.BUSINESS_LIMIT_CONTROL hit: its Message says 分钟级 (a minute),
+// 小时级 (an hour) or 天级 (the natural day).
+func aliyunLimit(message string) verdict {
+	switch {
+	case strings.Contains(message, "天级") || strings.Contains(message, "日级"):
+		return limitedToday
+	case strings.Contains(message, "小时级"):
+		return limitedFor(time.Hour)
+	}
+	return limitedFor(time.Minute)
+}
+
+// SendCode implements authcore.SMSSender: one SendSms request, never
+// repeated. Errors: KindRateLimited (Aliyun's own limit for the number),
+// KindInvalid (Aliyun refuses the number), KindUpstreamUnavailable
+// (anything else, a timeout included: the message may still arrive).
+func (a *Aliyun) SendCode(ctx context.Context, m authcore.SMSMessage) error {
+	nonce, err := a.nonce()
+	if err != nil {
+		return a.failed(ctx, m, err)
+	}
+	param, err := json.Marshal(map[string]string{"code": m.Code})
+	if err != nil {
+		return a.failed(ctx, m, err)
+	}
+	params := map[string]string{
+		"AccessKeyId":      a.keyID,
+		"Action":           "SendSms",
+		"Format":           "JSON",
+		"PhoneNumbers":     aliyunNumber(m.Phone),
+		"RegionId":         "cn-hangzhou",
+		"SignName":         a.signName,
+		"SignatureMethod":  "HMAC-SHA1",
+		"SignatureNonce":   nonce,
+		"SignatureVersion": "1.0",
+		"TemplateCode":     a.template,
+		"TemplateParam":    string(param),
+		"Timestamp":        a.now().UTC().Format("2006-01-02T15:04:05Z"),
+		"Version":          "2017-05-25",
+	}
+	query := aliyunCanonicalQuery(params)
+	signature := aliyunSignature(http.MethodGet, query, a.secret)
+	target := a.base + "/?Signature=" + aliyunEncode(signature) + "&" + query
+	status, body, err := a.exchange(ctx, func(ctx context.Context) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	})
+	if err != nil {
+		return a.failed(ctx, m, err)
+	}
+	var ans aliyunAnswer
+	if err := json.Unmarshal(body, &ans); err != nil || ans.Code == "" {
+		return a.failed(ctx, m, fmt.Errorf("HTTP %d, not an Aliyun answer: %q", status, answerExcerpt(body)))
+	}
+	if ans.Code == "OK" {
+		a.sent(ctx, m, ans.BizID, ans.RequestID)
+		return nil
+	}
+	v, ok := aliyunCodes[ans.Code]
+	if ans.Code == "isv.BUSINESS_LIMIT_CONTROL" {
+		v = aliyunLimit(ans.Message)
+	}
+	if !ok {
+		v = unavailable
+	}
+	return a.refused(ctx, m, v, ans.Code, ans.Message, ans.RequestID)
+}
+
+// aliyunNumber is an E.164 number as PhoneNumbers takes it: a mainland
+// number without +86, any other as its country code and number.
+func aliyunNumber(e164 string) string {
+	if n, ok := strings.CutPrefix(e164, "+86"); ok {
+		return n
+	}
+	return strings.TrimPrefix(e164, "+")
+}
+
+// aliyunCanonicalQuery is the canonicalized query string of the RPC
+// signature: the parameters sorted by name, each name and value encoded
+// with aliyunEncode, joined with = and &.
+func aliyunCanonicalQuery(params map[string]string) string {
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for i, k := range names {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(aliyunEncode(k))
+		b.WriteByte('=')
+		b.WriteString(aliyunEncode(params[k]))
+	}
+	return b.String()
+}
+
+// aliyunStringToSign is method&%2F&encode(canonical query).
+func aliyunStringToSign(method, query string) string {
+	return method + "&" + aliyunEncode("/") + "&" + aliyunEncode(query)
+}
+
+// aliyunSignature is base64(HMAC-SHA1(secret + "&", string to sign)).
+func aliyunSignature(method, query, secret string) string {
+	mac := hmac.New(sha1.New, []byte(secret+"&"))
+	mac.Write([]byte(aliyunStringToSign(method, query)))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// aliyunEncode percent-encodes s as the RPC signature requires: RFC 3986,
+// UTF-8, every byte but A-Z a-z 0-9 - _ . ~ as %XX in upper case. That is
+// what Aliyun's "URL-encode, then + → %20, * → %2A, %7E → ~" comes to.
+func aliyunEncode(s string) string {
+	const hexUpper = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexUpper[c>>4])
+		b.WriteByte(hexUpper[c&15])
+	}
+	return b.String()
+}
+
+// randomNonce is a SignatureNonce: 16 random bytes in hex. Aliyun refuses
+// a nonce used in the last 15 minutes.
+func randomNonce() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", errors.Join(errors.New("signature nonce"), err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,368 @@
+package sms
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loginhub/loginhub/authcore"
+)
+
+// TestAliyunSignatureKnownAnswer checks the signature against the worked
+// example of Aliyun's SMS documentation ("HTTP协议及签名",
+// help.aliyun.com/document_detail/101343.html, also quoted by many
+// clients' tests): AccessKeyId testId, secret testSecret.
+func TestAliyunSignatureKnownAnswer(t *testing.T) {
+	params := map[string]string{
+		"AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123",
+		"PhoneNumbers": "15300000001", "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用",
+		"SignatureMethod": "HMAC-SHA1", "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+		"SignatureVersion": "1.0", "TemplateCode": "SMS_71390007", "TemplateParam": `{"customer":"test"}`,
+		"Timestamp": "2017-07-12T02:42:19Z", "Version": "2017-05-25",
+	}
+	const wantToSign = "GET&%2F&AccessKeyId%3DtestId%26Action%3DSendSms%26Format%3DXML%26OutId%3D123%26PhoneNumbers%3D15300000001" +
+		"%26RegionId%3Dcn-hangzhou%26SignName%3D%25E9%2598%25BF%25E9%2587%258C%25E4%25BA%2591%25E7%259F%25AD%25E4%25BF%25A1%25E6%25B5%258B%25E8%25AF%2595%25E4%25B8%2593%25E7%2594%25A8" +
+		"%26SignatureMethod%3DHMAC-SHA1%26SignatureNonce%3D45e25e9b-0a6f-4070-8c85-2956eda1b466%26SignatureVersion%3D1.0" +
+		"%26TemplateCode%3DSMS_71390007%26TemplateParam%3D%257B%2522customer%2522%253A%2522test%2522%257D" +
+		"%26Timestamp%3D2017-07-12T02%253A42%253A19Z%26Version%3D2017-05-25"
+	query := aliyunCanonicalQuery(params)
+	if got := aliyunStringToSign("GET", query); got != wantToSign {
+		t.Errorf("string to sign\n got %s\nwant %s", got, wantToSign)
+	}
+	if got, want := aliyunSignature("GET", query, "testSecret"), "zJDF+Lrzhj/ThnlvIToysFRq6t4="; got != want {
+		t.Errorf("signature %s, want %s", got, want)
+	}
+	if got, want := aliyunEncode("zJDF+Lrzhj/ThnlvIToysFRq6t4="), "zJDF%2BLrzhj%2FThnlvIToysFRq6t4%3D"; got != want {
+		t.Errorf("encoded signature %s, want %s", got, want)
+	}
+	for in, want := range map[string]string{" ": "%20", "*": "%2A", "~": "~", "+": "%2B", "a-_.Z9": "a-_.Z9"} {
+		if got := aliyunEncode(in); got != want {
+			t.Errorf("aliyunEncode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// aliyunFake is Dysmsapi's SendSms as the tests need it: it checks the
+// request's shape and signature with its own implementation of the
+// documented algorithm, and answers with Aliyun's shapes, status codes and
+// error codes.
+type aliyunFake struct {
+	t             *testing.T
+	keyID, secret string
+	// answer, if set, is the business answer to a well-signed request:
+	// an Aliyun Code and Message (HTTP 200).
+	answer func() (code, message string)
+	delay  time.Duration // before answering
+
+	mu     sync.Mutex
+	got    []url.Values
+	nonces map[string]bool
+}
+
+func (f *aliyunFake) requests() []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.got)
+}
+
+// fakeEncode is the documentation's specialUrlEncode: URL-encode (UTF-8),
+// then + → %20, * → %2A, %7E → ~.
+func fakeEncode(s string) string {
+	s = url.QueryEscape(s)
+	return strings.NewReplacer("+", "%20", "*", "%2A", "%7E", "~").Replace(s)
+}
+
+func (f *aliyunFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	p := r.URL.Query()
+	f.mu.Lock()
+	f.got = append(f.got, p)
+	f.mu.Unlock()
+	reply := func(status int, code, message string) {
+		w.Header().Set("Content-Type", "application/json;charset=utf-8")
+		w.WriteHeader(status)
+		body := map[string]string{"RequestId": "F655A8D5-B967-440B-8683-DAD6FF8DE990", "Code": code, "Message": message}
+		if code == "OK" {
+			body["BizId"] = "900619746936498440^0"
+		} else if status != http.StatusOK {
+			body["HostId"] = "dysmsapi.aliyuncs.com"
+			body["Recommend"] = "https://next.api.aliyun.com/troubleshoot?q=" + code + "&product=Dysmsapi"
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+	if r.Method != http.MethodGet || r.URL.Path != "/" {
+		f.t.Errorf("aliyun fake: %s %s, want GET /", r.Method, r.URL.Path)
+		reply(http.StatusNotFound, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
+		return
+	}
+	for k, want := range map[string]string{
+		"Action": "SendSms", "Version": "2017-05-25", "Format": "JSON",
+		"SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
+	} {
+		if got := p.Get(k); got != want {
+			f.t.Errorf("aliyun fake: %s=%q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []string{"PhoneNumbers", "SignName", "TemplateCode", "TemplateParam", "SignatureNonce", "Timestamp", "Signature", "AccessKeyId"} {
+		if len(p[k]) != 1 || p.Get(k) == "" {
+			reply(http.StatusBadRequest, "MissingParameter", "The input parameter \""+k+"\" that is mandatory for processing this request is not supplied.")
+			return
+		}
+	}
+	if p.Get("AccessKeyId") != f.keyID {
+		reply(http.StatusNotFound, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+		return
+	}
+	// The documented steps: drop Signature, sort, encode each name and
+	// value, join, then "GET&%2F&" + encode(that), HMAC-SHA1 with
+	// secret + "&", base64.
+	var names []string
+	for k := range p {
+		if k != "Signature" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	pairs := make([]string, len(names))
+	for i, k := range names {
+		pairs[i] = fakeEncode(k) + "=" + fakeEncode(p.Get(k))
+	}
+	toSign := "GET&" + fakeEncode("/") + "&" + fakeEncode(strings.Join(pairs, "&"))
+	mac := hmac.New(sha1.New, []byte(f.secret+"&"))
+	mac.Write([]byte(toSign))
+	if want := base64.StdEncoding.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(p.Get("Signature")), []byte(want)) {
+		// Aliyun's real message shows its string to sign, query and all.
+		reply(http.StatusBadRequest, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation. server string to sign is:"+toSign)
+		return
+	}
+	ts, err := time.Parse("2006-01-02T15:04:05Z", p.Get("Timestamp"))
+	if err != nil || time.Since(ts).Abs() > 15*time.Minute {
+		reply(http.StatusBadRequest, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+		return
+	}
+	f.mu.Lock()
+	used := f.nonces[p.Get("SignatureNonce")]
+	if f.nonces == nil {
+		f.nonces = map[string]bool{}
+	}
+	f.nonces[p.Get("SignatureNonce")] = true
+	f.mu.Unlock()
+	if used {
+		reply(http.StatusBadRequest, "SignatureNonceUsed", "Specified signature nonce was used already.")
+		return
+	}
+	var param map[string]string
+	if err := json.Unmarshal([]byte(p.Get("TemplateParam")), &param); err != nil || len(param) != 1 || len(param["code"]) != 6 {
+		reply(http.StatusOK, "isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
+		return
+	}
+	if f.answer != nil {
+		code, message := f.answer()
+		reply(http.StatusOK, code, message)
+		return
+	}
+	reply(http.StatusOK, "OK", "OK")
+}
+
+func startAliyun(t *testing.T, f *aliyunFake, mutate ...func(*AliyunConfig)) (*Aliyun, *logBuffer) {
+	t.Helper()
+	f.t = t
+	if f.keyID == "" {
+		f.keyID, f.secret = "LTAI5tTestKeyId", "TestSecretNeverLogged0123456789"
+	}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	log, buf := newLogger()
+	cfg := AliyunConfig{BaseURL: srv.URL, AccessKeyID: f.keyID, AccessKeySecret: f.secret,
+		SignName: "阿里云短信测试", TemplateCode: "SMS_154950909", Logger: log, Timeout: 2 * time.Second}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	a, err := NewAliyun(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, buf
+}
+
+func TestAliyunSends(t *testing.T) {
+	f := &aliyunFake{}
+	a, logs := startAliyun(t, f)
+	if err := a.SendCode(context.Background(), testMessage); err != nil {
+		t.Fatalf("SendCode: %v", err)
+	}
+	got := f.requests()
+	if len(got) != 1 {
+		t.Fatalf("%d requests, want 1", len(got))
+	}
+	p := got[0]
+	for k, want := range map[string]string{
+		"PhoneNumbers": "13812345678", "SignName": "阿里云短信测试", "TemplateCode": "SMS_154950909",
+		"TemplateParam": `{"code":"904317"}`, "AccessKeyId": f.keyID,
+	} {
+		if p.Get(k) != want {
+			t.Errorf("%s=%q, want %q", k, p.Get(k), want)
+		}
+	}
+	if !strings.Contains(logs.String(), "900619746936498440^0") {
+		t.Errorf("the log does not name the BizId:\n%s", logs)
+	}
+	mustNotLeak(t, logs.String(), nil, f.secret)
+
+	// Another number abroad goes as country code and number.
+	m := testMessage
+	m.Phone = "+85291234567"
+	if err := a.SendCode(context.Background(), m); err != nil {
+		t.Fatalf("SendCode abroad: %v", err)
+	}
+	if got := f.requests()[1].Get("PhoneNumbers"); got != "85291234567" {
+		t.Errorf("PhoneNumbers=%q, want 85291234567", got)
+	}
+	if n1, n2 := f.requests()[0].Get("SignatureNonce"), f.requests()[1].Get("SignatureNonce"); n1 == n2 {
+		t.Errorf("the same SignatureNonce %q twice", n1)
+	}
+}
+
+func TestAliyunErrors(t *testing.T) {
+	for _, tc := range []struct {
+		code, message string
+		kind          authcore.Kind
+		retry         time.Duration // -1: until midnight in China
+		level         string
+	}{
+		{"isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1", authcore.KindRateLimited, time.Minute, "INFO"},
+		{"isv.BUSINESS_LIMIT_CONTROL", "触发小时级流控Permits:5", authcore.KindRateLimited, time.Hour, "INFO"},
+		{"isv.BUSINESS_LIMIT_CONTROL", "触发天级流控Permits:10", authcore.KindRateLimited, -1, "INFO"},
+		{"isv.MOBILE_NUMBER_ILLEGAL", "非法手机号", authcore.KindInvalid, 0, "INFO"},
+		{"isv.AMOUNT_NOT_ENOUGH", "账户余额不足", authcore.KindUpstreamUnavailable, 0, "ERROR"},
+		{"isv.SMS_TEMPLATE_ILLEGAL", "模板不合法(不存在或被拉黑)", authcore.KindUpstreamUnavailable, 0, "ERROR"},
+		{"isp.SYSTEM_ERROR", "isp.SYSTEM_ERROR", authcore.KindUpstreamUnavailable, 0, "WARN"},
+		{"isv.SOMETHING_NEW", "a code this version does not know", authcore.KindUpstreamUnavailable, 0, "WARN"},
+	} {
+		t.Run(tc.code+" "+tc.message, func(t *testing.T) {
+			f := &aliyunFake{answer: func() (string, string) { return tc.code, tc.message }}
+			a, logs := startAliyun(t, f)
+			err := a.SendCode(context.Background(), testMessage)
+			var e *authcore.Error
+			if !errors.As(err, &e) || e.Kind != tc.kind {
+				t.Fatalf("SendCode: %v, want kind %v", err, tc.kind.Code())
+			}
+			want := tc.retry
+			if want < 0 {
+				want = untilChinaMidnight(time.Now())
+			}
+			if (e.RetryAfter - want).Abs() > 2*time.Second {
+				t.Errorf("RetryAfter %v, want %v", e.RetryAfter, want)
+			}
+			if strings.Contains(e.Message, tc.message) || strings.Contains(e.Message, tc.code) {
+				t.Errorf("the client's message %q shows Aliyun's text", e.Message)
+			}
+			if !strings.Contains(logs.String(), `"level":"`+tc.level+`"`) || !strings.Contains(logs.String(), tc.code) {
+				t.Errorf("logs do not have %s with %s:\n%s", tc.level, tc.code, logs)
+			}
+			if n := len(f.requests()); n != 1 {
+				t.Errorf("%d requests, want 1 (never repeated)", n)
+			}
+			mustNotLeak(t, logs.String(), err, f.secret)
+		})
+	}
+}
+
+// TestAliyunMisconfigured: a wrong secret or key id is a 503 logged as a
+// configuration error, and nothing leaks even though Aliyun's message
+// echoes the string to sign.
+func TestAliyunMisconfigured(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*AliyunConfig)
+		code   string
+	}{
+		{"wrong secret", func(c *AliyunConfig) { c.AccessKeySecret = "WrongSecretAlsoNeverLogged" }, "SignatureDoesNotMatch"},
+		{"unknown key", func(c *AliyunConfig) { c.AccessKeyID = "LTAI5tUnknownKeyId" }, "InvalidAccessKeyId.NotFound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &aliyunFake{}
+			a, logs := startAliyun(t, f, tc.mutate)
+			err := a.SendCode(context.Background(), testMessage)
+			if authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
+				t.Fatalf("SendCode: %v, want upstream_unavailable", err)
+			}
+			l := logs.String()
+			if !strings.Contains(l, `"level":"ERROR"`) || !strings.Contains(l, tc.code) || !strings.Contains(l, "misconfiguration") {
+				t.Errorf("logs do not report a configuration error %s:\n%s", tc.code, l)
+			}
+			mustNotLeak(t, l, err, f.secret, "WrongSecretAlsoNeverLogged")
+		})
+	}
+}
+
+// TestAliyunTimeoutNotRetried: a provider that does not answer in time
+// gives a 503 after one request: it may have sent the message.
+func TestAliyunTimeoutNotRetried(t *testing.T) {
+	f := &aliyunFake{delay: 500 * time.Millisecond}
+	a, logs := startAliyun(t, f, func(c *AliyunConfig) { c.Timeout = 100 * time.Millisecond })
+	err := a.SendCode(context.Background(), testMessage)
+	if authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
+		t.Fatalf("SendCode: %v, want upstream_unavailable", err)
+	}
+	time.Sleep(600 * time.Millisecond) // let the fake record a late retry, if any
+	if n := len(f.requests()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "may still deliver") {
+		t.Errorf("the log does not say the message may still arrive:\n%s", logs)
+	}
+	mustNotLeak(t, logs.String(), err, f.secret, "Signature=")
+}
+
+// TestAliyunUnreachable: a transport error names no query (it holds the
+// code and the signature), and a non-JSON answer is a 503.
+func TestAliyunUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close()
+	log, logs := newLogger()
+	a, err := NewAliyun(AliyunConfig{BaseURL: base, AccessKeyID: "id", AccessKeySecret: "SecretForUnreachable",
+		SignName: "s", TemplateCode: "SMS_1", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.SendCode(context.Background(), testMessage)
+	if authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
+		t.Fatalf("SendCode: %v, want upstream_unavailable", err)
+	}
+	mustNotLeak(t, logs.String(), err, "SecretForUnreachable", "Signature=", "TemplateParam")
+
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "<html>502 Bad Gateway</html>", http.StatusBadGateway)
+	}))
+	defer gateway.Close()
+	a, _ = NewAliyun(AliyunConfig{BaseURL: gateway.URL, AccessKeyID: "id", AccessKeySecret: "x", SignName: "s", TemplateCode: "SMS_1"})
+	if err := a.SendCode(context.Background(), testMessage); authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
+		t.Errorf("a 502 page: %v, want upstream_unavailable", err)
+	}
+}
+
+func TestNewAliyunRequires(t *testing.T) {
+	_, err := NewAliyun(AliyunConfig{AccessKeyID: "id"})
+	if err == nil || !strings.Contains(err.Error(), "AccessKeySecret, SignName, TemplateCode") {
+		t.Errorf("NewAliyun without settings: %v, want them named", err)
+	}
+	_, err = NewAliyun(AliyunConfig{BaseURL: "ftp://x", AccessKeyID: "i", AccessKeySecret: "s", SignName: "n", TemplateCode: "t"})
+	if err == nil {
+		t.Error("NewAliyun accepted an ftp base URL")
+	}
+}
