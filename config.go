@@ -44,7 +44,14 @@ type Config struct {
 	MaxSockets            int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
 	InternalAddr          string        // "": no /metrics and no pprof; else both on this address, never on Addr
 	SandboxSetting        string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
-	SMSProvider           string        // LOGINHUB_SMS_PROVIDER; "": SMS emulated when the sandbox is on, else disabled (no provider is built in yet)
+	SMSProvider           string        // LOGINHUB_SMS_PROVIDER: aliyun or tencent; "": SMS emulated when the sandbox is on, else disabled
+	SMSAccessKeyID        string        // the provider's AccessKey ID (aliyun) or SecretId (tencent); required with a provider
+	SMSAccessKeySecret    string        // its AccessKey secret or SecretKey; required with a provider
+	SMSSignName           string        // the approved SMS signature; required with a provider
+	SMSTemplate           string        // the approved code template (aliyun TemplateCode, tencent TemplateId); required with a provider
+	SMSSdkAppID           string        // tencent's SmsSdkAppId; required with tencent
+	SMSRegion             string        // tencent's X-TC-Region; "": ap-guangzhou
+	SMSBaseURL            string        // "": the provider's public endpoint
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -140,6 +147,17 @@ type setting struct {
 	env, def, usage string
 }
 
+// secretSettings are not the defaults of their flags, so that usage text
+// (-h, a mistyped flag) never prints them: they are read from the
+// environment after parsing.
+var secretSettings = map[string]bool{
+	"LOGINHUB_REDIS_URL":             true, // may hold a password
+	"LOGINHUB_TICKET_KEYS":           true,
+	"LOGINHUB_DATA_KEY":              true,
+	"LOGINHUB_WECHAT_SECRET":         true,
+	"LOGINHUB_SMS_ACCESS_KEY_SECRET": true,
+}
+
 var settings = []setting{
 	{"LOGINHUB_ADDR", "", "listen address (default :8080, or :$PORT)"},
 	{"LOGINHUB_PUBLIC_URL", "", "base of qr_url and page links (default http://localhost:<port>)"},
@@ -157,7 +175,14 @@ var settings = []setting{
 	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_SECRET", "", "mini-program secret (empty = emulated when the sandbox is on)"},
 	{"LOGINHUB_WECHAT_BASE_URL", "", "WeChat API base (default https://api.weixin.qq.com; sandbox: this hub)"},
-	{"LOGINHUB_SMS_PROVIDER", "", "SMS provider; empty = SMS emulated when the sandbox is on (codes at /sandbox/sms), else SMS login disabled; no provider is supported yet"},
+	{"LOGINHUB_SMS_PROVIDER", "", "SMS provider: aliyun (Dysmsapi) or tencent (SMS API 3.0); empty = SMS emulated when the sandbox is on (codes at /sandbox/sms), else SMS login disabled"},
+	{"LOGINHUB_SMS_ACCESS_KEY_ID", "", "the SMS provider's AccessKey ID (aliyun) or SecretId (tencent)"},
+	{"LOGINHUB_SMS_ACCESS_KEY_SECRET", "", "the SMS provider's AccessKey secret (aliyun) or SecretKey (tencent)"},
+	{"LOGINHUB_SMS_SIGN_NAME", "", "the approved SMS signature (签名)"},
+	{"LOGINHUB_SMS_TEMPLATE", "", "the approved code template: aliyun TemplateCode (variable ${code}) or tencent TemplateId (parameter {1})"},
+	{"LOGINHUB_SMS_SDK_APP_ID", "", "tencent only: the SMS application's SdkAppId"},
+	{"LOGINHUB_SMS_REGION", "", "tencent only: X-TC-Region (default ap-guangzhou)"},
+	{"LOGINHUB_SMS_BASE_URL", "", "the SMS provider's API base (default https://dysmsapi.aliyuncs.com or https://sms.tencentcloudapi.com)"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -180,6 +205,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		if v == "" {
 			v = s.def
 		}
+		if secretSettings[s.env] {
+			v = ""
+		}
 		values[s.env] = fs.String(flagName(s.env), v, s.usage+" ($"+s.env+")")
 	}
 	port := fs.String("port", getenv("PORT"), "listen port, as on Procfile platforms ($PORT)")
@@ -194,6 +222,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range settings {
+		if secretSettings[s.env] && *values[s.env] == "" {
+			*values[s.env] = getenv(s.env)
+		}
 	}
 	get := func(env string) string { return strings.TrimSpace(*values[env]) }
 
@@ -243,6 +276,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	errs = append(errs, wrapSetting("LOGINHUB_WECHAT_BREAKER_COOLDOWN", err))
 	c.LogLevel = get("LOGINHUB_LOG_LEVEL")
 	c.SMSProvider = get("LOGINHUB_SMS_PROVIDER")
+	c.SMSAccessKeyID, c.SMSAccessKeySecret = get("LOGINHUB_SMS_ACCESS_KEY_ID"), get("LOGINHUB_SMS_ACCESS_KEY_SECRET")
+	c.SMSSignName, c.SMSTemplate = get("LOGINHUB_SMS_SIGN_NAME"), get("LOGINHUB_SMS_TEMPLATE")
+	c.SMSSdkAppID, c.SMSRegion = get("LOGINHUB_SMS_SDK_APP_ID"), get("LOGINHUB_SMS_REGION")
+	c.SMSBaseURL = strings.TrimRight(get("LOGINHUB_SMS_BASE_URL"), "/")
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	if getenv("LOGINHUB_DEBUG_ADDR") != "" {
 		// Refused rather than ignored: a deployment that set it expects
@@ -366,12 +403,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET are not set and %s: "+
 			"set the mini-program's credentials, or LOGINHUB_SANDBOX=on for a staging cluster that emulates WeChat", why))
 	}
-	if c.SMSProvider != "" {
-		// Refused rather than ignored: a hub that quietly emulated SMS, or
-		// had none, would not send the codes its operator expects.
-		errs = append(errs, fmt.Errorf("LOGINHUB_SMS_PROVIDER %q: no SMS provider is supported by this version yet; leave it empty "+
-			"(SMS is then emulated when the sandbox is on, and disabled otherwise)", c.SMSProvider))
-	}
+	errs = append(errs, c.validateSMS()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -384,4 +416,52 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("LOGINHUB_WECHAT_BREAKER_COOLDOWN must be positive, e.g. 10s"))
 	}
 	return errors.Join(errs...)
+}
+
+// validateSMS checks the SMS provider's settings: each one a provider
+// needs, none that it does not take, and none at all without a provider.
+// Refused rather than ignored: a hub that quietly emulated SMS, or had
+// none, would not send the codes its operator expects.
+func (c Config) validateSMS() []error {
+	type field struct{ env, v string }
+	key := []field{
+		{"LOGINHUB_SMS_ACCESS_KEY_ID", c.SMSAccessKeyID}, {"LOGINHUB_SMS_ACCESS_KEY_SECRET", c.SMSAccessKeySecret},
+		{"LOGINHUB_SMS_SIGN_NAME", c.SMSSignName}, {"LOGINHUB_SMS_TEMPLATE", c.SMSTemplate},
+	}
+	tencentOnly := []field{{"LOGINHUB_SMS_SDK_APP_ID", c.SMSSdkAppID}, {"LOGINHUB_SMS_REGION", c.SMSRegion}}
+	var required, refused []field
+	switch c.SMSProvider {
+	case "":
+		refused = append(append(append(refused, key...), tencentOnly...), field{"LOGINHUB_SMS_BASE_URL", c.SMSBaseURL})
+	case "aliyun":
+		required, refused = key, tencentOnly
+	case "tencent":
+		required = append(key, tencentOnly[0])
+	default:
+		return []error{fmt.Errorf("LOGINHUB_SMS_PROVIDER %q: want aliyun or tencent, or empty "+
+			"(SMS is then emulated when the sandbox is on, and disabled otherwise)", c.SMSProvider)}
+	}
+	var errs []error
+	for _, f := range required {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is required with LOGINHUB_SMS_PROVIDER=%s", f.env, c.SMSProvider))
+		}
+	}
+	for _, f := range refused {
+		if f.v == "" {
+			continue
+		}
+		if c.SMSProvider == "" {
+			errs = append(errs, fmt.Errorf("%s is set but LOGINHUB_SMS_PROVIDER is not: name the provider (aliyun or tencent), "+
+				"or unset it for the emulated SMS", f.env))
+		} else {
+			errs = append(errs, fmt.Errorf("%s is for tencent, not LOGINHUB_SMS_PROVIDER=%s", f.env, c.SMSProvider))
+		}
+	}
+	if c.SMSBaseURL != "" {
+		if u, err := url.Parse(c.SMSBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("LOGINHUB_SMS_BASE_URL %q: want an http(s) URL without query", c.SMSBaseURL))
+		}
+	}
+	return errs
 }

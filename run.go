@@ -140,16 +140,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	wxCore := wechat.Core{Client: wc, WatermarkMaxAge: cfg.WatermarkMaxAge}
-	// SMS: the sandbox's inbox, or nothing (SMS login disabled).
+	// SMS: a provider, the sandbox's inbox, or nothing (SMS login disabled).
 	var inbox *sms.Inbox
 	var smsSender authcore.SMSSender
-	if cfg.EmulatedSMS() {
+	switch {
+	case cfg.SMSProvider == "aliyun":
+		smsSender, err = sms.NewAliyun(sms.AliyunConfig{
+			BaseURL: cfg.SMSBaseURL, AccessKeyID: cfg.SMSAccessKeyID, AccessKeySecret: cfg.SMSAccessKeySecret,
+			SignName: cfg.SMSSignName, TemplateCode: cfg.SMSTemplate, Logger: log,
+		})
+	case cfg.SMSProvider == "tencent":
+		smsSender, err = sms.NewTencent(sms.TencentConfig{
+			BaseURL: cfg.SMSBaseURL, SecretID: cfg.SMSAccessKeyID, SecretKey: cfg.SMSAccessKeySecret, SdkAppID: cfg.SMSSdkAppID,
+			SignName: cfg.SMSSignName, TemplateID: cfg.SMSTemplate, Region: cfg.SMSRegion, Logger: log,
+		})
+	case cfg.EmulatedSMS():
 		// In the store, so that every node of a sandbox cluster shows the
 		// same messages.
-		if inbox, err = sms.NewInbox(store); err != nil {
-			return err
-		}
+		inbox, err = sms.NewInbox(store)
 		smsSender = inbox
+	}
+	if err != nil {
+		return err
 	}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
@@ -351,7 +363,10 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 
 // smsMode names where SMS codes go, for the start-up log.
 func smsMode(cfg Config) string {
-	if cfg.EmulatedSMS() {
+	switch {
+	case cfg.SMSProvider != "":
+		return cfg.SMSProvider
+	case cfg.EmulatedSMS():
 		return "sandbox (/sandbox/sms)"
 	}
 	return "off"
