@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
 )
 
 // smsLogin logs in with a fresh sandbox SMS code to phone (E.164).
@@ -54,8 +55,21 @@ func identities(t testing.TB, h *testHub, token string) []string {
 	return out
 }
 
+// TestLinkIdentities runs the linking story on a hub with the embedded
+// store, on Redis and on Redis Cluster.
 func TestLinkIdentities(t *testing.T) {
-	h := startHub(t, nil)
+	onRedis := func(url string) map[string]string {
+		return map[string]string{"LOGINHUB_REDIS_URL": url, "LOGINHUB_TICKET_KEYS": sharedKeys(),
+			"LOGINHUB_DATA_KEY": sharedDataKey(), "LOGINHUB_SANDBOX": "on"}
+	}
+	t.Run("memory", func(t *testing.T) { testLinkIdentities(t, startHub(t, nil)) })
+	t.Run("redis", func(t *testing.T) {
+		testLinkIdentities(t, startHub(t, onRedis(redistest.Start(t, redistest.Options{}).URL)))
+	})
+	t.Run("cluster", func(t *testing.T) { testLinkIdentities(t, startHub(t, onRedis(redistest.StartCluster(t).URL))) })
+}
+
+func testLinkIdentities(t *testing.T, h *testHub) {
 	c := client("")
 	const number = "+8613800138000"
 	a := smsLogin(t, h, number)
