@@ -146,7 +146,7 @@ func (s *Store) createUser(ctx context.Context, id authcore.Identity, ik, uk str
 	// may turn out to point elsewhere, which EraseUser checks.
 	if _, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		note := identityNote(id, nu.CreatedAt)
-		p.HSet(ctx, key, "n", nu.Nickname, "a", nu.AvatarURL, "c", encodeTime(nu.CreatedAt), note[0], note[1])
+		p.HSet(ctx, key, "n", nu.Nickname, "a", nu.AvatarURL, "c", encodeTime(nu.CreatedAt), note[0], note[1], notedField, "1")
 		p.SAdd(ctx, linksKey, links...)
 		return nil
 	}); err != nil {
@@ -216,6 +216,11 @@ func (s *Store) updateUser(ctx context.Context, uid string, p authcore.Profile, 
 	u, err := decodeUser(uid, m)
 	return u, false, err
 }
+
+// notedField, set in a user hash, says that every identity of the user is
+// noted: the user was made, or Identities has noted the identities of its
+// link set, since identities were noted.
+const notedField = "iv"
 
 // identityField is the field of the user hash that notes identity id:
 // "i:<provider>:<subject>". Providers have no ':'.
@@ -296,14 +301,75 @@ func (s *Store) linkIdentity(ctx context.Context, id authcore.Identity, userID s
 }
 
 // Identities implements authcore.UserStore: the identities noted in the
-// user hash.
+// user hash. The first time, for a user made by a version that did not
+// note identities, every identity of its link set that points at the user
+// and has no note is noted, as linked when the user was made and without a
+// unionid, so that UnlinkIdentity counts it too (then notedField is set).
 func (s *Store) Identities(ctx context.Context, userID string) ([]authcore.LinkedIdentity, error) {
-	m, err := s.c.HGetAll(ctx, s.userKey(userID)).Result()
-	if err != nil {
+	ids, err := s.identities(ctx, userID)
+	if err != nil && !isOutcome(err) {
 		return nil, fmt.Errorf("redisstore: identities of %s: %w", userID, err)
 	}
+	return ids, err
+}
+
+func (s *Store) identities(ctx context.Context, userID string) ([]authcore.LinkedIdentity, error) {
+	var (
+		userCmd  *redis.MapStringStringCmd
+		linksCmd *redis.StringSliceCmd
+	)
+	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		userCmd = p.HGetAll(ctx, s.userKey(userID))
+		linksCmd = p.SMembers(ctx, s.userLinksKey(userID))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	m := userCmd.Val()
 	if len(m) == 0 {
 		return nil, authcore.ErrNotFound
+	}
+	identPrefix := s.prefix + ":{i:"
+	for _, link := range linksCmd.Val() {
+		if m[notedField] != "" {
+			break
+		}
+		name, ok := strings.CutPrefix(link, identPrefix)
+		if !ok || !strings.HasSuffix(name, "}") {
+			continue
+		}
+		name = strings.TrimSuffix(name, "}")
+		provider, subject, _ := strings.Cut(name, ":")
+		id := authcore.Identity{Provider: provider, Subject: subject}
+		if _, noted := m[identityField(id)]; noted {
+			continue
+		}
+		owner, err := s.c.Get(ctx, link).Result()
+		if errors.Is(err, redis.Nil) || err == nil && owner != userID {
+			continue // a stale name
+		}
+		if err != nil {
+			return nil, err
+		}
+		created, _ := decodeTime(m["c"])
+		if _, _, err := s.updateUser(ctx, userID, authcore.Profile{}, identityNote(id, created), nil); err != nil {
+			var gone errUserGone
+			if errors.As(err, &gone) {
+				return nil, authcore.ErrNotFound
+			}
+			return nil, err
+		}
+		note := identityNote(id, created)
+		m[note[0]] = note[1]
+	}
+	if m[notedField] == "" {
+		if _, _, err := s.updateUser(ctx, userID, authcore.Profile{}, [2]string{notedField, "1"}, nil); err != nil {
+			var gone errUserGone
+			if errors.As(err, &gone) {
+				return nil, authcore.ErrNotFound
+			}
+			return nil, err
+		}
 	}
 	var out []authcore.LinkedIdentity
 	for f, v := range m {
@@ -315,7 +381,7 @@ func (s *Store) Identities(ctx context.Context, userID string) ([]authcore.Linke
 		at, union, _ := strings.Cut(v, "|")
 		ms, err := strconv.ParseInt(at, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: identities of %s: corrupt note %q", userID, f)
+			return nil, fmt.Errorf("corrupt note %q", f)
 		}
 		out = append(out, authcore.LinkedIdentity{
 			Identity: authcore.Identity{Provider: provider, Subject: subject, UnionID: union},
@@ -327,13 +393,25 @@ func (s *Store) Identities(ctx context.Context, userID string) ([]authcore.Linke
 }
 
 // UnlinkIdentity implements authcore.UserStore: one script forgets the
-// identity's note in the user hash (refusing the last), then the identity
+// identity's note in the user hash (refusing the last; an identity without
+// a note is noted first, as Identities does), then the identity
 // key, its unionid key when no other identity of the user has that
 // unionid, and a WeChat identity's session_key are deleted if they still
 // point at the user.
 func (s *Store) UnlinkIdentity(ctx context.Context, id authcore.Identity, userID string) error {
-	reply, err := unlinkIdentityScript.Run(ctx, s.c, []string{s.userKey(userID)}, identityField(id)).StringSlice()
-	if err = outcome(err, "unlink identity"); err != nil {
+	run := func() ([]string, error) {
+		reply, err := unlinkIdentityScript.Run(ctx, s.c, []string{s.userKey(userID)}, identityField(id)).StringSlice()
+		return reply, outcome(err, "unlink identity")
+	}
+	reply, err := run()
+	if err == authcore.ErrNotFound {
+		// Perhaps linked before identities were noted: note them, try again.
+		if _, err = s.Identities(ctx, userID); err != nil {
+			return err
+		}
+		reply, err = run()
+	}
+	if err != nil {
 		return err
 	}
 	if len(reply) != 2 {
