@@ -137,7 +137,7 @@ func TestSMSBadInput(t *testing.T) {
 		``, `null`, `[]`, `"x"`, `{}`, `{"phone":13800138000,"purpose":"login"}`,
 		`{"phone":"13800138000","purpose":1}`, `{"phone":"13800138000","purpose":"login","step_up_id":5}`,
 		`{"phone":"13800138000"}`, `{"phone":"13800138000","purpose":"signup"}`, `{"phone":"13800138000","purpose":"LOGIN"}`,
-		`{"phone":"13800138000","purpose":"bind"}`, `{"phone":"13800138000","purpose":"step_up","step_up_id":"abc"}`,
+		`{"phone":"13800138000","purpose":"bind","step_up_id":"abc"}`, `{"phone":"13800138000","purpose":"step_up","step_up_id":"abc"}`,
 		`{"phone":"13800138000","purpose":"login","step_up_id":"abc"}`,
 		`{"phone":"12345","purpose":"login"}`, `{"phone":"+86 1380013800","purpose":"login"}`, `{"phone":"23800138000","purpose":"login"}`,
 		`{"phone":"+8613800138000x","purpose":"login"}`, `{"phone":"` + long + `","purpose":"login"}`,

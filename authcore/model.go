@@ -2,6 +2,8 @@ package authcore
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -116,6 +118,12 @@ type Identity struct {
 	UnionID  string // WeChat unionid, when the app is bound to an Open Platform account
 }
 
+// LinkedIdentity is one of a user's identities and when it was linked.
+type LinkedIdentity struct {
+	Identity
+	LinkedAt time.Time
+}
+
 // SessionRecord is a login session as the store keeps it. Tokens are stored
 // only as SHA-256 hashes.
 type SessionRecord struct {
@@ -180,4 +188,18 @@ func (v View) Message(n uint64) StateMessage {
 		m.Scanner = v.Scanner
 	}
 	return m
+}
+
+// SortIdentities orders a user's identities as stores list them: oldest
+// link first, then by provider and subject.
+func SortIdentities(ids []LinkedIdentity) {
+	slices.SortFunc(ids, func(a, b LinkedIdentity) int {
+		if c := a.LinkedAt.Compare(b.LinkedAt); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Provider, b.Provider); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Subject, b.Subject)
+	})
 }

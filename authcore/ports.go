@@ -122,6 +122,22 @@ type UserStore interface {
 	// linked to that user instead. created reports whether a user was made.
 	// A non-empty profile field updates the user's profile.
 	UpsertIdentity(ctx context.Context, id Identity, profile Profile, newUser User) (u User, created bool, err error)
+	// LinkIdentity links identity id (and its unionid, if any) to user
+	// userID, recording it for the user's erasure. It returns ErrConflict,
+	// changing nothing, when the identity or its unionid belongs to another
+	// user; nil, changing nothing, when it is already the user's; and
+	// ErrNotFound when the user does not exist. Two users linking one
+	// identity at once: exactly one succeeds.
+	LinkIdentity(ctx context.Context, id Identity, userID string) error
+	// Identities lists the identities of user userID, oldest link first, or
+	// returns ErrNotFound if there is no such user.
+	Identities(ctx context.Context, userID string) ([]LinkedIdentity, error)
+	// UnlinkIdentity removes identity id (provider and subject) from user
+	// userID, and its unionid mapping when no other identity of the user
+	// has the same unionid. It returns ErrNotFound when the identity is not
+	// the user's, and ErrConflict, changing nothing, when it is the user's
+	// last identity (the last way to log in).
+	UnlinkIdentity(ctx context.Context, id Identity, userID string) error
 	// User returns a user by id, or ErrNotFound.
 	User(ctx context.Context, id string) (User, error)
 	// PutSessionKey keeps the WeChat session_key of an openid server-side,

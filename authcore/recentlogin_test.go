@@ -50,6 +50,15 @@ func TestRecentLoginForSensitiveOperations(t *testing.T) {
 	_, err = svc.ExportMyData(ctx, p, "")
 	wantStepUp(t, "export 5 minutes after wx.login", err, []string{"wx", "face"})
 	wantStepUp(t, "erase 5 minutes after wx.login", svc.EraseMyData(ctx, p, ""), []string{"wx", "face"})
+	_, err = svc.LinkWeChat(ctx, p, f.code("o-bob"))
+	wantStepUp(t, "link WeChat 5 minutes after wx.login", err, []string{"wx", "face"})
+	_, err = svc.LinkPhone(ctx, p, "+8613800138000", "123456")
+	wantStepUp(t, "link a phone 5 minutes after wx.login", err, []string{"wx", "face"})
+	_, err = svc.UnlinkIdentities(ctx, p, "wechat")
+	wantStepUp(t, "unlink 5 minutes after wx.login", err, []string{"wx", "face"})
+	if ids, err := svc.MyIdentities(ctx, p); err != nil || len(ids.Identities) != 1 {
+		t.Fatalf("identities after refused links: %+v, %v", ids, err)
+	}
 	if _, err := f.store.User(ctx, alice.User.ID); err != nil {
 		t.Fatalf("a refused erasure erased: %v", err)
 	}

@@ -139,7 +139,8 @@ type SMSCodeSent struct {
 // SendSMSCode sends a fresh one-time code to req.Phone, replacing the
 // number's earlier code of the same purpose. It answers the same whether or
 // not the number has a user, so that it tells nobody who is registered.
-// Only PurposeLogin is available yet. Limits (counted in the store, so
+// PurposeLogin and PurposeBind are available (a code sent for one is
+// checked for that one only); PurposeStepUp not yet. Limits (counted in the store, so
 // across nodes): SMSPerAddrHour per client address, one per SMSResendAfter
 // and SMSPerNumberDay per number. Errors: KindNotFound (SMS disabled),
 // KindInvalid, KindRateLimited, KindUpstreamUnavailable.
@@ -152,8 +153,8 @@ func (s *Service) SendSMSCode(ctx context.Context, req SMSCodeRequest) (SMSCodeS
 		return SMSCodeSent{}, err
 	}
 	switch req.Purpose {
-	case PurposeLogin:
-	case PurposeBind, PurposeStepUp:
+	case PurposeLogin, PurposeBind:
+	case PurposeStepUp:
 		return SMSCodeSent{}, Errorf(KindInvalid, "purpose %q is not available yet", req.Purpose)
 	case "":
 		return SMSCodeSent{}, Errorf(KindInvalid, "purpose is required: login, bind or step_up")

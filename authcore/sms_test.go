@@ -258,7 +258,7 @@ func TestSMSRefusals(t *testing.T) {
 	f := newSMSFixture(t)
 	ctx := context.Background()
 	for _, req := range []authcore.SMSCodeRequest{
-		{Phone: "13800138000", Purpose: "bind"},
+		{Phone: "13800138000", Purpose: "bind", StepUpID: "x"},
 		{Phone: "13800138000", Purpose: "step_up", StepUpID: "x"},
 		{Phone: "13800138000", Purpose: "signup"},
 		{Phone: "13800138000"},

@@ -95,6 +95,13 @@ func (s *Service) WxPhone(ctx context.Context, p Principal, req WxPhoneRequest) 
 	if err != nil {
 		return WxPhoneResult{}, err
 	}
+	e164, err := NormalizePhone("+" + phone.CountryCode + phone.Number)
+	if err != nil {
+		return WxPhoneResult{}, Errorf(KindInvalid, "WeChat gave a number that is not a valid phone number")
+	}
+	if err := s.link(ctx, p, Identity{Provider: "phone", Subject: e164}, phoneTaken(e164)); err != nil {
+		return WxPhoneResult{}, err
+	}
 	plain, _ := json.Marshal(sealedPhone(phone))
 	if err := s.store.PutPersonalData(ctx, p.User.ID, FieldPhone, s.vault.Seal(p.User.ID, FieldPhone, string(plain))); err != nil {
 		return WxPhoneResult{}, fmt.Errorf("keep phone: %w", err)

@@ -108,6 +108,10 @@ func Routes(d Deps) http.Handler {
 		r.Get("/me", handleMe(d))
 		r.Get("/me/data", handleMyDataExport(d))
 		r.Delete("/me/data", handleMyDataErase(d))
+		r.Get("/me/identities", handleMyIdentities(d))
+		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/wechat", handleLinkWeChat(d))
+		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/phone", handleLinkPhone(d))
+		r.Delete("/me/identities/{provider}", handleUnlinkIdentity(d))
 	})
 
 	if d.Sandbox != nil {

@@ -30,6 +30,7 @@ type Store struct {
 	consumed  map[[32]byte]consumedRefresh // rotated refresh hashes, for reuse detection
 	users     map[string]authcore.User
 	idents    map[identKey]string   // → user id
+	linked    map[identKey]linkInfo // each identity's unionid and link time
 	unions    map[string]string     // unionid → user id
 	keys      map[string]sessionKey // openid → sealed session_key
 	once      map[string]time.Time
@@ -71,6 +72,12 @@ type consumedRefresh struct {
 
 type identKey struct{ provider, subject string }
 
+// linkInfo is what Identities says of an identity besides its name.
+type linkInfo struct {
+	unionID string
+	at      time.Time
+}
+
 type window struct {
 	end   time.Time // the window's first instant past its end
 	count int
@@ -100,6 +107,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		consumed:  map[[32]byte]consumedRefresh{},
 		users:     map[string]authcore.User{},
 		idents:    map[identKey]string{},
+		linked:    map[identKey]linkInfo{},
 		unions:    map[string]string{},
 		keys:      map[string]sessionKey{},
 		once:      map[string]time.Time{},
@@ -400,6 +408,9 @@ func (s *Store) UpsertIdentity(_ context.Context, id authcore.Identity, p authco
 		uid, created = newUser.ID, true
 		s.users[uid] = newUser
 	}
+	if _, ok := s.linked[k]; !ok || s.idents[k] != uid {
+		s.linked[k] = linkInfo{unionID: id.UnionID, at: s.now()}
+	}
 	s.idents[k] = uid
 	if id.UnionID != "" {
 		s.unions[id.UnionID] = uid
@@ -415,6 +426,87 @@ func (s *Store) UpsertIdentity(_ context.Context, id authcore.Identity, p authco
 		s.users[uid] = u
 	}
 	return u, created, nil
+}
+
+// LinkIdentity implements authcore.UserStore.
+func (s *Store) LinkIdentity(_ context.Context, id authcore.Identity, userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return authcore.ErrNotFound
+	}
+	k := identKey{id.Provider, id.Subject}
+	if uid, ok := s.idents[k]; ok && uid != userID {
+		return authcore.ErrConflict
+	}
+	if uid, ok := s.unions[id.UnionID]; ok && id.UnionID != "" && uid != userID {
+		return authcore.ErrConflict
+	}
+	if _, ok := s.idents[k]; !ok {
+		s.idents[k] = userID
+		s.linked[k] = linkInfo{unionID: id.UnionID, at: s.now()}
+	}
+	if id.UnionID != "" {
+		s.unions[id.UnionID] = userID
+	}
+	return nil
+}
+
+// Identities implements authcore.UserStore.
+func (s *Store) Identities(_ context.Context, userID string) ([]authcore.LinkedIdentity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return nil, authcore.ErrNotFound
+	}
+	var out []authcore.LinkedIdentity
+	for k, uid := range s.idents {
+		if uid != userID {
+			continue
+		}
+		l := s.linked[k]
+		out = append(out, authcore.LinkedIdentity{
+			Identity: authcore.Identity{Provider: k.provider, Subject: k.subject, UnionID: l.unionID},
+			LinkedAt: l.at,
+		})
+	}
+	authcore.SortIdentities(out)
+	return out, nil
+}
+
+// UnlinkIdentity implements authcore.UserStore.
+func (s *Store) UnlinkIdentity(_ context.Context, id authcore.Identity, userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := identKey{id.Provider, id.Subject}
+	if uid, ok := s.idents[k]; !ok || uid != userID {
+		return authcore.ErrNotFound
+	}
+	n := 0
+	for _, uid := range s.idents {
+		if uid == userID {
+			n++
+		}
+	}
+	if n <= 1 {
+		return authcore.ErrConflict
+	}
+	union := s.linked[k].unionID
+	delete(s.idents, k)
+	delete(s.linked, k)
+	if k.provider == wechatProvider {
+		delete(s.keys, k.subject)
+	}
+	if union == "" || s.unions[union] != userID {
+		return nil
+	}
+	for other, uid := range s.idents {
+		if uid == userID && s.linked[other].unionID == union {
+			return nil
+		}
+	}
+	delete(s.unions, union)
+	return nil
 }
 
 // User implements authcore.UserStore.

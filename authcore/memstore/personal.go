@@ -103,6 +103,7 @@ func (s *Store) EraseUser(_ context.Context, userID string) error {
 	for k, uid := range s.idents {
 		if uid == userID {
 			delete(s.idents, k)
+			delete(s.linked, k)
 			if k.provider == wechatProvider {
 				delete(s.keys, k.subject)
 			}

@@ -11,7 +11,9 @@ import (
 //
 //	lh:{t:<ticket id>}                 ticket (string, see EncodeTicket); TTL: expiry + retention
 //	lh:{t:<ticket id>}:v               the ticket's channel (messages: see DecodeTicket)
-//	lh:{u:<user id>}                   user (hash n, a, c); no TTL
+//	lh:{u:<user id>}                   user (hash n, a, c, and per identity i:<provider>:<subject> → "<linked
+//	                                   at, unix ms>|<unionid>", the list UnlinkIdentity counts; iv 1 once every
+//	                                   identity is noted); no TTL
 //	lh:{u:<user id>}:s:<family>        a login family's live session (hash, see sessionFields); TTL: refresh expiry
 //	lh:{u:<user id>}:s:<family>:used:<hex refresh>
 //	                                   a consumed refresh token (→ its refresh expiry, unix ms); TTL: that expiry

@@ -984,3 +984,55 @@ func testEraseBusyUser(t *testing.T, c *redis.Client) {
 		t.Errorf("%d session keys and marks left, e.g. %s", len(keys), keys[0])
 	}
 }
+
+// TestUnnotedIdentities: identities linked before the store noted them in
+// the user hash are listed, counted and unlinked like noted ones.
+func TestUnnotedIdentities(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	ctx := context.Background()
+	created := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli()).UTC()
+	wx := authcore.Identity{Provider: "wechat", Subject: "old-o1"}
+	phone := authcore.Identity{Provider: "phone", Subject: "+8613800138000"}
+	u, _, err := s.UpsertIdentity(ctx, wx, authcore.Profile{}, authcore.User{ID: "old-u", CreatedAt: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "other"}, authcore.Profile{}, authcore.User{ID: "other-u", CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LinkIdentity(ctx, phone, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	// As an older version left them: no notes.
+	userKey := prefix + ":{u:old-u}"
+	if err := c.HDel(ctx, userKey, "i:wechat:old-o1", "i:phone:+8613800138000", "iv").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A stale name in the link set (an identity that moved on) is skipped.
+	if err := c.SAdd(ctx, userKey+":ids", prefix+":{i:wechat:other}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.Identities(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || !ids[0].LinkedAt.Equal(created) || !ids[1].LinkedAt.Equal(created) {
+		t.Fatalf("identities of a user without notes: %+v, want wechat and phone linked at %v", ids, created)
+	}
+	if err := c.HDel(ctx, userKey, "i:wechat:old-o1", "iv").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnlinkIdentity(ctx, wx, u.ID); err != nil {
+		t.Fatalf("UnlinkIdentity of an identity without a note: %v", err)
+	}
+	if err := s.UnlinkIdentity(ctx, phone, u.ID); !errors.Is(err, authcore.ErrConflict) {
+		t.Fatalf("UnlinkIdentity of the last: %v, want ErrConflict", err)
+	}
+	if owner, err := c.Get(ctx, prefix+":{i:wechat:old-o1}").Result(); err == nil {
+		t.Errorf("the unlinked identity still points at %s", owner)
+	}
+}

@@ -37,6 +37,8 @@ var (
 	updateUserLua string
 	//go:embed lua/unlink.lua
 	unlinkLua string
+	//go:embed lua/unlink_identity.lua
+	unlinkIdentityLua string
 	//go:embed lua/erase_user.lua
 	eraseUserLua string
 	//go:embed lua/put_personal_data.lua
@@ -76,6 +78,7 @@ var (
 	markFaceScript        = redis.NewScript(markFaceLua)
 	updateUserScript      = redis.NewScript(updateUserLua)
 	unlinkScript          = redis.NewScript(unlinkLua)
+	unlinkIdentityScript  = redis.NewScript(unlinkIdentityLua)
 	eraseUserScript       = redis.NewScript(eraseUserLua)
 	putPersonalDataScript = redis.NewScript(putPersonalDataLua)
 	allowScript           = redis.NewScript(allowLua)

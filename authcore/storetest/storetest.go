@@ -39,6 +39,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("TicketRetention", func(t *testing.T) { testTicketRetention(t, newStore) })
 	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, newStore) })
 	t.Run("IdentityRace", func(t *testing.T) { testIdentityRace(t, newStore) })
+	t.Run("LinkIdentity", func(t *testing.T) { testLinkIdentity(t, newStore) })
+	t.Run("LinkRace", func(t *testing.T) { testLinkRace(t, newStore) })
 	t.Run("PersonalData", func(t *testing.T) { testPersonalData(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 	t.Run("AuditTrim", func(t *testing.T) { testAuditTrim(t, newStore) })

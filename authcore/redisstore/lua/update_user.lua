@@ -1,15 +1,22 @@
--- update_user.lua: the last step of authcore.UserStore.UpsertIdentity:
--- records the links that point at the user and updates its profile.
+-- update_user.lua: the last step of authcore.UserStore.UpsertIdentity (and
+-- of LinkIdentity): records the links that point at the user, notes the
+-- identity in the user hash and updates its profile.
 -- KEYS[1] the user hash, KEYS[2] the user's link set (<user>:ids)
 -- ARGV[1] nickname, ARGV[2] avatar URL; an empty one keeps the stored value
--- ARGV[3..] the names of the identity and unionid keys that point at the user
+-- ARGV[3] the identity's field in the user hash ("i:<provider>:<subject>"),
+-- or '' for none; ARGV[4] its value ("<linked at, unix ms>|<unionid>"),
+-- set only if the field is not there yet
+-- ARGV[5..] the names of the identity and unionid keys that point at the user
 -- Replies the user's field/value pairs, none if there is no such user (an
 -- erased one: the links are then not recorded).
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {}
 end
-if #ARGV > 2 then
-  redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+if #ARGV > 4 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 5))
+end
+if ARGV[3] ~= '' then
+  redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4])
 end
 local set = {}
 if ARGV[1] ~= '' then
