@@ -43,6 +43,7 @@ type Store struct {
 	faces     map[string]authcore.FaceVerification // by verify_id
 	codes     map[codeKey]authcore.OneTimeCode     // live SMS codes
 	mailboxes map[string]mailbox                   // the sandbox's SMS messages, by number
+	passwords map[string]string                    // user id → password hash (PHC string)
 	lastSweep time.Time
 }
 
@@ -111,6 +112,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		faces:     map[string]authcore.FaceVerification{},
 		codes:     map[codeKey]authcore.OneTimeCode{},
 		mailboxes: map[string]mailbox{},
+		passwords: map[string]string{},
 	}
 }
 

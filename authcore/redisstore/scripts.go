@@ -65,6 +65,8 @@ var (
 	checkCodeLua string
 	//go:embed lua/put_sandbox_sms.lua
 	putSandboxSMSLua string
+	//go:embed lua/set_password.lua
+	setPasswordLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -90,4 +92,5 @@ var (
 	putCodeScript         = redis.NewScript(putCodeLua)
 	checkCodeScript       = redis.NewScript(checkCodeLua)
 	putSandboxSMSScript   = redis.NewScript(putSandboxSMSLua)
+	setPasswordScript     = redis.NewScript(setPasswordLua)
 )
