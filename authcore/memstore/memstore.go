@@ -492,6 +492,20 @@ func (s *Store) Allow(_ context.Context, key string, limit int, per time.Duratio
 	return true, 0, nil
 }
 
+// Limited reports, without counting an event, whether key's window (as
+// Allow counts it) already holds limit events or more: then the time left
+// in the window, else 0.
+func (s *Store) Limited(_ context.Context, key string, limit int) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	w := s.counters[key]
+	if w == nil || !now.Before(w.end) || w.count < limit {
+		return 0, nil
+	}
+	return w.end.Sub(now), nil
+}
+
 // pruneCountersLocked drops the windows that have ended: their keys count
 // from zero again anyway.
 func (s *Store) pruneCountersLocked(now time.Time) {

@@ -67,6 +67,8 @@ var (
 	putSandboxSMSLua string
 	//go:embed lua/set_password.lua
 	setPasswordLua string
+	//go:embed lua/limited.lua
+	limitedLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -93,4 +95,5 @@ var (
 	checkCodeScript       = redis.NewScript(checkCodeLua)
 	putSandboxSMSScript   = redis.NewScript(putSandboxSMSLua)
 	setPasswordScript     = redis.NewScript(setPasswordLua)
+	limitedScript         = redis.NewScript(limitedLua)
 )
