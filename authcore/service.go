@@ -104,25 +104,25 @@ type WeChatUserInfo struct {
 
 // Config configures a Service. Zero values are explained per field.
 type Config struct {
-	Store      Store         // required
-	Signer     *Signer       // required
-	WeChat     WeChat        // nil: the /v1/wx endpoints answer upstream_unavailable
-	Face       FaceVerifier  // nil: the /v1/face endpoints answer upstream_unavailable
-	SMS        SMSSender     // nil: SMS login is disabled (the /v1/sms endpoints answer not_found)
-	Limiter    Limiter       // counts SMS sends across nodes; required with SMS
-	Vault      *Vault        // seals personal data at rest; required
-	TicketTTL  time.Duration // zero: DefaultTicketTTL
-	IPBinding  IPBinding     // empty: IPStrict
-	PublicURL  string        // base of qr_url and of DPoP htu; required
-	DPoPMaxAge time.Duration // zero: 60s
+	Store      Store            // required
+	Signer     *Signer          // required
+	WeChat     WeChat           // nil: the /v1/wx endpoints answer upstream_unavailable
+	Face       FaceVerifier     // nil: the /v1/face endpoints answer upstream_unavailable
+	SMS        SMSSender        // nil: SMS login is disabled (the /v1/sms endpoints answer not_found)
+	Limiter    Limiter          // counts SMS sends and password failures across nodes; required with SMS; nil: no password login
+	Vault      *Vault           // seals personal data at rest; required
+	TicketTTL  time.Duration    // zero: DefaultTicketTTL
+	IPBinding  IPBinding        // empty: IPStrict
+	PublicURL  string           // base of qr_url and of DPoP htu; required
+	DPoPMaxAge time.Duration    // zero: 60s
+	Now        func() time.Time // nil: time.Now
+	Logger     *slog.Logger     // nil: discard
 	// PasswordHashers bounds the argon2id hashes computed at once (each
 	// takes DefaultArgon2.Memory); zero: 2 × GOMAXPROCS.
 	PasswordHashers int
 	// PasswordWait is how long a password check waits for a hashing slot
 	// before it answers upstream_unavailable; zero: DefaultPasswordWait.
 	PasswordWait time.Duration
-	Now          func() time.Time // nil: time.Now
-	Logger       *slog.Logger     // nil: discard
 }
 
 // Service is the login core: QR tickets, WeChat login and sessions. It is
