@@ -332,7 +332,7 @@ func newSandbox(ctx context.Context, shared sharedSandbox) (*wechattest.Server, 
 // plus the rate-limit counters the handlers need.
 type hubStore interface {
 	authcore.Store
-	handlers.Limiter
+	authcore.Limiter  // the core's limits (SMS sends, password failures); also handlers.Limiter
 	wechat.TokenCache // one WeChat access token per app, shared by every node
 	sms.Mailbox       // the sandbox's SMS messages, shared by every node
 }

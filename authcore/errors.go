@@ -67,6 +67,7 @@ type Error struct {
 type StepUp struct {
 	// Methods lists the ways: "wx" (a fresh wx.login and /v1/wx/login),
 	// "sms" (a fresh code and /v1/sms/login, for a session of an SMS login),
+	// "pwd" (/v1/password/login, for a session of a username password login),
 	// "face" (a face check, /v1/face/...). Empty when this session has
 	// none: a desktop's session from a QR scan.
 	Methods []string `json:"methods"`

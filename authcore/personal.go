@@ -66,6 +66,10 @@ func (s *Service) RequireRecentLogin(p Principal) error {
 		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{"sms"}},
 			Message: "this needs a login within the last 5 minutes: log in again with an SMS code"}
 	}
+	if p.Session.Provider == ProviderPassword && p.Session.Subject != "" {
+		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{"pwd"}},
+			Message: "this needs a login within the last 5 minutes: log in again with your password"}
+	}
 	if p.Session.Provider != "wechat" || p.Session.Subject == "" {
 		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{}},
 			Message: "a session from a QR scan cannot do this; do it in the mini-program, on the phone"}

@@ -140,6 +140,9 @@ type UserStore interface {
 	UnlinkIdentity(ctx context.Context, id Identity, userID string) error
 	// User returns a user by id, or ErrNotFound.
 	User(ctx context.Context, id string) (User, error)
+	// UserByIdentity returns the user owning identity id, or ErrNotFound;
+	// unlike UpsertIdentity it never makes one.
+	UserByIdentity(ctx context.Context, id Identity) (User, error)
 	// PutSessionKey keeps the WeChat session_key of an openid server-side,
 	// sealed by the Vault (the store never sees it in clear), until
 	// expiresAt; it replaces the last one of openid.
@@ -165,6 +168,7 @@ type Store interface {
 	PersonalDataStore
 	FaceStore
 	CodeStore
+	PasswordStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }
@@ -183,7 +187,7 @@ type PersonalDataStore interface {
 	// Audit returns a user's most recent entries, oldest first, at most limit.
 	Audit(ctx context.Context, userID string, limit int) ([]AuditEntry, error)
 	// EraseUser deletes a user and every record that names it: the user
-	// record, its identities (so the same WeChat account logs in as a new
+	// record, its password hash, its identities (so the same WeChat account logs in as a new
 	// user afterwards), its WeChat session keys, its personal data, every
 	// session of every login family with its consumed-refresh marks, every
 	// ticket it scanned (tickets carry the scanner's id and profile) and
@@ -261,4 +265,26 @@ type OneTimeCode struct {
 	Hash      [32]byte
 	ExpiresAt time.Time
 	Tries     int // wrong tries allowed; the last one voids the code
+}
+
+// PasswordStore keeps users' password hashes (PHC strings; the store never
+// sees a password), one per user, beside the user.
+type PasswordStore interface {
+	// PasswordHash returns the password hash of user userID, or ErrNotFound
+	// when it has none (or there is no such user).
+	PasswordHash(ctx context.Context, userID string) (string, error)
+	// SetPassword replaces the password hash of c.UserID with c.New if the
+	// stored one is c.Old ("": the user must have none), and in the same
+	// atomic step revokes every session of the user (with its
+	// consumed-refresh marks) except those of login family c.KeepFamily.
+	// It returns ErrConflict, changing nothing, when the stored hash is not
+	// c.Old, and ErrNotFound when the user does not exist.
+	SetPassword(ctx context.Context, c PasswordChange) error
+}
+
+// PasswordChange is a compare-and-set of a user's password hash.
+type PasswordChange struct {
+	UserID     string
+	Old, New   string // PHC strings; Old "" when none is set
+	KeepFamily string // the login family whose sessions survive (the caller's)
 }

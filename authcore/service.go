@@ -109,7 +109,7 @@ type Config struct {
 	WeChat     WeChat           // nil: the /v1/wx endpoints answer upstream_unavailable
 	Face       FaceVerifier     // nil: the /v1/face endpoints answer upstream_unavailable
 	SMS        SMSSender        // nil: SMS login is disabled (the /v1/sms endpoints answer not_found)
-	Limiter    Limiter          // counts SMS sends across nodes; required with SMS
+	Limiter    Limiter          // counts SMS sends and password failures across nodes; required with SMS; nil: no password login
 	Vault      *Vault           // seals personal data at rest; required
 	TicketTTL  time.Duration    // zero: DefaultTicketTTL
 	IPBinding  IPBinding        // empty: IPStrict
@@ -117,6 +117,12 @@ type Config struct {
 	DPoPMaxAge time.Duration    // zero: 60s
 	Now        func() time.Time // nil: time.Now
 	Logger     *slog.Logger     // nil: discard
+	// PasswordHashers bounds the argon2id hashes computed at once (each
+	// takes DefaultArgon2.Memory); zero: 2 × GOMAXPROCS.
+	PasswordHashers int
+	// PasswordWait is how long a password check waits for a hashing slot
+	// before it answers upstream_unavailable; zero: DefaultPasswordWait.
+	PasswordWait time.Duration
 }
 
 // Service is the login core: QR tickets, WeChat login and sessions. It is
@@ -136,6 +142,9 @@ type Service struct {
 	dpop      DPoPVerifier
 	now       func() time.Time
 	log       *slog.Logger
+	hashes    *hashGate
+	common    map[string]struct{} // common passwords, lower-case
+	dummyHash string              // checked for logins without a password, to take the same time
 }
 
 // NewService checks cfg and returns a Service.
@@ -173,6 +182,12 @@ func NewService(cfg Config) (*Service, error) {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s.dpop = DPoPVerifier{Replay: cfg.Store, MaxAge: cfg.DPoPMaxAge}
+	s.hashes = newHashGate(cfg.PasswordHashers, cfg.PasswordWait, DefaultArgon2)
+	s.common = commonPasswordSet()
+	salt, key := make([]byte, DefaultArgon2.SaltLen), make([]byte, DefaultArgon2.KeyLen)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(key)
+	s.dummyHash = encodePHC(DefaultArgon2, salt, key)
 	return s, nil
 }
 

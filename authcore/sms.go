@@ -58,6 +58,9 @@ func (m SMSMessage) LogValue() slog.Value {
 // shares the store (memstore.Store and redisstore.Store implement it).
 type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, per time.Duration) (ok bool, retryAfter time.Duration, err error)
+	// Limited reports, without counting an event, whether key's window
+	// already holds limit events or more: then the time left in it, else 0.
+	Limited(ctx context.Context, key string, limit int) (retryAfter time.Duration, err error)
 }
 
 // NormalizePhone returns s as an E.164 number ("+8613800138000"). It takes

@@ -270,7 +270,7 @@ func cors(allowed func(origin string) bool) func(http.Handler) http.Handler {
 				h.Add("Vary", "Origin")
 				h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
 				if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-					h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+					h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
 					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP, X-Request-Id")
 					h.Set("Access-Control-Max-Age", "600")
 					w.WriteHeader(http.StatusNoContent)

@@ -29,7 +29,7 @@ type Deps struct {
 	ClientIPs     ClientIPs
 	AllowedOrigin func(origin string) bool
 	TicketRate    int                             // tickets per client address per minute; 0 = unlimited
-	LoginRate     int                             // wx logins per client address per minute; 0 = unlimited
+	LoginRate     int                             // wx, SMS and password logins per client address per minute each; 0 = unlimited
 	CallRate      int                             // redeem, scan, refresh, phone, face calls per client address per minute each, a tenth per user; 0 = unlimited
 	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
 	SMSInbox      SMSInbox                        // the sandbox's SMS messages (GET /sandbox/sms); nil when SMS is not emulated
@@ -99,6 +99,12 @@ func Routes(d Deps) http.Handler {
 		// route's own limits (per number, per address) live in the core.
 		r.Post("/sms/code", handleSMSCode(d))
 		r.With(rateLimit(d, "smslogin", d.LoginRate)).Post("/sms/login", handleSMSLogin(d))
+
+		// Passwords. The failure limits (per user, per address) and the
+		// bound on concurrent hashes live in the core.
+		r.With(rateLimit(d, "pwdlogin", d.LoginRate)).Post("/password/login", handlePasswordLogin(d))
+		r.Put("/me/password", handleSetPassword(d))
+		r.Put("/me/username", handleSetUsername(d))
 
 		// Face verification (step-up).
 		r.With(rateLimit(d, "face", d.CallRate)).Post("/face/verify-id", handleFaceVerifyID(d))

@@ -38,3 +38,28 @@ func TestAllowCountersStayBounded(t *testing.T) {
 		t.Errorf("over the limit: got ok=%v retryAfter=%v, want false and (0, %v]", ok, retry, per)
 	}
 }
+
+// TestLimited: Limited reads a window as Allow counts it, without counting.
+func TestLimited(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := New(nil, func() time.Time { return now })
+	ctx := context.Background()
+	for range 3 {
+		s.Allow(ctx, "k", 5, time.Minute)
+	}
+	for range 2 { // reading twice counts nothing
+		if left, err := s.Limited(ctx, "k", 4); err != nil || left != 0 {
+			t.Errorf("Limited(4) after 3 events: %v, %v; want 0", left, err)
+		}
+		if left, err := s.Limited(ctx, "k", 3); err != nil || left != time.Minute {
+			t.Errorf("Limited(3) after 3 events: %v, %v; want the minute left", left, err)
+		}
+	}
+	if left, _ := s.Limited(ctx, "other", 1); left != 0 {
+		t.Errorf("Limited of no window: %v, want 0", left)
+	}
+	now = now.Add(time.Minute)
+	if left, _ := s.Limited(ctx, "k", 3); left != 0 {
+		t.Errorf("Limited after the window ended: %v, want 0", left)
+	}
+}

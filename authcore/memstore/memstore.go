@@ -44,6 +44,7 @@ type Store struct {
 	faces     map[string]authcore.FaceVerification // by verify_id
 	codes     map[codeKey]authcore.OneTimeCode     // live SMS codes
 	mailboxes map[string]mailbox                   // the sandbox's SMS messages, by number
+	passwords map[string]string                    // user id → password hash (PHC string)
 	lastSweep time.Time
 }
 
@@ -119,6 +120,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		faces:     map[string]authcore.FaceVerification{},
 		codes:     map[codeKey]authcore.OneTimeCode{},
 		mailboxes: map[string]mailbox{},
+		passwords: map[string]string{},
 	}
 }
 
@@ -580,6 +582,20 @@ func (s *Store) Allow(_ context.Context, key string, limit int, per time.Duratio
 	}
 	w.count++
 	return true, 0, nil
+}
+
+// Limited reports, without counting an event, whether key's window (as
+// Allow counts it) already holds limit events or more: then the time left
+// in the window, else 0.
+func (s *Store) Limited(_ context.Context, key string, limit int) (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	w := s.counters[key]
+	if w == nil || !now.Before(w.end) || w.count < limit {
+		return 0, nil
+	}
+	return w.end.Sub(now), nil
 }
 
 // pruneCountersLocked drops the windows that have ended: their keys count

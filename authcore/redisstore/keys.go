@@ -26,6 +26,7 @@ import (
 //	lh:{u:<user id>}:ids               names of the identity and unionid keys linked to the user (set; may
 //	                                   hold stale names, which erasure skips); no TTL
 //	lh:{u:<user id>}:pd                personal data (hash: field → value sealed by the Vault); no TTL
+//	lh:{u:<user id>}:pwd               the user's password hash (string, a PHC argon2id string); no TTL
 //	lh:{u:<user id>}:audit             audit trail (list of JSON authcore.AuditEntry, oldest first, the last
 //	                                   authcore.AuditKept); no TTL: kept after the user's erasure
 //	lh:{i:<provider>:<subject>}        identity → user id; no TTL
@@ -57,7 +58,7 @@ import (
 //
 // The braces are Redis Cluster hash tags: a ticket and its channel share
 // one slot, and a user shares one with its sessions, link set, personal
-// data and audit trail, so that one script reads a session and its user, or
+// data, password hash and audit trail, so that one script reads a session and its user, or
 // erases a user, on a Cluster too. Access tokens name their user and family
 // (authcore.TokenRef), so every session key is known before a script runs.
 // A user's identities, unionids and WeChat session_keys live in other
@@ -93,6 +94,8 @@ func (s *Store) usedKey(ref authcore.TokenRef) string {
 func (s *Store) userLinksKey(id string) string { return s.userKey(id) + ":ids" }
 
 func (s *Store) personalDataKey(id string) string { return s.userKey(id) + ":pd" }
+
+func (s *Store) passwordKey(id string) string { return s.userKey(id) + ":pwd" }
 
 // sessionIndexKey is the index of user id's session keys and consumed marks.
 func (s *Store) sessionIndexKey(id string) string { return s.userKey(id) + ":sessions" }

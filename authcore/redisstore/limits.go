@@ -49,3 +49,14 @@ func (s *Store) Allow(ctx context.Context, key string, limit int, per time.Durat
 func ceilMillis(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
+
+// Limited reports, without counting an event, whether key's window (as
+// Allow counts it) already holds limit events or more: then the time left
+// in the window, else 0.
+func (s *Store) Limited(ctx context.Context, key string, limit int) (time.Duration, error) {
+	ms, err := limitedScript.Run(ctx, s.c, []string{s.rateKey(key)}, limit).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: limited: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}

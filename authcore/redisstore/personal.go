@@ -121,8 +121,8 @@ func (s *Store) Audit(ctx context.Context, userID string, limit int) ([]authcore
 //     made for its new user stays), and so is the WeChat session key of
 //     each wechat identity that pointed at this user or at no one;
 //  3. back to 1, until nothing is left: erase_user.lua then deletes the
-//     user, its link set, its personal data, its sessions and consumed
-//     marks and its indexes in one go, and replies the refs index;
+//     user, its link set, its personal data, its password hash, its
+//     sessions and consumed marks and its indexes in one go, and replies the refs index;
 //  4. each ticket the user scanned and each face verification it started
 //     is deleted if it still names the user (compare and delete).
 //
@@ -139,7 +139,7 @@ func (s *Store) EraseUser(ctx context.Context, userID string) error {
 
 func (s *Store) eraseUser(ctx context.Context, userID string) error {
 	fixed := []string{s.userKey(userID), s.userLinksKey(userID), s.personalDataKey(userID),
-		s.sessionIndexKey(userID), s.refsKey(userID)}
+		s.sessionIndexKey(userID), s.refsKey(userID), s.passwordKey(userID)}
 	var done []any
 	for range eraseRounds {
 		sessions, err := s.c.ZRange(ctx, s.sessionIndexKey(userID), 0, -1).Result()

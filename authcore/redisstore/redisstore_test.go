@@ -266,7 +266,7 @@ func TestCluster(t *testing.T) {
 		ctx := context.Background()
 		for _, keys := range [][]string{
 			{"lh:{t:AbC-_123}", redisstore.New(c, redisstore.Options{}).TicketChannel("AbC-_123")},
-			{"lh:{u:u_1}", "lh:{u:u_1}:s:fam", "lh:{u:u_1}:s:fam:used:22dd", "lh:{u:u_1}:ids", "lh:{u:u_1}:pd", "lh:{u:u_1}:audit",
+			{"lh:{u:u_1}", "lh:{u:u_1}:s:fam", "lh:{u:u_1}:s:fam:used:22dd", "lh:{u:u_1}:ids", "lh:{u:u_1}:pd", "lh:{u:u_1}:pwd", "lh:{u:u_1}:audit",
 				"lh:{u:u_1}:sessions", "lh:{u:u_1}:refs"},
 		} {
 			want := c.ClusterKeySlot(ctx, keys[0]).Val()
@@ -436,6 +436,18 @@ func testAllow(t *testing.T, c redis.UniversalClient) {
 	}
 	if ok, _, _ := s.Allow(ctx, "5.6.7.8", 3, per); !ok {
 		t.Fatal("another key shares the window")
+	}
+	// Limited reads the window without counting.
+	for range 2 {
+		if left, err := s.Limited(ctx, "1.2.3.4", 3); err != nil || left <= 0 || left > per {
+			t.Fatalf("Limited of a full window: %v, %v; want 0 < left <= %v", left, err, per)
+		}
+		if left, err := s.Limited(ctx, "5.6.7.8", 2); err != nil || left != 0 {
+			t.Fatalf("Limited(limit 2) of a window with 1 event: %v, %v; want 0", left, err)
+		}
+	}
+	if left, err := s.Limited(ctx, "never-counted", 1); err != nil || left != 0 {
+		t.Fatalf("Limited of no window: %v, %v; want 0", left, err)
 	}
 	if ok, _, _ := s.Allow(ctx, "zero", 0, per); ok {
 		t.Fatal("limit 0 allowed an event")

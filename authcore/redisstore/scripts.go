@@ -67,6 +67,10 @@ var (
 	checkCodeLua string
 	//go:embed lua/put_sandbox_sms.lua
 	putSandboxSMSLua string
+	//go:embed lua/set_password.lua
+	setPasswordLua string
+	//go:embed lua/limited.lua
+	limitedLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -93,4 +97,6 @@ var (
 	putCodeScript         = redis.NewScript(putCodeLua)
 	checkCodeScript       = redis.NewScript(checkCodeLua)
 	putSandboxSMSScript   = redis.NewScript(putSandboxSMSLua)
+	setPasswordScript     = redis.NewScript(setPasswordLua)
+	limitedScript         = redis.NewScript(limitedLua)
 )

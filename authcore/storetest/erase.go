@@ -12,14 +12,16 @@ import (
 // Traces are the strings that name a user: after EraseUser none of them
 // may remain anywhere in a store but in the user's audit entries.
 type Traces struct {
-	UserID, OpenID, UnionID, Nickname string
+	UserID, OpenID, UnionID, Nickname, Username string
 }
 
 // All returns the traces as a list.
-func (tr Traces) All() []string { return []string{tr.UserID, tr.OpenID, tr.UnionID, tr.Nickname} }
+func (tr Traces) All() []string {
+	return []string{tr.UserID, tr.OpenID, tr.UnionID, tr.Nickname, tr.Username}
+}
 
 // EraseEverywhere puts a user into every record a store keeps about users
-// (identities, a session key, personal data, an audit entry, sessions of
+// (identities, a username, a password hash, a session key, personal data, an audit entry, sessions of
 // several login families, a rotated refresh token and a reused one, a
 // desktop session from a redeem, tickets it scanned, confirmed and
 // redeemed, a face verification in progress) beside a bystander, erases
@@ -31,7 +33,7 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Millisecond)
-	tr := Traces{UserID: "u-trace-Q7xw", OpenID: "o-trace-Z9kp", UnionID: "un-trace-V3bm", Nickname: "Nick-trace-W5mr"}
+	tr := Traces{UserID: "u-trace-Q7xw", OpenID: "o-trace-Z9kp", UnionID: "un-trace-V3bm", Nickname: "Nick-trace-W5mr", Username: "name-trace-K4ps"}
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
@@ -45,6 +47,9 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	_, _, err = s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat-web", Subject: "o-web-trace", UnionID: tr.UnionID}, authcore.Profile{}, authcore.User{ID: "unused"})
 	must("victim's second identity", err)
 	by := newUser(t, s, "bystander-trace", "Bystander", now)
+	username := authcore.Identity{Provider: "password", Subject: tr.Username}
+	must("username", s.LinkIdentity(ctx, username, u.ID))
+	must("password", s.SetPassword(ctx, authcore.PasswordChange{UserID: u.ID, New: "$argon2id$v=19$m=19456,t=2,p=1$" + tr.Username}))
 	must("session key", s.PutSessionKey(ctx, tr.OpenID, "sealed-sk", now.Add(time.Hour)))
 	must("personal data", s.PutPersonalData(ctx, u.ID, "phone", "sealed-phone"))
 	must("audit", s.AppendAudit(ctx, authcore.AuditEntry{Time: now, UserID: u.ID, Actor: "user", Action: "collect", Field: "phone"}))
@@ -116,6 +121,12 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	}
 	if _, err := s.SessionKey(ctx, tr.OpenID); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("the erased user's session key: %v, want ErrNotFound", err)
+	}
+	if _, err := s.PasswordHash(ctx, u.ID); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("the erased user's password hash: %v, want ErrNotFound", err)
+	}
+	if got, err := s.UserByIdentity(ctx, username); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("the erased user's username: user %q, %v; want ErrNotFound", got.ID, err)
 	}
 	if got, err := s.Audit(ctx, u.ID, 10); err != nil || len(got) != 1 {
 		t.Errorf("the erased user's audit: %d entries, %v; want the one kept", len(got), err)

@@ -55,6 +55,9 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("MarkSessionFace", func(t *testing.T) { testMarkSessionFace(t, newStore) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
 	t.Run("CodeRace", func(t *testing.T) { testCodeRace(t, newStore) })
+	t.Run("LinkUsername", func(t *testing.T) { testLinkUsername(t, newStore) })
+	t.Run("LinkIdentityRace", func(t *testing.T) { testLinkIdentityRace(t, newStore) })
+	t.Run("Passwords", func(t *testing.T) { testPasswords(t, newStore) })
 }
 
 type nudge struct {
