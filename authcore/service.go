@@ -117,6 +117,7 @@ type Config struct {
 	DPoPMaxAge time.Duration    // zero: 60s
 	Now        func() time.Time // nil: time.Now
 	Logger     *slog.Logger     // nil: discard
+	Regions    Regions          // where a client address is; nil: PrefixRegions
 	// PasswordHashers bounds the argon2id hashes computed at once (each
 	// takes DefaultArgon2.Memory); zero: 2 × GOMAXPROCS.
 	PasswordHashers int
@@ -142,6 +143,7 @@ type Service struct {
 	dpop      DPoPVerifier
 	now       func() time.Time
 	log       *slog.Logger
+	regions   Regions
 	hashes    *hashGate
 	common    map[string]struct{} // common passwords, lower-case
 	dummyHash string              // checked for logins without a password, to take the same time
@@ -163,7 +165,10 @@ func NewService(cfg Config) (*Service, error) {
 		sms: cfg.SMS, limiter: cfg.Limiter,
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		now:       cfg.Now, log: cfg.Logger,
+		now:       cfg.Now, log: cfg.Logger, regions: cfg.Regions,
+	}
+	if s.regions == nil {
+		s.regions = PrefixRegions{}
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTicketTTL
