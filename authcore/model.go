@@ -144,6 +144,16 @@ type SessionRecord struct {
 	AuthTime          time.Time
 	Provider, Subject string // identity used for this login
 	UnionID           string
+	// What the sessions list shows of the login: the client's device id
+	// (may be empty), the method (wx, sms, pwd, qr), the client address
+	// masked (MaskIP; never the full address), its region, the
+	// User-Agent (capped at MaxUserAgent) and when the session was last
+	// used (set when its access expiry slides). Refreshing keeps all but
+	// LastUsedAt.
+	DeviceID, Method string
+	IPMasked, Region string
+	UserAgent        string
+	LastUsedAt       time.Time
 }
 
 // LastAuth is when the user last proved themselves in this session: the

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"runtime"
 	"strings"
 	"time"
@@ -308,8 +307,7 @@ var errPasswordDisabled = Errorf(KindNotFound, "password login is not enabled on
 // password.
 type PasswordLoginRequest struct {
 	Login, Password string
-	DeviceID        string     // optional; checked, not kept yet
-	ClientIP        netip.Addr // for the per-address limit
+	Client          Client // its IP for the per-address limit too
 }
 
 // errBadLogin is the one answer to an unknown login, a user without a
@@ -340,10 +338,11 @@ func (s *Service) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (
 		return Session{}, Errorf(KindInvalid, "password is required")
 	case len(req.Password) > MaxPasswordBytes:
 		return Session{}, Errorf(KindInvalid, "password must be at most %d bytes", MaxPasswordBytes)
-	case req.DeviceID != "" && !ValidDeviceID(req.DeviceID):
-		return Session{}, Errorf(KindInvalid, "device_id must be 16-64 URL-safe characters")
 	}
-	addrKey := "pwd:a:" + clientKey(req.ClientIP)
+	if err := checkClient(req.Client); err != nil {
+		return Session{}, err
+	}
+	addrKey := "pwd:a:" + clientKey(req.Client.IP)
 	if err := s.passwordLocked(ctx, addrKey); err != nil {
 		return Session{}, err
 	}
@@ -385,10 +384,14 @@ func (s *Service) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (
 		if err := s.passwordFailed(ctx, addrKey, PasswordAddrFails); err != nil {
 			return Session{}, err
 		}
+		if u.ID != "" {
+			s.recordLogin(ctx, s.attempt(u.ID, MethodPwd, OutcomeFailed, req.Client))
+		}
 		s.log.InfoContext(ctx, "password login refused", slog.String("provider", id.Provider))
 		return Session{}, errBadLogin
 	}
-	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"pwd"}, Identity: id, AuthTime: s.now()})
+	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"pwd"}, Identity: id, AuthTime: s.now(),
+		Method: MethodPwd, Client: req.Client})
 	return sess, err
 }
 

@@ -33,7 +33,7 @@ func BenchmarkPasswordLogin(b *testing.B) {
 	var wrong, unknown []time.Duration
 	try := func(login string) time.Duration {
 		start := time.Now()
-		_, err := svc.PasswordLogin(ctx, authcore.PasswordLoginRequest{Login: login, Password: "not the password", ClientIP: addr})
+		_, err := svc.PasswordLogin(ctx, authcore.PasswordLoginRequest{Login: login, Password: "not the password", Client: authcore.Client{IP: addr}})
 		d := time.Since(start)
 		if authcore.KindOf(err) != authcore.KindUnauthorized {
 			b.Fatalf("login %s: %v, want KindUnauthorized", login, err)

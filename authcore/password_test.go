@@ -68,7 +68,7 @@ func TestPasswordAddressLock(t *testing.T) {
 	}
 	bad, good := netip.MustParseAddr("198.51.100.9"), netip.MustParseAddr("198.51.100.10")
 	login := func(login, password string, addr netip.Addr) error {
-		_, err := svc.PasswordLogin(ctx, authcore.PasswordLoginRequest{Login: login, Password: password, ClientIP: addr})
+		_, err := svc.PasswordLogin(ctx, authcore.PasswordLoginRequest{Login: login, Password: password, Client: authcore.Client{IP: addr}})
 		return err
 	}
 	for i := range authcore.PasswordAddrFails {

@@ -112,6 +112,29 @@ type SessionStore interface {
 	// DeleteSession revokes the session of access token ref (and its
 	// refresh token). Unknown tokens return ErrNotFound.
 	DeleteSession(ctx context.Context, ref TokenRef) error
+	// UserSessions returns the live sessions of user userID at now (those
+	// whose refresh token has not expired), in no particular order; none
+	// for an unknown user.
+	UserSessions(ctx context.Context, userID string, now time.Time) ([]SessionRecord, error)
+	// DeleteUserSession revokes the session of login family family if it
+	// is user userID's (and the family's consumed-refresh marks). It
+	// returns ErrNotFound when the user has no such session.
+	DeleteUserSession(ctx context.Context, userID, family string) error
+	// DeleteUserSessions revokes every session of user userID, with the
+	// consumed-refresh marks, as SetPassword does with no kept family.
+	DeleteUserSessions(ctx context.Context, userID string) error
+}
+
+// LoginStore keeps each user's login history beside the user: the last
+// LoginsKept attempts, erased with the user.
+type LoginStore interface {
+	// AppendLogin records a, dropping the oldest of a.UserID's attempts
+	// beyond LoginsKept. It records nothing, and returns ErrNotFound, when
+	// the user does not exist.
+	AppendLogin(ctx context.Context, a LoginAttempt) error
+	// Logins returns user userID's most recent attempts, newest first, at
+	// most limit.
+	Logins(ctx context.Context, userID string, limit int) ([]LoginAttempt, error)
 }
 
 // UserStore keeps users and their identities.
@@ -169,6 +192,7 @@ type Store interface {
 	FaceStore
 	CodeStore
 	PasswordStore
+	LoginStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }
@@ -191,7 +215,7 @@ type PersonalDataStore interface {
 	// user afterwards), its WeChat session keys, its personal data, every
 	// session of every login family with its consumed-refresh marks, every
 	// ticket it scanned (tickets carry the scanner's id and profile) and
-	// its face verifications in progress. Audit entries, which hold no
+	// its face verifications in progress, and its login history. Audit entries, which hold no
 	// personal data, stay. Erasing an unknown user returns ErrNotFound.
 	EraseUser(ctx context.Context, userID string) error
 }

@@ -489,6 +489,8 @@ type RedeemRequest struct {
 	DPoPProof  string // the DPoP header, if any
 	Method     string // HTTP method, for the DPoP htm check
 	Path       string // request path; htu must equal PublicURL + Path
+	UserAgent  string
+	DeviceID   string // optional; 16-64 URL-safe characters
 }
 
 // Redeem consumes a confirmed ticket exactly once and returns a session for
@@ -497,6 +499,10 @@ type RedeemRequest struct {
 // KindForbidden (address), KindConflict (not confirmed yet), KindExpired
 // (already redeemed, cancelled or expired).
 func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error) {
+	client := Client{IP: req.Client, UserAgent: req.UserAgent, DeviceID: req.DeviceID}
+	if err := checkClient(client); err != nil {
+		return Session{}, err
+	}
 	rec, err := s.authorizeDesktop(ctx, req.ID, req.Secret, req.Client)
 	if err != nil {
 		return Session{}, err
@@ -522,11 +528,12 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	// No AuthTime: the user authenticated on the phone, not on this
 	// desktop, so its session does not pass the recent-login rule of
 	// sensitive operations (RequireRecentLogin), however fresh the scan.
-	facts := sessionFacts{AMR: []string{"wx", "qr"}}
+	facts := sessionFacts{AMR: []string{"wx", "qr"}, Method: MethodQR, Client: client}
 	srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
 	u, err := s.store.RedeemTicket(ctx, Redemption{TicketID: rec.ID, FromVersion: rec.Version, Session: srec, Now: now})
 	switch {
 	case err == nil:
+		s.recordLogin(ctx, s.attempt(u.ID, MethodQR, OutcomeOK, client))
 		return issued(access, refresh, sessionUser(u, srec, facts.IsNew)), nil
 	case errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired):
 		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")

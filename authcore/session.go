@@ -105,6 +105,8 @@ type sessionFacts struct {
 	Identity Identity
 	IsNew    *bool
 	AuthTime time.Time // when the user authenticated on this device; zero: not here (QR redeem)
+	Method   string    // MethodWx, MethodSMS, MethodPwd, MethodQR
+	Client   Client
 }
 
 func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Session, SessionRecord, error) {
@@ -112,6 +114,7 @@ func (s *Service) newSession(ctx context.Context, u User, f sessionFacts) (Sessi
 	if err := s.store.CreateSession(ctx, rec); err != nil {
 		return Session{}, SessionRecord{}, fmt.Errorf("create session: %w", err)
 	}
+	s.recordLogin(ctx, s.attempt(u.ID, f.Method, OutcomeOK, f.Client))
 	return issued(access, refresh, sessionUser(u, rec, f.IsNew)), rec, nil
 }
 
@@ -128,6 +131,8 @@ func (s *Service) sessionRecord(userID string, f sessionFacts) (rec SessionRecor
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
 		CreatedAt: now, AMR: f.AMR, AuthTime: f.AuthTime,
 		Provider: f.Identity.Provider, Subject: f.Identity.Subject, UnionID: f.Identity.UnionID,
+		DeviceID: f.Client.DeviceID, Method: f.Method, IPMasked: MaskIP(f.Client.IP),
+		Region: s.regions.Region(f.Client.IP), UserAgent: truncate(f.Client.UserAgent, MaxUserAgent),
 	}
 	return rec, access, refresh
 }
@@ -170,7 +175,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 		ID: NewTicketID(), FamilyID: old.Family, UserID: old.UserID,
 		AccessHash: aref.Hash, RefreshHash: rref.Hash,
 		AccessExpiresAt: now.Add(AccessTokenTTL), RefreshExpiresAt: now.Add(RefreshTokenTTL),
-		CreatedAt: now,
+		CreatedAt: now, LastUsedAt: now,
 	}
 	p, err := s.store.RotateRefresh(ctx, old, next, now)
 	switch {
@@ -212,6 +217,7 @@ type WxLoginRequest struct {
 	// (WeChat no longer hands profiles to servers); empty keeps the stored
 	// profile, or a default for new users.
 	Nickname, AvatarURL string
+	Client              Client
 }
 
 // DefaultWeChatNickname is the name of a WeChat user who gave none, as
@@ -231,6 +237,9 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	}
 	if !ValidAvatarURL(req.AvatarURL) {
 		return Session{}, Errorf(KindInvalid, "avatar_url must be an https URL of at most %d bytes", maxAvatarURLLen)
+	}
+	if err := checkClient(req.Client); err != nil {
+		return Session{}, err
 	}
 	// What a desktop shows of its scanner must not carry control or bidi
 	// characters.
@@ -260,6 +269,7 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	if err := s.store.PutSessionKey(ctx, ws.OpenID, sealed, now.Add(RefreshTokenTTL)); err != nil {
 		return Session{}, fmt.Errorf("wx login: keep session key: %w", err)
 	}
-	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created, AuthTime: now})
+	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created, AuthTime: now,
+		Method: MethodWx, Client: req.Client})
 	return sess, err
 }

@@ -247,7 +247,7 @@ func codeHash(phone, purpose, code string) [32]byte {
 // SMSLoginRequest is a login with a code sent by SendSMSCode.
 type SMSLoginRequest struct {
 	Phone, Code string
-	DeviceID    string // optional; checked, not kept yet
+	Client      Client
 }
 
 // SMSLogin checks a login code and returns a session of the user whose
@@ -266,8 +266,8 @@ func (s *Service) SMSLogin(ctx context.Context, req SMSLoginRequest) (Session, e
 	if len(req.Code) != smsCodeDigits || !isDigits(req.Code) {
 		return Session{}, Errorf(KindInvalid, "code must be %d digits", smsCodeDigits)
 	}
-	if req.DeviceID != "" && !ValidDeviceID(req.DeviceID) {
-		return Session{}, Errorf(KindInvalid, "device_id must be 16-64 URL-safe characters")
+	if err := checkClient(req.Client); err != nil {
+		return Session{}, err
 	}
 	now := s.now()
 	ok, err := s.store.CheckCode(ctx, phone, PurposeLogin, codeHash(phone, PurposeLogin, req.Code), now)
@@ -284,7 +284,8 @@ func (s *Service) SMSLogin(ctx context.Context, req SMSLoginRequest) (Session, e
 	if err != nil {
 		return Session{}, fmt.Errorf("sms login: %w", err)
 	}
-	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"sms"}, Identity: id, IsNew: &created, AuthTime: now})
+	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"sms"}, Identity: id, IsNew: &created, AuthTime: now,
+		Method: MethodSMS, Client: req.Client})
 	return sess, err
 }
 

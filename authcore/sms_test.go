@@ -275,9 +275,9 @@ func TestSMSRefusals(t *testing.T) {
 		{Phone: "13800138000", Code: "12345a"},
 		{Phone: "13800138000", Code: ""},
 		{Phone: "bad", Code: "123456"},
-		{Phone: "13800138000", Code: "123456", DeviceID: "short"},
-		{Phone: "13800138000", Code: "123456", DeviceID: strings.Repeat("d", 65)},
-		{Phone: "13800138000", Code: "123456", DeviceID: "device id with spaces!"},
+		{Phone: "13800138000", Code: "123456", Client: authcore.Client{DeviceID: "short"}},
+		{Phone: "13800138000", Code: "123456", Client: authcore.Client{DeviceID: strings.Repeat("d", 65)}},
+		{Phone: "13800138000", Code: "123456", Client: authcore.Client{DeviceID: "device id with spaces!"}},
 	} {
 		if _, err := f.svc.SMSLogin(ctx, req); authcore.KindOf(err) != authcore.KindInvalid {
 			t.Errorf("SMSLogin(%+v): %v, want invalid", req, err)

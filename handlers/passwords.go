@@ -57,7 +57,7 @@ func handlePasswordLogin(d Deps) http.HandlerFunc {
 			return
 		}
 		sess, err := d.Auth.PasswordLogin(r.Context(), authcore.PasswordLoginRequest{
-			Login: req.Login, Password: req.Password, DeviceID: req.DeviceID, ClientIP: d.ClientIPs.ClientIP(r)})
+			Login: req.Login, Password: req.Password, Client: client(d, r, req.DeviceID)})
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return

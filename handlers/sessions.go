@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/loginhub/loginhub/authcore"
 )
 
@@ -11,6 +13,7 @@ func handleWxLogin(d Deps) http.HandlerFunc {
 		Code      string `json:"code"`
 		Nickname  string `json:"nickname"`
 		AvatarURL string `json:"avatar_url"`
+		DeviceID  string `json:"device_id"`
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req request
@@ -18,7 +21,8 @@ func handleWxLogin(d Deps) http.HandlerFunc {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		sess, err := d.Auth.WxLogin(r.Context(), authcore.WxLoginRequest{Code: req.Code, Nickname: req.Nickname, AvatarURL: req.AvatarURL})
+		sess, err := d.Auth.WxLogin(r.Context(), authcore.WxLoginRequest{Code: req.Code, Nickname: req.Nickname, AvatarURL: req.AvatarURL,
+			Client: client(d, r, req.DeviceID)})
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
@@ -50,14 +54,67 @@ func handleRefresh(d Deps) http.HandlerFunc {
 	}
 }
 
+// client is what a login request tells of its client.
+func client(d Deps, r *http.Request, deviceID string) authcore.Client {
+	return authcore.Client{IP: d.ClientIPs.ClientIP(r), UserAgent: r.UserAgent(), DeviceID: deviceID}
+}
+
+// handleLogout revokes the caller's session, or with {"all":true} every
+// session of the user.
 func handleLogout(d Deps) http.HandlerFunc {
+	type request struct {
+		All bool `json:"all"`
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := d.Auth.Logout(r.Context(), bearer(r)); err != nil {
+		var req request
+		if err := decode(w, r, &req, true); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
+		if !req.All {
+			if err := d.Auth.Logout(r.Context(), bearer(r)); err != nil {
+				writeError(w, r, d.Logger, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		p, ok := authenticated(d, w, r)
+		if !ok {
+			return
+		}
+		if err := d.Auth.LogoutAll(r.Context(), p); err != nil {
 			writeError(w, r, d.Logger, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+func handleMySessions(d Deps) http.HandlerFunc {
+	type response struct {
+		Sessions []authcore.SessionInfo `json:"sessions"`
+	}
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (response, error) {
+		l, err := d.Auth.MySessions(r.Context(), p)
+		return response{Sessions: l}, err
+	})
+}
+
+func handleRevokeMySession(d Deps) http.HandlerFunc {
+	return handleAuthedNoContent(d, func(r *http.Request, p authcore.Principal, _ noBody) error {
+		return d.Auth.RevokeMySession(r.Context(), p, chi.URLParam(r, "id"))
+	})
+}
+
+func handleMyLogins(d Deps) http.HandlerFunc {
+	type response struct {
+		Logins []authcore.LoginAttempt `json:"logins"`
+	}
+	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (response, error) {
+		l, err := d.Auth.MyLogins(r.Context(), p)
+		return response{Logins: l}, err
+	})
 }
 
 func handleMe(d Deps) http.HandlerFunc {

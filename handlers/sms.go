@@ -49,7 +49,7 @@ func handleSMSLogin(d Deps) http.HandlerFunc {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		sess, err := d.Auth.SMSLogin(r.Context(), authcore.SMSLoginRequest{Phone: req.Phone, Code: req.Code, DeviceID: req.DeviceID})
+		sess, err := d.Auth.SMSLogin(r.Context(), authcore.SMSLoginRequest{Phone: req.Phone, Code: req.Code, Client: client(d, r, req.DeviceID)})
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return

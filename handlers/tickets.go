@@ -84,7 +84,15 @@ func bearer(r *http.Request) string {
 }
 
 func handleRedeem(d Deps) http.HandlerFunc {
+	type request struct {
+		DeviceID string `json:"device_id"`
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := decode(w, r, &req, true); err != nil {
+			writeError(w, r, d.Logger, err)
+			return
+		}
 		secret := bearer(r)
 		if secret == "" {
 			writeError(w, r, d.Logger, authcore.Errorf(authcore.KindUnauthorized, "Authorization: Bearer <watch_secret> required"))
@@ -93,6 +101,7 @@ func handleRedeem(d Deps) http.HandlerFunc {
 		sess, err := d.Auth.Redeem(r.Context(), authcore.RedeemRequest{
 			ID: chi.URLParam(r, "id"), Secret: secret, Client: d.ClientIPs.ClientIP(r),
 			DPoPProof: r.Header.Get("DPoP"), Method: r.Method, Path: r.URL.Path,
+			UserAgent: r.UserAgent(), DeviceID: req.DeviceID,
 		})
 		if err != nil {
 			writeError(w, r, d.Logger, err)

@@ -208,6 +208,7 @@ type storedSession struct {
 	createdAt        int64
 	faceAt           int64
 	authTime         int64
+	lastUsedAt       int64
 	text             packed // the session fields below
 }
 
@@ -220,6 +221,11 @@ const (
 	sProvider
 	sSubject
 	sUnionID
+	sDeviceID
+	sMethod
+	sIPMasked
+	sRegion
+	sUserAgent
 )
 
 func storeSession(r authcore.SessionRecord) storedSession {
@@ -230,7 +236,9 @@ func storeSession(r authcore.SessionRecord) storedSession {
 		createdAt:        nanos(r.CreatedAt),
 		faceAt:           nanos(r.FaceAt),
 		authTime:         nanos(r.AuthTime),
-		text:             pack(r.ID, r.FamilyID, r.UserID, strings.Join(r.AMR, " "), r.Provider, r.Subject, r.UnionID),
+		lastUsedAt:       nanos(r.LastUsedAt),
+		text: pack(r.ID, r.FamilyID, r.UserID, strings.Join(r.AMR, " "), r.Provider, r.Subject, r.UnionID,
+			r.DeviceID, r.Method, r.IPMasked, r.Region, r.UserAgent),
 	}
 }
 
@@ -268,5 +276,11 @@ func (s *storedSession) record(accessHash [32]byte) authcore.SessionRecord {
 		Provider:         s.text.field(sProvider),
 		Subject:          s.text.field(sSubject),
 		UnionID:          s.text.field(sUnionID),
+		DeviceID:         s.text.field(sDeviceID),
+		Method:           s.text.field(sMethod),
+		IPMasked:         s.text.field(sIPMasked),
+		Region:           s.text.field(sRegion),
+		UserAgent:        s.text.field(sUserAgent),
+		LastUsedAt:       timeOf(s.lastUsedAt),
 	}
 }

@@ -45,6 +45,7 @@ type Store struct {
 	codes     map[codeKey]authcore.OneTimeCode     // live SMS codes
 	mailboxes map[string]mailbox                   // the sandbox's SMS messages, by number
 	passwords map[string]string                    // user id → password hash (PHC string)
+	logins    map[string]*loginRing                // user id → login history
 	lastSweep time.Time
 }
 
@@ -104,6 +105,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		notify: notify, now: now,
 		tickets:   map[string]storedTicket{},
 		sessions:  map[[32]byte]storedSession{},
+		logins:    map[string]*loginRing{},
 		refreshes: map[[32]byte][32]byte{},
 		consumed:  map[[32]byte]consumedRefresh{},
 		users:     map[string]authcore.User{},
@@ -343,6 +345,7 @@ func (s *Store) principalLocked(ref authcore.TokenRef, now time.Time, slide time
 	}
 	if exp.After(timeOf(r.accessExpiresAt)) {
 		r.accessExpiresAt = nanos(exp)
+		r.lastUsedAt = nanos(now)
 		s.sessions[ref.Hash] = r
 	}
 	return authcore.Principal{User: u, Session: r.record(ref.Hash)}, nil
@@ -372,6 +375,7 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
 	next.AMR, next.FaceAt, next.AuthTime = old.AMR, old.FaceAt, old.AuthTime
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
+	next.DeviceID, next.Method, next.IPMasked, next.Region, next.UserAgent = old.DeviceID, old.Method, old.IPMasked, old.Region, old.UserAgent
 	s.putSessionLocked(next)
 	return authcore.Principal{User: u, Session: next}, nil
 }

@@ -197,7 +197,8 @@ func decodeTime(s string) (time.Time, error) {
 // mark_face.lua), "at" AuthTime; the user and the family are in the key. Every field is
 // written, even empty, so that writing them replaces a whole record.
 // withIdentity false leaves out the fields that RotateRefresh keeps from
-// the old record (amr, fa, at, p, s, un).
+// the old record (amr, fa, at, p, s, un, d, m, ip, rg, ua). "lu" is
+// LastUsedAt, which live_session (session.lua) sets as it slides "ae".
 func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 	f := []any{
 		"i", r.ID,
@@ -206,6 +207,7 @@ func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 		"ae", encodeTime(r.AccessExpiresAt),
 		"re", encodeTime(r.RefreshExpiresAt),
 		"c", encodeTime(r.CreatedAt),
+		"lu", encodeTime(r.LastUsedAt),
 	}
 	if withIdentity {
 		amr := ""
@@ -216,7 +218,8 @@ func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 			}
 			amr = string(b)
 		}
-		f = append(f, "amr", amr, "fa", encodeTime(r.FaceAt), "at", encodeTime(r.AuthTime), "p", r.Provider, "s", r.Subject, "un", r.UnionID)
+		f = append(f, "amr", amr, "fa", encodeTime(r.FaceAt), "at", encodeTime(r.AuthTime), "p", r.Provider, "s", r.Subject, "un", r.UnionID,
+			"d", r.DeviceID, "m", r.Method, "ip", r.IPMasked, "rg", r.Region, "ua", r.UserAgent)
 	}
 	return f, nil
 }
@@ -229,7 +232,8 @@ func decodeSession(ref authcore.TokenRef, reply any) (authcore.SessionRecord, er
 		return authcore.SessionRecord{}, err
 	}
 	r := authcore.SessionRecord{ID: m["i"], FamilyID: ref.Family, UserID: ref.UserID,
-		Provider: m["p"], Subject: m["s"], UnionID: m["un"]}
+		Provider: m["p"], Subject: m["s"], UnionID: m["un"],
+		DeviceID: m["d"], Method: m["m"], IPMasked: m["ip"], Region: m["rg"], UserAgent: m["ua"]}
 	for _, h := range []struct {
 		dst *[32]byte
 		src string
@@ -241,7 +245,7 @@ func decodeSession(ref authcore.TokenRef, reply any) (authcore.SessionRecord, er
 	for _, t := range []struct {
 		dst *time.Time
 		src string
-	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.FaceAt, m["fa"]}, {&r.AuthTime, m["at"]}} {
+	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.FaceAt, m["fa"]}, {&r.AuthTime, m["at"]}, {&r.LastUsedAt, m["lu"]}} {
 		if *t.dst, err = decodeTime(t.src); err != nil {
 			return authcore.SessionRecord{}, errors.New("corrupt session (time)")
 		}

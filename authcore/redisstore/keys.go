@@ -27,6 +27,8 @@ import (
 //	                                   hold stale names, which erasure skips); no TTL
 //	lh:{u:<user id>}:pd                personal data (hash: field → value sealed by the Vault); no TTL
 //	lh:{u:<user id>}:pwd               the user's password hash (string, a PHC argon2id string); no TTL
+//	lh:{u:<user id>}:logins            login history (list of JSON authcore.LoginAttempt, newest first, the last
+//	                                   authcore.LoginsKept); no TTL; erased with the user
 //	lh:{u:<user id>}:audit             audit trail (list of JSON authcore.AuditEntry, oldest first, the last
 //	                                   authcore.AuditKept); no TTL: kept after the user's erasure
 //	lh:{i:<provider>:<subject>}        identity → user id; no TTL
@@ -58,7 +60,7 @@ import (
 //
 // The braces are Redis Cluster hash tags: a ticket and its channel share
 // one slot, and a user shares one with its sessions, link set, personal
-// data, password hash and audit trail, so that one script reads a session and its user, or
+// data, password hash, login history and audit trail, so that one script reads a session and its user, or
 // erases a user, on a Cluster too. Access tokens name their user and family
 // (authcore.TokenRef), so every session key is known before a script runs.
 // A user's identities, unionids and WeChat session_keys live in other
@@ -102,6 +104,8 @@ func (s *Store) sessionIndexKey(id string) string { return s.userKey(id) + ":ses
 
 // refsKey is the index of records in other slots that name user id.
 func (s *Store) refsKey(id string) string { return s.userKey(id) + ":refs" }
+
+func (s *Store) loginsKey(id string) string { return s.userKey(id) + ":logins" }
 
 func (s *Store) auditKey(id string) string { return s.userKey(id) + ":audit" }
 

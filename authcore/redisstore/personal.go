@@ -139,7 +139,7 @@ func (s *Store) EraseUser(ctx context.Context, userID string) error {
 
 func (s *Store) eraseUser(ctx context.Context, userID string) error {
 	fixed := []string{s.userKey(userID), s.userLinksKey(userID), s.personalDataKey(userID),
-		s.sessionIndexKey(userID), s.refsKey(userID), s.passwordKey(userID)}
+		s.sessionIndexKey(userID), s.refsKey(userID), s.passwordKey(userID), s.loginsKey(userID)}
 	var done []any
 	for range eraseRounds {
 		sessions, err := s.c.ZRange(ctx, s.sessionIndexKey(userID), 0, -1).Result()

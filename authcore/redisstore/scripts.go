@@ -71,6 +71,10 @@ var (
 	setPasswordLua string
 	//go:embed lua/limited.lua
 	limitedLua string
+	//go:embed lua/append_login.lua
+	appendLoginLua string
+	//go:embed lua/revoke_sessions.lua
+	revokeSessionsLua string
 
 	moveScript            = redis.NewScript(ticketLib + moveLua)
 	phoneMoveScript       = redis.NewScript(ticketLib + sessionLib + phoneMoveLua)
@@ -99,4 +103,6 @@ var (
 	putSandboxSMSScript   = redis.NewScript(putSandboxSMSLua)
 	setPasswordScript     = redis.NewScript(setPasswordLua)
 	limitedScript         = redis.NewScript(limitedLua)
+	appendLoginScript     = redis.NewScript(appendLoginLua)
+	revokeSessionsScript  = redis.NewScript(revokeSessionsLua)
 )

@@ -13,15 +13,16 @@ import (
 // may remain anywhere in a store but in the user's audit entries.
 type Traces struct {
 	UserID, OpenID, UnionID, Nickname, Username string
+	DeviceID                                    string // on its sessions and in its login history
 }
 
 // All returns the traces as a list.
 func (tr Traces) All() []string {
-	return []string{tr.UserID, tr.OpenID, tr.UnionID, tr.Nickname, tr.Username}
+	return []string{tr.UserID, tr.OpenID, tr.UnionID, tr.Nickname, tr.Username, tr.DeviceID}
 }
 
 // EraseEverywhere puts a user into every record a store keeps about users
-// (identities, a username, a password hash, a session key, personal data, an audit entry, sessions of
+// (identities, a username, a password hash, a session key, personal data, an audit entry, a login history, sessions of
 // several login families, a rotated refresh token and a reused one, a
 // desktop session from a redeem, tickets it scanned, confirmed and
 // redeemed, a face verification in progress) beside a bystander, erases
@@ -33,7 +34,8 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Millisecond)
-	tr := Traces{UserID: "u-trace-Q7xw", OpenID: "o-trace-Z9kp", UnionID: "un-trace-V3bm", Nickname: "Nick-trace-W5mr", Username: "name-trace-K4ps"}
+	tr := Traces{UserID: "u-trace-Q7xw", OpenID: "o-trace-Z9kp", UnionID: "un-trace-V3bm", Nickname: "Nick-trace-W5mr", Username: "name-trace-K4ps",
+		DeviceID: "dev-trace-J8nd2Lq0Xa"}
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
@@ -52,6 +54,8 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	must("password", s.SetPassword(ctx, authcore.PasswordChange{UserID: u.ID, New: "$argon2id$v=19$m=19456,t=2,p=1$" + tr.Username}))
 	must("session key", s.PutSessionKey(ctx, tr.OpenID, "sealed-sk", now.Add(time.Hour)))
 	must("personal data", s.PutPersonalData(ctx, u.ID, "phone", "sealed-phone"))
+	must("login history", s.AppendLogin(ctx, authcore.LoginAttempt{UserID: u.ID, At: now, Method: authcore.MethodPwd,
+		Outcome: authcore.OutcomeFailed, IPMasked: "203.0.113.*", Region: "203.0.0.0/16", DeviceID: tr.DeviceID}))
 	must("audit", s.AppendAudit(ctx, authcore.AuditEntry{Time: now, UserID: u.ID, Actor: "user", Action: "collect", Field: "phone"}))
 
 	// Sessions: one rotated (a consumed mark), one whose family was revoked
@@ -59,6 +63,7 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	session := func() (authcore.SessionRecord, authcore.TokenRef, authcore.TokenRef) {
 		rec, a, r := newSession(now, u.ID)
 		rec.Subject, rec.UnionID = tr.OpenID, tr.UnionID
+		rec.DeviceID, rec.Method, rec.IPMasked, rec.Region = tr.DeviceID, authcore.MethodWx, "203.0.113.*", "203.0.0.0/16"
 		must("CreateSession", s.CreateSession(ctx, rec))
 		return rec, a, r
 	}
@@ -127,6 +132,15 @@ func EraseEverywhere(t *testing.T, s authcore.Store) Traces {
 	}
 	if got, err := s.UserByIdentity(ctx, username); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("the erased user's username: user %q, %v; want ErrNotFound", got.ID, err)
+	}
+	if got, err := s.Logins(ctx, u.ID, 10); err != nil || len(got) != 0 {
+		t.Errorf("the erased user's login history: %d entries, %v; want none", len(got), err)
+	}
+	if got, err := s.UserSessions(ctx, u.ID, now); err != nil || len(got) != 0 {
+		t.Errorf("the erased user's sessions list: %d sessions, %v; want none", len(got), err)
+	}
+	if err := s.AppendLogin(ctx, authcore.LoginAttempt{UserID: u.ID, At: now, Method: authcore.MethodPwd, Outcome: authcore.OutcomeFailed}); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("AppendLogin for an erased user: %v, want ErrNotFound", err)
 	}
 	if got, err := s.Audit(ctx, u.ID, 10); err != nil || len(got) != 1 {
 		t.Errorf("the erased user's audit: %d entries, %v; want the one kept", len(got), err)

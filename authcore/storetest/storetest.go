@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("LinkUsername", func(t *testing.T) { testLinkUsername(t, newStore) })
 	t.Run("LinkIdentityRace", func(t *testing.T) { testLinkIdentityRace(t, newStore) })
 	t.Run("Passwords", func(t *testing.T) { testPasswords(t, newStore) })
+	t.Run("UserSessions", func(t *testing.T) { testUserSessions(t, newStore) })
+	t.Run("Logins", func(t *testing.T) { testLogins(t, newStore) })
 }
 
 type nudge struct {
@@ -498,6 +500,7 @@ func testPrincipalByAccess(t *testing.T, newStore NewStore) {
 	}
 	want := sess
 	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
+	want.LastUsedAt = now.Add(10 * time.Minute)      // and noted as used
 	checkSession(t, "PrincipalByAccess", got.Session, want)
 	wantUser, err := s.User(ctx, u.ID)
 	if err != nil {
@@ -584,6 +587,7 @@ func testTransitionAs(t *testing.T, newStore NewStore) {
 	}
 	want := aliceSess
 	want.AccessExpiresAt = now.Add(40 * time.Minute) // slid
+	want.LastUsedAt = later
 	checkSession(t, "TransitionAs", res.Principal.Session, want)
 	checkUser(t, "TransitionAs", res.Principal.User, alice)
 	if got, err := s.PrincipalByAccess(ctx, aliceRef, now, 0); err != nil || !got.Session.AccessExpiresAt.Equal(want.AccessExpiresAt) {
@@ -963,6 +967,8 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	sess.AMR = []string{"wx", "qr"}
 	sess.FaceAt = now.Add(-time.Minute)
 	sess.RefreshExpiresAt = now.Add(40 * time.Minute)
+	sess.DeviceID, sess.Method, sess.UserAgent = "dev-roundtrip-0123456789", authcore.MethodQR, "Mozilla/5.0 (round trip)"
+	sess.IPMasked, sess.Region = "2001:db8:1:2::/64", "2001:db8::/32"
 	if err := s.CreateSession(ctx, sess); err != nil {
 		t.Fatal(err)
 	}
@@ -972,6 +978,7 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	}
 	want := sess
 	want.AccessExpiresAt = sess.RefreshExpiresAt // the slide never passes the refresh expiry
+	want.LastUsedAt = now.Add(20 * time.Minute)
 	checkSession(t, "PrincipalByAccess", got.Session, want)
 
 	next, nextAccess, nextRefresh := sessionIn(sess.FamilyID, now.Add(time.Minute), u.ID)
@@ -983,6 +990,7 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	want = next
 	want.AMR, want.FaceAt, want.AuthTime = sess.AMR, sess.FaceAt, sess.AuthTime // the login's, not the refresh's
 	want.Provider, want.Subject, want.UnionID = sess.Provider, sess.Subject, sess.UnionID
+	want.DeviceID, want.Method, want.IPMasked, want.Region, want.UserAgent = sess.DeviceID, sess.Method, sess.IPMasked, sess.Region, sess.UserAgent
 	checkSession(t, "RotateRefresh", rotated.Session, want)
 	checkUser(t, "RotateRefresh", rotated.User, u)
 	if got, err := s.PrincipalByAccess(ctx, nextAccess, now.Add(time.Minute), 0); err != nil {
@@ -1013,12 +1021,13 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 func checkSession(t *testing.T, what string, got, want authcore.SessionRecord) {
 	t.Helper()
 	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.FaceAt.Equal(want.FaceAt) || !got.AuthTime.Equal(want.AuthTime) {
-		t.Errorf("%s times: got %v %v %v face %v auth %v, want %v %v %v face %v auth %v", what,
-			got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime,
-			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime)
+		!got.FaceAt.Equal(want.FaceAt) || !got.AuthTime.Equal(want.AuthTime) || !got.LastUsedAt.Equal(want.LastUsedAt) {
+		t.Errorf("%s times: got %v %v %v face %v auth %v used %v, want %v %v %v face %v auth %v used %v", what,
+			got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime, got.LastUsedAt,
+			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime, want.LastUsedAt)
 	}
 	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime
+	got.LastUsedAt = want.LastUsedAt
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
 	}

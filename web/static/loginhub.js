@@ -37,7 +37,8 @@
  *     of this login.
  *  3. On "confirmed" the ticket is redeemed with the watch secret and a DPoP
  *     proof whose htu is the hub's public URL (the part of qr_url before
- *     "/s/") + the redeem path; onLogin receives the session and everything
+ *     "/s/") + the redeem path, and the browser's device_id (made once,
+ *     kept in localStorage); onLogin receives the session and everything
  *     stops.
  *  4. On "expired" or "cancelled" a fresh ticket and QR code follow by
  *     themselves.
@@ -119,6 +120,31 @@
     var b = new Uint8Array(16);
     global.crypto.getRandomValues(b); // available outside secure contexts too
     return b64url(b);
+  }
+
+  // deviceID returns this browser's device id: 16 random bytes, base64url
+  // (22 characters), made once and kept in localStorage, so that the
+  // user's sessions list and login history can tell this browser from
+  // their others. Where localStorage is unavailable (blocked, sandboxed
+  // frames) it lasts as long as the page.
+  var DEVICE_KEY = "loginhub.device_id";
+  var pageDeviceID;
+  function deviceID() {
+    var id;
+    try {
+      id = global.localStorage.getItem(DEVICE_KEY);
+    } catch (err) {
+      id = null;
+    }
+    if (id && /^[A-Za-z0-9_-]{16,64}$/.test(id)) return id;
+    if (pageDeviceID) return pageDeviceID;
+    id = randomID();
+    try {
+      global.localStorage.setItem(DEVICE_KEY, id);
+    } catch (err) {
+      pageDeviceID = id;
+    }
+    return id;
   }
 
   // publicBase returns the hub's public base URL from a qr_url, or "".
@@ -460,7 +486,7 @@
               return;
             }
           }
-          session = await request("POST", path, { secret: secret, proof: proof });
+          session = await request("POST", path, { secret: secret, proof: proof, body: { device_id: deviceID() } });
         } catch (e) {
           if (e === ABORTED || stopped) return;
           // A rejected redeem does not consume the ticket, so a transient

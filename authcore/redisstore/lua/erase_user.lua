@@ -6,7 +6,7 @@
 -- unlinked (a login linked one meanwhile), or the session index a key the
 -- caller did not declare (a login made one meanwhile), nothing is deleted
 -- and the script says which, for the caller to deal with and call again.
--- Otherwise the user, its link set, its personal data, its password hash,
+-- Otherwise the user, its link set, its personal data, its password hash, its login history,
 -- its sessions and consumed-refresh marks and both indexes go, together, and the script
 -- replies the index of records in other slots that name the user (tickets
 -- it scanned, face verifications), for the caller to delete; its audit
@@ -14,8 +14,8 @@
 --
 -- KEYS[1] the user hash, KEYS[2] its link set, KEYS[3] its personal data,
 -- KEYS[4] its session index, KEYS[5] its index of records in other slots,
--- KEYS[6] its password hash,
--- KEYS[7..] the keys the session index named (sessions, consumed marks)
+-- KEYS[6] its password hash, KEYS[7] its login history,
+-- KEYS[8..] the keys the session index named (sessions, consumed marks)
 -- ARGV[1..] the links already unlinked
 -- Replies {'links', links still to unlink...}, {'keys'} (the session
 -- index names keys not in KEYS), or {'done', entries of KEYS[5]...}; or an
@@ -37,7 +37,7 @@ if #pending > 1 then
   return pending
 end
 local declared = {}
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   declared[KEYS[i]] = true
 end
 for _, key in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do

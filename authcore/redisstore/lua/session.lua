@@ -7,7 +7,7 @@
 -- live_session returns the field/value pairs of the session at key if it
 -- is access token ah's (hex) and live at now (unix ms), after sliding its
 -- access expiry to slide_to, never past its refresh expiry (the key's
--- TTL); nil otherwise.
+-- TTL), and its last use ('lu') to now when it slides; nil otherwise.
 local function live_session(key, ah, now, slide_to)
   local rec = redis.call('HGETALL', key)
   local got, ai, re
@@ -30,8 +30,18 @@ local function live_session(key, ah, now, slide_to)
     exp, s = tonumber(re), re
   end
   if exp > ae then
-    redis.call('HSET', key, 'ae', s)
+    local used = tostring(now)
+    redis.call('HSET', key, 'ae', s, 'lu', used)
     rec[ai] = s
+    local seen = false
+    for i = 1, #rec, 2 do
+      if rec[i] == 'lu' then
+        rec[i + 1], seen = used, true
+      end
+    end
+    if not seen then
+      rec[#rec + 1], rec[#rec + 2] = 'lu', used
+    end
   end
   return rec
 end
