@@ -411,6 +411,23 @@ func testBrowserDesktopLogin(t *testing.T, page string, screenshot bool) {
 	if scanned < 0 || loggedIn < scanned || states[len(states)-1] != "logged-in" {
 		t.Fatalf("#status data-state history %q: want scanned, then logged-in last", states)
 	}
+	// The redeem sent the device id the page keeps in localStorage: the
+	// desktop's session lists it.
+	device := evalJS[string](b, "read the device id", `localStorage.getItem("loginhub.device_id") || ""`)
+	if len(device) < 22 || !authcore.ValidDeviceID(device) {
+		t.Fatalf("localStorage loginhub.device_id = %q, want 22+ URL-safe characters", device)
+	}
+	r = call(t, phone, "GET", h.URL+"/v1/me/sessions", erin.AccessToken, nil)
+	mustStatus(t, "GET /v1/me/sessions", r, 200)
+	var list sessionsList
+	r.decode(t, &list)
+	found := false
+	for _, s := range list.Sessions {
+		found = found || s.Method == "qr" && s.DeviceID == device
+	}
+	if !found {
+		t.Errorf("erin's sessions %+v: want a qr session of device %q", list.Sessions, device)
+	}
 	// The page was never reloaded: the recorder installed above still runs.
 	b.noExceptions()
 }
