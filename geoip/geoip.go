@@ -51,15 +51,19 @@ func Open(path string) (*DB, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("geoip: read %s: %w", path, err)
 	}
+	var xdbErr error
 	if looksLikeXDB(head[:n]) {
 		x, err := openXDB(path)
-		if err != nil {
-			return nil, fmt.Errorf("geoip: %s: %w", path, err)
+		if err == nil {
+			return &DB{kind: "xdb", detail: x.ipName(), src: x}, nil
 		}
-		return &DB{kind: "xdb", detail: x.ipName(), src: x}, nil
+		xdbErr = err // an unlucky MaxMind file, or a broken xdb
 	}
 	m, err := openMMDB(path)
 	if err != nil {
+		if xdbErr != nil {
+			return nil, fmt.Errorf("geoip: %s: %w", path, xdbErr)
+		}
 		return nil, fmt.Errorf("geoip: %s is neither an ip2region .xdb nor a MaxMind .mmdb: %w", path, err)
 	}
 	return &DB{kind: "mmdb", detail: m.databaseType(), src: m}, nil
@@ -80,15 +84,13 @@ func (d *DB) Region(addr netip.Addr) string {
 		return ""
 	}
 	if key, ok := d.src.lookup(addr.Unmap().WithZone("")); ok {
-		if r, ok := d.cache.get(key); ok {
-			if r != "" {
-				return r
-			}
-		} else if r := d.src.region(key); r != "" {
+		r, cached := d.cache.get(key)
+		if !cached {
+			r = d.src.region(key)
 			d.cache.put(key, r)
+		}
+		if r != "" {
 			return r
-		} else {
-			d.cache.put(key, "")
 		}
 	}
 	return authcore.PrefixRegions{}.Region(addr)
