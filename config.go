@@ -43,6 +43,7 @@ type Config struct {
 	LogLevel              string        // info
 	MaxSockets            int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
 	InternalAddr          string        // "": no /metrics and no pprof; else both on this address, never on Addr
+	GeoIPDB               string        // LOGINHUB_GEOIP_DB: a MaxMind City .mmdb or an ip2region .xdb, opened by run; "": regions are address prefixes
 	SandboxSetting        string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
 	SMSProvider           string        // LOGINHUB_SMS_PROVIDER: aliyun or tencent; "": SMS emulated when the sandbox is on, else disabled
 	SMSAccessKeyID        string        // the provider's AccessKey ID (aliyun) or SecretId (tencent); required with a provider
@@ -187,6 +188,7 @@ var settings = []setting{
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
 	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"LOGINHUB_GEOIP_DB", "", "path of a MaxMind GeoIP2/GeoLite2 City .mmdb or an ip2region .xdb: a login's region is country/province/city; empty = the address's /16 (IPv4) or /32 (IPv6)"},
 	{"LOGINHUB_INTERNAL_ADDR", "", "if set, serve /metrics and Go's pprof profiles on this address, never on the public one (keep it on a private network or loopback)"},
 }
 
@@ -281,6 +283,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.SMSSdkAppID, c.SMSRegion = get("LOGINHUB_SMS_SDK_APP_ID"), get("LOGINHUB_SMS_REGION")
 	c.SMSBaseURL = strings.TrimRight(get("LOGINHUB_SMS_BASE_URL"), "/")
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
+	c.GeoIPDB = get("LOGINHUB_GEOIP_DB")
 	if getenv("LOGINHUB_DEBUG_ADDR") != "" {
 		// Refused rather than ignored: a deployment that set it expects
 		// pprof somewhere, and now /metrics moved there too.

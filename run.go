@@ -28,6 +28,7 @@ import (
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/bench"
 	"github.com/loginhub/loginhub/gcpolicy"
+	"github.com/loginhub/loginhub/geoip"
 	"github.com/loginhub/loginhub/handlers"
 	"github.com/loginhub/loginhub/hub"
 	"github.com/loginhub/loginhub/hub/redisbroker"
@@ -53,6 +54,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	regions, regionsName, closeRegions, err := openRegions(cfg.GeoIPDB)
+	if err != nil {
+		return err
+	}
+	defer closeRegions(log)
 	gc, stopGC := gcpolicy.Start(getenv)
 	defer stopGC()
 
@@ -167,6 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Store: store, Signer: signer, Vault: vault,
 		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
+		Regions: regions,
 	})
 	if err != nil {
 		return err
@@ -226,7 +233,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
-		"sandbox", cfg.Sandbox(), "sms", smsMode(cfg), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc)
+		"sandbox", cfg.Sandbox(), "sms", smsMode(cfg), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc,
+		"regions", regionsName)
 	if cfg.EmulatedSMS() && !cfg.LoopbackPublicURL() {
 		log.Warn("SMS emulated beyond loopback: codes are not sent, anyone can read them at /sandbox/sms and log in as any number",
 			"public_url", cfg.PublicURL)
@@ -262,6 +270,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openRegions opens LOGINHUB_GEOIP_DB; without it regions are address
+// prefixes. name says which for the start-up log: "prefix", or the path and
+// the database's type. closeRegions runs once nothing looks regions up.
+func openRegions(path string) (regions authcore.Regions, name string, closeRegions func(*slog.Logger), err error) {
+	if path == "" {
+		return authcore.PrefixRegions{}, "prefix", func(*slog.Logger) {}, nil
+	}
+	db, err := geoip.Open(path)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("LOGINHUB_GEOIP_DB: %w", err)
+	}
+	closeRegions = func(log *slog.Logger) {
+		if err := db.Close(); err != nil {
+			log.Warn("closing the GeoIP database", "err", err)
+		}
+	}
+	return db, fmt.Sprintf("%s (%s %s)", path, db.Kind(), db.Detail()), closeRegions, nil
 }
 
 // serveInternal serves /metrics and Go's pprof profiles on addr

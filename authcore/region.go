@@ -6,8 +6,9 @@ import (
 
 // Regions names the region a client address is in, for the login
 // history, the sessions list and risk control. An implementation reads a
-// GeoIP database; without one the core uses PrefixRegions. Region must be
-// safe for concurrent use and fast (it runs on every login).
+// GeoIP database (the geoip package, LOGINHUB_GEOIP_DB); without one the
+// core uses PrefixRegions. Region must be safe for concurrent use and fast
+// (it runs on every login).
 type Regions interface {
 	// Region returns a short region name ("CN/Guangdong/Shenzhen"), or
 	// "" when the address is unknown.
