@@ -50,18 +50,8 @@ func handlePasswordLogin(d Deps) http.HandlerFunc {
 		Password string `json:"password"`
 		DeviceID string `json:"device_id"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		sess, err := d.Auth.PasswordLogin(r.Context(), authcore.PasswordLoginRequest{
+	return handleLogin(d, func(r *http.Request, req request) (authcore.Session, error) {
+		return d.Auth.PasswordLogin(r.Context(), authcore.PasswordLoginRequest{
 			Login: req.Login, Password: req.Password, Client: client(d, r, req.DeviceID)})
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, sess)
-	}
+	})
 }

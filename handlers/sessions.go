@@ -8,21 +8,17 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 )
 
-func handleWxLogin(d Deps) http.HandlerFunc {
-	type request struct {
-		Code      string `json:"code"`
-		Nickname  string `json:"nickname"`
-		AvatarURL string `json:"avatar_url"`
-		DeviceID  string `json:"device_id"`
-	}
+// handleLogin is a route that answers a session (a login, a refresh):
+// decode the body into a T, get the session with it, answer it (never
+// cached).
+func handleLogin[T any](d Deps, login func(r *http.Request, body T) (authcore.Session, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
+		var body T
+		if err := decode(w, r, &body, false); err != nil {
 			writeError(w, r, d.Logger, err)
 			return
 		}
-		sess, err := d.Auth.WxLogin(r.Context(), authcore.WxLoginRequest{Code: req.Code, Nickname: req.Nickname, AvatarURL: req.AvatarURL,
-			Client: client(d, r, req.DeviceID)})
+		sess, err := login(r, body)
 		if err != nil {
 			writeError(w, r, d.Logger, err)
 			return
@@ -31,27 +27,29 @@ func handleWxLogin(d Deps) http.HandlerFunc {
 	}
 }
 
+func handleWxLogin(d Deps) http.HandlerFunc {
+	type request struct {
+		Code      string `json:"code"`
+		Nickname  string `json:"nickname"`
+		AvatarURL string `json:"avatar_url"`
+		DeviceID  string `json:"device_id"`
+	}
+	return handleLogin(d, func(r *http.Request, req request) (authcore.Session, error) {
+		return d.Auth.WxLogin(r.Context(), authcore.WxLoginRequest{Code: req.Code, Nickname: req.Nickname, AvatarURL: req.AvatarURL,
+			Client: client(d, r, req.DeviceID)})
+	})
+}
+
 func handleRefresh(d Deps) http.HandlerFunc {
 	type request struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
+	return handleLogin(d, func(r *http.Request, req request) (authcore.Session, error) {
 		if err := allowUser(d, r, "refresh", tokenSession(req.RefreshToken)); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
+			return authcore.Session{}, err
 		}
-		sess, err := d.Auth.Refresh(r.Context(), req.RefreshToken)
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, sess)
-	}
+		return d.Auth.Refresh(r.Context(), req.RefreshToken)
+	})
 }
 
 // client is what a login request tells of its client.

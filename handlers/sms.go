@@ -43,19 +43,9 @@ func handleSMSLogin(d Deps) http.HandlerFunc {
 		Code     string `json:"code"`
 		DeviceID string `json:"device_id"`
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		var req request
-		if err := decode(w, r, &req, false); err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		sess, err := d.Auth.SMSLogin(r.Context(), authcore.SMSLoginRequest{Phone: req.Phone, Code: req.Code, Client: client(d, r, req.DeviceID)})
-		if err != nil {
-			writeError(w, r, d.Logger, err)
-			return
-		}
-		writeSecret(w, http.StatusOK, sess)
-	}
+	return handleLogin(d, func(r *http.Request, req request) (authcore.Session, error) {
+		return d.Auth.SMSLogin(r.Context(), authcore.SMSLoginRequest{Phone: req.Phone, Code: req.Code, Client: client(d, r, req.DeviceID)})
+	})
 }
 
 // handleSandboxSMS shows the sandbox's messages to a number: what the
