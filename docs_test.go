@@ -162,3 +162,20 @@ func headingAnchors(text string) []string {
 	}
 	return anchors
 }
+
+// TestSettingsDocumented: every setting the hub reads is in the README's
+// configuration table and in docs/API.md, so the docs cannot drift from
+// config.go when a variable is added.
+func TestSettingsDocumented(t *testing.T) {
+	for _, doc := range []string{"README.md", "docs/API.md"} {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range settings {
+			if !strings.Contains(string(text), "`"+s.env+"`") {
+				t.Errorf("%s does not document %s", doc, s.env)
+			}
+		}
+	}
+}
