@@ -169,7 +169,7 @@ func TestSMSProviderEndToEnd(t *testing.T) {
 			if _, n := fake.last(); n != 3 {
 				t.Errorf("the provider got %d requests, want 3 (none repeated)", n)
 			}
-			logs := h.logs.String()
+			logs := withoutTimings(h.logs.String())
 			if !strings.Contains(logs, `"sms":"`+tc.provider+`"`) {
 				t.Errorf("the start-up log does not name the provider:\n%s", logs)
 			}
