@@ -103,12 +103,12 @@ func (s sender) exchange(ctx context.Context, build func(context.Context) (*http
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return 0, nil, scrubURL(err)
+		return 0, nil, authcore.ScrubURLError(err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("reading the answer: %w", scrubURL(err))
+		return resp.StatusCode, nil, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err))
 	}
 	return resp.StatusCode, body, nil
 }
@@ -178,23 +178,6 @@ func redact(s string, m authcore.SMSMessage) string {
 		}
 	}
 	return s
-}
-
-// scrubURL drops the query from the URL in a transport error: net/http puts
-// the whole URL in its errors, and Aliyun's query holds the code, the
-// number and the signature.
-func scrubURL(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	where := "request"
-	if u, perr := url.Parse(ue.URL); perr == nil {
-		c := *u
-		c.User, c.RawQuery, c.ForceQuery = nil, "", false
-		where = c.String()
-	}
-	return fmt.Errorf("%s %s: %w", ue.Op, where, ue.Err)
 }
 
 // answerExcerpt is the start of an answer that is not what the provider

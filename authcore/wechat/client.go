@@ -516,19 +516,19 @@ func (c *Client) attempt(ctx context.Context, build func(context.Context) (*http
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, true, scrubURL(err)
+		return nil, true, authcore.ScrubURLError(err)
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	switch {
 	case err != nil:
-		return nil, true, fmt.Errorf("reading answer: %w", scrubURL(err))
+		return nil, true, fmt.Errorf("reading answer: %w", authcore.ScrubURLError(err))
 	case resp.StatusCode >= 500:
 		return nil, true, fmt.Errorf("HTTP %d", resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
 		// WeChat answers its errors with 200; anything else (404 above
 		// all) means BaseURL points at something that is not WeChat.
-		return nil, false, fmt.Errorf("HTTP %d from %s: is the WeChat base URL right?", resp.StatusCode, withoutQuery(req.URL))
+		return nil, false, fmt.Errorf("HTTP %d from %s: is the WeChat base URL right?", resp.StatusCode, authcore.URLWithoutQuery(req.URL))
 	}
 	return body, false, nil
 }
@@ -544,28 +544,6 @@ func (c *Client) pause(ctx context.Context, i int) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// scrubURL drops the query from the URL in a transport error: net/http puts
-// the whole URL in its errors, and code2Session's query holds the app
-// secret and the code.
-func scrubURL(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	where := "request"
-	if u, perr := url.Parse(ue.URL); perr == nil {
-		where = withoutQuery(u)
-	}
-	return fmt.Errorf("%s %s: %w", ue.Op, where, ue.Err)
-}
-
-// withoutQuery is u with neither query nor user info, safe to log.
-func withoutQuery(u *url.URL) string {
-	c := *u
-	c.User, c.RawQuery, c.ForceQuery = nil, "", false
-	return c.String()
 }
 
 // checkCode rejects what cannot be a wx.login code before spending an
