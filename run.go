@@ -231,7 +231,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopInternal()
 	}
 
-	printFirstContact(stdout, cfg, local)
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
 		"sandbox", cfg.Sandbox(), "sms", smsMode(cfg), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc,
 		"regions", regionsName)
@@ -243,6 +242,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("sandbox on beyond loopback: WeChat is emulated, anyone can log in as any sandbox user, and every page shows a sandbox banner; "+
 			"for production set LOGINHUB_WECHAT_APPID and LOGINHUB_WECHAT_SECRET", "public_url", cfg.PublicURL, "sandbox_setting", cfg.SandboxSetting)
 	}
+	// Last: whoever waits for this line (a newcomer, a test) finds the
+	// start-up log complete.
+	printFirstContact(stdout, cfg, local)
 
 	var serveErr error
 	select {
