@@ -37,22 +37,23 @@ type Config struct {
 	CallRate              int                // redeem, scan, refresh, phone, face calls per address per minute each; 120 (0 = unlimited)
 	WeChatAppID           string             // "" with WeChatSecret "": the sandbox
 	WeChatSecret          string
-	WeChatBaseURL         string        // "": https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
-	WatermarkMaxAge       time.Duration // 0: a watermark's age is not checked
-	WeChatBreakerCoolDown time.Duration // how long WeChat calls fail fast after repeated failures; 10s
-	LogLevel              string        // info
-	MaxSockets            int           // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
-	InternalAddr          string        // "": no /metrics and no pprof; else both on this address, never on Addr
-	GeoIPDB               string        // LOGINHUB_GEOIP_DB: a MaxMind City .mmdb or an ip2region .xdb, opened by run; "": regions are address prefixes
-	SandboxSetting        string        // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
-	SMSProvider           string        // LOGINHUB_SMS_PROVIDER: aliyun or tencent; "": SMS emulated when the sandbox is on, else disabled
-	SMSAccessKeyID        string        // the provider's AccessKey ID (aliyun) or SecretId (tencent); required with a provider
-	SMSAccessKeySecret    string        // its AccessKey secret or SecretKey; required with a provider
-	SMSSignName           string        // the approved SMS signature; required with a provider
-	SMSTemplate           string        // the approved code template (aliyun TemplateCode, tencent TemplateId); required with a provider
-	SMSSdkAppID           string        // tencent's SmsSdkAppId; required with tencent
-	SMSRegion             string        // tencent's X-TC-Region; "": ap-guangzhou
-	SMSBaseURL            string        // "": the provider's public endpoint
+	WeChatBaseURL         string              // "": https://api.weixin.qq.com, or this hub's /sandbox/wechat in sandbox mode
+	WatermarkMaxAge       time.Duration       // 0: a watermark's age is not checked
+	WeChatBreakerCoolDown time.Duration       // how long WeChat calls fail fast after repeated failures; 10s
+	LogLevel              string              // info
+	MaxSockets            int                 // WebSockets per node; -1 (auto): the open-file limit less 1024; 0 = no cap
+	InternalAddr          string              // "": no /metrics and no pprof; else both on this address, never on Addr
+	Risk                  authcore.RiskPolicy // LOGINHUB_RISK: new_region
+	GeoIPDB               string              // LOGINHUB_GEOIP_DB: a MaxMind City .mmdb or an ip2region .xdb, opened by run; "": regions are address prefixes
+	SandboxSetting        string              // LOGINHUB_SANDBOX: auto, on or off; auto (see Sandbox)
+	SMSProvider           string              // LOGINHUB_SMS_PROVIDER: aliyun or tencent; "": SMS emulated when the sandbox is on, else disabled
+	SMSAccessKeyID        string              // the provider's AccessKey ID (aliyun) or SecretId (tencent); required with a provider
+	SMSAccessKeySecret    string              // its AccessKey secret or SecretKey; required with a provider
+	SMSSignName           string              // the approved SMS signature; required with a provider
+	SMSTemplate           string              // the approved code template (aliyun TemplateCode, tencent TemplateId); required with a provider
+	SMSSdkAppID           string              // tencent's SmsSdkAppId; required with tencent
+	SMSRegion             string              // tencent's X-TC-Region; "": ap-guangzhou
+	SMSBaseURL            string              // "": the provider's public endpoint
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -170,7 +171,7 @@ var settings = []setting{
 	{"LOGINHUB_TRUSTED_PROXIES", "", "CIDRs whose X-Forwarded-For is believed"},
 	{"LOGINHUB_ALLOWED_ORIGINS", "", "WebSocket/CORS origins (default: the public URL's origin)"},
 	{"LOGINHUB_TICKET_RATE", "30", "tickets per client address per minute; 0 = unlimited"},
-	{"LOGINHUB_LOGIN_RATE", "60", "/v1/wx/login and /v1/sms/login calls per client address per minute, each; 0 = unlimited"},
+	{"LOGINHUB_LOGIN_RATE", "60", "login calls (/v1/wx/login, /v1/sms/login, /v1/password/login, /v1/step-up) per client address per minute, each; 0 = unlimited"},
 	{"LOGINHUB_CALL_RATE", "120", "redeem, scan, refresh, phone-number and face calls per client address per minute, each (a tenth of it per user); 0 = unlimited"},
 	{"LOGINHUB_SANDBOX", "auto", "auto, on or off: emulate WeChat when its credentials are empty, and SMS when LOGINHUB_SMS_PROVIDER is; auto = on only with the embedded store and a loopback public URL"},
 	{"LOGINHUB_WECHAT_APPID", "", "mini-program appid (empty = emulated when the sandbox is on)"},
@@ -189,6 +190,7 @@ var settings = []setting{
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
 	{"LOGINHUB_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOGINHUB_GEOIP_DB", "", "path of a MaxMind GeoIP2/GeoLite2 City .mmdb or an ip2region .xdb: a login's region is country/province/city; empty = the address's /16 (IPv4) or /32 (IPv6)"},
+	{"LOGINHUB_RISK", "new_region", "when a password or wx.login login must be confirmed by an SMS code to the user's phone: new_region (its region and device both new), strict (either new) or off"},
 	{"LOGINHUB_INTERNAL_ADDR", "", "if set, serve /metrics and Go's pprof profiles on this address, never on the public one (keep it on a private network or loopback)"},
 }
 
@@ -284,6 +286,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.SMSBaseURL = strings.TrimRight(get("LOGINHUB_SMS_BASE_URL"), "/")
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	c.GeoIPDB = get("LOGINHUB_GEOIP_DB")
+	c.Risk = authcore.RiskPolicy(get("LOGINHUB_RISK"))
 	if getenv("LOGINHUB_DEBUG_ADDR") != "" {
 		// Refused rather than ignored: a deployment that set it expects
 		// pprof somewhere, and now /metrics moved there too.
@@ -378,6 +381,11 @@ func (c Config) Validate() error {
 	case authcore.IPStrict, authcore.IPSubnet, authcore.IPOff:
 	default:
 		errs = append(errs, fmt.Errorf("LOGINHUB_IP_BINDING %q: want strict, subnet or off", c.IPBinding))
+	}
+	switch c.Risk {
+	case authcore.RiskNewRegion, authcore.RiskStrict, authcore.RiskOff:
+	default:
+		errs = append(errs, fmt.Errorf("LOGINHUB_RISK %q: want new_region, strict or off", c.Risk))
 	}
 	for _, o := range c.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {

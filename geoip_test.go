@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/maxmind/mmdbwriter"
+	"github.com/loginhub/loginhub/geoip/geoiptest"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 )
 
@@ -31,25 +30,7 @@ func TestGeoIPDB(t *testing.T) {
 		}
 	}
 
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-City", RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, n, _ := net.ParseCIDR("1.2.3.0/24")
-	if err := tree.Insert(n, mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("CN")}}); err != nil {
-		t.Fatal(err)
-	}
-	good := filepath.Join(dir, "city.mmdb")
-	f, err := os.Create(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	good := geoiptest.WriteMMDB(t, map[string]mmdbtype.Map{"1.2.3.0/24": {"country": mmdbtype.Map{"iso_code": mmdbtype.String("CN")}}})
 	waitLog(t, startHub(t, map[string]string{"LOGINHUB_GEOIP_DB": good}), `"regions":"`+good+` (mmdb GeoLite2-City)"`)
 	waitLog(t, startHub(t, nil), `"regions":"prefix"`)
 }

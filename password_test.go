@@ -102,8 +102,25 @@ func TestPasswordEndToEnd(t *testing.T) {
 		t.Errorf("GET /v1/me of a password session: %d, amr %v, auth_time %v; want amr [pwd] and an auth_time", st, facts.AMR, facts.AuthTime)
 	}
 
+	// Renaming replaces the username: the old name stops logging in and
+	// is free for another user.
+	mustStatus(t, "renaming to alice.x", call(t, c, "PUT", h.URL+"/v1/me/username", first.AccessToken, map[string]string{"username": "alice.x"}), 204)
+	var names []string
+	for _, id := range identities(t, h, first.AccessToken) {
+		if n, ok := strings.CutPrefix(id, "password "); ok {
+			names = append(names, n)
+		}
+	}
+	if len(names) != 1 || names[0] != "alice.x" {
+		t.Errorf("usernames after renaming: %q, want [alice.x]", names)
+	}
+	mustStatus(t, "login by the new name", passwordLogin(t, h.URL, "alice.x", pw), 200)
+	mustStatus(t, "login by the old name", passwordLogin(t, h.URL, "alice.w", pw), 401)
+	mustStatus(t, "another user taking the old name", call(t, c, "PUT", h.URL+"/v1/me/username", other.AccessToken, map[string]string{"username": "alice.w"}), 204)
+	mustStatus(t, "renaming back to a taken name", call(t, c, "PUT", h.URL+"/v1/me/username", first.AccessToken, map[string]string{"username": "alice.w"}), 409)
+
 	// Unknown login and wrong password: the same answer.
-	wrong := passwordLogin(t, h.URL, "alice.w", "not the password")
+	wrong := passwordLogin(t, h.URL, "alice.x", "not the password")
 	unknown := passwordLogin(t, h.URL, "nobody.here", "not the password")
 	unknownPhone := passwordLogin(t, h.URL, "+8613900139000", "not the password")
 	if wrong.Status != 401 || unknown.Status != 401 || unknownPhone.Status != 401 ||
@@ -139,10 +156,10 @@ func TestPasswordEndToEnd(t *testing.T) {
 	if st, _ := me(t, h.URL, other.AccessToken); st != 200 {
 		t.Errorf("another user's session after a password change: %d, want 200", st)
 	}
-	if r := passwordLogin(t, h.URL, "alice.w", pw); r.Status != 401 {
+	if r := passwordLogin(t, h.URL, "alice.x", pw); r.Status != 401 {
 		t.Errorf("the old password: %d, want 401", r.Status)
 	}
-	mustStatus(t, "login with the new password", passwordLogin(t, h.URL, "alice.w", pw2), 200)
+	mustStatus(t, "login with the new password", passwordLogin(t, h.URL, "alice.x", pw2), 200)
 }
 
 // TestPasswordLockout: the 6th failure within 15 minutes is 429 with

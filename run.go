@@ -173,7 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Store: store, Signer: signer, Vault: vault,
 		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
-		Regions: regions,
+		Regions: regions, Risk: cfg.Risk, OnRiskDecision: riskCounter(reg),
 	})
 	if err != nil {
 		return err
@@ -233,7 +233,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	log.Info("loginhub started", "addr", local.String(), "public_url", cfg.PublicURL,
 		"sandbox", cfg.Sandbox(), "sms", smsMode(cfg), "store", storeName(cfg), "ip_binding", string(cfg.IPBinding), "gc", gc,
-		"regions", regionsName)
+		"regions", regionsName, "risk", string(cfg.Risk))
 	if cfg.EmulatedSMS() && !cfg.LoopbackPublicURL() {
 		log.Warn("SMS emulated beyond loopback: codes are not sent, anyone can read them at /sandbox/sms and log in as any number",
 			"public_url", cfg.PublicURL)
@@ -272,6 +272,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// riskCounter counts risk decisions in reg as
+// loginhub_risk_decisions_total{method, decision, reasons}.
+func riskCounter(reg prometheus.Registerer) func(authcore.RiskDecision) {
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loginhub_risk_decisions_total",
+		Help: "Logins judged by risk control: decision pass or step_up, and the reasons that decided it (first_login, no_phone, known_region, known_device, new_region, new_device).",
+	}, []string{"method", "decision", "reasons"})
+	reg.MustRegister(decisions)
+	return func(d authcore.RiskDecision) {
+		decision := "pass"
+		if d.StepUp {
+			decision = "step_up"
+		}
+		decisions.WithLabelValues(d.Method, decision, strings.Join(d.Reasons, "+")).Inc()
+	}
 }
 
 // openRegions opens LOGINHUB_GEOIP_DB; without it regions are address

@@ -71,6 +71,13 @@ type StepUp struct {
 	// "face" (a face check, /v1/face/...). Empty when this session has
 	// none: a desktop's session from a QR scan.
 	Methods []string `json:"methods"`
+	// The rest is set for a login that risk control stepped up: the
+	// challenge to complete with a code sent to the user's phone
+	// (POST /v1/sms/code with purpose step_up, then POST /v1/step-up).
+	ID          string `json:"id,omitempty"`
+	PhoneMasked string `json:"phone_masked,omitempty"` // where the code goes
+	Region      string `json:"region,omitempty"`       // where the login comes from
+	ExpiresIn   int    `json:"expires_in,omitempty"`   // seconds
 }
 
 func (e *Error) Error() string {

@@ -36,7 +36,7 @@ func (s *Service) MyIdentities(ctx context.Context, p Principal) (IdentityList, 
 	out := IdentityList{Identities: make([]IdentityView, 0, len(ids))}
 	for _, id := range ids {
 		subject := id.Subject
-		if id.Provider == "phone" {
+		if id.Provider == ProviderPhone {
 			subject = MaskE164(subject)
 		}
 		out.Identities = append(out.Identities, IdentityView{
@@ -99,7 +99,7 @@ func (s *Service) LinkPhone(ctx context.Context, p Principal, phone, code string
 		s.log.InfoContext(ctx, "phone link refused: code", slog.String("phone", MaskE164(phone)))
 		return IdentityList{}, Errorf(KindUnauthorized, "wrong or expired code")
 	}
-	if err := s.link(ctx, p, Identity{Provider: "phone", Subject: phone}, phoneTaken(phone)); err != nil {
+	if err := s.link(ctx, p, Identity{Provider: ProviderPhone, Subject: phone}, phoneTaken(phone)); err != nil {
 		return IdentityList{}, err
 	}
 	return s.MyIdentities(ctx, p)

@@ -118,6 +118,10 @@ type Identity struct {
 	UnionID  string // WeChat unionid, when the app is bound to an Open Platform account
 }
 
+// ProviderPhone is the provider of phone number identities (E.164
+// subjects), proved by an SMS code or by WeChat's phone number API.
+const ProviderPhone = "phone"
+
 // LinkedIdentity is one of a user's identities and when it was linked.
 type LinkedIdentity struct {
 	Identity

@@ -214,8 +214,9 @@ func ValidUsername(name string) bool {
 // ProviderPassword is the provider of username identities.
 const ProviderPassword = "password"
 
-// SetUsername links the username name to p's user as its password
-// identity. Setting the same name again does nothing; a name another user
+// SetUsername makes name p's user's username (its password identity),
+// replacing the one it had: the old name stops logging in and is free for
+// others. Setting the same name again does nothing; a name another user
 // holds is KindConflict. Errors: KindInvalid, KindConflict, KindUnauthorized
 // (the user is gone).
 func (s *Service) SetUsername(ctx context.Context, p Principal, name string) error {
@@ -230,6 +231,18 @@ func (s *Service) SetUsername(ctx context.Context, p Principal, name string) err
 		return ErrNoSession
 	case err != nil:
 		return fmt.Errorf("set username: %w", err)
+	}
+	// The new name is linked first, so the user never has no way to log in.
+	ids, err := s.store.Identities(ctx, p.User.ID)
+	if err != nil {
+		return fmt.Errorf("set username: %w", err)
+	}
+	for _, id := range ids {
+		if id.Provider == ProviderPassword && id.Subject != name {
+			if err := s.store.UnlinkIdentity(ctx, id.Identity, p.User.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("set username: drop the old one: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -323,7 +336,8 @@ var errBadLogin = Errorf(KindUnauthorized, "wrong login or password")
 // unknown login) in PasswordFailWindow lock its password login for
 // PasswordLockFor; PasswordAddrFails failures from one client address do
 // the same to the address (counted in the store, so across nodes).
-// Errors: KindInvalid, KindUnauthorized, KindRateLimited,
+// Risk control may step the login up (judgeLogin). Errors: KindInvalid,
+// KindUnauthorized, KindStepUpRequired, KindRateLimited,
 // KindUpstreamUnavailable (too many hashes at once).
 func (s *Service) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (Session, error) {
 	if s.limiter == nil {
@@ -348,7 +362,7 @@ func (s *Service) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (
 	}
 	var id Identity
 	if phone, err := NormalizePhone(req.Login); err == nil {
-		id = Identity{Provider: "phone", Subject: phone}
+		id = Identity{Provider: ProviderPhone, Subject: phone}
 	} else {
 		id = Identity{Provider: ProviderPassword, Subject: strings.ToLower(req.Login)}
 	}
@@ -390,8 +404,11 @@ func (s *Service) PasswordLogin(ctx context.Context, req PasswordLoginRequest) (
 		s.log.InfoContext(ctx, "password login refused", slog.String("provider", id.Provider))
 		return Session{}, errBadLogin
 	}
-	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"pwd"}, Identity: id, AuthTime: s.now(),
-		Method: MethodPwd, Client: req.Client})
+	f := sessionFacts{AMR: []string{"pwd"}, Identity: id, AuthTime: s.now(), Method: MethodPwd, Client: req.Client}
+	if err := s.judgeLogin(ctx, u, false, f); err != nil {
+		return Session{}, err
+	}
+	sess, _, err := s.newSession(ctx, u, f)
 	return sess, err
 }
 

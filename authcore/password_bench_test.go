@@ -19,6 +19,7 @@ func (noLimits) Allow(context.Context, string, int, time.Duration) (bool, time.D
 	return true, 0, nil
 }
 func (noLimits) Limited(context.Context, string, int) (time.Duration, error) { return 0, nil }
+func (noLimits) Forget(context.Context, string) error                        { return nil }
 
 // BenchmarkPasswordLogin compares a wrong password of a user with an
 // unknown login: the API promises the same answer in the same time (an

@@ -19,8 +19,10 @@ func passwordFixture(t *testing.T) (*authcore.Service, *clock, authcore.User) {
 	store := memstore.New(nil, c.Now)
 	signer, _ := authcore.NewSigner([]authcore.Key{authcore.RandomKey("k1")})
 	vault, _ := authcore.NewVault([]authcore.Key{authcore.RandomKey("d1")})
+	// The user is made in the store, with no login history: risk control
+	// (tested in risk_test.go) would hold its every login for an SMS code.
 	svc, err := authcore.NewService(authcore.Config{Store: store, Signer: signer, Vault: vault, Limiter: store,
-		PublicURL: "https://hub.example", Now: c.Now})
+		PublicURL: "https://hub.example", Now: c.Now, Risk: authcore.RiskOff})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func (s *Service) RequireRecentLogin(p Principal) error {
 	if at := p.Session.LastAuth(); !at.IsZero() && s.now().Sub(at) <= RecentLoginMaxAge {
 		return nil
 	}
-	if p.Session.Provider == "phone" && p.Session.Subject != "" && s.sms != nil {
+	if p.Session.Provider == ProviderPhone && p.Session.Subject != "" && s.sms != nil {
 		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{"sms"}},
 			Message: "this needs a login within the last 5 minutes: log in again with an SMS code"}
 	}

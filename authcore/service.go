@@ -118,6 +118,10 @@ type Config struct {
 	Now        func() time.Time // nil: time.Now
 	Logger     *slog.Logger     // nil: discard
 	Regions    Regions          // where a client address is; nil: PrefixRegions
+	Risk       RiskPolicy       // when a login is stepped up; empty: RiskNewRegion
+	// OnRiskDecision, if set, is called with every risk decision (for
+	// metrics); it must be fast and safe for concurrent use.
+	OnRiskDecision func(RiskDecision)
 	// PasswordHashers bounds the argon2id hashes computed at once (each
 	// takes DefaultArgon2.Memory); zero: 2 × GOMAXPROCS.
 	PasswordHashers int
@@ -144,6 +148,8 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	regions   Regions
+	risk      RiskPolicy
+	onRisk    func(RiskDecision)
 	hashes    *hashGate
 	common    map[string]struct{} // common passwords, lower-case
 	dummyHash string              // checked for logins without a password, to take the same time
@@ -166,9 +172,17 @@ func NewService(cfg Config) (*Service, error) {
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger, regions: cfg.Regions,
+		risk: cfg.Risk, onRisk: cfg.OnRiskDecision,
 	}
 	if s.regions == nil {
 		s.regions = PrefixRegions{}
+	}
+	switch s.risk {
+	case "":
+		s.risk = RiskNewRegion
+	case RiskNewRegion, RiskStrict, RiskOff:
+	default:
+		return nil, fmt.Errorf("authcore: unknown risk policy %q", s.risk)
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTicketTTL

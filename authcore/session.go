@@ -93,7 +93,7 @@ func sessionUser(u User, rec SessionRecord, isNew *bool) SessionUser {
 	switch rec.Provider {
 	case "wechat":
 		su.OpenID, su.UnionID = rec.Subject, rec.UnionID
-	case "phone":
+	case ProviderPhone:
 		su.PhoneMasked = MaskE164(rec.Subject)
 	}
 	return su
@@ -226,7 +226,8 @@ const DefaultWeChatNickname = "微信用户"
 
 // WxLogin exchanges a wx.login code for a session of the user keyed by
 // (wechat, openid), creating the user on first login. The session_key stays
-// on the server. Errors: KindInvalid, KindUnauthorized (bad or used code),
+// on the server. Risk control may step the login up (judgeLogin). Errors:
+// KindInvalid, KindUnauthorized (bad or used code), KindStepUpRequired,
 // KindRateLimited, KindForbidden, KindUpstreamUnavailable.
 func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, error) {
 	if req.Code == "" {
@@ -269,7 +270,10 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	if err := s.store.PutSessionKey(ctx, ws.OpenID, sealed, now.Add(RefreshTokenTTL)); err != nil {
 		return Session{}, fmt.Errorf("wx login: keep session key: %w", err)
 	}
-	sess, _, err := s.newSession(ctx, u, sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created, AuthTime: now,
-		Method: MethodWx, Client: req.Client})
+	f := sessionFacts{AMR: []string{"wx"}, Identity: id, IsNew: &created, AuthTime: now, Method: MethodWx, Client: req.Client}
+	if err := s.judgeLogin(ctx, u, created, f); err != nil {
+		return Session{}, err
+	}
+	sess, _, err := s.newSession(ctx, u, f)
 	return sess, err
 }

@@ -61,6 +61,8 @@ type Limiter interface {
 	// Limited reports, without counting an event, whether key's window
 	// already holds limit events or more: then the time left in it, else 0.
 	Limited(ctx context.Context, key string, limit int) (retryAfter time.Duration, err error)
+	// Forget drops key's window, as if no event had been counted in it.
+	Forget(ctx context.Context, key string) error
 }
 
 // NormalizePhone returns s as an E.164 number ("+8613800138000"). It takes
@@ -142,23 +144,24 @@ type SMSCodeSent struct {
 // SendSMSCode sends a fresh one-time code to req.Phone, replacing the
 // number's earlier code of the same purpose. It answers the same whether or
 // not the number has a user, so that it tells nobody who is registered.
-// PurposeLogin and PurposeBind are available (a code sent for one is
-// checked for that one only); PurposeStepUp not yet. Limits (counted in the store, so
-// across nodes): SMSPerAddrHour per client address, one per SMSResendAfter
-// and SMSPerNumberDay per number. Errors: KindNotFound (SMS disabled),
-// KindInvalid, KindRateLimited, KindUpstreamUnavailable.
+// A code sent for one purpose is checked for that one only; a step_up code
+// goes to the phone of the challenged user (req.Phone is ignored) and
+// completes that challenge only. Limits (counted in the store, so across
+// nodes): SMSPerAddrHour per client address, one per SMSResendAfter and
+// SMSPerNumberDay per number. Errors: KindNotFound (SMS disabled),
+// KindInvalid, KindUnauthorized (an unknown or expired step-up),
+// KindRateLimited, KindUpstreamUnavailable.
 func (s *Service) SendSMSCode(ctx context.Context, req SMSCodeRequest) (SMSCodeSent, error) {
 	if s.sms == nil {
 		return SMSCodeSent{}, errSMSDisabled
 	}
-	phone, err := NormalizePhone(req.Phone)
-	if err != nil {
-		return SMSCodeSent{}, err
-	}
 	switch req.Purpose {
 	case PurposeLogin, PurposeBind:
 	case PurposeStepUp:
-		return SMSCodeSent{}, Errorf(KindInvalid, "purpose %q is not available yet", req.Purpose)
+		if req.StepUpID == "" {
+			return SMSCodeSent{}, Errorf(KindInvalid, "step_up_id is required with purpose step_up")
+		}
+		return s.sendStepUpCode(ctx, req.StepUpID, req.ClientIP)
 	case "":
 		return SMSCodeSent{}, Errorf(KindInvalid, "purpose is required: login, bind or step_up")
 	default:
@@ -167,7 +170,17 @@ func (s *Service) SendSMSCode(ctx context.Context, req SMSCodeRequest) (SMSCodeS
 	if req.StepUpID != "" {
 		return SMSCodeSent{}, Errorf(KindInvalid, "step_up_id goes only with purpose step_up")
 	}
-	if err := s.smsLimits(ctx, phone, req.ClientIP); err != nil {
+	phone, err := NormalizePhone(req.Phone)
+	if err != nil {
+		return SMSCodeSent{}, err
+	}
+	return s.sendCode(ctx, phone, req.Purpose, req.Purpose, req.ClientIP)
+}
+
+// sendCode counts a send against the limits, keeps a fresh code of
+// purpose for phone (hashed with hashPurpose) and sends it.
+func (s *Service) sendCode(ctx context.Context, phone, purpose, hashPurpose string, client netip.Addr) (SMSCodeSent, error) {
+	if err := s.smsLimits(ctx, phone, client); err != nil {
 		return SMSCodeSent{}, err
 	}
 	code, err := newSMSCode()
@@ -175,13 +188,18 @@ func (s *Service) SendSMSCode(ctx context.Context, req SMSCodeRequest) (SMSCodeS
 		return SMSCodeSent{}, err
 	}
 	now := s.now()
-	c := OneTimeCode{Phone: phone, Purpose: req.Purpose, Hash: codeHash(phone, req.Purpose, code),
+	c := OneTimeCode{Phone: phone, Purpose: purpose, Hash: codeHash(phone, hashPurpose, code),
 		ExpiresAt: now.Add(SMSCodeTTL), Tries: SMSCodeTries}
 	if err := s.store.PutCode(ctx, c); err != nil {
 		return SMSCodeSent{}, fmt.Errorf("sms code: %w", err)
 	}
-	msg := SMSMessage{Phone: phone, Purpose: req.Purpose, Code: code, SentAt: now}
+	msg := SMSMessage{Phone: phone, Purpose: purpose, Code: code, SentAt: now}
 	if err := s.sms.SendCode(ctx, msg); err != nil {
+		// Nothing reached the phone: the user may ask again at once. The
+		// daily and per-address counts keep the send, which bound tries.
+		if ferr := s.limiter.Forget(context.WithoutCancel(ctx), resendKey(phone)); ferr != nil {
+			s.log.WarnContext(ctx, "sms resend window kept after a failed send", "err", ferr)
+		}
 		return SMSCodeSent{}, err
 	}
 	s.log.InfoContext(ctx, "sms code sent", slog.Any("sms", msg))
@@ -201,7 +219,7 @@ func (s *Service) smsLimits(ctx context.Context, phone string, client netip.Addr
 		msg   string
 	}{
 		{"sms:addr:" + clientKey(client), SMSPerAddrHour, time.Hour, "too many codes requested from this address; try again later"},
-		{"sms:resend:" + phone, 1, SMSResendAfter, "a code was just sent to this number; wait before asking again"},
+		{resendKey(phone), 1, SMSResendAfter, "a code was just sent to this number; wait before asking again"},
 		{"sms:day:" + phone, SMSPerNumberDay, 24 * time.Hour, "too many codes sent to this number today"},
 	}
 	for _, l := range limits {
@@ -215,6 +233,9 @@ func (s *Service) smsLimits(ctx context.Context, phone string, client netip.Addr
 	}
 	return nil
 }
+
+// resendKey is the limit key of phone's resend window.
+func resendKey(phone string) string { return "sms:resend:" + phone }
 
 // clientKey names a client address in limit keys: an IPv6 address by its
 // /64, which one subscriber usually holds whole.
@@ -278,7 +299,7 @@ func (s *Service) SMSLogin(ctx context.Context, req SMSLoginRequest) (Session, e
 		s.log.InfoContext(ctx, "sms login refused", slog.String("phone", MaskE164(phone)))
 		return Session{}, Errorf(KindUnauthorized, "wrong or expired code")
 	}
-	id := Identity{Provider: "phone", Subject: phone}
+	id := Identity{Provider: ProviderPhone, Subject: phone}
 	newUser := User{ID: "u_" + NewTicketID(), Nickname: DefaultPhoneNickname, CreatedAt: now}
 	u, created, err := s.store.UpsertIdentity(ctx, id, Profile{}, newUser)
 	if err != nil {

@@ -68,13 +68,18 @@ func TestMaskE164(t *testing.T) {
 
 // outbox is an SMSSender that keeps what it is given.
 type outbox struct {
-	mu   sync.Mutex
-	sent []authcore.SMSMessage
+	mu       sync.Mutex
+	sent     []authcore.SMSMessage
+	failNext bool // the next send fails as a provider outage would
 }
 
 func (o *outbox) SendCode(_ context.Context, m authcore.SMSMessage) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.failNext {
+		o.failNext = false
+		return authcore.Errorf(authcore.KindUpstreamUnavailable, "SMS provider failed")
+	}
 	o.sent = append(o.sent, m)
 	return nil
 }
@@ -245,6 +250,35 @@ func TestSMSLimits(t *testing.T) {
 	}
 	_, err = f.send("+8613900139000")
 	rateLimited(t, "send 31 from one address", err, time.Hour)
+}
+
+// TestSMSFailedSendFreesResend: a send the provider failed does not hold
+// the number's 60-second window (nothing reached the phone), but counts
+// against the day's limit.
+func TestSMSFailedSendFreesResend(t *testing.T) {
+	f := newSMSFixture(t)
+	const phone = "+8613800138003"
+	f.box.failNext = true
+	if _, err := f.send(phone); authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
+		t.Fatalf("a failed send: %v, want upstream_unavailable", err)
+	}
+	if _, err := f.send(phone); err != nil {
+		t.Fatalf("asking again at once after a failed send: %v, want a code", err)
+	}
+	if _, err := f.login(phone, f.box.last(t, phone)); err != nil {
+		t.Fatalf("the code of the retry: %v", err)
+	}
+	_, err := f.send(phone)
+	rateLimited(t, "a resend after a successful send", err, time.Minute)
+	for i := 3; i <= authcore.SMSPerNumberDay; i++ {
+		f.clock.Advance(61 * time.Second)
+		if _, err := f.send(phone); err != nil {
+			t.Fatalf("send %d of the day: %v", i, err)
+		}
+	}
+	f.clock.Advance(61 * time.Second)
+	_, err = f.send(phone)
+	rateLimited(t, "send 11 of the day, the failed one included", err, 24*time.Hour)
 }
 
 func itoa(i int) string {

@@ -99,7 +99,7 @@ func (s *Service) WxPhone(ctx context.Context, p Principal, req WxPhoneRequest) 
 	if err != nil {
 		return WxPhoneResult{}, Errorf(KindInvalid, "WeChat gave a number that is not a valid phone number")
 	}
-	if err := s.link(ctx, p, Identity{Provider: "phone", Subject: e164}, phoneTaken(e164)); err != nil {
+	if err := s.link(ctx, p, Identity{Provider: ProviderPhone, Subject: e164}, phoneTaken(e164)); err != nil {
 		return WxPhoneResult{}, err
 	}
 	plain, _ := json.Marshal(sealedPhone(phone))

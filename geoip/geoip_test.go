@@ -3,14 +3,13 @@ package geoip
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/maxmind/mmdbwriter"
+	"github.com/loginhub/loginhub/geoip/geoiptest"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 )
 
@@ -19,17 +18,7 @@ import (
 // network in Shenzhen.
 func writeMMDB(t testing.TB) string {
 	t.Helper()
-	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoLite2-City", RecordSize: 24})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := func(kv ...string) mmdbtype.Map {
-		m := mmdbtype.Map{}
-		for i := 0; i < len(kv); i += 2 {
-			m[mmdbtype.String(kv[i])] = mmdbtype.String(kv[i+1])
-		}
-		return m
-	}
+	names := geoiptest.Names
 	shenzhen := mmdbtype.Map{
 		"country":      mmdbtype.Map{"iso_code": mmdbtype.String("CN"), "names": names("en", "China")},
 		"subdivisions": mmdbtype.Slice{mmdbtype.Map{"iso_code": mmdbtype.String("GD"), "names": names("en", "Guangdong")}},
@@ -41,29 +30,9 @@ func writeMMDB(t testing.TB) string {
 		"city":         mmdbtype.Map{"names": names("en", "Beijing", "zh-CN", "北京")},
 	}
 	countryOnly := mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("US")}}
-	for cidr, rec := range map[string]mmdbtype.Map{
+	return geoiptest.WriteMMDB(t, map[string]mmdbtype.Map{
 		"1.2.3.0/24": shenzhen, "5.6.7.0/24": beijing, "240e::/20": shenzhen, "8.8.8.0/24": countryOnly,
-	} {
-		_, n, err := net.ParseCIDR(cidr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tree.Insert(n, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "city.mmdb")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	})
 }
 
 type xdbSeg struct {

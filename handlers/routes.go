@@ -99,6 +99,8 @@ func Routes(d Deps) http.Handler {
 		// route's own limits (per number, per address) live in the core.
 		r.Post("/sms/code", handleSMSCode(d))
 		r.With(rateLimit(d, "smslogin", d.LoginRate)).Post("/sms/login", handleSMSLogin(d))
+		// A login stepped up by risk control, completed by an SMS code.
+		r.With(rateLimit(d, "stepup", d.LoginRate)).Post("/step-up", handleStepUp(d))
 
 		// Passwords. The failure limits (per user, per address) and the
 		// bound on concurrent hashes live in the core.

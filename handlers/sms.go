@@ -48,6 +48,18 @@ func handleSMSLogin(d Deps) http.HandlerFunc {
 	})
 }
 
+// handleStepUp completes a login that risk control stepped up: the
+// challenge's id and the SMS code sent for it.
+func handleStepUp(d Deps) http.HandlerFunc {
+	type request struct {
+		ID   string `json:"id"`
+		Code string `json:"code"`
+	}
+	return handleLogin(d, func(r *http.Request, req request) (authcore.Session, error) {
+		return d.Auth.CompleteStepUp(r.Context(), authcore.StepUpRequest{ID: req.ID, Code: req.Code, Client: client(d, r, "")})
+	})
+}
+
 // handleSandboxSMS shows the sandbox's messages to a number: what the
 // phone would have received.
 func handleSandboxSMS(d Deps) http.HandlerFunc {

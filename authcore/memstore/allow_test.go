@@ -58,6 +58,15 @@ func TestLimited(t *testing.T) {
 	if left, _ := s.Limited(ctx, "other", 1); left != 0 {
 		t.Errorf("Limited of no window: %v, want 0", left)
 	}
+	if err := s.Forget(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := s.Limited(ctx, "k", 1); left != 0 {
+		t.Errorf("Limited after Forget: %v, want 0", left)
+	}
+	for range 3 {
+		s.Allow(ctx, "k", 5, time.Minute)
+	}
 	now = now.Add(time.Minute)
 	if left, _ := s.Limited(ctx, "k", 3); left != 0 {
 		t.Errorf("Limited after the window ended: %v, want 0", left)

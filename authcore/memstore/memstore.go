@@ -602,6 +602,14 @@ func (s *Store) Limited(_ context.Context, key string, limit int) (time.Duration
 	return w.end.Sub(now), nil
 }
 
+// Forget drops key's window, as if no event had been counted in it.
+func (s *Store) Forget(_ context.Context, key string) error {
+	s.mu.Lock()
+	delete(s.counters, key)
+	s.mu.Unlock()
+	return nil
+}
+
 // pruneCountersLocked drops the windows that have ended: their keys count
 // from zero again anyway.
 func (s *Store) pruneCountersLocked(now time.Time) {

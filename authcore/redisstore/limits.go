@@ -60,3 +60,11 @@ func (s *Store) Limited(ctx context.Context, key string, limit int) (time.Durati
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
+
+// Forget drops key's window, as if no event had been counted in it.
+func (s *Store) Forget(ctx context.Context, key string) error {
+	if err := s.c.Del(ctx, s.rateKey(key)).Err(); err != nil {
+		return fmt.Errorf("redisstore: forget: %w", err)
+	}
+	return nil
+}

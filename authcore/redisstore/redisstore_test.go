@@ -449,6 +449,19 @@ func testAllow(t *testing.T, c redis.UniversalClient) {
 	if left, err := s.Limited(ctx, "never-counted", 1); err != nil || left != 0 {
 		t.Fatalf("Limited of no window: %v, %v; want 0", left, err)
 	}
+	// Forget empties a window; the others keep theirs.
+	if ok, _, _ := s.Allow(ctx, "forgotten", 1, per); !ok {
+		t.Fatal("first event of a fresh key refused")
+	}
+	if err := s.Forget(ctx, "forgotten"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := s.Allow(ctx, "forgotten", 1, per); !ok {
+		t.Fatal("Forget kept the window's count")
+	}
+	if left, _ := s.Limited(ctx, "1.2.3.4", 3); left <= 0 {
+		t.Fatal("Forget of one key emptied another")
+	}
 	if ok, _, _ := s.Allow(ctx, "zero", 0, per); ok {
 		t.Fatal("limit 0 allowed an event")
 	}
