@@ -72,30 +72,8 @@ func testRisk(t *testing.T, h *testHub) {
 	mustStatus(t, "first wx.login", r, 200)
 	var first authcore.Session
 	r.decode(t, &first)
-	r = call(t, inGuangdong, "POST", h.URL+"/sandbox/wechat/getPhoneNumber", "", map[string]string{"user": "riko"})
-	mustStatus(t, "sandbox getPhoneNumber", r, 200)
-	var button struct{ Code string }
-	r.decode(t, &button)
-	mustStatus(t, "POST /v1/wx/phone", call(t, inGuangdong, "POST", h.URL+"/v1/wx/phone", first.AccessToken, map[string]string{"code": button.Code}), 200)
-	mustStatus(t, "PUT /v1/me/username", call(t, inGuangdong, "PUT", h.URL+"/v1/me/username", first.AccessToken, map[string]string{"username": "riko"}), 204)
-	mustStatus(t, "PUT /v1/me/password", call(t, inGuangdong, "PUT", h.URL+"/v1/me/password", first.AccessToken, map[string]string{"password": pw}), 204)
-	phone := ""
-	for _, id := range identities(t, h, first.AccessToken) {
-		if p, ok := strings.CutPrefix(id, "phone "); ok {
-			phone = p
-		}
-	}
-	r = call(t, inGuangdong, "GET", h.URL+"/v1/me/data", first.AccessToken, nil)
-	var data struct {
-		Personal struct {
-			Phone struct{ Number string } `json:"phone"`
-		} `json:"personal_data"`
-	}
-	r.decode(t, &data)
-	number := "+86" + data.Personal.Phone.Number
-	if phone == "" || len(number) != 14 {
-		t.Fatalf("riko's phone: identity %q, number %q", phone, number)
-	}
+	number := passwordWithWeChatPhone(t, h.URL, first.AccessToken, "riko", pw)
+	phone := authcore.MaskE164(number)
 
 	// From Zhejiang on a new device: stepped up, no session.
 	r = pwdLogin(inZhejiang, devB)
@@ -170,6 +148,69 @@ func testRisk(t *testing.T, h *testHub) {
 	if !strings.Contains(h.logs.String(), `"reasons":"new_device,new_region"`) {
 		t.Errorf("the log lacks the step-up's reasons")
 	}
+}
+
+// passwordWithWeChatPhone links the sandbox user's phone number to the
+// session's user through WeChat's phone button (no SMS is sent, so the
+// number's resend window stays free) and sets the user's username and
+// password. It returns the number (E.164).
+func passwordWithWeChatPhone(t *testing.T, base, token, username, password string) string {
+	t.Helper()
+	c := client("")
+	r := call(t, c, "POST", base+"/sandbox/wechat/getPhoneNumber", "", map[string]string{"user": username})
+	mustStatus(t, "sandbox getPhoneNumber", r, 200)
+	var button struct{ Code string }
+	r.decode(t, &button)
+	mustStatus(t, "POST /v1/wx/phone", call(t, c, "POST", base+"/v1/wx/phone", token, map[string]string{"code": button.Code}), 200)
+	mustStatus(t, "PUT /v1/me/username", call(t, c, "PUT", base+"/v1/me/username", token, map[string]string{"username": username}), 204)
+	mustStatus(t, "PUT /v1/me/password", call(t, c, "PUT", base+"/v1/me/password", token, map[string]string{"password": password}), 204)
+	r = call(t, c, "GET", base+"/v1/me/data", token, nil)
+	mustStatus(t, "GET /v1/me/data", r, 200)
+	var data struct {
+		Personal struct {
+			Phone struct{ Number string } `json:"phone"`
+		} `json:"personal_data"`
+	}
+	r.decode(t, &data)
+	number := "+86" + data.Personal.Phone.Number
+	if len(number) != 14 {
+		t.Fatalf("%s's number %q", username, number)
+	}
+	return number
+}
+
+// TestStepUpAcrossNodes: a login held on one node is completed through
+// the other (the challenge is sealed with the shared data key, the code
+// kept in Redis), once.
+func TestStepUpAcrossNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		nodes := startNodes(t, b, 2)
+		const pw = "correct horse battery"
+		var code struct{ Code string }
+		call(t, client(""), "POST", nodes[0].URL+"/sandbox/wechat/wx.login", "", map[string]string{"user": "sora"}).decode(t, &code)
+		r := call(t, client("127.1.0.1"), "POST", nodes[0].URL+"/v1/wx/login", "", map[string]string{"code": code.Code, "device_id": "device-A-0123456789abcdef"})
+		mustStatus(t, "wx.login on node 1", r, 200)
+		var s authcore.Session
+		r.decode(t, &s)
+		number := passwordWithWeChatPhone(t, nodes[0].URL, s.AccessToken, "sora", pw)
+
+		// Another /16 is another region without a GeoIP database.
+		r = call(t, client("127.2.0.1"), "POST", nodes[1].URL+"/v1/password/login", "", map[string]string{"login": "sora", "password": pw, "device_id": "device-B-0123456789abcdef"})
+		mustStatus(t, "password login on node 2 from another network", r, 401)
+		var su stepUpBody
+		r.decode(t, &su)
+		r = call(t, client("127.2.0.1"), "POST", nodes[0].URL+"/v1/sms/code", "", map[string]string{"purpose": "step_up", "step_up_id": su.StepUp.ID})
+		mustStatus(t, "step-up code through node 1", r, 202)
+		body := map[string]string{"id": su.StepUp.ID, "code": lastCode(t, nodes[1].URL, number)}
+		r = call(t, client("127.2.0.1"), "POST", nodes[1].URL+"/v1/step-up", "", body)
+		mustStatus(t, "POST /v1/step-up on node 2", r, 200)
+		var done authcore.Session
+		r.decode(t, &done)
+		if done.User.ID != s.User.ID {
+			t.Fatalf("step-up session of %s, want %s", done.User.ID, s.User.ID)
+		}
+		mustStatus(t, "the same step-up on node 1", call(t, client("127.2.0.1"), "POST", nodes[0].URL+"/v1/step-up", "", body), 401)
+	})
 }
 
 func wrongDigits(code string) string {
