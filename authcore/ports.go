@@ -193,6 +193,7 @@ type Store interface {
 	CodeStore
 	PasswordStore
 	LoginStore
+	OAuthStateStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }

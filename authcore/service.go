@@ -119,6 +119,9 @@ type Config struct {
 	Logger     *slog.Logger     // nil: discard
 	Regions    Regions          // where a client address is; nil: PrefixRegions
 	Risk       RiskPolicy       // when a login is stepped up; empty: RiskNewRegion
+	// OAuth are the third-party logins by name ("qq", "weibo",
+	// "wechat_web", "oidc:<name>"); none: no third-party login.
+	OAuth map[string]OAuthProvider
 	// OnRiskDecision, if set, is called with every risk decision (for
 	// metrics); it must be fast and safe for concurrent use.
 	OnRiskDecision func(RiskDecision)
@@ -149,6 +152,7 @@ type Service struct {
 	log       *slog.Logger
 	regions   Regions
 	risk      RiskPolicy
+	oauth     map[string]OAuthProvider
 	onRisk    func(RiskDecision)
 	hashes    *hashGate
 	common    map[string]struct{} // common passwords, lower-case
@@ -172,7 +176,7 @@ func NewService(cfg Config) (*Service, error) {
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger, regions: cfg.Regions,
-		risk: cfg.Risk, onRisk: cfg.OnRiskDecision,
+		risk: cfg.Risk, onRisk: cfg.OnRiskDecision, oauth: cfg.OAuth,
 	}
 	if s.regions == nil {
 		s.regions = PrefixRegions{}
@@ -183,6 +187,11 @@ func NewService(cfg Config) (*Service, error) {
 	case RiskNewRegion, RiskStrict, RiskOff:
 	default:
 		return nil, fmt.Errorf("authcore: unknown risk policy %q", s.risk)
+	}
+	for name, p := range s.oauth {
+		if !validProvider(name) || p == nil {
+			return nil, fmt.Errorf("authcore: bad OAuth provider %q", name)
+		}
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTicketTTL

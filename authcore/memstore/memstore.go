@@ -46,6 +46,7 @@ type Store struct {
 	mailboxes map[string]mailbox                   // the sandbox's SMS messages, by number
 	passwords map[string]string                    // user id → password hash (PHC string)
 	logins    map[string]*loginRing                // user id → login history
+	oauth     map[string]authcore.OAuthState       // third-party logins in progress, by state
 	lastSweep time.Time
 }
 
@@ -123,6 +124,7 @@ func New(notify authcore.Notifier, now func() time.Time) *Store {
 		codes:     map[codeKey]authcore.OneTimeCode{},
 		mailboxes: map[string]mailbox{},
 		passwords: map[string]string{},
+		oauth:     map[string]authcore.OAuthState{},
 	}
 }
 
@@ -169,6 +171,11 @@ func (s *Store) sweepLocked(now time.Time) {
 	for k, l := range s.leases {
 		if !now.Before(l.until) {
 			delete(s.leases, k)
+		}
+	}
+	for k, st := range s.oauth {
+		if !now.Before(st.ExpiresAt) {
+			delete(s.oauth, k)
 		}
 	}
 	for k, f := range s.faces {

@@ -42,6 +42,8 @@ import (
 //	                                   sandboxMessage, oldest first, the last sms.MailboxKept); TTL: a day
 //	                                   (sms.MailboxTTL) after the last; only when SMS is emulated
 //	lh:once:<key>                      replay cache entry; TTL: its ttl
+//	lh:oauth:<state>                   a third-party login in progress (JSON authcore.OAuthState); TTL: its
+//	                                   expiry (10 minutes); taken once (GETDEL)
 //	lh:rate:<key>                      rate-limit window counter; TTL: the window
 //	lh:{at:<appid>}                    WeChat access_token ("<expiry unix ms> <token>"; a secret); TTL: its expiry
 //	lh:{lock:<name>}                   a TryLock lease (→ the holder's random token); TTL: the lease
@@ -129,6 +131,9 @@ func (s *Store) codeKey(phone, purpose string) string {
 func (s *Store) mailboxKey(phone string) string { return s.prefix + ":{sms:" + phone + "}:inbox" }
 
 func (s *Store) onceKey(key string) string { return s.prefix + ":once:" + key }
+
+// oauthKey is a third-party login in progress, by its state value.
+func (s *Store) oauthKey(state string) string { return s.prefix + ":oauth:" + state }
 
 func (s *Store) rateKey(key string) string { return s.prefix + ":rate:" + key }
 

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Passwords", func(t *testing.T) { testPasswords(t, newStore) })
 	t.Run("UserSessions", func(t *testing.T) { testUserSessions(t, newStore) })
 	t.Run("Logins", func(t *testing.T) { testLogins(t, newStore) })
+	t.Run("OAuthState", func(t *testing.T) { testOAuthState(t, newStore) })
 }
 
 type nudge struct {

@@ -1,0 +1,313 @@
+package authcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// OAuthStateTTL is how long a third-party login may take, from the
+// authorize URL to the callback.
+const OAuthStateTTL = 10 * time.Minute
+
+// OAuthProvider is a third-party login: QQ, Weibo, WeChat website login or
+// an OpenID Connect provider (packages authcore/qq, authcore/weibo,
+// authcore/wechatweb, authcore/oidc). The core runs the dance (state,
+// PKCE, nonce, the ticket or the link); a provider knows its URLs, how to
+// exchange a code and how to read who logged in.
+type OAuthProvider interface {
+	// AuthorizeURL is the provider's consent page for a login that comes
+	// back to a.RedirectURI with a.State. A provider that supports PKCE
+	// sends a.CodeChallenge (S256); an OIDC provider sends a.Nonce; others
+	// leave them out.
+	AuthorizeURL(a OAuthAuthorize) string
+	// Identity exchanges a code for the provider's tokens and reads who
+	// logged in. Errors: KindUnauthorized (a bad, used or expired code; an
+	// ID token that fails its checks), KindUpstreamUnavailable (the
+	// provider failed or refused the hub's configuration: logged with the
+	// provider's text, never shown).
+	Identity(ctx context.Context, e OAuthExchange) (ExternalIdentity, error)
+}
+
+// OAuthAuthorize is what an authorize URL carries.
+type OAuthAuthorize struct {
+	RedirectURI   string
+	State         string
+	CodeChallenge string // PKCE S256
+	Nonce         string // OpenID Connect
+}
+
+// OAuthExchange is what a code exchange needs.
+type OAuthExchange struct {
+	Code         string
+	RedirectURI  string // the same as in the authorize URL
+	CodeVerifier string // PKCE
+	Nonce        string // the ID token's nonce must be this one
+}
+
+// ExternalIdentity is who a provider says logged in.
+type ExternalIdentity struct {
+	// Subject is how loginhub keys the identity at this provider: QQ's
+	// unionid (its openid when the app lacks the unionid permission),
+	// Weibo's uid, WeChat's unionid (else openid), an OIDC issuer's sub.
+	Subject string
+	// UnionID is a WeChat unionid: a website login and a mini-program
+	// login of one person find the same user through it. Other providers
+	// leave it empty (their unionids are not WeChat's).
+	UnionID   string
+	Nickname  string
+	AvatarURL string
+}
+
+// OAuthState is a third-party login in progress, kept by an
+// OAuthStateStore under its state value until the callback takes it.
+type OAuthState struct {
+	State     string    `json:"-"`
+	Provider  string    `json:"p"`
+	TicketID  string    `json:"t,omitempty"` // a login: the desktop's ticket to confirm
+	UserID    string    `json:"u,omitempty"` // a link: the user to link the identity to
+	Verifier  string    `json:"v"`           // PKCE code verifier
+	Nonce     string    `json:"n"`
+	ReturnTo  string    `json:"r,omitempty"` // where the callback sends the browser; "": a page that closes itself
+	ExpiresAt time.Time `json:"e"`
+}
+
+// OAuthStateStore keeps third-party logins in progress. A state is taken
+// once.
+type OAuthStateStore interface {
+	// PutOAuthState keeps st until st.ExpiresAt; ErrConflict if its state
+	// value exists.
+	PutOAuthState(ctx context.Context, st OAuthState) error
+	// TakeOAuthState removes and returns the login of state value state,
+	// or returns ErrNotFound when there is none or it has expired at now.
+	// Of concurrent callers, one gets it.
+	TakeOAuthState(ctx context.Context, state string, now time.Time) (OAuthState, error)
+}
+
+// OAuthProviders lists the names of the third-party logins this hub
+// offers, sorted.
+func (s *Service) OAuthProviders() []string {
+	names := make([]string, 0, len(s.oauth))
+	for name := range s.oauth {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// oauthProvider returns the provider of name. Errors: KindNotFound.
+func (s *Service) oauthProvider(name string) (OAuthProvider, error) {
+	p, ok := s.oauth[name]
+	if !ok {
+		return nil, Errorf(KindNotFound, "no login provider %q on this hub", name)
+	}
+	return p, nil
+}
+
+// OAuthRedirectURI is the callback of provider, as it must be registered
+// with the provider: <public url>/v1/oauth/<provider>/callback.
+func (s *Service) OAuthRedirectURI(provider string) string {
+	return s.publicURL + "/v1/oauth/" + provider + "/callback"
+}
+
+// TicketOAuthRequest starts a desktop's login with a provider.
+type TicketOAuthRequest struct {
+	TicketID, Secret string
+	Client           netip.Addr
+	Provider         string
+	ReturnTo         string // checked by the caller against the allowed origins; "" for none
+}
+
+// StartTicketOAuth returns the authorize URL of a login with a provider
+// that, once the user consents, confirms the desktop's pending ticket as
+// the provider's user. Errors: KindNotFound (ticket, provider),
+// KindUnauthorized (secret), KindForbidden (address), KindConflict (the
+// ticket is no longer pending), KindExpired.
+func (s *Service) StartTicketOAuth(ctx context.Context, req TicketOAuthRequest) (string, error) {
+	p, err := s.oauthProvider(req.Provider)
+	if err != nil {
+		return "", err
+	}
+	rec, err := s.authorizeDesktop(ctx, req.TicketID, req.Secret, req.Client)
+	if err != nil {
+		return "", err
+	}
+	switch v := rec.ViewAt(s.now()); v.State {
+	case StatePending:
+	case StateExpired:
+		return "", Errorf(KindExpired, "this login has expired; refresh the page")
+	default:
+		return "", Errorf(KindConflict, "this login is already %s", v.State)
+	}
+	return s.startOAuth(ctx, p, OAuthState{Provider: req.Provider, TicketID: rec.ID, ReturnTo: req.ReturnTo})
+}
+
+// StartLinkOAuth returns the authorize URL of a provider login whose
+// identity is then linked to p's user, who must have logged in recently.
+// Errors: KindNotFound (provider), KindStepUpRequired.
+func (s *Service) StartLinkOAuth(ctx context.Context, p Principal, provider, returnTo string) (string, error) {
+	prov, err := s.oauthProvider(provider)
+	if err != nil {
+		return "", err
+	}
+	if err := s.RequireRecentLogin(p); err != nil {
+		return "", err
+	}
+	return s.startOAuth(ctx, prov, OAuthState{Provider: provider, UserID: p.User.ID, ReturnTo: returnTo})
+}
+
+// startOAuth keeps st with a fresh state, PKCE verifier and nonce, and
+// returns the provider's authorize URL for it.
+func (s *Service) startOAuth(ctx context.Context, p OAuthProvider, st OAuthState) (string, error) {
+	st.State = randomToken("")
+	st.Verifier = oauth2.GenerateVerifier()
+	st.Nonce = randomToken("")
+	st.ExpiresAt = s.now().Add(OAuthStateTTL)
+	if err := s.store.PutOAuthState(ctx, st); err != nil {
+		return "", fmt.Errorf("oauth %s: keep state: %w", st.Provider, err)
+	}
+	return p.AuthorizeURL(OAuthAuthorize{RedirectURI: s.OAuthRedirectURI(st.Provider), State: st.State,
+		CodeChallenge: oauth2.S256ChallengeFromVerifier(st.Verifier), Nonce: st.Nonce}), nil
+}
+
+// OAuthCallbackRequest is a provider's redirect back to the hub.
+type OAuthCallbackRequest struct {
+	Provider, State, Code string
+	// Denied is set when the provider says the user refused (an error
+	// parameter, or no code): the login ends with nothing changed.
+	Denied bool
+}
+
+// OAuthResult is what a completed callback did.
+type OAuthResult struct {
+	Provider string
+	TicketID string // a login: the ticket now confirmed
+	Linked   bool   // a link: the identity is the user's now
+	User     User
+	ReturnTo string
+}
+
+// OAuthCallback completes a third-party login: it takes the state (once),
+// exchanges the code, maps the provider's identity to a user (making one
+// on first login; a WeChat unionid finds the mini-program's user) and
+// confirms the desktop's ticket as that user, or links the identity to the
+// user who started a link. On any error the ticket and the links are left
+// as they were; the result's ReturnTo is set whenever the state was ours.
+// Errors: KindInvalid, KindNotFound (provider), KindUnauthorized (unknown,
+// used or expired state; a bad code), KindForbidden (the user refused),
+// KindConflict (the identity is another user's; the ticket is no longer
+// pending), KindExpired, KindUpstreamUnavailable.
+func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (OAuthResult, error) {
+	p, err := s.oauthProvider(req.Provider)
+	if err != nil {
+		return OAuthResult{}, err
+	}
+	if req.State == "" || len(req.State) > 128 {
+		return OAuthResult{}, Errorf(KindInvalid, "state is missing or malformed")
+	}
+	now := s.now()
+	st, err := s.store.TakeOAuthState(ctx, req.State, now)
+	if errors.Is(err, ErrNotFound) || (err == nil && st.Provider != req.Provider) {
+		return OAuthResult{}, Errorf(KindUnauthorized, "this login link is unknown, used or expired; start again")
+	}
+	if err != nil {
+		return OAuthResult{}, fmt.Errorf("oauth %s: take state: %w", req.Provider, err)
+	}
+	res := OAuthResult{Provider: req.Provider, TicketID: st.TicketID, ReturnTo: st.ReturnTo}
+	if req.Denied || req.Code == "" {
+		s.log.InfoContext(ctx, "oauth login refused by the user", slog.String("provider", req.Provider))
+		return res, Errorf(KindForbidden, "the login was declined at %s", req.Provider)
+	}
+	ext, err := p.Identity(ctx, OAuthExchange{Code: req.Code, RedirectURI: s.OAuthRedirectURI(req.Provider),
+		CodeVerifier: st.Verifier, Nonce: st.Nonce})
+	if err != nil {
+		return res, err
+	}
+	if ext.Subject == "" {
+		return res, fmt.Errorf("oauth %s: the provider named no subject", req.Provider)
+	}
+	id := Identity{Provider: req.Provider, Subject: ext.Subject, UnionID: ext.UnionID}
+	if st.UserID != "" {
+		u := User{ID: st.UserID}
+		if err := s.link(ctx, Principal{User: u}, id, "this "+req.Provider+" account belongs to another user"); err != nil {
+			return res, err
+		}
+		res.Linked, res.User = true, u
+		return res, nil
+	}
+	newUser := User{ID: "u_" + NewTicketID(), Nickname: CleanNickname(ext.Nickname), CreatedAt: now}
+	if !ValidAvatarURL(ext.AvatarURL) {
+		ext.AvatarURL = ""
+	}
+	newUser.AvatarURL = ext.AvatarURL
+	if newUser.Nickname == "" {
+		newUser.Nickname = defaultNickname(req.Provider)
+	}
+	u, _, err := s.store.UpsertIdentity(ctx, id, Profile{}, newUser)
+	if err != nil {
+		return res, fmt.Errorf("oauth %s: %w", req.Provider, err)
+	}
+	res.User = u
+	if err := s.confirmAs(ctx, u, id, st.TicketID); err != nil {
+		return res, err
+	}
+	s.log.InfoContext(ctx, "oauth login confirmed a ticket", slog.String("provider", req.Provider), slog.String("user", u.ID))
+	return res, nil
+}
+
+// confirmAs scans and confirms ticket id as user u, as a phone would, with
+// a session that lives only for those two moves: the same atomic store
+// moves, announcements and checks as a phone's, with the user's profile
+// shown to the desktop as the scanner.
+func (s *Service) confirmAs(ctx context.Context, u User, id Identity, ticketID string) error {
+	rec, access, _ := s.sessionRecord(u.ID, sessionFacts{AMR: []string{id.Provider}, Identity: id, Method: id.Provider})
+	// Should the delete below not happen (a crash), the session dies soon
+	// anyway; its tokens were never shown to anyone.
+	rec.AccessExpiresAt = rec.CreatedAt.Add(time.Minute)
+	rec.RefreshExpiresAt = rec.AccessExpiresAt
+	if err := s.store.CreateSession(ctx, rec); err != nil {
+		return fmt.Errorf("oauth confirm: %w", err)
+	}
+	defer func() {
+		ref, _ := parseToken(access, accessPrefix)
+		if err := s.store.DeleteSession(context.WithoutCancel(ctx), ref); err != nil {
+			s.log.WarnContext(ctx, "oauth confirm: the moment's session not deleted", "user", u.ID, "err", err)
+		}
+	}()
+	if _, err := s.phoneMove(ctx, access, PhoneMove{ID: ticketID, From: StatePending, To: StateScanned, Now: s.now()}); err != nil {
+		return err
+	}
+	res, err := s.phoneMove(ctx, access, PhoneMove{ID: ticketID, From: StateScanned, To: StateConfirmed, Now: s.now()})
+	if err != nil {
+		return err
+	}
+	if !res.Moved {
+		switch v := res.Ticket.ViewAt(s.now()); v.State {
+		case StateExpired:
+			return Errorf(KindExpired, "the login on the computer has expired; refresh it and try again")
+		default:
+			return Errorf(KindConflict, "the login on the computer is already %s", v.State)
+		}
+	}
+	return nil
+}
+
+// defaultNickname is the name of a new user whose provider gave none, as
+// the provider's own apps call such a user.
+func defaultNickname(provider string) string {
+	switch provider {
+	case "qq":
+		return "QQ用户"
+	case "weibo":
+		return "微博用户"
+	case "wechat_web":
+		return DefaultWeChatNickname
+	}
+	return "用户"
+}
