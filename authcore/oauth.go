@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -90,37 +91,67 @@ type OAuthStateStore interface {
 	TakeOAuthState(ctx context.Context, state string, now time.Time) (OAuthState, error)
 }
 
-// OAuthProviders lists the names of the third-party logins this hub
+// The third-party logins' names. Routes name a provider as qq, weibo,
+// wechat_web or an OIDC upstream's own name; identities name an OIDC
+// upstream "oidc:<name>".
+const (
+	ProviderQQ        = "qq"
+	ProviderWeibo     = "weibo"
+	ProviderWeChatWeb = "wechat_web"
+	oidcPrefix        = "oidc:"
+)
+
+// OAuthRoute is the name routes use for the provider of identities named
+// provider: an OIDC upstream's name without "oidc:".
+func OAuthRoute(provider string) string { return strings.TrimPrefix(provider, oidcPrefix) }
+
+// validOAuthName reports whether name may key Config.OAuth: a built-in
+// provider, or "oidc:<name>" whose name is none of theirs.
+func validOAuthName(name string) bool {
+	switch name {
+	case ProviderQQ, ProviderWeibo, ProviderWeChatWeb:
+		return true
+	}
+	route, ok := strings.CutPrefix(name, oidcPrefix)
+	return ok && validProvider(route) && !strings.Contains(route, ":") && !validOAuthName(route)
+}
+
+// OAuthProviders lists the route names of the third-party logins this hub
 // offers, sorted.
 func (s *Service) OAuthProviders() []string {
 	names := make([]string, 0, len(s.oauth))
 	for name := range s.oauth {
-		names = append(names, name)
+		names = append(names, OAuthRoute(name))
 	}
 	slices.Sort(names)
 	return names
 }
 
-// oauthProvider returns the provider of name. Errors: KindNotFound.
-func (s *Service) oauthProvider(name string) (OAuthProvider, error) {
-	p, ok := s.oauth[name]
-	if !ok {
-		return nil, Errorf(KindNotFound, "no login provider %q on this hub", name)
+// oauthProvider returns the provider a route names and the name of its
+// identities. Errors: KindNotFound.
+func (s *Service) oauthProvider(route string) (string, OAuthProvider, error) {
+	if !strings.Contains(route, ":") {
+		for _, name := range []string{route, oidcPrefix + route} {
+			if p, ok := s.oauth[name]; ok {
+				return name, p, nil
+			}
+		}
 	}
-	return p, nil
+	return "", nil, Errorf(KindNotFound, "no login provider %q on this hub", route)
 }
 
-// OAuthRedirectURI is the callback of provider, as it must be registered
-// with the provider: <public url>/v1/oauth/<provider>/callback.
-func (s *Service) OAuthRedirectURI(provider string) string {
-	return s.publicURL + "/v1/oauth/" + provider + "/callback"
+// OAuthRedirectURI is the callback of a provider (by its route name), as
+// it must be registered with the provider:
+// <public url>/v1/oauth/<route>/callback.
+func (s *Service) OAuthRedirectURI(route string) string {
+	return s.publicURL + "/v1/oauth/" + route + "/callback"
 }
 
 // TicketOAuthRequest starts a desktop's login with a provider.
 type TicketOAuthRequest struct {
 	TicketID, Secret string
 	Client           netip.Addr
-	Provider         string
+	Provider         string // its route name
 	ReturnTo         string // checked by the caller against the allowed origins; "" for none
 }
 
@@ -130,7 +161,7 @@ type TicketOAuthRequest struct {
 // KindUnauthorized (secret), KindForbidden (address), KindConflict (the
 // ticket is no longer pending), KindExpired.
 func (s *Service) StartTicketOAuth(ctx context.Context, req TicketOAuthRequest) (string, error) {
-	p, err := s.oauthProvider(req.Provider)
+	name, p, err := s.oauthProvider(req.Provider)
 	if err != nil {
 		return "", err
 	}
@@ -145,21 +176,21 @@ func (s *Service) StartTicketOAuth(ctx context.Context, req TicketOAuthRequest) 
 	default:
 		return "", Errorf(KindConflict, "this login is already %s", v.State)
 	}
-	return s.startOAuth(ctx, p, OAuthState{Provider: req.Provider, TicketID: rec.ID, ReturnTo: req.ReturnTo})
+	return s.startOAuth(ctx, p, OAuthState{Provider: name, TicketID: rec.ID, ReturnTo: req.ReturnTo})
 }
 
 // StartLinkOAuth returns the authorize URL of a provider login whose
 // identity is then linked to p's user, who must have logged in recently.
 // Errors: KindNotFound (provider), KindStepUpRequired.
 func (s *Service) StartLinkOAuth(ctx context.Context, p Principal, provider, returnTo string) (string, error) {
-	prov, err := s.oauthProvider(provider)
+	name, prov, err := s.oauthProvider(provider)
 	if err != nil {
 		return "", err
 	}
 	if err := s.RequireRecentLogin(p); err != nil {
 		return "", err
 	}
-	return s.startOAuth(ctx, prov, OAuthState{Provider: provider, UserID: p.User.ID, ReturnTo: returnTo})
+	return s.startOAuth(ctx, prov, OAuthState{Provider: name, UserID: p.User.ID, ReturnTo: returnTo})
 }
 
 // startOAuth keeps st with a fresh state, PKCE verifier and nonce, and
@@ -172,13 +203,13 @@ func (s *Service) startOAuth(ctx context.Context, p OAuthProvider, st OAuthState
 	if err := s.store.PutOAuthState(ctx, st); err != nil {
 		return "", fmt.Errorf("oauth %s: keep state: %w", st.Provider, err)
 	}
-	return p.AuthorizeURL(OAuthAuthorize{RedirectURI: s.OAuthRedirectURI(st.Provider), State: st.State,
+	return p.AuthorizeURL(OAuthAuthorize{RedirectURI: s.OAuthRedirectURI(OAuthRoute(st.Provider)), State: st.State,
 		CodeChallenge: oauth2.S256ChallengeFromVerifier(st.Verifier), Nonce: st.Nonce}), nil
 }
 
 // OAuthCallbackRequest is a provider's redirect back to the hub.
 type OAuthCallbackRequest struct {
-	Provider, State, Code string
+	Provider, State, Code string // Provider: its route name
 	// Denied is set when the provider says the user refused (an error
 	// parameter, or no code): the login ends with nothing changed.
 	Denied bool
@@ -204,7 +235,7 @@ type OAuthResult struct {
 // KindConflict (the identity is another user's; the ticket is no longer
 // pending), KindExpired, KindUpstreamUnavailable.
 func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (OAuthResult, error) {
-	p, err := s.oauthProvider(req.Provider)
+	name, p, err := s.oauthProvider(req.Provider)
 	if err != nil {
 		return OAuthResult{}, err
 	}
@@ -213,13 +244,13 @@ func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (
 	}
 	now := s.now()
 	st, err := s.store.TakeOAuthState(ctx, req.State, now)
-	if errors.Is(err, ErrNotFound) || (err == nil && st.Provider != req.Provider) {
+	if errors.Is(err, ErrNotFound) || (err == nil && st.Provider != name) {
 		return OAuthResult{}, Errorf(KindUnauthorized, "this login link is unknown, used or expired; start again")
 	}
 	if err != nil {
 		return OAuthResult{}, fmt.Errorf("oauth %s: take state: %w", req.Provider, err)
 	}
-	res := OAuthResult{Provider: req.Provider, TicketID: st.TicketID, ReturnTo: st.ReturnTo}
+	res := OAuthResult{Provider: name, TicketID: st.TicketID, ReturnTo: st.ReturnTo}
 	if req.Denied || req.Code == "" {
 		s.log.InfoContext(ctx, "oauth login refused by the user", slog.String("provider", req.Provider))
 		return res, Errorf(KindForbidden, "the login was declined at %s", req.Provider)
@@ -232,7 +263,7 @@ func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (
 	if ext.Subject == "" {
 		return res, fmt.Errorf("oauth %s: the provider named no subject", req.Provider)
 	}
-	id := Identity{Provider: req.Provider, Subject: ext.Subject, UnionID: ext.UnionID}
+	id := Identity{Provider: name, Subject: ext.Subject, UnionID: ext.UnionID}
 	if st.UserID != "" {
 		u := User{ID: st.UserID}
 		if err := s.link(ctx, Principal{User: u}, id, "this "+req.Provider+" account belongs to another user"); err != nil {
@@ -247,7 +278,7 @@ func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (
 	}
 	newUser.AvatarURL = ext.AvatarURL
 	if newUser.Nickname == "" {
-		newUser.Nickname = defaultNickname(req.Provider)
+		newUser.Nickname = defaultNickname(name)
 	}
 	u, _, err := s.store.UpsertIdentity(ctx, id, Profile{}, newUser)
 	if err != nil {
@@ -302,11 +333,11 @@ func (s *Service) confirmAs(ctx context.Context, u User, id Identity, ticketID s
 // the provider's own apps call such a user.
 func defaultNickname(provider string) string {
 	switch provider {
-	case "qq":
+	case ProviderQQ:
 		return "QQ用户"
-	case "weibo":
+	case ProviderWeibo:
 		return "微博用户"
-	case "wechat_web":
+	case ProviderWeChatWeb:
 		return DefaultWeChatNickname
 	}
 	return "用户"

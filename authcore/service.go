@@ -119,8 +119,9 @@ type Config struct {
 	Logger     *slog.Logger     // nil: discard
 	Regions    Regions          // where a client address is; nil: PrefixRegions
 	Risk       RiskPolicy       // when a login is stepped up; empty: RiskNewRegion
-	// OAuth are the third-party logins by name ("qq", "weibo",
-	// "wechat_web", "oidc:<name>"); none: no third-party login.
+	// OAuth are the third-party logins by the name of their identities
+	// (ProviderQQ, ProviderWeibo, ProviderWeChatWeb, "oidc:<name>"); none:
+	// no third-party login.
 	OAuth map[string]OAuthProvider
 	// OnRiskDecision, if set, is called with every risk decision (for
 	// metrics); it must be fast and safe for concurrent use.
@@ -189,7 +190,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("authcore: unknown risk policy %q", s.risk)
 	}
 	for name, p := range s.oauth {
-		if !validProvider(name) || p == nil {
+		if !validOAuthName(name) || p == nil {
 			return nil, fmt.Errorf("authcore: bad OAuth provider %q", name)
 		}
 	}

@@ -83,6 +83,10 @@ func Routes(d Deps) http.Handler {
 		r.Get("/qr/tickets/{id}/qr.png", handleQRPNG(d))
 		r.Get("/qr/tickets/{id}/qr.svg", handleQRSVG(d))
 		r.With(rateLimit(d, "redeem", d.CallRate)).Post("/qr/tickets/{id}/redeem", handleRedeem(d))
+		// Third-party logins (QQ, Weibo, WeChat website, OIDC) confirm the
+		// ticket from their callback: the desktop's path is unchanged.
+		r.With(rateLimit(d, "oauth", d.CallRate)).Post("/qr/tickets/{id}/oauth/{provider}", handleTicketOAuth(d))
+		r.With(rateLimit(d, "oauth", d.CallRate)).Get("/oauth/{provider}/callback", handleOAuthCallback(d))
 
 		// Phone.
 		r.With(rateLimit(d, "scan", d.CallRate)).Post("/qr/scan", handleScan(d))
@@ -123,6 +127,7 @@ func Routes(d Deps) http.Handler {
 		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/wechat", handleLinkWeChat(d))
 		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/phone", handleLinkPhone(d))
 		r.Delete("/me/identities/{provider}", handleUnlinkIdentity(d))
+		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/{provider}/start", handleLinkOAuth(d))
 	})
 
 	if d.Sandbox != nil {

@@ -155,3 +155,73 @@ func RenderLanding(w io.Writer, l Landing) error {
 	_, err := w.Write(buf.Bytes())
 	return err
 }
+
+// OAuthDone is what the page at the end of a third-party login shows
+// (GET /v1/oauth/{provider}/callback without a return_to).
+type OAuthDone struct {
+	Provider string // the provider's display name ("QQ")
+	// OK: the login went through (the desktop's page, watching its ticket,
+	// is logged in; this window closes itself) or the identity is linked.
+	OK bool
+	// Message says why it did not, in words safe to show.
+	Message string
+	// SandboxBanner and Nonce: as Page's.
+	SandboxBanner bool
+	Nonce         string
+}
+
+// oauthDoneTmpl: html/template escapes the provider and the message.
+var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner + `<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<meta name="robots" content="noindex">
+<title>{{if .OK}}登录成功 · Logged in{{else}}登录未完成 · Login not completed{{end}}</title>
+<style nonce="{{.Nonce}}">
+  :root { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif;
+          color: #1d1d1f; background: #f5f5f7; }
+  body { margin: 0; min-height: 100vh; display: grid; place-items: center; }
+  main { background: #fff; border-radius: 16px; box-shadow: 0 8px 30px rgba(0,0,0,.08);
+         padding: 32px; max-width: 360px; margin: 16px; text-align: center; }
+  h1 { font-size: 20px; margin: 0 0 8px; }
+  p { line-height: 1.5; margin: 8px 0; }
+  .en { color: #6e6e73; }
+  ` + bannerStyle + `
+</style>
+</head>
+<body>
+{{- if .SandboxBanner}}
+{{template "sandbox-banner"}}
+{{- end}}
+<main id="oauth-done" data-ok="{{.OK}}">
+{{- if .OK}}
+  <h1>已通过 {{.Provider}} 登录</h1>
+  <p class="en">Logged in with {{.Provider}}. You can close this window.</p>
+{{- else}}
+  <h1>{{.Provider}} 登录未完成</h1>
+  <p class="en">The login with {{.Provider}} did not complete: <span id="reason">{{.Message}}</span></p>
+  <p>请关闭此窗口，回到原页面重试。 · Close this window and try again from the page you came from.</p>
+{{- end}}
+</main>
+{{- if .OK}}
+<script nonce="{{.Nonce}}">
+  // A popup closes itself; a window the user navigated keeps the message.
+  if (window.opener) { window.close(); }
+</script>
+{{- end}}
+</body>
+</html>
+`))
+
+// RenderOAuthDone writes the page at the end of a third-party login. It
+// writes nothing if rendering fails. Setting headers is the caller's job.
+func RenderOAuthDone(w io.Writer, d OAuthDone) error {
+	var buf bytes.Buffer
+	if err := oauthDoneTmpl.Execute(&buf, d); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
