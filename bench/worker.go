@@ -35,6 +35,7 @@ type flowReport struct {
 	Open           []int64        `json:"open_ns"`
 	Scanned        []int64        `json:"scanned_ns"`
 	Confirm        []int64        `json:"confirm_ns"`
+	ConfirmAt      []int64        `json:"confirm_at_unix_ns"` // when each Confirm's confirm was sent
 	ConfirmArrived []int64        `json:"confirm_arrived_ns"` // to the kernel's receive time on the desktop's socket (push only)
 	Redeem         []int64        `json:"redeem_ns"`
 	Create         histogram      `json:"create"`          // --mode create
@@ -205,6 +206,7 @@ type flowResult struct {
 	cancelled                      bool // the run ended under it
 	open, scanned, confirm, redeem time.Duration
 	confirmArrived                 time.Duration // 0 when unknown
+	confirmAt                      time.Time     // when the confirm was sent
 }
 
 // runFlows starts --flows logins at --rate, at most --concurrency at once.
@@ -240,6 +242,7 @@ func (w *localWorker) runFlows(ctx context.Context) (rep flowReport, err error) 
 			}
 			rep.Scanned = append(rep.Scanned, int64(r.scanned))
 			rep.Confirm = append(rep.Confirm, int64(r.confirm))
+			rep.ConfirmAt = append(rep.ConfirmAt, r.confirmAt.UnixNano())
 			if r.confirmArrived > 0 {
 				rep.ConfirmArrived = append(rep.ConfirmArrived, int64(r.confirmArrived))
 			}
@@ -317,6 +320,7 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	}
 	res.scanned = scannedAt.Sub(tScan)
 	res.confirm = confirmed.at.Sub(tConfirm)
+	res.confirmAt = tConfirm
 	if !confirmed.arrived.IsZero() {
 		res.confirmArrived = confirmed.arrived.Sub(tConfirm.Round(0))
 	}
