@@ -141,25 +141,15 @@ func (b *burster) prepare(ctx context.Context) error {
 }
 
 func (b *burster) prepareUser(ctx context.Context, src *source, base string, u burstUser) error {
-	var code struct {
-		Code string `json:"code"`
+	token, err := src.sandboxLogin(ctx, base, u.login)
+	if err != nil {
+		return err
 	}
-	if err := src.call(ctx, "sandbox_wx_login", "POST", base+"/sandbox/wechat/wx.login", "",
-		map[string]string{"user": u.login}, &code, http.StatusOK); err != nil {
-		return fmt.Errorf("%w (users log in through the sandbox: run the hub without WeChat credentials)", err)
-	}
-	var sess struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := src.call(ctx, "wx_login", "POST", base+"/v1/wx/login", "",
-		map[string]string{"code": code.Code, "nickname": u.login}, &sess, http.StatusOK); err != nil {
-		return fmt.Errorf("%w (is LOGINHUB_LOGIN_RATE=0?)", err)
-	}
-	if err := src.call(ctx, "set_username", "PUT", base+"/v1/me/username", sess.AccessToken,
+	if err := src.call(ctx, "set_username", "PUT", base+"/v1/me/username", token,
 		map[string]string{"username": u.login}, nil, http.StatusNoContent); err != nil {
 		return err
 	}
-	return src.call(ctx, "set_password", "PUT", base+"/v1/me/password", sess.AccessToken,
+	return src.call(ctx, "set_password", "PUT", base+"/v1/me/password", token,
 		map[string]string{"password": u.password}, nil, http.StatusNoContent)
 }
 

@@ -110,7 +110,7 @@ func TestParseFlagsBurst(t *testing.T) {
 // opened before the start, with the right and wrong passwords of the
 // plan; answers are counted by kind.
 func TestBurstFire(t *testing.T) {
-	var conns, wrong atomic.Int64
+	var conns, wrong atomic.Int64 // the hub's connections, wrong passwords
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		switch {
@@ -142,12 +142,15 @@ func TestBurstFire(t *testing.T) {
 	started := false
 	rep := b.fire(context.Background(), time.Now(), func() {
 		started = true
-		if n := conns.Load(); n != 30 {
+		if n := b.net.open.Load(); n != 30 {
 			t.Errorf("%d connections open at the start, want 30", n)
 		}
 	})
 	if !started || rep.start.IsZero() || rep.end.Before(rep.start) {
 		t.Fatalf("started %v, start %v, end %v", started, rep.start, rep.end)
+	}
+	if n := conns.Load(); n != 30 {
+		t.Errorf("the hub saw %d connections, want one per login", n)
 	}
 	if rep.answers["200"] != 27 || rep.answers["401_unauthorized"] != 3 || wrong.Load() != 3 || len(rep.all) != 30 || len(rep.ok) != 27 {
 		t.Errorf("answers %v (%d wrong seen), %d latencies (%d ok); want 27 ok, 3 unauthorized", rep.answers, wrong.Load(), len(rep.all), len(rep.ok))

@@ -105,25 +105,9 @@ func (w *localWorker) loginPhones(ctx context.Context) error {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			name := fmt.Sprintf("bench-c%d-p%d", w.cfg.childIndex, i)
-			src := w.source(i)
-			base := w.cfg.baseURLs[w.cfg.phoneNode(i)]
-			var code struct {
-				Code string `json:"code"`
-			}
-			if err := src.call(ctx, "sandbox_wx_login", "POST", base+"/sandbox/wechat/wx.login", "",
-				map[string]string{"user": name}, &code, http.StatusOK); err != nil {
-				errs[i] = fmt.Errorf("%w (phones log in through the sandbox: run the hub without WeChat credentials)", err)
-				return
-			}
-			var sess struct {
-				AccessToken string `json:"access_token"`
-			}
-			if err := src.call(ctx, "wx_login", "POST", base+"/v1/wx/login", "",
-				map[string]string{"code": code.Code, "nickname": name}, &sess, http.StatusOK); err != nil {
-				errs[i] = fmt.Errorf("%w (is LOGINHUB_LOGIN_RATE=0?)", err)
-				return
-			}
-			w.phones[i] = phone{name: name, token: sess.AccessToken}
+			token, err := w.source(i).sandboxLogin(ctx, w.cfg.baseURLs[w.cfg.phoneNode(i)], name)
+			errs[i] = err
+			w.phones[i] = phone{name: name, token: token}
 		})
 	}
 	wg.Wait()
