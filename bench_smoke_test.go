@@ -170,3 +170,54 @@ func TestBenchSmokeCrossNode(t *testing.T) {
 		}
 	})
 }
+
+// TestBenchSmokePasswordBurst runs --password-burst small beside the
+// flows: the users are prepared through the sandbox, every login is
+// answered (right, wrong, or 503 when it waited too long for a hash: the
+// race detector slows argon2id down many times), and the figures the
+// burst reports are there.
+func TestBenchSmokePasswordBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load run")
+	}
+	h := startHub(t, map[string]string{"LOGINHUB_IP_BINDING": "off", "LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"--url", h.URL, "--metrics", internalURL(t, h.logs), "--desktops", "40", "--flows", "40", "--rate", "100",
+		"--confirm-waiting", "--phones", "1", "--sources", "4", "--settle", "0", "--duration", "50s", "--json",
+		"--password-burst", "20", "--password-users", "4", "--password-wrong", "10", "--password-burst-at", "100ms"}
+	var stdout, stderr bytes.Buffer
+	if err := bench.Run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench.Run: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	var r bench.Result
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("decoding the result: %v\n%s", err, &stdout)
+	}
+	b := r.Burst
+	if r.OK != 40 || r.Errors != 0 || b == nil {
+		t.Fatalf("flows ok %d errors %d %v, burst %+v; want 40 ok and a burst", r.OK, r.Errors, r.ErrorKinds, b)
+	}
+	answered := 0
+	for kind, n := range b.Answers {
+		switch kind {
+		case "200", "401_unauthorized", "503_upstream_unavailable":
+			answered += n
+		default:
+			t.Errorf("%d password logins answered %s", n, kind)
+		}
+	}
+	if b.Logins != 20 || b.Wrong != 2 || answered != 20 || b.OK < 1 || b.Answers["401_unauthorized"] > 2 || b.Busy != b.Answers["503_upstream_unavailable"] {
+		t.Errorf("burst: %d logins, %d wrong, answers %v; want 20 answered, 2 wrong, some ok", b.Logins, b.Wrong, b.Answers)
+	}
+	if b.Latency.N != 20 || b.OKLatency.N != b.OK || b.Seconds <= 0 || b.PrepareSeconds <= 0 {
+		t.Errorf("burst latencies %+v / ok %+v, lasted %.2fs, prepared in %.2fs", b.Latency, b.OKLatency, b.Seconds, b.PrepareSeconds)
+	}
+	if b.RSSReads < 1 || b.PeakRSS < b.RSSBefore || b.RSSBefore <= 0 || b.PeakHeapGoal <= 0 {
+		t.Errorf("burst memory: RSS %.0f then peak %.0f in %d reads, heap goal %.0f", b.RSSBefore, b.PeakRSS, b.RSSReads, b.PeakHeapGoal)
+	}
+	if n := b.ConfirmDuring.N + b.ConfirmOutside.N; n != r.Confirm.N {
+		t.Errorf("confirmations during the burst %d + outside it %d = %d, want all %d", b.ConfirmDuring.N, b.ConfirmOutside.N, n, r.Confirm.N)
+	}
+	t.Logf("burst: answers %v in %.2fs; peak RSS %.1f MiB", b.Answers, b.Seconds, b.PeakRSS/(1<<20))
+}

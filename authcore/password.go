@@ -53,7 +53,11 @@ var DefaultArgon2 = Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1, KeyLen:
 const DefaultPasswordWait = 3 * time.Second
 
 // hashGate bounds how many argon2id computations run at once, so that a
-// burst of password logins cannot take more than slots × Memory KiB.
+// burst of password logins cannot take more than slots × Memory KiB. By
+// default it leaves one processor free of hashing: a hash runs for tens of
+// milliseconds without blocking, and with every processor hashing the
+// requests and WebSocket writes of other logins wait for the scheduler to
+// preempt one (docs/BENCHMARKS.md has the burst measured both ways).
 type hashGate struct {
 	slots  chan struct{}
 	wait   time.Duration
@@ -64,7 +68,7 @@ type hashGate struct {
 
 func newHashGate(n int, wait time.Duration, p Argon2Params) *hashGate {
 	if n <= 0 {
-		n = 2 * runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if wait <= 0 {
 		wait = DefaultPasswordWait

@@ -2,6 +2,7 @@ package authcore
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,8 +70,9 @@ func TestHashGateBound(t *testing.T) {
 
 func TestHashGateDefaultSlots(t *testing.T) {
 	g := newHashGate(0, 0, DefaultArgon2)
-	if cap(g.slots) < 2 || g.wait != DefaultPasswordWait {
-		t.Errorf("default gate: %d slots, wait %v; want 2×GOMAXPROCS and %v", cap(g.slots), g.wait, DefaultPasswordWait)
+	want := max(1, runtime.GOMAXPROCS(0)-1)
+	if cap(g.slots) != want || g.wait != DefaultPasswordWait {
+		t.Errorf("default gate: %d slots, wait %v; want %d (GOMAXPROCS-1, at least 1) and %v", cap(g.slots), g.wait, want, DefaultPasswordWait)
 	}
 }
 

@@ -127,7 +127,7 @@ type Config struct {
 	// metrics); it must be fast and safe for concurrent use.
 	OnRiskDecision func(RiskDecision)
 	// PasswordHashers bounds the argon2id hashes computed at once (each
-	// takes DefaultArgon2.Memory); zero: 2 × GOMAXPROCS.
+	// takes DefaultArgon2.Memory); zero: GOMAXPROCS - 1, at least 1.
 	PasswordHashers int
 	// PasswordWait is how long a password check waits for a hashing slot
 	// before it answers upstream_unavailable; zero: DefaultPasswordWait.

@@ -84,6 +84,14 @@ type config struct {
 	memoryLimitMiB int    // the load tool's soft heap limit per process (GOMEMLIMIT), MiB
 	maxProcs       int    // the load tool's GOMAXPROCS per process; 0 = the runtime's default
 
+	// --password-burst: this many password logins sent at once during
+	// the flows, burstAt after they start (see burster), by burstUsers
+	// users, burstWrongPct % of them with a wrong password.
+	passwordBurst int
+	burstUsers    int
+	burstWrongPct float64
+	burstAt       time.Duration // <0: a third of the flows' nominal length (--flows / --rate)
+
 	// untilDuration: --mode create with --flows 0 creates until endAt
 	// (the run's start + --duration) and is complete then.
 	untilDuration bool
@@ -267,6 +275,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.IntVar(&cfg.memoryLimitMiB, "memory-limit", 512, "the load tool's soft heap limit per process in MiB (GOMEMLIMIT): with --gogc off its garbage is collected only when the heap reaches it, so a run of a few tens of thousands of logins finishes without a collection (64-65536)")
 	maxProcs := fs.Int("gomaxprocs", 1, "OS threads running Go code in each load-tool process (GOMAXPROCS; 0 = all CPUs). 1 suits flows: the tool runs several processes, and each one's idle scheduler threads spin on the cores the hub needs. --mode create uses all CPUs unless this is set")
+	fs.IntVar(&cfg.passwordBurst, "password-burst", 0, "send this many POST /v1/password/login at once during the flows (each on a connection opened before), and report their answers and latency, the hub's peak RSS (its /metrics read every 100 ms), and confirm→desktop during the burst and outside it; users are prepared first (sandbox wx.login, username, password). With --mode push, poll or longpoll alone")
+	fs.IntVar(&cfg.burstUsers, "password-users", 100, "users the --password-burst logins are spread over (each prepared with one password hash)")
+	fs.Float64Var(&cfg.burstWrongPct, "password-wrong", 10, "percent of the --password-burst logins sent with a wrong password; the hub locks a user after 5 failures and an address after 30, so these spread over --password-users and --sources")
+	cfg.burstAt = -1
+	fs.Func("password-burst-at", "when the --password-burst is sent, after the flows start, e.g. 5s (default: a third of --flows / --rate)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errors.New("--password-burst-at wants a duration of 0 or more, e.g. 5s")
+		}
+		cfg.burstAt = d
+		return nil
+	})
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to `FILE` (child i of --procs writes FILE.child<i>): to see what the generator costs next to the hub")
 	fs.BoolVar(&cfg.child, "child", false, "internal: run as a child process of a --procs run")
 	fs.IntVar(&cfg.childIndex, "child-index", 0, "internal: which child")
@@ -363,6 +383,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			cfg.untilDuration = cfg.flows == 0
 		}
 	}
+	if cfg.passwordBurst > 0 && (len(cfg.modes) > 1 || cfg.create()) {
+		return config{}, errors.New("bench: --password-burst runs beside the flows of one --mode: push, poll or longpoll")
+	}
 	cfg.maxProcs = *maxProcs
 	if cfg.create() && !set["gomaxprocs"] {
 		cfg.maxProcs = 0 // creating flat out needs every core
@@ -418,8 +441,16 @@ func (c *config) validate(procsSet bool) error {
 		return bad("--flows %d: want 0..%d ticket creations (0 = until --duration)", c.flows, maxCreates)
 	case !c.create() && (c.flows < 0 || c.flows > maxFlows):
 		return bad("--flows %d: want 0..%d", c.flows, maxFlows)
-	case c.desktops == 0 && c.flows == 0 && !c.create():
+	case c.desktops == 0 && c.flows == 0 && c.passwordBurst == 0 && !c.create():
 		return bad("nothing to do: --desktops and --flows are both 0")
+	case c.passwordBurst < 0 || c.passwordBurst > maxBurst:
+		return bad("--password-burst %d: want 0..%d", c.passwordBurst, maxBurst)
+	case c.passwordBurst > 0 && (c.burstUsers < 1 || c.burstUsers > maxBurstUsers):
+		return bad("--password-users %d: want 1..%d", c.burstUsers, maxBurstUsers)
+	case math.IsNaN(c.burstWrongPct) || c.burstWrongPct < 0 || c.burstWrongPct > 100:
+		return bad("--password-wrong %g: want a percentage, 0..100", c.burstWrongPct)
+	case c.burstAt > time.Hour:
+		return bad("--password-burst-at %s: want at most 1h", c.burstAt)
 	case c.confirmWaiting && c.create():
 		return bad("--confirm-waiting confirms waiting desktops; --mode create has none")
 	case c.confirmWaiting && c.flows > c.desktops:
@@ -464,7 +495,16 @@ func (c *config) validate(procsSet bool) error {
 			c.procs++
 		}
 	}
-	if c.sources > 0 && c.sourceOffset+c.procs*c.sources > maxSourceAddrs {
+	if c.passwordBurst > 0 {
+		if err := c.burstPlan().check(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	burstSources := 0
+	if c.passwordBurst > 0 {
+		burstSources = c.burstSources()
+	}
+	if c.sources > 0 && c.burstSourceOffset()+burstSources > maxSourceAddrs {
 		return bad("--procs %d × --sources %d source addresses run past 127.0.255.254", c.procs, c.sources)
 	}
 	if n := c.socketsPerProcess(c.procs); n > maxSocketsPerProcess {
@@ -498,7 +538,33 @@ func (c *config) socketsPerProcess(procs int) int {
 		return ceilDiv(c.concurrency, procs) + socketSlack
 	}
 	inflight := min(ceilDiv(c.concurrency, procs), ceilDiv(c.flows, procs))
-	return ceilDiv(c.desktops, procs) + 2*inflight + socketSlack
+	n := ceilDiv(c.desktops, procs) + 2*inflight + socketSlack
+	if procs == 1 { // the burst's connections are in the one process too
+		n += c.passwordBurst
+	}
+	return max(n, c.passwordBurst+socketSlack)
+}
+
+// burstSources is how many source addresses the burst's logins come from.
+func (c *config) burstSources() int { return max(c.sources, 1) }
+
+// burstSourceOffset is the index of the burst's first source address:
+// after every worker process's.
+func (c *config) burstSourceOffset() int { return c.sourceOffset + c.procs*c.sources }
+
+// burstPlan is who sends which login of --password-burst.
+func (c *config) burstPlan() burstPlan {
+	n := c.passwordBurst
+	return burstPlan{n: n, users: c.burstUsers, sources: c.burstSources(),
+		wrong: int(math.Round(float64(n) * c.burstWrongPct / 100))}
+}
+
+// burstDelay is when the burst is sent, after the flows start.
+func (c *config) burstDelay() time.Duration {
+	if c.burstAt >= 0 {
+		return c.burstAt
+	}
+	return time.Duration(float64(c.flows) / c.rate / 3 * float64(time.Second))
 }
 
 // create reports whether this is a --mode create run.

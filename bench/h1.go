@@ -60,6 +60,12 @@ func (p *h1Pool) do(ctx context.Context, method, host, path, bearer string, body
 	if err != nil {
 		return h1Response{}, err
 	}
+	return p.send(ctx, hc, method, host, path, bearer, body)
+}
+
+// send is do on the connection hc (from get): it is put back in the pool
+// after a kept-alive response, and closed otherwise.
+func (p *h1Pool) send(ctx context.Context, hc *h1Conn, method, host, path, bearer string, body []byte) (h1Response, error) {
 	// The connection's deadline follows ctx, so that a cancelled run or a
 	// flow past its timeout never waits on the socket.
 	if dl, ok := ctx.Deadline(); ok {

@@ -79,6 +79,7 @@ type hubMetrics struct {
 	Sockets    float64 // loginhub_hub_open_sockets
 	Slow       float64 // loginhub_hub_slow_consumers_dropped_total
 	GCCycles   float64 // go_gc_duration_seconds_count: garbage collections completed
+	HeapGoal   float64 // go_memstats_next_gc_bytes: the heap size the next collection ends
 }
 
 func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
@@ -93,7 +94,7 @@ func metricsFrom(m map[string]float64, at time.Time) hubMetrics {
 		CPU: get("process_cpu_seconds_total"), HeapInuse: get("go_memstats_heap_inuse_bytes"),
 		StackInuse: get("go_memstats_stack_inuse_bytes"),
 		Sockets:    get("loginhub_hub_open_sockets"), Slow: get("loginhub_hub_slow_consumers_dropped_total"),
-		GCCycles: get("go_gc_duration_seconds_count"),
+		GCCycles: get("go_gc_duration_seconds_count"), HeapGoal: get("go_memstats_next_gc_bytes"),
 	}
 }
 
@@ -169,6 +170,7 @@ func (m nodeMetrics) sum() hubMetrics {
 		s.Sockets += n.Sockets
 		s.Slow += n.Slow
 		s.GCCycles += n.GCCycles
+		s.HeapGoal += n.HeapGoal
 		at += n.At.UnixNano() / int64(len(m))
 	}
 	if len(m) > 0 {

@@ -80,6 +80,19 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 	}
 	wall0, cpu0 := time.Now(), cpuTime()
 
+	var b *burster
+	var prepSeconds float64
+	if cfg.passwordBurst > 0 {
+		b = newBurster(cfg)
+		defer b.close()
+		lg.Printf("%s: preparing %d password users for a burst of %d logins", mode, cfg.burstUsers, cfg.passwordBurst)
+		t := time.Now()
+		if err := b.prepare(ctx); err != nil {
+			return res, err
+		}
+		prepSeconds = time.Since(t).Seconds()
+	}
+
 	before, merr := cfg.probe.readNodes(ctx)
 	hubOK := merr == nil
 	if !hubOK {
@@ -144,7 +157,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 	// Phase 2: flows, or creates.
 	after := idle
 	cpuFlows := make([]float64, cfg.nodes())
-	if (cfg.flows > 0 || cfg.untilDuration) && ctx.Err() == nil {
+	if (cfg.flows > 0 || cfg.untilDuration || b != nil) && ctx.Err() == nil {
 		if mode == modeCreate {
 			what := fmt.Sprintf("%d ticket creations", cfg.flows)
 			if cfg.untilDuration {
@@ -156,8 +169,10 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		}
 		m0, err0 := cfg.probe.readNodes(ctx)
 		t := time.Now()
+		burst := startBurst(ctx, cfg, b, hubOK, t.Add(cfg.burstDelay()), lg)
 		frs, err := parallel(workers, func(w worker) (flowReport, error) { return w.runFlows(ctx) })
 		res.FlowSeconds = time.Since(t).Seconds()
+		<-burst.done
 		mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		m1, err1 := cfg.probe.readNodes(mctx)
 		cancel()
@@ -177,6 +192,7 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 			all.Open = append(all.Open, r.Open...)
 			all.Scanned = append(all.Scanned, r.Scanned...)
 			all.Confirm = append(all.Confirm, r.Confirm...)
+			all.ConfirmAt = append(all.ConfirmAt, r.ConfirmAt...)
 			all.ConfirmArrived = append(all.ConfirmArrived, r.ConfirmArrived...)
 			all.Redeem = append(all.Redeem, r.Redeem...)
 			all.Create.merge(r.Create)
@@ -197,6 +213,10 @@ func runMode(ctx context.Context, cfg config, mode string, lg *logger) (res Resu
 		res.ConfirmArrived = summarize(all.ConfirmArrived)
 		res.Redeem = summarize(all.Redeem)
 		res.Create = all.Create.summary()
+		if b != nil {
+			res.Burst = burst.stats(b.plan, all, t)
+			res.Burst.PrepareSeconds = prepSeconds
+		}
 		if res.FlowSeconds > 0 {
 			if mode == modeCreate {
 				res.CreatesPerSec = float64(all.OK) / res.FlowSeconds
@@ -311,4 +331,68 @@ func hints(r Result) []string {
 		out = append(out, "connections refused, reset or timed out: the hub may be at its file limit (accept: too many open files) or overloaded")
 	}
 	return out
+}
+
+// runningBurst is a --password-burst under way beside the flows.
+type runningBurst struct {
+	done chan struct{} // closed when it is over
+	rep  burstReport
+	mem  burstMemory
+}
+
+// startBurst fires b's burst at at, reading the hubs' RSS from then until
+// a second after its last answer (when hubOK); with no b it is over at
+// once.
+func startBurst(ctx context.Context, cfg config, b *burster, hubOK bool, at time.Time, lg *logger) *runningBurst {
+	rb := &runningBurst{done: make(chan struct{})}
+	if b == nil {
+		close(rb.done)
+		return rb
+	}
+	go func() {
+		defer close(rb.done)
+		stop, sampled := make(chan struct{}), make(chan struct{})
+		started := func() {
+			lg.Printf("sending %d password logins at once", b.plan.n)
+			if !hubOK {
+				close(sampled)
+				return
+			}
+			go func() {
+				defer close(sampled)
+				rb.mem = cfg.probe.peakRSS(ctx, stop)
+			}()
+		}
+		rb.rep = b.fire(ctx, at, started)
+		close(stop)
+		if rb.rep.start.IsZero() { // never sent: ctx ended first
+			return
+		}
+		<-sampled
+	}()
+	return rb
+}
+
+// stats summarizes the burst, splitting the flows' confirm→desktop by
+// whether their confirm was sent during it; flowsStart is when the flows
+// began.
+func (rb *runningBurst) stats(p burstPlan, flows flowReport, flowsStart time.Time) *BurstStats {
+	r := rb.rep
+	st := &BurstStats{Logins: p.n, Users: p.users, Wrong: p.wrong, Answers: r.answers,
+		OK: r.answers["200"], Latency: summarize(r.all), OKLatency: summarize(r.ok),
+		RSSBefore: rb.mem.first, PeakRSS: rb.mem.peak, PeakHeapGoal: rb.mem.peakGoal, RSSReads: rb.mem.reads}
+	for k, n := range r.answers {
+		if strings.HasPrefix(k, "503") {
+			st.Busy += n
+		}
+	}
+	if r.start.IsZero() {
+		st.ConfirmOutside = summarize(flows.Confirm)
+		return st
+	}
+	st.StartSeconds = r.start.Sub(flowsStart).Seconds()
+	st.Seconds = r.end.Sub(r.start).Seconds()
+	in, out := splitByWindow(flows.Confirm, flows.ConfirmAt, r.start, r.end)
+	st.ConfirmDuring, st.ConfirmOutside = summarize(in), summarize(out)
+	return st
 }

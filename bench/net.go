@@ -292,3 +292,25 @@ func (s *source) roundTrip(ctx context.Context, method, url, bearer string, body
 	data, err := io.ReadAll(io.LimitReader(resp.Body, h1MaxBody))
 	return resp.StatusCode, data, err
 }
+
+// sandboxLogin logs the sandbox WeChat user name in on the node at base
+// (wx.login on the phone, then /v1/wx/login with its code: the sandbox's
+// codes are known only to the node that issued them) and returns the
+// session's access token.
+func (s *source) sandboxLogin(ctx context.Context, base, name string) (string, error) {
+	var code struct {
+		Code string `json:"code"`
+	}
+	if err := s.call(ctx, "sandbox_wx_login", "POST", base+"/sandbox/wechat/wx.login", "",
+		map[string]string{"user": name}, &code, http.StatusOK); err != nil {
+		return "", fmt.Errorf("%w (sandbox users log in through the sandbox: run the hub without WeChat credentials)", err)
+	}
+	var sess struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := s.call(ctx, "wx_login", "POST", base+"/v1/wx/login", "",
+		map[string]string{"code": code.Code, "nickname": name}, &sess, http.StatusOK); err != nil {
+		return "", fmt.Errorf("%w (is LOGINHUB_LOGIN_RATE=0?)", err)
+	}
+	return sess.AccessToken, nil
+}

@@ -48,6 +48,9 @@ type Result struct {
 	StatusRequestsPerFlow float64 `json:"status_requests_per_flow"` // poll modes: status GETs by a flow's desktop
 	IdleRequestsPerSec    float64 `json:"idle_requests_per_second"` // poll modes: by the idle desktops, during the flows
 
+	// Burst is --password-burst's outcome; nil without one.
+	Burst *BurstStats `json:"password_burst,omitempty"`
+
 	Hub                  HubStats    `json:"hub"`                     // summed over the nodes
 	HubPerNode           []NodeStats `json:"hub_per_node"`            // one per node, in --url order
 	BenchCPUPercent      float64     `json:"bench_cpu_percent"`       // this tool (all its processes), whole mode
@@ -83,6 +86,35 @@ type HubStats struct {
 	// during the flows: a confirmation that meets a cycle's marking waits
 	// longer, so it helps to read a tail.
 	GCCyclesFlows float64 `json:"gc_cycles_flows"`
+}
+
+// BurstStats is how a --password-burst went: password logins sent at
+// once during the flows.
+type BurstStats struct {
+	Logins         int            `json:"logins"`
+	Users          int            `json:"users"`
+	Wrong          int            `json:"wrong"`   // sent with a wrong password
+	Answers        map[string]int `json:"answers"` // "200", "401_unauthorized", "503_upstream_unavailable", transport errors
+	OK             int            `json:"ok"`
+	Busy           int            `json:"busy"` // 503: too many hashes waiting
+	PrepareSeconds float64        `json:"prepare_seconds"`
+	StartSeconds   float64        `json:"start_seconds"` // into the flows
+	Seconds        float64        `json:"seconds"`       // from sending them to the last answer
+	Latency        Latency        `json:"latency"`       // every answer
+	OKLatency      Latency        `json:"ok_latency"`    // 200s
+	// The hubs' RSS, summed over the nodes: read just before, and the
+	// highest of the reads every 100 ms until a second after the last
+	// answer.
+	RSSBefore float64 `json:"rss_before"`
+	PeakRSS   float64 `json:"peak_rss"`
+	RSSReads  int     `json:"rss_reads"`
+	// PeakHeapGoal is the highest heap goal read (go_memstats_next_gc_bytes):
+	// the garbage of finished hashes builds up to it between collections.
+	PeakHeapGoal float64 `json:"peak_heap_goal"`
+	// Confirm→desktop of the flows whose confirm was sent between the
+	// burst's start and its last answer, and of the others.
+	ConfirmDuring  Latency `json:"confirm_during"`
+	ConfirmOutside Latency `json:"confirm_outside"`
 }
 
 // NodeStats is one node's share of HubStats.
@@ -218,6 +250,9 @@ func writeTable(w io.Writer, rs []Result) {
 				})
 			}
 		}
+	}
+	if slices.ContainsFunc(rs, func(r Result) bool { return r.Burst != nil }) {
+		writeBurstRows(row)
 	}
 	if anyCreate {
 		row("create phase", func(r Result) string { return fmt.Sprintf("%.2fs", r.FlowSeconds) })
@@ -385,4 +420,52 @@ func num(v float64) string {
 		return "?"
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// writeBurstRows adds --password-burst's rows to writeTable's.
+func writeBurstRows(row func(label string, f func(r Result) string)) {
+	burst := func(label string, f func(b *BurstStats) string) {
+		row(label, func(r Result) string {
+			if r.Burst == nil {
+				return "-"
+			}
+			return f(r.Burst)
+		})
+	}
+	burst("password burst", func(b *BurstStats) string {
+		return fmt.Sprintf("%d logins at once, %.1fs into the flows; %d users, %d wrong passwords", b.Logins, b.StartSeconds, b.Users, b.Wrong)
+	})
+	burst("password answers", func(b *BurstStats) string {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(b.Answers)) {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, b.Answers[k]))
+		}
+		return strings.Join(parts, " ")
+	})
+	burst("password burst lasted", func(b *BurstStats) string { return fmt.Sprintf("%.2fs", b.Seconds) })
+	burst("password login p50/p99/max", func(b *BurstStats) string {
+		return lat(b.Latency, b.Latency.P50, b.Latency.P99, b.Latency.Max)
+	})
+	burst("password login 200s p50/p99/max", func(b *BurstStats) string {
+		return lat(b.OKLatency, b.OKLatency.P50, b.OKLatency.P99, b.OKLatency.Max)
+	})
+	burst("hub RSS at burst start / peak", func(b *BurstStats) string {
+		if b.RSSReads == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%s / %s (%d reads)", mib(b.RSSBefore), mib(b.PeakRSS), b.RSSReads)
+	})
+	burst("hub heap goal, peak", func(b *BurstStats) string {
+		if b.RSSReads == 0 {
+			return "n/a"
+		}
+		return mib(b.PeakHeapGoal)
+	})
+	burst("confirm→desktop during burst p50/p99/max (n)", func(b *BurstStats) string {
+		return lat(b.ConfirmDuring, b.ConfirmDuring.P50, b.ConfirmDuring.P99, b.ConfirmDuring.Max) + fmt.Sprintf(" (%d)", b.ConfirmDuring.N)
+	})
+	burst("confirm→desktop outside it p50/p99/max (n)", func(b *BurstStats) string {
+		return lat(b.ConfirmOutside, b.ConfirmOutside.P50, b.ConfirmOutside.P99, b.ConfirmOutside.Max) + fmt.Sprintf(" (%d)", b.ConfirmOutside.N)
+	})
+	burst("setting up password users", func(b *BurstStats) string { return fmt.Sprintf("%.1fs", b.PrepareSeconds) })
 }

@@ -35,6 +35,7 @@ type flowReport struct {
 	Open           []int64        `json:"open_ns"`
 	Scanned        []int64        `json:"scanned_ns"`
 	Confirm        []int64        `json:"confirm_ns"`
+	ConfirmAt      []int64        `json:"confirm_at_unix_ns"` // when each Confirm's confirm was sent
 	ConfirmArrived []int64        `json:"confirm_arrived_ns"` // to the kernel's receive time on the desktop's socket (push only)
 	Redeem         []int64        `json:"redeem_ns"`
 	Create         histogram      `json:"create"`          // --mode create
@@ -104,25 +105,9 @@ func (w *localWorker) loginPhones(ctx context.Context) error {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			name := fmt.Sprintf("bench-c%d-p%d", w.cfg.childIndex, i)
-			src := w.source(i)
-			base := w.cfg.baseURLs[w.cfg.phoneNode(i)]
-			var code struct {
-				Code string `json:"code"`
-			}
-			if err := src.call(ctx, "sandbox_wx_login", "POST", base+"/sandbox/wechat/wx.login", "",
-				map[string]string{"user": name}, &code, http.StatusOK); err != nil {
-				errs[i] = fmt.Errorf("%w (phones log in through the sandbox: run the hub without WeChat credentials)", err)
-				return
-			}
-			var sess struct {
-				AccessToken string `json:"access_token"`
-			}
-			if err := src.call(ctx, "wx_login", "POST", base+"/v1/wx/login", "",
-				map[string]string{"code": code.Code, "nickname": name}, &sess, http.StatusOK); err != nil {
-				errs[i] = fmt.Errorf("%w (is LOGINHUB_LOGIN_RATE=0?)", err)
-				return
-			}
-			w.phones[i] = phone{name: name, token: sess.AccessToken}
+			token, err := w.source(i).sandboxLogin(ctx, w.cfg.baseURLs[w.cfg.phoneNode(i)], name)
+			errs[i] = err
+			w.phones[i] = phone{name: name, token: token}
 		})
 	}
 	wg.Wait()
@@ -205,6 +190,7 @@ type flowResult struct {
 	cancelled                      bool // the run ended under it
 	open, scanned, confirm, redeem time.Duration
 	confirmArrived                 time.Duration // 0 when unknown
+	confirmAt                      time.Time     // when the confirm was sent
 }
 
 // runFlows starts --flows logins at --rate, at most --concurrency at once.
@@ -240,6 +226,7 @@ func (w *localWorker) runFlows(ctx context.Context) (rep flowReport, err error) 
 			}
 			rep.Scanned = append(rep.Scanned, int64(r.scanned))
 			rep.Confirm = append(rep.Confirm, int64(r.confirm))
+			rep.ConfirmAt = append(rep.ConfirmAt, r.confirmAt.UnixNano())
 			if r.confirmArrived > 0 {
 				rep.ConfirmArrived = append(rep.ConfirmArrived, int64(r.confirmArrived))
 			}
@@ -317,6 +304,7 @@ func (w *localWorker) flow(runCtx context.Context, i int) (res flowResult) {
 	}
 	res.scanned = scannedAt.Sub(tScan)
 	res.confirm = confirmed.at.Sub(tConfirm)
+	res.confirmAt = tConfirm
 	if !confirmed.arrived.IsZero() {
 		res.confirmArrived = confirmed.arrived.Sub(tConfirm.Round(0))
 	}
