@@ -66,6 +66,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		}
 	}
 	switch {
+	case status == http.StatusServiceUnavailable:
+		// An upstream down or the node shedding load (password hashes):
+		// expected under stress, and counted elsewhere (the breaker, the
+		// dependency metric); not a bug.
+		log.WarnContext(r.Context(), "request refused: unavailable", "status", status, "err", err)
 	case status >= 500:
 		log.ErrorContext(r.Context(), "request failed", "status", status, "err", err)
 	case de != nil && de.Err != nil:
