@@ -54,6 +54,12 @@ type Config struct {
 	SMSSdkAppID           string              // tencent's SmsSdkAppId; required with tencent
 	SMSRegion             string              // tencent's X-TC-Region; "": ap-guangzhou
 	SMSBaseURL            string              // "": the provider's public endpoint
+	QQAppID               string              // QQ Connect app: APP ID; "" with QQAppKey "": QQ emulated when the sandbox is on, else no QQ login
+	QQAppKey              string              // and its APP Key
+	WeiboAppKey           string              // Weibo app: App Key; "" with WeiboSecret "": emulated when the sandbox is on, else no Weibo login
+	WeiboSecret           string              // and its App Secret
+	WeChatWebAppID        string              // WeChat Open Platform website app: AppID; "" with WeChatWebSecret "": emulated when the sandbox is on, else none
+	WeChatWebSecret       string              // and its AppSecret
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -158,6 +164,9 @@ var secretSettings = map[string]bool{
 	"LOGINHUB_DATA_KEY":              true,
 	"LOGINHUB_WECHAT_SECRET":         true,
 	"LOGINHUB_SMS_ACCESS_KEY_SECRET": true,
+	"LOGINHUB_QQ_APPKEY":             true,
+	"LOGINHUB_WEIBO_SECRET":          true,
+	"LOGINHUB_WECHAT_WEB_SECRET":     true,
 }
 
 var settings = []setting{
@@ -185,6 +194,12 @@ var settings = []setting{
 	{"LOGINHUB_SMS_SDK_APP_ID", "", "tencent only: the SMS application's SdkAppId"},
 	{"LOGINHUB_SMS_REGION", "", "tencent only: X-TC-Region (default ap-guangzhou)"},
 	{"LOGINHUB_SMS_BASE_URL", "", "the SMS provider's API base (default https://dysmsapi.aliyuncs.com or https://sms.tencentcloudapi.com)"},
+	{"LOGINHUB_QQ_APPID", "", "QQ Connect app's APP ID (empty with LOGINHUB_QQ_APPKEY = QQ login emulated when the sandbox is on, else off)"},
+	{"LOGINHUB_QQ_APPKEY", "", "QQ Connect app's APP Key"},
+	{"LOGINHUB_WEIBO_APPKEY", "", "Weibo app's App Key (empty with LOGINHUB_WEIBO_SECRET = Weibo login emulated when the sandbox is on, else off)"},
+	{"LOGINHUB_WEIBO_SECRET", "", "Weibo app's App Secret"},
+	{"LOGINHUB_WECHAT_WEB_APPID", "", "WeChat Open Platform website app's AppID, for wechat_web login (empty with LOGINHUB_WECHAT_WEB_SECRET = emulated when the sandbox is on, else off)"},
+	{"LOGINHUB_WECHAT_WEB_SECRET", "", "WeChat website app's AppSecret"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -284,6 +299,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.SMSSignName, c.SMSTemplate = get("LOGINHUB_SMS_SIGN_NAME"), get("LOGINHUB_SMS_TEMPLATE")
 	c.SMSSdkAppID, c.SMSRegion = get("LOGINHUB_SMS_SDK_APP_ID"), get("LOGINHUB_SMS_REGION")
 	c.SMSBaseURL = strings.TrimRight(get("LOGINHUB_SMS_BASE_URL"), "/")
+	c.QQAppID, c.QQAppKey = get("LOGINHUB_QQ_APPID"), get("LOGINHUB_QQ_APPKEY")
+	c.WeiboAppKey, c.WeiboSecret = get("LOGINHUB_WEIBO_APPKEY"), get("LOGINHUB_WEIBO_SECRET")
+	c.WeChatWebAppID, c.WeChatWebSecret = get("LOGINHUB_WECHAT_WEB_APPID"), get("LOGINHUB_WECHAT_WEB_SECRET")
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	c.GeoIPDB = get("LOGINHUB_GEOIP_DB")
 	c.Risk = authcore.RiskPolicy(get("LOGINHUB_RISK"))
@@ -415,6 +433,15 @@ func (c Config) Validate() error {
 			"set the mini-program's credentials, or LOGINHUB_SANDBOX=on for a staging cluster that emulates WeChat", why))
 	}
 	errs = append(errs, c.validateSMS()...)
+	for _, pair := range []struct{ id, secret, idVar, secretVar string }{
+		{c.QQAppID, c.QQAppKey, "LOGINHUB_QQ_APPID", "LOGINHUB_QQ_APPKEY"},
+		{c.WeiboAppKey, c.WeiboSecret, "LOGINHUB_WEIBO_APPKEY", "LOGINHUB_WEIBO_SECRET"},
+		{c.WeChatWebAppID, c.WeChatWebSecret, "LOGINHUB_WECHAT_WEB_APPID", "LOGINHUB_WECHAT_WEB_SECRET"},
+	} {
+		if (pair.id == "") != (pair.secret == "") {
+			errs = append(errs, fmt.Errorf("%s and %s go together: set both, or neither (emulated when the sandbox is on)", pair.idVar, pair.secretVar))
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

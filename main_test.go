@@ -514,6 +514,10 @@ func TestConfigErrors(t *testing.T) {
 		"old debug address":    {map[string]string{"LOGINHUB_DEBUG_ADDR": "127.0.0.1:6060"}, "LOGINHUB_DEBUG_ADDR"},
 		"bad internal address": {map[string]string{"LOGINHUB_INTERNAL_ADDR": "6060"}, "LOGINHUB_INTERNAL_ADDR"},
 		"negative call rate":   {map[string]string{"LOGINHUB_CALL_RATE": "-1"}, "LOGINHUB_CALL_RATE"},
+		"bad risk policy":      {map[string]string{"LOGINHUB_RISK": "paranoid"}, "LOGINHUB_RISK"},
+		"half QQ app":          {map[string]string{"LOGINHUB_QQ_APPKEY": "key"}, "LOGINHUB_QQ_APPID"},
+		"half Weibo app":       {map[string]string{"LOGINHUB_WEIBO_APPKEY": "123"}, "LOGINHUB_WEIBO_APPKEY"},
+		"half website app":     {map[string]string{"LOGINHUB_WECHAT_WEB_SECRET": "s"}, "LOGINHUB_WECHAT_WEB_APPID"},
 	}
 	for name, tc := range cases {
 		_, err := loadConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
