@@ -60,7 +60,13 @@ func hsts(on bool) func(http.Handler) http.Handler {
 func handlePage(d Deps, name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		nonce := pageHeaders(w)
-		if err := web.RenderPage(w, name, web.Page{SandboxBanner: d.SandboxBanner, Nonce: nonce}); err != nil {
+		page := web.Page{SandboxBanner: d.SandboxBanner, Nonce: nonce}
+		if name == web.IndexPage {
+			for _, route := range d.Auth.OAuthProviders() {
+				page.Providers = append(page.Providers, web.Provider{Route: route, Name: providerName(route)})
+			}
+		}
+		if err := web.RenderPage(w, name, page); err != nil {
 			d.Logger.ErrorContext(r.Context(), "render page", "page", name, "err", err)
 			http.Error(w, "page unavailable", http.StatusInternalServerError)
 		}

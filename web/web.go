@@ -53,6 +53,15 @@ type Page struct {
 	// WeChat is emulated: set when the sandbox is on beyond loopback, so
 	// a staging cluster is never taken for the real thing.
 	SandboxBanner bool
+	// Providers are the third-party logins the desktop page offers beside
+	// the QR code, a button each.
+	Providers []Provider
+}
+
+// Provider is a third-party login as a page offers it.
+type Provider struct {
+	Route string // as the API names it: "qq", "weibo", "wechat_web", an OIDC upstream's name
+	Name  string // as people know it: "QQ"
 }
 
 // sandboxBanner is the banner every page shows when the sandbox is on

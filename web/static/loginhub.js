@@ -24,6 +24,9 @@
  *       requireDPoP: false, // true: fail instead of redeeming without a DPoP key
  *     });
  *     // login.refresh() replaces the QR code; login.stop() ends everything.
+ *     // login.withProvider("qq") (from a click) logs in with QQ, Weibo
+ *     // ("weibo"), WeChat's website login ("wechat_web") or an OpenID
+ *     // Connect provider (its name) instead of a scan.
  *   </script>
  *
  * What happens:
@@ -42,6 +45,15 @@
  *     stops.
  *  4. On "expired" or "cancelled" a fresh ticket and QR code follow by
  *     themselves.
+ *
+ *  5. withProvider(name, {redirect?, returnTo?}) asks the hub for the
+ *     provider's authorize URL for the current ticket and opens it in a
+ *     popup. The provider's callback confirms the ticket, which this page
+ *     is watching: onState sees "confirmed" and onLogin the session, as
+ *     after a scan. Where popups are blocked (or with redirect: true) the
+ *     page itself goes to the provider and comes back to returnTo (default:
+ *     this page), which must call LoginHub.start again: it finds the
+ *     ticket and its DPoP key kept for this tab and finishes the login.
  *
  * Callbacks run synchronously; an exception thrown by one is reported to the
  * browser (window.reportError) and does not break the login. They may call
@@ -192,6 +204,71 @@
     var input = b64url(utf8(JSON.stringify(header))) + "." + b64url(utf8(JSON.stringify(payload)));
     var sig = await global.crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey, utf8(input));
     return input + "." + b64url(sig);
+  }
+
+  // --- a provider login that leaves the page ------------------------------
+  //
+  // Where a popup is blocked, withProvider sends the page itself to the
+  // provider; the provider's callback sends it back to return_to, where
+  // start() picks the ticket up again and redeems it. What that needs
+  // crosses the navigation in this tab only: the ticket (its watch secret
+  // included: it lives as long as the ticket, 2 minutes by default) in
+  // sessionStorage, and the DPoP key in IndexedDB, which keeps a CryptoKey
+  // as it is: the non-extractable private key is never exported.
+
+  var RESUME_KEY = "loginhub.resume:";
+  var KEY_DB = "loginhub", KEY_STORE = "keys";
+
+  function keyDB(mode, fn) {
+    return new Promise(function (resolve, reject) {
+      var open = global.indexedDB.open(KEY_DB, 1);
+      open.onupgradeneeded = function () { open.result.createObjectStore(KEY_STORE); };
+      open.onerror = function () { reject(open.error); };
+      open.onsuccess = function () {
+        var db = open.result;
+        var tx = db.transaction(KEY_STORE, mode);
+        var req = fn(tx.objectStore(KEY_STORE));
+        tx.oncomplete = function () { db.close(); resolve(req.result); };
+        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+      };
+    });
+  }
+
+  // saveResume keeps what a page needs to finish the login after coming
+  // back; it resolves to false when this browser cannot keep it.
+  async function saveResume(base, t, key, offsetMs) {
+    try {
+      if (key) await keyDB("readwrite", function (st) { return st.put(key, RESUME_KEY + base); });
+      global.sessionStorage.setItem(RESUME_KEY + base, JSON.stringify({ ticket: t, dpop: !!key, offset: offsetMs }));
+      return true;
+    } catch (err) {
+      return false;
+    }
+  }
+
+  // takeResume returns and forgets the login saved for this hub, or null.
+  async function takeResume(base) {
+    var saved;
+    try {
+      saved = JSON.parse(global.sessionStorage.getItem(RESUME_KEY + base) || "null");
+      global.sessionStorage.removeItem(RESUME_KEY + base);
+    } catch (err) {
+      return null;
+    }
+    if (!saved || !saved.ticket || !(Date.parse(saved.ticket.expires_at) > Date.now() + (saved.offset || 0))) return null;
+    if (saved.dpop) {
+      try {
+        saved.key = await keyDB("readwrite", function (st) {
+          var req = st.get(RESUME_KEY + base);
+          st.delete(RESUME_KEY + base);
+          return req;
+        });
+      } catch (err) {
+        return null;
+      }
+      if (!saved.key) return null;
+    }
+    return saved;
   }
 
   /** Starts a login; see the comment at the top of this file. */
@@ -683,7 +760,54 @@
       if (!stopped && !redeeming) newTicket();
     }
 
+    // withProvider logs in through a third-party provider instead of a
+    // scan: see the comment at the top of this file. Call it from a click
+    // handler: the popup must open in the click's own task.
+    function withProvider(provider, opt) {
+      opt = opt || {};
+      if (stopped || !ticket || settled) {
+        return Promise.reject(new LoginHubError("conflict", "no QR code to log in with yet", 0));
+      }
+      var t = ticket, g = gen;
+      var popup = null;
+      if (!opt.redirect && typeof global.open === "function") {
+        // Opened blank now, pointed at the provider once the hub answers:
+        // a window opened after an await is blocked as not user-initiated.
+        popup = global.open("", "loginhub_" + provider, "popup,width=560,height=680");
+      }
+      var returnTo = opt.returnTo || (global.location ? global.location.href.split("#")[0] : "");
+      var path = ticketPath(t.id) + "/oauth/" + encodeURIComponent(provider);
+      return request("POST", path, { secret: t.watch_secret, ticketScoped: true, body: popup ? {} : { return_to: returnTo } })
+        .then(async function (r) {
+          if (g !== gen || stopped) {
+            if (popup) popup.close();
+            return;
+          }
+          if (popup) {
+            popup.location.href = r.authorize_url;
+            return;
+          }
+          if (!(await saveResume(absBase, t, dpop && dpop.privateKey ? dpop : null, clockOffsetMs))) {
+            throw new LoginHubError("resume_unavailable", "this browser cannot keep the login across the provider's page; allow popups", 0);
+          }
+          global.location.assign(r.authorize_url);
+        }, function (e) {
+          if (popup) popup.close();
+          throw e;
+        });
+    }
+
     (async function () {
+      // Back from a provider's page (withProvider's redirect): finish that
+      // login with its ticket and key.
+      var resumed = await takeResume(absBase);
+      if (stopped) return;
+      if (resumed) {
+        dpop = resumed.key || null;
+        clockOffsetMs = resumed.offset || 0;
+        begin(resumed.ticket);
+        return;
+      }
       try {
         dpop = await makeDPoPKey();
       } catch (err) {
@@ -697,7 +821,7 @@
       newTicket();
     })();
 
-    return { stop: stop, refresh: refresh };
+    return { stop: stop, refresh: refresh, withProvider: withProvider };
   }
 
   global.LoginHub = { start: start, Error: LoginHubError };
