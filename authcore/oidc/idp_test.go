@@ -68,6 +68,9 @@ func newKey(t *testing.T, kid string, alg jose.SignatureAlgorithm) *signingKey {
 	return &signingKey{kid: kid, alg: alg, priv: priv}
 }
 
+// testClientID is the hub's client ID at every test idp.
+const testClientID = "hub-client"
+
 // grant is what a code stands for.
 type grant struct {
 	challenge, redirect string
@@ -77,7 +80,7 @@ type grant struct {
 
 func newIDP(t *testing.T, now func() time.Time) *idp {
 	t.Helper()
-	d := &idp{t: t, now: now, client: "hub-client", secret: "hub-secret-do-not-log", codes: map[string]grant{}}
+	d := &idp{t: t, now: now, client: testClientID, secret: "hub-secret-do-not-log", codes: map[string]grant{}}
 	d.signer = newKey(t, "k1", jose.ES256)
 	d.published = []*signingKey{d.signer}
 	mux := http.NewServeMux()

@@ -6,7 +6,8 @@
 // github.com/coreos/go-oidc: its signature against the issuer's JWKS (a
 // token signed by a key the hub has not seen makes it fetch the JWKS again,
 // so the provider's key rotation needs nothing from the operator), its
-// issuer, its audience (the client ID), its expiry, and its nonce. Keys
+// issuer, its audience (the client ID, and the authorized party when it
+// names several), its expiry, and its nonce. Keys
 // are trusted for KeysMaxAge at most, so a key that the provider removes
 // from its JWKS stops being accepted without a restart.
 //
@@ -49,7 +50,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -323,6 +323,7 @@ type claims struct {
 	PreferredUsername string `json:"preferred_username"`
 	Nickname          string `json:"nickname"`
 	Picture           string `json:"picture"`
+	AuthorizedParty   string `json:"azp"`
 }
 
 // Identity exchanges e's code (with its PKCE verifier) at the token
@@ -379,6 +380,12 @@ func (p *Provider) Identity(ctx context.Context, e authcore.OAuthExchange) (auth
 		return authcore.ExternalIdentity{}, authcore.Wrap(authcore.KindUnauthorized,
 			fmt.Errorf("%s: id_token claims: %w", p.name, err), p.refused())
 	}
+	// OpenID Connect Core 1.0, 3.1.3.7: a token for several audiences
+	// names the party it was issued to, and that must be this client.
+	if (len(idt.Audience) > 1 || c.AuthorizedParty != "") && c.AuthorizedParty != p.clientID {
+		return authcore.ExternalIdentity{}, authcore.Wrap(authcore.KindUnauthorized,
+			fmt.Errorf("%s: id_token: issued to %q, not this client", p.name, c.AuthorizedParty), p.refused())
+	}
 	return authcore.ExternalIdentity{
 		Subject:   p.issuer + "#" + idt.Subject,
 		Nickname:  firstNonEmpty(c.Name, c.PreferredUsername, c.Nickname),
@@ -391,8 +398,7 @@ func (p *Provider) Identity(ctx context.Context, e authcore.OAuthExchange) (auth
 // "fetching keys"; a test pins this) rather than because the token is bad.
 func keysUnavailable(err error) bool {
 	var ue *url.Error
-	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "fetching keys")
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "fetching keys")
 }
 
 func (p *Provider) refused() string {

@@ -172,6 +172,8 @@ func TestRefusedLogins(t *testing.T) {
 		{"wrong nonce", func(g *grant) { g.claims["nonce"] = "another login's" }, nil, authcore.KindUnauthorized},
 		{"no nonce", func(g *grant) { delete(g.claims, "nonce") }, nil, authcore.KindUnauthorized},
 		{"wrong audience", func(g *grant) { g.claims["aud"] = "another-client" }, nil, authcore.KindUnauthorized},
+		{"another client's token for us too", func(g *grant) { g.claims["aud"] = []string{"other", testClientID}; g.claims["azp"] = "other" }, nil, authcore.KindUnauthorized},
+		{"several audiences without azp", func(g *grant) { g.claims["aud"] = []string{"other", testClientID} }, nil, authcore.KindUnauthorized},
 		{"wrong issuer", func(g *grant) { g.claims["iss"] = "https://evil.example" }, nil, authcore.KindUnauthorized},
 		{"expired", func(g *grant) { g.claims["exp"] = g.claims["iat"].(int64) - 1 }, nil, authcore.KindUnauthorized},
 		{"no sub", func(g *grant) { delete(g.claims, "sub") }, nil, authcore.KindUnauthorized},
@@ -321,5 +323,12 @@ func TestLazy(t *testing.T) {
 	}
 	if _, err := s.login(t, "u-1", nil); err != nil {
 		t.Fatalf("a login after the provider came back: %v", err)
+	}
+}
+
+func TestSeveralAudiences(t *testing.T) {
+	s := mustSetup(t, nil)
+	if _, err := s.login(t, "u-1", func(g *grant) { g.claims["aud"] = []string{"api", s.idp.client}; g.claims["azp"] = s.idp.client }); err != nil {
+		t.Fatalf("a token for this client and an API, issued to this client: %v", err)
 	}
 }
