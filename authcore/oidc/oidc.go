@@ -80,9 +80,6 @@ const (
 	KeysMaxAge = 15 * time.Minute
 )
 
-// DefaultScopes are the scopes asked for when Config.Scopes is empty.
-var DefaultScopes = []string{oidc.ScopeOpenID, "profile"}
-
 // Config configures a Provider.
 type Config struct {
 	// Name is the upstream's name in LOGINHUB_OIDC_UPSTREAMS; the hub
@@ -95,8 +92,8 @@ type Config struct {
 	// Required.
 	ClientID     string
 	ClientSecret string
-	// Scopes are asked for at login. Empty means DefaultScopes; "openid"
-	// is added when missing.
+	// Scopes are asked for at login. Empty means "openid profile";
+	// "openid" is added when missing.
 	Scopes []string
 	// HTTPClient sends every request to the provider (discovery, JWKS,
 	// token). Nil means a client whose Timeout is DefaultTimeout.
@@ -213,10 +210,10 @@ func (c Config) validate() error {
 	return nil
 }
 
-// scopes is s, or DefaultScopes, with "openid" first.
+// scopes is s, or "profile", with "openid" first.
 func scopes(s []string) []string {
 	if len(s) == 0 {
-		s = DefaultScopes
+		s = []string{"profile"}
 	}
 	out := []string{oidc.ScopeOpenID}
 	for _, sc := range s {

@@ -332,3 +332,11 @@ func TestSeveralAudiences(t *testing.T) {
 		t.Fatalf("a token for this client and an API, issued to this client: %v", err)
 	}
 }
+
+func TestDefaultScopes(t *testing.T) {
+	s := mustSetup(t, nil)
+	q := mustQuery(t, s.p.AuthorizeURL(authcore.OAuthAuthorize{RedirectURI: redirectURI, State: "st", Nonce: "no"}))
+	if got, want := q.Get("scope"), "openid profile"; got != want {
+		t.Fatalf("scope %q, want %q", got, want)
+	}
+}
