@@ -210,9 +210,10 @@ func (s *Service) startOAuth(ctx context.Context, p OAuthProvider, st OAuthState
 // OAuthCallbackRequest is a provider's redirect back to the hub.
 type OAuthCallbackRequest struct {
 	Provider, State, Code string // Provider: its route name
-	// Denied is set when the provider says the user refused (an error
-	// parameter, or no code): the login ends with nothing changed.
-	Denied bool
+	// Error is the provider's error parameter (RFC 6749 4.1.2.1:
+	// access_denied, temporarily_unavailable...; Weibo's error_code), if
+	// it sent one instead of a code.
+	Error string
 }
 
 // OAuthResult is what a completed callback did.
@@ -251,8 +252,13 @@ func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (
 		return OAuthResult{}, fmt.Errorf("oauth %s: take state: %w", req.Provider, err)
 	}
 	res := OAuthResult{Provider: name, TicketID: st.TicketID, ReturnTo: st.ReturnTo}
-	if req.Denied || req.Code == "" {
-		s.log.InfoContext(ctx, "oauth login refused by the user", slog.String("provider", req.Provider))
+	switch {
+	case req.Error == "temporarily_unavailable" || req.Error == "server_error":
+		s.log.WarnContext(ctx, "oauth provider unavailable", slog.String("provider", req.Provider), slog.String("error", truncate(req.Error, 64)))
+		return res, Errorf(KindUpstreamUnavailable, "%s is unavailable at the moment; try again later", req.Provider)
+	case req.Error != "" || req.Code == "":
+		// WeChat's refusal brings no code and no error.
+		s.log.InfoContext(ctx, "oauth login declined", slog.String("provider", req.Provider), slog.String("error", truncate(req.Error, 64)))
 		return res, Errorf(KindForbidden, "the login was declined at %s", req.Provider)
 	}
 	ext, err := p.Identity(ctx, OAuthExchange{Code: req.Code, RedirectURI: s.OAuthRedirectURI(req.Provider),

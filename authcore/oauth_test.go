@@ -178,8 +178,16 @@ func TestOAuthFailuresLeaveTicket(t *testing.T) {
 	ctx := context.Background()
 
 	nt, state := f.start(t, "qq")
-	if _, err := f.svc.OAuthCallback(ctx, authcore.OAuthCallbackRequest{Provider: "qq", State: state, Denied: true}); authcore.KindOf(err) != authcore.KindForbidden {
+	if _, err := f.svc.OAuthCallback(ctx, authcore.OAuthCallbackRequest{Provider: "qq", State: state, Error: "access_denied"}); authcore.KindOf(err) != authcore.KindForbidden {
 		t.Errorf("a refusal: %v, want forbidden", err)
+	}
+	_, stateNoCode := f.start(t, "qq")
+	if _, err := f.svc.OAuthCallback(ctx, authcore.OAuthCallbackRequest{Provider: "qq", State: stateNoCode}); authcore.KindOf(err) != authcore.KindForbidden {
+		t.Errorf("a redirect without a code (WeChat's refusal): %v, want forbidden", err)
+	}
+	_, stateDown := f.start(t, "qq")
+	if _, err := f.svc.OAuthCallback(ctx, authcore.OAuthCallbackRequest{Provider: "qq", State: stateDown, Error: "temporarily_unavailable"}); authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
+		t.Errorf("a provider that cannot serve: %v, want upstream_unavailable", err)
 	}
 	nt2, state2 := f.start(t, "qq")
 	f.qq.fail = authcore.Errorf(authcore.KindUpstreamUnavailable, "QQ is down")

@@ -91,8 +91,7 @@ func handleOAuthCallback(d Deps) http.HandlerFunc {
 		q := r.URL.Query()
 		provider := chi.URLParam(r, "provider")
 		res, err := d.Auth.OAuthCallback(r.Context(), authcore.OAuthCallbackRequest{
-			Provider: provider, State: q.Get("state"), Code: q.Get("code"),
-			Denied: q.Get("error") != "" || q.Get("error_code") != "",
+			Provider: provider, State: q.Get("state"), Code: q.Get("code"), Error: providerError(q),
 		})
 		if err == nil && res.ReturnTo != "" {
 			w.Header().Set("Cache-Control", "no-store")
@@ -122,6 +121,15 @@ func handleOAuthCallback(d Deps) http.HandlerFunc {
 			d.Logger.ErrorContext(r.Context(), "render oauth page", "err", err)
 		}
 	}
+}
+
+// providerError is the error a provider's redirect carries instead of a
+// code: OAuth's error parameter, or Weibo's error_code.
+func providerError(q url.Values) string {
+	if e := q.Get("error"); e != "" {
+		return e
+	}
+	return q.Get("error_code")
 }
 
 // providerName is how a page names a provider.
