@@ -878,16 +878,27 @@ func (s *Server) derive(name string) *User {
 	s.mu.Unlock()
 	n := binary.BigEndian.Uint32(hash("phone", name)[:4]) % 10000
 	pure := fmt.Sprintf("1380000%04d", n)
+	openid, unionid := IDs(appID, name)
 	return &User{
-		Name: name,
-		// "o" plus 27 URL-safe characters, 28 in all, like real ones.
-		OpenID:          "o" + base64.RawURLEncoding.EncodeToString(hash("openid", appID, name))[:27],
-		UnionID:         "o" + base64.RawURLEncoding.EncodeToString(hash("unionid", name))[:27],
+		Name:            name,
+		OpenID:          openid,
+		UnionID:         unionid,
 		Nickname:        name + " (sandbox)",
 		PhoneNumber:     pure,
 		PurePhoneNumber: pure,
 		CountryCode:     "86",
 	}
+}
+
+// IDs returns the openid of sandbox user name in the WeChat app appID and
+// the user's unionid: "o" plus 27 URL-safe characters each, 28 in all, like
+// real ones. The openid depends on the app and the name, the unionid on the
+// name only, so every fake WeChat app of the company (this mini-program,
+// wechatwebtest's website app) gives one sandbox user one unionid, as apps
+// bound to one Open Platform account do.
+func IDs(appID, name string) (openid, unionid string) {
+	return "o" + base64.RawURLEncoding.EncodeToString(hash("openid", appID, name))[:27],
+		"o" + base64.RawURLEncoding.EncodeToString(hash("unionid", name))[:27]
 }
 
 // sandboxUserName reads {"user":"<name>"} and answers 400 when it is not a
