@@ -43,7 +43,8 @@ func testRedisState(t *testing.T, c redis.UniversalClient) {
 		keys, err := c.Keys(ctx, prefix+":*").Result()
 		if cc, ok := c.(*redis.ClusterClient); ok {
 			var mu sync.Mutex // ForEachMaster calls in parallel
-			keys, err = nil, cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			keys = nil
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 				k, err := m.Keys(ctx, prefix+":*").Result()
 				mu.Lock()
 				defer mu.Unlock()
