@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 )
 
 // Consent is what the consent page of a sandbox authorize URL shows: the
@@ -46,14 +44,14 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 // such a POST it returns the user allowed or deny true, and the fake then
 // redirects as the provider does. Otherwise it has answered itself (the
 // page, 400 with the page again for a name that is not 1 to
-// wechattest.MaxUserName printable characters, 405 for another method) and
+// MaxUserName printable characters, 405 for another method) and
 // ok is false.
 func ReadConsent(w http.ResponseWriter, r *http.Request, c Consent) (user string, deny, ok bool) {
 	data := struct {
 		Consent
 		User, Problem string
 		Max           int
-	}{Consent: c, Max: wechattest.MaxUserName}
+	}{Consent: c, Max: MaxUserName}
 	status := http.StatusOK
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -67,7 +65,7 @@ func ReadConsent(w http.ResponseWriter, r *http.Request, c Consent) (user string
 			return name, false, true
 		}
 		data.User = name
-		data.Problem = fmt.Sprintf("A sandbox user name is 1 to %d printable characters.", wechattest.MaxUserName)
+		data.Problem = fmt.Sprintf("A sandbox user name is 1 to %d printable characters.", MaxUserName)
 		status = http.StatusBadRequest
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -81,12 +79,16 @@ func ReadConsent(w http.ResponseWriter, r *http.Request, c Consent) (user string
 	return "", false, false
 }
 
+// MaxUserName is the longest sandbox user name, in characters.
+const MaxUserName = 64
+
 // ValidUserName reports whether name is a sandbox user name: 1 to
-// wechattest.MaxUserName printable characters of valid UTF-8, the rule of
-// the mini-program sandbox.
+// MaxUserName printable characters of valid UTF-8. Every fake of the
+// sandbox (the mini-program's wechattest too) holds names to it, since a
+// name is one person everywhere.
 func ValidUserName(name string) bool {
 	n := utf8.RuneCountInString(name)
-	return n > 0 && n <= wechattest.MaxUserName && utf8.ValidString(name) && strings.IndexFunc(name, unicode.IsControl) < 0
+	return n > 0 && n <= MaxUserName && utf8.ValidString(name) && strings.IndexFunc(name, unicode.IsControl) < 0
 }
 
 // RedirectAllowed reports whether uri may be an authorization request's

@@ -161,12 +161,24 @@ func (k *Knobs) UnknownRequests() []string {
 	return append([]string(nil), k.unknown...)
 }
 
+// Routes is what a fake gives Serve.
+type Routes struct {
+	// Route returns the handler of a path, nil when the fake does not
+	// serve it.
+	Route func(path string) http.HandlerFunc
+	// Fail answers an injected failure: the provider's error code in the
+	// provider's form for r's path.
+	Fail func(w http.ResponseWriter, r *http.Request, code int)
+	// NotFound answers a path Route does not know; nil means a plain 404.
+	NotFound http.HandlerFunc
+}
+
 // Serve is the front of a fake's ServeHTTP: it counts the request, answers
-// 503 while down, waits while the path is held, answers 404 to a path
-// route does not know (recording it), answers an injected failure with
-// fail (the provider's error code, in the provider's form for r's path) or
-// a gateway page, and otherwise calls route's handler.
-func (k *Knobs) Serve(w http.ResponseWriter, r *http.Request, route func(path string) http.HandlerFunc, fail func(w http.ResponseWriter, r *http.Request, code int)) {
+// 503 while down, waits while the path is held, answers a path rt.Route
+// does not know with rt.NotFound (recording it for UnknownRequests),
+// answers an injected failure with rt.Fail or a gateway page, and
+// otherwise calls the path's handler.
+func (k *Knobs) Serve(w http.ResponseWriter, r *http.Request, rt Routes) {
 	path := cleanPath(r.URL.Path)
 	k.mu.Lock()
 	k.initLocked()
@@ -187,19 +199,23 @@ func (k *Knobs) Serve(w http.ResponseWriter, r *http.Request, route func(path st
 			return // the client gave up; nobody reads an answer
 		}
 	}
-	h := route(path)
+	h := rt.Route(path)
 	if h == nil {
 		k.mu.Lock()
 		k.unknown = append(k.unknown, r.Method+" "+path)
 		k.mu.Unlock()
-		http.Error(w, "404 page not found: "+path, http.StatusNotFound)
+		if rt.NotFound != nil {
+			rt.NotFound(w, r)
+		} else {
+			http.Error(w, "404 page not found: "+path, http.StatusNotFound)
+		}
 		return
 	}
 	if f, ok := k.takeFailure(path); ok {
 		if f.status != 0 {
 			gatewayPage(w, f.status)
 		} else {
-			fail(w, r, f.code)
+			rt.Fail(w, r, f.code)
 		}
 		return
 	}

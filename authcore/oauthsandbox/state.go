@@ -9,10 +9,12 @@
 //     provider; oauthsandbox/statetest is the suite both pass;
 //   - Knobs, the failure knobs every fake exports (an outage, the next calls
 //     failing with a code, held requests, an injected clock, request
-//     counts, loud unknown paths);
+//     counts, loud unknown paths), which the mini-program's
+//     authcore/wechat/wechattest embeds too;
 //   - the consent page a sandbox authorize URL shows in place of the
 //     provider's login page (Consent), and the redirect back (Redirect);
-//   - Start, which serves a fake over real HTTP for a test.
+//   - Start, which serves a fake over real HTTP for a test, and the rule of
+//     a sandbox user name (ValidUserName), which every fake shares.
 //
 // It links neither testing nor httptest: the hub's binary serves the fakes
 // as its sandbox.

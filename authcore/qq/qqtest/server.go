@@ -180,7 +180,7 @@ func (s *Server) User(name string) User {
 // ServeHTTP answers one request as graph.qq.com would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
-	s.Serve(w, r, s.route, s.writeFailure)
+	s.Serve(w, r, oauthsandbox.Routes{Route: s.route, Fail: s.writeFailure})
 }
 
 func (s *Server) route(path string) http.HandlerFunc {

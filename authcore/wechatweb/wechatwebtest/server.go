@@ -161,7 +161,7 @@ func (s *Server) User(name string) User {
 // api.weixin.qq.com would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
-	s.Serve(w, r, s.route, s.writeFailure)
+	s.Serve(w, r, oauthsandbox.Routes{Route: s.route, Fail: s.writeFailure})
 }
 
 func (s *Server) route(path string) http.HandlerFunc {

@@ -174,7 +174,7 @@ func UserNamed(name string) User {
 // ServeHTTP answers one request as api.weibo.com would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
-	s.Serve(w, r, s.route, s.writeFailure)
+	s.Serve(w, r, oauthsandbox.Routes{Route: s.route, Fail: s.writeFailure})
 }
 
 func (s *Server) route(path string) http.HandlerFunc {
