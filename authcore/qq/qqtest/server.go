@@ -22,10 +22,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/oauthsandbox"
@@ -122,9 +120,7 @@ type Server struct {
 	// Servers that share one State (and AppID and AppKey) answer as one QQ.
 	State oauthsandbox.State
 
-	once          sync.Once
-	appID, appKey string
-	state         oauthsandbox.State
+	app oauthsandbox.App
 }
 
 // User is a sandbox user as QQ shows them to this app.
@@ -143,27 +139,13 @@ func DefaultApp() (appid, appkey string) {
 	return fmt.Sprintf("101%06d", n), hex.EncodeToString(randomBytes(16))
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		appID, appKey := DefaultApp()
-		s.appID, s.appKey, s.state = s.AppID, s.AppKey, s.State
-		if s.appID == "" {
-			s.appID = appID
-		}
-		if s.appKey == "" {
-			s.appKey = appKey
-		}
-		if s.state == nil {
-			s.state = oauthsandbox.NewMemoryState()
-		}
-	})
-}
+func (s *Server) init() { s.app.Fix(s.AppID, s.AppKey, s.State, DefaultApp) }
 
 // App returns the appid and APP Key a client must use, fixed for the
 // Server's life.
 func (s *Server) App() (appid, appkey string) {
 	s.init()
-	return s.appID, s.appKey
+	return s.app.ID(), s.app.Secret()
 }
 
 // User returns the sandbox user called name as this app sees them.
@@ -171,7 +153,7 @@ func (s *Server) User(name string) User {
 	s.init()
 	return User{
 		Name:     name,
-		OpenID:   upperHex(sha256.Sum256([]byte("qq openid\x00" + s.appID + "\x00" + name))),
+		OpenID:   upperHex(sha256.Sum256([]byte("qq openid\x00" + s.app.ID() + "\x00" + name))),
 		UnionID:  "UID_" + upperHex(sha256.Sum256([]byte("qq unionid\x00"+name))),
 		Nickname: name + " (sandbox)",
 	}
@@ -228,7 +210,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	case q.Get("client_id") == "":
 		fail(ErrNoClientID)
 		return
-	case !equal(q.Get("client_id"), s.appID):
+	case !equal(q.Get("client_id"), s.app.ID()):
 		fail(ErrUnknownApp)
 		return
 	case !oauthsandbox.RedirectAllowed(s.RedirectURIs, redirectURI):
@@ -239,14 +221,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if scope == "" {
 		scope = "get_user_info" // QQ's default
 	}
-	name, deny, ok := oauthsandbox.ReadConsent(w, r, oauthsandbox.Consent{Provider: "QQ", App: s.appID, Scope: scope})
+	name, deny, ok := oauthsandbox.ReadConsent(w, r, oauthsandbox.Consent{Provider: "QQ", App: s.app.ID(), Scope: scope})
 	if !ok {
 		return
 	}
-	back := url.Values{}
-	if q.Has("state") {
-		back.Set("state", q.Get("state"))
-	}
+	back := oauthsandbox.StateParam(q)
 	if deny {
 		if q.Get("display") != "mobile" {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -259,13 +238,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.Now()
 	code := newToken()
-	g := oauthsandbox.Grant{User: name, App: s.appID, RedirectURI: redirectURI, Scope: scope, Issued: now, Expires: now.Add(CodeLifetime)}
-	if err := s.state.IssueCode(r.Context(), code, g); err != nil {
+	g := oauthsandbox.Grant{User: name, App: s.app.ID(), RedirectURI: redirectURI, Scope: scope, Issued: now, Expires: now.Add(CodeLifetime)}
+	if err := s.app.IssueAndRedirect(r.Context(), w, r, code, g, back); err != nil {
 		oauthsandbox.ErrorPage(w, http.StatusServiceUnavailable, "100018", "get code error")
-		return
 	}
-	back.Set("code", code)
-	oauthsandbox.Redirect(w, r, redirectURI, back)
 }
 
 // handleToken is /oauth2.0/token?grant_type=authorization_code: the code
@@ -289,10 +265,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case p.Get("client_secret") == "":
 		fail(ErrNoClientSecret)
 		return
-	case !equal(p.Get("client_id"), s.appID):
+	case !equal(p.Get("client_id"), s.app.ID()):
 		fail(ErrUnknownApp)
 		return
-	case !equal(p.Get("client_secret"), s.appKey):
+	case !equal(p.Get("client_secret"), s.app.Secret()):
 		fail(ErrClientSecret)
 		return
 	case p.Get("code") == "":
@@ -304,7 +280,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := s.Now()
-	g, status, err := s.state.UseCode(ctx, p.Get("code"), now)
+	g, status, err := s.app.State().UseCode(ctx, p.Get("code"), now)
 	switch {
 	case err != nil:
 		fail(ErrCodeExchange)
@@ -312,7 +288,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case status == oauthsandbox.CodeUsed:
 		fail(ErrCodeReused)
 		return
-	case status != oauthsandbox.CodeOK || g.App != s.appID:
+	case status != oauthsandbox.CodeOK || g.App != s.app.ID():
 		fail(ErrCodeExchange)
 		return
 	case g.RedirectURI != redirectURI:
@@ -321,7 +297,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	access, refresh := newToken(), newToken()
 	tg := oauthsandbox.Grant{User: g.User, App: g.App, Scope: g.Scope, Issued: now, Expires: now.Add(TokenLifetime)}
-	if err := s.state.IssueToken(ctx, access, tg); err != nil {
+	if err := s.app.State().IssueToken(ctx, access, tg); err != nil {
 		fail(ErrAccessToken)
 		return
 	}
@@ -433,7 +409,7 @@ func (s *Server) checkToken(ctx context.Context, token string) (oauthsandbox.Gra
 	if token == "" {
 		return oauthsandbox.Grant{}, ErrNoAccessToken
 	}
-	g, found, err := s.state.Token(ctx, token)
+	g, found, err := s.app.State().Token(ctx, token)
 	switch {
 	case err != nil || !found:
 		return g, ErrTokenCheck

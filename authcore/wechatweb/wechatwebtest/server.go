@@ -26,9 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/oauthsandbox"
@@ -106,9 +104,7 @@ type Server struct {
 	// WeChat.
 	State oauthsandbox.State
 
-	once          sync.Once
-	appID, secret string
-	state         oauthsandbox.State
+	app oauthsandbox.App
 }
 
 // User is a sandbox user as this website app sees them.
@@ -127,33 +123,19 @@ func DefaultApp() (appid, secret string) {
 	return "wx" + hex.EncodeToString(sum[:8]), hex.EncodeToString(randomBytes(16))
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		appID, secret := DefaultApp()
-		s.appID, s.secret, s.state = s.AppID, s.Secret, s.State
-		if s.appID == "" {
-			s.appID = appID
-		}
-		if s.secret == "" {
-			s.secret = secret
-		}
-		if s.state == nil {
-			s.state = oauthsandbox.NewMemoryState()
-		}
-	})
-}
+func (s *Server) init() { s.app.Fix(s.AppID, s.Secret, s.State, DefaultApp) }
 
 // App returns the appid and secret a client must use, fixed for the
 // Server's life.
 func (s *Server) App() (appid, secret string) {
 	s.init()
-	return s.appID, s.secret
+	return s.app.ID(), s.app.Secret()
 }
 
 // User returns the sandbox user called name as this app sees them.
 func (s *Server) User(name string) User {
 	s.init()
-	openid, unionid := wechattest.IDs(s.appID, name)
+	openid, unionid := wechattest.IDs(s.app.ID(), name)
 	return User{Name: name, OpenID: openid, UnionID: unionid, Nickname: name + " (sandbox)"}
 }
 
@@ -196,7 +178,7 @@ func (s *Server) handleQRConnect(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	redirectURI := q.Get("redirect_uri")
 	switch {
-	case !equal(q.Get("appid"), s.appID):
+	case !equal(q.Get("appid"), s.app.ID()):
 		oauthsandbox.ErrorPage(w, http.StatusOK, "请求参数错误", "appid 参数错误")
 		return
 	case !oauthsandbox.RedirectAllowed(s.RedirectURIs, redirectURI):
@@ -209,25 +191,21 @@ func (s *Server) handleQRConnect(w http.ResponseWriter, r *http.Request) {
 		oauthsandbox.ErrorPage(w, http.StatusOK, "请求参数错误", "Scope 参数错误或没有 Scope 权限")
 		return
 	}
-	name, deny, ok := oauthsandbox.ReadConsent(w, r, oauthsandbox.Consent{Provider: "WeChat", App: s.appID, Scope: ScopeLogin})
+	name, deny, ok := oauthsandbox.ReadConsent(w, r, oauthsandbox.Consent{Provider: "WeChat", App: s.app.ID(), Scope: ScopeLogin})
 	if !ok {
 		return
 	}
-	back := url.Values{}
-	if q.Has("state") {
-		back.Set("state", q.Get("state"))
+	back := oauthsandbox.StateParam(q)
+	if deny {
+		oauthsandbox.Redirect(w, r, redirectURI, back) // with state alone
+		return
 	}
-	if !deny {
-		now := s.Now()
-		code := randomToken(24)
-		g := oauthsandbox.Grant{User: name, App: s.appID, RedirectURI: redirectURI, Scope: ScopeLogin, Issued: now, Expires: now.Add(CodeLifetime)}
-		if err := s.state.IssueCode(r.Context(), code, g); err != nil {
-			oauthsandbox.ErrorPage(w, http.StatusServiceUnavailable, "系统错误", errmsgs[-1])
-			return
-		}
-		back.Set("code", code)
+	now := s.Now()
+	code := randomToken(24)
+	g := oauthsandbox.Grant{User: name, App: s.app.ID(), RedirectURI: redirectURI, Scope: ScopeLogin, Issued: now, Expires: now.Add(CodeLifetime)}
+	if err := s.app.IssueAndRedirect(r.Context(), w, r, code, g, back); err != nil {
+		oauthsandbox.ErrorPage(w, http.StatusServiceUnavailable, "系统错误", errmsgs[-1])
 	}
-	oauthsandbox.Redirect(w, r, redirectURI, back)
 }
 
 // handleAccessToken is GET /sns/oauth2/access_token: the code exchange.
@@ -247,7 +225,7 @@ func (s *Server) handleAccessToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := s.Now()
-	g, status, err := s.state.UseCode(ctx, q.Get("code"), now)
+	g, status, err := s.app.State().UseCode(ctx, q.Get("code"), now)
 	switch {
 	case err != nil:
 		writeError(w, -1)
@@ -258,13 +236,13 @@ func (s *Server) handleAccessToken(w http.ResponseWriter, r *http.Request) {
 	case status == oauthsandbox.CodeExpired:
 		writeError(w, 42003)
 		return
-	case status != oauthsandbox.CodeOK || g.App != s.appID:
+	case status != oauthsandbox.CodeOK || g.App != s.app.ID():
 		writeError(w, 40029)
 		return
 	}
 	refresh := randomToken(64)
 	rg := oauthsandbox.Grant{User: g.User, App: g.App, Scope: g.Scope, Issued: now, Expires: now.Add(RefreshLifetime)}
-	if err := s.state.IssueToken(ctx, "r:"+refresh, rg); err != nil {
+	if err := s.app.State().IssueToken(ctx, "r:"+refresh, rg); err != nil {
 		writeError(w, -1)
 		return
 	}
@@ -288,12 +266,12 @@ func (s *Server) handleRefreshToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 41003)
 		return
 	}
-	g, found, err := s.state.Token(r.Context(), "r:"+refresh)
+	g, found, err := s.app.State().Token(r.Context(), "r:"+refresh)
 	switch {
 	case err != nil:
 		writeError(w, -1)
 		return
-	case !found || g.App != s.appID:
+	case !found || g.App != s.app.ID():
 		writeError(w, 40030)
 		return
 	case g.Expired(s.Now()):
@@ -310,7 +288,7 @@ func (s *Server) writeToken(w http.ResponseWriter, r *http.Request, rg oauthsand
 	now := s.Now()
 	access := randomToken(64)
 	ag := oauthsandbox.Grant{User: rg.User, App: rg.App, Scope: rg.Scope, Issued: now, Expires: now.Add(TokenLifetime)}
-	if err := s.state.IssueToken(r.Context(), "a:"+access, ag); err != nil {
+	if err := s.app.State().IssueToken(r.Context(), "a:"+access, ag); err != nil {
 		writeError(w, -1)
 		return
 	}
@@ -379,7 +357,7 @@ func (s *Server) tokenUser(ctx context.Context, token string) (int, User) {
 	if token == "" {
 		return 41001, User{}
 	}
-	g, found, err := s.state.Token(ctx, "a:"+token)
+	g, found, err := s.app.State().Token(ctx, "a:"+token)
 	switch {
 	case err != nil:
 		return -1, User{}
@@ -397,13 +375,13 @@ func (s *Server) checkApp(appid, secret string, withSecret bool) int {
 	switch {
 	case appid == "":
 		return 41002
-	case !equal(appid, s.appID):
+	case !equal(appid, s.app.ID()):
 		return 40013
 	case !withSecret:
 		return 0
 	case secret == "":
 		return 41004
-	case !equal(secret, s.secret):
+	case !equal(secret, s.app.Secret()):
 		return 40125
 	}
 	return 0

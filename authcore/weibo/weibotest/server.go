@@ -23,9 +23,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/oauthsandbox"
@@ -115,9 +113,7 @@ type Server struct {
 	// Weibo.
 	State oauthsandbox.State
 
-	once              sync.Once
-	appKey, appSecret string
-	state             oauthsandbox.State
+	app oauthsandbox.App
 }
 
 // User is a sandbox user as Weibo knows them.
@@ -138,27 +134,13 @@ func DefaultApp() (appKey, appSecret string) {
 	return fmt.Sprint(1000000000 + binary.BigEndian.Uint32(sum[:4])%1000000000), hex.EncodeToString(randomBytes(16))
 }
 
-func (s *Server) init() {
-	s.once.Do(func() {
-		key, secret := DefaultApp()
-		s.appKey, s.appSecret, s.state = s.AppKey, s.AppSecret, s.State
-		if s.appKey == "" {
-			s.appKey = key
-		}
-		if s.appSecret == "" {
-			s.appSecret = secret
-		}
-		if s.state == nil {
-			s.state = oauthsandbox.NewMemoryState()
-		}
-	})
-}
+func (s *Server) init() { s.app.Fix(s.AppKey, s.AppSecret, s.State, DefaultApp) }
 
 // App returns the App Key and App Secret a client must use, fixed for the
 // Server's life.
 func (s *Server) App() (appKey, appSecret string) {
 	s.init()
-	return s.appKey, s.appSecret
+	return s.app.ID(), s.app.Secret()
 }
 
 // UserNamed returns the sandbox user called name.
@@ -210,7 +192,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	case q.Get("client_id") == "":
 		errorPage(w, ErrInvalidRequest)
 		return
-	case !equal(q.Get("client_id"), s.appKey):
+	case !equal(q.Get("client_id"), s.app.ID()):
 		errorPage(w, ErrInvalidClient)
 		return
 	case !oauthsandbox.RedirectAllowed(s.RedirectURIs, redirectURI):
@@ -220,14 +202,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		errorPage(w, ErrUnsupportedType)
 		return
 	}
-	name, deny, ok := oauthsandbox.ReadConsent(w, r, oauthsandbox.Consent{Provider: "Weibo", App: s.appKey, Scope: q.Get("scope")})
+	name, deny, ok := oauthsandbox.ReadConsent(w, r, oauthsandbox.Consent{Provider: "Weibo", App: s.app.ID(), Scope: q.Get("scope")})
 	if !ok {
 		return
 	}
-	back := url.Values{}
-	if q.Has("state") {
-		back.Set("state", q.Get("state"))
-	}
+	back := oauthsandbox.StateParam(q)
 	if deny {
 		e := weiboErrors[ErrAccessDenied]
 		back.Set("error_uri", PathAuthorize)
@@ -239,13 +218,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.Now()
 	code := hex.EncodeToString(randomBytes(16))
-	g := oauthsandbox.Grant{User: name, App: s.appKey, RedirectURI: redirectURI, Scope: q.Get("scope"), Issued: now, Expires: now.Add(CodeLifetime)}
-	if err := s.state.IssueCode(r.Context(), code, g); err != nil {
+	g := oauthsandbox.Grant{User: name, App: s.app.ID(), RedirectURI: redirectURI, Scope: q.Get("scope"), Issued: now, Expires: now.Add(CodeLifetime)}
+	if err := s.app.IssueAndRedirect(r.Context(), w, r, code, g, back); err != nil {
 		errorPage(w, ErrUnavailable)
-		return
 	}
-	back.Set("code", code)
-	oauthsandbox.Redirect(w, r, redirectURI, back)
 }
 
 // handleAccessToken is POST /oauth2/access_token (parameters in the form
@@ -264,7 +240,7 @@ func (s *Server) handleAccessToken(w http.ResponseWriter, r *http.Request) {
 	case p.Get("client_id") == "" || p.Get("client_secret") == "":
 		fail(ErrInvalidRequest)
 		return
-	case !equal(p.Get("client_id"), s.appKey) || !equal(p.Get("client_secret"), s.appSecret):
+	case !equal(p.Get("client_id"), s.app.ID()) || !equal(p.Get("client_secret"), s.app.Secret()):
 		fail(ErrInvalidClient)
 		return
 	case p.Get("grant_type") != "authorization_code":
@@ -279,12 +255,12 @@ func (s *Server) handleAccessToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := s.Now()
-	g, status, err := s.state.UseCode(ctx, p.Get("code"), now)
+	g, status, err := s.app.State().UseCode(ctx, p.Get("code"), now)
 	switch {
 	case err != nil:
 		fail(ErrUnavailable)
 		return
-	case status != oauthsandbox.CodeOK || g.App != s.appKey:
+	case status != oauthsandbox.CodeOK || g.App != s.app.ID():
 		fail(ErrInvalidGrant)
 		return
 	case g.RedirectURI != redirectURI:
@@ -293,7 +269,7 @@ func (s *Server) handleAccessToken(w http.ResponseWriter, r *http.Request) {
 	}
 	token := "2.00" + hex.EncodeToString(randomBytes(14))
 	tg := oauthsandbox.Grant{User: g.User, App: g.App, Scope: g.Scope, Issued: now, Expires: now.Add(TokenLifetime)}
-	if err := s.state.IssueToken(ctx, token, tg); err != nil {
+	if err := s.app.State().IssueToken(ctx, token, tg); err != nil {
 		fail(ErrUnavailable)
 		return
 	}
@@ -402,7 +378,7 @@ func (s *Server) handleUsersShow(w http.ResponseWriter, r *http.Request) {
 
 // checkToken returns an access token's grant, or Weibo's error code.
 func (s *Server) checkToken(ctx context.Context, token string) (oauthsandbox.Grant, int) {
-	g, found, err := s.state.Token(ctx, token)
+	g, found, err := s.app.State().Token(ctx, token)
 	switch {
 	case err != nil:
 		return g, ErrUnavailable
