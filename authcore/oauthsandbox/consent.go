@@ -1,7 +1,6 @@
 package oauthsandbox
 
 import (
-	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -139,41 +138,4 @@ func ErrorPage(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	errorPage.Execute(w, struct{ Code, Message string }{code, message})
-}
-
-// Choose does what a browser does when a user answers the consent page at
-// authorizeURL: it POSTs form (user=<name>, or deny=1) to the same URL and
-// returns the response without following its redirect, so that a test (or
-// a tool) can read the Location the provider sends the user to. The caller
-// closes the body.
-func Choose(ctx context.Context, c *http.Client, authorizeURL string, form url.Values) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, authorizeURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, fmt.Errorf("oauthsandbox: consent: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	noFollow := *c
-	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := noFollow.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("oauthsandbox: consent: %w", err)
-	}
-	return resp, nil
-}
-
-// Login does what a browser does when user allows on the consent page at
-// authorizeURL (Choose with user=<name>) and returns where the provider
-// sends the browser: the redirect_uri with code and state. It fails if the
-// provider answers anything but a redirect.
-func Login(ctx context.Context, c *http.Client, authorizeURL, user string) (*url.URL, error) {
-	resp, err := Choose(ctx, c, authorizeURL, url.Values{"user": {user}})
-	if err != nil {
-		return nil, err
-	}
-	resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		return nil, fmt.Errorf("oauthsandbox: consent answered %s, not a redirect", resp.Status)
-	}
-	return loc, nil
 }

@@ -255,12 +255,14 @@ func cleanPath(p string) string {
 }
 
 // Clock is a clock moved by hand, for Knobs.SetClock(c.Now) in expiry
-// tests. The zero value reads the zero time; set it with Set. Safe for
-// concurrent use.
+// tests. The zero value reads the zero time. Safe for concurrent use.
 type Clock struct {
 	mu  sync.Mutex
 	now time.Time
 }
+
+// NewClock returns a Clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {

@@ -7,6 +7,7 @@ package statetest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,8 +92,7 @@ func testCodeRace(t *testing.T, st oauthsandbox.State) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won := 0
+	var won atomic.Int32
 	for range 16 {
 		wg.Go(func() {
 			_, status, err := st.UseCode(ctx, "race", now)
@@ -100,15 +100,13 @@ func testCodeRace(t *testing.T, st oauthsandbox.State) {
 				t.Error(err)
 			}
 			if status == oauthsandbox.CodeOK {
-				mu.Lock()
-				won++
-				mu.Unlock()
+				won.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	if won != 1 {
-		t.Errorf("%d concurrent uses of one code won, want 1", won)
+	if n := won.Load(); n != 1 {
+		t.Errorf("%d concurrent uses of one code won, want 1", n)
 	}
 }
 

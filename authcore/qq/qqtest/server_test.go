@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/oauthsandbox"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/browsertest"
 	"github.com/loginhub/loginhub/authcore/qq/qqtest"
 )
 
@@ -30,8 +31,7 @@ func start(t *testing.T, srv *qqtest.Server) *fixture {
 	if srv.RedirectURIs == nil {
 		srv.RedirectURIs = []string{callback}
 	}
-	c := &oauthsandbox.Clock{}
-	c.Set(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
+	c := oauthsandbox.NewClock(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
 	srv.SetClock(c.Now)
 	appid, key := srv.App()
 	return &fixture{srv: srv, base: oauthsandbox.Start(t, srv), clock: c, appid: appid, key: key}
@@ -48,11 +48,7 @@ func (f *fixture) authorizeURL(extra url.Values) string {
 // login runs the consent page as user and returns the code QQ sends back.
 func (f *fixture) login(t *testing.T, user string) string {
 	t.Helper()
-	loc, err := oauthsandbox.Login(context.Background(), http.DefaultClient, f.authorizeURL(nil), user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc.Query().Get("code")
+	return browsertest.Login(t, f.authorizeURL(nil), user).Get("code")
 }
 
 func get(t *testing.T, u string) (int, string) {
@@ -113,14 +109,10 @@ func TestConsentAllow(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(page, `<form method="post">`) || !strings.Contains(page, `name="user"`) || !strings.Contains(page, `name="deny" value="1"`) {
 		t.Fatalf("consent page %d %q; want a form posting user or deny", status, page)
 	}
-	resp, err := oauthsandbox.Choose(context.Background(), http.DefaultClient, f.authorizeURL(nil), url.Values{"user": {"ann"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := resp.Location()
-	if resp.StatusCode != http.StatusFound || err != nil {
-		t.Fatalf("allow: %s, location %v; want 302", resp.Status, err)
+	a := browsertest.Choose(t, f.authorizeURL(nil), url.Values{"user": {"ann"}})
+	loc := a.Location
+	if a.Status != http.StatusFound || loc == nil {
+		t.Fatalf("allow: %d %q; want 302", a.Status, a.Body)
 	}
 	q := loc.Query()
 	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != "https://hub.example/v1/oauth/qq/callback" {
@@ -140,18 +132,12 @@ func TestConsentDeny(t *testing.T) {
 		{"", nil},
 		{"mobile", url.Values{"usercancel": {"1"}, "state": {"st-1"}, "x": {"1"}}},
 	} {
-		resp, err := oauthsandbox.Choose(context.Background(), http.DefaultClient, f.authorizeURL(url.Values{"display": {c.display}}), url.Values{"deny": {"1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		loc, _ := resp.Location()
+		a := browsertest.Choose(t, f.authorizeURL(url.Values{"display": {c.display}}), url.Values{"deny": {"1"}})
 		switch {
-		case c.want == nil && (resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "window.close()")):
-			t.Errorf("deny on the PC page: %s %q; want a page that closes itself", resp.Status, body)
-		case c.want != nil && (loc == nil || loc.Query().Encode() != c.want.Encode()):
-			t.Errorf("deny on the mobile page: %s to %v; want a redirect with %v", resp.Status, loc, c.want)
+		case c.want == nil && (a.Status != http.StatusOK || !strings.Contains(a.Body, "window.close()")):
+			t.Errorf("deny on the PC page: %d %q; want a page that closes itself", a.Status, a.Body)
+		case c.want != nil && (a.Location == nil || a.Location.Query().Encode() != c.want.Encode()):
+			t.Errorf("deny on the mobile page: %d to %v; want a redirect with %v", a.Status, a.Location, c.want)
 		}
 	}
 }
@@ -159,13 +145,8 @@ func TestConsentDeny(t *testing.T) {
 func TestConsentBadUserName(t *testing.T) {
 	f := start(t, &qqtest.Server{})
 	for _, name := range []string{"", strings.Repeat("x", 65), "a\nb"} {
-		resp, err := oauthsandbox.Choose(context.Background(), http.DefaultClient, f.authorizeURL(nil), url.Values{"user": {name}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("user %q: %s, want 400 and the page again", name, resp.Status)
+		if a := browsertest.Choose(t, f.authorizeURL(nil), url.Values{"user": {name}}); a.Status != http.StatusBadRequest || !strings.Contains(a.Body, "<form") {
+			t.Errorf("user %q: %d, want 400 and the page again", name, a.Status)
 		}
 	}
 }
@@ -184,14 +165,8 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"redirect_uri's query", url.Values{"redirect_uri": {"https://hub.example/v1/oauth/qq/callback"}}, "100010"},
 	} {
 		// Even a POST that allows gets the error page, and no code.
-		resp, err := oauthsandbox.Choose(context.Background(), http.DefaultClient, f.authorizeURL(c.extra), url.Values{"user": {"ann"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.Header.Get("Location") != "" || !strings.Contains(string(body), "<h1>"+c.code+"</h1>") {
-			t.Errorf("%s: %s %q, location %q; want the error page %s", c.name, resp.Status, body, resp.Header.Get("Location"), c.code)
+		if a := browsertest.Choose(t, f.authorizeURL(c.extra), url.Values{"user": {"ann"}}); a.Location != nil || !strings.Contains(a.Body, "<h1>"+c.code+"</h1>") {
+			t.Errorf("%s: %d %q, location %v; want the error page %s", c.name, a.Status, a.Body, a.Location, c.code)
 		}
 	}
 }

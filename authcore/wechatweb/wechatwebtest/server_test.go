@@ -1,7 +1,6 @@
 package wechatwebtest_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/oauthsandbox"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/browsertest"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/authcore/wechatweb/wechatwebtest"
 )
@@ -30,8 +30,7 @@ func start(t *testing.T, srv *wechatwebtest.Server) *fixture {
 	if srv.RedirectURIs == nil {
 		srv.RedirectURIs = []string{callback}
 	}
-	c := &oauthsandbox.Clock{}
-	c.Set(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
+	c := oauthsandbox.NewClock(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
 	srv.SetClock(c.Now)
 	appid, secret := srv.App()
 	return &fixture{srv: srv, base: oauthsandbox.Start(t, srv), clock: c, appid: appid, secret: secret}
@@ -47,11 +46,7 @@ func (f *fixture) qrconnectURL(extra url.Values) string {
 
 func (f *fixture) login(t *testing.T, user string) string {
 	t.Helper()
-	loc, err := oauthsandbox.Login(context.Background(), http.DefaultClient, f.qrconnectURL(nil), user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc.Query().Get("code")
+	return browsertest.Login(t, f.qrconnectURL(nil), user).Get("code")
 }
 
 // get calls path with q and returns the decoded JSON.
@@ -99,20 +94,15 @@ func TestConsent(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `<form method="post">`) {
 		t.Fatalf("qrconnect: %s %q", resp.Status, page)
 	}
-	loc, err := oauthsandbox.Login(context.Background(), http.DefaultClient, f.qrconnectURL(nil), "ann")
-	if err != nil {
-		t.Fatal(err)
+	loc := browsertest.Choose(t, f.qrconnectURL(nil), url.Values{"user": {"ann"}}).Location
+	if loc == nil {
+		t.Fatal("allow: no redirect")
 	}
 	if q := loc.Query(); !strings.HasPrefix(loc.String(), callback+"?") || q.Get("state") != "st-1" || !regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`).MatchString(q.Get("code")) {
 		t.Errorf("allow redirected to %s; want the callback with a URL-safe code and state", loc)
 	}
-	resp, err = oauthsandbox.Choose(context.Background(), http.DefaultClient, f.qrconnectURL(nil), url.Values{"deny": {"1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if loc, err := resp.Location(); err != nil || loc.RawQuery != "state=st-1" {
-		t.Errorf("deny: %s to %v; want the callback with state alone", resp.Status, loc)
+	if a := browsertest.Choose(t, f.qrconnectURL(nil), url.Values{"deny": {"1"}}); a.Location == nil || a.Location.RawQuery != "state=st-1" {
+		t.Errorf("deny: %d to %v; want the callback with state alone", a.Status, a.Location)
 	}
 }
 
@@ -127,14 +117,8 @@ func TestQRConnectErrors(t *testing.T) {
 		{url.Values{"response_type": {"token"}}, "response_type 参数错误"},
 		{url.Values{"scope": {"snsapi_userinfo"}}, "Scope 参数错误或没有 Scope 权限"},
 	} {
-		resp, err := oauthsandbox.Choose(context.Background(), http.DefaultClient, f.qrconnectURL(c.extra), url.Values{"user": {"ann"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.Header.Get("Location") != "" || !strings.Contains(string(body), c.want) {
-			t.Errorf("%v: %s %q; want the page %q and no redirect", c.extra, resp.Status, body, c.want)
+		if a := browsertest.Choose(t, f.qrconnectURL(c.extra), url.Values{"user": {"ann"}}); a.Location != nil || !strings.Contains(a.Body, c.want) {
+			t.Errorf("%v: %d %q; want the page %q and no redirect", c.extra, a.Status, a.Body, c.want)
 		}
 	}
 }

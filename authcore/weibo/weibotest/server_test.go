@@ -1,7 +1,6 @@
 package weibotest_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore/oauthsandbox"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/browsertest"
 	"github.com/loginhub/loginhub/authcore/weibo/weibotest"
 )
 
@@ -28,8 +28,7 @@ func start(t *testing.T, srv *weibotest.Server) *fixture {
 	if srv.RedirectURIs == nil {
 		srv.RedirectURIs = []string{callback}
 	}
-	c := &oauthsandbox.Clock{}
-	c.Set(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
+	c := oauthsandbox.NewClock(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
 	srv.SetClock(c.Now)
 	key, secret := srv.App()
 	return &fixture{srv: srv, base: oauthsandbox.Start(t, srv), clock: c, key: key, secret: secret}
@@ -45,11 +44,7 @@ func (f *fixture) authorizeURL(extra url.Values) string {
 
 func (f *fixture) login(t *testing.T, user string) string {
 	t.Helper()
-	loc, err := oauthsandbox.Login(context.Background(), http.DefaultClient, f.authorizeURL(nil), user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc.Query().Get("code")
+	return browsertest.Login(t, f.authorizeURL(nil), user).Get("code")
 }
 
 // call sends method to path with params (a form for POST, the query for
@@ -106,22 +101,17 @@ func TestConsent(t *testing.T) {
 		t.Fatalf("consent page: %s %q", resp.Status, page)
 	}
 
-	loc, err := oauthsandbox.Login(context.Background(), http.DefaultClient, f.authorizeURL(nil), "ann")
-	if err != nil {
-		t.Fatal(err)
+	loc := browsertest.Choose(t, f.authorizeURL(nil), url.Values{"user": {"ann"}}).Location
+	if loc == nil {
+		t.Fatal("allow: no redirect")
 	}
 	if q := loc.Query(); !strings.HasPrefix(loc.String(), callback+"?") || q.Get("state") != "st-1" || len(q.Get("code")) != 32 {
 		t.Errorf("allow redirected to %s; want the callback with a code and state st-1", loc)
 	}
 
-	resp, err = oauthsandbox.Choose(context.Background(), http.DefaultClient, f.authorizeURL(nil), url.Values{"deny": {"1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err = resp.Location()
-	if err != nil {
-		t.Fatalf("deny: %s, no redirect", resp.Status)
+	loc = browsertest.Choose(t, f.authorizeURL(nil), url.Values{"deny": {"1"}}).Location
+	if loc == nil {
+		t.Fatal("deny: no redirect")
 	}
 	want := url.Values{"error": {"access_denied"}, "error_code": {"21330"}, "error_uri": {"/oauth2/authorize"},
 		"error_description": {"user denied your request."}, "state": {"st-1"}}
@@ -141,14 +131,8 @@ func TestAuthorizeErrors(t *testing.T) {
 		{url.Values{"redirect_uri": {"https://evil.example/cb"}}, "error_code:21322"},
 		{url.Values{"response_type": {"token"}}, "error_code:21329"},
 	} {
-		resp, err := oauthsandbox.Choose(context.Background(), http.DefaultClient, f.authorizeURL(c.extra), url.Values{"user": {"ann"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.Header.Get("Location") != "" || !strings.Contains(string(body), c.want) {
-			t.Errorf("%v: %s %q; want an error page with %s and no redirect", c.extra, resp.Status, body, c.want)
+		if a := browsertest.Choose(t, f.authorizeURL(c.extra), url.Values{"user": {"ann"}}); a.Location != nil || !strings.Contains(a.Body, c.want) {
+			t.Errorf("%v: %d %q; want an error page with %s and no redirect", c.extra, a.Status, a.Body, c.want)
 		}
 	}
 }
