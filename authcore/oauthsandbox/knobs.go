@@ -163,9 +163,8 @@ func (k *Knobs) UnknownRequests() []string {
 
 // Routes is what a fake gives Serve.
 type Routes struct {
-	// Route returns the handler of a path, nil when the fake does not
-	// serve it.
-	Route func(path string) http.HandlerFunc
+	// Paths are the handlers of the paths the fake serves.
+	Paths map[string]http.HandlerFunc
 	// Fail answers an injected failure: the provider's error code in the
 	// provider's form for r's path.
 	Fail func(w http.ResponseWriter, r *http.Request, code int)
@@ -199,7 +198,7 @@ func (k *Knobs) Serve(w http.ResponseWriter, r *http.Request, rt Routes) {
 			return // the client gave up; nobody reads an answer
 		}
 	}
-	h := rt.Route(path)
+	h := rt.Paths[path]
 	if h == nil {
 		k.mu.Lock()
 		k.unknown = append(k.unknown, r.Method+" "+path)
@@ -263,6 +262,14 @@ type Clock struct {
 
 // NewClock returns a Clock set to t.
 func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// ManualClock makes the fake read its time from a Clock set to t, moved by
+// hand, and returns the Clock.
+func (k *Knobs) ManualClock(t time.Time) *Clock {
+	c := NewClock(t)
+	k.SetClock(c.Now)
+	return c
+}
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {

@@ -162,21 +162,15 @@ func (s *Server) User(name string) User {
 // ServeHTTP answers one request as graph.qq.com would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
-	s.Serve(w, r, oauthsandbox.Routes{Route: s.route, Fail: s.writeFailure})
-}
-
-func (s *Server) route(path string) http.HandlerFunc {
-	switch path {
-	case PathAuthorize:
-		return s.handleAuthorize
-	case PathToken:
-		return s.handleToken
-	case PathMe:
-		return s.handleMe
-	case PathUserInfo:
-		return s.handleUserInfo
-	}
-	return nil
+	s.Serve(w, r, oauthsandbox.Routes{
+		Paths: map[string]http.HandlerFunc{
+			PathAuthorize: s.handleAuthorize,
+			PathToken:     s.handleToken,
+			PathMe:        s.handleMe,
+			PathUserInfo:  s.handleUserInfo,
+		},
+		Fail: s.writeFailure,
+	})
 }
 
 // writeFailure answers an injected error code in the form of r's path.

@@ -195,7 +195,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.initLocked()
 	s.mu.Unlock()
 	s.Serve(w, r, oauthsandbox.Routes{
-		Route: s.route,
+		Paths: map[string]http.HandlerFunc{
+			PathCode2Session:        s.handleCode2Session,
+			PathToken:               s.handleToken,
+			PathStableToken:         s.handleStableToken,
+			PathGetPhoneNumber:      s.handleGetPhoneNumber,
+			PathCheckSession:        s.handleCheckSession,
+			PathResetSession:        s.handleResetSession,
+			PathApp:                 s.handleApp,
+			PathWxLogin:             s.handleWxLogin,
+			PathPhoneButton:         s.handlePhoneButton,
+			PathGetUserInfo:         s.handleGetUserInfo,
+			PathFaceGetVerifyID:     s.handleFaceGetVerifyID,
+			PathFaceQueryVerify:     s.handleFaceQuery,
+			PathFaceGetInfo:         s.handleFaceGetInfo,
+			PathRequestFacialVerify: s.handleRequestFacialVerify,
+		},
 		Fail: func(w http.ResponseWriter, _ *http.Request, errcode int) {
 			writeWeChatError(w, errcode, errmsgs[errcode])
 		},
@@ -203,40 +218,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, errBody(-404, "wechattest: no such path "+r.URL.Path))
 		},
 	})
-}
-
-func (s *Server) route(path string) http.HandlerFunc {
-	switch path {
-	case PathCode2Session:
-		return s.handleCode2Session
-	case PathToken:
-		return s.handleToken
-	case PathStableToken:
-		return s.handleStableToken
-	case PathGetPhoneNumber:
-		return s.handleGetPhoneNumber
-	case PathCheckSession:
-		return s.handleCheckSession
-	case PathResetSession:
-		return s.handleResetSession
-	case PathApp:
-		return s.handleApp
-	case PathWxLogin:
-		return s.handleWxLogin
-	case PathPhoneButton:
-		return s.handlePhoneButton
-	case PathGetUserInfo:
-		return s.handleGetUserInfo
-	case PathFaceGetVerifyID:
-		return s.handleFaceGetVerifyID
-	case PathFaceQueryVerify:
-		return s.handleFaceQuery
-	case PathFaceGetInfo:
-		return s.handleFaceGetInfo
-	case PathRequestFacialVerify:
-		return s.handleRequestFacialVerify
-	}
-	return nil
 }
 
 // handleCode2Session is GET /sns/jscode2session.

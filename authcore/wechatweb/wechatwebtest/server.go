@@ -120,7 +120,9 @@ type User struct {
 // Secret uses.
 func DefaultApp() (appid, secret string) {
 	sum := sha256.Sum256([]byte(defaultAppIDPhrase))
-	return "wx" + hex.EncodeToString(sum[:8]), hex.EncodeToString(randomBytes(16))
+	var key [16]byte
+	rand.Read(key[:])
+	return "wx" + hex.EncodeToString(sum[:8]), hex.EncodeToString(key[:])
 }
 
 func (s *Server) init() { s.app.Fix(s.AppID, s.Secret, s.State, DefaultApp) }
@@ -143,23 +145,16 @@ func (s *Server) User(name string) User {
 // api.weixin.qq.com would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
-	s.Serve(w, r, oauthsandbox.Routes{Route: s.route, Fail: s.writeFailure})
-}
-
-func (s *Server) route(path string) http.HandlerFunc {
-	switch path {
-	case PathQRConnect:
-		return s.handleQRConnect
-	case PathAccessToken:
-		return s.handleAccessToken
-	case PathRefreshToken:
-		return s.handleRefreshToken
-	case PathAuth:
-		return s.handleAuth
-	case PathUserInfo:
-		return s.handleUserInfo
-	}
-	return nil
+	s.Serve(w, r, oauthsandbox.Routes{
+		Paths: map[string]http.HandlerFunc{
+			PathQRConnect:    s.handleQRConnect,
+			PathAccessToken:  s.handleAccessToken,
+			PathRefreshToken: s.handleRefreshToken,
+			PathAuth:         s.handleAuth,
+			PathUserInfo:     s.handleUserInfo,
+		},
+		Fail: s.writeFailure,
+	})
 }
 
 func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, errcode int) {
@@ -408,7 +403,9 @@ func writeError(w http.ResponseWriter, errcode int) {
 	if msg == "" {
 		msg = "error"
 	}
-	rid := hex.EncodeToString(randomBytes(12))
+	var b [12]byte
+	rand.Read(b[:])
+	rid := hex.EncodeToString(b[:])
 	writeJSON(w, errorBody{errcode, msg + " rid: " + rid[:8] + "-" + rid[8:16] + "-" + rid[16:]})
 }
 
@@ -421,16 +418,12 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Write(body)
 }
 
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand since Go 1.24)
-	return b
-}
-
 // randomToken returns n random bytes as unpadded base64url: the URL-safe
 // characters WeChat's codes and tokens use.
 func randomToken(n int) string {
-	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func equal(a, b string) bool {

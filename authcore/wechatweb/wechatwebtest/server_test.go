@@ -30,8 +30,7 @@ func start(t *testing.T, srv *wechatwebtest.Server) *fixture {
 	if srv.RedirectURIs == nil {
 		srv.RedirectURIs = []string{callback}
 	}
-	c := oauthsandbox.NewClock(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
-	srv.SetClock(c.Now)
+	c := srv.ManualClock(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC))
 	appid, secret := srv.App()
 	return &fixture{srv: srv, base: oauthsandbox.Start(t, srv), clock: c, appid: appid, secret: secret}
 }

@@ -156,21 +156,15 @@ func UserNamed(name string) User {
 // ServeHTTP answers one request as api.weibo.com would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
-	s.Serve(w, r, oauthsandbox.Routes{Route: s.route, Fail: s.writeFailure})
-}
-
-func (s *Server) route(path string) http.HandlerFunc {
-	switch path {
-	case PathAuthorize:
-		return s.handleAuthorize
-	case PathAccessToken:
-		return s.handleAccessToken
-	case PathGetTokenInfo:
-		return s.handleGetTokenInfo
-	case PathUsersShow:
-		return s.handleUsersShow
-	}
-	return nil
+	s.Serve(w, r, oauthsandbox.Routes{
+		Paths: map[string]http.HandlerFunc{
+			PathAuthorize:    s.handleAuthorize,
+			PathAccessToken:  s.handleAccessToken,
+			PathGetTokenInfo: s.handleGetTokenInfo,
+			PathUsersShow:    s.handleUsersShow,
+		},
+		Fail: s.writeFailure,
+	})
 }
 
 func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, code int) {
