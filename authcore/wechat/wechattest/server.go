@@ -38,11 +38,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/loginhub/loginhub/authcore/oauthsandbox"
 )
 
 // Lifetimes WeChat documents.
@@ -53,8 +52,9 @@ const (
 	TokenLifetime = 2 * time.Hour
 	// tokenOverlap is how long a replaced access_token keeps working.
 	tokenOverlap = 5 * time.Minute
-	// MaxUserName is the longest sandbox user name, in characters.
-	MaxUserName = 64
+	// MaxUserName is the longest sandbox user name, in characters: the
+	// rule of every sandbox fake (oauthsandbox.ValidUserName).
+	MaxUserName = oauthsandbox.MaxUserName
 	// DefaultMaxUsers is how many sandbox users a Server remembers when
 	// MaxUsers is 0.
 	DefaultMaxUsers = 10000
@@ -88,6 +88,12 @@ const (
 // through methods, which are safe for concurrent use with each other and
 // with requests being served.
 type Server struct {
+	// Knobs are the failure knobs and counters every sandbox fake has:
+	// SetClock, FailNext (an errcode with HTTP 200, as WeChat reports
+	// errors; a code sent with the request is not consumed), FailNextHTTP,
+	// Hold, SetDown, Requests, WaitRequests and UnknownRequests.
+	oauthsandbox.Knobs
+
 	// AppID is the mini-program's appid. Empty means a fixed sandbox appid:
 	// "wx" and 16 hex characters, the same in every Server.
 	AppID string
@@ -113,19 +119,12 @@ type Server struct {
 	// answer as one WeChat: a code issued by one is accepted by another.
 	State State
 
-	mu       sync.Mutex
-	ready    bool
-	appID    string
-	secret   string
-	now      func() time.Time
-	state    State
-	requests map[string]int
-	forced   int           // stable_token requests with force_refresh
-	arrived  chan struct{} // closed and replaced on every request, for WaitRequests
-	unknown  []string
-	fails    map[string][]failure
-	holds    map[string]chan struct{}
-	down     bool
+	mu     sync.Mutex
+	ready  bool
+	appID  string
+	secret string
+	state  State
+	forced int // stable_token requests with force_refresh
 }
 
 // User is a sandbox user as WeChat knows them.
@@ -141,12 +140,6 @@ type User struct {
 	CountryCode     string // "86"
 }
 
-type failure struct {
-	errcode int // WeChat errcode, when status is 0
-	status  int // HTTP status of a non-WeChat failure (a gateway error page)
-	n       int
-}
-
 // App returns the mini-program's appid and secret, the ones a client must
 // send. They are fixed for the Server's life.
 func (s *Server) App() (appid, secret string) {
@@ -154,19 +147,6 @@ func (s *Server) App() (appid, secret string) {
 	defer s.mu.Unlock()
 	s.initLocked()
 	return s.appID, s.secret
-}
-
-// SetClock makes the Server read the time from now, for expiry tests. Nil
-// restores time.Now. It affects codes and tokens already issued: their
-// expiry is compared with the new clock.
-func (s *Server) SetClock(now func() time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	if now == nil {
-		now = time.Now
-	}
-	s.now = now
 }
 
 // User returns the sandbox user called name, creating them on first use as
@@ -180,111 +160,12 @@ func (s *Server) User(name string) User {
 	return *u
 }
 
-// FailNext makes the next n requests to path answer {"errcode":errcode,...}
-// with HTTP 200, as WeChat reports errors, without any other effect: a code
-// sent with them is not consumed. Failures queue up behind earlier ones for
-// the same path. path is relative to the mount point ("/sns/jscode2session").
-func (s *Server) FailNext(path string, errcode, n int) {
-	s.queueFailure(path, failure{errcode: errcode, n: n})
-}
-
-// FailNextHTTP makes the next n requests to path answer with HTTP status and
-// an HTML body, as a gateway in front of WeChat does when it fails. Status
-// 200 gives a well-formed HTTP answer that is not JSON.
-func (s *Server) FailNextHTTP(path string, status, n int) {
-	s.queueFailure(path, failure{status: status, n: n})
-}
-
-func (s *Server) queueFailure(path string, f failure) {
-	if f.n <= 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	path = cleanPath(path)
-	s.fails[path] = append(s.fails[path], f)
-}
-
-// Hold makes requests to path wait, after being counted, until release is
-// called (or their client goes away). release is idempotent; requests that
-// arrive after it pass through. Holding a path that is already held
-// replaces the hold; the earlier release still frees the requests it holds.
-func (s *Server) Hold(path string) (release func()) {
-	ch := make(chan struct{})
-	s.mu.Lock()
-	s.initLocked()
-	path = cleanPath(path)
-	s.holds[path] = ch
-	s.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			if s.holds[path] == ch {
-				delete(s.holds, path)
-			}
-			s.mu.Unlock()
-			close(ch)
-		})
-	}
-}
-
-// SetDown simulates an outage when down is true: until SetDown(false),
-// every request (to any path, sandbox ones included) is counted and then
-// answered HTTP 503 with an HTML page, as a failing gateway in front of
-// WeChat does. Held paths are not held while the Server is down.
-func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	s.down = down
-}
-
 // ForceRefreshes returns how many successful stable_token requests asked
 // for force_refresh.
 func (s *Server) ForceRefreshes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.forced
-}
-
-// Requests returns how many requests path has received, including failed,
-// held and injected ones.
-func (s *Server) Requests(path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	return s.requests[cleanPath(path)]
-}
-
-// WaitRequests blocks until path has received at least n requests or done
-// is closed (pass ctx.Done() or a timer's channel), and reports whether the
-// count was reached. Tests use it to wait for an event instead of sleeping.
-func (s *Server) WaitRequests(done <-chan struct{}, path string, n int) bool {
-	path = cleanPath(path)
-	for {
-		s.mu.Lock()
-		s.initLocked()
-		got, arrived := s.requests[path], s.arrived
-		s.mu.Unlock()
-		if got >= n {
-			return true
-		}
-		select {
-		case <-arrived:
-		case <-done:
-			return false
-		}
-	}
-}
-
-// UnknownRequests returns "METHOD /path" of every request to a path the
-// Server does not serve, oldest first. Tests should assert it is empty.
-func (s *Server) UnknownRequests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.unknown...)
 }
 
 // initLocked makes the zero value ready. s.mu must be held.
@@ -301,114 +182,42 @@ func (s *Server) initLocked() {
 	if s.secret == "" {
 		s.secret = secret
 	}
-	s.now = time.Now
 	s.state = s.State
 	if s.state == nil {
 		s.state = newMemState(s.MaxUsers)
 	}
-	s.requests = make(map[string]int)
-	s.arrived = make(chan struct{})
-	s.fails = make(map[string][]failure)
-	s.holds = make(map[string]chan struct{})
 }
 
-// ServeHTTP answers one request as api.weixin.qq.com would.
+// ServeHTTP answers one request as api.weixin.qq.com would. A path it
+// does not serve gets a 404 with errcode -404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := cleanPath(r.URL.Path)
 	s.mu.Lock()
 	s.initLocked()
-	s.requests[path]++
-	close(s.arrived)
-	s.arrived = make(chan struct{})
-	hold, down := s.holds[path], s.down
 	s.mu.Unlock()
-
-	if down {
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "<html><body><h1>503 Service Unavailable</h1></body></html>\n")
-		return
-	}
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-r.Context().Done():
-			return // the client gave up; nobody reads an answer
-		}
-	}
-
-	h, known := s.route(path)
-	if !known {
-		s.mu.Lock()
-		s.unknown = append(s.unknown, r.Method+" "+path)
-		s.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, errBody(-404, "wechattest: no such path "+path))
-		return
-	}
-	if f, ok := s.takeFailure(path); ok {
-		if f.status != 0 {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(f.status)
-			fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", f.status, http.StatusText(f.status))
-			return
-		}
-		writeWeChatError(w, f.errcode, errmsgs[f.errcode])
-		return
-	}
-	h(w, r)
-}
-
-func (s *Server) route(path string) (http.HandlerFunc, bool) {
-	switch path {
-	case PathCode2Session:
-		return s.handleCode2Session, true
-	case PathToken:
-		return s.handleToken, true
-	case PathStableToken:
-		return s.handleStableToken, true
-	case PathGetPhoneNumber:
-		return s.handleGetPhoneNumber, true
-	case PathCheckSession:
-		return s.handleCheckSession, true
-	case PathResetSession:
-		return s.handleResetSession, true
-	case PathApp:
-		return s.handleApp, true
-	case PathWxLogin:
-		return s.handleWxLogin, true
-	case PathPhoneButton:
-		return s.handlePhoneButton, true
-	case PathGetUserInfo:
-		return s.handleGetUserInfo, true
-	case PathFaceGetVerifyID:
-		return s.handleFaceGetVerifyID, true
-	case PathFaceQueryVerify:
-		return s.handleFaceQuery, true
-	case PathFaceGetInfo:
-		return s.handleFaceGetInfo, true
-	case PathRequestFacialVerify:
-		return s.handleRequestFacialVerify, true
-	}
-	return nil, false
-}
-
-func (s *Server) takeFailure(path string) (failure, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.fails[path]
-	if len(q) == 0 {
-		return failure{}, false
-	}
-	f := q[0]
-	if q[0].n--; q[0].n == 0 {
-		q = q[1:]
-	}
-	if len(q) == 0 {
-		delete(s.fails, path)
-	} else {
-		s.fails[path] = q
-	}
-	return f, true
+	s.Serve(w, r, oauthsandbox.Routes{
+		Paths: map[string]http.HandlerFunc{
+			PathCode2Session:        s.handleCode2Session,
+			PathToken:               s.handleToken,
+			PathStableToken:         s.handleStableToken,
+			PathGetPhoneNumber:      s.handleGetPhoneNumber,
+			PathCheckSession:        s.handleCheckSession,
+			PathResetSession:        s.handleResetSession,
+			PathApp:                 s.handleApp,
+			PathWxLogin:             s.handleWxLogin,
+			PathPhoneButton:         s.handlePhoneButton,
+			PathGetUserInfo:         s.handleGetUserInfo,
+			PathFaceGetVerifyID:     s.handleFaceGetVerifyID,
+			PathFaceQueryVerify:     s.handleFaceQuery,
+			PathFaceGetInfo:         s.handleFaceGetInfo,
+			PathRequestFacialVerify: s.handleRequestFacialVerify,
+		},
+		Fail: func(w http.ResponseWriter, _ *http.Request, errcode int) {
+			writeWeChatError(w, errcode, errmsgs[errcode])
+		},
+		NotFound: func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, errBody(-404, "wechattest: no such path "+r.URL.Path))
+		},
+	})
 }
 
 // handleCode2Session is GET /sns/jscode2session.
@@ -831,10 +640,7 @@ func (s *Server) handleGetUserInfo(w http.ResponseWriter, r *http.Request) {
 
 // clock is the Server's time (SetClock).
 func (s *Server) clock() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	return s.now()
+	return s.Now()
 }
 
 // useCode consumes a code of kind and returns its user, nil if the code is
@@ -878,16 +684,27 @@ func (s *Server) derive(name string) *User {
 	s.mu.Unlock()
 	n := binary.BigEndian.Uint32(hash("phone", name)[:4]) % 10000
 	pure := fmt.Sprintf("1380000%04d", n)
+	openid, unionid := IDs(appID, name)
 	return &User{
-		Name: name,
-		// "o" plus 27 URL-safe characters, 28 in all, like real ones.
-		OpenID:          "o" + base64.RawURLEncoding.EncodeToString(hash("openid", appID, name))[:27],
-		UnionID:         "o" + base64.RawURLEncoding.EncodeToString(hash("unionid", name))[:27],
+		Name:            name,
+		OpenID:          openid,
+		UnionID:         unionid,
 		Nickname:        name + " (sandbox)",
 		PhoneNumber:     pure,
 		PurePhoneNumber: pure,
 		CountryCode:     "86",
 	}
+}
+
+// IDs returns the openid of sandbox user name in the WeChat app appID and
+// the user's unionid: "o" plus 27 URL-safe characters each, 28 in all, like
+// real ones. The openid depends on the app and the name, the unionid on the
+// name only, so every fake WeChat app of the company (this mini-program,
+// wechatwebtest's website app) gives one sandbox user one unionid, as apps
+// bound to one Open Platform account do.
+func IDs(appID, name string) (openid, unionid string) {
+	return "o" + base64.RawURLEncoding.EncodeToString(hash("openid", appID, name))[:27],
+		"o" + base64.RawURLEncoding.EncodeToString(hash("unionid", name))[:27]
 }
 
 // sandboxUserName reads {"user":"<name>"} and answers 400 when it is not a
@@ -905,8 +722,7 @@ func sandboxUserName(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	name := req.User
-	n := utf8.RuneCountInString(name)
-	if n == 0 || n > MaxUserName || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+	if !oauthsandbox.ValidUserName(name) {
 		writeSandboxError(w, http.StatusBadRequest, fmt.Sprintf("user must be 1 to %d printable characters", MaxUserName))
 		return "", false
 	}
@@ -1036,13 +852,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func rid() string {
 	h := hex.EncodeToString(randomBytes(12))
 	return h[:8] + "-" + h[8:16] + "-" + h[16:]
-}
-
-func cleanPath(p string) string {
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	return p
 }
 
 func hash(parts ...string) []byte {
