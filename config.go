@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/oidc"
 	"github.com/loginhub/loginhub/gcpolicy"
 	"github.com/loginhub/loginhub/handlers"
 )
@@ -60,6 +61,7 @@ type Config struct {
 	WeiboSecret           string              // and its App Secret
 	WeChatWebAppID        string              // WeChat Open Platform website app: AppID; "" with WeChatWebSecret "": emulated when the sandbox is on, else none
 	WeChatWebSecret       string              // and its AppSecret
+	OIDCUpstreams         []oidc.Config       // LOGINHUB_OIDC_UPSTREAMS and each one's LOGINHUB_OIDC_<NAME>_*; nil: none
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -200,6 +202,7 @@ var settings = []setting{
 	{"LOGINHUB_WEIBO_SECRET", "", "Weibo app's App Secret"},
 	{"LOGINHUB_WECHAT_WEB_APPID", "", "WeChat Open Platform website app's AppID, for wechat_web login (empty with LOGINHUB_WECHAT_WEB_SECRET = emulated when the sandbox is on, else off)"},
 	{"LOGINHUB_WECHAT_WEB_SECRET", "", "WeChat website app's AppSecret"},
+	{"LOGINHUB_OIDC_UPSTREAMS", "", "OpenID Connect providers to log in with, by name (a-z 0-9 _ - .), comma-separated; each needs LOGINHUB_OIDC_<NAME>_ISSUER, _CLIENT_ID and _CLIENT_SECRET, and may set _SCOPES"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -302,6 +305,21 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.QQAppID, c.QQAppKey = get("LOGINHUB_QQ_APPID"), get("LOGINHUB_QQ_APPKEY")
 	c.WeiboAppKey, c.WeiboSecret = get("LOGINHUB_WEIBO_APPKEY"), get("LOGINHUB_WEIBO_SECRET")
 	c.WeChatWebAppID, c.WeChatWebSecret = get("LOGINHUB_WECHAT_WEB_APPID"), get("LOGINHUB_WECHAT_WEB_SECRET")
+	// The list may come from a flag; each upstream's own variables are
+	// named after it, so they come from the environment only.
+	c.OIDCUpstreams, err = oidc.ParseUpstreams(func(k string) string {
+		if k == "LOGINHUB_OIDC_UPSTREAMS" {
+			return get(k)
+		}
+		return getenv(k)
+	})
+	errs = append(errs, err)
+	for _, u := range c.OIDCUpstreams {
+		switch u.Name {
+		case authcore.ProviderQQ, authcore.ProviderWeibo, authcore.ProviderWeChatWeb:
+			errs = append(errs, fmt.Errorf("LOGINHUB_OIDC_UPSTREAMS: %q is a built-in provider's name; call the upstream something else", u.Name))
+		}
+	}
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	c.GeoIPDB = get("LOGINHUB_GEOIP_DB")
 	c.Risk = authcore.RiskPolicy(get("LOGINHUB_RISK"))

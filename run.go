@@ -22,6 +22,8 @@ import (
 
 	"github.com/loginhub/loginhub/authcore"
 	"github.com/loginhub/loginhub/authcore/memstore"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox"
+	"github.com/loginhub/loginhub/authcore/oidc"
 	"github.com/loginhub/loginhub/authcore/redisstore"
 	"github.com/loginhub/loginhub/authcore/sms"
 	"github.com/loginhub/loginhub/authcore/wechat"
@@ -105,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger: log, HTTPClient: wechatHTTP, TokenCache: store, BreakerCoolDown: cfg.WeChatBreakerCoolDown,
 	}
 	if cfg.EmulatedWeChat() {
-		sandbox, err = newSandbox(ctx, sandboxState)
+		sandbox, err = newSandbox(ctx, sandboxState.wechat)
 		if err != nil {
 			return err
 		}
@@ -169,11 +171,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// QQ, Weibo, WeChat website login and OIDC upstreams, each real or
+	// emulated by the sandbox. A client of their own, so that shutdown can
+	// close its idle connections (in sandbox mode they point at this server).
+	oauthHTTP := &http.Client{Timeout: oidc.DefaultTimeout}
+	third, err := newThirdParty(ctx, thirdPartyEnv{cfg: cfg, sandboxBase: loopbackURL(local), fakeState: sandboxState.oauth,
+		http: oauthHTTP, log: log})
+	if err != nil {
+		return err
+	}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
 		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
-		Regions: regions, Risk: cfg.Risk, OnRiskDecision: riskCounter(reg),
+		Regions: regions, Risk: cfg.Risk, OnRiskDecision: riskCounter(reg), OAuth: third.providers,
 	})
 	if err != nil {
 		return err
@@ -198,6 +209,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if inbox != nil {
 		deps.SMSInbox = inbox
 	}
+	deps.OAuthFakes = third.fakes
 	if sandbox != nil {
 		deps.Sandbox = sandbox
 		deps.SandboxUsers = true
@@ -261,6 +273,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("closing WebSockets", "err", err)
 	}
 	wechatHTTP.CloseIdleConnections()
+	oauthHTTP.CloseIdleConnections()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("draining HTTP requests", "err", err)
 	}
@@ -357,21 +370,11 @@ func newSandbox(ctx context.Context, shared sharedSandbox) (*wechattest.Server, 
 		return &wechattest.Server{}, nil
 	}
 	appID, candidate := wechattest.DefaultApp()
-	ctx, cancel := context.WithTimeout(ctx, sandboxStartTimeout)
-	defer cancel()
-	retry := time.NewTicker(200 * time.Millisecond)
-	defer retry.Stop()
-	for {
-		secret, err := shared.AppSecret(ctx, appID, candidate)
-		if err == nil {
-			return &wechattest.Server{AppID: appID, Secret: secret, State: shared}, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("sandbox: the app secret every node shares: %w", err)
-		case <-retry.C:
-		}
+	secret, err := retryStart(ctx, func(ctx context.Context) (string, error) { return shared.AppSecret(ctx, appID, candidate) })
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	return &wechattest.Server{AppID: appID, Secret: secret, State: shared}, nil
 }
 
 // hubStore is what the hub process keeps its state in: the core's store
@@ -383,19 +386,26 @@ type hubStore interface {
 	sms.Mailbox       // the sandbox's SMS messages, shared by every node
 }
 
+// sandboxStates is where the sandbox's fakes keep their state when the
+// hub runs on Redis, so that every node emulates one WeChat, one QQ...; on
+// the embedded store both are nil and each fake keeps its own in memory.
+type sandboxStates struct {
+	wechat sharedSandbox
+	oauth  func(provider string) oauthsandbox.State // the QQ, Weibo and WeChat website fakes'
+}
+
 // openStore returns the embedded store and broker, or the Redis ones when
 // LOGINHUB_REDIS_URL is set, and a function that releases them. With Redis
-// it also returns the state a sandbox keeps there (used only when the
-// sandbox is on); nil on the embedded store, where the sandbox keeps its
-// own in memory.
-func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStore, hub.Broker, sharedSandbox, func(), error) {
+// it also returns the state the sandbox's fakes keep there (used only when
+// the sandbox is on).
+func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStore, hub.Broker, sandboxStates, func(), error) {
 	if cfg.RedisURL == "" {
 		broker := hub.NewMemoryBroker()
-		return memstore.New(broker.PublishTicket, nil), broker, nil, func() {}, nil
+		return memstore.New(broker.PublishTicket, nil), broker, sandboxStates{}, func() {}, nil
 	}
 	rc, err := redisstore.Connect(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, sandboxStates{}, nil, err
 	}
 	closeRedis := func() {
 		if err := rc.Close(); err != nil {
@@ -404,7 +414,13 @@ func openStore(cfg Config, log *slog.Logger, reg prometheus.Registerer) (hubStor
 	}
 	store := redisstore.New(rc, redisstore.Options{})
 	broker := redisbroker.New(rc, redisbroker.Options{Channels: store, Logger: log, Registerer: reg})
-	return store, broker, store.Sandbox(wechattest.DefaultMaxUsers), closeRedis, nil
+	states := sandboxStates{
+		wechat: store.Sandbox(wechattest.DefaultMaxUsers),
+		oauth: func(provider string) oauthsandbox.State {
+			return oauthsandbox.NewRedisState(rc, "lh:sbx:"+provider) // the key layout: authcore/redisstore/keys.go
+		},
+	}
+	return store, broker, states, closeRedis, nil
 }
 
 // smsMode names where SMS codes go, for the start-up log.

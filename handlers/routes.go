@@ -32,6 +32,7 @@ type Deps struct {
 	LoginRate     int                             // wx, SMS and password logins per client address per minute each; 0 = unlimited
 	CallRate      int                             // redeem, scan, refresh, phone, face calls per client address per minute each, a tenth per user; 0 = unlimited
 	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
+	OAuthFakes    map[string]http.Handler         // the sandbox's fake QQ, Weibo, WeChat website login, by route name (/sandbox/<name>)
 	SMSInbox      SMSInbox                        // the sandbox's SMS messages (GET /sandbox/sms); nil when SMS is not emulated
 	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
@@ -133,6 +134,9 @@ func Routes(d Deps) http.Handler {
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/wechat", http.StripPrefix("/sandbox/wechat", d.Sandbox))
 		r.Get("/sandbox/phone", handlePage(d, web.PhonePage))
+	}
+	for name, fake := range d.OAuthFakes {
+		r.Mount("/sandbox/"+name, http.StripPrefix("/sandbox/"+name, fake))
 	}
 	if d.SMSInbox != nil {
 		r.Get("/sandbox/sms", handleSandboxSMS(d))
