@@ -83,11 +83,8 @@ type Config struct {
 // Validate reports a KindInvalid error if c cannot make a working
 // Provider.
 func (c Config) Validate() error {
-	if c.BaseURL != "" {
-		u, err := url.Parse(c.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			return authcore.Errorf(authcore.KindInvalid, "qq: BaseURL %q is not an http(s) URL without query", c.BaseURL)
-		}
+	if c.BaseURL != "" && !authcore.ValidBaseURL(c.BaseURL) {
+		return authcore.Errorf(authcore.KindInvalid, "qq: BaseURL %q is not an http(s) URL without query", c.BaseURL)
 	}
 	if c.AppID == "" || c.AppKey == "" {
 		return authcore.Errorf(authcore.KindInvalid, "qq: AppID and AppKey are required")

@@ -87,11 +87,7 @@ type Config struct {
 // Provider.
 func (c Config) Validate() error {
 	for _, b := range []struct{ name, v string }{{"OpenBaseURL", c.OpenBaseURL}, {"APIBaseURL", c.APIBaseURL}} {
-		if b.v == "" {
-			continue
-		}
-		u, err := url.Parse(b.v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		if b.v != "" && !authcore.ValidBaseURL(b.v) {
 			return authcore.Errorf(authcore.KindInvalid, "wechatweb: %s %q is not an http(s) URL without query", b.name, b.v)
 		}
 	}

@@ -78,11 +78,8 @@ type Config struct {
 // Validate reports a KindInvalid error if c cannot make a working
 // Provider.
 func (c Config) Validate() error {
-	if c.BaseURL != "" {
-		u, err := url.Parse(c.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			return authcore.Errorf(authcore.KindInvalid, "weibo: BaseURL %q is not an http(s) URL without query", c.BaseURL)
-		}
+	if c.BaseURL != "" && !authcore.ValidBaseURL(c.BaseURL) {
+		return authcore.Errorf(authcore.KindInvalid, "weibo: BaseURL %q is not an http(s) URL without query", c.BaseURL)
 	}
 	if c.ClientID == "" || c.ClientSecret == "" {
 		return authcore.Errorf(authcore.KindInvalid, "weibo: ClientID and ClientSecret are required")
