@@ -77,6 +77,22 @@ func ValidAvatarURL(s string) bool {
 	return false
 }
 
+// ProviderAvatarURL is an avatar URL as an identity provider gave it,
+// made fit to store: an http URL on a host other than loopback becomes
+// https (QQ, Weibo and WeChat still hand out some http avatar URLs, and
+// their image hosts serve the same paths over https), and a URL that is
+// then not ValidAvatarURL becomes "" (no avatar).
+func ProviderAvatarURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		u.Scheme = "https"
+		s = u.String()
+	}
+	if !ValidAvatarURL(s) {
+		return ""
+	}
+	return s
+}
+
 func loopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true

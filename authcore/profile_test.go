@@ -71,3 +71,23 @@ func TestWxLoginProfile(t *testing.T) {
 		}
 	}
 }
+
+func TestProviderAvatarURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"https://thirdwx.qlogo.cn/mmopen/x/132", "https://thirdwx.qlogo.cn/mmopen/x/132"},
+		{"http://thirdqq.qlogo.cn/g?b=oidb&k=AB&s=100", "https://thirdqq.qlogo.cn/g?b=oidb&k=AB&s=100"},
+		{"HTTP://tvax1.sinaimg.cn/crop/1", "https://tvax1.sinaimg.cn/crop/1"},
+		{"http://127.0.0.1:8080/sandbox/a.png", "http://127.0.0.1:8080/sandbox/a.png"}, // the sandbox's own
+		{"http://localhost/a.png", "http://localhost/a.png"},
+		{"javascript:alert(1)", ""},
+		{"ftp://example.com/a.png", ""},
+		{"//example.com/a.png", ""},
+		{"http://user:pw@example.com/a.png", ""},
+		{"not a url", ""},
+	} {
+		if got := authcore.ProviderAvatarURL(c.in); got != c.want {
+			t.Errorf("ProviderAvatarURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -29,3 +29,12 @@ func URLWithoutQuery(u *url.URL) string {
 	c.User, c.RawQuery, c.ForceQuery = nil, "", false
 	return c.String()
 }
+
+// ValidBaseURL reports whether raw can be an upstream API's base URL: an
+// http or https URL with a host and neither user info, query nor fragment
+// (paths are appended to it, queries built after them).
+func ValidBaseURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == ""
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -69,8 +68,7 @@ func newSender(provider, base, def string, hc *http.Client, log *slog.Logger, ti
 	if base == "" {
 		base = def
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+	if !authcore.ValidBaseURL(base) {
 		return sender{}, fmt.Errorf("sms %s: base URL %q is not an http(s) URL without query", provider, base)
 	}
 	if timeout < 0 {

@@ -86,11 +86,10 @@ type Config struct {
 
 // Validate reports a KindInvalid error if c cannot make a working Client.
 func (c Config) Validate() error {
-	u, err := url.Parse(c.BaseURL)
 	switch {
 	case c.BaseURL == "":
 		return authcore.Errorf(authcore.KindInvalid, "wechat: BaseURL is required")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "":
+	case !authcore.ValidBaseURL(c.BaseURL):
 		return authcore.Errorf(authcore.KindInvalid, "wechat: BaseURL %q is not an http(s) URL without query", c.BaseURL)
 	case c.AppID == "" || c.Secret == "":
 		return authcore.Errorf(authcore.KindInvalid, "wechat: AppID and Secret are required")
