@@ -366,15 +366,18 @@ type sharedSandbox interface {
 // node agrees on (the hub hands it to any SDK at GET /sandbox/wechat/app
 // and sends it itself; behind a load balancer both reach any node).
 func newSandbox(ctx context.Context, shared sharedSandbox) (*wechattest.Server, error) {
+	// UnionIDs: the sandbox's mini-program is bound to an Open Platform
+	// account, so that a sandbox user's mini-program and website logins
+	// (the wechat_web fake) share one unionid, as the contract says.
 	if shared == nil {
-		return &wechattest.Server{}, nil
+		return &wechattest.Server{UnionIDs: true}, nil
 	}
 	appID, candidate := wechattest.DefaultApp()
 	secret, err := retryStart(ctx, func(ctx context.Context) (string, error) { return shared.AppSecret(ctx, appID, candidate) })
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	return &wechattest.Server{AppID: appID, Secret: secret, State: shared}, nil
+	return &wechattest.Server{AppID: appID, Secret: secret, State: shared, UnionIDs: true}, nil
 }
 
 // hubStore is what the hub process keeps its state in: the core's store

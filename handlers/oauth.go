@@ -68,18 +68,27 @@ func handleTicketOAuth(d Deps) http.HandlerFunc {
 }
 
 // handleLinkOAuth starts a provider login whose identity is linked to the
-// caller.
+// caller. The body ({"return_to"}) is optional.
 func handleLinkOAuth(d Deps) http.HandlerFunc {
-	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req oauthStartRequest) (oauthStarted, error) {
-		if err := checkReturnTo(d, req.ReturnTo); err != nil {
-			return oauthStarted{}, err
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := authenticated(d, w, r)
+		if !ok {
+			return
 		}
-		if err := allowUser(d, r, "link", p.User.ID); err != nil {
-			return oauthStarted{}, err
+		var req oauthStartRequest
+		err := decode(w, r, &req, true)
+		if err == nil {
+			err = checkReturnTo(d, req.ReturnTo)
 		}
-		u, err := d.Auth.StartLinkOAuth(r.Context(), p, chi.URLParam(r, "provider"), req.ReturnTo)
-		return oauthStarted{AuthorizeURL: u}, err
-	})
+		if err == nil {
+			err = allowUser(d, r, "link", p.User.ID)
+		}
+		var started oauthStarted
+		if err == nil {
+			started.AuthorizeURL, err = d.Auth.StartLinkOAuth(r.Context(), p, chi.URLParam(r, "provider"), req.ReturnTo)
+		}
+		writeResult(d, w, r, true, started, err)
+	}
 }
 
 // handleOAuthCallback is the redirect URI registered with each provider.
