@@ -61,6 +61,9 @@ type Config struct {
 	WeiboSecret           string              // and its App Secret
 	WeChatWebAppID        string              // WeChat Open Platform website app: AppID; "" with WeChatWebSecret "": emulated when the sandbox is on, else none
 	WeChatWebSecret       string              // and its AppSecret
+	QQBaseURL             string              // "": https://graph.qq.com (used with credentials only)
+	WeiboBaseURL          string              // "": https://api.weibo.com (used with credentials only)
+	WeChatWebBaseURL      string              // "": open.weixin.qq.com and api.weixin.qq.com (used with credentials only)
 	OIDCUpstreams         []oidc.Config       // LOGINHUB_OIDC_UPSTREAMS and each one's LOGINHUB_OIDC_<NAME>_*; nil: none
 
 	publicURLSet bool // PublicURL was configured, not derived
@@ -202,6 +205,9 @@ var settings = []setting{
 	{"LOGINHUB_WEIBO_SECRET", "", "Weibo app's App Secret"},
 	{"LOGINHUB_WECHAT_WEB_APPID", "", "WeChat Open Platform website app's AppID, for wechat_web login (empty with LOGINHUB_WECHAT_WEB_SECRET = emulated when the sandbox is on, else off)"},
 	{"LOGINHUB_WECHAT_WEB_SECRET", "", "WeChat website app's AppSecret"},
+	{"LOGINHUB_QQ_BASE_URL", "", "QQ Connect's base URL (default https://graph.qq.com), e.g. an egress proxy"},
+	{"LOGINHUB_WEIBO_BASE_URL", "", "Weibo's API base URL (default https://api.weibo.com)"},
+	{"LOGINHUB_WECHAT_WEB_BASE_URL", "", "one base URL for WeChat website login's authorize page and API (default https://open.weixin.qq.com and https://api.weixin.qq.com)"},
 	{"LOGINHUB_OIDC_UPSTREAMS", "", "OpenID Connect providers to log in with, by name (a-z 0-9 _ - .), comma-separated; each needs LOGINHUB_OIDC_<NAME>_ISSUER, _CLIENT_ID and _CLIENT_SECRET, and may set _SCOPES"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
@@ -305,6 +311,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.QQAppID, c.QQAppKey = get("LOGINHUB_QQ_APPID"), get("LOGINHUB_QQ_APPKEY")
 	c.WeiboAppKey, c.WeiboSecret = get("LOGINHUB_WEIBO_APPKEY"), get("LOGINHUB_WEIBO_SECRET")
 	c.WeChatWebAppID, c.WeChatWebSecret = get("LOGINHUB_WECHAT_WEB_APPID"), get("LOGINHUB_WECHAT_WEB_SECRET")
+	c.QQBaseURL = strings.TrimRight(get("LOGINHUB_QQ_BASE_URL"), "/")
+	c.WeiboBaseURL = strings.TrimRight(get("LOGINHUB_WEIBO_BASE_URL"), "/")
+	c.WeChatWebBaseURL = strings.TrimRight(get("LOGINHUB_WECHAT_WEB_BASE_URL"), "/")
 	// The list may come from a flag; each upstream's own variables are
 	// named after it, so they come from the environment only.
 	c.OIDCUpstreams, err = oidc.ParseUpstreams(func(k string) string {

@@ -5,10 +5,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox"
 	"github.com/loginhub/loginhub/authcore/oauthsandbox/browsertest"
+	"github.com/loginhub/loginhub/authcore/qq/qqtest"
 	"github.com/loginhub/loginhub/authcore/redisstore/redistest"
 )
 
@@ -178,4 +181,69 @@ func status(t *testing.T, c *http.Client, h *testHub, nt authcore.NewTicket) str
 	var v struct{ State string }
 	r.decode(t, &v)
 	return v.State
+}
+
+// TestProviderFailures runs the hub against a QQ fake of the test's own
+// (LOGINHUB_QQ_BASE_URL), whose clock and outage switch the test holds: an
+// expired code and QQ down leave the ticket pending, the callback page
+// says why, and nothing answers 5xx; the same QQ account linked to a
+// WeChat user then logs in as that user.
+func TestProviderFailures(t *testing.T) {
+	fake := &qqtest.Server{}
+	clock := fake.ManualClock(time.Now())
+	fakeURL := oauthsandbox.Start(t, fake)
+	appid, appkey := fake.App()
+	h := startHub(t, map[string]string{"LOGINHUB_QQ_APPID": appid, "LOGINHUB_QQ_APPKEY": appkey, "LOGINHUB_QQ_BASE_URL": fakeURL})
+	c := client("")
+
+	nt, _, authorize := startProviderLogin(t, h, "qq", nil)
+	if !strings.HasPrefix(authorize, fakeURL+"/oauth2.0/authorize?") {
+		t.Fatalf("authorize URL %s, want the configured QQ", authorize)
+	}
+	back := browsertest.Login(t, authorize, "lin")
+	clock.Add(11 * time.Minute) // QQ's codes last 10
+	r := callback(t, h, "qq", back)
+	if r.Status != 401 || !strings.Contains(string(r.Body), `data-ok="false"`) {
+		t.Errorf("callback with an expired code: %d %s, want 401 and a page saying why", r.Status, r.Body)
+	}
+	if st := status(t, c, h, nt); st != "pending" {
+		t.Errorf("ticket after an expired code: %s, want pending", st)
+	}
+
+	clock.Set(time.Now())
+	nt, _, authorize = startProviderLogin(t, h, "qq", nil)
+	back = browsertest.Login(t, authorize, "lin")
+	fake.SetDown(true)
+	r = callback(t, h, "qq", back)
+	if r.Status >= 500 || !strings.Contains(string(r.Body), "unavailable") || !strings.Contains(string(r.Body), `data-ok="false"`) {
+		t.Errorf("callback while QQ is down: %d %s, want a page saying QQ is unavailable, no 5xx", r.Status, r.Body)
+	}
+	if st := status(t, c, h, nt); st != "pending" {
+		t.Errorf("ticket while QQ is down: %s, want pending", st)
+	}
+	fake.SetDown(false)
+	if strings.Contains(h.logs.String(), appkey) {
+		t.Error("the log holds the QQ app key")
+	}
+
+	// A WeChat user links lin's QQ account; a QQ login is then that user.
+	wx := phoneLogin(t, h, "lin")
+	r = call(t, c, "POST", h.URL+"/v1/me/identities/qq/start", wx.AccessToken, nil)
+	mustStatus(t, "link start", r, 200)
+	var started struct {
+		AuthorizeURL string `json:"authorize_url"`
+	}
+	r.decode(t, &started)
+	mustStatus(t, "link callback", callback(t, h, "qq", browsertest.Login(t, started.AuthorizeURL, "lin")), 200)
+	nt, ws, authorize := startProviderLogin(t, h, "qq", nil)
+	mustStatus(t, "QQ login", callback(t, h, "qq", browsertest.Login(t, authorize, "lin")), 200)
+	wantState(t, ws, "scanned", 2)
+	wantState(t, ws, "confirmed", 3)
+	r = call(t, c, "POST", h.URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil)
+	mustStatus(t, "redeem", r, 200)
+	var s authcore.Session
+	r.decode(t, &s)
+	if s.User.ID != wx.User.ID {
+		t.Errorf("QQ login after linking: user %s, want the WeChat user %s", s.User.ID, wx.User.ID)
+	}
 }

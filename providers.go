@@ -50,7 +50,7 @@ func newThirdParty(ctx context.Context, e thirdPartyEnv) (thirdParty, error) {
 	}
 
 	// QQ.
-	qcfg := qq.Config{AppID: cfg.QQAppID, AppKey: cfg.QQAppKey, HTTPClient: e.http, Logger: e.log}
+	qcfg := qq.Config{BaseURL: cfg.QQBaseURL, AppID: cfg.QQAppID, AppKey: cfg.QQAppKey, HTTPClient: e.http, Logger: e.log}
 	if qcfg.AppID == "" && cfg.Sandbox() {
 		id, candidate := qqtest.DefaultApp()
 		key, err := sharedSecret(ctx, state(authcore.ProviderQQ), id, candidate)
@@ -69,7 +69,7 @@ func newThirdParty(ctx context.Context, e thirdPartyEnv) (thirdParty, error) {
 	}
 
 	// Weibo.
-	wcfg := weibo.Config{ClientID: cfg.WeiboAppKey, ClientSecret: cfg.WeiboSecret, HTTPClient: e.http, Logger: e.log}
+	wcfg := weibo.Config{BaseURL: cfg.WeiboBaseURL, ClientID: cfg.WeiboAppKey, ClientSecret: cfg.WeiboSecret, HTTPClient: e.http, Logger: e.log}
 	if wcfg.ClientID == "" && cfg.Sandbox() {
 		id, candidate := weibotest.DefaultApp()
 		secret, err := sharedSecret(ctx, state(authcore.ProviderWeibo), id, candidate)
@@ -88,7 +88,8 @@ func newThirdParty(ctx context.Context, e thirdPartyEnv) (thirdParty, error) {
 	}
 
 	// WeChat website login.
-	ccfg := wechatweb.Config{AppID: cfg.WeChatWebAppID, Secret: cfg.WeChatWebSecret, HTTPClient: e.http, Logger: e.log}
+	ccfg := wechatweb.Config{OpenBaseURL: cfg.WeChatWebBaseURL, APIBaseURL: cfg.WeChatWebBaseURL, AppID: cfg.WeChatWebAppID,
+		Secret: cfg.WeChatWebSecret, HTTPClient: e.http, Logger: e.log}
 	if ccfg.AppID == "" && cfg.Sandbox() {
 		id, candidate := wechatwebtest.DefaultApp()
 		secret, err := sharedSecret(ctx, state(authcore.ProviderWeChatWeb), id, candidate)

@@ -114,12 +114,19 @@ func handleOAuthCallback(d Deps) http.HandlerFunc {
 			var de *authcore.Error
 			if errors.As(err, &de) {
 				done.Message, status = de.Message, statusOf(de.Kind)
+				if de.Kind == authcore.KindUpstreamUnavailable {
+					// The provider failed, not the hub: the page served
+					// fine and says so; 5xx stay the hub's own failures.
+					status = http.StatusOK
+					d.Logger.WarnContext(r.Context(), "oauth provider failed", "provider", provider, "err", err)
+				}
 			} else {
 				done.Message, status = "the login failed on our side; try again later", http.StatusInternalServerError
 			}
-			if status >= 500 {
+			switch {
+			case status >= 500:
 				d.Logger.ErrorContext(r.Context(), "oauth callback failed", "provider", provider, "status", status, "err", err)
-			} else {
+			case status >= 400:
 				d.Logger.InfoContext(r.Context(), "oauth callback refused", "provider", provider, "status", status, "err", err)
 			}
 		}
