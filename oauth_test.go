@@ -247,3 +247,42 @@ func TestProviderFailures(t *testing.T) {
 		t.Errorf("QQ login after linking: user %s, want the WeChat user %s", s.User.ID, wx.User.ID)
 	}
 }
+
+// TestProviderLoginAcrossNodes: with the sandbox on Redis two nodes are
+// one QQ and one Weibo: a provider login started on node A, consented on
+// B's fake and called back on B confirms the ticket the desktop watches on
+// A, which redeems there.
+func TestProviderLoginAcrossNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		nodes := startNodes(t, b, 2)
+		a, bb := nodes[0], nodes[1]
+		c := client("")
+		for _, provider := range []string{"qq", "weibo"} {
+			d, err := watchingDesktop(t.Context(), c, a.URL, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := call(t, c, "POST", a.URL+"/v1/qr/tickets/"+d.nt.ID+"/oauth/"+provider, d.nt.WatchSecret, nil)
+			mustStatus(t, "start on "+a.name, r, 200)
+			var started struct {
+				AuthorizeURL string `json:"authorize_url"`
+			}
+			r.decode(t, &started)
+			onB := strings.Replace(started.AuthorizeURL, a.URL, bb.URL, 1)
+			if onB == started.AuthorizeURL {
+				t.Fatalf("authorize URL %s is not on %s", started.AuthorizeURL, a.URL)
+			}
+			back := browsertest.Login(t, onB, "sun")
+			noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			r = call(t, noFollow, "GET", bb.URL+"/v1/oauth/"+provider+"/callback?"+back.Encode(), "", nil)
+			mustStatus(t, provider+" callback on "+bb.name, r, 200)
+			for _, st := range []string{"scanned", "confirmed"} {
+				if err := d.next(st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d.ws.Close()
+			mustStatus(t, "redeem on "+a.name, call(t, c, "POST", a.URL+"/v1/qr/tickets/"+d.nt.ID+"/redeem", d.nt.WatchSecret, nil), 200)
+		}
+	})
+}
