@@ -26,8 +26,11 @@ type OAuthProvider interface {
 	// AuthorizeURL is the provider's consent page for a login that comes
 	// back to a.RedirectURI with a.State. A provider that supports PKCE
 	// sends a.CodeChallenge (S256); an OIDC provider sends a.Nonce; others
-	// leave them out.
-	AuthorizeURL(a OAuthAuthorize) string
+	// leave them out. A provider that must call out first (OIDC discovery,
+	// OAuth 1.0a's temporary credentials) may fail:
+	// KindUpstreamUnavailable. Carry is kept with the login, sealed, and
+	// handed back to Identity.
+	AuthorizeURL(ctx context.Context, a OAuthAuthorize) (OAuthStart, error)
 	// Identity exchanges a code for the provider's tokens and reads who
 	// logged in. Errors: KindUnauthorized (a bad, used or expired code; an
 	// ID token that fails its checks), KindUpstreamUnavailable (the
@@ -44,12 +47,21 @@ type OAuthAuthorize struct {
 	Nonce         string // OpenID Connect
 }
 
+// OAuthStart is where a login sends the browser, and what the provider
+// needs back at the exchange.
+type OAuthStart struct {
+	URL   string
+	Carry string // e.g. OAuth 1.0a's temporary credentials' secret; "" for OAuth 2.0
+}
+
 // OAuthExchange is what a code exchange needs.
 type OAuthExchange struct {
-	Code         string
+	Code         string // the code; OAuth 1.0a's oauth_verifier
+	Token        string // OAuth 1.0a's oauth_token; "" for OAuth 2.0
 	RedirectURI  string // the same as in the authorize URL
 	CodeVerifier string // PKCE
 	Nonce        string // the ID token's nonce must be this one
+	Carry        string // OAuthStart.Carry
 }
 
 // ExternalIdentity is who a provider says logged in.
@@ -75,6 +87,7 @@ type OAuthState struct {
 	UserID    string    `json:"u,omitempty"` // a link: the user to link the identity to
 	Verifier  string    `json:"v"`           // PKCE code verifier
 	Nonce     string    `json:"n"`
+	Carry     string    `json:"c,omitempty"` // OAuthStart.Carry, sealed by the Vault
 	ReturnTo  string    `json:"r,omitempty"` // where the callback sends the browser; "": a page that closes itself
 	ExpiresAt time.Time `json:"e"`
 }
@@ -200,16 +213,28 @@ func (s *Service) startOAuth(ctx context.Context, p OAuthProvider, st OAuthState
 	st.Verifier = oauth2.GenerateVerifier()
 	st.Nonce = randomToken("")
 	st.ExpiresAt = s.now().Add(OAuthStateTTL)
+	start, err := p.AuthorizeURL(ctx, OAuthAuthorize{RedirectURI: s.OAuthRedirectURI(OAuthRoute(st.Provider)), State: st.State,
+		CodeChallenge: oauth2.S256ChallengeFromVerifier(st.Verifier), Nonce: st.Nonce})
+	if err != nil {
+		return "", err
+	}
+	if start.Carry != "" {
+		st.Carry = s.vault.Seal(oauthCarryOwner, st.State, start.Carry)
+	}
 	if err := s.store.PutOAuthState(ctx, st); err != nil {
 		return "", fmt.Errorf("oauth %s: keep state: %w", st.Provider, err)
 	}
-	return p.AuthorizeURL(OAuthAuthorize{RedirectURI: s.OAuthRedirectURI(OAuthRoute(st.Provider)), State: st.State,
-		CodeChallenge: oauth2.S256ChallengeFromVerifier(st.Verifier), Nonce: st.Nonce}), nil
+	return start.URL, nil
 }
+
+// oauthCarryOwner is the Vault owner of a login's carry; its field is the
+// login's state, so a carry opens for its own login only.
+const oauthCarryOwner = "oauth_carry"
 
 // OAuthCallbackRequest is a provider's redirect back to the hub.
 type OAuthCallbackRequest struct {
-	Provider, State, Code string // Provider: its route name
+	Provider, State, Code string // Provider: its route name; Code: OAuth 1.0a's oauth_verifier
+	Token                 string // OAuth 1.0a's oauth_token
 	// Error is the provider's error parameter (RFC 6749 4.1.2.1:
 	// access_denied, temporarily_unavailable...; Weibo's error_code), if
 	// it sent one instead of a code.
@@ -261,8 +286,14 @@ func (s *Service) OAuthCallback(ctx context.Context, req OAuthCallbackRequest) (
 		s.log.InfoContext(ctx, "oauth login declined", slog.String("provider", req.Provider), slog.String("error", truncate(req.Error, 64)))
 		return res, Errorf(KindForbidden, "the login was declined at %s", req.Provider)
 	}
-	ext, err := p.Identity(ctx, OAuthExchange{Code: req.Code, RedirectURI: s.OAuthRedirectURI(req.Provider),
-		CodeVerifier: st.Verifier, Nonce: st.Nonce})
+	carry := ""
+	if st.Carry != "" {
+		if carry, err = s.vault.Open(oauthCarryOwner, req.State, st.Carry); err != nil {
+			return res, fmt.Errorf("oauth %s: %w", req.Provider, err)
+		}
+	}
+	ext, err := p.Identity(ctx, OAuthExchange{Code: req.Code, Token: req.Token, RedirectURI: s.OAuthRedirectURI(req.Provider),
+		CodeVerifier: st.Verifier, Nonce: st.Nonce, Carry: carry})
 	if err != nil {
 		return res, err
 	}

@@ -29,12 +29,12 @@ func newFakeProvider() *fakeProvider {
 	return &fakeProvider{authorized: map[string]authcore.OAuthAuthorize{}, codes: map[string]authcore.ExternalIdentity{}, codeState: map[string]string{}}
 }
 
-func (p *fakeProvider) AuthorizeURL(a authcore.OAuthAuthorize) string {
+func (p *fakeProvider) AuthorizeURL(_ context.Context, a authcore.OAuthAuthorize) (authcore.OAuthStart, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.authorized[a.State] = a
-	return "https://provider.example/authorize?" + url.Values{"state": {a.State}, "redirect_uri": {a.RedirectURI},
-		"code_challenge": {a.CodeChallenge}, "nonce": {a.Nonce}}.Encode()
+	return authcore.OAuthStart{URL: "https://provider.example/authorize?" + url.Values{"state": {a.State}, "redirect_uri": {a.RedirectURI},
+		"code_challenge": {a.CodeChallenge}, "nonce": {a.Nonce}}.Encode(), Carry: "carry-" + a.State}, nil
 }
 
 // consent is the user agreeing on the provider's page: a code for ext,
@@ -58,7 +58,7 @@ func (p *fakeProvider) Identity(_ context.Context, e authcore.OAuthExchange) (au
 	ext, ok := p.codes[e.Code]
 	a := p.authorized[p.codeState[e.Code]]
 	delete(p.codes, e.Code)
-	if !ok || e.RedirectURI != a.RedirectURI || e.Nonce != a.Nonce || s256(e.CodeVerifier) != a.CodeChallenge {
+	if !ok || e.RedirectURI != a.RedirectURI || e.Nonce != a.Nonce || s256(e.CodeVerifier) != a.CodeChallenge || e.Carry != "carry-"+a.State {
 		return authcore.ExternalIdentity{}, authcore.Errorf(authcore.KindUnauthorized, "bad code")
 	}
 	return ext, nil

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"net/url"
@@ -100,7 +101,8 @@ func handleOAuthCallback(d Deps) http.HandlerFunc {
 		q := r.URL.Query()
 		provider := chi.URLParam(r, "provider")
 		res, err := d.Auth.OAuthCallback(r.Context(), authcore.OAuthCallbackRequest{
-			Provider: provider, State: q.Get("state"), Code: q.Get("code"), Error: providerError(q),
+			Provider: provider, State: q.Get("state"), Code: cmp.Or(q.Get("code"), q.Get("oauth_verifier")),
+			Token: q.Get("oauth_token"), Error: providerError(q),
 		})
 		if err == nil && res.ReturnTo != "" {
 			w.Header().Set("Cache-Control", "no-store")

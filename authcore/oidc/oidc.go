@@ -281,37 +281,22 @@ func (p *Provider) discoverNow(ctx context.Context) (*endpoints, error) {
 
 // AuthorizeURL returns the provider's authorization endpoint for a code
 // flow login with a's redirect URI, state, nonce and PKCE challenge. A Lazy
-// provider not discovered yet tries discovery first; if that fails, it
-// returns a.RedirectURI with error=temporarily_unavailable.
-func (p *Provider) AuthorizeURL(a authcore.OAuthAuthorize) string {
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+// provider not discovered yet tries discovery first; if that fails, the
+// login cannot start: KindUpstreamUnavailable.
+func (p *Provider) AuthorizeURL(ctx context.Context, a authcore.OAuthAuthorize) (authcore.OAuthStart, error) {
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	e, err := p.discover(ctx)
 	if err != nil {
-		p.log.Warn("oidc provider unavailable; the login is sent back to the callback",
-			slog.String("provider", p.name), slog.Any("err", err))
-		return unavailableRedirect(a)
+		p.log.WarnContext(ctx, "oidc provider unavailable; the login cannot start", slog.String("provider", p.name), slog.Any("err", err))
+		return authcore.OAuthStart{}, authcore.Wrap(authcore.KindUpstreamUnavailable, err, p.name+" is unavailable at the moment; try again later")
 	}
 	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("redirect_uri", a.RedirectURI), oidc.Nonce(a.Nonce)}
 	if a.CodeChallenge != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("code_challenge", a.CodeChallenge),
 			oauth2.SetAuthURLParam("code_challenge_method", "S256"))
 	}
-	return e.oauth.AuthCodeURL(a.State, opts...)
-}
-
-// unavailableRedirect is the callback as an authorization server that
-// cannot serve the login would send the browser to it.
-func unavailableRedirect(a authcore.OAuthAuthorize) string {
-	u, err := url.Parse(a.RedirectURI)
-	if err != nil {
-		return a.RedirectURI
-	}
-	q := u.Query()
-	q.Set("error", "temporarily_unavailable")
-	q.Set("state", a.State)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return authcore.OAuthStart{URL: e.oauth.AuthCodeURL(a.State, opts...)}, nil
 }
 
 // claims are the ID token's claims read for the profile.

@@ -131,7 +131,7 @@ func New(cfg Config) (*Provider, error) {
 // AuthorizeURL is QQ's login and consent page (/oauth2.0/authorize) with
 // scope get_user_info. QQ has no PKCE or nonce: a.CodeChallenge and
 // a.Nonce are left out.
-func (p *Provider) AuthorizeURL(a authcore.OAuthAuthorize) string {
+func (p *Provider) AuthorizeURL(_ context.Context, a authcore.OAuthAuthorize) (authcore.OAuthStart, error) {
 	q := url.Values{
 		"response_type": {"code"},
 		"client_id":     {p.appID},
@@ -139,7 +139,7 @@ func (p *Provider) AuthorizeURL(a authcore.OAuthAuthorize) string {
 		"state":         {a.State},
 		"scope":         {"get_user_info"},
 	}
-	return p.base + "/oauth2.0/authorize?" + q.Encode()
+	return authcore.OAuthStart{URL: p.base + "/oauth2.0/authorize?" + q.Encode()}, nil
 }
 
 // Identity exchanges e.Code for an access token (/oauth2.0/token), reads

@@ -143,7 +143,7 @@ func New(cfg Config) (*Provider, error) {
 // (WeChat requires the fragment, and takes a state of at most
 // MaxStateLength bytes: the core's are 43). WeChat has no PKCE or nonce:
 // a.CodeChallenge and a.Nonce are left out.
-func (p *Provider) AuthorizeURL(a authcore.OAuthAuthorize) string {
+func (p *Provider) AuthorizeURL(_ context.Context, a authcore.OAuthAuthorize) (authcore.OAuthStart, error) {
 	// url.Values sorts its keys, which is also the order WeChat documents.
 	q := url.Values{
 		"appid":         {p.appID},
@@ -152,7 +152,7 @@ func (p *Provider) AuthorizeURL(a authcore.OAuthAuthorize) string {
 		"scope":         {"snsapi_login"},
 		"state":         {a.State},
 	}
-	return p.open + "/connect/qrconnect?" + q.Encode() + "#wechat_redirect"
+	return authcore.OAuthStart{URL: p.open + "/connect/qrconnect?" + q.Encode() + "#wechat_redirect"}, nil
 }
 
 // Identity exchanges e.Code for an access token, the openid and the

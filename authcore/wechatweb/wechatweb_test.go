@@ -175,7 +175,11 @@ func TestAuthorizeURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := p.AuthorizeURL(authcore.OAuthAuthorize{RedirectURI: redirect, State: state, CodeChallenge: "challenge", Nonce: "nonce"})
+		start, err := p.AuthorizeURL(t.Context(), authcore.OAuthAuthorize{RedirectURI: redirect, State: state, CodeChallenge: "challenge", Nonce: "nonce"})
+		if err != nil || start.Carry != "" {
+			t.Fatalf("AuthorizeURL: %+v, %v; want a URL and no carry", start, err)
+		}
+		got := start.URL
 		if got != c.want {
 			t.Errorf("AuthorizeURL =\n%s\nwant\n%s", got, c.want)
 		}

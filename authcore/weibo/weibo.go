@@ -128,10 +128,10 @@ func New(cfg Config) (*Provider, error) {
 // AuthorizeURL is Weibo's consent page (/oauth2/authorize) with client_id,
 // redirect_uri, response_type=code and state. Weibo has no PKCE or nonce:
 // a.CodeChallenge and a.Nonce are left out.
-func (p *Provider) AuthorizeURL(a authcore.OAuthAuthorize) string {
+func (p *Provider) AuthorizeURL(_ context.Context, a authcore.OAuthAuthorize) (authcore.OAuthStart, error) {
 	c := p.oauth
 	c.RedirectURL = a.RedirectURI
-	return c.AuthCodeURL(a.State)
+	return authcore.OAuthStart{URL: c.AuthCodeURL(a.State)}, nil
 }
 
 // Identity exchanges e.Code for an access token and the user's uid

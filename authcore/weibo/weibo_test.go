@@ -180,7 +180,11 @@ func TestAuthorizeURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := p.AuthorizeURL(authcore.OAuthAuthorize{RedirectURI: redirect, State: "st4te", CodeChallenge: "challenge", Nonce: "nonce"})
+		start, err := p.AuthorizeURL(t.Context(), authcore.OAuthAuthorize{RedirectURI: redirect, State: "st4te", CodeChallenge: "challenge", Nonce: "nonce"})
+		if err != nil || start.Carry != "" {
+			t.Fatalf("AuthorizeURL: %+v, %v; want a URL and no carry", start, err)
+		}
+		got := start.URL
 		if !strings.HasPrefix(got, c.wantPrefix) {
 			t.Fatalf("AuthorizeURL = %s, want prefix %s", got, c.wantPrefix)
 		}
