@@ -226,6 +226,24 @@ func TestProviderFailures(t *testing.T) {
 		t.Error("the log holds the QQ app key")
 	}
 
+	// A state names its own ticket only: the callback with ticket A's
+	// state leaves ticket B alone, even with a code from B's login. (QQ
+	// does not tie a code to the state it came with, so that code logs in
+	// on A; an OIDC code is tied to its login's PKCE verifier and is
+	// refused: TestOIDCUpstreamLogin.)
+	ntA, _, authorizeA := startProviderLogin(t, h, "qq", nil)
+	ntB, _, authorizeB := startProviderLogin(t, h, "qq", nil)
+	stateA := browsertest.Login(t, authorizeA, "kim").Get("state")
+	backB := browsertest.Login(t, authorizeB, "kim")
+	backB.Set("state", stateA)
+	mustStatus(t, "callback with A's state and B's code", callback(t, h, "qq", backB), 200)
+	if st := status(t, c, h, ntB); st != "pending" {
+		t.Errorf("ticket B after a callback with A's state: %s, want pending", st)
+	}
+	if st := status(t, c, h, ntA); st != "confirmed" {
+		t.Errorf("ticket A after its state's callback: %s, want confirmed", st)
+	}
+
 	// A WeChat user links lin's QQ account; a QQ login is then that user.
 	wx := phoneLogin(t, h, "lin")
 	r = call(t, c, "POST", h.URL+"/v1/me/identities/qq/start", wx.AccessToken, nil)
