@@ -74,6 +74,35 @@ const sandboxBanner = `{{define "sandbox-banner"}}<div id="sandbox-banner" class
 const bannerStyle = `.sandbox-banner { position: fixed; top: 0; left: 0; right: 0; z-index: 10; padding: 6px 12px;
   background: #ffb300; color: #1d1d1f; font: 600 13px/1.4 system-ui, sans-serif; text-align: center; }`
 
+// cardMeta and cardStyle are the head and the look of the small pages
+// (the landing page, the end of a provider login): one centred card.
+const cardMeta = `<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<meta name="robots" content="noindex">
+`
+
+const cardStyle = `  :root { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif;
+          color: #1d1d1f; background: #f5f5f7; }
+  body { margin: 0; min-height: 100vh; display: grid; place-items: center; }
+  main { background: #fff; border-radius: 16px; box-shadow: 0 8px 30px rgba(0,0,0,.08);
+         padding: 32px; max-width: 360px; margin: 16px; text-align: center; }
+  h1 { font-size: 20px; margin: 0 0 8px; }
+  p { line-height: 1.5; margin: 8px 0; }
+  .en { color: #6e6e73; }
+`
+
+// render writes what tmpl makes of data, or nothing if it fails, so that
+// the caller can still send an error status.
+func render(w io.Writer, tmpl *template.Template, name string, data any) error {
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
 // pageTmpls holds IndexPage and PhonePage, parsed once; they are constant
 // files, so a parse error is a build mistake that every test catches.
 var pageTmpls = template.Must(template.Must(template.New("").Parse(sandboxBanner)).
@@ -83,12 +112,7 @@ var pageTmpls = template.Must(template.Must(template.New("").Parse(sandboxBanner
 // writes nothing if rendering fails, so the caller can still send an
 // error status. Setting headers is the caller's job.
 func RenderPage(w io.Writer, name string, p Page) error {
-	var buf bytes.Buffer
-	if err := pageTmpls.ExecuteTemplate(&buf, name, p); err != nil {
-		return err
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return render(w, pageTmpls, name, p)
 }
 
 // Landing is what the landing page for GET /s/{ticket} shows.
@@ -110,21 +134,9 @@ type Landing struct {
 var landingTmpl = template.Must(template.New("landing").Parse(sandboxBanner + `<!doctype html>
 <html lang="zh-CN">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<meta name="robots" content="noindex">
-<title>请用微信扫码登录 · Scan with WeChat to log in</title>
+` + cardMeta + `<title>请用微信扫码登录 · Scan with WeChat to log in</title>
 <style nonce="{{.Nonce}}">
-  :root { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif;
-          color: #1d1d1f; background: #f5f5f7; }
-  body { margin: 0; min-height: 100vh; display: grid; place-items: center; }
-  main { background: #fff; border-radius: 16px; box-shadow: 0 8px 30px rgba(0,0,0,.08);
-         padding: 32px; max-width: 360px; margin: 16px; text-align: center; }
-  h1 { font-size: 20px; margin: 0 0 8px; }
-  p { line-height: 1.5; margin: 8px 0; }
-  .en { color: #6e6e73; }
-  .sandbox { margin-top: 20px; padding-top: 16px; border-top: 1px solid #e5e5ea; }
+` + cardStyle + `  .sandbox { margin-top: 20px; padding-top: 16px; border-top: 1px solid #e5e5ea; }
   a { color: #07c160; font-weight: 600; }
   .ticket { margin-top: 20px; font-size: 12px; color: #6e6e73; }
   code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
@@ -157,12 +169,7 @@ var landingTmpl = template.Must(template.New("landing").Parse(sandboxBanner + `<
 // error status. Setting headers (Content-Type text/html; charset=utf-8) is
 // the caller's job.
 func RenderLanding(w io.Writer, l Landing) error {
-	var buf bytes.Buffer
-	if err := landingTmpl.Execute(&buf, l); err != nil {
-		return err
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return render(w, landingTmpl, "landing", l)
 }
 
 // OAuthDone is what the page at the end of a third-party login shows
@@ -183,21 +190,9 @@ type OAuthDone struct {
 var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner + `<!doctype html>
 <html lang="zh-CN">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<meta name="robots" content="noindex">
-<title>{{if .OK}}登录成功 · Logged in{{else}}登录未完成 · Login not completed{{end}}</title>
+` + cardMeta + `<title>{{if .OK}}登录成功 · Logged in{{else}}登录未完成 · Login not completed{{end}}</title>
 <style nonce="{{.Nonce}}">
-  :root { font-family: system-ui, -apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif;
-          color: #1d1d1f; background: #f5f5f7; }
-  body { margin: 0; min-height: 100vh; display: grid; place-items: center; }
-  main { background: #fff; border-radius: 16px; box-shadow: 0 8px 30px rgba(0,0,0,.08);
-         padding: 32px; max-width: 360px; margin: 16px; text-align: center; }
-  h1 { font-size: 20px; margin: 0 0 8px; }
-  p { line-height: 1.5; margin: 8px 0; }
-  .en { color: #6e6e73; }
-  ` + bannerStyle + `
+` + cardStyle + `  ` + bannerStyle + `
 </style>
 </head>
 <body>
@@ -227,10 +222,5 @@ var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner
 // RenderOAuthDone writes the page at the end of a third-party login. It
 // writes nothing if rendering fails. Setting headers is the caller's job.
 func RenderOAuthDone(w io.Writer, d OAuthDone) error {
-	var buf bytes.Buffer
-	if err := oauthDoneTmpl.Execute(&buf, d); err != nil {
-		return err
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return render(w, oauthDoneTmpl, "oauth-done", d)
 }
