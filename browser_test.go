@@ -568,9 +568,12 @@ func TestBrowserSandboxPhoneSMS(t *testing.T) {
 // qqButton is the demo page's QQ button.
 const qqButton = `button.provider[data-provider="qq"]`
 
-// consentJS is true when the page is the sandbox QQ's consent form.
-const consentJS = `location.pathname === "/sandbox/qq/oauth2.0/authorize" &&
-  document.querySelector('form input[name="user"]') !== null`
+// consentJS is true when the page is the consent form of the sandbox's
+// provider (route name: "qq", "weibo").
+func consentJS(provider string) string {
+	return fmt.Sprintf(`location.pathname.startsWith(%s) && document.querySelector('form input[name="user"]') !== null`,
+		jsString("/sandbox/"+provider+"/"))
+}
 
 // popup runs action, which must make the tab open a popup, and returns
 // the popup, attached. Closing the popup is left to its page; the test's
@@ -603,7 +606,7 @@ func (b *browserTab) popup(what string, action chromedp.Action[chromedp.Void]) *
 // name: types the name and presses Allow, as a person does.
 func (b *browserTab) allowConsent(name string) {
 	b.t.Helper()
-	b.waitJS("the sandbox QQ consent page", consentJS)
+	b.waitJS("the sandbox QQ consent page", consentJS("qq"))
 	b.do("allow as "+name,
 		chromedp.SendKeys(chromedp.CSS(`form input[name="user"]`), name),
 		chromedp.Click(chromedp.CSS(`form button[type="submit"]:not([name])`)),
@@ -666,6 +669,7 @@ func loggedInWithQQ(t *testing.T, b *browserTab, h *testHub, name string) {
 func TestBrowserProviderLogin(t *testing.T) {
 	t.Run("popup", testBrowserProviderPopup)
 	t.Run("redirect", testBrowserProviderRedirect)
+	t.Run("redirect denied", testBrowserProviderRedirectDenied)
 }
 
 func testBrowserProviderPopup(t *testing.T) {
@@ -731,5 +735,46 @@ func testBrowserProviderRedirect(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("after the login the page still keeps %q: the ticket and key must be forgotten", left)
 	}
+	b.noExceptions()
+}
+
+// testBrowserProviderRedirectDenied: a refusal on the provider's page,
+// in the page's own tab, leaves a way back to the page, which still has
+// its ticket: another try there logs in. The refusal is Weibo's: QQ's PC
+// page sends no refusal back, it only closes its window (as the fake
+// does), so a QQ refusal in the page's own tab ends at QQ.
+func testBrowserProviderRedirectDenied(t *testing.T) {
+	h := startHub(t, nil)
+	b := newBrowser(t)
+	const page = "/?provider_redirect=1"
+	b.open(h, page)
+	b.waitJS("the QR image to load", qrLoadedJS)
+	ticketID := evalJS[string](b, "read data-ticket-id", `document.getElementById("qr").dataset.ticketId`)
+
+	b.do("click the Weibo button", chromedp.Click(chromedp.CSS(`button.provider[data-provider="weibo"]`)))
+	b.waitJS("the sandbox Weibo consent page", consentJS("weibo"))
+	b.do("deny", chromedp.Click(chromedp.CSS(`form button[name="deny"]`)))
+	// The hub's callback says why, and links back to where the login began.
+	b.waitJS("the callback's refusal", `location.pathname === "/v1/oauth/weibo/callback" &&
+  document.getElementById("oauth-done") !== null && document.readyState === "complete"`)
+	if ok := evalJS[string](b, "read data-ok", `document.getElementById("oauth-done").dataset.ok`); ok != "false" {
+		t.Fatalf("callback page data-ok=%q after a refusal\n%s", ok, b.report())
+	}
+	back := evalJS[string](b, "read the link back", `(document.querySelector("a#back") || {}).href || ""`)
+	if back != h.URL+page {
+		t.Fatalf("the refusal page links back to %q, want %s\n%s", back, h.URL+page, b.report())
+	}
+	b.do("go back", chromedp.Click(chromedp.CSS("a#back")))
+	b.waitJS("the demo page again", fmt.Sprintf(`location.href === %s && document.readyState === "complete"`, jsString(h.URL+page)))
+	// Still the ticket it left with, waiting: the refusal did not touch it.
+	b.waitJS(`#status data-state "pending"`, statusJS("pending"))
+	if id := evalJS[string](b, "read data-ticket-id", `document.getElementById("qr").dataset.ticketId`); id != ticketID {
+		t.Errorf("back with ticket %q, want the one the page left with, %q", id, ticketID)
+	}
+
+	b.do("click the QQ button", chromedp.Click(chromedp.CSS(qqButton)))
+	b.allowConsent("ivan")
+	b.waitJS("the demo page again", fmt.Sprintf(`location.href === %s && document.readyState === "complete"`, jsString(h.URL+page)))
+	loggedInWithQQ(t, b, h, "ivan")
 	b.noExceptions()
 }

@@ -174,6 +174,11 @@ type OAuthDone struct {
 	OK bool
 	// Message says why it did not, in words safe to show.
 	Message string
+	// ReturnTo, when the login did not go through, is the page it began on
+	// (its return_to: the page came here itself, not in a popup), linked
+	// so that the user can go back and try again; "" for a popup, which is
+	// told to close.
+	ReturnTo string
 	// SandboxBanner and Nonce: as Page's.
 	SandboxBanner bool
 	Nonce         string
@@ -196,6 +201,7 @@ var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner
          padding: 32px; max-width: 360px; margin: 16px; text-align: center; }
   h1 { font-size: 20px; margin: 0 0 8px; }
   p { line-height: 1.5; margin: 8px 0; }
+  a { color: #07c160; font-weight: 600; }
   .en { color: #6e6e73; }
   ` + bannerStyle + `
 </style>
@@ -211,7 +217,11 @@ var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner
 {{- else}}
   <h1>{{.Provider}} 登录未完成</h1>
   <p class="en">The login with {{.Provider}} did not complete: <span id="reason">{{.Message}}</span></p>
+  {{- if .ReturnTo}}
+  <p><a id="back" href="{{.ReturnTo}}">返回原页面重试 · Back to try again</a></p>
+  {{- else}}
   <p>请关闭此窗口，回到原页面重试。 · Close this window and try again from the page you came from.</p>
+  {{- end}}
 {{- end}}
 </main>
 {{- if .OK}}
