@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/browsertest"
 )
 
 // browserWait bounds every single wait on a page.
@@ -66,8 +68,9 @@ type browserTab struct {
 
 // newBrowser starts a fresh headless Chromium (own profile directory) and
 // returns its first tab. The browser is closed, and its process waited for,
-// when the test ends.
-func newBrowser(t *testing.T) *browserTab {
+// when the test ends. extra options follow the defaults, so they may
+// override them.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browserTab {
 	t.Helper()
 	exe := requireTool(t, "chromium not installed; apt-get install chromium",
 		"/usr/bin/chromium", "chromium", "chromium-browser")
@@ -84,6 +87,7 @@ func newBrowser(t *testing.T) *browserTab {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1000, 700),
 	)
+	opts = append(opts, extra...)
 	// The outer bound of the whole browser session: if a test hangs past
 	// it, the allocator kills Chromium and every pending action fails.
 	life, stopLife := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -182,13 +186,29 @@ func (b *browserTab) waitJS(what, expr string, limit ...time.Duration) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, d)
 	defer cancel()
-	// Interval polling, not requestAnimationFrame: a tab in the background
-	// may not paint.
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d)))
+	var err error
+	for {
+		// Interval polling, not requestAnimationFrame: a tab in the background
+		// may not paint.
+		_, err = chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d)))
+		if err == nil || !navigatedAway(err) || ctx.Err() != nil {
+			break
+		}
+		// The page navigated (to a provider and back): wait on the new one.
+	}
 	if err != nil {
 		b.t.Fatalf("waiting for %s: %v\n%s", what, err, b.report())
 	}
+}
+
+// navigatedAway reports whether err is the browser's answer to a script
+// whose document went away: the page navigated while it ran.
+func navigatedAway(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Inspected target navigated or closed") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Cannot find context with specified id")
 }
 
 // report describes the tab for a failure message: its URL and visible text,
@@ -543,4 +563,218 @@ func TestBrowserSandboxPhoneSMS(t *testing.T) {
 	}
 	desktop.noExceptions()
 	phone.noExceptions()
+}
+
+// qqButton is the demo page's QQ button.
+const qqButton = `button.provider[data-provider="qq"]`
+
+// consentJS is true when the page is the consent form of the sandbox's
+// provider (route name: "qq", "weibo").
+func consentJS(provider string) string {
+	return fmt.Sprintf(`location.pathname.startsWith(%s) && document.querySelector('form input[name="user"]') !== null`,
+		jsString("/sandbox/"+provider+"/"))
+}
+
+// popup runs action, which must make the tab open a popup, and returns
+// the popup, attached. Closing the popup is left to its page; the test's
+// end only detaches from it.
+func (b *browserTab) popup(what string, action chromedp.Action[chromedp.Void]) *browserTab {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	opened := chromedp.WaitNewTarget(ctx, func(info *target.Info) bool { return info.Type == "page" })
+	b.do(what, action)
+	var id target.ID
+	select {
+	case id = <-opened:
+	case <-ctx.Done():
+	}
+	if id == "" {
+		b.t.Fatalf("%s: no popup opened within %v\n%s", what, browserWait, b.report())
+	}
+	pctx, pcancel := chromedp.NewContext(b.ctx, chromedp.WithTargetID(id), chromedp.WithDetachOnCancel())
+	b.t.Cleanup(pcancel)
+	if err := chromedp.Do(pctx); err != nil {
+		b.t.Fatalf("attaching to the popup: %v", err)
+	}
+	p := startTab(b.t, pctx)
+	p.hub = b.hub
+	return p
+}
+
+// allowConsent answers the sandbox QQ's consent page as the sandbox user
+// name: types the name and presses Allow, as a person does.
+func (b *browserTab) allowConsent(name string) {
+	b.t.Helper()
+	b.waitJS("the sandbox QQ consent page", consentJS("qq"))
+	b.do("allow as "+name,
+		chromedp.SendKeys(chromedp.CSS(`form input[name="user"]`), name),
+		chromedp.Click(chromedp.CSS(`form button[type="submit"]:not([name])`)),
+	)
+}
+
+// qqSession logs the sandbox user name in through QQ without a browser
+// (the hub's API, the consent page answered by browsertest) and returns
+// the session: the user the hub makes of name's QQ identity.
+func qqSession(t *testing.T, h *testHub, name string) authcore.Session {
+	t.Helper()
+	c := client("")
+	nt := createTicket(t, c, h, "")
+	r := call(t, c, "POST", h.URL+"/v1/qr/tickets/"+nt.ID+"/oauth/qq", nt.WatchSecret, nil)
+	mustStatus(t, "POST …/oauth/qq", r, 200)
+	var started struct {
+		AuthorizeURL string `json:"authorize_url"`
+	}
+	r.decode(t, &started)
+	mustStatus(t, "qq callback", callback(t, h, "qq", browsertest.Login(t, started.AuthorizeURL, name)), 200)
+	r = call(t, c, "POST", h.URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil)
+	mustStatus(t, "redeem", r, 200)
+	var s authcore.Session
+	r.decode(t, &s)
+	return s
+}
+
+// loggedInWithQQ checks that the desktop page says it is logged in as
+// name's QQ nickname, and that the hub agrees: name's QQ user has a qq
+// session of this browser's device.
+func loggedInWithQQ(t *testing.T, b *browserTab, h *testHub, name string) {
+	t.Helper()
+	b.waitJS(`#status data-state "logged-in"`, statusJS("logged-in"))
+	nickname := name + " (sandbox)" // the QQ fake's nickname for name
+	if txt := evalJS[string](b, "read #status", `document.getElementById("status").textContent`); !strings.HasPrefix(txt, "Logged in as "+nickname+" ") {
+		t.Errorf("#status %q, want Logged in as %s", txt, nickname)
+	}
+	if user := evalJS[string](b, "read #user", `document.getElementById("user").textContent`); user != nickname {
+		t.Errorf("#user %q, want %q", user, nickname)
+	}
+	device := evalJS[string](b, "read the device id", `localStorage.getItem("loginhub.device_id") || ""`)
+	s := qqSession(t, h, name)
+	r := call(t, client(""), "GET", h.URL+"/v1/me/sessions", s.AccessToken, nil)
+	mustStatus(t, "GET /v1/me/sessions", r, 200)
+	var list sessionsList
+	r.decode(t, &list)
+	found := false
+	for _, si := range list.Sessions {
+		// A desktop's session from a ticket is a "qr" one, whatever confirmed it.
+		found = found || si.Method == "qr" && si.DeviceID == device
+	}
+	if device == "" || !found {
+		t.Errorf("%s's QQ user has sessions %+v: want a qq session of the page's device %q", name, list.Sessions, device)
+	}
+}
+
+// TestBrowserProviderLogin: the demo page's QQ button logs in through the
+// sandbox's QQ consent page, in a popup that closes itself and, where
+// popups are blocked, by taking the page to the provider and back.
+func TestBrowserProviderLogin(t *testing.T) {
+	t.Run("popup", testBrowserProviderPopup)
+	t.Run("redirect", testBrowserProviderRedirect)
+	t.Run("redirect denied", testBrowserProviderRedirectDenied)
+}
+
+func testBrowserProviderPopup(t *testing.T) {
+	h := startHub(t, nil)
+	b := newBrowser(t)
+	b.open(h, "/")
+	b.waitJS("the QR image to load", qrLoadedJS)
+	b.waitJS("the QQ button", fmt.Sprintf(`document.querySelector(%s) !== null`, jsString(qqButton)))
+	b.do("mark the document", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
+
+	popup := b.popup("click the QQ button", chromedp.Click(chromedp.CSS(qqButton)))
+	popup.allowConsent("grace")
+	// The callback's page closes the popup it is in.
+	closed, err := chromedp.Detached(popup.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatalf("the popup did not close itself within %v\n%s", browserWait, popup.report())
+	}
+
+	loggedInWithQQ(t, b, h, "grace")
+	if !evalJS[bool](b, "check the document", `window.__sameDocument === true`) {
+		t.Error("the page reloaded: a popup login must leave it in place")
+	}
+	b.noExceptions()
+	popup.noExceptions()
+}
+
+func testBrowserProviderRedirect(t *testing.T) {
+	h := startHub(t, nil)
+	b := newBrowser(t)
+	// Headless Chromium blocks no pop-up, whatever its settings, so the
+	// page's demo switch takes the withProvider path that blocked pop-ups
+	// take: {redirect: true}.
+	const page = "/?provider_redirect=1"
+	b.open(h, page)
+	b.waitJS("the QR image to load", qrLoadedJS)
+	ticketID := evalJS[string](b, "read data-ticket-id", `document.getElementById("qr").dataset.ticketId`)
+
+	b.do("click the QQ button", chromedp.Click(chromedp.CSS(qqButton)))
+	// The page itself goes to the provider…
+	b.allowConsent("heidi")
+	// …and comes back to the demo page, which finishes the login it left:
+	// the same ticket, redeemed with the DPoP key kept in IndexedDB (the
+	// ticket is bound to it, so a redeem without it is refused).
+	b.waitJS("the demo page again", fmt.Sprintf(`location.href === %s && document.readyState === "complete"`, jsString(h.URL+page)))
+	loggedInWithQQ(t, b, h, "heidi")
+	if id := evalJS[string](b, "read data-ticket-id", `document.getElementById("qr").dataset.ticketId`); id != ticketID {
+		t.Errorf("logged in with ticket %q, want the one the page left with, %q", id, ticketID)
+	}
+	left := browserRun(b, "list what the login kept", chromedp.Evaluate[[]string](`(async () => {
+  const kept = Object.keys(sessionStorage).filter(k => k.startsWith("loginhub."));
+  const db = await new Promise((ok, fail) => { const r = indexedDB.open("loginhub", 1); r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
+  const keys = await new Promise((ok, fail) => { const r = db.transaction("keys").objectStore("keys").getAllKeys(); r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
+  db.close();
+  return kept.concat(keys.map(String));
+})()`, chromedp.EvalAwaitPromise))
+	if len(left) > 0 {
+		t.Errorf("after the login the page still keeps %q: the ticket and key must be forgotten", left)
+	}
+	b.noExceptions()
+}
+
+// testBrowserProviderRedirectDenied: a refusal on the provider's page,
+// in the page's own tab, leaves a way back to the page, which still has
+// its ticket: another try there logs in. The refusal is Weibo's: QQ's PC
+// page sends no refusal back, it only closes its window (as the fake
+// does), so a QQ refusal in the page's own tab ends at QQ.
+func testBrowserProviderRedirectDenied(t *testing.T) {
+	h := startHub(t, nil)
+	b := newBrowser(t)
+	const page = "/?provider_redirect=1"
+	b.open(h, page)
+	b.waitJS("the QR image to load", qrLoadedJS)
+	ticketID := evalJS[string](b, "read data-ticket-id", `document.getElementById("qr").dataset.ticketId`)
+
+	b.do("click the Weibo button", chromedp.Click(chromedp.CSS(`button.provider[data-provider="weibo"]`)))
+	b.waitJS("the sandbox Weibo consent page", consentJS("weibo"))
+	b.do("deny", chromedp.Click(chromedp.CSS(`form button[name="deny"]`)))
+	// The hub's callback says why, and links back to where the login began.
+	b.waitJS("the callback's refusal", `location.pathname === "/v1/oauth/weibo/callback" &&
+  document.getElementById("oauth-done") !== null && document.readyState === "complete"`)
+	if ok := evalJS[string](b, "read data-ok", `document.getElementById("oauth-done").dataset.ok`); ok != "false" {
+		t.Fatalf("callback page data-ok=%q after a refusal\n%s", ok, b.report())
+	}
+	back := evalJS[string](b, "read the link back", `(document.querySelector("a#back") || {}).href || ""`)
+	if back != h.URL+page {
+		t.Fatalf("the refusal page links back to %q, want %s\n%s", back, h.URL+page, b.report())
+	}
+	b.do("go back", chromedp.Click(chromedp.CSS("a#back")))
+	b.waitJS("the demo page again", fmt.Sprintf(`location.href === %s && document.readyState === "complete"`, jsString(h.URL+page)))
+	// Still the ticket it left with, waiting: the refusal did not touch it.
+	b.waitJS(`#status data-state "pending"`, statusJS("pending"))
+	if id := evalJS[string](b, "read data-ticket-id", `document.getElementById("qr").dataset.ticketId`); id != ticketID {
+		t.Errorf("back with ticket %q, want the one the page left with, %q", id, ticketID)
+	}
+
+	b.do("click the QQ button", chromedp.Click(chromedp.CSS(qqButton)))
+	b.allowConsent("ivan")
+	b.waitJS("the demo page again", fmt.Sprintf(`location.href === %s && document.readyState === "complete"`, jsString(h.URL+page)))
+	loggedInWithQQ(t, b, h, "ivan")
+	b.noExceptions()
 }

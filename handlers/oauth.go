@@ -94,8 +94,8 @@ func handleLinkOAuth(d Deps) http.HandlerFunc {
 
 // handleOAuthCallback is the redirect URI registered with each provider.
 // It completes the login (or the link) and redirects to return_to, or shows
-// a page that closes itself; on failure the page says why, and the
-// provider's own words are only logged.
+// a page that closes itself; on failure the page says why, and links back
+// to return_to if there is one; the provider's own words are only logged.
 func handleOAuthCallback(d Deps) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -113,6 +113,8 @@ func handleOAuthCallback(d Deps) http.HandlerFunc {
 		done := web.OAuthDone{Provider: providerName(provider), OK: err == nil, SandboxBanner: d.SandboxBanner}
 		status := http.StatusOK
 		if err != nil {
+			// A page that came here itself (return_to) gets a way back.
+			done.ReturnTo = res.ReturnTo
 			var de *authcore.Error
 			if errors.As(err, &de) {
 				done.Message, status = de.Message, statusOf(de.Kind)

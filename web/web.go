@@ -181,6 +181,11 @@ type OAuthDone struct {
 	OK bool
 	// Message says why it did not, in words safe to show.
 	Message string
+	// ReturnTo, when the login did not go through, is the page it began on
+	// (its return_to: the page came here itself, not in a popup), linked
+	// so that the user can go back and try again; "" for a popup, which is
+	// told to close.
+	ReturnTo string
 	// SandboxBanner and Nonce: as Page's.
 	SandboxBanner bool
 	Nonce         string
@@ -192,7 +197,8 @@ var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner
 <head>
 ` + cardMeta + `<title>{{if .OK}}登录成功 · Logged in{{else}}登录未完成 · Login not completed{{end}}</title>
 <style nonce="{{.Nonce}}">
-` + cardStyle + `  ` + bannerStyle + `
+` + cardStyle + `  a { color: #07c160; font-weight: 600; }
+  ` + bannerStyle + `
 </style>
 </head>
 <body>
@@ -206,7 +212,11 @@ var oauthDoneTmpl = template.Must(template.New("oauth-done").Parse(sandboxBanner
 {{- else}}
   <h1>{{.Provider}} 登录未完成</h1>
   <p class="en">The login with {{.Provider}} did not complete: <span id="reason">{{.Message}}</span></p>
+  {{- if .ReturnTo}}
+  <p><a id="back" href="{{.ReturnTo}}">返回原页面重试 · Back to try again</a></p>
+  {{- else}}
   <p>请关闭此窗口，回到原页面重试。 · Close this window and try again from the page you came from.</p>
+  {{- end}}
 {{- end}}
 </main>
 {{- if .OK}}

@@ -444,13 +444,23 @@
       }
     }
 
-    function begin(t) {
+    // begin shows and watches the ticket t, just created, or, with
+    // resumedOffsetMs, created before this page went to a provider and
+    // came back (withProvider's redirect).
+    function begin(t, resumedOffsetMs) {
       var g = gen;
       ticket = t;
       version = Number(t.version) || 0;
       var ttlMs = Number(t.ttl_seconds) * 1000;
       var exp = Date.parse(t.expires_at);
-      if (ttlMs > 0 && isFinite(exp)) {
+      if (resumedOffsetMs !== undefined) {
+        // expires_at - ttl was the hub's clock at creation, not now: keep
+        // the offset measured then (else every second spent at the
+        // provider would age the DPoP proof's iat, refused past a minute),
+        // and wait for what is left of the ttl.
+        clockOffsetMs = resumedOffsetMs;
+        ttlMs = isFinite(exp) ? exp - (Date.now() + clockOffsetMs) : 0;
+      } else if (ttlMs > 0 && isFinite(exp)) {
         // expires_at - ttl is the hub's clock at creation.
         clockOffsetMs = exp - ttlMs - Date.now();
       } else if (isFinite(exp)) {
@@ -804,8 +814,7 @@
       if (stopped) return;
       if (resumed) {
         dpop = resumed.key || null;
-        clockOffsetMs = resumed.offset || 0;
-        begin(resumed.ticket);
+        begin(resumed.ticket, Number(resumed.offset) || 0);
         return;
       }
       try {
