@@ -778,3 +778,33 @@ func testBrowserProviderRedirectDenied(t *testing.T) {
 	loggedInWithQQ(t, b, h, "ivan")
 	b.noExceptions()
 }
+
+// TestBrowserSandboxPhoneCarrier: the phone simulator's one-click tab logs
+// the SIM's number in through the sandbox's carrier; when the carrier
+// fails, it moves to the SMS tab with the number filled in, and the SMS
+// login works.
+func TestBrowserSandboxPhoneCarrier(t *testing.T) {
+	h := startHub(t, nil)
+	phone := newBrowser(t)
+	phone.open(h, "/sandbox/phone")
+	phone.do("open the one-click tab", chromedp.Click(chromedp.CSS("#tab-carrier")))
+	phone.waitJS("#pane-carrier to show", `document.getElementById("pane-carrier").offsetParent !== null`)
+	phone.do("pick Unicom", chromedp.SetValue(chromedp.CSS("#carrier"), "cucc"))
+	phone.do("one-click login", chromedp.Click(chromedp.CSS("#carrier-login")))
+	phone.waitJS(`#me to show the masked number`, `document.getElementById("me").textContent.includes("+86 138****8000")`)
+
+	phone.do("a failing carrier", chromedp.SetValue(chromedp.CSS("#carrier-fail"), "network"))
+	phone.do("one-click login", chromedp.Click(chromedp.CSS("#carrier-login")))
+	phone.waitJS("the SMS tab to show", `document.getElementById("pane-sms").offsetParent !== null`)
+	if got := evalJS[string](phone, "read #sms-phone", `document.getElementById("sms-phone").value`); got != "13800138000" {
+		t.Errorf("#sms-phone %q after the fallback, want the SIM's number", got)
+	}
+	if e := evalJS[string](phone, "read #error", `document.getElementById("error").textContent`); e != "" {
+		t.Errorf("the fallback shows an error: %q", e)
+	}
+	phone.do("send a code", chromedp.Click(chromedp.CSS("#sms-send")))
+	phone.waitJS("#sms-code to be filled from the inbox", `/^[0-9]{6}$/.test(document.getElementById("sms-code").value)`)
+	phone.do("log in", chromedp.Click(chromedp.CSS("#sms-login")))
+	phone.waitJS(`#me to show the number after the SMS login`, `document.getElementById("me").textContent.includes("+86 138****8000")`)
+	phone.noExceptions()
+}

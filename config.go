@@ -65,6 +65,7 @@ type Config struct {
 	WeiboBaseURL          string              // "": https://api.weibo.com (used with credentials only)
 	WeChatWebBaseURL      string              // "": open.weixin.qq.com and api.weixin.qq.com (used with credentials only)
 	OIDCUpstreams         []oidc.Config       // LOGINHUB_OIDC_UPSTREAMS and each one's LOGINHUB_OIDC_<NAME>_*; nil: none
+	Carrier               carrierConfig       // LOGINHUB_CARRIER_*, LOGINHUB_CMCC_*, LOGINHUB_ALIYUN_*, LOGINHUB_DYPNS_BASE_URL (carriers.go)
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -164,14 +165,16 @@ type setting struct {
 // (-h, a mistyped flag) never prints them: they are read from the
 // environment after parsing.
 var secretSettings = map[string]bool{
-	"LOGINHUB_REDIS_URL":             true, // may hold a password
-	"LOGINHUB_TICKET_KEYS":           true,
-	"LOGINHUB_DATA_KEY":              true,
-	"LOGINHUB_WECHAT_SECRET":         true,
-	"LOGINHUB_SMS_ACCESS_KEY_SECRET": true,
-	"LOGINHUB_QQ_APPKEY":             true,
-	"LOGINHUB_WEIBO_SECRET":          true,
-	"LOGINHUB_WECHAT_WEB_SECRET":     true,
+	"LOGINHUB_REDIS_URL":                true, // may hold a password
+	"LOGINHUB_TICKET_KEYS":              true,
+	"LOGINHUB_DATA_KEY":                 true,
+	"LOGINHUB_WECHAT_SECRET":            true,
+	"LOGINHUB_SMS_ACCESS_KEY_SECRET":    true,
+	"LOGINHUB_CMCC_APPKEY":              true,
+	"LOGINHUB_ALIYUN_ACCESS_KEY_SECRET": true,
+	"LOGINHUB_QQ_APPKEY":                true,
+	"LOGINHUB_WEIBO_SECRET":             true,
+	"LOGINHUB_WECHAT_WEB_SECRET":        true,
 }
 
 var settings = []setting{
@@ -209,6 +212,15 @@ var settings = []setting{
 	{"LOGINHUB_WEIBO_BASE_URL", "", "Weibo's API base URL (default https://api.weibo.com)"},
 	{"LOGINHUB_WECHAT_WEB_BASE_URL", "", "one base URL for WeChat website login's authorize page and API (default https://open.weixin.qq.com and https://api.weixin.qq.com)"},
 	{"LOGINHUB_OIDC_UPSTREAMS", "", "OpenID Connect providers to log in with, by name (a-z 0-9 _ - .), comma-separated; each needs LOGINHUB_OIDC_<NAME>_ISSUER, _CLIENT_ID and _CLIENT_SECRET, and may set _SCOPES"},
+	// Carrier one-click login (carriers.go).
+	{"LOGINHUB_CARRIER_ROUTE", "", "carrier one-click login: direct (China Mobile's loginTokenValidate; Unicom and Telecom through Aliyun) or aliyun (Dypnsapi for all three); empty = direct when LOGINHUB_CMCC_APPID is set, else aliyun"},
+	{"LOGINHUB_CMCC_APPID", "", "China Mobile one-click login app's appid (route direct)"},
+	{"LOGINHUB_CMCC_APPKEY", "", "China Mobile app's appkey"},
+	{"LOGINHUB_ALIYUN_ACCESS_KEY_ID", "", "Aliyun AccessKey ID for number authentication (Dypnsapi); with none of these carriers are emulated when the sandbox is on, else disabled"},
+	{"LOGINHUB_ALIYUN_ACCESS_KEY_SECRET", "", "its AccessKey secret"},
+	{"LOGINHUB_CMCC_BASE_URL", "", "China Mobile's API base (default https://www.cmpassport.com; sandbox: this hub)"},
+	{"LOGINHUB_DYPNS_BASE_URL", "", "Aliyun Dypnsapi's endpoint (default https://dypnsapi.aliyuncs.com; sandbox: this hub)"},
+	{"LOGINHUB_CARRIER_BREAKER_COOLDOWN", "10s", "after 5 failed calls in a row to one carrier, how long its logins answer 503 (fallback sms) at once before the carrier is tried again"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -329,6 +341,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			errs = append(errs, fmt.Errorf("LOGINHUB_OIDC_UPSTREAMS: %q is a built-in provider's name; call the upstream something else", u.Name))
 		}
 	}
+	c.Carrier, err = loadCarrierConfig(get)
+	errs = append(errs, err)
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	c.GeoIPDB = get("LOGINHUB_GEOIP_DB")
 	c.Risk = authcore.RiskPolicy(get("LOGINHUB_RISK"))
@@ -460,6 +474,7 @@ func (c Config) Validate() error {
 			"set the mini-program's credentials, or LOGINHUB_SANDBOX=on for a staging cluster that emulates WeChat", why))
 	}
 	errs = append(errs, c.validateSMS()...)
+	errs = append(errs, c.Carrier.validate()...)
 	for _, pair := range []struct{ id, secret, idVar, secretVar string }{
 		{c.QQAppID, c.QQAppKey, "LOGINHUB_QQ_APPID", "LOGINHUB_QQ_APPKEY"},
 		{c.WeiboAppKey, c.WeiboSecret, "LOGINHUB_WEIBO_APPKEY", "LOGINHUB_WEIBO_SECRET"},

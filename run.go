@@ -180,11 +180,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// Carrier one-click login: real, emulated by the sandbox, or off.
+	carrierHTTP := &http.Client{}
+	var carrierState oauthsandbox.State
+	if sandboxState.oauth != nil {
+		carrierState = sandboxState.oauth("carrier")
+	}
+	carriers, carrierFake, err := newCarriers(ctx, carrierEnv{cfg: cfg, sandboxBase: loopbackURL(local), state: carrierState,
+		http: carrierHTTP, log: log, reg: reg})
+	if err != nil {
+		return err
+	}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
 		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
 		Regions: regions, Risk: cfg.Risk, OnRiskDecision: riskCounter(reg), OAuth: third.providers,
+		Carriers: carriers,
 	})
 	if err != nil {
 		return err
@@ -210,6 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		deps.SMSInbox = inbox
 	}
 	deps.OAuthFakes = third.fakes
+	deps.CarrierFake = carrierFake
 	if sandbox != nil {
 		deps.Sandbox = sandbox
 		deps.SandboxUsers = true
@@ -274,6 +287,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	wechatHTTP.CloseIdleConnections()
 	oauthHTTP.CloseIdleConnections()
+	carrierHTTP.CloseIdleConnections()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("draining HTTP requests", "err", err)
 	}

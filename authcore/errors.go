@@ -59,6 +59,7 @@ type Error struct {
 	Message    string        // safe for clients
 	RetryAfter time.Duration // set for KindRateLimited and sometimes KindUpstreamUnavailable
 	StepUp     *StepUp       // set for KindStepUpRequired: how to renew the authentication
+	Fallback   string        // set with some KindUpstreamUnavailable: the login method to switch to (FallbackSMS)
 	Err        error         // cause; logged only
 }
 

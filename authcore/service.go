@@ -123,6 +123,9 @@ type Config struct {
 	// (ProviderQQ, ProviderWeibo, ProviderWeChatWeb, "oidc:<name>"); none:
 	// no third-party login.
 	OAuth map[string]OAuthProvider
+	// Carriers is carrier one-click login and number verification; nil:
+	// the /v1/carrier endpoints answer not_found. Needs Limiter.
+	Carriers Carriers
 	// OnRiskDecision, if set, is called with every risk decision (for
 	// metrics); it must be fast and safe for concurrent use.
 	OnRiskDecision func(RiskDecision)
@@ -154,6 +157,7 @@ type Service struct {
 	regions   Regions
 	risk      RiskPolicy
 	oauth     map[string]OAuthProvider
+	carriers  Carriers
 	onRisk    func(RiskDecision)
 	hashes    *hashGate
 	common    map[string]struct{} // common passwords, lower-case
@@ -171,6 +175,9 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.SMS != nil && cfg.Limiter == nil {
 		return nil, errors.New("authcore: a Limiter is required with SMS")
 	}
+	if cfg.Carriers != nil && cfg.Limiter == nil {
+		return nil, errors.New("authcore: a Limiter is required with Carriers")
+	}
 	s := &Service{
 		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, face: cfg.Face, vault: cfg.Vault,
 		sms: cfg.SMS, limiter: cfg.Limiter,
@@ -178,6 +185,7 @@ func NewService(cfg Config) (*Service, error) {
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger, regions: cfg.Regions,
 		risk: cfg.Risk, onRisk: cfg.OnRiskDecision, oauth: cfg.OAuth,
+		carriers: cfg.Carriers,
 	}
 	if s.regions == nil {
 		s.regions = PrefixRegions{}

@@ -49,6 +49,9 @@ type errorBody struct {
 	Error   string           `json:"error"`
 	Message string           `json:"message"`
 	StepUp  *authcore.StepUp `json:"step_up,omitempty"` // with step_up_required
+	// Fallback is the login method to switch to ("sms"), with some
+	// upstream_unavailable (a carrier's one-click login).
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // writeError writes err as the API's error JSON. Domain errors show their
@@ -59,7 +62,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	body := errorBody{Error: "internal", Message: "internal error"}
 	status := http.StatusInternalServerError
 	if errors.As(err, &de) {
-		body = errorBody{Error: de.Kind.Code(), Message: de.Message, StepUp: de.StepUp}
+		body = errorBody{Error: de.Kind.Code(), Message: de.Message, StepUp: de.StepUp, Fallback: de.Fallback}
 		status = statusOf(de.Kind)
 		if de.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(de.RetryAfter.Seconds()+0.999)))

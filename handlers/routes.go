@@ -33,6 +33,7 @@ type Deps struct {
 	CallRate      int                             // redeem, scan, refresh, phone, face calls per client address per minute each, a tenth per user; 0 = unlimited
 	Sandbox       http.Handler                    // the fake WeChat API; nil when WeChat is real
 	OAuthFakes    map[string]http.Handler         // the sandbox's fake QQ, Weibo, WeChat website login, by route name (/sandbox/<name>)
+	CarrierFake   http.Handler                    // the sandbox's fake carriers (/sandbox/carrier); nil when carriers are real or off
 	SMSInbox      SMSInbox                        // the sandbox's SMS messages (GET /sandbox/sms); nil when SMS is not emulated
 	SandboxUsers  bool                            // every user came through the sandbox: /v1/me says "sandbox": true
 	SandboxBanner bool                            // the sandbox is on beyond loopback: every page shows a banner
@@ -128,6 +129,12 @@ func Routes(d Deps) http.Handler {
 		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/wechat", handleLinkWeChat(d))
 		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/phone", handleLinkPhone(d))
 		r.Delete("/me/identities/{provider}", handleUnlinkIdentity(d))
+
+		// Carrier one-click login and number verification (not_found when
+		// no carrier is enabled). The per-user verification limit lives in
+		// the core.
+		r.With(rateLimit(d, "carrierlogin", d.LoginRate)).Post("/carrier/login", handleCarrierLogin(d))
+		r.With(rateLimit(d, "carrierverify", d.CallRate)).Post("/carrier/verify", handleCarrierVerify(d))
 		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/{provider}/start", handleLinkOAuth(d))
 	})
 
@@ -140,6 +147,9 @@ func Routes(d Deps) http.Handler {
 	}
 	if d.SMSInbox != nil {
 		r.Get("/sandbox/sms", handleSandboxSMS(d))
+	}
+	if d.CarrierFake != nil {
+		r.Mount("/sandbox/carrier", http.StripPrefix("/sandbox/carrier", d.CarrierFake))
 	}
 
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

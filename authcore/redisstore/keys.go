@@ -59,7 +59,8 @@ import (
 //	lh:{sbx}:f:id:<verify id>          sandbox face verification (JSON, opaque here); TTL: an hour past its last use
 //	lh:{sbx}:f:result:<verify result>  the same, once the phone played it; TTL: as above
 //	lh:{sbx}:fc:<verify id>            the claim of the phone that played it (SET NX); TTL: as above
-//	lh:sbx:<provider>:…                the QQ, Weibo and WeChat website fakes' apps, codes and tokens
+//	lh:sbx:<provider>:…                the QQ, Weibo and WeChat website fakes' apps, codes and tokens, and
+//	                                   the carriers' fake (provider "carrier": its keys' secrets, its tokens)
 //	                                   (authcore/oauthsandbox.RedisState, written by the hub, not this store);
 //	                                   codes and tokens expire an hour after their grant
 //

@@ -2,21 +2,15 @@ package sms
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/aliyunrpc"
 )
 
 // AliyunBaseURL is the Dysmsapi endpoint.
@@ -49,7 +43,7 @@ type AliyunConfig struct {
 }
 
 // Aliyun sends codes with Aliyun's Dysmsapi SendSms (RPC style, signature
-// version 1.0 with HMAC-SHA1). It is safe for concurrent use.
+// version 1.0 with HMAC-SHA1, authcore/aliyunrpc). It is safe for concurrent use.
 type Aliyun struct {
 	sender
 	keyID, secret, signName, template string
@@ -77,7 +71,7 @@ func NewAliyun(cfg AliyunConfig) (*Aliyun, error) {
 		return nil, err
 	}
 	return &Aliyun{sender: s, keyID: cfg.AccessKeyID, secret: cfg.AccessKeySecret,
-		signName: cfg.SignName, template: cfg.TemplateCode, nonce: randomNonce}, nil
+		signName: cfg.SignName, template: cfg.TemplateCode, nonce: aliyunrpc.Nonce}, nil
 }
 
 // aliyunAnswer is SendSms's answer, and the shape of every error of the
@@ -164,12 +158,10 @@ func (a *Aliyun) SendCode(ctx context.Context, m authcore.SMSMessage) error {
 		"SignatureVersion": "1.0",
 		"TemplateCode":     a.template,
 		"TemplateParam":    string(param),
-		"Timestamp":        a.now().UTC().Format("2006-01-02T15:04:05Z"),
+		"Timestamp":        a.now().UTC().Format(aliyunrpc.TimestampFormat),
 		"Version":          "2017-05-25",
 	}
-	query := aliyunCanonicalQuery(params)
-	signature := aliyunSignature(http.MethodGet, query, a.secret)
-	target := a.base + "/?Signature=" + aliyunEncode(signature) + "&" + query
+	target := a.base + "/?" + aliyunrpc.SignedQuery(http.MethodGet, params, a.secret)
 	status, body, err := a.exchange(ctx, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	})
@@ -201,66 +193,4 @@ func aliyunNumber(e164 string) string {
 		return n
 	}
 	return strings.TrimPrefix(e164, "+")
-}
-
-// aliyunCanonicalQuery is the canonicalized query string of the RPC
-// signature: the parameters sorted by name, each name and value encoded
-// with aliyunEncode, joined with = and &.
-func aliyunCanonicalQuery(params map[string]string) string {
-	names := make([]string, 0, len(params))
-	for k := range params {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for i, k := range names {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(aliyunEncode(k))
-		b.WriteByte('=')
-		b.WriteString(aliyunEncode(params[k]))
-	}
-	return b.String()
-}
-
-// aliyunStringToSign is method&%2F&encode(canonical query).
-func aliyunStringToSign(method, query string) string {
-	return method + "&" + aliyunEncode("/") + "&" + aliyunEncode(query)
-}
-
-// aliyunSignature is base64(HMAC-SHA1(secret + "&", string to sign)).
-func aliyunSignature(method, query, secret string) string {
-	mac := hmac.New(sha1.New, []byte(secret+"&"))
-	mac.Write([]byte(aliyunStringToSign(method, query)))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
-
-// aliyunEncode percent-encodes s as the RPC signature requires: RFC 3986,
-// UTF-8, every byte but A-Z a-z 0-9 - _ . ~ as %XX in upper case. That is
-// what Aliyun's "URL-encode, then + → %20, * → %2A, %7E → ~" comes to.
-func aliyunEncode(s string) string {
-	const hexUpper = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexUpper[c>>4])
-		b.WriteByte(hexUpper[c&15])
-	}
-	return b.String()
-}
-
-// randomNonce is a SignatureNonce: 16 random bytes in hex. Aliyun refuses
-// a nonce used in the last 15 minutes.
-func randomNonce() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", errors.Join(errors.New("signature nonce"), err)
-	}
-	return hex.EncodeToString(b[:]), nil
 }

@@ -224,7 +224,7 @@ func waitUp(t *testing.T, c *Client, want bool) {
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	for {
-		_, _, _, changed := c.breaker.watch()
+		_, _, _, changed := c.breaker.Watch()
 		if c.Up() == want {
 			return
 		}

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/breaker"
 )
 
 const (
@@ -125,7 +126,7 @@ type Client struct {
 	stable singleflight.Group
 
 	tokenMgr *TokenManager
-	breaker  *breaker
+	breaker  *breaker.Breaker
 
 	clock     func() time.Time // time.Now; tests move it
 	backoff   []time.Duration  // pause before retry i+1
@@ -163,19 +164,16 @@ func New(cfg Config) (*Client, error) {
 		refreshBefore = DefaultTokenRefreshBefore
 	}
 	c.tokenMgr = newTokenManager(c, cfg.TokenCache, refreshBefore)
-	c.breaker = &breaker{
-		threshold: cmp.Or(cfg.BreakerFailures, DefaultBreakerFailures),
-		coolDown:  cmp.Or(cfg.BreakerCoolDown, DefaultBreakerCoolDown),
-		now:       func() time.Time { return c.clock() },
-		onChange: func(from, to string, failures int) {
+	c.breaker = breaker.New(cmp.Or(cfg.BreakerFailures, DefaultBreakerFailures), cmp.Or(cfg.BreakerCoolDown, DefaultBreakerCoolDown),
+		func() time.Time { return c.clock() },
+		func(from, to string, failures int) {
 			level := slog.LevelInfo
 			if to == BreakerOpen {
 				level = slog.LevelError
 			}
 			c.log.LogAttrs(context.Background(), level, "wechat: circuit breaker "+to,
 				slog.String("from", from), slog.String("to", to), slog.Int("consecutive_failures", failures))
-		},
-	}
+		})
 	return c, nil
 }
 
@@ -455,7 +453,7 @@ var errTimeout = fmt.Errorf("wechat: call timed out: %w", context.DeadlineExceed
 // errcode) is a success; a failure after the retries is a failure, unless
 // the caller's ctx ended first. While it is open, call fails at once.
 func (c *Client) call(ctx context.Context, op string, attrs []slog.Attr, build func(context.Context) (*http.Request, error), out any) (attempts int, err error) {
-	done, err := c.breaker.allow()
+	done, err := c.allowCall()
 	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "wechat: call refused by the circuit breaker", append(attrs, slog.String("op", op))...)
 		return 0, err
@@ -465,11 +463,11 @@ func (c *Client) call(ctx context.Context, op string, attrs []slog.Attr, build f
 	attempts, err = c.callAttempts(ctx, op, attrs, build, out)
 	switch {
 	case err == nil:
-		done(outcomeSuccess)
+		done(breaker.Success)
 	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), errTimeout):
-		done(outcomeIgnored) // the caller gave up: no verdict on WeChat
+		done(breaker.Ignored) // the caller gave up: no verdict on WeChat
 	default:
-		done(outcomeFailure)
+		done(breaker.Failure)
 	}
 	return attempts, err
 }
