@@ -80,21 +80,13 @@ func exchange() authcore.OAuthExchange {
 var secrets = providertest.Secrets{appKey, token}
 
 func TestNewValidates(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cfg  qq.Config
-	}{
-		{"no app id", qq.Config{AppKey: appKey}},
-		{"no app key", qq.Config{AppID: appID}},
-		{"not http", qq.Config{BaseURL: "ftp://graph.qq.com", AppID: appID, AppKey: appKey}},
-		{"no host", qq.Config{BaseURL: "https://", AppID: appID, AppKey: appKey}},
-		{"query", qq.Config{BaseURL: "https://graph.qq.com?x=1", AppID: appID, AppKey: appKey}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := qq.New(c.cfg)
-			providertest.CheckInvalidConfig(t, err, secrets)
-		})
-	}
+	providertest.CheckNewRejects(t, qq.New, map[string]qq.Config{
+		"no app id":  {AppKey: appKey},
+		"no app key": {AppID: appID},
+		"not http":   {BaseURL: "ftp://graph.qq.com", AppID: appID, AppKey: appKey},
+		"no host":    {BaseURL: "https://", AppID: appID, AppKey: appKey},
+		"query":      {BaseURL: "https://graph.qq.com?x=1", AppID: appID, AppKey: appKey},
+	}, secrets)
 }
 
 func TestAuthorizeURL(t *testing.T) {

@@ -74,21 +74,13 @@ func exchange() authcore.OAuthExchange {
 var secrets = providertest.Secrets{secret, token}
 
 func TestNewValidates(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cfg  wechatweb.Config
-	}{
-		{"no app id", wechatweb.Config{Secret: secret}},
-		{"no secret", wechatweb.Config{AppID: appID}},
-		{"open base not http", wechatweb.Config{OpenBaseURL: "open.weixin.qq.com", AppID: appID, Secret: secret}},
-		{"api base with query", wechatweb.Config{APIBaseURL: "https://api.weixin.qq.com?x", AppID: appID, Secret: secret}},
-		{"open base with fragment", wechatweb.Config{OpenBaseURL: "https://open.weixin.qq.com#x", AppID: appID, Secret: secret}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := wechatweb.New(c.cfg)
-			providertest.CheckInvalidConfig(t, err, secrets)
-		})
-	}
+	providertest.CheckNewRejects(t, wechatweb.New, map[string]wechatweb.Config{
+		"no app id":               {Secret: secret},
+		"no secret":               {AppID: appID},
+		"open base not http":      {OpenBaseURL: "open.weixin.qq.com", AppID: appID, Secret: secret},
+		"api base with query":     {APIBaseURL: "https://api.weixin.qq.com?x", AppID: appID, Secret: secret},
+		"open base with fragment": {OpenBaseURL: "https://open.weixin.qq.com#x", AppID: appID, Secret: secret},
+	}, secrets)
 }
 
 func TestAuthorizeURL(t *testing.T) {

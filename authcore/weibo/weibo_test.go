@@ -78,20 +78,12 @@ func exchange() authcore.OAuthExchange {
 var secrets = providertest.Secrets{appSecret, token}
 
 func TestNewValidates(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cfg  weibo.Config
-	}{
-		{"no client id", weibo.Config{ClientSecret: appSecret}},
-		{"no secret", weibo.Config{ClientID: appKey}},
-		{"not http", weibo.Config{BaseURL: "api.weibo.com", ClientID: appKey, ClientSecret: appSecret}},
-		{"query", weibo.Config{BaseURL: "https://api.weibo.com?a=b", ClientID: appKey, ClientSecret: appSecret}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := weibo.New(c.cfg)
-			providertest.CheckInvalidConfig(t, err, secrets)
-		})
-	}
+	providertest.CheckNewRejects(t, weibo.New, map[string]weibo.Config{
+		"no client id": {ClientSecret: appSecret},
+		"no secret":    {ClientID: appKey},
+		"not http":     {BaseURL: "api.weibo.com", ClientID: appKey, ClientSecret: appSecret},
+		"query":        {BaseURL: "https://api.weibo.com?a=b", ClientID: appKey, ClientSecret: appSecret},
+	}, secrets)
 }
 
 func TestAuthorizeURL(t *testing.T) {

@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -165,15 +167,20 @@ func (s Secrets) Check(t testing.TB, what, text string) {
 	}
 }
 
-// CheckInvalidConfig fails t unless err, New's answer to a config that
-// cannot work, is a KindInvalid error without a secret.
-func CheckInvalidConfig(t testing.TB, err error, secrets Secrets) {
-	t.Helper()
-	if got := authcore.KindOf(err); err == nil || got != authcore.KindInvalid {
-		t.Errorf("New = %v (kind %v), want a KindInvalid error", err, got)
-	}
-	if err != nil {
-		secrets.Check(t, "error", err.Error())
+// CheckNewRejects runs, in a subtest named after each of configs' names, a
+// provider's New on that config, which cannot work, and fails unless New
+// answers a KindInvalid error without a secret.
+func CheckNewRejects[C, P any](t *testing.T, newProvider func(C) (P, error), configs map[string]C, secrets Secrets) {
+	for _, name := range slices.Sorted(maps.Keys(configs)) {
+		t.Run(name, func(t *testing.T) {
+			_, err := newProvider(configs[name])
+			if got := authcore.KindOf(err); err == nil || got != authcore.KindInvalid {
+				t.Errorf("New = %v (kind %v), want a KindInvalid error", err, got)
+			}
+			if err != nil {
+				secrets.Check(t, "error", err.Error())
+			}
+		})
 	}
 }
 
