@@ -99,7 +99,7 @@ type Provider struct {
 	appID  string
 	appKey string
 	http   *http.Client
-	log    *slog.Logger
+	report authcore.ProviderReport
 }
 
 var _ authcore.OAuthProvider = (*Provider)(nil)
@@ -114,16 +114,13 @@ func New(cfg Config) (*Provider, error) {
 		appID:  cfg.AppID,
 		appKey: cfg.AppKey,
 		http:   cfg.HTTPClient,
-		log:    cfg.Logger,
+		report: authcore.ProviderReport{Name: "qq", Log: cfg.Logger, Unavailable: msgUnavailable, Refused: msgBadCode},
 	}
 	if p.base == "" {
 		p.base = DefaultBaseURL
 	}
 	if p.http == nil {
 		p.http = &http.Client{Timeout: DefaultTimeout}
-	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
 	}
 	return p, nil
 }
@@ -221,13 +218,13 @@ func (p *Provider) token(ctx context.Context, e authcore.OAuthExchange) (string,
 	}
 	if obj, ok := jsonObject(body); ok {
 		if err := json.Unmarshal(obj, &resp); err != nil {
-			return "", p.garbled(ctx, op, err)
+			return "", p.report.Garbled(ctx, op, err)
 		}
 	} else {
 		// access_token=..&expires_in=7776000&refresh_token=..
 		v, err := url.ParseQuery(string(bytes.TrimSpace(body)))
 		if err != nil {
-			return "", p.garbled(ctx, op, errors.New("answer is neither JSON nor urlencoded"))
+			return "", p.report.Garbled(ctx, op, errors.New("answer is neither JSON nor urlencoded"))
 		}
 		resp.AccessToken = v.Get("access_token")
 	}
@@ -235,7 +232,7 @@ func (p *Provider) token(ctx context.Context, e authcore.OAuthExchange) (string,
 		return "", p.apiError(ctx, op, resp.code(), resp.Description)
 	}
 	if resp.AccessToken == "" {
-		return "", p.garbled(ctx, op, errors.New("answer without access_token"))
+		return "", p.report.Garbled(ctx, op, errors.New("answer without access_token"))
 	}
 	return resp.AccessToken, nil
 }
@@ -265,13 +262,13 @@ func (p *Provider) me(ctx context.Context, token string) (me, error) {
 		}
 		obj, _ := jsonObject(body)
 		if err := json.Unmarshal(obj, &resp); err != nil {
-			return me{}, status{}, p.garbled(ctx, op, err)
+			return me{}, status{}, p.report.Garbled(ctx, op, err)
 		}
 		return resp.me, resp.status, nil
 	}
 	m, st, err := ask(true)
 	if err == nil && st.code() == errNoUnionID {
-		p.log.LogAttrs(ctx, slog.LevelInfo, "qq: the app lacks the unionid permission; users are keyed by openid",
+		p.report.Logger().LogAttrs(ctx, slog.LevelInfo, "qq: the app lacks the unionid permission; users are keyed by openid",
 			slog.String("op", op), slog.Int("error", errNoUnionID), slog.String("error_description", st.Description))
 		m, st, err = ask(false)
 	}
@@ -281,9 +278,9 @@ func (p *Provider) me(ctx context.Context, token string) (me, error) {
 	case st.Error != "":
 		return me{}, p.apiError(ctx, op, st.code(), st.Description)
 	case m.OpenID == "":
-		return me{}, p.garbled(ctx, op, errors.New("answer without openid"))
+		return me{}, p.report.Garbled(ctx, op, errors.New("answer without openid"))
 	case m.ClientID != "" && m.ClientID != p.appID:
-		return me{}, p.garbled(ctx, op, fmt.Errorf("the token is app %s's", m.ClientID))
+		return me{}, p.report.Garbled(ctx, op, fmt.Errorf("the token is app %s's", m.ClientID))
 	}
 	return m, nil
 }
@@ -308,11 +305,11 @@ func (p *Provider) userInfo(ctx context.Context, token, openID string) (userInfo
 		userInfo
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
-		return userInfo{}, p.garbled(ctx, op, err)
+		return userInfo{}, p.report.Garbled(ctx, op, err)
 	}
 	switch {
 	case resp.Ret == nil:
-		return userInfo{}, p.garbled(ctx, op, errors.New("answer without ret"))
+		return userInfo{}, p.report.Garbled(ctx, op, errors.New("answer without ret"))
 	case *resp.Ret != 0:
 		return userInfo{}, p.apiError(ctx, op, *resp.Ret, resp.Msg)
 	}
@@ -337,33 +334,21 @@ func jsonObject(body []byte) ([]byte, bool) {
 func (p *Provider) get(ctx context.Context, op, path string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
 	if err != nil {
-		return nil, p.failed(ctx, op, authcore.ScrubURLError(err))
+		return nil, p.report.Failed(ctx, op, authcore.ScrubURLError(err))
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return nil, p.failed(ctx, op, authcore.ScrubURLError(err))
+		return nil, p.report.Failed(ctx, op, authcore.ScrubURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	switch {
 	case err != nil:
-		return nil, p.failed(ctx, op, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err)))
+		return nil, p.report.Failed(ctx, op, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err)))
 	case resp.StatusCode != http.StatusOK:
-		return nil, p.failed(ctx, op, fmt.Errorf("HTTP %d from %s", resp.StatusCode, authcore.URLWithoutQuery(req.URL)))
+		return nil, p.report.Failed(ctx, op, fmt.Errorf("HTTP %d from %s", resp.StatusCode, authcore.URLWithoutQuery(req.URL)))
 	}
 	return body, nil
-}
-
-// failed logs a request that got no usable answer and returns its error.
-func (p *Provider) failed(ctx context.Context, op string, cause error) error {
-	p.log.LogAttrs(ctx, slog.LevelWarn, "qq: call failed", slog.String("op", op), slog.String("error", cause.Error()))
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, fmt.Errorf("qq %s: %w", op, cause), msgUnavailable)
-}
-
-// garbled logs an answer that is not what QQ sends and returns its error.
-func (p *Provider) garbled(ctx context.Context, op string, cause error) error {
-	p.log.LogAttrs(ctx, slog.LevelError, "qq: unexpected answer", slog.String("op", op), slog.String("error", cause.Error()))
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, fmt.Errorf("qq %s: %w", op, cause), msgUnavailable)
 }
 
 // apiError logs an error QQ answered and returns its domain error: a bad
@@ -374,16 +359,12 @@ func (p *Provider) apiError(ctx context.Context, op string, code int, text strin
 	attrs := []slog.Attr{slog.String("op", op), slog.Int("error", code), slog.String("error_description", text)}
 	switch code {
 	case errCodeExchange, errCodeReused, errTokenIllegal, errTokenExpired, errTokenRevoked, errTokenCheck:
-		p.log.LogAttrs(ctx, slog.LevelInfo, "qq: login refused", attrs...)
-		return authcore.Wrap(authcore.KindUnauthorized, cause, msgBadCode)
+		return p.report.LoginRefused(ctx, cause, attrs...)
 	}
 	if code >= 100000 && code <= 100012 {
 		// Missing or wrong parameters, appid, app key or redirect_uri:
 		// no QQ login works until an operator fixes the configuration.
-		attrs = append(attrs, slog.String("misconfiguration", "check the QQ app id, app key and registered callback"))
-		p.log.LogAttrs(ctx, slog.LevelError, "qq: API error", attrs...)
-	} else {
-		p.log.LogAttrs(ctx, slog.LevelWarn, "qq: API error", attrs...)
+		return p.report.APIError(ctx, cause, "check the QQ app id, app key and registered callback", attrs...)
 	}
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, cause, msgUnavailable)
+	return p.report.APIError(ctx, cause, "", attrs...)
 }

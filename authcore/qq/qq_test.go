@@ -1,20 +1,14 @@
 package qq_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/providertest"
 	"github.com/loginhub/loginhub/authcore/qq"
 )
 
@@ -28,39 +22,17 @@ const (
 	redirect = "https://hub.example/v1/oauth/qq/callback"
 )
 
-// syncBuffer is a log sink safe for the server's and the client's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// QQ's answers: a body with its content type, HTTP 200 as QQ answers even
+// its errors.
+func jsonp(obj string) providertest.Answer {
+	return providertest.Answer{ContentType: "text/html; charset=utf-8", Body: "callback( " + obj + " );\n"}
 }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func jsonBody(obj string) providertest.Answer {
+	return providertest.Answer{ContentType: "application/json", Body: obj}
 }
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+func form(body string) providertest.Answer {
+	return providertest.Answer{ContentType: "text/html; charset=utf-8", Body: body}
 }
-
-// answer is a canned QQ answer: a body with its content type.
-type answer struct {
-	contentType string
-	body        string
-	status      int // 0 means 200, as QQ answers even its errors
-}
-
-func jsonp(obj string) answer {
-	return answer{"text/html; charset=utf-8", "callback( " + obj + " );\n", 0}
-}
-func jsonBody(obj string) answer {
-	return answer{"application/json", obj, 0}
-}
-func form(body string) answer { return answer{"text/html; charset=utf-8", body, 0} }
 
 // Real shapes of QQ's answers.
 var (
@@ -74,67 +46,26 @@ var (
 		`"figureurl_qq_2":"http://thirdqq.qlogo.cn/g?b=oidb&k=abc&s=100","is_yellow_vip":"0","vip":"0","yellow_vip_level":"0","level":"0","is_yellow_year_vip":"0"}`)
 )
 
-// fake is an httptest server that answers each QQ path from its table and
-// fails the test on any other path. It records the queries it got.
-type fake struct {
-	t       *testing.T
-	srv     *httptest.Server
-	answers map[string]func(url.Values) answer
-
-	mu      sync.Mutex
-	queries map[string][]url.Values
-}
-
-func newFake(t *testing.T, answers map[string]func(url.Values) answer) *fake {
-	f := &fake{t: t, answers: answers, queries: map[string][]url.Values{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		f.t.Errorf("%s %s, want GET", r.Method, r.URL.Path)
-	}
-	f.mu.Lock()
-	f.queries[r.URL.Path] = append(f.queries[r.URL.Path], r.URL.Query())
-	f.mu.Unlock()
-	a, ok := f.answers[r.URL.Path]
-	if !ok {
-		f.t.Errorf("unexpected request to %s", r.URL.Path)
-		http.NotFound(w, r)
-		return
-	}
-	ans := a(r.URL.Query())
-	w.Header().Set("Content-Type", ans.contentType)
-	if ans.status != 0 {
-		w.WriteHeader(ans.status)
-	}
-	fmt.Fprint(w, ans.body)
-}
-
-func (f *fake) requests(path string) []url.Values {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.queries[path]
-}
-
-func fixed(a answer) func(url.Values) answer { return func(url.Values) answer { return a } }
+// QQ's routes, all GET.
+const (
+	tokenRoute = "GET /oauth2.0/token"
+	meRoute    = "GET /oauth2.0/me"
+	infoRoute  = "GET /user/get_user_info"
+)
 
 // okAnswers is a login that succeeds, with a unionid and the JSON token.
-func okAnswers() map[string]func(url.Values) answer {
-	return map[string]func(url.Values) answer{
-		"/oauth2.0/token":     fixed(tokenJSON),
-		"/oauth2.0/me":        fixed(meUnion),
-		"/user/get_user_info": fixed(userInfoOK),
+func okAnswers() providertest.Routes {
+	return providertest.Routes{
+		tokenRoute: providertest.Fixed(tokenJSON),
+		meRoute:    providertest.Fixed(meUnion),
+		infoRoute:  providertest.Fixed(userInfoOK),
 	}
 }
 
-func newProvider(t *testing.T, base string, hc *http.Client) (*qq.Provider, *syncBuffer) {
+func newProvider(t *testing.T, base string, hc *http.Client) (*qq.Provider, *providertest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
-	p, err := qq.New(qq.Config{BaseURL: base + "/", AppID: appID, AppKey: appKey, HTTPClient: hc,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	logger, logs := providertest.NewLogger()
+	p, err := qq.New(qq.Config{BaseURL: base + "/", AppID: appID, AppKey: appKey, HTTPClient: hc, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,37 +76,17 @@ func exchange() authcore.OAuthExchange {
 	return authcore.OAuthExchange{Code: code, RedirectURI: redirect, CodeVerifier: "verifier-not-for-qq", Nonce: "n"}
 }
 
-// checkNoSecrets fails if the app key or the access token shows in s.
-func checkNoSecrets(t *testing.T, what, s string) {
-	t.Helper()
-	for _, secret := range []string{appKey, token} {
-		if strings.Contains(s, secret) {
-			t.Errorf("%s holds a secret %q: %s", what, secret, s)
-		}
-	}
-}
+// secrets are the app key and the access token.
+var secrets = providertest.Secrets{appKey, token}
 
 func TestNewValidates(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cfg  qq.Config
-	}{
-		{"no app id", qq.Config{AppKey: appKey}},
-		{"no app key", qq.Config{AppID: appID}},
-		{"not http", qq.Config{BaseURL: "ftp://graph.qq.com", AppID: appID, AppKey: appKey}},
-		{"no host", qq.Config{BaseURL: "https://", AppID: appID, AppKey: appKey}},
-		{"query", qq.Config{BaseURL: "https://graph.qq.com?x=1", AppID: appID, AppKey: appKey}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := qq.New(c.cfg)
-			if got := authcore.KindOf(err); err == nil || got != authcore.KindInvalid {
-				t.Errorf("New = %v (kind %v), want a KindInvalid error", err, got)
-			}
-			if err != nil {
-				checkNoSecrets(t, "error", err.Error())
-			}
-		})
-	}
+	providertest.CheckNewRejects(t, qq.New, map[string]qq.Config{
+		"no app id":  {AppKey: appKey},
+		"no app key": {AppID: appID},
+		"not http":   {BaseURL: "ftp://graph.qq.com", AppID: appID, AppKey: appKey},
+		"no host":    {BaseURL: "https://", AppID: appID, AppKey: appKey},
+		"query":      {BaseURL: "https://graph.qq.com?x=1", AppID: appID, AppKey: appKey},
+	}, secrets)
 }
 
 func TestAuthorizeURL(t *testing.T) {
@@ -189,28 +100,13 @@ func TestAuthorizeURL(t *testing.T) {
 		}
 		start, err := p.AuthorizeURL(t.Context(), authcore.OAuthAuthorize{RedirectURI: redirect, State: "st4te-43-characters_____________________x",
 			CodeChallenge: "challenge", Nonce: "nonce"})
-		if err != nil || start.Carry != "" {
-			t.Fatalf("AuthorizeURL: %+v, %v; want a URL and no carry", start, err)
-		}
-		got := start.URL
-		if !strings.HasPrefix(got, c.wantPrefix) {
-			t.Fatalf("AuthorizeURL = %s, want prefix %s", got, c.wantPrefix)
-		}
-		u, err := url.Parse(got)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := url.Values{
+		providertest.CheckAuthorizeURL(t, start, err, c.wantPrefix, url.Values{
 			"response_type": {"code"},
 			"client_id":     {appID},
 			"redirect_uri":  {redirect},
 			"state":         {"st4te-43-characters_____________________x"},
 			"scope":         {"get_user_info"},
-		}
-		if q := u.Query(); q.Encode() != want.Encode() {
-			t.Errorf("query = %v, want %v (no PKCE, no nonce, no secret)", q, want)
-		}
-		checkNoSecrets(t, "authorize URL", got)
+		}, secrets)
 	}
 }
 
@@ -218,18 +114,18 @@ func TestIdentity(t *testing.T) {
 	want := authcore.ExternalIdentity{Subject: unionID, Nickname: "小明", AvatarURL: "https://thirdqq.qlogo.cn/g?b=oidb&k=abc&s=100"}
 	for _, c := range []struct {
 		name    string
-		answers map[string]func(url.Values) answer
+		answers providertest.Routes
 		want    authcore.ExternalIdentity
 	}{
 		{"JSON token, expires_in a string", nil, want},
-		{"urlencoded token (QQ's default)", map[string]func(url.Values) answer{"/oauth2.0/token": fixed(tokenForm)}, want},
-		{"me as plain JSON", map[string]func(url.Values) answer{"/oauth2.0/me": fixed(jsonBody(strings.TrimSpace(
-			strings.TrimSuffix(strings.TrimPrefix(meUnion.body, "callback( "), " );\n"))))}, want},
-		{"JSONP without spaces", map[string]func(url.Values) answer{"/oauth2.0/me": fixed(answer{"text/html", `callback({"client_id":"` + appID + `","openid":"` + openID + `","unionid":"` + unionID + `"});`, 0})}, want},
-		{"only the 40×40 avatar", map[string]func(url.Values) answer{"/user/get_user_info": fixed(jsonBody(
+		{"urlencoded token (QQ's default)", providertest.Routes{tokenRoute: providertest.Fixed(tokenForm)}, want},
+		{"me as plain JSON", providertest.Routes{meRoute: providertest.Fixed(jsonBody(strings.TrimSpace(
+			strings.TrimSuffix(strings.TrimPrefix(meUnion.Body, "callback( "), " );\n"))))}, want},
+		{"JSONP without spaces", providertest.Routes{meRoute: providertest.Fixed(providertest.Answer{ContentType: "text/html", Body: `callback({"client_id":"` + appID + `","openid":"` + openID + `","unionid":"` + unionID + `"});`})}, want},
+		{"only the 40×40 avatar", providertest.Routes{infoRoute: providertest.Fixed(jsonBody(
 			`{"ret":0,"msg":"","nickname":"小明","figureurl_qq_1":"http://thirdqq.qlogo.cn/g?s=40","figureurl_qq_2":""}`))},
 			authcore.ExternalIdentity{Subject: unionID, Nickname: "小明", AvatarURL: "https://thirdqq.qlogo.cn/g?s=40"}},
-		{"an avatar that is no URL", map[string]func(url.Values) answer{"/user/get_user_info": fixed(jsonBody(
+		{"an avatar that is no URL", providertest.Routes{infoRoute: providertest.Fixed(jsonBody(
 			`{"ret":0,"msg":"","nickname":"小明","figureurl_qq_1":"javascript:alert(1)","figureurl_qq_2":"data:x"}`))},
 			authcore.ExternalIdentity{Subject: unionID, Nickname: "小明"}},
 	} {
@@ -238,8 +134,8 @@ func TestIdentity(t *testing.T) {
 			for path, a := range c.answers {
 				answers[path] = a
 			}
-			f := newFake(t, answers)
-			p, logs := newProvider(t, f.srv.URL, nil)
+			up := providertest.NewUpstream(t, answers)
+			p, logs := newProvider(t, up.URL, nil)
 			got, err := p.Identity(context.Background(), exchange())
 			if err != nil {
 				t.Fatalf("Identity: %v", err)
@@ -247,21 +143,14 @@ func TestIdentity(t *testing.T) {
 			if got != c.want {
 				t.Errorf("Identity = %+v, want %+v", got, c.want)
 			}
-			checkNoSecrets(t, "log", logs.String())
+			secrets.Check(t, "log", logs.String())
 
-			tq := f.requests("/oauth2.0/token")
-			wantToken := url.Values{"grant_type": {"authorization_code"}, "client_id": {appID}, "client_secret": {appKey},
-				"code": {code}, "redirect_uri": {redirect}, "fmt": {"json"}}
-			if len(tq) != 1 || tq[0].Encode() != wantToken.Encode() {
-				t.Errorf("token requests = %v, want one with %v", tq, wantToken)
-			}
-			if mq := f.requests("/oauth2.0/me"); len(mq) != 1 || mq[0].Get("access_token") != token || mq[0].Get("unionid") != "1" {
+			up.CheckOneRequest(t, tokenRoute, url.Values{"grant_type": {"authorization_code"}, "client_id": {appID}, "client_secret": {appKey},
+				"code": {code}, "redirect_uri": {redirect}, "fmt": {"json"}})
+			if mq := up.Requests(meRoute); len(mq) != 1 || mq[0].Get("access_token") != token || mq[0].Get("unionid") != "1" {
 				t.Errorf("me requests = %v, want one with the token and unionid=1", mq)
 			}
-			wantInfo := url.Values{"access_token": {token}, "oauth_consumer_key": {appID}, "openid": {openID}}
-			if iq := f.requests("/user/get_user_info"); len(iq) != 1 || iq[0].Encode() != wantInfo.Encode() {
-				t.Errorf("get_user_info requests = %v, want one with %v", iq, wantInfo)
-			}
+			up.CheckOneRequest(t, infoRoute, url.Values{"access_token": {token}, "oauth_consumer_key": {appID}, "openid": {openID}})
 		})
 	}
 }
@@ -271,14 +160,14 @@ func TestIdentity(t *testing.T) {
 // keys the user by openid.
 func TestIdentityWithoutUnionIDPermission(t *testing.T) {
 	answers := okAnswers()
-	answers["/oauth2.0/me"] = func(q url.Values) answer {
+	answers[meRoute] = func(q url.Values) providertest.Answer {
 		if q.Get("unionid") == "1" {
 			return meNoUnionPerm
 		}
 		return meOpenID
 	}
-	f := newFake(t, answers)
-	p, logs := newProvider(t, f.srv.URL, nil)
+	up := providertest.NewUpstream(t, answers)
+	p, logs := newProvider(t, up.URL, nil)
 	got, err := p.Identity(context.Background(), exchange())
 	if err != nil {
 		t.Fatalf("Identity: %v", err)
@@ -286,75 +175,62 @@ func TestIdentityWithoutUnionIDPermission(t *testing.T) {
 	if want := (authcore.ExternalIdentity{Subject: openID, Nickname: "小明", AvatarURL: "https://thirdqq.qlogo.cn/g?b=oidb&k=abc&s=100"}); got != want {
 		t.Errorf("Identity = %+v, want %+v", got, want)
 	}
-	mq := f.requests("/oauth2.0/me")
+	mq := up.Requests(meRoute)
 	if len(mq) != 2 || mq[0].Get("unionid") != "1" || mq[1].Has("unionid") {
 		t.Errorf("me requests = %v, want unionid=1 then none", mq)
 	}
 	if !strings.Contains(logs.String(), "100048") {
 		t.Errorf("log lacks QQ's 100048: %s", logs.String())
 	}
-	checkNoSecrets(t, "log", logs.String())
+	secrets.Check(t, "log", logs.String())
 }
 
 func TestIdentityErrors(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		path     string
-		answer   answer
+		answer   providertest.Answer
 		want     authcore.Kind
 		wantLogs []string // QQ's code and text, as logged
 	}{
-		{"code unknown or expired (JSONP)", "/oauth2.0/token", jsonp(`{"error":100019,"error_description":"code to access token error"}`),
+		{"code unknown or expired (JSONP)", tokenRoute, jsonp(`{"error":100019,"error_description":"code to access token error"}`),
 			authcore.KindUnauthorized, []string{"100019", "code to access token error"}},
-		{"code reused (JSON)", "/oauth2.0/token", jsonBody(`{"error":100020,"error_description":"code is reused error"}`),
+		{"code reused (JSON)", tokenRoute, jsonBody(`{"error":100020,"error_description":"code is reused error"}`),
 			authcore.KindUnauthorized, []string{"100020", "code is reused error"}},
-		{"error code as a string", "/oauth2.0/token", jsonBody(`{"error":"100020","error_description":"code is reused error"}`),
+		{"error code as a string", tokenRoute, jsonBody(`{"error":"100020","error_description":"code is reused error"}`),
 			authcore.KindUnauthorized, []string{"100020"}},
-		{"wrong app key", "/oauth2.0/token", jsonp(`{"error":100009,"error_description":"client_secret is invalid"}`),
+		{"wrong app key", tokenRoute, jsonp(`{"error":100009,"error_description":"client_secret is invalid"}`),
 			authcore.KindUpstreamUnavailable, []string{"100009", "client_secret is invalid", "misconfiguration", `"level":"ERROR"`}},
-		{"redirect_uri not registered", "/oauth2.0/token", jsonp(`{"error":100010,"error_description":"redirect uri is illegal"}`),
+		{"redirect_uri not registered", tokenRoute, jsonp(`{"error":100010,"error_description":"redirect uri is illegal"}`),
 			authcore.KindUpstreamUnavailable, []string{"100010", "redirect uri is illegal", "misconfiguration"}},
-		{"token without access_token", "/oauth2.0/token", form("expires_in=7776000"),
+		{"token without access_token", tokenRoute, form("expires_in=7776000"),
 			authcore.KindUpstreamUnavailable, []string{"without access_token"}},
-		{"token answer garbled", "/oauth2.0/token", jsonBody(`{"access_token":`),
+		{"token answer garbled", tokenRoute, jsonBody(`{"access_token":`),
 			authcore.KindUpstreamUnavailable, []string{"unexpected answer"}},
-		{"token HTTP 502", "/oauth2.0/token", answer{"text/html", "<html>bad gateway " + token + "</html>", http.StatusBadGateway},
+		{"token HTTP 502", tokenRoute, providertest.Answer{Status: http.StatusBadGateway, ContentType: "text/html", Body: "<html>bad gateway " + token + "</html>"},
 			authcore.KindUpstreamUnavailable, []string{"HTTP 502"}},
-		{"me: token check failed", "/oauth2.0/me", jsonp(`{"error":100016,"error_description":"access token check failed"}`),
+		{"me: token check failed", meRoute, jsonp(`{"error":100016,"error_description":"access token check failed"}`),
 			authcore.KindUnauthorized, []string{"100016", "access token check failed"}},
-		{"me: another app's token", "/oauth2.0/me", jsonp(`{"client_id":"109999999","openid":"` + openID + `"}`),
+		{"me: another app's token", meRoute, jsonp(`{"client_id":"109999999","openid":"` + openID + `"}`),
 			authcore.KindUpstreamUnavailable, []string{"109999999"}},
-		{"me without openid", "/oauth2.0/me", jsonp(`{"client_id":"` + appID + `"}`),
+		{"me without openid", meRoute, jsonp(`{"client_id":"` + appID + `"}`),
 			authcore.KindUpstreamUnavailable, []string{"without openid"}},
-		{"me not JSONP", "/oauth2.0/me", form("<html>maintenance</html>"),
+		{"me not JSONP", meRoute, form("<html>maintenance</html>"),
 			authcore.KindUpstreamUnavailable, []string{"unexpected answer"}},
-		{"get_user_info: bad parameters", "/user/get_user_info", jsonBody(`{"ret":-1,"msg":"client request's parameters are invalid, invalid openid"}`),
+		{"get_user_info: bad parameters", infoRoute, jsonBody(`{"ret":-1,"msg":"client request's parameters are invalid, invalid openid"}`),
 			authcore.KindUpstreamUnavailable, []string{`"error":-1`, "invalid openid"}},
-		{"get_user_info: token expired", "/user/get_user_info", jsonBody(`{"ret":100014,"msg":"access token is expired"}`),
+		{"get_user_info: token expired", infoRoute, jsonBody(`{"ret":100014,"msg":"access token is expired"}`),
 			authcore.KindUnauthorized, []string{"100014", "access token is expired"}},
-		{"get_user_info without ret", "/user/get_user_info", jsonBody(`{"nickname":"x"}`),
+		{"get_user_info without ret", infoRoute, jsonBody(`{"nickname":"x"}`),
 			authcore.KindUpstreamUnavailable, []string{"without ret"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			answers := okAnswers()
-			answers[c.path] = fixed(c.answer)
-			f := newFake(t, answers)
-			p, logs := newProvider(t, f.srv.URL, nil)
+			answers[c.path] = providertest.Fixed(c.answer)
+			up := providertest.NewUpstream(t, answers)
+			p, logs := newProvider(t, up.URL, nil)
 			_, err := p.Identity(context.Background(), exchange())
-			if got := authcore.KindOf(err); err == nil || got != c.want {
-				t.Fatalf("Identity error = %v (kind %v), want kind %v", err, got, c.want)
-			}
-			var e *authcore.Error
-			if errors.As(err, &e) && (strings.Contains(e.Message, "error") || strings.Contains(e.Message, "100")) {
-				t.Errorf("client message %q shows QQ's text", e.Message)
-			}
-			checkNoSecrets(t, "error", err.Error())
-			checkNoSecrets(t, "log", logs.String())
-			for _, w := range c.wantLogs {
-				if !strings.Contains(logs.String(), w) {
-					t.Errorf("log lacks %q: %s", w, logs.String())
-				}
-			}
+			providertest.CheckFailed(t, err, c.want, logs.String(), c.wantLogs, secrets, "error", "100")
 		})
 	}
 }
@@ -362,51 +238,18 @@ func TestIdentityErrors(t *testing.T) {
 // TestIdentityRejectsCodeLocally: a code that cannot be QQ's is refused
 // without a request.
 func TestIdentityRejectsCodeLocally(t *testing.T) {
-	f := newFake(t, okAnswers())
-	p, _ := newProvider(t, f.srv.URL, nil)
-	for _, c := range []string{"", strings.Repeat("A", 513)} {
-		e := exchange()
-		e.Code = c
-		if _, err := p.Identity(context.Background(), e); authcore.KindOf(err) != authcore.KindUnauthorized {
-			t.Errorf("Identity(code of %d bytes) = %v, want KindUnauthorized", len(c), err)
-		}
-	}
-	if n := len(f.requests("/oauth2.0/token")); n != 0 {
-		t.Errorf("%d token requests, want none", n)
-	}
+	up := providertest.NewUpstream(t, okAnswers())
+	p, _ := newProvider(t, up.URL, nil)
+	providertest.CheckRejectsCodeLocally(t, p, exchange(), up, tokenRoute)
 }
 
 // TestIdentityTimeout: a QQ that never answers fails the login with
 // KindUpstreamUnavailable when the HTTP client's timeout or the caller's
-// deadline passes, and the error and log hold no secret.
+// deadline passes, and the error and log hold no secret, nor the code.
 func TestIdentityTimeout(t *testing.T) {
-	for _, path := range []string{"/oauth2.0/token", "/oauth2.0/me", "/user/get_user_info"} {
-		for _, how := range []string{"client timeout", "context deadline"} {
-			t.Run(path+" "+how, func(t *testing.T) {
-				release := make(chan struct{})
-				answers := okAnswers()
-				answers[path] = func(url.Values) answer { <-release; return tokenJSON }
-				f := newFake(t, answers)
-				t.Cleanup(func() { close(release) }) // before the server's Close, which waits for handlers
-				ctx := context.Background()
-				hc := &http.Client{Timeout: 50 * time.Millisecond}
-				if how == "context deadline" {
-					hc = nil
-					var cancel context.CancelFunc
-					ctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
-					defer cancel()
-				}
-				p, logs := newProvider(t, f.srv.URL, hc)
-				_, err := p.Identity(ctx, exchange())
-				if got := authcore.KindOf(err); err == nil || got != authcore.KindUpstreamUnavailable {
-					t.Fatalf("Identity error = %v (kind %v), want KindUpstreamUnavailable", err, got)
-				}
-				checkNoSecrets(t, "error", err.Error())
-				checkNoSecrets(t, "log", logs.String())
-				if strings.Contains(err.Error(), code) || strings.Contains(logs.String(), code) {
-					t.Errorf("the code shows in the error or log: %v\n%s", err, logs.String())
-				}
-			})
-		}
-	}
+	providertest.CheckTimeouts(t, []string{tokenRoute, meRoute, infoRoute},
+		func(t *testing.T) *providertest.Upstream { return providertest.NewUpstream(t, okAnswers()) },
+		func(t *testing.T, base string, hc *http.Client) (authcore.OAuthProvider, *providertest.LogBuffer) {
+			return newProvider(t, base, hc)
+		}, exchange(), append(providertest.Secrets{code}, secrets...))
 }

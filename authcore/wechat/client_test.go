@@ -1,12 +1,10 @@
 package wechat
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,26 +13,9 @@ import (
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/providertest"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 )
-
-// syncBuffer is a log sink safe for the goroutines a Client logs from.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fixture is a Client talking to a wechattest.Server over real HTTP.
 type fixture struct {
@@ -42,7 +23,7 @@ type fixture struct {
 	srv *wechattest.Server
 	url string
 	c   *Client
-	log *syncBuffer
+	log *providertest.LogBuffer
 }
 
 // checkOneCall checks, after one call in an errcode table, that the
@@ -63,12 +44,12 @@ func newFixture(t *testing.T, srv *wechattest.Server, edit func(*Config)) *fixtu
 	t.Helper()
 	url := wechattest.Start(t, srv)
 	appid, secret := srv.App()
-	logs := &syncBuffer{}
+	logger, logs := providertest.NewLogger()
 	cfg := Config{
 		BaseURL: url,
 		AppID:   appid,
 		Secret:  secret,
-		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:  logger,
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -105,7 +105,7 @@ type Provider struct {
 	appID  string
 	secret string
 	http   *http.Client
-	log    *slog.Logger
+	report authcore.ProviderReport
 }
 
 var _ authcore.OAuthProvider = (*Provider)(nil)
@@ -121,7 +121,7 @@ func New(cfg Config) (*Provider, error) {
 		appID:  cfg.AppID,
 		secret: cfg.Secret,
 		http:   cfg.HTTPClient,
-		log:    cfg.Logger,
+		report: authcore.ProviderReport{Name: "wechatweb", Log: cfg.Logger, Unavailable: msgUnavailable, Refused: msgBadCode},
 	}
 	if p.open == "" {
 		p.open = DefaultOpenBaseURL
@@ -131,9 +131,6 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if p.http == nil {
 		p.http = &http.Client{Timeout: DefaultTimeout}
-	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
 	}
 	return p, nil
 }
@@ -219,7 +216,7 @@ func (p *Provider) token(ctx context.Context, code string) (token, error) {
 	case t.ErrCode != 0:
 		return token{}, p.apiError(ctx, op, t.apiStatus)
 	case t.AccessToken == "" || t.OpenID == "":
-		return token{}, p.garbled(ctx, op, errors.New("answer without access_token or openid"))
+		return token{}, p.report.Garbled(ctx, op, errors.New("answer without access_token or openid"))
 	}
 	return t, nil
 }
@@ -244,7 +241,7 @@ func (p *Provider) userInfo(ctx context.Context, accessToken, openID string) (us
 	case u.ErrCode != 0:
 		return userInfo{}, p.apiError(ctx, op, u.apiStatus)
 	case u.OpenID != "" && u.OpenID != openID:
-		return userInfo{}, p.garbled(ctx, op, fmt.Errorf("asked for openid %s, got %s", openID, u.OpenID))
+		return userInfo{}, p.report.Garbled(ctx, op, fmt.Errorf("asked for openid %s, got %s", openID, u.OpenID))
 	}
 	return u, nil
 }
@@ -256,37 +253,24 @@ func (p *Provider) userInfo(ctx context.Context, accessToken, openID string) (us
 func (p *Provider) get(ctx context.Context, op, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.api+path, nil)
 	if err != nil {
-		return p.failed(ctx, op, authcore.ScrubURLError(err))
+		return p.report.Failed(ctx, op, authcore.ScrubURLError(err))
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return p.failed(ctx, op, authcore.ScrubURLError(err))
+		return p.report.Failed(ctx, op, authcore.ScrubURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	switch {
 	case err != nil:
-		return p.failed(ctx, op, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err)))
+		return p.report.Failed(ctx, op, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err)))
 	case resp.StatusCode != http.StatusOK:
-		return p.failed(ctx, op, fmt.Errorf("HTTP %d from %s", resp.StatusCode, authcore.URLWithoutQuery(req.URL)))
+		return p.report.Failed(ctx, op, fmt.Errorf("HTTP %d from %s", resp.StatusCode, authcore.URLWithoutQuery(req.URL)))
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return p.garbled(ctx, op, err)
+		return p.report.Garbled(ctx, op, err)
 	}
 	return nil
-}
-
-// failed logs a request that got no usable answer and returns its error.
-func (p *Provider) failed(ctx context.Context, op string, cause error) error {
-	p.log.LogAttrs(ctx, slog.LevelWarn, "wechatweb: call failed", slog.String("op", op), slog.String("error", cause.Error()))
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, fmt.Errorf("wechatweb %s: %w", op, cause), msgUnavailable)
-}
-
-// garbled logs an answer that is not what WeChat sends and returns its
-// error.
-func (p *Provider) garbled(ctx context.Context, op string, cause error) error {
-	p.log.LogAttrs(ctx, slog.LevelError, "wechatweb: unexpected answer", slog.String("op", op), slog.String("error", cause.Error()))
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, fmt.Errorf("wechatweb %s: %w", op, cause), msgUnavailable)
 }
 
 // apiError logs an errcode WeChat answered and returns its domain error: a
@@ -297,16 +281,12 @@ func (p *Provider) apiError(ctx context.Context, op string, st apiStatus) error 
 	attrs := []slog.Attr{slog.String("op", op), slog.Int("errcode", st.ErrCode), slog.String("errmsg", st.ErrMsg)}
 	switch st.ErrCode {
 	case errInvalidCode, errCodeUsed, errCodeExpired:
-		p.log.LogAttrs(ctx, slog.LevelInfo, "wechatweb: login refused", attrs...)
-		return authcore.Wrap(authcore.KindUnauthorized, cause, msgBadCode)
+		return p.report.LoginRefused(ctx, cause, attrs...)
 	case 40002, 40013, 40125, 41002, 41004, 40164, 48001:
 		// grant_type, appid or appsecret wrong or missing, the server's IP
 		// not allowed, the API not granted: no user can log in until an
 		// operator fixes the configuration.
-		attrs = append(attrs, slog.String("misconfiguration", "check the website app's AppID, AppSecret and allow-list"))
-		p.log.LogAttrs(ctx, slog.LevelError, "wechatweb: API error", attrs...)
-	default:
-		p.log.LogAttrs(ctx, slog.LevelWarn, "wechatweb: API error", attrs...)
+		return p.report.APIError(ctx, cause, "check the website app's AppID, AppSecret and allow-list", attrs...)
 	}
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, cause, msgUnavailable)
+	return p.report.APIError(ctx, cause, "", attrs...)
 }

@@ -1,20 +1,15 @@
 package wechatweb_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/loginhub/loginhub/authcore"
+	"github.com/loginhub/loginhub/authcore/oauthsandbox/providertest"
 	"github.com/loginhub/loginhub/authcore/wechatweb"
 )
 
@@ -28,24 +23,13 @@ const (
 	redirect = "https://hub.example/v1/oauth/wechat_web/callback"
 )
 
-// syncBuffer is a log sink safe for the server's and the client's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// answer is WeChat's answer: HTTP 200 with a JSON body sent as text/plain.
+func answer(body string) providertest.Answer {
+	return providertest.Answer{ContentType: "text/plain", Body: body}
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// statusPage is a status page instead of WeChat's JSON.
+func statusPage(status int) providertest.Answer { return providertest.Answer{Status: status} }
 
 // wechatError is WeChat's error answer: HTTP 200 and an errcode.
 func wechatError(errcode int, errmsg string) string {
@@ -61,65 +45,21 @@ const (
 		`"privilege":[],"unionid":"` + unionID + `"}`
 )
 
-// fake is an httptest server that answers each WeChat path from its table
-// and fails the test on any other path. It records the queries it got.
-type fake struct {
-	t       *testing.T
-	srv     *httptest.Server
-	answers map[string]func() string
+// WeChat's routes, both GET.
+const (
+	tokenRoute = "GET /sns/oauth2/access_token"
+	infoRoute  = "GET /sns/userinfo"
+)
 
-	mu      sync.Mutex
-	queries map[string][]url.Values
+func okAnswers() providertest.Routes {
+	return providertest.Routes{tokenRoute: providertest.Fixed(answer(tokenOK)), infoRoute: providertest.Fixed(answer(userOK))}
 }
 
-func newFake(t *testing.T, answers map[string]func() string) *fake {
-	f := &fake{t: t, answers: answers, queries: map[string][]url.Values{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		f.t.Errorf("%s %s, want GET", r.Method, r.URL.Path)
-	}
-	f.mu.Lock()
-	f.queries[r.URL.Path] = append(f.queries[r.URL.Path], r.URL.Query())
-	f.mu.Unlock()
-	a, ok := f.answers[r.URL.Path]
-	if !ok {
-		f.t.Errorf("unexpected request to %s", r.URL.Path)
-		http.NotFound(w, r)
-		return
-	}
-	body := a()
-	if strings.HasPrefix(body, "HTTP ") { // a status page instead of WeChat's JSON
-		var status int
-		fmt.Sscanf(body, "HTTP %d", &status)
-		w.WriteHeader(status)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain")
-	fmt.Fprint(w, body)
-}
-
-func (f *fake) requests(path string) []url.Values {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.queries[path]
-}
-
-func fixed(body string) func() string { return func() string { return body } }
-
-func okAnswers() map[string]func() string {
-	return map[string]func() string{"/sns/oauth2/access_token": fixed(tokenOK), "/sns/userinfo": fixed(userOK)}
-}
-
-func newProvider(t *testing.T, api string, hc *http.Client) (*wechatweb.Provider, *syncBuffer) {
+func newProvider(t *testing.T, api string, hc *http.Client) (*wechatweb.Provider, *providertest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logger, logs := providertest.NewLogger()
 	p, err := wechatweb.New(wechatweb.Config{OpenBaseURL: "https://open.example", APIBaseURL: api, AppID: appID, Secret: secret,
-		HTTPClient: hc, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		HTTPClient: hc, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,37 +70,17 @@ func exchange() authcore.OAuthExchange {
 	return authcore.OAuthExchange{Code: code, RedirectURI: redirect, CodeVerifier: "verifier-not-for-wechat", Nonce: "n"}
 }
 
-// checkNoSecrets fails if the app secret or the access token shows in s.
-func checkNoSecrets(t *testing.T, what, s string) {
-	t.Helper()
-	for _, sec := range []string{secret, token} {
-		if strings.Contains(s, sec) {
-			t.Errorf("%s holds a secret %q: %s", what, sec, s)
-		}
-	}
-}
+// secrets are the app secret and the access token.
+var secrets = providertest.Secrets{secret, token}
 
 func TestNewValidates(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cfg  wechatweb.Config
-	}{
-		{"no app id", wechatweb.Config{Secret: secret}},
-		{"no secret", wechatweb.Config{AppID: appID}},
-		{"open base not http", wechatweb.Config{OpenBaseURL: "open.weixin.qq.com", AppID: appID, Secret: secret}},
-		{"api base with query", wechatweb.Config{APIBaseURL: "https://api.weixin.qq.com?x", AppID: appID, Secret: secret}},
-		{"open base with fragment", wechatweb.Config{OpenBaseURL: "https://open.weixin.qq.com#x", AppID: appID, Secret: secret}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := wechatweb.New(c.cfg)
-			if got := authcore.KindOf(err); err == nil || got != authcore.KindInvalid {
-				t.Errorf("New = %v (kind %v), want a KindInvalid error", err, got)
-			}
-			if err != nil {
-				checkNoSecrets(t, "error", err.Error())
-			}
-		})
-	}
+	providertest.CheckNewRejects(t, wechatweb.New, map[string]wechatweb.Config{
+		"no app id":               {Secret: secret},
+		"no secret":               {AppID: appID},
+		"open base not http":      {OpenBaseURL: "open.weixin.qq.com", AppID: appID, Secret: secret},
+		"api base with query":     {APIBaseURL: "https://api.weixin.qq.com?x", AppID: appID, Secret: secret},
+		"open base with fragment": {OpenBaseURL: "https://open.weixin.qq.com#x", AppID: appID, Secret: secret},
+	}, secrets)
 }
 
 func TestAuthorizeURL(t *testing.T) {
@@ -176,21 +96,14 @@ func TestAuthorizeURL(t *testing.T) {
 			t.Fatal(err)
 		}
 		start, err := p.AuthorizeURL(t.Context(), authcore.OAuthAuthorize{RedirectURI: redirect, State: state, CodeChallenge: "challenge", Nonce: "nonce"})
-		if err != nil || start.Carry != "" {
-			t.Fatalf("AuthorizeURL: %+v, %v; want a URL and no carry", start, err)
-		}
-		got := start.URL
-		if got != c.want {
-			t.Errorf("AuthorizeURL =\n%s\nwant\n%s", got, c.want)
-		}
-		u, err := url.Parse(got)
-		if err != nil {
-			t.Fatal(err)
+		u := providertest.CheckAuthorizeURL(t, start, err, c.want[:strings.Index(c.want, "?")+1],
+			url.Values{"appid": {appID}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"snsapi_login"}, "state": {state}}, secrets)
+		if start.URL != c.want {
+			t.Errorf("AuthorizeURL =\n%s\nwant\n%s", start.URL, c.want)
 		}
 		if u.Fragment != "wechat_redirect" || u.Query().Get("state") != state {
 			t.Errorf("fragment %q, state %q", u.Fragment, u.Query().Get("state"))
 		}
-		checkNoSecrets(t, "authorize URL", got)
 	}
 }
 
@@ -213,8 +126,8 @@ func TestIdentity(t *testing.T) {
 			authcore.ExternalIdentity{Subject: unionID, UnionID: unionID, Nickname: "小明"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFake(t, map[string]func() string{"/sns/oauth2/access_token": fixed(c.token), "/sns/userinfo": fixed(c.user)})
-			p, logs := newProvider(t, f.srv.URL+"/", nil)
+			up := providertest.NewUpstream(t, providertest.Routes{tokenRoute: providertest.Fixed(answer(c.token)), infoRoute: providertest.Fixed(answer(c.user))})
+			p, logs := newProvider(t, up.URL+"/", nil)
 			got, err := p.Identity(context.Background(), exchange())
 			if err != nil {
 				t.Fatalf("Identity: %v", err)
@@ -222,117 +135,64 @@ func TestIdentity(t *testing.T) {
 			if got != c.want {
 				t.Errorf("Identity = %+v, want %+v", got, c.want)
 			}
-			checkNoSecrets(t, "log", logs.String())
-			wantToken := url.Values{"appid": {appID}, "secret": {secret}, "code": {code}, "grant_type": {"authorization_code"}}
-			if tq := f.requests("/sns/oauth2/access_token"); len(tq) != 1 || tq[0].Encode() != wantToken.Encode() {
-				t.Errorf("access_token requests = %v, want one with %v", tq, wantToken)
-			}
-			wantInfo := url.Values{"access_token": {token}, "openid": {openID}}
-			if iq := f.requests("/sns/userinfo"); len(iq) != 1 || iq[0].Encode() != wantInfo.Encode() {
-				t.Errorf("userinfo requests = %v, want one with %v", iq, wantInfo)
-			}
+			secrets.Check(t, "log", logs.String())
+			up.CheckOneRequest(t, tokenRoute, url.Values{"appid": {appID}, "secret": {secret}, "code": {code}, "grant_type": {"authorization_code"}})
+			up.CheckOneRequest(t, infoRoute, url.Values{"access_token": {token}, "openid": {openID}})
 		})
 	}
 }
 
 func TestIdentityErrors(t *testing.T) {
-	const tokenPath, infoPath = "/sns/oauth2/access_token", "/sns/userinfo"
 	for _, c := range []struct {
 		name     string
-		path     string
-		body     string
+		route    string
+		answer   providertest.Answer
 		want     authcore.Kind
 		wantLogs []string
 	}{
-		{"invalid code", tokenPath, wechatError(40029, "invalid code"), authcore.KindUnauthorized, []string{"40029", "invalid code"}},
-		{"code used", tokenPath, wechatError(40163, "code been used"), authcore.KindUnauthorized, []string{"40163", "code been used"}},
-		{"code expired", tokenPath, wechatError(42003, "code expired"), authcore.KindUnauthorized, []string{"42003", "code expired"}},
-		{"bad appid", tokenPath, wechatError(40013, "invalid appid"), authcore.KindUpstreamUnavailable,
+		{"invalid code", tokenRoute, answer(wechatError(40029, "invalid code")), authcore.KindUnauthorized, []string{"40029", "invalid code"}},
+		{"code used", tokenRoute, answer(wechatError(40163, "code been used")), authcore.KindUnauthorized, []string{"40163", "code been used"}},
+		{"code expired", tokenRoute, answer(wechatError(42003, "code expired")), authcore.KindUnauthorized, []string{"42003", "code expired"}},
+		{"bad appid", tokenRoute, answer(wechatError(40013, "invalid appid")), authcore.KindUpstreamUnavailable,
 			[]string{"40013", "invalid appid", "misconfiguration", `"level":"ERROR"`}},
-		{"bad secret", tokenPath, wechatError(40125, "invalid appsecret"), authcore.KindUpstreamUnavailable,
+		{"bad secret", tokenRoute, answer(wechatError(40125, "invalid appsecret")), authcore.KindUpstreamUnavailable,
 			[]string{"40125", "invalid appsecret", "misconfiguration"}},
-		{"system busy", tokenPath, wechatError(-1, "system error"), authcore.KindUpstreamUnavailable, []string{`"errcode":-1`, "system error", `"level":"WARN"`}},
-		{"quota", tokenPath, wechatError(45011, "api minute-quota reach limit"), authcore.KindUpstreamUnavailable, []string{"45011"}},
-		{"token without openid", tokenPath, `{"access_token":"` + token + `","expires_in":7200}`, authcore.KindUpstreamUnavailable,
+		{"system busy", tokenRoute, answer(wechatError(-1, "system error")), authcore.KindUpstreamUnavailable, []string{`"errcode":-1`, "system error", `"level":"WARN"`}},
+		{"quota", tokenRoute, answer(wechatError(45011, "api minute-quota reach limit")), authcore.KindUpstreamUnavailable, []string{"45011"}},
+		{"token without openid", tokenRoute, answer(`{"access_token":"` + token + `","expires_in":7200}`), authcore.KindUpstreamUnavailable,
 			[]string{"without access_token or openid"}},
-		{"token not JSON", tokenPath, "<html>" + token + "</html>", authcore.KindUpstreamUnavailable, []string{"unexpected answer"}},
-		{"token HTTP 502", tokenPath, "HTTP 502", authcore.KindUpstreamUnavailable, []string{"HTTP 502"}},
-		{"userinfo: token expired", infoPath, wechatError(42001, "access_token expired"), authcore.KindUpstreamUnavailable,
+		{"token not JSON", tokenRoute, answer("<html>" + token + "</html>"), authcore.KindUpstreamUnavailable, []string{"unexpected answer"}},
+		{"token HTTP 502", tokenRoute, statusPage(502), authcore.KindUpstreamUnavailable, []string{"HTTP 502"}},
+		{"userinfo: token expired", infoRoute, answer(wechatError(42001, "access_token expired")), authcore.KindUpstreamUnavailable,
 			[]string{"42001", "access_token expired"}},
-		{"userinfo: another user", infoPath, `{"openid":"o-someone-else","nickname":"x"}`, authcore.KindUpstreamUnavailable,
+		{"userinfo: another user", infoRoute, answer(`{"openid":"o-someone-else","nickname":"x"}`), authcore.KindUpstreamUnavailable,
 			[]string{"o-someone-else"}},
-		{"userinfo HTTP 404", infoPath, "HTTP 404", authcore.KindUpstreamUnavailable, []string{"HTTP 404"}},
+		{"userinfo HTTP 404", infoRoute, statusPage(404), authcore.KindUpstreamUnavailable, []string{"HTTP 404"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			answers := okAnswers()
-			answers[c.path] = fixed(c.body)
-			f := newFake(t, answers)
-			p, logs := newProvider(t, f.srv.URL, nil)
+			answers[c.route] = providertest.Fixed(c.answer)
+			up := providertest.NewUpstream(t, answers)
+			p, logs := newProvider(t, up.URL, nil)
 			_, err := p.Identity(context.Background(), exchange())
-			if got := authcore.KindOf(err); err == nil || got != c.want {
-				t.Fatalf("Identity error = %v (kind %v), want kind %v", err, got, c.want)
-			}
-			var e *authcore.Error
-			if errors.As(err, &e) && (strings.Contains(e.Message, "errcode") || strings.Contains(e.Message, "invalid")) {
-				t.Errorf("client message %q shows WeChat's text", e.Message)
-			}
-			checkNoSecrets(t, "error", err.Error())
-			checkNoSecrets(t, "log", logs.String())
-			for _, w := range c.wantLogs {
-				if !strings.Contains(logs.String(), w) {
-					t.Errorf("log lacks %q: %s", w, logs.String())
-				}
-			}
+			providertest.CheckFailed(t, err, c.want, logs.String(), c.wantLogs, secrets, "errcode", "invalid")
 		})
 	}
 }
 
 func TestIdentityRejectsCodeLocally(t *testing.T) {
-	f := newFake(t, okAnswers())
-	p, _ := newProvider(t, f.srv.URL, nil)
-	for _, c := range []string{"", strings.Repeat("a", 513)} {
-		e := exchange()
-		e.Code = c
-		if _, err := p.Identity(context.Background(), e); authcore.KindOf(err) != authcore.KindUnauthorized {
-			t.Errorf("Identity(code of %d bytes) = %v, want KindUnauthorized", len(c), err)
-		}
-	}
-	if n := len(f.requests("/sns/oauth2/access_token")); n != 0 {
-		t.Errorf("%d token requests, want none", n)
-	}
+	up := providertest.NewUpstream(t, okAnswers())
+	p, _ := newProvider(t, up.URL, nil)
+	providertest.CheckRejectsCodeLocally(t, p, exchange(), up, tokenRoute)
 }
 
 // TestIdentityTimeout: a WeChat that never answers fails the login with
 // KindUpstreamUnavailable when the HTTP client's timeout or the caller's
-// deadline passes, and the error and log hold no secret.
+// deadline passes, and the error and log hold no secret, nor the code.
 func TestIdentityTimeout(t *testing.T) {
-	for _, path := range []string{"/sns/oauth2/access_token", "/sns/userinfo"} {
-		for _, how := range []string{"client timeout", "context deadline"} {
-			t.Run(path+" "+how, func(t *testing.T) {
-				release := make(chan struct{})
-				answers := okAnswers()
-				answers[path] = func() string { <-release; return tokenOK }
-				f := newFake(t, answers)
-				t.Cleanup(func() { close(release) }) // before the server's Close, which waits for handlers
-				ctx := context.Background()
-				hc := &http.Client{Timeout: 50 * time.Millisecond}
-				if how == "context deadline" {
-					hc = nil
-					var cancel context.CancelFunc
-					ctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
-					defer cancel()
-				}
-				p, logs := newProvider(t, f.srv.URL, hc)
-				_, err := p.Identity(ctx, exchange())
-				if got := authcore.KindOf(err); err == nil || got != authcore.KindUpstreamUnavailable {
-					t.Fatalf("Identity error = %v (kind %v), want KindUpstreamUnavailable", err, got)
-				}
-				checkNoSecrets(t, "error", err.Error())
-				checkNoSecrets(t, "log", logs.String())
-				if strings.Contains(err.Error(), code) || strings.Contains(logs.String(), code) {
-					t.Errorf("the code shows in the error or log: %v\n%s", err, logs.String())
-				}
-			})
-		}
-	}
+	providertest.CheckTimeouts(t, []string{tokenRoute, infoRoute},
+		func(t *testing.T) *providertest.Upstream { return providertest.NewUpstream(t, okAnswers()) },
+		func(t *testing.T, base string, hc *http.Client) (authcore.OAuthProvider, *providertest.LogBuffer) {
+			return newProvider(t, base, hc)
+		}, exchange(), append(providertest.Secrets{code}, secrets...))
 }

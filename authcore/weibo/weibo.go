@@ -89,10 +89,10 @@ func (c Config) Validate() error {
 
 // Provider is Weibo login for one app. It is safe for concurrent use.
 type Provider struct {
-	base  string
-	oauth oauth2.Config // without RedirectURL: each call sets its own
-	http  *http.Client
-	log   *slog.Logger
+	base   string
+	oauth  oauth2.Config // without RedirectURL: each call sets its own
+	http   *http.Client
+	report authcore.ProviderReport
 }
 
 var _ authcore.OAuthProvider = (*Provider)(nil)
@@ -102,15 +102,13 @@ func New(cfg Config) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Provider{base: strings.TrimRight(cfg.BaseURL, "/"), http: cfg.HTTPClient, log: cfg.Logger}
+	p := &Provider{base: strings.TrimRight(cfg.BaseURL, "/"), http: cfg.HTTPClient,
+		report: authcore.ProviderReport{Name: "weibo", Log: cfg.Logger, Unavailable: msgUnavailable, Refused: msgBadCode}}
 	if p.base == "" {
 		p.base = DefaultBaseURL
 	}
 	if p.http == nil {
 		p.http = &http.Client{Timeout: DefaultTimeout}
-	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.oauth = oauth2.Config{
 		ClientID:     cfg.ClientID,
@@ -192,17 +190,17 @@ func (p *Provider) token(ctx context.Context, e authcore.OAuthExchange) (token, 
 		// whole answer, so only the parsed code and text are kept.
 		var ae apiError
 		if json.Unmarshal(re.Body, &ae) != nil || ae.Code == 0 {
-			return "", "", p.failed(ctx, op, fmt.Errorf("HTTP %d without Weibo's error JSON", re.Response.StatusCode))
+			return "", "", p.report.Failed(ctx, op, fmt.Errorf("HTTP %d without Weibo's error JSON", re.Response.StatusCode))
 		}
 		return "", "", p.apiError(ctx, op, ae)
 	}
 	if err != nil {
 		if ue, ok := errors.AsType[*url.Error](err); ok {
-			return "", "", p.failed(ctx, op, authcore.ScrubURLError(ue))
+			return "", "", p.report.Failed(ctx, op, authcore.ScrubURLError(ue))
 		}
 		// x/oauth2's own: an answer it cannot parse, or without
 		// access_token. Neither quotes the answer.
-		return "", "", p.garbled(ctx, op, err)
+		return "", "", p.report.Garbled(ctx, op, err)
 	}
 	switch v := tok.Extra("uid").(type) {
 	case string:
@@ -211,7 +209,7 @@ func (p *Provider) token(ctx context.Context, e authcore.OAuthExchange) (token, 
 		uid = strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	if uid == "" {
-		return "", "", p.garbled(ctx, op, errors.New("answer without uid"))
+		return "", "", p.report.Garbled(ctx, op, errors.New("answer without uid"))
 	}
 	return tok.AccessToken, uid, nil
 }
@@ -229,45 +227,32 @@ func (p *Provider) user(ctx context.Context, token, uid string) (user, error) {
 	q := url.Values{"access_token": {token}, "uid": {uid}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/2/users/show.json?"+q.Encode(), nil)
 	if err != nil {
-		return user{}, p.failed(ctx, op, authcore.ScrubURLError(err))
+		return user{}, p.report.Failed(ctx, op, authcore.ScrubURLError(err))
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return user{}, p.failed(ctx, op, authcore.ScrubURLError(err))
+		return user{}, p.report.Failed(ctx, op, authcore.ScrubURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return user{}, p.failed(ctx, op, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err)))
+		return user{}, p.report.Failed(ctx, op, fmt.Errorf("reading the answer: %w", authcore.ScrubURLError(err)))
 	}
 	if resp.StatusCode != http.StatusOK {
 		var ae apiError
 		if json.Unmarshal(body, &ae) != nil || ae.Code == 0 {
-			return user{}, p.failed(ctx, op, fmt.Errorf("HTTP %d from %s", resp.StatusCode, authcore.URLWithoutQuery(req.URL)))
+			return user{}, p.report.Failed(ctx, op, fmt.Errorf("HTTP %d from %s", resp.StatusCode, authcore.URLWithoutQuery(req.URL)))
 		}
 		return user{}, p.apiError(ctx, op, ae)
 	}
 	var u user
 	switch err := json.Unmarshal(body, &u); {
 	case err != nil:
-		return user{}, p.garbled(ctx, op, err)
+		return user{}, p.report.Garbled(ctx, op, err)
 	case u.IDStr != "" && u.IDStr != uid:
-		return user{}, p.garbled(ctx, op, fmt.Errorf("asked for uid %s, got %s", uid, u.IDStr))
+		return user{}, p.report.Garbled(ctx, op, fmt.Errorf("asked for uid %s, got %s", uid, u.IDStr))
 	}
 	return u, nil
-}
-
-// failed logs a request that got no usable answer and returns its error.
-func (p *Provider) failed(ctx context.Context, op string, cause error) error {
-	p.log.LogAttrs(ctx, slog.LevelWarn, "weibo: call failed", slog.String("op", op), slog.String("error", cause.Error()))
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, fmt.Errorf("weibo %s: %w", op, cause), msgUnavailable)
-}
-
-// garbled logs an answer that is not what Weibo sends and returns its
-// error.
-func (p *Provider) garbled(ctx context.Context, op string, cause error) error {
-	p.log.LogAttrs(ctx, slog.LevelError, "weibo: unexpected answer", slog.String("op", op), slog.String("error", cause.Error()))
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, fmt.Errorf("weibo %s: %w", op, cause), msgUnavailable)
 }
 
 // apiError logs an error Weibo answered and returns its domain error: a
@@ -278,18 +263,14 @@ func (p *Provider) apiError(ctx context.Context, op string, ae apiError) error {
 	attrs := []slog.Attr{slog.String("op", op), slog.Int("error_code", ae.Code), slog.String("error", ae.text())}
 	switch ae.Code {
 	case errInvalidGrant, errExpiredToken, errInvalidAccessToken, errAuthFailed:
-		p.log.LogAttrs(ctx, slog.LevelInfo, "weibo: login refused", attrs...)
-		return authcore.Wrap(authcore.KindUnauthorized, cause, msgBadCode)
+		return p.report.LoginRefused(ctx, cause, attrs...)
 	}
 	if ae.Code >= 21321 && ae.Code <= 21329 {
 		// 21321 app not approved, 21322 redirect_uri mismatch, 21323
 		// missing client credentials or parameters, 21324 wrong client,
 		// 21328/21329 grant or response type: no Weibo login works until
 		// an operator fixes the configuration.
-		attrs = append(attrs, slog.String("misconfiguration", "check the Weibo App Key, App Secret and registered callback"))
-		p.log.LogAttrs(ctx, slog.LevelError, "weibo: API error", attrs...)
-	} else {
-		p.log.LogAttrs(ctx, slog.LevelWarn, "weibo: API error", attrs...)
+		return p.report.APIError(ctx, cause, "check the Weibo App Key, App Secret and registered callback", attrs...)
 	}
-	return authcore.Wrap(authcore.KindUpstreamUnavailable, cause, msgUnavailable)
+	return p.report.APIError(ctx, cause, "", attrs...)
 }
