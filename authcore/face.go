@@ -324,3 +324,33 @@ func (s *Service) bindResult(ctx context.Context, f FaceVerification, out FaceOu
 // faceResultLifetime bounds a verify_result's age for a verification kept
 // without its start time (WeChat's verify_id lifetime, expires_in 3600).
 const faceResultLifetime = time.Hour
+
+// MaxStepUpAge is the largest max_age a step-up requirement may ask for:
+// a check older than a day is no step-up.
+const MaxStepUpAge = 24 * time.Hour
+
+// RequireStepUp allows what an app backend guards (GET
+// /v1/me?require=face&max_age=N) only to a session that passed a check of
+// method within maxAge of now. Sessions keep the time of a face check
+// only, so method must be MethodFace. Errors: KindInvalid (another method,
+// maxAge not within (0, MaxStepUpAge], or not whole seconds),
+// KindStepUpRequired with the methods this session can renew it by (none
+// when no verifier can check it: a desktop's session from a QR scan, or a
+// hub without verifiers).
+func (s *Service) RequireStepUp(p Principal, method string, maxAge time.Duration) error {
+	if method != MethodFace {
+		return Errorf(KindInvalid, "require: unknown step-up method %q (face)", method)
+	}
+	if maxAge <= 0 || maxAge > MaxStepUpAge || maxAge%time.Second != 0 {
+		return Errorf(KindInvalid, "max_age: whole seconds from 1 to %d", int(MaxStepUpAge/time.Second))
+	}
+	if at := p.Session.FaceAt; !at.IsZero() && s.now().Sub(at) <= maxAge {
+		return nil
+	}
+	methods := []string{}
+	if s.canStepUp(p, method) {
+		methods = append(methods, method)
+	}
+	return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: methods},
+		Message: fmt.Sprintf("this needs a %s check within the last %d seconds", method, int(maxAge/time.Second))}
+}
