@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 )
 
 // TestStepUpRequireFace: GET /v1/me?require=face&max_age=300 is 401
@@ -97,4 +99,52 @@ func TestStepUpRequireFace(t *testing.T) {
 		}
 	}
 	mustStatus(t, "max_age of a day", me("?require=face&max_age=86400"), 200)
+}
+
+// TestStepUpMetrics: each answer of WeChat's face verifier is counted in
+// the internal /metrics by verifier and outcome, and timed.
+func TestStepUpMetrics(t *testing.T) {
+	w := startWxHub(t, map[string]string{"LOGINHUB_INTERNAL_ADDR": "127.0.0.1:0"})
+	c := client("")
+	s := w.login(t, "yun")
+	start := func() string {
+		t.Helper()
+		r := call(t, c, "POST", w.URL+"/v1/face/verify-id", s.AccessToken, map[string]string{"name": "李云", "id_number": idNumber("11010519491231002")})
+		mustStatus(t, "face verify-id", r, 200)
+		var v struct {
+			VerifyID string `json:"verify_id"`
+		}
+		r.decode(t, &v)
+		return v.VerifyID
+	}
+	result := func(body map[string]string) apiResponse {
+		return call(t, c, "POST", w.URL+"/v1/face/result", s.AccessToken, body)
+	}
+
+	vid := start()
+	mustStatus(t, "before the phone played it (pending)", result(map[string]string{"verify_id": vid}), 409)
+	vr := w.playFace(t, vid, "pass")
+	mustStatus(t, "after a pass", result(map[string]string{"verify_id": vid, "verify_result": vr}), 200)
+	mustStatus(t, "the same verify_result again (rejected)", result(map[string]string{"verify_id": start(), "verify_result": vr}), 403)
+	vid = start()
+	w.playFace(t, vid, "mismatch")
+	mustStatus(t, "a face that did not match", result(map[string]string{"verify_id": vid}), 403)
+	vid = start()
+	w.playFace(t, vid, "pass")
+	w.fake.FailNext(wechattest.PathFaceQueryVerify, -1, 3) // busy on every attempt
+	mustStatus(t, "WeChat busy", result(map[string]string{"verify_id": vid}), 503)
+
+	metrics := string(call(t, client(""), "GET", internalURL(t, w.logs)+"/metrics", "", nil).Body)
+	for _, series := range []string{
+		`loginhub_stepup_checks_total{method="face",outcome="pending",verifier="wechat_face"} 1`,
+		`loginhub_stepup_checks_total{method="face",outcome="pass",verifier="wechat_face"} 1`,
+		`loginhub_stepup_checks_total{method="face",outcome="rejected",verifier="wechat_face"} 1`,
+		`loginhub_stepup_checks_total{method="face",outcome="fail",verifier="wechat_face"} 1`,
+		`loginhub_stepup_checks_total{method="face",outcome="error",verifier="wechat_face"} 1`,
+		`loginhub_stepup_check_seconds_count{verifier="wechat_face"} 5`,
+	} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 }
