@@ -193,10 +193,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	svc, err := authcore.NewService(authcore.Config{
 		Store: store, Signer: signer, Vault: vault,
-		WeChat: wxCore, Face: wxCore, SMS: smsSender, Limiter: store,
+		WeChat: wxCore, SMS: smsSender, Limiter: store,
 		TicketTTL: cfg.QRTTL, IPBinding: cfg.IPBinding, PublicURL: cfg.PublicURL, Logger: log,
 		Regions: regions, Risk: cfg.Risk, OnRiskDecision: riskCounter(reg), OAuth: third.providers,
-		Carriers: carriers,
+		Carriers:      carriers,
+		Verifiers:     map[string]authcore.Verifier{authcore.VerifierWeChatFace: wechat.FaceVerifier{Client: wc}},
+		OnStepUpCheck: stepUpMetrics(reg),
 	})
 	if err != nil {
 		return err

@@ -10,7 +10,7 @@ import (
 	"github.com/loginhub/loginhub/authcore"
 )
 
-// fakeFace is a FaceVerifier whose legacy verify_results the test writes:
+// fakeFace is a Verifier like WeChat's face check, whose legacy verify_results the test writes:
 // who they are of, whether they passed and when the face check happened.
 type fakeFace struct {
 	mu      sync.Mutex
@@ -23,18 +23,27 @@ type legacyFace struct {
 	at     time.Time
 }
 
-func (f *fakeFace) FaceStart(context.Context, string, string, string, string) (authcore.FaceStart, error) {
+func (f *fakeFace) Method() string { return authcore.MethodFace }
+
+func (f *fakeFace) Subject(s authcore.SessionRecord) (string, error) {
+	if s.Provider != "wechat" {
+		return "", authcore.Errorf(authcore.KindForbidden, "not a WeChat login")
+	}
+	return s.Subject, nil
+}
+
+func (f *fakeFace) Start(context.Context, string, string, string, string) (authcore.FaceStart, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
 	return authcore.FaceStart{VerifyID: fmt.Sprint("vid-", f.n), CertHash: "h", ExpiresIn: time.Hour}, nil
 }
 
-func (f *fakeFace) FaceCheck(context.Context, string, string, string, string) (authcore.FaceOutcome, error) {
+func (f *fakeFace) Check(context.Context, authcore.FaceVerification) (authcore.FaceOutcome, error) {
 	return authcore.FaceOutcome{Passed: true, Finished: true}, nil
 }
 
-func (f *fakeFace) FaceCheckLegacy(_ context.Context, verifyResult string) (authcore.FaceOutcome, string, error) {
+func (f *fakeFace) CheckResult(_ context.Context, verifyResult string) (authcore.FaceOutcome, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.results[verifyResult]
@@ -60,7 +69,7 @@ func TestFaceLegacyResultBinding(t *testing.T) {
 	f := newFixture(t, authcore.IPStrict)
 	face := &fakeFace{results: map[string]legacyFace{}}
 	vault, _ := authcore.NewVault([]authcore.Key{authcore.RandomKey("d1")})
-	svc, err := authcore.NewService(authcore.Config{Store: f.store, Signer: f.signer, Vault: vault, WeChat: f.wx, Face: face,
+	svc, err := authcore.NewService(authcore.Config{Store: f.store, Signer: f.signer, Vault: vault, WeChat: f.wx, Verifiers: map[string]authcore.Verifier{authcore.VerifierWeChatFace: face},
 		PublicURL: "https://login.example.com", Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +78,7 @@ func TestFaceLegacyResultBinding(t *testing.T) {
 	bob := f.phone(t, "o-bob", "Bob")
 	start := func(p authcore.Principal) string {
 		t.Helper()
-		st, err := svc.FaceVerifyID(ctx, p, "爱丽丝", "110105194912310029", "")
+		st, err := svc.FaceVerifyID(ctx, p, "", "爱丽丝", "110105194912310029", "")
 		if err != nil {
 			t.Fatalf("FaceVerifyID: %v", err)
 		}

@@ -75,8 +75,8 @@ func (s *Service) RequireRecentLogin(p Principal) error {
 			Message: "a session from a QR scan cannot do this; do it in the mini-program, on the phone"}
 	}
 	methods := []string{"wx"}
-	if s.face != nil {
-		methods = append(methods, "face")
+	if s.canStepUp(p, MethodFace) {
+		methods = append(methods, MethodFace)
 	}
 	return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: methods},
 		Message: "this needs a login within the last 5 minutes: log in again with wx.login, or pass a face check"}

@@ -241,6 +241,7 @@ type AuditEntry struct {
 // not in it; only the hash WeChat needs to tie the result to it.
 type FaceVerification struct {
 	VerifyID  string
+	Verifier  string // its name in Config.Verifiers; empty: VerifierWeChatFace
 	OutSeqNo  string
 	CertHash  string
 	OpenID    string

@@ -29,7 +29,7 @@ func TestRecentLoginForSensitiveOperations(t *testing.T) {
 	f := newFixture(t, authcore.IPStrict)
 	vault, _ := authcore.NewVault([]authcore.Key{authcore.RandomKey("d1")})
 	svc, err := authcore.NewService(authcore.Config{Store: f.store, Signer: f.signer, Vault: vault, WeChat: f.wx,
-		Face: &fakeFace{results: map[string]legacyFace{}}, PublicURL: "https://login.example.com", Now: f.clock.Now})
+		Verifiers: map[string]authcore.Verifier{authcore.VerifierWeChatFace: &fakeFace{results: map[string]legacyFace{}}}, PublicURL: "https://login.example.com", Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestRecentLoginForSensitiveOperations(t *testing.T) {
 	wantStepUp(t, "export with a refreshed session of an old login", err, []string{"wx", "face"})
 
 	// A face check renews it.
-	st, err := svc.FaceVerifyID(ctx, p, "爱丽丝", "110105194912310029", "")
+	st, err := svc.FaceVerifyID(ctx, p, "", "爱丽丝", "110105194912310029", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,6 @@ type Config struct {
 	Store      Store            // required
 	Signer     *Signer          // required
 	WeChat     WeChat           // nil: the /v1/wx endpoints answer upstream_unavailable
-	Face       FaceVerifier     // nil: the /v1/face endpoints answer upstream_unavailable
 	SMS        SMSSender        // nil: SMS login is disabled (the /v1/sms endpoints answer not_found)
 	Limiter    Limiter          // counts SMS sends and password failures across nodes; required with SMS; nil: no password login
 	Vault      *Vault           // seals personal data at rest; required
@@ -126,6 +125,14 @@ type Config struct {
 	// Carriers is carrier one-click login and number verification; nil:
 	// the /v1/carrier endpoints answer not_found. Needs Limiter.
 	Carriers Carriers
+	// Verifiers are the step-up checks by name (VerifierWeChatFace for
+	// WeChat's face verification); none: the /v1/face endpoints answer
+	// upstream_unavailable.
+	Verifiers map[string]Verifier
+	// OnStepUpCheck, if set, is called with every answer of a verifier
+	// about a check (for metrics); it must be fast and safe for concurrent
+	// use.
+	OnStepUpCheck func(StepUpCheck)
 	// OnRiskDecision, if set, is called with every risk decision (for
 	// metrics); it must be fast and safe for concurrent use.
 	OnRiskDecision func(RiskDecision)
@@ -144,7 +151,8 @@ type Service struct {
 	store     Store
 	signer    *Signer
 	wechat    WeChat
-	face      FaceVerifier
+	verifiers map[string]Verifier
+	onStepUp  func(StepUpCheck)
 	sms       SMSSender
 	limiter   Limiter
 	vault     *Vault
@@ -179,13 +187,13 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, errors.New("authcore: a Limiter is required with Carriers")
 	}
 	s := &Service{
-		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, face: cfg.Face, vault: cfg.Vault,
+		store: cfg.Store, signer: cfg.Signer, wechat: cfg.WeChat, verifiers: cfg.Verifiers, vault: cfg.Vault,
 		sms: cfg.SMS, limiter: cfg.Limiter,
 		ttl: cfg.TicketTTL, binding: cfg.IPBinding,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		now:       cfg.Now, log: cfg.Logger, regions: cfg.Regions,
 		risk: cfg.Risk, onRisk: cfg.OnRiskDecision, oauth: cfg.OAuth,
-		carriers: cfg.Carriers,
+		carriers: cfg.Carriers, onStepUp: cfg.OnStepUpCheck,
 	}
 	if s.regions == nil {
 		s.regions = PrefixRegions{}
@@ -200,6 +208,12 @@ func NewService(cfg Config) (*Service, error) {
 	for name, p := range s.oauth {
 		if !validOAuthName(name) || p == nil {
 			return nil, fmt.Errorf("authcore: bad OAuth provider %q", name)
+		}
+	}
+	for name, v := range s.verifiers {
+		// Sessions keep the time of a face check only (FaceAt).
+		if !validProvider(name) || strings.Contains(name, ":") || v == nil || v.Method() != MethodFace {
+			return nil, fmt.Errorf("authcore: bad verifier %q (a name of up to 64 of a-z 0-9 _ - ., with method face)", name)
 		}
 	}
 	if s.ttl <= 0 {

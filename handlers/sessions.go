@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -129,7 +131,29 @@ func handleMe(d Deps) http.HandlerFunc {
 		Session authcore.SessionFacts `json:"session"`
 	}
 	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, _ noBody) (me, error) {
+		if err := requireStepUp(d, r, p); err != nil {
+			return me{}, err
+		}
 		sandbox := d.SandboxUsers || d.SMSInbox != nil && p.Session.Provider == "phone"
 		return me{User: user{SessionUser: p.SessionUser(), Sandbox: sandbox}, Session: p.Facts()}, nil
 	})
+}
+
+// requireStepUp applies the query's require=<method>&max_age=<seconds>, if
+// any: an app backend's way to ask that the session passed a check of that
+// method recently.
+func requireStepUp(d Deps, r *http.Request, p authcore.Principal) error {
+	q := r.URL.Query()
+	method, maxAge := q.Get("require"), q.Get("max_age")
+	if method == "" && maxAge == "" {
+		return nil
+	}
+	if method == "" || maxAge == "" {
+		return authcore.Errorf(authcore.KindInvalid, "require and max_age go together: ?require=face&max_age=<seconds>")
+	}
+	secs, err := strconv.ParseUint(maxAge, 10, 32)
+	if err != nil {
+		return authcore.Errorf(authcore.KindInvalid, "max_age: a whole number of seconds")
+	}
+	return d.Auth.RequireStepUp(p, method, time.Duration(secs)*time.Second)
 }

@@ -66,12 +66,13 @@ func handleFaceVerifyID(d Deps) http.HandlerFunc {
 	type request struct {
 		Name     string `json:"name"`
 		IDNumber string `json:"id_number"`
+		Verifier string `json:"verifier"` // empty: authcore.VerifierWeChatFace
 	}
 	return handleAuthed(d, true, func(r *http.Request, p authcore.Principal, req request) (authcore.FaceStarted, error) {
 		if err := allowUser(d, r, "face", p.User.ID); err != nil {
 			return authcore.FaceStarted{}, err
 		}
-		return d.Auth.FaceVerifyID(r.Context(), p, req.Name, req.IDNumber, requestIDOf(r))
+		return d.Auth.FaceVerifyID(r.Context(), p, req.Verifier, req.Name, req.IDNumber, requestIDOf(r))
 	})
 }
 

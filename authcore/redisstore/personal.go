@@ -226,6 +226,7 @@ func (s *Store) wechatOpenID(link string) (string, bool) {
 
 // faceRecord is a FaceVerification as stored (the verify_id is in the key).
 type faceRecord struct {
+	Verifier  string `json:"v,omitempty"`
 	OutSeqNo  string `json:"o"`
 	CertHash  string `json:"h"`
 	OpenID    string `json:"oid"`
@@ -247,7 +248,7 @@ func (s *Store) PutFaceVerification(ctx context.Context, f authcore.FaceVerifica
 		err = s.c.Del(ctx, key).Err()
 	} else {
 		var b []byte
-		b, err = json.Marshal(faceRecord{OutSeqNo: f.OutSeqNo, CertHash: f.CertHash, OpenID: f.OpenID,
+		b, err = json.Marshal(faceRecord{Verifier: f.Verifier, OutSeqNo: f.OutSeqNo, CertHash: f.CertHash, OpenID: f.OpenID,
 			UserID: f.UserID, Family: f.Family, StartedAt: unixMilli(f.StartedAt), ExpiresAt: f.ExpiresAt.UnixMilli()})
 		if err == nil {
 			err = s.c.Do(ctx, "SET", key, b, "PXAT", f.ExpiresAt.UnixMilli()).Err()
@@ -279,7 +280,7 @@ func (s *Store) TakeFaceVerification(ctx context.Context, verifyID, userID strin
 	if err := json.Unmarshal([]byte(raw), &r); err != nil || r.ExpiresAt <= 0 {
 		return authcore.FaceVerification{}, errors.New("redisstore: take face verification: corrupt record")
 	}
-	f := authcore.FaceVerification{VerifyID: verifyID, OutSeqNo: r.OutSeqNo, CertHash: r.CertHash, OpenID: r.OpenID,
+	f := authcore.FaceVerification{VerifyID: verifyID, Verifier: r.Verifier, OutSeqNo: r.OutSeqNo, CertHash: r.CertHash, OpenID: r.OpenID,
 		UserID: r.UserID, Family: r.Family, ExpiresAt: time.UnixMilli(r.ExpiresAt).UTC()}
 	if r.StartedAt > 0 {
 		f.StartedAt = time.UnixMilli(r.StartedAt).UTC()

@@ -258,7 +258,7 @@ func testEraseUser(t *testing.T, newStore NewStore) {
 func second[T any](_ T, err error) error { return err }
 
 func newFace(exp time.Time) authcore.FaceVerification {
-	return authcore.FaceVerification{VerifyID: "fv-" + authcore.NewTicketID(), OutSeqNo: "seq-" + authcore.NewTicketID(),
+	return authcore.FaceVerification{VerifyID: "fv-" + authcore.NewTicketID(), Verifier: "wechat_face", OutSeqNo: "seq-" + authcore.NewTicketID(),
 		CertHash: fmt.Sprintf("%x", sha256.Sum256([]byte("110101199003077777"))), OpenID: "o1", UserID: "u1",
 		Family: authcore.NewTicketID(), StartedAt: exp.Add(-time.Hour), ExpiresAt: exp}
 }

@@ -82,32 +82,51 @@ func (c Core) CheckSessionKey(ctx context.Context, openid, sessionKey string) (b
 	return c.Client.CheckSessionKey(ctx, openid, sessionKey)
 }
 
-var _ authcore.FaceVerifier = Core{}
+// FaceVerifier is WeChat's face verification as a step-up verifier
+// (authcore.VerifierWeChatFace): a face check of the user of a WeChat
+// login, against a mainland ID card.
+type FaceVerifier struct {
+	Client *Client
+}
 
-// FaceStart implements authcore.FaceVerifier: a verify_id for
+var _ authcore.Verifier = FaceVerifier{}
+
+// Method implements authcore.Verifier: a pass is a face check.
+func (FaceVerifier) Method() string { return authcore.MethodFace }
+
+// Subject implements authcore.Verifier: WeChat knows the user of a WeChat
+// login, by the openid.
+func (FaceVerifier) Subject(s authcore.SessionRecord) (string, error) {
+	if s.Provider != "wechat" || s.Subject == "" {
+		return "", authcore.Errorf(authcore.KindForbidden, "face verification needs a session from a WeChat login")
+	}
+	return s.Subject, nil
+}
+
+// Start implements authcore.Verifier: a verify_id for
 // wx.requestFacialVerify, and the cert_hash that ties the result to the
 // person (the name and ID number themselves are not kept).
-func (c Core) FaceStart(ctx context.Context, outSeqNo, openid, name, idNumber string) (authcore.FaceStart, error) {
+func (v FaceVerifier) Start(ctx context.Context, outSeqNo, openid, name, idNumber string) (authcore.FaceStart, error) {
 	cert := CertInfo{Name: name, IDNumber: idNumber}
-	id, ttl, err := c.Client.FaceVerifyID(ctx, outSeqNo, openid, cert)
+	id, ttl, err := v.Client.FaceVerifyID(ctx, outSeqNo, openid, cert)
 	if err != nil {
 		return authcore.FaceStart{}, err
 	}
 	return authcore.FaceStart{VerifyID: id, CertHash: CertHash(cert), ExpiresIn: ttl}, nil
 }
 
-// FaceCheck implements authcore.FaceVerifier.
-func (c Core) FaceCheck(ctx context.Context, verifyID, outSeqNo, certHash, openid string) (authcore.FaceOutcome, error) {
-	r, err := c.Client.FaceQueryResult(ctx, verifyID, outSeqNo, certHash, openid)
+// Check implements authcore.Verifier with queryverifyinfo.
+func (v FaceVerifier) Check(ctx context.Context, f authcore.FaceVerification) (authcore.FaceOutcome, error) {
+	r, err := v.Client.FaceQueryResult(ctx, f.VerifyID, f.OutSeqNo, f.CertHash, f.OpenID)
 	if err != nil {
 		return authcore.FaceOutcome{}, err
 	}
 	return authcore.FaceOutcome{Passed: r.Passed, Reason: r.Reason, Finished: r.Reason != FaceReasonNotFinished}, nil
 }
 
-// FaceCheckLegacy implements authcore.FaceVerifier: the getinfo path.
-func (c Core) FaceCheckLegacy(ctx context.Context, verifyResult string) (authcore.FaceOutcome, string, error) {
-	r, err := c.Client.FaceGetInfo(ctx, verifyResult)
+// CheckResult implements authcore.Verifier: the legacy getinfo path.
+func (v FaceVerifier) CheckResult(ctx context.Context, verifyResult string) (authcore.FaceOutcome, string, error) {
+	r, err := v.Client.FaceGetInfo(ctx, verifyResult)
 	if err != nil {
 		return authcore.FaceOutcome{}, "", err
 	}
