@@ -2,8 +2,9 @@ package main
 
 // The mini-program SDK (clients/miniprogram) is plain JavaScript; its tests
 // run in Node (node --test, no npm packages) against this hub's binary.
-// This test builds the binary, runs them and reports node's output when
-// they fail. Without node on PATH it skips, unless
+// This test checks the syntax of every script of the SDK and the example
+// mini-program, builds the binary, runs the tests and reports node's output
+// when they fail. Without node on PATH it skips, unless
 // LOGINHUB_TEST_REQUIRE_ALL=1.
 
 import (
@@ -24,6 +25,21 @@ func TestMiniProgramSDK(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("clients", "miniprogram", "test", "*.test.js"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Node tests in clients/miniprogram/test (%v)", err)
+	}
+	// Every script of the SDK and the example parses (node --check).
+	for _, dir := range []string{filepath.Join("clients", "miniprogram"), exampleRoot} {
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
+				return err
+			}
+			if out, err := exec.Command(node, "--check", p).CombinedOutput(); err != nil {
+				t.Errorf("node --check %s: %v\n%s", p, err, out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	bin := hubBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTestsBudget)
