@@ -606,3 +606,68 @@ func TestOIDCClientsFile(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCAcrossNodes: on Redis, an authorization started on one node is
+// completed and redeemed on another, and its refresh token rotates on a
+// third node's view of the same grant.
+func TestOIDCAcrossNodes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		keys, dataKey := sharedKeys(), sharedDataKey()
+		signing := oidcprovider.EncodeSigningKey(oidcprovider.RandomSigningKey("s1"))
+		clients := writeClients(t, rpRedirect)
+		a := startNode(t, "node1", be.url, keys, dataKey, "LOGINHUB_OIDC_CLIENTS="+clients, "LOGINHUB_SIGNING_KEYS="+signing)
+		b := startNode(t, "node2", be.url, keys, dataKey, "LOGINHUB_OIDC_CLIENTS="+clients, "LOGINHUB_SIGNING_KEYS="+signing)
+		// The nodes' issuer is the cluster's public URL; requests go to
+		// each node's own address.
+		on := func(n *node, u string) string { return strings.Replace(u, clusterOrigin, n.URL, 1) }
+		rp := oauth2.Config{ClientID: "rp", ClientSecret: rpSecret, RedirectURL: rpRedirect, Scopes: []string{"openid", "offline_access"},
+			Endpoint: oauth2.Endpoint{AuthURL: a.URL + oidcprovider.AuthorizePath, TokenURL: b.URL + oidcprovider.TokenPath}}
+		f := flow{state: "st", nonce: "n-1", verifier: oauth2.GenerateVerifier()}
+		br := browser()
+		resp := get(t, br, rp.AuthCodeURL(f.state, gooidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)))
+		login, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || login.Query().Get("id") == "" {
+			t.Fatalf("authorize on node1: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		id := login.Query().Get("id")
+		if resp := get(t, br, on(b, login.String())); resp.StatusCode != 200 {
+			t.Fatalf("the login page on node2: %d", resp.StatusCode)
+		}
+
+		// The page's login: a ticket on node1, the phone on node2.
+		nt := createTicket(t, client("127.0.0.1"), a.testHub, "")
+		phone := onLogin(t, client(""), b, wxCode(t, b.testHub, "cross-alice"))
+		mustStatus(t, "scan", call(t, client(""), "POST", b.URL+"/v1/qr/scan", phone.AccessToken, map[string]string{"ticket": nt.Ticket}), 200)
+		mustStatus(t, "confirm", call(t, client(""), "POST", b.URL+"/v1/qr/tickets/"+nt.ID+"/confirm", phone.AccessToken, nil), 200)
+		r := call(t, client("127.0.0.1"), "POST", a.URL+"/v1/qr/tickets/"+nt.ID+"/redeem", nt.WatchSecret, nil)
+		mustStatus(t, "redeem", r, 200)
+		var s authcore.Session
+		r.decode(t, &s)
+
+		callback := completeOK(t, b.testHub, br, id, s.AccessToken)
+		code := codeFrom(t, br, on(a, callback), f)
+		tok, err := rp.Exchange(context.Background(), code, oauth2.VerifierOption(f.verifier))
+		if err != nil {
+			t.Fatalf("token on node2 for a code of node1: %v", err)
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		v := gooidc.NewVerifier(clusterOrigin, gooidc.NewRemoteKeySet(context.Background(), a.URL+oidcprovider.JWKSPath),
+			&gooidc.Config{ClientID: "rp", SupportedSigningAlgs: []string{"ES256"}})
+		idt, err := v.Verify(context.Background(), raw)
+		if err != nil || idt.Nonce != f.nonce {
+			t.Fatalf("id_token from node2 against node1's JWKS: %v", err)
+		}
+		onA := rp
+		onA.Endpoint.TokenURL = a.URL + oidcprovider.TokenPath
+		next, err := onA.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("refresh on node1: %v", err)
+		}
+		if _, err := rp.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); oauthError(err) != "invalid_grant" {
+			t.Errorf("the rotated refresh token on node2: %v, want invalid_grant", err)
+		}
+		if _, err := onA.TokenSource(context.Background(), &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); oauthError(err) != "invalid_grant" {
+			t.Errorf("after a reuse on node2, node1 still rotates the grant: %v", err)
+		}
+	})
+}
