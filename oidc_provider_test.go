@@ -147,9 +147,9 @@ func loginPage(t testing.TB, b *http.Client, f flow) (id, callback string) {
 	return "", ""
 }
 
-// complete hands the page's hub session to the provider, as the page does,
-// and returns the callback URL it answers.
-func complete(t testing.TB, h *testHub, b *http.Client, id, accessToken string) apiResponse {
+// complete hands the page's hub session to the provider, as the page
+// does, and returns the status and the redirect it answers.
+func complete(t testing.TB, h *testHub, b *http.Client, id, accessToken string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", h.URL+oidcprovider.CompletePath+"?id="+url.QueryEscape(id), nil)
 	req.Header.Set("Authorization", "Bearer "+accessToken)
@@ -158,10 +158,9 @@ func complete(t testing.TB, h *testHub, b *http.Client, id, accessToken string) 
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out apiResponse
-	out.Status, out.Header = resp.StatusCode, resp.Header
-	json.NewDecoder(resp.Body).Decode(&json.RawMessage{})
-	return out
+	var body struct{ Redirect string }
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Redirect
 }
 
 // codeFrom follows the provider's callback to the RP's redirect URI and
@@ -194,19 +193,11 @@ func authorizeByScan(t testing.TB, h *testHub, b *http.Client, f flow, user stri
 
 func completeOK(t testing.TB, h *testHub, b *http.Client, id, accessToken string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.URL+oidcprovider.CompletePath+"?id="+url.QueryEscape(id), nil)
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	resp, err := b.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	status, redirect := complete(t, h, b, id, accessToken)
+	if status != 200 || redirect == "" {
+		t.Fatalf("complete: status %d, redirect %q", status, redirect)
 	}
-	defer resp.Body.Close()
-	var body struct{ Redirect string }
-	json.NewDecoder(resp.Body).Decode(&body)
-	if resp.StatusCode != 200 || body.Redirect == "" {
-		t.Fatalf("complete: status %d, redirect %q", resp.StatusCode, body.Redirect)
-	}
-	return body.Redirect
+	return redirect
 }
 
 type idClaims struct {
@@ -434,8 +425,8 @@ func TestOIDCProvider(t *testing.T) {
 				t.Fatalf("%v: the browser's session completed it; want the login page", opt)
 			}
 			// The page's earlier session is not fresh enough.
-			if r := complete(t, h, b, id, hubSession.AccessToken); r.Status != http.StatusForbidden {
-				t.Errorf("completing with an old session: %d, want 403", r.Status)
+			if status, _ := complete(t, h, b, id, hubSession.AccessToken); status != http.StatusForbidden {
+				t.Errorf("completing with an old session: %d, want 403", status)
 			}
 		}
 		f := rp.start(oauth2.SetAuthURLParam("prompt", "login"))
@@ -445,8 +436,8 @@ func TestOIDCProvider(t *testing.T) {
 		if c.SID == claims.SID {
 			t.Errorf("a fresh login's sid %q is the old session's", c.SID)
 		}
-		if r := complete(t, h, b, id, fresh.AccessToken); r.Status != http.StatusNotFound && r.Status != http.StatusConflict {
-			t.Errorf("completing a request twice: %d, want 404 or 409", r.Status)
+		if status, _ := complete(t, h, b, id, fresh.AccessToken); status != http.StatusNotFound && status != http.StatusConflict {
+			t.Errorf("completing a request twice: %d, want 404 or 409", status)
 		}
 	})
 
