@@ -17,6 +17,7 @@ import (
 	"github.com/loginhub/loginhub/authcore/oidc"
 	"github.com/loginhub/loginhub/gcpolicy"
 	"github.com/loginhub/loginhub/handlers"
+	"github.com/loginhub/loginhub/oidcprovider"
 )
 
 // Config is loginhub's configuration, read from the environment and
@@ -66,6 +67,10 @@ type Config struct {
 	WeChatWebBaseURL      string              // "": open.weixin.qq.com and api.weixin.qq.com (used with credentials only)
 	OIDCUpstreams         []oidc.Config       // LOGINHUB_OIDC_UPSTREAMS and each one's LOGINHUB_OIDC_<NAME>_*; nil: none
 	Carrier               carrierConfig       // LOGINHUB_CARRIER_*, LOGINHUB_CMCC_*, LOGINHUB_ALIYUN_*, LOGINHUB_DYPNS_BASE_URL (carriers.go)
+
+	// The OpenID Connect provider.
+	OIDCClients []oidcprovider.Client     // LOGINHUB_OIDC_CLIENTS, read and validated at start; nil: the hub is no OpenID Connect provider
+	SigningKeys []oidcprovider.SigningKey // LOGINHUB_SIGNING_KEYS; nil: a random key per process (embedded only)
 
 	publicURLSet bool // PublicURL was configured, not derived
 	// The ticket or data keys include a published development key (the
@@ -175,6 +180,7 @@ var secretSettings = map[string]bool{
 	"LOGINHUB_QQ_APPKEY":                true,
 	"LOGINHUB_WEIBO_SECRET":             true,
 	"LOGINHUB_WECHAT_WEB_SECRET":        true,
+	"LOGINHUB_SIGNING_KEYS":             true,
 }
 
 var settings = []setting{
@@ -221,6 +227,8 @@ var settings = []setting{
 	{"LOGINHUB_CMCC_BASE_URL", "", "China Mobile's API base (default https://www.cmpassport.com; sandbox: this hub)"},
 	{"LOGINHUB_DYPNS_BASE_URL", "", "Aliyun Dypnsapi's endpoint (default https://dypnsapi.aliyuncs.com; sandbox: this hub)"},
 	{"LOGINHUB_CARRIER_BREAKER_COOLDOWN", "10s", "after 5 failed calls in a row to one carrier, how long its logins answer 503 (fallback sms) at once before the carrier is tried again"},
+	{"LOGINHUB_OIDC_CLIENTS", "", "path of a JSON file of the apps that log in through the hub as an OpenID Connect provider: [{\"client_id\",\"client_secret_hash\"?,\"redirect_uris\":[...],\"post_logout_redirect_uris\"?,\"public\":bool}]; empty = the hub is no OpenID Connect provider"},
+	{"LOGINHUB_SIGNING_KEYS", "", "kid:base64 PKCS#8 P-256 key,...: the OpenID Connect provider's ES256 keys; the first signs, all are published in the JWKS (default: random per process, embedded store only)"},
 	{"LOGINHUB_WECHAT_WATERMARK_MAX_AGE", "0", "reject decrypted data whose watermark is older; 0 = not checked"},
 	{"LOGINHUB_WECHAT_BREAKER_COOLDOWN", "10s", "after 5 failed WeChat calls in a row, how long /v1/wx/login answers 503 at once before WeChat is probed again"},
 	{"LOGINHUB_MAX_SOCKETS", "auto", "WebSockets per node before /v1/ws answers 503; auto = the open-file limit less 1024; 0 = no cap"},
@@ -343,6 +351,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	c.Carrier, err = loadCarrierConfig(get)
 	errs = append(errs, err)
+	if path := get("LOGINHUB_OIDC_CLIENTS"); path != "" {
+		c.OIDCClients, err = oidcprovider.LoadClients(path)
+		errs = append(errs, wrapSetting("LOGINHUB_OIDC_CLIENTS", err))
+	}
+	if k := get("LOGINHUB_SIGNING_KEYS"); k != "" {
+		c.SigningKeys, err = oidcprovider.ParseSigningKeys(k)
+		errs = append(errs, wrapSetting("LOGINHUB_SIGNING_KEYS", err))
+	}
 	c.InternalAddr = get("LOGINHUB_INTERNAL_ADDR")
 	c.GeoIPDB = get("LOGINHUB_GEOIP_DB")
 	c.Risk = authcore.RiskPolicy(get("LOGINHUB_RISK"))
@@ -417,6 +433,11 @@ func (c Config) Validate() error {
 			// Each node would sign with its own random key and reject the
 			// tickets of every other node.
 			errs = append(errs, errors.New("LOGINHUB_REDIS_URL is set but LOGINHUB_TICKET_KEYS is not: every node must share the ticket keys (e.g. LOGINHUB_TICKET_KEYS=k1:$(head -c32 /dev/urandom | base64))"))
+		}
+		if len(c.OIDCClients) > 0 && len(c.SigningKeys) == 0 {
+			// Each node would sign with its own key, and apps would reject
+			// the tokens of every node but the one whose JWKS they cached.
+			errs = append(errs, errors.New("LOGINHUB_REDIS_URL and LOGINHUB_OIDC_CLIENTS are set but LOGINHUB_SIGNING_KEYS is not: every node must sign with the same keys (e.g. LOGINHUB_SIGNING_KEYS=s1:$(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 | openssl pkcs8 -topk8 -nocrypt -outform DER | base64 -w0))"))
 		}
 		if c.Vault == nil {
 			// Personal data sealed by one node must open on every other,

@@ -230,6 +230,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		deps.SandboxUsers = true
 		deps.SandboxBanner = cfg.SandboxBeyondLoopback()
 	}
+	op, err := newOIDCProvider(cfg, store, svc, log)
+	if err != nil {
+		return err
+	}
+	if op != nil {
+		deps.OIDC = op
+	}
 	srv := &http.Server{
 		Handler:           handlers.Routes(deps),
 		ReadHeaderTimeout: 10 * time.Second,

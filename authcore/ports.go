@@ -194,6 +194,7 @@ type Store interface {
 	PasswordStore
 	LoginStore
 	OAuthStateStore
+	ProviderStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }

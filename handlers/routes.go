@@ -41,6 +41,7 @@ type Deps struct {
 	Ready         func(ctx context.Context) error // store and broker reachable
 	Degradable    []Dependency                    // upstreams the hub serves without, degraded, while they are down
 	QR            *QRCache
+	OIDC          OIDCProvider // the OpenID Connect provider; nil: none (its routes answer 404)
 }
 
 // Dependency is an upstream the hub keeps serving without: while it is
@@ -137,6 +138,16 @@ func Routes(d Deps) http.Handler {
 		r.With(rateLimit(d, "carrierverify", d.CallRate)).Post("/carrier/verify", handleCarrierVerify(d))
 		r.With(rateLimit(d, "link", d.CallRate)).Post("/me/identities/{provider}/start", handleLinkOAuth(d))
 	})
+
+	// The OpenID Connect provider (oidc.go): the protocol's endpoints are
+	// its own; the login page of a request and its completion are ours.
+	if d.OIDC != nil {
+		r.Handle("/.well-known/openid-configuration", d.OIDC)
+		r.Handle("/.well-known/jwks.json", d.OIDC)
+		r.Get("/oauth2/authorize/login", handleOIDCLogin(d))
+		r.With(rateLimit(d, "oidc", d.CallRate)).Post("/oauth2/authorize/complete", handleOIDCComplete(d))
+		r.Handle("/oauth2/*", d.OIDC)
+	}
 
 	if d.Sandbox != nil {
 		r.Mount("/sandbox/wechat", http.StripPrefix("/sandbox/wechat", d.Sandbox))

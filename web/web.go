@@ -56,6 +56,11 @@ type Page struct {
 	// Providers are the third-party logins the desktop page offers beside
 	// the QR code, a button each.
 	Providers []Provider
+	// Authorize, on IndexPage, is the id of the OpenID Connect
+	// authorization request the login completes: the page then hands the
+	// session to the provider (POST /oauth2/authorize/complete) and
+	// follows it back to the app, instead of showing the user.
+	Authorize string
 }
 
 // Provider is a third-party login as a page offers it.

@@ -47,6 +47,7 @@ type Store struct {
 	passwords map[string]string                    // user id → password hash (PHC string)
 	logins    map[string]*loginRing                // user id → login history
 	oauth     map[string]authcore.OAuthState       // third-party logins in progress, by state
+	provider  providerState                        // the OpenID Connect provider's records (provider.go)
 	lastSweep time.Time
 }
 
@@ -163,6 +164,7 @@ func (s *Store) sweepLocked(now time.Time) {
 		}
 	}
 	s.pruneCountersLocked(now)
+	s.sweepProviderLocked(now)
 	for k, t := range s.atokens {
 		if !now.Before(t.expiresAt) {
 			delete(s.atokens, k)

@@ -117,6 +117,7 @@ func (s *Store) EraseUser(_ context.Context, userID string) error {
 	delete(s.pdata, userID)
 	delete(s.passwords, userID)
 	delete(s.logins, userID)
+	s.eraseGrantsLocked(userID)
 	// Every record that names the user goes too, not just what makes it
 	// authenticate: its sessions (each holds its openid and unionid),
 	// consumed-refresh marks, the tickets it scanned (they carry its id and

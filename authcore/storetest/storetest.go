@@ -61,6 +61,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("UserSessions", func(t *testing.T) { testUserSessions(t, newStore) })
 	t.Run("Logins", func(t *testing.T) { testLogins(t, newStore) })
 	t.Run("OAuthState", func(t *testing.T) { testOAuthState(t, newStore) })
+	t.Run("ProviderRequests", func(t *testing.T) { testProviderRequests(t, newStore) })
+	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
 }
 
 type nudge struct {
