@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -807,4 +808,26 @@ func TestBrowserSandboxPhoneCarrier(t *testing.T) {
 	phone.do("log in", chromedp.Click(chromedp.CSS("#sms-login")))
 	phone.waitJS(`#me to show the number after the SMS login`, `document.getElementById("me").textContent.includes("+86 138****8000")`)
 	phone.noExceptions()
+}
+
+// TestBrowserClientModule: a page without a bundler imports the client as
+// an ES module from the hub (GET /loginhub.mjs, which imports
+// ./loginhub.js): the exports are loginhub.js's object, and a login
+// started through them gets its first QR code.
+func TestBrowserClientModule(t *testing.T) {
+	h := startHub(t, nil)
+	b := newBrowser(t)
+	b.open(h, "/")
+	got := browserRun(b, "import /loginhub.mjs and start a login", chromedp.Evaluate[[]string](`(async () => {
+  const m = await import("/loginhub.mjs");
+  const id = await new Promise((ok, fail) => {
+    const login = m.start({ onQR: (q) => { login.stop(); ok(q.id); }, onError: (e) => fail(e) });
+  });
+  return [typeof m.start, String(m.default === window.LoginHub), String(m.Error === m.LoginHubError),
+          String(new m.Error("network") instanceof m.default.Error), String(id.length > 0)];
+})()`, chromedp.EvalAwaitPromise))
+	if want := []string{"function", "true", "true", "true", "true"}; !slices.Equal(got, want) {
+		t.Errorf("module check: got %q, want %q", got, want)
+	}
+	b.noExceptions()
 }

@@ -75,6 +75,7 @@ func Routes(d Deps) http.Handler {
 	// Pages and the JavaScript client.
 	r.Get("/", handlePage(d, web.IndexPage))
 	r.Get("/loginhub.js", handleStatic(web.ClientScript))
+	r.Get("/loginhub.mjs", handleStatic(web.ClientModule))
 	r.Get("/s/{ticket}", handleLanding(d))
 
 	r.Route("/v1", func(r chi.Router) {

@@ -1,8 +1,13 @@
 // Package web holds the embedded pages and the JavaScript client that
 // desktop integrators include: the demo page (GET /), loginhub.js
-// (GET /loginhub.js), the sandbox phone simulator (GET /sandbox/phone) and
-// the landing page shown when a QR URL is opened outside WeChat
-// (GET /s/{ticket}).
+// (GET /loginhub.js, and as an ES module GET /loginhub.mjs), the sandbox
+// phone simulator (GET /sandbox/phone) and the landing page shown when a QR
+// URL is opened outside WeChat (GET /s/{ticket}).
+//
+// static/ is also the client's npm package, for front-end builds that
+// import it: package.json (ESM + UMD, no build step) and the TypeScript
+// declarations loginhub.d.ts. Those two are for builds, not browsers, so
+// they are neither embedded nor served.
 //
 // The files are plain HTML, CSS and JavaScript: running the hub needs no
 // build step, no npm and no CDN. The pages carry their scripts and styles
@@ -21,17 +26,19 @@ import (
 
 // Names of the files in Static.
 const (
-	IndexPage    = "index.html"  // desktop demo page, served at GET /
-	ClientScript = "loginhub.js" // the JS client, served at GET /loginhub.js
-	PhonePage    = "phone.html"  // sandbox phone simulator, served at GET /sandbox/phone
+	IndexPage    = "index.html"   // desktop demo page, served at GET /
+	ClientScript = "loginhub.js"  // the JS client, served at GET /loginhub.js
+	ClientModule = "loginhub.mjs" // the JS client as an ES module (it imports ./loginhub.js), served at GET /loginhub.mjs
+	PhonePage    = "phone.html"   // sandbox phone simulator, served at GET /sandbox/phone
 )
 
-//go:embed static
+//go:embed static/index.html static/loginhub.js static/loginhub.mjs static/phone.html
 var staticFiles embed.FS
 
-// Static returns the static files, rooted so that IndexPage, ClientScript
-// and PhonePage are at its top level. ClientScript is served as it is;
-// IndexPage and PhonePage are templates, served through RenderPage.
+// Static returns the static files, rooted so that IndexPage, ClientScript,
+// ClientModule and PhonePage are at its top level. ClientScript and
+// ClientModule are served as they are; IndexPage and PhonePage are
+// templates, served through RenderPage.
 // PhonePage belongs to the sandbox: serve it only when the sandbox routes
 // exist.
 func Static() fs.FS {

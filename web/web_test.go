@@ -40,7 +40,8 @@ func TestStaticFiles(t *testing.T) {
 			`id="qr"`, `id="status"`, `id="user"`, `id="qr-url"`, `id="sandbox-link"`,
 			`dataset.ticketId`, `/sandbox/wechat/app`,
 		}},
-		{ClientScript, []string{`global.LoginHub = { start: start`, `LoginHub.start(`}},
+		{ClientScript, []string{`root.LoginHub = LoginHub`, `module.exports = LoginHub`, `LoginHub.start(`}},
+		{ClientModule, []string{`from "./loginhub.js"`, `export const start`}},
 		{PhonePage, []string{
 			`id="user"`, `id="login"`, `id="qr"`, `id="scan"`, `id="requester"`,
 			`id="confirm"`, `id="cancel"`, `id="result"`, `id="error"`,
@@ -64,7 +65,7 @@ func TestStaticFiles(t *testing.T) {
 
 // No page or script may write to the console: it is where secrets leak.
 func TestStaticNoConsoleLogging(t *testing.T) {
-	for _, name := range []string{IndexPage, ClientScript, PhonePage} {
+	for _, name := range []string{IndexPage, ClientScript, ClientModule, PhonePage} {
 		b, err := fs.ReadFile(Static(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -173,9 +174,11 @@ func nodePath(t *testing.T) string {
 
 func TestLoginHubJSSyntax(t *testing.T) {
 	node := nodePath(t)
-	out, err := exec.Command(node, "--check", "static/"+ClientScript).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node --check static/%s: %v\n%s", ClientScript, err, out)
+	for _, name := range []string{ClientScript, ClientModule} {
+		out, err := exec.Command(node, "--check", "static/"+name).CombinedOutput()
+		if err != nil {
+			t.Errorf("node --check static/%s: %v\n%s", name, err, out)
+		}
 	}
 }
 

@@ -1,6 +1,9 @@
 /*
  * loginhub.js: the browser client for loginhub QR scan login (API v1).
  * No dependencies and no build step: include it and call LoginHub.start.
+ * Front-end builds import it instead (package.json beside this file; ESM
+ * through loginhub.mjs, types in loginhub.d.ts):
+ *   import { start, LoginHubError } from "@loginhub/desktop";
  *
  *   <img id="qr" alt="QR code">
  *   <p id="status"></p>
@@ -66,7 +69,16 @@
  * This file never logs: the watch secret and the tokens must not end up in a
  * console or a log collector.
  */
-(function (global) {
+(function (root, factory) {
+  // UMD without AMD (an anonymous define() would break pages that load
+  // RequireJS beside a plain <script src>): CommonJS (require, and bundlers,
+  // which also reach this file through loginhub.mjs) gets module.exports;
+  // anything else, a <script src="/loginhub.js"> or this file imported as a
+  // browser module by loginhub.mjs, gets the global LoginHub.
+  var LoginHub = factory(root);
+  if (typeof module === "object" && module && typeof module.exports === "object") module.exports = LoginHub;
+  else root.LoginHub = LoginHub;
+})(typeof window !== "undefined" ? window : globalThis, function (global) {
   "use strict";
 
   // Tuning. Every wait is bounded; every timer is owned by one login and
@@ -833,5 +845,11 @@
     return { stop: stop, refresh: refresh, withProvider: withProvider };
   }
 
-  global.LoginHub = { start: start, Error: LoginHubError };
-})(typeof window !== "undefined" ? window : globalThis);
+  // The one object every form of this file hands out (loginhub.d.ts
+  // describes it): LoginHub.start, LoginHub.Error and its other name
+  // LoginHubError, and default, the object itself, so that
+  // `import LoginHub from` finds it whatever interop a bundler applies.
+  var LoginHub = { start: start, Error: LoginHubError, LoginHubError: LoginHubError };
+  LoginHub.default = LoginHub;
+  return LoginHub;
+});
