@@ -656,8 +656,8 @@ func loggedInWithQQ(t *testing.T, b *browserTab, h *testHub, name string) {
 	r.decode(t, &list)
 	found := false
 	for _, si := range list.Sessions {
-		// A desktop's session from a ticket is a "qr" one, whatever confirmed it.
-		found = found || si.Method == "qr" && si.DeviceID == device
+		// The desktop's session is its QQ login's, not a scan's.
+		found = found || si.Method == "qq" && si.DeviceID == device
 	}
 	if device == "" || !found {
 		t.Errorf("%s's QQ user has sessions %+v: want a qq session of the page's device %q", name, list.Sessions, device)

@@ -83,6 +83,11 @@ func testProviderLogins(t *testing.T, h *testHub) {
 		var s authcore.Session
 		r.decode(t, &s)
 		users[provider] = s.User.ID
+		// The desktop's session is its provider login's: this browser
+		// authenticated, a moment ago.
+		if st, facts := me(t, h.URL, s.AccessToken); st != 200 || strings.Join(facts.AMR, " ") != provider || facts.AuthTime == nil {
+			t.Errorf("%s session: %d, amr %v, auth_time %v; want amr [%s] and an auth_time", provider, st, facts.AMR, facts.AuthTime, provider)
+		}
 		var provs []string
 		for _, id := range identities(t, h, s.AccessToken) {
 			provs = append(provs, strings.Fields(id)[0])

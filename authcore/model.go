@@ -64,6 +64,10 @@ type TicketRecord struct {
 
 	ScannerID string  // user who scanned; owns the ticket from then on
 	Scanner   Profile // that user's profile, shown to the desktop
+	// Via is "" when a phone scanned the ticket; else the identity
+	// provider ("qq", "oidc:corp") whose login, in the desktop's own
+	// browser, confirmed it: then the desktop's session is that login's.
+	Via string
 }
 
 // View is a ticket as seen at a moment: a stored state that has outlived its

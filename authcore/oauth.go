@@ -348,7 +348,7 @@ func (s *Service) confirmAs(ctx context.Context, u User, id Identity, ticketID s
 			s.log.WarnContext(ctx, "oauth confirm: the moment's session not deleted", "user", u.ID, "err", err)
 		}
 	}()
-	if _, err := s.phoneMove(ctx, access, PhoneMove{ID: ticketID, From: StatePending, To: StateScanned, Now: s.now()}); err != nil {
+	if _, err := s.phoneMove(ctx, access, PhoneMove{ID: ticketID, From: StatePending, To: StateScanned, Now: s.now(), Via: id.Provider}); err != nil {
 		return err
 	}
 	res, err := s.phoneMove(ctx, access, PhoneMove{ID: ticketID, From: StateScanned, To: StateConfirmed, Now: s.now()})

@@ -157,6 +157,10 @@ func TestOAuthLoginConfirmsTicket(t *testing.T) {
 	if err != nil || sess.User.ID != res.User.ID {
 		t.Fatalf("redeem: %+v, %v; want the QQ user's session", sess.User, err)
 	}
+	if p, err := f.svc.Authenticate(ctx, sess.AccessToken); err != nil || strings.Join(p.Session.AMR, " ") != "qq" ||
+		p.Session.Method != "qq" || !p.Session.AuthTime.Equal(f.clock.Now()) {
+		t.Errorf("the desktop's session of a QQ login: %+v, %v; want amr [qq], method qq, auth_time now", p.Session, err)
+	}
 	// The moment's session that made the moves is gone.
 	if got, _ := f.store.UserSessions(ctx, res.User.ID, f.clock.Now()); len(got) != 1 {
 		t.Errorf("the QQ user has %d sessions, want 1 (the redeemed one)", len(got))

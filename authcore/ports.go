@@ -54,6 +54,9 @@ type PhoneMove struct {
 	// scanner must be the user.
 	To  State
 	Now time.Time
+	// Via, with To StateScanned: the identity provider whose login in the
+	// desktop's browser makes this move (TicketRecord.Via); "" for a phone.
+	Via string
 }
 
 // PhoneMoveResult is what TransitionAs returns.

@@ -571,15 +571,20 @@ func (s *Service) Redeem(ctx context.Context, req RedeemRequest) (Session, error
 	}
 	// The ticket moves only from the version checked above, so a ticket
 	// that changed since (another redeem, its expiry) is refused whole.
-	// No AuthTime: the user authenticated on the phone, not on this
-	// desktop, so its session does not pass the recent-login rule of
-	// sensitive operations (RequireRecentLogin), however fresh the scan.
+	// A scan: no AuthTime, since the user authenticated on the phone, not
+	// on this desktop, so its session does not pass the recent-login rule
+	// of sensitive operations (RequireRecentLogin), however fresh the
+	// scan. A provider login (Via): this very browser logged in at the
+	// provider a moment ago; the session is that login's.
 	facts := sessionFacts{AMR: []string{"wx", "qr"}, Method: MethodQR, Client: client}
+	if rec.Via != "" {
+		facts = sessionFacts{AMR: []string{rec.Via}, Method: rec.Via, Client: client, AuthTime: now}
+	}
 	srec, access, refresh := s.sessionRecord(rec.ScannerID, facts)
 	u, err := s.store.RedeemTicket(ctx, Redemption{TicketID: rec.ID, FromVersion: rec.Version, Session: srec, Now: now})
 	switch {
 	case err == nil:
-		s.recordLogin(ctx, s.attempt(u.ID, MethodQR, OutcomeOK, client))
+		s.recordLogin(ctx, s.attempt(u.ID, facts.Method, OutcomeOK, client))
 		return issued(access, refresh, sessionUser(u, srec, facts.IsNew)), nil
 	case errors.Is(err, ErrConflict) || errors.Is(err, ErrExpired):
 		return Session{}, Errorf(KindExpired, "this ticket was already used or has expired")

@@ -133,6 +133,7 @@ const (
 	tScannerID
 	tScannerNickname
 	tScannerAvatar
+	tVia
 )
 
 func storeTicket(r authcore.TicketRecord, deleteAt time.Time) storedTicket {
@@ -154,7 +155,7 @@ func storeTicket(r authcore.TicketRecord, deleteAt time.Time) storedTicket {
 		clientIPKind:     kind,
 		text: pack(string(r.State), joinStates(r.Trail), r.DPoPJKT, r.ClientIP.Zone(),
 			r.Requester.IP, r.Requester.Location, r.Requester.Device, r.Requester.UserAgent,
-			r.ScannerID, r.Scanner.Nickname, r.Scanner.AvatarURL),
+			r.ScannerID, r.Scanner.Nickname, r.Scanner.AvatarURL, r.Via),
 	}
 }
 
@@ -196,6 +197,7 @@ func (t *storedTicket) record(id string) authcore.TicketRecord {
 		},
 		ScannerID: t.scannerID(),
 		Scanner:   authcore.Profile{Nickname: t.text.field(tScannerNickname), AvatarURL: t.text.field(tScannerAvatar)},
+		Via:       t.text.field(tVia),
 	}
 }
 

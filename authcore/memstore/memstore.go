@@ -255,6 +255,7 @@ func (s *Store) TransitionAs(_ context.Context, ref authcore.TokenRef, slide tim
 	rec := st.record(m.ID)
 	if m.To == authcore.StateScanned {
 		rec.ScannerID, rec.Scanner = p.User.ID, authcore.Profile{Nickname: p.User.Nickname, AvatarURL: p.User.AvatarURL}
+		rec.Via = m.Via
 	}
 	out := s.advanceLocked(rec, st, m.To)
 	s.mu.Unlock()

@@ -52,7 +52,16 @@ func terminalCodesOf(m map[authcore.State]string) string {
 // JSON, and the ticket scripts rewrite only its head (ticket.lua). A move
 // publishes it whole, as written (watch secret hash included: whoever can
 // subscribe to the channel can read the key as well).
-const ticketFormat = "1"
+//
+// Format "1" is the ticket a phone scans. Format "2" has one more field in
+// its head, after the scanner's avatar: Via, set when a third-party login
+// in the desktop's browser confirmed it. Only such tickets are written as
+// "2", so a node of the release before, which reads "1" only, never meets
+// one from a scan while a cluster is being upgraded.
+const (
+	ticketFormat    = "1"
+	ticketFormatVia = "2"
+)
 
 // Positions of the ticket fields. The head (up to tScannerAvatar) is what
 // ticket.lua reads and writes; keep both in step.
@@ -109,8 +118,13 @@ func EncodeTicket(r authcore.TicketRecord) (string, error) {
 	f[tReqIP], f[tReqLocation], f[tReqDevice], f[tReqUserAgent] = q.IP, q.Location, q.Device, q.UserAgent
 	f[tReqCreated] = encodeTime(q.CreatedAt)
 
+	fields := f[:]
+	if r.Via != "" {
+		f[tFormat] = ticketFormatVia
+		fields = slices.Insert(fields, tScannerAvatar+1, r.Via)
+	}
 	var b strings.Builder
-	for _, v := range f {
+	for _, v := range fields {
 		b.WriteString(strconv.Itoa(len(v)))
 		b.WriteByte(':')
 		b.WriteString(v)
@@ -120,18 +134,28 @@ func EncodeTicket(r authcore.TicketRecord) (string, error) {
 
 func decodeTicket(id, raw string) (authcore.TicketRecord, error) {
 	var f [tFields]string
-	for i := range f {
+	via := ""
+	for i := 0; i < tFields; i++ {
 		n, rest, ok := strings.Cut(raw, ":")
 		size, err := strconv.Atoi(n)
 		if !ok || err != nil || size < 0 || size > len(rest) {
 			return authcore.TicketRecord{}, fmt.Errorf("corrupt ticket (field %d)", i)
 		}
-		f[i], raw = rest[:size], rest[size:]
+		v := rest[:size]
+		raw = rest[size:]
+		if i == tScannerAvatar+1 && f[tFormat] == ticketFormatVia && via == "" {
+			via, i = v, i-1 // the head's extra field; the next one is tCreated
+			if via == "" {
+				return authcore.TicketRecord{}, errors.New("corrupt ticket (via)")
+			}
+			continue
+		}
+		f[i] = v
 	}
-	if raw != "" || f[tFormat] != ticketFormat {
+	if raw != "" || (f[tFormat] != ticketFormat && f[tFormat] != ticketFormatVia) {
 		return authcore.TicketRecord{}, errors.New("corrupt ticket (format)")
 	}
-	r := authcore.TicketRecord{ID: id, DPoPJKT: f[tDPoPJKT], ScannerID: f[tScannerID],
+	r := authcore.TicketRecord{ID: id, DPoPJKT: f[tDPoPJKT], ScannerID: f[tScannerID], Via: via,
 		Scanner:   authcore.Profile{Nickname: f[tScannerNick], AvatarURL: f[tScannerAvatar]},
 		Requester: authcore.Requester{IP: f[tReqIP], Location: f[tReqLocation], Device: f[tReqDevice], UserAgent: f[tReqUserAgent]},
 	}

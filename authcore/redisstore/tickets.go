@@ -90,7 +90,7 @@ func (s *Store) TransitionAs(ctx context.Context, ref authcore.TokenRef, slide t
 	what := string(m.To) + " " + m.ID
 	mv := move{from: m.From, owner: ref.UserID, to: m.To}
 	if m.To == authcore.StateScanned {
-		mv.owner, mv.scannerID = "", ref.UserID
+		mv.owner, mv.scannerID, mv.via = "", ref.UserID, m.Via
 	}
 	var p authcore.Principal
 	var reply any
@@ -254,9 +254,10 @@ type move struct {
 	to        authcore.State
 	scannerID string           // for a scan, the new scanner; "" otherwise
 	scanner   authcore.Profile // their profile (phone_move.lua reads it from the user)
+	via       string           // for a scan, TicketRecord.Via
 }
 
-// args returns ARGV[1..10] of a script that moves one ticket at now.
+// args returns ARGV[1..11] of a script that moves one ticket at now.
 // States come from the core, which only names known ones; an unknown one
 // is sent as "" and the script refuses it as a conflict.
 func (m move) args(s *Store, now time.Time) []any {
@@ -265,7 +266,7 @@ func (m move) args(s *Store, now time.Time) []any {
 		from = stateCodes[m.from]
 	}
 	return []any{terminalCodes, s.publish, now.UnixMilli(),
-		m.version, from, m.owner, stateCodes[m.to], m.scannerID, m.scanner.Nickname, m.scanner.AvatarURL}
+		m.version, from, m.owner, stateCodes[m.to], m.scannerID, m.scanner.Nickname, m.scanner.AvatarURL, m.via}
 }
 
 // decodeMove decodes what ticket.lua's move replies: its status ("ok",

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("FirstUse", func(t *testing.T) { testFirstUse(t, newStore) })
 	t.Run("TicketRoundTrip", func(t *testing.T) { testTicketRoundTrip(t, newStore) })
 	t.Run("TicketRetention", func(t *testing.T) { testTicketRetention(t, newStore) })
+	t.Run("TicketVia", func(t *testing.T) { testTicketVia(t, newStore) })
 	t.Run("SessionRoundTrip", func(t *testing.T) { testSessionRoundTrip(t, newStore) })
 	t.Run("IdentityRace", func(t *testing.T) { testIdentityRace(t, newStore) })
 	t.Run("LinkIdentity", func(t *testing.T) { testLinkIdentity(t, newStore) })
@@ -934,6 +935,43 @@ func testTicketRoundTrip(t *testing.T, newStore NewStore) {
 	got.ExpiresAt, got.CreatedAt, got.Requester.CreatedAt = want.ExpiresAt, want.CreatedAt, want.Requester.CreatedAt
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\ngot  %+v\nwant %+v", got, want)
+	}
+}
+
+// testTicketVia: a ticket scanned with a Via (a provider login in the
+// desktop's browser) keeps it through the confirm and the redeem; one a
+// phone scanned has none.
+func testTicketVia(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	now := time.Now().Truncate(time.Second)
+	u := newUser(t, s, "via", "", now)
+	for _, via := range []string{"oidc:corp", ""} {
+		tk := newTicket(now)
+		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		ref := login(t, s, u.ID, now)
+		for _, m := range []authcore.PhoneMove{
+			{ID: tk.ID, From: authcore.StatePending, To: authcore.StateScanned, Now: now, Via: via},
+			{ID: tk.ID, From: authcore.StateScanned, To: authcore.StateConfirmed, Now: now},
+		} {
+			res, err := s.TransitionAs(ctx, ref, 0, m)
+			if err != nil || !res.Moved || res.Ticket.Via != via {
+				t.Fatalf("via %q: %s: moved %v, via %q, %v", via, m.To, res.Moved, res.Ticket.Via, err)
+			}
+		}
+		got, err := s.Ticket(ctx, tk.ID)
+		if err != nil || got.Via != via || got.ScannerID != u.ID || got.State != authcore.StateConfirmed {
+			t.Fatalf("via %q: the stored ticket %+v, %v", via, got, err)
+		}
+		sess, _, _ := newSession(now, u.ID)
+		if _, err := s.RedeemTicket(ctx, authcore.Redemption{TicketID: tk.ID, FromVersion: got.Version, Session: sess, Now: now}); err != nil {
+			t.Fatalf("via %q: redeem: %v", via, err)
+		}
+		if got, err := s.Ticket(ctx, tk.ID); err != nil || got.Via != via || got.State != authcore.StateRedeemed {
+			t.Fatalf("via %q: after the redeem %+v, %v", via, got, err)
+		}
 	}
 }
 
