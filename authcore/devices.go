@@ -140,14 +140,17 @@ func (s *Service) RevokeMySession(ctx context.Context, p Principal, id string) e
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
+	s.revokeGrants(ctx, p.User.ID, id)
 	return nil
 }
 
 // LogoutAll revokes every session of p's user, p's own too.
 func (s *Service) LogoutAll(ctx context.Context, p Principal) error {
+	families := s.sessionFamilies(ctx, p.User.ID, "")
 	if err := s.store.DeleteUserSessions(ctx, p.User.ID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("logout all: %w", err)
 	}
+	s.revokeGrants(ctx, p.User.ID, families...)
 	return nil
 }
 

@@ -305,6 +305,7 @@ func (s *Service) SetPassword(ctx context.Context, p Principal, req SetPasswordR
 	if err != nil {
 		return err
 	}
+	others := s.sessionFamilies(ctx, p.User.ID, p.Session.FamilyID)
 	err = s.store.SetPassword(ctx, PasswordChange{UserID: p.User.ID, Old: old, New: phc, KeepFamily: p.Session.FamilyID})
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -314,6 +315,7 @@ func (s *Service) SetPassword(ctx context.Context, p Principal, req SetPasswordR
 	case err != nil:
 		return fmt.Errorf("set password: %w", err)
 	}
+	s.revokeGrants(ctx, p.User.ID, others...)
 	s.log.InfoContext(ctx, "password set; other sessions revoked", slog.String("user", p.User.ID))
 	return nil
 }

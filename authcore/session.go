@@ -184,6 +184,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 		// are genuine: name them, for whoever follows the theft up.
 		s.log.WarnContext(ctx, "refresh token reused; session family revoked",
 			slog.String("family", old.Family), slog.String("user", old.UserID))
+		s.revokeGrants(ctx, old.UserID, old.Family)
 		return Session{}, Errorf(KindUnauthorized, "refresh token already used; please log in again")
 	case errors.Is(err, ErrNotFound):
 		// Unknown, expired, or of a user who erased their account.
@@ -207,7 +208,38 @@ func (s *Service) Logout(ctx context.Context, accessToken string) error {
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
+	s.revokeGrants(ctx, ref.UserID, ref.Family)
 	return nil
+}
+
+// revokeGrants revokes what apps got through the OpenID Connect provider
+// from the hub sessions of login families families: a session that ends
+// takes its apps' tokens with it. A failure is logged, not the caller's
+// failure: the session itself is gone, and the grants expire anyway.
+func (s *Service) revokeGrants(ctx context.Context, userID string, families ...string) {
+	ctx = context.WithoutCancel(ctx)
+	for _, f := range families {
+		if _, err := s.store.RevokeSessionGrants(ctx, userID, f); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.WarnContext(ctx, "the apps' grants of an ended session not revoked", slog.String("user", userID), slog.Any("err", err))
+		}
+	}
+}
+
+// sessionFamilies lists the login families of user userID's live
+// sessions but keep's, for revokeGrants after they end.
+func (s *Service) sessionFamilies(ctx context.Context, userID, keep string) []string {
+	recs, err := s.store.UserSessions(ctx, userID, s.now())
+	if err != nil {
+		s.log.WarnContext(ctx, "sessions not listed; their apps' grants stay until they expire", slog.String("user", userID), slog.Any("err", err))
+		return nil
+	}
+	var out []string
+	for _, r := range recs {
+		if r.FamilyID != keep {
+			out = append(out, r.FamilyID)
+		}
+	}
+	return out
 }
 
 // WxLoginRequest is a mini-program's login.
