@@ -275,6 +275,26 @@ func TestOIDCProvider(t *testing.T) {
 		t.Fatalf("token response: refresh %q, type %q", tok.RefreshToken, tok.TokenType)
 	}
 
+	t.Run("OneCodePerAuthorization", func(t *testing.T) {
+		// The callback that issues the code, hit again (a reload, a
+		// replay), issues none: one consent, one grant.
+		f2, b2 := rp.start(), browser()
+		id, callback := loginPage(t, b2, f2)
+		if callback != "" {
+			t.Fatal("login page completed at once; want a login")
+		}
+		s := scanLogin(t, h, "oidc-carol")
+		callback = completeOK(t, h, b2, id, s.AccessToken)
+		code := codeFrom(t, b2, callback, f2)
+		resp := get(t, b2, callback)
+		if loc, _ := url.Parse(resp.Header.Get("Location")); loc != nil && loc.Query().Get("code") != "" {
+			t.Fatalf("the callback again gave a second code (%d, %s)", resp.StatusCode, loc)
+		}
+		if _, _, claims := rp.exchange(t, code, f2); claims.Nonce != f2.nonce {
+			t.Errorf("the first code's id_token: nonce %q, want %q", claims.Nonce, f2.nonce)
+		}
+	})
+
 	t.Run("AccessTokenOffline", func(t *testing.T) {
 		// A backend checks the access token against the JWKS alone.
 		v := rp.provider.VerifierContext(ctx, &gooidc.Config{ClientID: "rp"})

@@ -70,6 +70,7 @@ func parseAccessTokenID(id string) (grantID string, exp time.Time, ok bool) {
 // Store is what the provider keeps its records in and reads users from.
 type Store interface {
 	authcore.ProviderStore
+	authcore.ReplayCache // one code per authorization request
 	User(ctx context.Context, id string) (authcore.User, error)
 	DeleteUserSession(ctx context.Context, userID, family string) error
 	Ping(ctx context.Context) error
@@ -202,8 +203,17 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	return authRequest{r}, nil
 }
 
-// SaveAuthCode implements op.AuthStorage.
+// SaveAuthCode implements op.AuthStorage. An authorization request gets
+// one code: the callback that issues it may be hit again (a reload, a
+// replay), and a second code would be a second grant of one consent.
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+	first, err := s.store.FirstUse(ctx, "oidc-code:"+id, authcore.ProviderRequestTTL)
+	if err != nil {
+		return fmt.Errorf("save auth code: %w", err)
+	}
+	if !first {
+		return oidc.ErrInvalidRequest().WithDescription("this authorization already issued its code")
+	}
 	return s.store.PutProviderCode(ctx, sha256.Sum256([]byte(code)), id, s.now().Add(authcore.ProviderCodeTTL))
 }
 
