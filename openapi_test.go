@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -168,11 +169,13 @@ func openAPICheck(req *http.Request, status int, header http.Header, body []byte
 	case err != nil:
 		return err
 	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	opts.WithCustomSchemaErrorFunc(schemaErrorText)
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
 		Status:                 status,
 		Header:                 header,
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		Options:                opts,
 	}
 	in.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
@@ -214,6 +217,24 @@ func (oa *openAPIChecker) templated(req *http.Request) (*routers.Route, map[stri
 	return nil, nil
 }
 
+// schemaErrorText is a schema error as the field (a JSON pointer into the
+// body) and what is wrong with it, from the innermost error that says so,
+// without the schema and value dumps.
+func schemaErrorText(err *openapi3.SchemaError) string {
+	for {
+		var inner *openapi3.SchemaError
+		if err.Origin == nil || !errors.As(err.Origin, &inner) {
+			break
+		}
+		err = inner
+	}
+	reason := cmp.Or(err.Reason, "does not match "+err.SchemaField)
+	if strings.HasPrefix(reason, "at '") {
+		return "field " + strings.TrimPrefix(reason, "at ") // the JSON Schema 2020-12 validator's, which names the field
+	}
+	return "field '/" + strings.Join(err.JSONPointer(), "/") + "': " + reason
+}
+
 // checkError checks an answer the document describes only by its shape:
 // want's status and the Error schema.
 func (oa *openAPIChecker) checkError(status, want int, header http.Header, body []byte, what string) error {
@@ -227,7 +248,7 @@ func (oa *openAPIChecker) checkError(status, want int, header http.Header, body 
 	if err := json.Unmarshal(body, &v); err != nil {
 		return fmt.Errorf("%s: body is not JSON: %w", what, err)
 	}
-	if err := oa.errSchema.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
+	if err := oa.errSchema.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors(), openapi3.SetSchemaErrorMessageCustomizer(schemaErrorText)); err != nil {
 		return fmt.Errorf("%s: body does not match #/components/schemas/Error: %w", what, err)
 	}
 	return nil
