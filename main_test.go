@@ -81,7 +81,7 @@ func startHub(t testing.TB, env map[string]string) *testHub {
 		t.Fatalf("first line %q does not say where the hub listens", line)
 	}
 	h.URL = "http://" + addr
-	servedByHub(h.URL)
+	servedByHub(t, h.URL)
 	t.Cleanup(func() {
 		cancel()
 		select {

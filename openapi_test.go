@@ -109,7 +109,12 @@ func init() {
 // anything else (a hub's internal listener, an upstream's fake) are not.
 var hubURLs sync.Map
 
-func servedByHub(base string) { hubURLs.Store(base, true) }
+// servedByHub registers a hub's base URL until the test ends: its port
+// may then serve something else (an upstream's fake).
+func servedByHub(t testing.TB, base string) {
+	hubURLs.Store(base, true)
+	t.Cleanup(func() { hubURLs.Delete(base) })
+}
 
 // openAPIFailures collects every answer that did not match the document,
 // also those of calls whose error a goroutine dropped: TestMain fails the
