@@ -131,6 +131,7 @@ func startNode(t testing.TB, name, redisURL, keys, dataKey string, extra ...stri
 			t.Fatalf("%s did not start: %q\n%s", name, l, logs)
 		}
 		n.URL = "http://" + addr
+		servedByHub(t, n.URL)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not start within 30s\n%s", name, logs)
 	}

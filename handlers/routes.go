@@ -80,6 +80,7 @@ func Routes(d Deps) http.Handler {
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Handle("/ws", d.WebSocket)
+		r.Get("/openapi.json", handleOpenAPI()) // this API, as OpenAPI 3.1
 
 		// Desktop.
 		r.With(rateLimit(d, "ticket", d.TicketRate)).Post("/qr/tickets", handleCreateTicket(d))
