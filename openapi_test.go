@@ -28,6 +28,7 @@ import (
 	"github.com/loginhub/loginhub/authcore/sms"
 	"github.com/loginhub/loginhub/authcore/wechat/wechattest"
 	"github.com/loginhub/loginhub/handlers"
+	"github.com/loginhub/loginhub/oidcprovider"
 )
 
 // openAPIFile is the hub's OpenAPI document, as handlers embeds it.
@@ -36,9 +37,18 @@ const openAPIFile = "handlers/openapi.json"
 // notDocumented are the routes the document leaves out on purpose, by the
 // pattern the router lists them under, with the reason.
 var notDocumented = map[string]string{
-	"/":            "a page (the desktop demo), not an API: docs/API.md, Pages",
-	"/loginhub.js": "the browser client's script, not an API: docs/API.md, Pages",
-	"/s/{ticket}":  "the page a QR URL opens outside WeChat, not an API: docs/API.md, Pages",
+	"/":             "a page (the desktop demo), not an API: docs/API.md, Pages",
+	"/loginhub.js":  "the browser client's script, not an API: docs/API.md, Pages",
+	"/loginhub.mjs": "the browser client's ES module entry, not an API: docs/API.md, Pages",
+	"/s/{ticket}":   "the page a QR URL opens outside WeChat, not an API: docs/API.md, Pages",
+	// The OpenID Connect provider: the protocol's own endpoints, which
+	// its discovery document describes for every OIDC client (OpenID
+	// Connect Discovery 1.0), and the hub's login page with its call.
+	"/.well-known/openid-configuration": "OpenID Connect discovery: the protocol's, described by OpenID Connect Discovery 1.0",
+	"/.well-known/jwks.json":            "the provider's JWKS (RFC 7517), named by the discovery document",
+	"/oauth2/*":                         "the OpenID Connect endpoints (authorize, token, userinfo, introspect, revoke, logout), named by the discovery document",
+	"/oauth2/authorize/login":           "the hub's login page of an authorization request: a page, not an API",
+	"/oauth2/authorize/complete":        "the hub's own login page's call, not for integrators: docs/API.md, OpenID Connect provider",
 }
 
 // emulatedUpstream says whether a path is under one of the sandbox's
@@ -57,9 +67,16 @@ func emulatedUpstream(path string) bool {
 	return false
 }
 
+// oidcProtocol says whether a path is the OpenID Connect provider's (the
+// /oauth2 and /.well-known entries of notDocumented): the protocol's
+// answers are the OIDC specifications', which its own tests hold.
+func oidcProtocol(path string) bool {
+	return strings.HasPrefix(path, "/oauth2/") || strings.HasPrefix(path, "/.well-known/")
+}
+
 // page says whether a path is one of the pages of notDocumented.
 func page(path string) bool {
-	return path == "/" || path == "/loginhub.js" || strings.HasPrefix(path, "/s/")
+	return path == "/" || path == "/loginhub.js" || path == "/loginhub.mjs" || strings.HasPrefix(path, "/s/")
 }
 
 // openAPI is the document, parsed and checked once for the whole run.
@@ -135,7 +152,8 @@ const noOpenAPICheck = "X-Test-No-OpenAPI-Check"
 // answer 404, and a documented path with another method 405, both with
 // the Error schema.
 func checkOpenAPI(req *http.Request, status int, header http.Header, body []byte) error {
-	if _, ok := hubURLs.Load(req.URL.Scheme + "://" + req.URL.Host); !ok || emulatedUpstream(req.URL.Path) || page(req.URL.Path) {
+	if _, ok := hubURLs.Load(req.URL.Scheme + "://" + req.URL.Host); !ok || emulatedUpstream(req.URL.Path) || page(req.URL.Path) ||
+		oidcProtocol(req.URL.Path) {
 		return nil
 	}
 	if req.Method == http.MethodOptions && status == http.StatusNoContent && header.Get("Access-Control-Allow-Methods") != "" {
@@ -300,9 +318,19 @@ func fullRouter(t *testing.T) http.Handler {
 	return handlers.Routes(handlers.Deps{
 		Logger: log, WebSocket: http.NotFoundHandler(), AllowedOrigin: func(string) bool { return false },
 		Sandbox: &wechattest.Server{}, OAuthFakes: third.fakes, CarrierFake: carrierFake, SMSInbox: noInbox{},
-		QR: handlers.NewQRCache(1),
+		QR: handlers.NewQRCache(1), OIDC: noOIDC{},
 	})
 }
+
+// noOIDC stands for the OpenID Connect provider, so that its routes are
+// mounted for the walk.
+type noOIDC struct{ http.Handler }
+
+func (noOIDC) Login(context.Context, string, string) (oidcprovider.Step, error) {
+	return oidcprovider.Step{}, nil
+}
+func (noOIDC) Complete(context.Context, string, string) (string, error) { return "", nil }
+func (noOIDC) SessionCookie(string, int) *http.Cookie                   { return nil }
 
 type noInbox struct{}
 
