@@ -508,6 +508,45 @@ func TestOIDCProvider(t *testing.T) {
 		if resp2.StatusCode != http.StatusBadRequest {
 			t.Errorf("replayed DPoP proof: %d, want 400", resp2.StatusCode)
 		}
+
+		// Userinfo takes the bound token with a proof of its key for this
+		// request (ath: the token's hash), never as a bearer token.
+		userinfo := func(scheme string, proof string) int {
+			req, _ := http.NewRequest("GET", h.URL+oidcprovider.UserinfoPath, nil)
+			req.Header.Set("Authorization", scheme+" "+body.AccessToken)
+			if proof != "" {
+				req.Header.Set("DPoP", proof)
+			}
+			resp, err := client("").Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if st := userinfo("Bearer", ""); st != http.StatusUnauthorized {
+			t.Errorf("a DPoP-bound token as a bearer token: %d, want 401", st)
+		}
+		noATH, _ := authcore.NewDPoPProof(key, "GET", h.URL+oidcprovider.UserinfoPath, time.Now())
+		if st := userinfo("DPoP", noATH); st != http.StatusUnauthorized {
+			t.Errorf("a proof without ath: %d, want 401", st)
+		}
+		wrongATH, _ := authcore.NewDPoPAccessProof(key, "GET", h.URL+oidcprovider.UserinfoPath, "another token", time.Now())
+		if st := userinfo("DPoP", wrongATH); st != http.StatusUnauthorized {
+			t.Errorf("a proof for another token: %d, want 401", st)
+		}
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		otherKey, _ := authcore.NewDPoPAccessProof(other, "GET", h.URL+oidcprovider.UserinfoPath, body.AccessToken, time.Now())
+		if st := userinfo("DPoP", otherKey); st != http.StatusUnauthorized {
+			t.Errorf("a proof of another key: %d, want 401", st)
+		}
+		good, _ := authcore.NewDPoPAccessProof(key, "GET", h.URL+oidcprovider.UserinfoPath, body.AccessToken, time.Now())
+		if st := userinfo("DPoP", good); st != http.StatusOK {
+			t.Errorf("the bound token with its proof: %d, want 200", st)
+		}
+		if st := userinfo("DPoP", good); st != http.StatusUnauthorized {
+			t.Errorf("the same proof again: %d, want 401 (jti replay)", st)
+		}
 	})
 
 	t.Run("Logout", func(t *testing.T) {

@@ -117,6 +117,19 @@ func dpopInvalid(reason string) *Error {
 // Every rejection is a KindUnauthorized *Error with a client-safe message;
 // a failing replay cache gives a KindInternal error.
 func (v DPoPVerifier) Verify(ctx context.Context, proof, method, htu, wantJKT string, now time.Time) error {
+	return v.verify(ctx, proof, method, htu, wantJKT, "", now)
+}
+
+// VerifyAccess is Verify for a request that presents a DPoP-bound access
+// token to a protected resource (RFC 9449 section 7): the proof must also
+// carry ath, the base64url SHA-256 of accessToken.
+func (v DPoPVerifier) VerifyAccess(ctx context.Context, proof, method, htu, wantJKT, accessToken string, now time.Time) error {
+	h := sha256.Sum256([]byte(accessToken))
+	return v.verify(ctx, proof, method, htu, wantJKT, dpopB64.EncodeToString(h[:]), now)
+}
+
+// verify is Verify, and when wantATH is set, the ath claim's check.
+func (v DPoPVerifier) verify(ctx context.Context, proof, method, htu, wantJKT, wantATH string, now time.Time) error {
 	if proof == "" {
 		return Errorf(KindUnauthorized, "missing DPoP proof")
 	}
@@ -223,6 +236,11 @@ func (v DPoPVerifier) Verify(ctx context.Context, proof, method, htu, wantJKT st
 	if !okA || !okB || a != b {
 		return dpopInvalid("htu mismatch")
 	}
+	if wantATH != "" {
+		if ath, ok := dpopString(claims, "ath"); !ok || subtle.ConstantTimeCompare([]byte(ath), []byte(wantATH)) != 1 {
+			return dpopInvalid("ath mismatch")
+		}
+	}
 	iat, ok := dpopNumber(claims, "iat")
 	if !ok {
 		return dpopInvalid("bad iat")
@@ -256,6 +274,17 @@ func (v DPoPVerifier) Verify(ctx context.Context, proof, method, htu, wantJKT st
 // P-256 key. It is used by tests and by Go clients of the hub; the hub
 // itself only verifies proofs.
 func NewDPoPProof(key *ecdsa.PrivateKey, method, htu string, now time.Time) (string, error) {
+	return newDPoPProof(key, method, htu, "", now)
+}
+
+// NewDPoPAccessProof is NewDPoPProof for a request that presents the
+// DPoP-bound accessToken: the proof carries its hash as ath.
+func NewDPoPAccessProof(key *ecdsa.PrivateKey, method, htu, accessToken string, now time.Time) (string, error) {
+	h := sha256.Sum256([]byte(accessToken))
+	return newDPoPProof(key, method, htu, dpopB64.EncodeToString(h[:]), now)
+}
+
+func newDPoPProof(key *ecdsa.PrivateKey, method, htu, ath string, now time.Time) (string, error) {
 	if key == nil || key.Curve != elliptic.P256() {
 		return "", errors.New("dpop proof: not a P-256 private key")
 	}
@@ -290,7 +319,8 @@ func NewDPoPProof(key *ecdsa.PrivateKey, method, htu string, now time.Time) (str
 		HTM string `json:"htm"`
 		HTU string `json:"htu"`
 		IAT int64  `json:"iat"`
-	}{rand.Text(), method, htu, now.Unix()})
+		ATH string `json:"ath,omitempty"`
+	}{rand.Text(), method, htu, now.Unix(), ath})
 	if err != nil {
 		return "", fmt.Errorf("dpop proof: %w", err)
 	}

@@ -166,6 +166,12 @@ func (p *Provider) intercept(next http.Handler) http.Handler {
 				w.WriteHeader(rec.status)
 			}
 			w.Write(body)
+		case UserinfoPath:
+			r, ok := p.dpopResource(w, r)
+			if !ok {
+				return
+			}
+			next.ServeHTTP(w, r)
 		case LogoutPath:
 			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 				r = r.WithContext(context.WithValue(r.Context(), sessionTokenKey{}, c.Value))
@@ -176,6 +182,61 @@ func (p *Provider) intercept(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// dpopResource holds userinfo to RFC 9449 section 7: a DPoP-bound access
+// token (cnf.jkt) comes as "Authorization: DPoP <token>" with a proof of
+// its key for this request, carrying the token's hash (ath); it is never
+// taken as a bearer token. A checked one goes on to op as a bearer token.
+// Bearer tokens without cnf pass as they are. It answers the refusal
+// itself and reports false.
+func (p *Provider) dpopResource(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	jkt := boundKey(token)
+	refuse := func(challenge, desc string) (*http.Request, bool) {
+		w.Header().Set("WWW-Authenticate", challenge+` error="invalid_token", error_description="`+desc+`"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_token", "error_description": desc})
+		return nil, false
+	}
+	switch {
+	case strings.EqualFold(scheme, "DPoP"):
+		if jkt == "" {
+			return refuse("DPoP", "not a DPoP-bound token")
+		}
+		if err := p.dpop.VerifyAccess(r.Context(), r.Header.Get("DPoP"), r.Method, p.issuer+UserinfoPath, jkt, token, p.storage.now()); err != nil {
+			return refuse("DPoP", authcoreMessage(err))
+		}
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+token)
+		return r, true
+	case jkt != "":
+		return refuse("DPoP", "a DPoP-bound token needs Authorization: DPoP and a proof")
+	}
+	return r, true
+}
+
+// boundKey is the cnf.jkt of an access token (a JWT; not verified here:
+// op verifies it after), or "".
+func boundKey(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Cnf struct {
+			JKT string `json:"jkt"`
+		} `json:"cnf"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return c.Cnf.JKT
 }
 
 func authcoreMessage(err error) string {
