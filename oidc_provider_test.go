@@ -226,6 +226,23 @@ func (rp *relyingParty) exchange(t testing.TB, code string, f flow, opts ...oaut
 	return tok, idt, c
 }
 
+// introspect posts token to the provider's introspection endpoint as the
+// RP with secret, and returns the status and the answer.
+func introspect(t testing.TB, h *testHub, token, secret string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.URL+oidcprovider.IntrospectPath, strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("rp", secret)
+	resp, err := client("").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
 // oauthError is the error code of a failed token request.
 func oauthError(err error) string {
 	var re *oauth2.RetrieveError
@@ -313,23 +330,10 @@ func TestOIDCProvider(t *testing.T) {
 	})
 
 	t.Run("Introspection", func(t *testing.T) {
-		active := func(secret string) (int, map[string]any) {
-			req, _ := http.NewRequest("POST", h.URL+oidcprovider.IntrospectPath, strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth("rp", secret)
-			resp, err := client("").Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var m map[string]any
-			json.NewDecoder(resp.Body).Decode(&m)
-			return resp.StatusCode, m
-		}
-		if st, m := active(rpSecret); st != 200 || m["active"] != true || m["sub"] != aliceID || m["client_id"] != "rp" {
+		if st, m := introspect(t, h, tok.AccessToken, rpSecret); st != 200 || m["active"] != true || m["sub"] != aliceID || m["client_id"] != "rp" {
 			t.Errorf("introspection: %d %v", st, m)
 		}
-		if st, _ := active("wrong"); st != http.StatusUnauthorized {
+		if st, _ := introspect(t, h, tok.AccessToken, "wrong"); st != http.StatusUnauthorized {
 			t.Errorf("introspection with a wrong secret: %d, want 401", st)
 		}
 	})
@@ -406,9 +410,23 @@ func TestOIDCProvider(t *testing.T) {
 		f = rp.start()
 		_, cb = loginPage(t, b, f)
 		code = codeFrom(t, b, cb, f)
-		rp.exchange(t, code, f)
+		first, _, _ := rp.exchange(t, code, f)
+		if first.RefreshToken == "" {
+			t.Fatal("the first exchange gave no refresh token")
+		}
 		if _, err := rp.cfg.Exchange(ctx, code, oauth2.VerifierOption(f.verifier)); oauthError(err) != "invalid_grant" {
 			t.Errorf("replayed code: %v, want invalid_grant", err)
+		}
+		// The replay revoked the grant of the first exchange (RFC 6749
+		// section 4.1.2): its tokens stop.
+		if _, err := rp.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: first.RefreshToken}).Token(); oauthError(err) != "invalid_grant" {
+			t.Errorf("the refresh token of a replayed code: %v, want invalid_grant", err)
+		}
+		if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(first)); err == nil {
+			t.Error("userinfo with the access token of a replayed code succeeded")
+		}
+		if st, m := introspect(t, h, first.AccessToken, rpSecret); st != 200 || m["active"] != false {
+			t.Errorf("introspection of the access token of a replayed code: %d %v, want inactive", st, m)
 		}
 		other := oauth2.Config{ClientID: "spa", Endpoint: rp.cfg.Endpoint, RedirectURL: rpRedirect}
 		f = rp.start()

@@ -100,12 +100,16 @@ type ProviderStore interface {
 	// when the request is unknown or expired at now.
 	CompleteProviderRequest(ctx context.Context, id string, l ProviderLogin, now time.Time) error
 	// PutProviderCode binds the code whose SHA-256 is hash to request
-	// requestID until expiresAt.
+	// requestID, which must have its login, until expiresAt; ErrNotFound
+	// when the request is unknown, expired or without a login.
 	PutProviderCode(ctx context.Context, hash [32]byte, requestID string, expiresAt time.Time) error
 	// TakeProviderCode consumes the code whose SHA-256 is hash and returns
-	// its request. A code is taken at most once, under any interleaving:
-	// ErrNotFound for an unknown, taken or expired (at now) code, and when
-	// its request is gone.
+	// its request. A code is taken at most once, under any interleaving,
+	// and kept as used until its expiry (RFC 6749 section 4.1.2): taking
+	// it again before then gives ErrConflict with a request that has only
+	// its ID and its Login.UserID, enough for the caller to revoke the
+	// grant it made from the code. ErrNotFound for an unknown or expired
+	// (at now) code, and when its request is gone.
 	TakeProviderCode(ctx context.Context, hash [32]byte, now time.Time) (ProviderRequest, error)
 	// DeleteProviderRequest deletes request id (nothing if it is gone).
 	DeleteProviderRequest(ctx context.Context, id string) error
@@ -125,7 +129,9 @@ type ProviderStore interface {
 	// with one token, one wins.
 	RotateGrant(ctx context.Context, r GrantRotation) (Grant, error)
 	// RevokeGrant deletes user userID's grant id; ErrNotFound when there is
-	// none.
+	// none. Either way the id stays barred for ProviderRequestTTL (CreateGrant
+	// gives ErrConflict), so that a grant revoked before it was made (a
+	// replayed code racing its first exchange) is not made after.
 	RevokeGrant(ctx context.Context, userID, id string) error
 	// RevokeSessionGrants deletes every grant of user userID made from the
 	// hub session of login family sid, and reports how many.

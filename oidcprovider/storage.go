@@ -25,8 +25,18 @@ import (
 // in its user's slot), and only its SHA-256 is stored. An access token is
 // a JWT whose jti is "<grant id>.<expiry, unix seconds>.<random>": every
 // check of one (userinfo, introspection) finds its grant alive, so that
-// revoking the grant revokes it.
+// revoking the grant revokes it. A grant's id derives from the hash of
+// the code it was made from (grantIDFromCode), so that the code, replayed,
+// names the grant to revoke (RFC 6749 section 4.1.2).
 const refreshPrefix = "lho_"
+
+// grantIDFromCode is the id of the grant made from the code whose SHA-256
+// is hash: one code, one exchange, one grant. It reveals nothing of the
+// code.
+func grantIDFromCode(hash [32]byte) string {
+	id := sha256.Sum256(append([]byte("loginhub oidc grant\x00"), hash[:]...))
+	return base64.RawURLEncoding.EncodeToString(id[:16])
+}
 
 func randomPart() string {
 	var b [32]byte
@@ -95,8 +105,13 @@ var (
 	_ op.CanTerminateSessionFromRequest = (*storage)(nil)
 )
 
-// authRequest implements op.AuthRequest.
-type authRequest struct{ r authcore.ProviderRequest }
+// authRequest implements op.AuthRequest. grantID is set when the request
+// comes from its code (AuthRequestByCode): the id of the grant its
+// exchange makes.
+type authRequest struct {
+	r       authcore.ProviderRequest
+	grantID string
+}
 
 func (a authRequest) GetID() string  { return a.r.ID }
 func (a authRequest) GetACR() string { return "" }
@@ -178,7 +193,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	if err := s.store.PutProviderRequest(ctx, r); err != nil {
 		return nil, fmt.Errorf("create auth request: %w", err)
 	}
-	return authRequest{r}, nil
+	return authRequest{r: r}, nil
 }
 
 // AuthRequestByID implements op.AuthStorage.
@@ -187,20 +202,44 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	if err != nil {
 		return nil, err
 	}
-	return authRequest{r}, nil
+	return authRequest{r: r}, nil
 }
 
 // AuthRequestByCode implements op.AuthStorage: it consumes the code, so
-// that a code is redeemed once even when two token requests race.
+// that a code is redeemed once even when two token requests race. A code
+// used before is refused, and the grant its first use made is revoked
+// with every token of it (RFC 6749 sections 4.1.2 and 10.5): the code
+// leaked, and whoever got the tokens may not be the app.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	r, err := s.store.TakeProviderCode(ctx, sha256.Sum256([]byte(code)), s.now())
+	hash := sha256.Sum256([]byte(code))
+	r, err := s.store.TakeProviderCode(ctx, hash, s.now())
+	if errors.Is(err, authcore.ErrConflict) && r.Login != nil {
+		s.revokeReplayed(ctx, r, grantIDFromCode(hash))
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
 	if r.Login == nil {
 		return nil, errors.New("code of a request without a login")
 	}
-	return authRequest{r}, nil
+	return authRequest{r: r, grantID: grantIDFromCode(hash)}, nil
+}
+
+// revokeReplayed revokes grant grantID of the user of request r, whose
+// code was presented again. The grant may not exist: its exchange failed
+// (a wrong PKCE verifier), or is still running, in which case the store
+// keeps it from being made.
+func (s *storage) revokeReplayed(ctx context.Context, r authcore.ProviderRequest, grantID string) {
+	err := s.store.RevokeGrant(ctx, r.Login.UserID, grantID)
+	if err != nil && !errors.Is(err, authcore.ErrNotFound) {
+		s.log.ErrorContext(ctx, "oidc authorization code replayed; revoking its grant failed",
+			slog.String("request", r.ID), slog.String("user", r.Login.UserID), slog.String("grant", grantID), "err", err)
+		return
+	}
+	s.log.WarnContext(ctx, "oidc authorization code replayed; its grant is revoked",
+		slog.String("request", r.ID), slog.String("user", r.Login.UserID), slog.String("grant", grantID),
+		slog.Bool("grant_existed", err == nil))
 }
 
 // SaveAuthCode implements op.AuthStorage. An authorization request gets
@@ -231,6 +270,9 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	}
 	now := s.now()
 	exp := now.Add(authcore.ProviderAccessTTL)
+	if ar.grantID == "" {
+		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
 	g := s.grant(ar, now, exp)
 	if err := s.store.CreateGrant(ctx, g); err != nil {
 		return "", time.Time{}, s.grantError(ctx, err)
@@ -240,15 +282,19 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 
 func (s *storage) grant(ar authRequest, now, exp time.Time) authcore.Grant {
 	l := ar.r.Login
-	return authcore.Grant{ID: authcore.NewTicketID(), UserID: l.UserID, ClientID: ar.r.ClientID, Scopes: ar.r.Scopes,
+	return authcore.Grant{ID: ar.grantID, UserID: l.UserID, ClientID: ar.r.ClientID, Scopes: ar.r.Scopes,
 		AMR: l.AMR, AuthTime: l.AuthTime, SID: l.SID, CreatedAt: now, ExpiresAt: exp}
 }
 
-// grantError: a user erased meanwhile is an invalid grant; the rest is
-// the server's.
+// grantError: a user erased meanwhile is an invalid grant, and so is a
+// grant revoked before it was made (its code replayed meanwhile); the
+// rest is the server's.
 func (s *storage) grantError(ctx context.Context, err error) error {
-	if errors.Is(err, authcore.ErrNotFound) {
+	switch {
+	case errors.Is(err, authcore.ErrNotFound):
 		return oidc.ErrInvalidGrant()
+	case errors.Is(err, authcore.ErrConflict):
+		return oidc.ErrInvalidGrant().WithDescription("the code was used twice; its grant is revoked")
 	}
 	s.log.ErrorContext(ctx, "oidc provider: store", "err", err)
 	return oidc.ErrServerError()
@@ -263,6 +309,9 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	exp := now.Add(authcore.ProviderAccessTTL)
 	switch r := req.(type) {
 	case authRequest:
+		if r.grantID == "" {
+			break
+		}
 		g := s.grant(r, now, now.Add(authcore.ProviderRefreshTTL))
 		refresh, hash := newRefreshToken(g.UserID, g.ID)
 		g.RefreshHash = hash

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/loginhub/loginhub/authcore"
@@ -14,11 +15,14 @@ type providerState struct {
 	requests map[string]authcore.ProviderRequest // by id
 	codes    map[[32]byte]providerCode           // by code hash
 	grants   map[string]storedGrant              // by user id + "/" + grant id
+	barred   map[string]time.Time                // revoked grant keys → until when CreateGrant refuses them
 }
 
+// providerCode is a code, kept until its expiry, used or not.
 type providerCode struct {
-	requestID string
-	until     time.Time
+	requestID, userID string
+	until             time.Time
+	used              bool
 }
 
 type storedGrant struct {
@@ -31,6 +35,7 @@ func (p *providerState) init() {
 		p.requests = make(map[string]authcore.ProviderRequest)
 		p.codes = make(map[[32]byte]providerCode)
 		p.grants = make(map[string]storedGrant)
+		p.barred = make(map[string]time.Time)
 	}
 }
 
@@ -69,6 +74,11 @@ func (s *Store) sweepProviderLocked(now time.Time) {
 			delete(p.grants, k)
 		}
 	}
+	for k, until := range p.barred {
+		if !now.Before(until) {
+			delete(p.barred, k)
+		}
+	}
 }
 
 // eraseGrantsLocked drops user userID's grants (from EraseUser).
@@ -76,6 +86,11 @@ func (s *Store) eraseGrantsLocked(userID string) {
 	for k, g := range s.provider.grants {
 		if g.g.UserID == userID {
 			delete(s.provider.grants, k)
+		}
+	}
+	for k := range s.provider.barred {
+		if strings.HasPrefix(k, userID+"/") {
+			delete(s.provider.barred, k)
 		}
 	}
 }
@@ -126,7 +141,11 @@ func (s *Store) PutProviderCode(_ context.Context, hash [32]byte, requestID stri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.provider.init()
-	s.provider.codes[hash] = providerCode{requestID: requestID, until: expiresAt}
+	r, ok := s.provider.requests[requestID]
+	if !ok || !s.now().Before(r.ExpiresAt) || r.Login == nil {
+		return authcore.ErrNotFound
+	}
+	s.provider.codes[hash] = providerCode{requestID: requestID, userID: r.Login.UserID, until: expiresAt}
 	return nil
 }
 
@@ -136,10 +155,14 @@ func (s *Store) TakeProviderCode(_ context.Context, hash [32]byte, now time.Time
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.provider.codes[hash]
-	delete(s.provider.codes, hash)
 	if !ok || !now.Before(c.until) {
 		return authcore.ProviderRequest{}, authcore.ErrNotFound
 	}
+	if c.used {
+		return authcore.ProviderRequest{ID: c.requestID, Login: &authcore.ProviderLogin{UserID: c.userID}}, authcore.ErrConflict
+	}
+	c.used = true
+	s.provider.codes[hash] = c
 	r, ok := s.provider.requests[c.requestID]
 	if !ok || !now.Before(r.ExpiresAt) {
 		return authcore.ProviderRequest{}, authcore.ErrNotFound
@@ -166,6 +189,9 @@ func (s *Store) CreateGrant(_ context.Context, g authcore.Grant) error {
 	}
 	k := grantKey(g.UserID, g.ID)
 	if _, ok := s.provider.grants[k]; ok {
+		return authcore.ErrConflict
+	}
+	if _, ok := s.provider.barred[k]; ok {
 		return authcore.ErrConflict
 	}
 	s.provider.grants[k] = storedGrant{g: cloneGrant(g)}
@@ -218,7 +244,9 @@ func (s *Store) RotateGrant(_ context.Context, r authcore.GrantRotation) (authco
 func (s *Store) RevokeGrant(_ context.Context, userID, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.provider.init()
 	k := grantKey(userID, id)
+	s.provider.barred[k] = s.now().Add(authcore.ProviderRequestTTL)
 	if _, ok := s.provider.grants[k]; !ok {
 		return authcore.ErrNotFound
 	}

@@ -21,14 +21,18 @@ import (
 //	                                   login); TTL: its expiry (10 minutes)
 //	lh:{op:<request id>}:login         its login once the user logged in (JSON authcore.ProviderLogin; SET NX);
 //	                                   TTL: as the request
-//	lh:opc:<hex code hash>             an authorization code ("<expiry unix ms> <request id>"); TTL: its expiry
-//	                                   (60 s); taken once (GETDEL)
+//	lh:opc:<hex code hash>             an authorization code ("<n|u> <expiry unix ms> <request id> <user id>": n
+//	                                   new, u used); TTL: its expiry (60 s); taken once (takeCodeScript), and
+//	                                   kept as used until its expiry, so that a replay finds the grant to revoke
 //	lh:{u:<user id>}:g:<grant id>      a grant (hash j: JSON authcore.Grant, rh: hex hash of its live refresh
 //	                                   token or "", e: expiry unix ms, s: the hub session family it came from);
 //	                                   TTL: its expiry; tracked in the user's session index, for erasure
 //	lh:{u:<user id>}:g:<grant id>:used:<hex refresh>
 //	                                   a rotated-away refresh token (→ the grant's expiry then, unix ms); TTL:
 //	                                   that expiry; tracked in the session index too
+//	lh:{u:<user id>}:g:<grant id>:revoked
+//	                                   a revoked grant's id, barred from CreateGrant (RevokeGrant); TTL: 10
+//	                                   minutes (authcore.ProviderRequestTTL); tracked in the session index too
 //
 // A grant lives in its user's slot, so that one script checks the user and
 // writes the grant, and erasing the user erases its grants.
@@ -43,15 +47,24 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PXAT', ARGV[2]) then
 end
 return 1`)
 
-	// KEYS[1] the grant, KEYS[2] the user, KEYS[3] the session index;
-	// ARGV[1] JSON, ARGV[2] refresh hash hex or "", ARGV[3] expiry ms,
-	// ARGV[4] sid, ARGV[5] now ms.
+	// KEYS[1] the code; replies its value before the take (nil when
+	// there is none), after marking it used ("u") if it was new ("n").
+	takeCodeScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 2) == 'n ' then
+  redis.call('SET', KEYS[1], 'u ' .. string.sub(v, 3), 'KEEPTTL')
+end
+return v`)
+
+	// KEYS[1] the grant, KEYS[2] the user, KEYS[3] the session index,
+	// KEYS[4] the grant's revoked mark; ARGV[1] JSON, ARGV[2] refresh hash
+	// hex or "", ARGV[3] expiry ms, ARGV[4] sid, ARGV[5] now ms.
 	createGrantScript = redis.NewScript(sessionLib + `
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return redis.error_reply('LH_NOT_FOUND user')
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.error_reply('LH_CONFLICT grant exists')
+if redis.call('EXISTS', KEYS[1], KEYS[4]) > 0 then
+  return redis.error_reply('LH_CONFLICT grant exists or was revoked')
 end
 redis.call('HSET', KEYS[1], 'j', ARGV[1], 'rh', ARGV[2], 'e', ARGV[3], 's', ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
@@ -81,6 +94,15 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 track(KEYS[3], KEYS[2], g[2], now)
 track(KEYS[3], KEYS[1], ARGV[3], now)
 return g[3]`)
+
+	// KEYS[1] the grant, KEYS[2] its revoked mark, KEYS[3] the session
+	// index; ARGV[1] the mark's expiry ms, ARGV[2] now ms. Replies how
+	// many grants it deleted (0 or 1).
+	revokeGrantScript = redis.NewScript(sessionLib + `
+local n = redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PXAT', ARGV[1])
+track(KEYS[3], KEYS[2], ARGV[1], tonumber(ARGV[2]))
+return n`)
 
 	revokeIfSessionScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 's') == ARGV[1] then
@@ -168,34 +190,53 @@ func (s *Store) CompleteProviderRequest(ctx context.Context, id string, l authco
 	return outcome(err, "complete provider request")
 }
 
-// PutProviderCode implements authcore.ProviderStore.
+// PutProviderCode implements authcore.ProviderStore: the request's login
+// (which never changes once set) is read, and the code stored with its
+// user, so that a replay of the code finds the user's grant.
 func (s *Store) PutProviderCode(ctx context.Context, hash [32]byte, requestID string, expiresAt time.Time) error {
-	v := strconv.FormatInt(expiresAt.UnixMilli(), 10) + " " + requestID
+	raw, err := s.c.Get(ctx, s.providerRequestKey(requestID)+":login").Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return authcore.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("redisstore: put provider code: %w", err)
+	}
+	var l authcore.ProviderLogin
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		return fmt.Errorf("redisstore: put provider code: %w", err)
+	}
+	v := "n " + strconv.FormatInt(expiresAt.UnixMilli(), 10) + " " + requestID + " " + l.UserID
 	if err := s.c.Do(ctx, "SET", s.providerCodeKey(hash), v, "PXAT", expiresAt.UnixMilli()).Err(); err != nil {
 		return fmt.Errorf("redisstore: put provider code: %w", err)
 	}
 	return nil
 }
 
-// TakeProviderCode implements authcore.ProviderStore: GETDEL consumes the
-// code in one atomic step; the request is read after.
+// TakeProviderCode implements authcore.ProviderStore: one script marks
+// the code used (it stays until its expiry); the request is read after.
 func (s *Store) TakeProviderCode(ctx context.Context, hash [32]byte, now time.Time) (authcore.ProviderRequest, error) {
-	v, err := s.c.GetDel(ctx, s.providerCodeKey(hash)).Result()
+	v, err := takeCodeScript.Run(ctx, s.c, []string{s.providerCodeKey(hash)}).Text()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return authcore.ProviderRequest{}, authcore.ErrNotFound
 	case err != nil:
 		return authcore.ProviderRequest{}, fmt.Errorf("redisstore: take provider code: %w", err)
 	}
-	expMS, id, ok := strings.Cut(v, " ")
-	exp, err := strconv.ParseInt(expMS, 10, 64)
-	if !ok || err != nil {
-		return authcore.ProviderRequest{}, fmt.Errorf("redisstore: take provider code: malformed %q", expMS)
+	f := strings.SplitN(v, " ", 4)
+	if len(f) != 4 {
+		return authcore.ProviderRequest{}, fmt.Errorf("redisstore: take provider code: malformed code record")
 	}
-	if now.UnixMilli() >= exp {
+	exp, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return authcore.ProviderRequest{}, fmt.Errorf("redisstore: take provider code: malformed expiry %q", f[1])
+	}
+	switch {
+	case now.UnixMilli() >= exp:
 		return authcore.ProviderRequest{}, authcore.ErrNotFound
+	case f[0] != "n":
+		return authcore.ProviderRequest{ID: f[2], Login: &authcore.ProviderLogin{UserID: f[3]}}, authcore.ErrConflict
 	}
-	return s.ProviderRequest(ctx, id, now)
+	return s.ProviderRequest(ctx, f[2], now)
 }
 
 // DeleteProviderRequest implements authcore.ProviderStore.
@@ -213,7 +254,8 @@ func (s *Store) CreateGrant(ctx context.Context, g authcore.Grant) error {
 	if err != nil {
 		return fmt.Errorf("redisstore: create grant: %w", err)
 	}
-	keys := []string{s.grantKey(g.UserID, g.ID), s.userKey(g.UserID), s.sessionIndexKey(g.UserID)}
+	gk := s.grantKey(g.UserID, g.ID)
+	keys := []string{gk, s.userKey(g.UserID), s.sessionIndexKey(g.UserID), gk + ":revoked"}
 	err = createGrantScript.Run(ctx, s.c, keys, raw, hexOrEmpty(g.RefreshHash), g.ExpiresAt.UnixMilli(), g.SID, g.CreatedAt.UnixMilli()).Err()
 	return outcome(err, "create grant")
 }
@@ -281,9 +323,13 @@ func (s *Store) RotateGrant(ctx context.Context, r authcore.GrantRotation) (auth
 	return g, nil
 }
 
-// RevokeGrant implements authcore.ProviderStore.
+// RevokeGrant implements authcore.ProviderStore: one script deletes the
+// grant and sets its revoked mark.
 func (s *Store) RevokeGrant(ctx context.Context, userID, id string) error {
-	n, err := s.c.Del(ctx, s.grantKey(userID, id)).Result()
+	gk := s.grantKey(userID, id)
+	now := time.Now()
+	n, err := revokeGrantScript.Run(ctx, s.c, []string{gk, gk + ":revoked", s.sessionIndexKey(userID)},
+		now.Add(authcore.ProviderRequestTTL).UnixMilli(), now.UnixMilli()).Int()
 	if err != nil {
 		return fmt.Errorf("redisstore: revoke grant: %w", err)
 	}

@@ -14,8 +14,9 @@ import (
 )
 
 // testProviderRequests: an authorization request is kept with every
-// field, gets one login, its code is taken once and not after its expiry,
-// and a deleted or expired request is gone.
+// field, gets one login, its code is taken once and not after its expiry
+// (taken again, it names the request and user for a revocation), and a
+// deleted or expired request is gone.
 func testProviderRequests(t *testing.T, newStore NewStore) {
 	s := newStore(t, nil)
 	ctx := context.Background()
@@ -44,6 +45,14 @@ func testProviderRequests(t *testing.T, newStore NewStore) {
 		t.Errorf("an unknown request: %v, want ErrNotFound", err)
 	}
 
+	code := sha256.Sum256([]byte("code-" + authcore.NewTicketID()))
+	if err := s.PutProviderCode(ctx, code, r.ID, now.Add(authcore.ProviderCodeTTL)); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("a code of a request without a login: %v, want ErrNotFound", err)
+	}
+	if err := s.PutProviderCode(ctx, code, "ar-never", now.Add(authcore.ProviderCodeTTL)); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("a code of an unknown request: %v, want ErrNotFound", err)
+	}
+
 	login := authcore.ProviderLogin{UserID: "u-1", AMR: []string{"wx", "qr"}, AuthTime: now, SID: "fam-1"}
 	if err := s.CompleteProviderRequest(ctx, r.ID, login, now); err != nil {
 		t.Fatal(err)
@@ -62,7 +71,6 @@ func testProviderRequests(t *testing.T, newStore NewStore) {
 		t.Fatalf("after the login: %+v (login %+v), %v", got, got.Login, err)
 	}
 
-	code := sha256.Sum256([]byte("code-" + authcore.NewTicketID()))
 	if err := s.PutProviderCode(ctx, code, r.ID, now.Add(authcore.ProviderCodeTTL)); err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +81,13 @@ func testProviderRequests(t *testing.T, newStore NewStore) {
 	if err != nil || taken.ID != r.ID || taken.Login == nil || taken.Login.UserID != "u-1" {
 		t.Fatalf("TakeProviderCode = %+v, %v", taken, err)
 	}
-	if _, err := s.TakeProviderCode(ctx, code, now); !errors.Is(err, authcore.ErrNotFound) {
-		t.Errorf("a code taken twice: %v, want ErrNotFound", err)
+	// Taken again before its expiry, the code names its request and user.
+	again, err := s.TakeProviderCode(ctx, code, now.Add(time.Second))
+	if !errors.Is(err, authcore.ErrConflict) || again.ID != r.ID || again.Login == nil || again.Login.UserID != "u-1" {
+		t.Errorf("a code taken twice: %+v (login %+v), %v; want ErrConflict naming %s and u-1", again, again.Login, err, r.ID)
+	}
+	if _, err := s.TakeProviderCode(ctx, code, now.Add(authcore.ProviderCodeTTL)); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("a taken code at its expiry: %v, want ErrNotFound", err)
 	}
 	late := sha256.Sum256([]byte("late-" + authcore.NewTicketID()))
 	if err := s.PutProviderCode(ctx, late, r.ID, now.Add(authcore.ProviderCodeTTL)); err != nil {
@@ -89,18 +102,21 @@ func testProviderRequests(t *testing.T, newStore NewStore) {
 	if err := s.PutProviderCode(ctx, race, r.ID, now.Add(authcore.ProviderCodeTTL)); err != nil {
 		t.Fatal(err)
 	}
-	var won atomic.Int32
+	var won, replays atomic.Int32
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if _, err := s.TakeProviderCode(ctx, race, now); err == nil {
+			switch _, err := s.TakeProviderCode(ctx, race, now); {
+			case err == nil:
 				won.Add(1)
+			case errors.Is(err, authcore.ErrConflict):
+				replays.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	if won.Load() != 1 {
-		t.Errorf("%d callers took one code, want 1", won.Load())
+	if won.Load() != 1 || replays.Load() != 7 {
+		t.Errorf("%d callers took one code and %d saw it used, want 1 and 7", won.Load(), replays.Load())
 	}
 
 	orphan := sha256.Sum256([]byte("orphan-" + authcore.NewTicketID()))
@@ -227,6 +243,30 @@ func testGrants(t *testing.T, newStore NewStore) {
 	}
 	if err := s.RevokeGrant(ctx, alice.ID, bare.ID); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("revoking a revoked grant: %v, want ErrNotFound", err)
+	}
+	if err := s.CreateGrant(ctx, bare); !errors.Is(err, authcore.ErrConflict) {
+		t.Errorf("creating a revoked grant again: %v, want ErrConflict", err)
+	}
+	// A grant revoked before it is made (a replayed code racing its first
+	// exchange) is not made after.
+	early := g
+	early.ID = "g-" + authcore.NewTicketID()
+	if err := s.RevokeGrant(ctx, alice.ID, early.ID); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("revoking a grant not made yet: %v, want ErrNotFound", err)
+	}
+	if err := s.CreateGrant(ctx, early); !errors.Is(err, authcore.ErrConflict) {
+		t.Errorf("making a grant revoked before: %v, want ErrConflict", err)
+	}
+	if _, err := s.Grant(ctx, alice.ID, early.ID, now); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("a grant revoked before it was made: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Grant(ctx, bob.ID, early.ID, now); !errors.Is(err, authcore.ErrNotFound) {
+		t.Errorf("another user's grant of a revoked id: %v, want ErrNotFound", err)
+	}
+	other := early
+	other.UserID = bob.ID
+	if err := s.CreateGrant(ctx, other); err != nil {
+		t.Errorf("another user's grant of an id revoked for alice: %v", err)
 	}
 
 	// RevokeSessionGrants takes the grants of one hub session only.
