@@ -7,13 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
 // Verifier is a step-up check that a vendor runs on the user's phone: a
 // face check against an ID card (WeChat's, authcore/wechat.FaceVerifier),
-// or a liveness check of another vendor. The hub starts a check for the
+// a liveness or a voiceprint check of another vendor. The hub starts a check for the
 // caller, the phone runs it with the id the hub hands over, and the hub
 // then asks the vendor how it went. Config.Verifiers keeps them by name;
 // the /v1/face endpoints reach any of them, so a new vendor needs no new
@@ -21,8 +23,10 @@ import (
 // or ID number, KindUpstreamUnavailable when the vendor fails...) and must
 // be safe for concurrent use.
 type Verifier interface {
-	// Method is the amr a passed check adds to the session. Sessions keep
-	// the time of a face check only, so it must be MethodFace.
+	// Method is the amr a passed check adds to the session, with its time
+	// (SessionRecord.StepUps): MethodFace for a face check, "vbm" for a
+	// voiceprint (RFC 8176), ... A valid method (ValidStepUpMethod) that
+	// is none of the hub's login methods; verifiers may share one.
 	Method() string
 	// Subject is whom the vendor knows the session's user by (WeChat: the
 	// openid of a WeChat login). KindForbidden, saying why, for a session
@@ -95,12 +99,13 @@ type FaceStarted struct {
 }
 
 // FacePassed is the result of a passed verification: the session now
-// carries amr "face" and when.
+// carries the verifier's amr ("face", ...) and when (Session.StepUps).
 type FacePassed struct {
 	Passed bool `json:"passed"`
 	// IdentifyTime is when the face check happened, as WeChat reports it
 	// (legacy verify_result; never after the hub's now), or when the hub
-	// learnt of the pass (verify_id); the session's face_at is this time.
+	// learnt of the pass (verify_id); the session's step-up time of the
+	// verifier's method (face_at for a face check) is this time.
 	IdentifyTime time.Time    `json:"identify_time"`
 	Session      SessionFacts `json:"session"`
 }
@@ -146,6 +151,38 @@ func (s *Service) canStepUp(p Principal, method string) bool {
 	return false
 }
 
+// stepUpMethodsFor returns the methods of the verifiers that can check
+// p's session, sorted, each once.
+func (s *Service) stepUpMethodsFor(p Principal) []string {
+	var methods []string
+	for _, v := range s.verifiers {
+		if _, err := v.Subject(p.Session); err == nil && !slices.Contains(methods, v.Method()) {
+			methods = append(methods, v.Method())
+		}
+	}
+	slices.Sort(methods)
+	return methods
+}
+
+// ValidStepUpMethod reports whether method can name a step-up check: an
+// amr value as RFC 8176 registers them ("face", "vbm", "iris"), 1 to 32
+// lower-case ASCII letters and digits starting with a letter.
+func ValidStepUpMethod(method string) bool {
+	if method == "" || len(method) > 32 || method[0] < 'a' || method[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(method); i++ {
+		if c := method[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// loginMethods are the amr values of the hub's own logins, which no
+// verifier may grant: a step-up time of "sms" would read as an SMS login.
+var loginMethods = []string{"wx", "qr", "sms", "pwd", MethodCarrier}
+
 // reportCheck tells Config.OnStepUpCheck about a verifier's answer.
 func (s *Service) reportCheck(name string, v Verifier, outcome string, took time.Duration) {
 	if s.onStepUp != nil {
@@ -185,8 +222,9 @@ func (s *Service) FaceVerifyID(ctx context.Context, p Principal, verifier, name,
 	return FaceStarted{VerifyID: st.VerifyID, ExpiresIn: int(st.ExpiresIn / time.Second)}, nil
 }
 
-// FaceResult reads how the caller's face check went and, when it passed,
-// marks the calling session with amr "face" and the time of the check.
+// FaceResult reads how the caller's step-up check went and, when it
+// passed, marks the calling session with the verifier's method (amr
+// "face", "vbm"...) and the time of the check.
 // The check is one the hub started for the caller (verify_id), asked of
 // the verifier that started it; the legacy path adds the phone's
 // verify_result, which must be the caller's (subject), from that check
@@ -255,13 +293,18 @@ func (s *Service) FaceResult(ctx context.Context, p Principal, verifyID, verifyR
 	if now := s.now(); at.After(now) {
 		at = now // the vendor's clock ahead of ours: never a face time in the future
 	}
-	if err := s.store.MarkSessionFace(ctx, p.Session.AccessRef(), at); err != nil {
+	method := v.Method()
+	if err := s.store.MarkSessionStepUp(ctx, p.Session.AccessRef(), method, at); err != nil {
 		return FacePassed{}, fmt.Errorf("face result: mark session: %w", err)
 	}
 	s.reportCheck(name, v, StepUpPass, time.Since(began))
-	p.Session.FaceAt = at
-	if !slices.Contains(p.Session.AMR, MethodFace) {
-		p.Session.AMR = append(append([]string(nil), p.Session.AMR...), MethodFace)
+	p.Session.StepUps = maps.Clone(p.Session.StepUps)
+	if p.Session.StepUps == nil {
+		p.Session.StepUps = map[string]time.Time{}
+	}
+	p.Session.StepUps[method] = at
+	if !slices.Contains(p.Session.AMR, method) {
+		p.Session.AMR = append(append([]string(nil), p.Session.AMR...), method)
 	}
 	return FacePassed{Passed: true, IdentifyTime: at.UTC(), Session: p.Facts()}, nil
 }
@@ -331,20 +374,21 @@ const MaxStepUpAge = 24 * time.Hour
 
 // RequireStepUp allows what an app backend guards (GET
 // /v1/me?require=face&max_age=N) only to a session that passed a check of
-// method within maxAge of now. Sessions keep the time of a face check
-// only, so method must be MethodFace. Errors: KindInvalid (another method,
-// maxAge not within (0, MaxStepUpAge], or not whole seconds),
-// KindStepUpRequired with the methods this session can renew it by (none
-// when no verifier can check it: a desktop's session from a QR scan, or a
-// hub without verifiers).
+// method within maxAge of now (its StepUps[method]). The methods are
+// MethodFace, the contract's, and the method of every configured
+// verifier. Errors: KindInvalid (another method, maxAge not within (0,
+// MaxStepUpAge], or not whole seconds), KindStepUpRequired with the
+// methods this session can renew it by (none when no verifier of method
+// can check it: a desktop's session from a QR scan, or a hub without
+// verifiers).
 func (s *Service) RequireStepUp(p Principal, method string, maxAge time.Duration) error {
-	if method != MethodFace {
-		return Errorf(KindInvalid, "require: unknown step-up method %q (face)", method)
+	if method != MethodFace && !s.stepUpMethod(method) {
+		return Errorf(KindInvalid, "require: unknown step-up method %q (%s)", method, strings.Join(s.stepUpMethods(), ", "))
 	}
 	if maxAge <= 0 || maxAge > MaxStepUpAge || maxAge%time.Second != 0 {
 		return Errorf(KindInvalid, "max_age: whole seconds from 1 to %d", int(MaxStepUpAge/time.Second))
 	}
-	if at := p.Session.FaceAt; !at.IsZero() && s.now().Sub(at) <= maxAge {
+	if at := p.Session.StepUps[method]; !at.IsZero() && s.now().Sub(at) <= maxAge {
 		return nil
 	}
 	methods := []string{}
@@ -353,4 +397,27 @@ func (s *Service) RequireStepUp(p Principal, method string, maxAge time.Duration
 	}
 	return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: methods},
 		Message: fmt.Sprintf("this needs a %s check within the last %d seconds", method, int(maxAge/time.Second))}
+}
+
+// stepUpMethod reports whether a configured verifier grants method.
+func (s *Service) stepUpMethod(method string) bool {
+	for _, v := range s.verifiers {
+		if v.Method() == method {
+			return true
+		}
+	}
+	return false
+}
+
+// stepUpMethods returns the methods RequireStepUp takes, sorted: face and
+// the configured verifiers'.
+func (s *Service) stepUpMethods() []string {
+	methods := []string{MethodFace}
+	for _, v := range s.verifiers {
+		if !slices.Contains(methods, v.Method()) {
+			methods = append(methods, v.Method())
+		}
+	}
+	slices.Sort(methods)
+	return methods
 }

@@ -122,8 +122,8 @@ func TestFaceLegacyResultBinding(t *testing.T) {
 	if !passed.IdentifyTime.Equal(identified) || passed.Session.FaceAt == nil || !passed.Session.FaceAt.Equal(identified) {
 		t.Errorf("passed: identify_time %v, face_at %v; want both %v (WeChat's time, not now)", passed.IdentifyTime, passed.Session.FaceAt, identified)
 	}
-	if p, err := svc.Authenticate(ctx, f.token(alice)); err != nil || !p.Session.FaceAt.Equal(identified) {
-		t.Errorf("the session's face time: %v, %v; want %v", p.Session.FaceAt, err, identified)
+	if p, err := svc.Authenticate(ctx, f.token(alice)); err != nil || !p.Session.StepUps[authcore.MethodFace].Equal(identified) {
+		t.Errorf("the session's face time: %v, %v; want %v", p.Session.StepUps[authcore.MethodFace], err, identified)
 	}
 	_, err = svc.FaceResult(ctx, alice, vidB, once)
 	wantKind(t, "the same result again, with the other verify_id", err, authcore.KindForbidden)

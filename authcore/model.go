@@ -143,8 +143,11 @@ type SessionRecord struct {
 	AccessExpiresAt  time.Time
 	RefreshExpiresAt time.Time
 	CreatedAt        time.Time
-	AMR              []string  // authentication methods ("wx", "qr", "face")
-	FaceAt           time.Time // when the user last passed a face check in this session; zero if never
+	AMR              []string // authentication methods ("wx", "qr", "face")
+	// StepUps is when the user last passed a step-up check of each method
+	// (an amr: "face", "vbm") in this session; nil if never. A method in
+	// it is in AMR too (MarkSessionStepUp adds both). Refreshing keeps it.
+	StepUps map[string]time.Time
 	// AuthTime is when the user authenticated on this device to start the
 	// login family (a wx.login); zero for a desktop's session from a QR
 	// redeem, where the user authenticated on their phone, not here.
@@ -165,13 +168,16 @@ type SessionRecord struct {
 }
 
 // LastAuth is when the user last proved themselves in this session: the
-// later of AuthTime and FaceAt (a face check is a step-up that renews
-// it); zero if never on this device.
+// latest of AuthTime and the step-up times (a passed face or voiceprint
+// check renews it); zero if never on this device.
 func (r SessionRecord) LastAuth() time.Time {
-	if r.FaceAt.After(r.AuthTime) {
-		return r.FaceAt
+	last := r.AuthTime
+	for _, at := range r.StepUps {
+		if at.After(last) {
+			last = at
+		}
 	}
-	return r.AuthTime
+	return last
 }
 
 // AccessRef is the store reference of the session's access token.

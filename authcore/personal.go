@@ -22,8 +22,12 @@ type DataExport struct {
 
 // SessionFacts says how the current session was authenticated.
 type SessionFacts struct {
-	AMR    []string   `json:"amr"`
+	AMR []string `json:"amr"`
+	// FaceAt is when the session last passed a face check (StepUps["face"]).
 	FaceAt *time.Time `json:"face_at,omitempty"`
+	// StepUps is when the session last passed a step-up check of each
+	// method (amr: "face", "vbm", ...), in UTC; absent if never.
+	StepUps map[string]time.Time `json:"step_ups,omitempty"`
 	// AuthTime is when the user last authenticated on this device (a
 	// wx.login, or a face check after it); absent for a desktop's session
 	// from a QR scan, whose user authenticated on the phone.
@@ -36,9 +40,18 @@ func (p Principal) Facts() SessionFacts {
 	if f.AMR == nil {
 		f.AMR = []string{}
 	}
-	if !p.Session.FaceAt.IsZero() {
-		t := p.Session.FaceAt.UTC()
-		f.FaceAt = &t
+	for method, at := range p.Session.StepUps {
+		if at.IsZero() {
+			continue
+		}
+		if f.StepUps == nil {
+			f.StepUps = make(map[string]time.Time, len(p.Session.StepUps))
+		}
+		f.StepUps[method] = at.UTC()
+		if method == MethodFace {
+			t := at.UTC()
+			f.FaceAt = &t
+		}
 	}
 	if at := p.Session.LastAuth(); !at.IsZero() {
 		t := at.UTC()
@@ -74,12 +87,9 @@ func (s *Service) RequireRecentLogin(p Principal) error {
 		return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: []string{}},
 			Message: "a session from a QR scan cannot do this; do it in the mini-program, on the phone"}
 	}
-	methods := []string{"wx"}
-	if s.canStepUp(p, MethodFace) {
-		methods = append(methods, MethodFace)
-	}
+	methods := append([]string{"wx"}, s.stepUpMethodsFor(p)...)
 	return &Error{Kind: KindStepUpRequired, StepUp: &StepUp{Methods: methods},
-		Message: "this needs a login within the last 5 minutes: log in again with wx.login, or pass a face check"}
+		Message: "this needs a login within the last 5 minutes: log in again with wx.login, or pass a step-up check"}
 }
 
 // ExportMyData returns the caller's data, opening the sealed fields; the

@@ -250,13 +250,13 @@ type FaceVerification struct {
 	CertHash  string
 	OpenID    string
 	UserID    string
-	Family    string    // the session family that asked (gets amr "face" on success)
+	Family    string    // the session family that asked (gets the verifier's amr on success)
 	StartedAt time.Time // when the hub asked WeChat for the verify_id
 	ExpiresAt time.Time
 }
 
-// FaceStore keeps face verifications in progress and marks sessions
-// that passed one.
+// FaceStore keeps the step-up checks in progress (FaceVerification, of
+// any verifier) and marks sessions that passed one.
 type FaceStore interface {
 	// PutFaceVerification stores f until f.ExpiresAt.
 	PutFaceVerification(ctx context.Context, f FaceVerification) error
@@ -266,10 +266,12 @@ type FaceStore interface {
 	// for another user's: a stranger who learns a verify_id cannot void
 	// its owner's check.
 	TakeFaceVerification(ctx context.Context, verifyID, userID string) (FaceVerification, error)
-	// MarkSessionFace records on the session of access token ref that the
-	// user passed a face check at at (adds "face" to its AMR, sets FaceAt).
-	// ErrNotFound for an unknown or expired session.
-	MarkSessionFace(ctx context.Context, ref TokenRef, at time.Time) error
+	// MarkSessionStepUp records on the session of access token ref that
+	// the user passed a step-up check of method (an amr: "face", "vbm") at
+	// at: it adds method to the session's AMR once and sets
+	// StepUps[method] to at, replacing an earlier time. ErrNotFound for a
+	// session unknown or expired at at.
+	MarkSessionStepUp(ctx context.Context, ref TokenRef, method string, at time.Time) error
 }
 
 // CodeStore keeps the one-time codes sent by SMS: at most one live code

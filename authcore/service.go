@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -211,9 +212,14 @@ func NewService(cfg Config) (*Service, error) {
 		}
 	}
 	for name, v := range s.verifiers {
-		// Sessions keep the time of a face check only (FaceAt).
-		if !validProvider(name) || strings.Contains(name, ":") || v == nil || v.Method() != MethodFace {
-			return nil, fmt.Errorf("authcore: bad verifier %q (a name of up to 64 of a-z 0-9 _ - ., with method face)", name)
+		if !validProvider(name) || strings.Contains(name, ":") || v == nil {
+			return nil, fmt.Errorf("authcore: bad verifier %q (a name of up to 64 of a-z 0-9 _ - .)", name)
+		}
+		// The method is an amr the session keeps a time of (StepUps);
+		// a login's amr would read as that login.
+		if m := v.Method(); !ValidStepUpMethod(m) || slices.Contains(loginMethods, m) || s.oauth[m] != nil {
+			return nil, fmt.Errorf("authcore: bad verifier %q: method %q (an amr of 1 to 32 of a-z 0-9, starting with a letter, and no login's: %s or an OAuth provider's name)",
+				name, m, strings.Join(loginMethods, ", "))
 		}
 	}
 	if s.ttl <= 0 {

@@ -1,7 +1,10 @@
 package memstore
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +16,7 @@ import (
 // nanoseconds, and the two session maps keyed and valued by hashes. Every
 // garbage-collection cycle marks every live object, so the records' shape is
 // what a cycle costs: a SessionRecord in a map is a dozen pointers to follow
-// (its strings, its AMR slice, its times' locations), the compact form one
+// (its strings, its AMR slice, its step-up map, its times' locations), the compact form one
 // (BenchmarkGCWithRecords measures what a cycle costs either way). It
 // matters most on a node that runs for days: a session stays until its
 // refresh token expires, so sessions become most of the heap. The price is
@@ -208,7 +211,6 @@ type storedSession struct {
 	accessExpiresAt  int64
 	refreshExpiresAt int64
 	createdAt        int64
-	faceAt           int64
 	authTime         int64
 	lastUsedAt       int64
 	text             packed // the session fields below
@@ -219,7 +221,7 @@ const (
 	sID = iota
 	sFamilyID
 	sUserID
-	sAMR // space-separated
+	sAuth // joinAuth: the AMR and the step-up times
 	sProvider
 	sSubject
 	sUnionID
@@ -236,10 +238,9 @@ func storeSession(r authcore.SessionRecord) storedSession {
 		accessExpiresAt:  nanos(r.AccessExpiresAt),
 		refreshExpiresAt: nanos(r.RefreshExpiresAt),
 		createdAt:        nanos(r.CreatedAt),
-		faceAt:           nanos(r.FaceAt),
 		authTime:         nanos(r.AuthTime),
 		lastUsedAt:       nanos(r.LastUsedAt),
-		text: pack(r.ID, r.FamilyID, r.UserID, strings.Join(r.AMR, " "), r.Provider, r.Subject, r.UnionID,
+		text: pack(r.ID, r.FamilyID, r.UserID, joinAuth(r.AMR, r.StepUps), r.Provider, r.Subject, r.UnionID,
 			r.DeviceID, r.Method, r.IPMasked, r.Region, r.UserAgent),
 	}
 }
@@ -253,11 +254,57 @@ func (s *storedSession) belongsTo(ref authcore.TokenRef) bool {
 	return s.familyID() == ref.Family && s.userID() == ref.UserID
 }
 
+// joinAuth stores a session's AMR and step-up times as one string, so
+// that a session without step-ups (most) costs nothing for them: the AMR,
+// then each step-up as method@<Unix nanoseconds>, in order of method, all
+// space-separated ("wx face face@1795660805135000000"). Authentication
+// methods are identifiers without spaces or "@". A zero time is no
+// step-up.
+func joinAuth(amr []string, stepUps map[string]time.Time) string {
+	if len(stepUps) == 0 {
+		return strings.Join(amr, " ")
+	}
+	words := slices.Clone(amr)
+	for _, m := range slices.Sorted(maps.Keys(stepUps)) {
+		if at := stepUps[m]; !at.IsZero() {
+			words = append(words, m+"@"+strconv.FormatInt(nanos(at), 10))
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// amr returns the AMR of joinAuth's string.
 func (s *storedSession) amr() []string {
-	if a := s.text.field(sAMR); a != "" {
+	a := s.text.field(sAuth)
+	if a == "" {
+		return nil
+	}
+	if !strings.Contains(a, "@") {
 		return strings.Split(a, " ")
 	}
-	return nil
+	var out []string
+	for w := range strings.SplitSeq(a, " ") {
+		if !strings.Contains(w, "@") {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// stepUps returns the step-up times of joinAuth's string, nil if none.
+func (s *storedSession) stepUps() map[string]time.Time {
+	a := s.text.field(sAuth)
+	if !strings.Contains(a, "@") {
+		return nil
+	}
+	out := map[string]time.Time{}
+	for w := range strings.SplitSeq(a, " ") {
+		if m, n, ok := strings.Cut(w, "@"); ok {
+			ns, _ := strconv.ParseInt(n, 10, 64) // written by joinAuth
+			out[m] = timeOf(ns)
+		}
+	}
+	return out
 }
 
 // record unpacks the session stored under accessHash; the caller owns the
@@ -273,7 +320,7 @@ func (s *storedSession) record(accessHash [32]byte) authcore.SessionRecord {
 		RefreshExpiresAt: timeOf(s.refreshExpiresAt),
 		CreatedAt:        timeOf(s.createdAt),
 		AMR:              s.amr(),
-		FaceAt:           timeOf(s.faceAt),
+		StepUps:          s.stepUps(),
 		AuthTime:         timeOf(s.authTime),
 		Provider:         s.text.field(sProvider),
 		Subject:          s.text.field(sSubject),

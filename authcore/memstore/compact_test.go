@@ -3,12 +3,14 @@ package memstore
 import (
 	"context"
 	"crypto/sha256"
+	"maps"
 	"net/netip"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/loginhub/loginhub/authcore"
 )
@@ -65,15 +67,22 @@ func TestStoredSessionRoundTrip(t *testing.T) {
 			ID: "s1", FamilyID: "f1", UserID: "u_1",
 			AccessHash: sha256.Sum256([]byte("a")), RefreshHash: sha256.Sum256([]byte("r")),
 			AccessExpiresAt: now.Add(time.Hour), RefreshExpiresAt: now.Add(720 * time.Hour), CreatedAt: now,
-			AMR: []string{"wx", "qr", "face"}, FaceAt: now.Add(time.Minute),
+			AMR: []string{"wx", "qr", "face", "vbm"}, StepUps: map[string]time.Time{"face": now.Add(time.Minute), "vbm": now.Add(2 * time.Minute)},
 			Provider: "wechat", Subject: "o6_bmjrPTlm6_2sgVt7hMZOPfL2M", UnionID: "o6_bmasdasdsad6_2sgVt7hMZOPfL",
 		},
-		"no AMR, never a face check": {ID: "s2", FamilyID: "f2", UserID: "u_2", AccessHash: sha256.Sum256([]byte("b")), CreatedAt: now},
+		"no AMR, never a step-up": {ID: "s2", FamilyID: "f2", UserID: "u_2", AccessHash: sha256.Sum256([]byte("b")), CreatedAt: now},
+		"a step-up of a method not in the AMR": {ID: "s3", FamilyID: "f3", UserID: "u_3", AccessHash: sha256.Sum256([]byte("c")),
+			AMR: []string{"sms"}, StepUps: map[string]time.Time{"face": now}},
 	} {
 		st := storeSession(rec)
 		got := st.record(rec.AccessHash)
 		want := rec
-		sameInstants(&want.AccessExpiresAt, &want.RefreshExpiresAt, &want.CreatedAt, &want.FaceAt)
+		want.StepUps = maps.Clone(rec.StepUps)
+		sameInstants(&want.AccessExpiresAt, &want.RefreshExpiresAt, &want.CreatedAt)
+		for m, at := range want.StepUps {
+			sameInstants(&at)
+			want.StepUps[m] = at
+		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: round trip\n got %+v\nwant %+v", name, got, want)
 		}
@@ -154,7 +163,7 @@ func FuzzStoredRoundTrip(f *testing.F) {
 		}
 		sess := authcore.SessionRecord{
 			ID: id, FamilyID: jkt, UserID: scanner, AccessHash: sha256.Sum256([]byte(ua)),
-			AccessExpiresAt: at, RefreshExpiresAt: at, CreatedAt: at, FaceAt: at,
+			AccessExpiresAt: at, RefreshExpiresAt: at, CreatedAt: at, StepUps: map[string]time.Time{"face": at, "vbm": at},
 			AMR: []string{"wx", "qr"}, Provider: device, Subject: nickname, UnionID: avatar,
 		}
 		ss := storeSession(sess)
@@ -162,4 +171,41 @@ func FuzzStoredRoundTrip(f *testing.F) {
 			t.Fatalf("session round trip\n got %+v\nwant %+v", got, sess)
 		}
 	})
+}
+
+// BenchmarkSessionMemory reports the heap that 20 000 sessions of a
+// wx.login without step-ups take in the store's session map, per session
+// (the compact record, its packed text and its map slot).
+func BenchmarkSessionMemory(b *testing.B) {
+	now := time.Now()
+	const n = 20000
+	recs := make([]authcore.SessionRecord, n)
+	for i := range recs {
+		id := authcore.NewTicketID()
+		recs[i] = authcore.SessionRecord{
+			ID: id, FamilyID: authcore.NewTicketID(), UserID: "u_" + authcore.NewTicketID(),
+			AccessHash: sha256.Sum256([]byte(id + "a")), RefreshHash: sha256.Sum256([]byte(id + "r")),
+			AccessExpiresAt: now.Add(time.Hour), RefreshExpiresAt: now.Add(720 * time.Hour), CreatedAt: now, AuthTime: now,
+			AMR: []string{"wx"}, Provider: "wechat", Subject: "o" + id + "abcdefghijk", Method: "wx",
+			IPMasked: "203.0.113.0/24", Region: "上海", UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var perSession float64
+	for b.Loop() {
+		before := heap()
+		sessions := make(map[[32]byte]storedSession)
+		for _, r := range recs {
+			sessions[r.AccessHash] = storeSession(r)
+		}
+		perSession = float64(heap()-before) / n
+		runtime.KeepAlive(sessions)
+	}
+	b.ReportMetric(perSession, "B/session")
+	b.ReportMetric(float64(unsafe.Sizeof(storedSession{})), "B/record")
 }

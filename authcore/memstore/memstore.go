@@ -383,7 +383,7 @@ func (s *Store) RotateRefresh(_ context.Context, ref authcore.TokenRef, next aut
 	s.deleteSessionLocked(ah, stored)
 	s.consumed[h] = consumedRefresh{familyID: old.FamilyID, userID: old.UserID, until: old.RefreshExpiresAt}
 	next.FamilyID, next.UserID = old.FamilyID, old.UserID
-	next.AMR, next.FaceAt, next.AuthTime = old.AMR, old.FaceAt, old.AuthTime
+	next.AMR, next.StepUps, next.AuthTime = old.AMR, old.StepUps, old.AuthTime
 	next.Provider, next.Subject, next.UnionID = old.Provider, old.Subject, old.UnionID
 	next.DeviceID, next.Method, next.IPMasked, next.Region, next.UserAgent = old.DeviceID, old.Method, old.IPMasked, old.Region, old.UserAgent
 	s.putSessionLocked(next)

@@ -183,11 +183,11 @@ func (s *Store) TakeFaceVerification(_ context.Context, verifyID, userID string)
 	return f, nil
 }
 
-// MarkSessionFace implements authcore.FaceStore. The session must be live
-// at at (its access token not yet expired).
-func (s *Store) MarkSessionFace(_ context.Context, ref authcore.TokenRef, at time.Time) error {
-	if at.IsZero() {
-		return authcore.Errorf(authcore.KindInvalid, "memstore: mark session face: no time")
+// MarkSessionStepUp implements authcore.FaceStore. The session must be
+// live at at (its access token not yet expired).
+func (s *Store) MarkSessionStepUp(_ context.Context, ref authcore.TokenRef, method string, at time.Time) error {
+	if at.IsZero() || !authcore.ValidStepUpMethod(method) {
+		return authcore.Errorf(authcore.KindInvalid, "memstore: mark session step-up: no time, or a bad method %q", method)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,10 +196,13 @@ func (s *Store) MarkSessionFace(_ context.Context, ref authcore.TokenRef, at tim
 		return authcore.ErrNotFound
 	}
 	r := stored.record(ref.Hash)
-	if !slices.Contains(r.AMR, "face") {
-		r.AMR = append(r.AMR, "face")
+	if !slices.Contains(r.AMR, method) {
+		r.AMR = append(r.AMR, method)
 	}
-	r.FaceAt = at
+	if r.StepUps == nil {
+		r.StepUps = map[string]time.Time{}
+	}
+	r.StepUps[method] = at
 	s.sessions[ref.Hash] = storeSession(r)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,11 +218,13 @@ func decodeTime(s string) (time.Time, error) {
 }
 
 // sessionFields is the record as the field/value pairs of its hash: "ah"
-// and "rh" are the token hashes (hex), "fa" is FaceAt (set by
-// mark_face.lua), "at" AuthTime; the user and the family are in the key. Every field is
-// written, even empty, so that writing them replaces a whole record.
+// and "rh" are the token hashes (hex), "at" AuthTime, the step-up times
+// are in the fields stepUpField names (set by mark_step_up.lua); the user
+// and the family are in the key. Every field but the step-ups of methods
+// other than face is written, even empty, so that writing them replaces a
+// whole record (a family's hash is written whole once, at CreateSession).
 // withIdentity false leaves out the fields that RotateRefresh keeps from
-// the old record (amr, fa, at, p, s, un, d, m, ip, rg, ua). "lu" is
+// the old record (amr, the step-ups, at, p, s, un, d, m, ip, rg, ua). "lu" is
 // LastUsedAt, which live_session (session.lua) sets as it slides "ae".
 func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 	f := []any{
@@ -242,10 +245,41 @@ func sessionFields(r authcore.SessionRecord, withIdentity bool) ([]any, error) {
 			}
 			amr = string(b)
 		}
-		f = append(f, "amr", amr, "fa", encodeTime(r.FaceAt), "at", encodeTime(r.AuthTime), "p", r.Provider, "s", r.Subject, "un", r.UnionID,
+		f = append(f, "amr", amr, stepUpField(authcore.MethodFace), encodeTime(r.StepUps[authcore.MethodFace]))
+		for _, m := range slices.Sorted(maps.Keys(r.StepUps)) {
+			if m == authcore.MethodFace {
+				continue
+			}
+			if !authcore.ValidStepUpMethod(m) {
+				return nil, fmt.Errorf("bad step-up method %q", m)
+			}
+			f = append(f, stepUpField(m), encodeTime(r.StepUps[m]))
+		}
+		f = append(f, "at", encodeTime(r.AuthTime), "p", r.Provider, "s", r.Subject, "un", r.UnionID,
 			"d", r.DeviceID, "m", r.Method, "ip", r.IPMasked, "rg", r.Region, "ua", r.UserAgent)
 	}
 	return f, nil
+}
+
+// stepUpField names the session hash field of method's step-up time
+// (unix ms): "fa" for a face check, the field of the releases that kept
+// face times only, so that their sessions (and their nodes, during a
+// rolling upgrade) read the same face time; "su:<method>" for the others.
+func stepUpField(method string) string {
+	if method == authcore.MethodFace {
+		return "fa"
+	}
+	return "su:" + method
+}
+
+// stepUpMethod reverses stepUpField: the method whose time a session hash
+// field holds, if it holds one.
+func stepUpMethod(field string) (string, bool) {
+	if field == "fa" {
+		return authcore.MethodFace, true
+	}
+	m, ok := strings.CutPrefix(field, "su:")
+	return m, ok && m != authcore.MethodFace && authcore.ValidStepUpMethod(m)
 }
 
 // decodeSession reads the session of ref's user and family from a
@@ -269,10 +303,24 @@ func decodeSession(ref authcore.TokenRef, reply any) (authcore.SessionRecord, er
 	for _, t := range []struct {
 		dst *time.Time
 		src string
-	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.FaceAt, m["fa"]}, {&r.AuthTime, m["at"]}, {&r.LastUsedAt, m["lu"]}} {
+	}{{&r.AccessExpiresAt, m["ae"]}, {&r.RefreshExpiresAt, m["re"]}, {&r.CreatedAt, m["c"]}, {&r.AuthTime, m["at"]}, {&r.LastUsedAt, m["lu"]}} {
 		if *t.dst, err = decodeTime(t.src); err != nil {
 			return authcore.SessionRecord{}, errors.New("corrupt session (time)")
 		}
+	}
+	for name, v := range m {
+		method, ok := stepUpMethod(name)
+		if !ok || v == "" {
+			continue
+		}
+		at, err := decodeTime(v)
+		if err != nil {
+			return authcore.SessionRecord{}, errors.New("corrupt session (step-up time)")
+		}
+		if r.StepUps == nil {
+			r.StepUps = map[string]time.Time{}
+		}
+		r.StepUps[method] = at
 	}
 	if amr := m["amr"]; amr != "" {
 		if err := json.Unmarshal([]byte(amr), &r.AMR); err != nil {

@@ -296,12 +296,12 @@ func unixMilli(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-// MarkSessionFace implements authcore.FaceStore with mark_face.lua. FaceAt
-// is kept to the millisecond.
-func (s *Store) MarkSessionFace(ctx context.Context, ref authcore.TokenRef, at time.Time) error {
-	if at.IsZero() {
-		return authcore.Errorf(authcore.KindInvalid, "redisstore: mark session face: no time")
+// MarkSessionStepUp implements authcore.FaceStore with mark_step_up.lua.
+// The time is kept to the millisecond, in the field stepUpField names.
+func (s *Store) MarkSessionStepUp(ctx context.Context, ref authcore.TokenRef, method string, at time.Time) error {
+	if at.IsZero() || !authcore.ValidStepUpMethod(method) {
+		return authcore.Errorf(authcore.KindInvalid, "redisstore: mark session step-up: no time, or a bad method %q", method)
 	}
-	err := markFaceScript.Run(ctx, s.c, []string{s.sessionKey(ref)}, hex.EncodeToString(ref.Hash[:]), at.UnixMilli()).Err()
-	return outcome(err, "mark session face")
+	err := markStepUpScript.Run(ctx, s.c, []string{s.sessionKey(ref)}, hex.EncodeToString(ref.Hash[:]), at.UnixMilli(), method, stepUpField(method)).Err()
+	return outcome(err, "mark session step-up")
 }

@@ -105,6 +105,7 @@ func TestStandalone(t *testing.T) {
 	t.Run("EraseLeavesNoTrace", func(t *testing.T) { testEraseLeavesNoTrace(t, c) })
 	t.Run("RotateRefreshOfGoneUser", func(t *testing.T) { testRotateRefreshOfGoneUser(t, c) })
 	t.Run("EraseBusyUser", func(t *testing.T) { testEraseBusyUser(t, c) })
+	t.Run("FaceTimeOfPreviousRelease", func(t *testing.T) { testFaceTimeOfPreviousRelease(t, c) })
 	t.Run("CommandsPerFlow", func(t *testing.T) { testCommandsPerFlow(t, srv) })
 	t.Run("Connect", func(t *testing.T) {
 		cc, err := redisstore.Connect(srv.URL + "/3")
@@ -536,7 +537,7 @@ func testKeyTTLs(t *testing.T, c *redis.Client) {
 	if err := s.PutFaceVerification(ctx, face); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkSessionFace(ctx, next.AccessRef(), now.Add(2*time.Minute)); err != nil {
+	if err := s.MarkSessionStepUp(ctx, next.AccessRef(), authcore.MethodFace, now.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1060,4 +1061,67 @@ func TestUnnotedIdentities(t *testing.T) {
 	if owner, err := c.Get(ctx, prefix+":{i:wechat:old-o1}").Result(); err == nil {
 		t.Errorf("the unlinked identity still points at %s", owner)
 	}
+}
+
+// testFaceTimeOfPreviousRelease: a session whose face check a release
+// that kept face times only recorded (its mark_face.lua set "amr" and
+// "fa", unix ms) reads as a face step-up, which a refresh carries over
+// and a later check of another method leaves as it is; a face check
+// marked now is in "fa" too, where a node of that release reads it.
+func testFaceTimeOfPreviousRelease(t *testing.T, c *redis.Client) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	now := time.Now().Truncate(time.Millisecond)
+	ref := login(t, s, now)
+	key := prefix + ":{u:u1}:s:" + ref.Family
+	faceAt := now.Add(-time.Minute)
+	if err := c.HSet(ctx, key, "amr", `["wx","face"]`, "fa", strconv.FormatInt(faceAt.UnixMilli(), 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.PrincipalByAccess(ctx, ref, now, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]time.Time{authcore.MethodFace: faceAt}; !sameTimes(p.Session.StepUps, want) || !reflect.DeepEqual(p.Session.AMR, []string{"wx", "face"}) {
+		t.Fatalf("a session with the previous release's face time: AMR %q step-ups %v, want [wx face] %v", p.Session.AMR, p.Session.StepUps, want)
+	}
+	if f := p.Facts(); f.FaceAt == nil || !f.FaceAt.Equal(faceAt) {
+		t.Errorf("its facts: face_at %v, want %v", f.FaceAt, faceAt)
+	}
+
+	vbmAt := now.Add(time.Second)
+	if err := s.MarkSessionStepUp(ctx, ref, "vbm", vbmAt); err != nil {
+		t.Fatal(err)
+	}
+	next := session(ref.Family, now.Add(2*time.Second))
+	rotated, err := s.RotateRefresh(ctx, p.Session.RefreshRef(), next, now.Add(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]time.Time{authcore.MethodFace: faceAt, "vbm": vbmAt}; !sameTimes(rotated.Session.StepUps, want) ||
+		!reflect.DeepEqual(rotated.Session.AMR, []string{"wx", "face", "vbm"}) {
+		t.Errorf("after a voiceprint check and a refresh: AMR %q step-ups %v, want [wx face vbm] %v", rotated.Session.AMR, rotated.Session.StepUps, want)
+	}
+
+	again := now.Add(3 * time.Second)
+	if err := s.MarkSessionStepUp(ctx, next.AccessRef(), authcore.MethodFace, again); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.HGet(ctx, key, "fa").Val(); got != strconv.FormatInt(again.UnixMilli(), 10) {
+		t.Errorf(`a face check now: "fa" is %q, want %d (what the previous release reads)`, got, again.UnixMilli())
+	}
+}
+
+// sameTimes reports whether two step-up maps hold the same instants.
+func sameTimes(got, want map[string]time.Time) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for m, at := range want {
+		if !got[m].Equal(at) {
+			return false
+		}
+	}
+	return true
 }

@@ -31,8 +31,8 @@ var (
 	rotateRefreshLua string
 	//go:embed lua/delete_session.lua
 	deleteSessionLua string
-	//go:embed lua/mark_face.lua
-	markFaceLua string
+	//go:embed lua/mark_step_up.lua
+	markStepUpLua string
 	//go:embed lua/update_user.lua
 	updateUserLua string
 	//go:embed lua/unlink.lua
@@ -83,7 +83,7 @@ var (
 	createSessionScript   = redis.NewScript(sessionLib + createSessionLua)
 	rotateRefreshScript   = redis.NewScript(sessionLib + rotateRefreshLua)
 	deleteSessionScript   = redis.NewScript(deleteSessionLua)
-	markFaceScript        = redis.NewScript(markFaceLua)
+	markStepUpScript      = redis.NewScript(markStepUpLua)
 	updateUserScript      = redis.NewScript(updateUserLua)
 	unlinkScript          = redis.NewScript(unlinkLua)
 	unlinkIdentityScript  = redis.NewScript(unlinkIdentityLua)

@@ -365,54 +365,76 @@ func testFaceVerificationExpiry(t *testing.T, newStore NewStore) {
 	}
 }
 
-// testMarkSessionFace: the mark adds "face" to the AMR once and sets
-// FaceAt, PrincipalByAccess shows it and RotateRefresh carries it over; a
-// session that is unknown or expired at the time of the check is not found.
-func testMarkSessionFace(t *testing.T, newStore NewStore) {
+// testMarkSessionStepUp: a mark adds its method to the AMR once and sets
+// that method's time, leaving the other methods' times as they are;
+// PrincipalByAccess shows it and RotateRefresh carries every method's
+// time over; a session that is unknown or expired at the time of the
+// check is not found, and a method that is no amr is refused.
+func testMarkSessionStepUp(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	s := newStore(t, nil)
 	now := time.Now().Truncate(time.Second)
 	u := newUser(t, s, "face", "", now)
+	type mark struct {
+		method string
+		at     time.Time
+	}
+	face1, face2 := mark{authcore.MethodFace, now.Add(time.Minute)}, mark{authcore.MethodFace, now.Add(2 * time.Minute)}
+	vbm := mark{"vbm", now.Add(90 * time.Second)}
 	for _, tc := range []struct {
 		name      string
-		amr, want []string
+		amr       []string
+		marks     []mark
+		want      []string
+		wantTimes map[string]time.Time
 	}{
-		{"no amr", nil, []string{"face"}},
-		{"wx", []string{"wx"}, []string{"wx", "face"}},
-		{"wx qr", []string{"wx", "qr"}, []string{"wx", "qr", "face"}},
-		{"face already", []string{"wx", "face"}, []string{"wx", "face"}},
+		{"no amr", nil, []mark{face1, face2}, []string{"face"}, map[string]time.Time{"face": face2.at}},
+		{"wx", []string{"wx"}, []mark{face1, face2}, []string{"wx", "face"}, map[string]time.Time{"face": face2.at}},
+		{"wx qr", []string{"wx", "qr"}, []mark{face1, face2}, []string{"wx", "qr", "face"}, map[string]time.Time{"face": face2.at}},
+		{"face already", []string{"wx", "face"}, []mark{face1, face2}, []string{"wx", "face"}, map[string]time.Time{"face": face2.at}},
+		{"face and vbm", []string{"wx"}, []mark{face1, vbm, face2}, []string{"wx", "face", "vbm"},
+			map[string]time.Time{"face": face2.at, "vbm": vbm.at}},
+		{"vbm only", []string{"sms"}, []mark{vbm}, []string{"sms", "vbm"}, map[string]time.Time{"vbm": vbm.at}},
 	} {
 		sess, access, refresh := newSession(now, u.ID)
 		sess.AMR = tc.amr
 		if err := s.CreateSession(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
-		for i, at := range []time.Time{now.Add(time.Minute), now.Add(2 * time.Minute)} {
-			if err := s.MarkSessionFace(ctx, access, at); err != nil {
-				t.Fatalf("%s: MarkSessionFace #%d: %v", tc.name, i+1, err)
+		times := map[string]time.Time{}
+		for i, m := range tc.marks {
+			if err := s.MarkSessionStepUp(ctx, access, m.method, m.at); err != nil {
+				t.Fatalf("%s: MarkSessionStepUp #%d (%s): %v", tc.name, i+1, m.method, err)
 			}
-			got, err := s.PrincipalByAccess(ctx, access, at, 30*time.Minute)
+			times[m.method] = m.at
+			got, err := s.PrincipalByAccess(ctx, access, m.at, 30*time.Minute)
 			if err != nil {
 				t.Fatalf("%s: PrincipalByAccess after mark #%d: %v", tc.name, i+1, err)
 			}
-			if !reflect.DeepEqual(got.Session.AMR, tc.want) || !got.Session.FaceAt.Equal(at) {
-				t.Errorf("%s: after mark #%d: got AMR %q FaceAt %v, want %q %v", tc.name, i+1, got.Session.AMR, got.Session.FaceAt, tc.want, at)
+			if !sameStepUps(got.Session.StepUps, times) {
+				t.Errorf("%s: after mark #%d (%s): got step-ups %v, want %v", tc.name, i+1, m.method, got.Session.StepUps, times)
 			}
 		}
-		faceAt := now.Add(2 * time.Minute)
+		got, err := s.PrincipalByAccess(ctx, access, now.Add(2*time.Minute), 30*time.Minute)
+		if err != nil {
+			t.Fatalf("%s: PrincipalByAccess after the marks: %v", tc.name, err)
+		}
+		if !reflect.DeepEqual(got.Session.AMR, tc.want) || !sameStepUps(got.Session.StepUps, tc.wantTimes) {
+			t.Errorf("%s: after the marks: got AMR %q step-ups %v, want %q %v", tc.name, got.Session.AMR, got.Session.StepUps, tc.want, tc.wantTimes)
+		}
 		next, nextAccess, _ := sessionIn(sess.FamilyID, now.Add(3*time.Minute), u.ID)
-		next.AMR, next.FaceAt = []string{"ignored"}, time.Time{}
-		got, err := s.RotateRefresh(ctx, refresh, next, now.Add(3*time.Minute))
+		next.AMR, next.StepUps = []string{"ignored"}, nil
+		rotated, err := s.RotateRefresh(ctx, refresh, next, now.Add(3*time.Minute))
 		if err != nil {
 			t.Fatalf("%s: RotateRefresh: %v", tc.name, err)
 		}
-		if !reflect.DeepEqual(got.Session.AMR, tc.want) || !got.Session.FaceAt.Equal(faceAt) {
-			t.Errorf("%s: RotateRefresh: got AMR %q FaceAt %v, want %q %v", tc.name, got.Session.AMR, got.Session.FaceAt, tc.want, faceAt)
+		if !reflect.DeepEqual(rotated.Session.AMR, tc.want) || !sameStepUps(rotated.Session.StepUps, tc.wantTimes) {
+			t.Errorf("%s: RotateRefresh: got AMR %q step-ups %v, want %q %v", tc.name, rotated.Session.AMR, rotated.Session.StepUps, tc.want, tc.wantTimes)
 		}
 		if got, err := s.PrincipalByAccess(ctx, nextAccess, now.Add(3*time.Minute), 30*time.Minute); err != nil {
 			t.Fatalf("%s: rotated session: %v", tc.name, err)
-		} else if !reflect.DeepEqual(got.Session.AMR, tc.want) || !got.Session.FaceAt.Equal(faceAt) {
-			t.Errorf("%s: rotated session: got AMR %q FaceAt %v, want %q %v", tc.name, got.Session.AMR, got.Session.FaceAt, tc.want, faceAt)
+		} else if !reflect.DeepEqual(got.Session.AMR, tc.want) || !sameStepUps(got.Session.StepUps, tc.wantTimes) {
+			t.Errorf("%s: rotated session: got AMR %q step-ups %v, want %q %v", tc.name, got.Session.AMR, got.Session.StepUps, tc.want, tc.wantTimes)
 		}
 	}
 
@@ -445,11 +467,18 @@ func testMarkSessionFace(t *testing.T, newStore NewStore) {
 		{"logged out", goneAccess, now},
 		{"rotated away", rotatedAccess, now},
 	} {
-		if err := s.MarkSessionFace(ctx, tc.ref, tc.at); !errors.Is(err, authcore.ErrNotFound) {
-			t.Errorf("MarkSessionFace(%s): got %v, want ErrNotFound", tc.name, err)
+		for _, method := range []string{authcore.MethodFace, "vbm"} {
+			if err := s.MarkSessionStepUp(ctx, tc.ref, method, tc.at); !errors.Is(err, authcore.ErrNotFound) {
+				t.Errorf("MarkSessionStepUp(%s, %s): got %v, want ErrNotFound", tc.name, method, err)
+			}
 		}
 	}
-	if got, err := s.PrincipalByAccess(ctx, liveAccess, now, 30*time.Minute); err != nil || len(got.Session.AMR) != 1 || !got.Session.FaceAt.IsZero() {
-		t.Errorf("refused marks changed the session: AMR %q FaceAt %v, %v", got.Session.AMR, got.Session.FaceAt, err)
+	for _, method := range []string{"", "Face", "face@1", "su:vbm", "a b", `x","y`} {
+		if err := s.MarkSessionStepUp(ctx, liveAccess, method, now); authcore.KindOf(err) != authcore.KindInvalid {
+			t.Errorf("MarkSessionStepUp(method %q): got %v, want KindInvalid", method, err)
+		}
+	}
+	if got, err := s.PrincipalByAccess(ctx, liveAccess, now, 30*time.Minute); err != nil || len(got.Session.AMR) != 1 || len(got.Session.StepUps) != 0 {
+		t.Errorf("refused marks changed the session: AMR %q step-ups %v, %v", got.Session.AMR, got.Session.StepUps, err)
 	}
 }

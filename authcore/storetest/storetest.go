@@ -53,7 +53,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("FaceVerification", func(t *testing.T) { testFaceVerification(t, newStore) })
 	t.Run("FaceVerificationRace", func(t *testing.T) { testFaceVerificationRace(t, newStore) })
 	t.Run("FaceVerificationExpiry", func(t *testing.T) { testFaceVerificationExpiry(t, newStore) })
-	t.Run("MarkSessionFace", func(t *testing.T) { testMarkSessionFace(t, newStore) })
+	t.Run("MarkSessionStepUp", func(t *testing.T) { testMarkSessionStepUp(t, newStore) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
 	t.Run("CodeRace", func(t *testing.T) { testCodeRace(t, newStore) })
 	t.Run("LinkUsername", func(t *testing.T) { testLinkUsername(t, newStore) })
@@ -1006,7 +1006,7 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 	u := newUser(t, s, "roundtrip", "", now)
 	sess, access, refresh := newSession(now, u.ID)
 	sess.AMR = []string{"wx", "qr"}
-	sess.FaceAt = now.Add(-time.Minute)
+	sess.StepUps = map[string]time.Time{authcore.MethodFace: now.Add(-time.Minute), "vbm": now.Add(-2 * time.Minute)}
 	sess.RefreshExpiresAt = now.Add(40 * time.Minute)
 	sess.DeviceID, sess.Method, sess.UserAgent = "dev-roundtrip-0123456789", authcore.MethodQR, "Mozilla/5.0 (round trip)"
 	sess.IPMasked, sess.Region = "2001:db8:1:2::/64", "2001:db8::/32"
@@ -1029,7 +1029,7 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	want = next
-	want.AMR, want.FaceAt, want.AuthTime = sess.AMR, sess.FaceAt, sess.AuthTime // the login's, not the refresh's
+	want.AMR, want.StepUps, want.AuthTime = sess.AMR, sess.StepUps, sess.AuthTime // the login's, not the refresh's
 	want.Provider, want.Subject, want.UnionID = sess.Provider, sess.Subject, sess.UnionID
 	want.DeviceID, want.Method, want.IPMasked, want.Region, want.UserAgent = sess.DeviceID, sess.Method, sess.IPMasked, sess.Region, sess.UserAgent
 	checkSession(t, "RotateRefresh", rotated.Session, want)
@@ -1062,12 +1062,12 @@ func testSessionRoundTrip(t *testing.T, newStore NewStore) {
 func checkSession(t *testing.T, what string, got, want authcore.SessionRecord) {
 	t.Helper()
 	if !got.AccessExpiresAt.Equal(want.AccessExpiresAt) || !got.RefreshExpiresAt.Equal(want.RefreshExpiresAt) || !got.CreatedAt.Equal(want.CreatedAt) ||
-		!got.FaceAt.Equal(want.FaceAt) || !got.AuthTime.Equal(want.AuthTime) || !got.LastUsedAt.Equal(want.LastUsedAt) {
-		t.Errorf("%s times: got %v %v %v face %v auth %v used %v, want %v %v %v face %v auth %v used %v", what,
-			got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime, got.LastUsedAt,
-			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime, want.LastUsedAt)
+		!sameStepUps(got.StepUps, want.StepUps) || !got.AuthTime.Equal(want.AuthTime) || !got.LastUsedAt.Equal(want.LastUsedAt) {
+		t.Errorf("%s times: got %v %v %v step-ups %v auth %v used %v, want %v %v %v step-ups %v auth %v used %v", what,
+			got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.StepUps, got.AuthTime, got.LastUsedAt,
+			want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.StepUps, want.AuthTime, want.LastUsedAt)
 	}
-	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.FaceAt, got.AuthTime = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.FaceAt, want.AuthTime
+	got.AccessExpiresAt, got.RefreshExpiresAt, got.CreatedAt, got.StepUps, got.AuthTime = want.AccessExpiresAt, want.RefreshExpiresAt, want.CreatedAt, want.StepUps, want.AuthTime
 	got.LastUsedAt = want.LastUsedAt
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\ngot  %+v\nwant %+v", what, got, want)
@@ -1104,4 +1104,18 @@ func testIdentityRace(t *testing.T, newStore NewStore) {
 			t.Fatalf("round %d: User(%s): %v", round, ids[0], err)
 		}
 	}
+}
+
+// sameStepUps reports whether two sessions' step-up times name the same
+// methods at the same instants (nil and empty are the same: none).
+func sameStepUps(got, want map[string]time.Time) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for m, at := range want {
+		if g, ok := got[m]; !ok || !g.Equal(at) {
+			return false
+		}
+	}
+	return true
 }

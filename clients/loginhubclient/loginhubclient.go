@@ -107,6 +107,9 @@ type Session struct {
 	AuthTime *time.Time `json:"auth_time,omitempty"`
 	// FaceAt is when the session last passed a face check, or nil.
 	FaceAt *time.Time `json:"face_at,omitempty"`
+	// StepUps is when the session last passed a step-up check of each
+	// method ("face", "vbm", ...); nil if never.
+	StepUps map[string]time.Time `json:"step_ups,omitempty"`
 }
 
 // Me is what the hub says about a token: GET /v1/me's answer.
