@@ -120,8 +120,14 @@ func BenchmarkGCWithRecords(b *testing.B) {
 		if err := s.CreateTicket(ctx, tk, time.Minute); err != nil {
 			b.Fatal(err)
 		}
+		// A session needs its user (CreateSession refuses an unknown one).
+		u, _, err := s.UpsertIdentity(ctx, authcore.Identity{Provider: "wechat", Subject: "o" + tk.ID}, authcore.Profile{},
+			authcore.User{ID: "u_" + authcore.NewTicketID(), Nickname: "bench", CreatedAt: now})
+		if err != nil {
+			b.Fatal(err)
+		}
 		rec := authcore.SessionRecord{
-			ID: authcore.NewTicketID(), FamilyID: authcore.NewTicketID(), UserID: "u_" + authcore.NewTicketID(),
+			ID: authcore.NewTicketID(), FamilyID: authcore.NewTicketID(), UserID: u.ID,
 			AccessHash: sha256.Sum256([]byte(tk.ID + "a")), RefreshHash: sha256.Sum256([]byte(tk.ID + "r")),
 			AccessExpiresAt: now.Add(time.Hour), RefreshExpiresAt: now.Add(720 * time.Hour), CreatedAt: now,
 			AMR: []string{"wx", "qr"}, Provider: "wechat", Subject: "o" + authcore.NewTicketID() + "abcdefghijk",
