@@ -70,8 +70,12 @@ type Grant struct {
 	SID      string    `json:"sid"`
 	// RefreshHash is the SHA-256 of the grant's live refresh token; zero
 	// when the grant has none (no offline_access).
-	RefreshHash [32]byte  `json:"-"`
-	CreatedAt   time.Time `json:"created_at"`
+	RefreshHash [32]byte `json:"-"`
+	// DPoPJKT is the RFC 7638 thumbprint of the DPoP key that the grant's
+	// refresh token is bound to (RFC 9449 section 5): each refresh must
+	// prove possession of that key. Empty: unbound.
+	DPoPJKT   string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
 	// ExpiresAt is when the grant ends: its refresh token's expiry, or its
 	// access token's when it has no refresh token.
 	ExpiresAt time.Time `json:"expires_at"`
@@ -83,6 +87,9 @@ type GrantRotation struct {
 	Old, New   [32]byte  // hashes of the presented and of the new refresh token
 	ExpiresAt  time.Time // the grant's new expiry
 	Now        time.Time
+	// DPoPJKT, when not empty, binds an unbound grant to that DPoP key;
+	// a bound grant keeps its key.
+	DPoPJKT string
 }
 
 // ProviderStore keeps the OpenID Connect provider's records so that every
@@ -122,7 +129,8 @@ type ProviderStore interface {
 	// unknown, revoked or expired at now.
 	Grant(ctx context.Context, userID, id string, now time.Time) (Grant, error)
 	// RotateGrant replaces the grant's refresh token r.Old by r.New and
-	// its expiry by r.ExpiresAt, and returns the grant. A refresh token is
+	// its expiry by r.ExpiresAt, binds it to r.DPoPJKT if it has no DPoP
+	// key yet, and returns the grant. A refresh token is
 	// consumed once: presenting a consumed one revokes the grant and
 	// returns ErrConflict. An unknown token, or a grant revoked or expired
 	// at r.Now, gives ErrNotFound with nothing changed. Of callers racing

@@ -236,6 +236,9 @@ func (s *Store) RotateGrant(_ context.Context, r authcore.GrantRotation) (authco
 	}
 	sg.consumed[r.Old] = sg.g.ExpiresAt
 	sg.g.RefreshHash, sg.g.ExpiresAt = r.New, r.ExpiresAt
+	if sg.g.DPoPJKT == "" {
+		sg.g.DPoPJKT = r.DPoPJKT
+	}
 	s.provider.grants[k] = sg
 	return cloneGrant(sg.g), nil
 }

@@ -25,7 +25,8 @@ import (
 //	                                   new, u used); TTL: its expiry (60 s); taken once (takeCodeScript), and
 //	                                   kept as used until its expiry, so that a replay finds the grant to revoke
 //	lh:{u:<user id>}:g:<grant id>      a grant (hash j: JSON authcore.Grant, rh: hex hash of its live refresh
-//	                                   token or "", e: expiry unix ms, s: the hub session family it came from);
+//	                                   token or "", e: expiry unix ms, s: the hub session family it came from,
+//	                                   k: the DPoP key thumbprint its refresh token is bound to, absent or "");
 //	                                   TTL: its expiry; tracked in the user's session index, for erasure
 //	lh:{u:<user id>}:g:<grant id>:used:<hex refresh>
 //	                                   a rotated-away refresh token (→ the grant's expiry then, unix ms); TTL:
@@ -58,7 +59,8 @@ return v`)
 
 	// KEYS[1] the grant, KEYS[2] the user, KEYS[3] the session index,
 	// KEYS[4] the grant's revoked mark; ARGV[1] JSON, ARGV[2] refresh hash
-	// hex or "", ARGV[3] expiry ms, ARGV[4] sid, ARGV[5] now ms.
+	// hex or "", ARGV[3] expiry ms, ARGV[4] sid, ARGV[5] now ms, ARGV[6]
+	// the DPoP key thumbprint or "".
 	createGrantScript = redis.NewScript(sessionLib + `
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return redis.error_reply('LH_NOT_FOUND user')
@@ -66,16 +68,17 @@ end
 if redis.call('EXISTS', KEYS[1], KEYS[4]) > 0 then
   return redis.error_reply('LH_CONFLICT grant exists or was revoked')
 end
-redis.call('HSET', KEYS[1], 'j', ARGV[1], 'rh', ARGV[2], 'e', ARGV[3], 's', ARGV[4])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'rh', ARGV[2], 'e', ARGV[3], 's', ARGV[4], 'k', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 track(KEYS[3], KEYS[1], ARGV[3], tonumber(ARGV[5]))
 return 1`)
 
 	// KEYS[1] the grant, KEYS[2] the consumed mark of the presented
 	// token, KEYS[3] the session index; ARGV[1] the presented hash hex,
-	// ARGV[2] the new one, ARGV[3] the new expiry ms, ARGV[4] now ms.
-	// Replies the grant's JSON, or LH_CONFLICT (reuse: the grant is
-	// deleted) or LH_NOT_FOUND (nothing changed).
+	// ARGV[2] the new one, ARGV[3] the new expiry ms, ARGV[4] now ms,
+	// ARGV[5] a DPoP key thumbprint that binds an unbound grant, or "".
+	// Replies the grant's JSON and DPoP key thumbprint, or LH_CONFLICT
+	// (reuse: the grant is deleted) or LH_NOT_FOUND (nothing changed).
 	rotateGrantScript = redis.NewScript(sessionLib + `
 local now = tonumber(ARGV[4])
 local used = redis.call('GET', KEYS[2])
@@ -83,17 +86,21 @@ if used and now < tonumber(used) then
   redis.call('DEL', KEYS[1])
   return redis.error_reply('LH_CONFLICT refresh token reused')
 end
-local g = redis.call('HMGET', KEYS[1], 'rh', 'e', 'j')
+local g = redis.call('HMGET', KEYS[1], 'rh', 'e', 'j', 'k')
 local e = g[2] and tonumber(g[2])
 if not e or now >= e or g[1] ~= ARGV[1] then
   return redis.error_reply('LH_NOT_FOUND refresh token')
 end
 redis.call('SET', KEYS[2], g[2], 'PXAT', g[2])
-redis.call('HSET', KEYS[1], 'rh', ARGV[2], 'e', ARGV[3])
+local k = g[4] or ''
+if k == '' then
+  k = ARGV[5]
+end
+redis.call('HSET', KEYS[1], 'rh', ARGV[2], 'e', ARGV[3], 'k', k)
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 track(KEYS[3], KEYS[2], g[2], now)
 track(KEYS[3], KEYS[1], ARGV[3], now)
-return g[3]`)
+return {g[3], k}`)
 
 	// KEYS[1] the grant, KEYS[2] its revoked mark, KEYS[3] the session
 	// index; ARGV[1] the mark's expiry ms, ARGV[2] now ms. Replies how
@@ -256,12 +263,12 @@ func (s *Store) CreateGrant(ctx context.Context, g authcore.Grant) error {
 	}
 	gk := s.grantKey(g.UserID, g.ID)
 	keys := []string{gk, s.userKey(g.UserID), s.sessionIndexKey(g.UserID), gk + ":revoked"}
-	err = createGrantScript.Run(ctx, s.c, keys, raw, hexOrEmpty(g.RefreshHash), g.ExpiresAt.UnixMilli(), g.SID, g.CreatedAt.UnixMilli()).Err()
+	err = createGrantScript.Run(ctx, s.c, keys, raw, hexOrEmpty(g.RefreshHash), g.ExpiresAt.UnixMilli(), g.SID, g.CreatedAt.UnixMilli(), g.DPoPJKT).Err()
 	return outcome(err, "create grant")
 }
 
 // decodeGrant reads a grant's JSON and its live fields.
-func decodeGrant(raw, refreshHex, expMS string) (authcore.Grant, error) {
+func decodeGrant(raw, refreshHex, expMS, jkt string) (authcore.Grant, error) {
 	var g authcore.Grant
 	if err := json.Unmarshal([]byte(raw), &g); err != nil {
 		return g, err
@@ -270,7 +277,7 @@ func decodeGrant(raw, refreshHex, expMS string) (authcore.Grant, error) {
 	if err != nil {
 		return g, err
 	}
-	g.ExpiresAt = time.UnixMilli(exp)
+	g.ExpiresAt, g.DPoPJKT = time.UnixMilli(exp), jkt
 	g.RefreshHash = [32]byte{}
 	if refreshHex != "" {
 		b, err := hex.DecodeString(refreshHex)
@@ -284,17 +291,18 @@ func decodeGrant(raw, refreshHex, expMS string) (authcore.Grant, error) {
 
 // Grant implements authcore.ProviderStore.
 func (s *Store) Grant(ctx context.Context, userID, id string, now time.Time) (authcore.Grant, error) {
-	vals, err := s.c.HMGet(ctx, s.grantKey(userID, id), "j", "rh", "e").Result()
+	vals, err := s.c.HMGet(ctx, s.grantKey(userID, id), "j", "rh", "e", "k").Result()
 	if err != nil {
 		return authcore.Grant{}, fmt.Errorf("redisstore: grant: %w", err)
 	}
 	raw, ok1 := vals[0].(string)
 	rh, _ := vals[1].(string)
 	e, ok2 := vals[2].(string)
+	jkt, _ := vals[3].(string)
 	if !ok1 || !ok2 {
 		return authcore.Grant{}, authcore.ErrNotFound
 	}
-	g, err := decodeGrant(raw, rh, e)
+	g, err := decodeGrant(raw, rh, e, jkt)
 	if err != nil {
 		return authcore.Grant{}, fmt.Errorf("redisstore: grant: %w", err)
 	}
@@ -312,11 +320,14 @@ func (s *Store) RotateGrant(ctx context.Context, r authcore.GrantRotation) (auth
 	gk := s.grantKey(r.UserID, r.ID)
 	oldHex := hex.EncodeToString(r.Old[:])
 	keys := []string{gk, gk + ":used:" + oldHex, s.sessionIndexKey(r.UserID)}
-	raw, err := rotateGrantScript.Run(ctx, s.c, keys, oldHex, hexOrEmpty(r.New), r.ExpiresAt.UnixMilli(), r.Now.UnixMilli()).Text()
+	reply, err := rotateGrantScript.Run(ctx, s.c, keys, oldHex, hexOrEmpty(r.New), r.ExpiresAt.UnixMilli(), r.Now.UnixMilli(), r.DPoPJKT).StringSlice()
 	if err != nil {
 		return authcore.Grant{}, outcome(err, "rotate grant")
 	}
-	g, err := decodeGrant(raw, hexOrEmpty(r.New), strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10))
+	if len(reply) != 2 {
+		return authcore.Grant{}, fmt.Errorf("redisstore: rotate grant: a reply of %d values", len(reply))
+	}
+	g, err := decodeGrant(reply[0], hexOrEmpty(r.New), strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10), reply[1])
 	if err != nil {
 		return authcore.Grant{}, fmt.Errorf("redisstore: rotate grant: %w", err)
 	}

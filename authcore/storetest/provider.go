@@ -143,9 +143,10 @@ func sameRequest(a, b authcore.ProviderRequest) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// testGrants: a grant is kept beside its user, rotates its refresh token
-// once per token (a consumed one revokes it), is revoked alone or with the
-// grants of its hub session, and goes with its user.
+// testGrants: a grant is kept beside its user with its DPoP key, rotates
+// its refresh token once per token (a consumed one revokes it), is bound
+// to a DPoP key by a rotation once and for all, is revoked alone or with
+// the grants of its hub session, and goes with its user.
 func testGrants(t *testing.T, newStore NewStore) {
 	s := newStore(t, nil)
 	ctx := context.Background()
@@ -154,7 +155,7 @@ func testGrants(t *testing.T, newStore NewStore) {
 	bob := newUser(t, s, "o-grant-bob", "Bob", now)
 	h := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 	g := authcore.Grant{ID: "g-" + authcore.NewTicketID(), UserID: alice.ID, ClientID: "app", Scopes: []string{"openid"},
-		AMR: []string{"wx", "qr"}, AuthTime: now, SID: "fam-a", RefreshHash: h("r1"), CreatedAt: now,
+		AMR: []string{"wx", "qr"}, AuthTime: now, SID: "fam-a", RefreshHash: h("r1"), DPoPJKT: "jkt-a", CreatedAt: now,
 		ExpiresAt: now.Add(time.Hour)}
 	if err := s.CreateGrant(ctx, g); err != nil {
 		t.Fatal(err)
@@ -183,7 +184,9 @@ func testGrants(t *testing.T, newStore NewStore) {
 		ExpiresAt: rot.ExpiresAt, Now: now}); !errors.Is(err, authcore.ErrNotFound) {
 		t.Errorf("rotating an unknown token: %v, want ErrNotFound", err)
 	}
-	got, err = s.RotateGrant(ctx, rot)
+	// A bound grant keeps its key, whatever a rotation names.
+	got, err = s.RotateGrant(ctx, authcore.GrantRotation{UserID: rot.UserID, ID: rot.ID, Old: rot.Old, New: rot.New,
+		ExpiresAt: rot.ExpiresAt, Now: rot.Now, DPoPJKT: "jkt-other"})
 	want := g
 	want.RefreshHash, want.ExpiresAt = h("r2"), rot.ExpiresAt
 	if err != nil || !sameGrant(got, want) {
@@ -223,6 +226,36 @@ func testGrants(t *testing.T, newStore NewStore) {
 	wg.Wait()
 	if won.Load() != 1 {
 		t.Errorf("%d callers rotated one token, want 1", won.Load())
+	}
+
+	// An unbound grant is bound by the rotation that names a key, and
+	// keeps that key.
+	loose := g
+	loose.ID, loose.RefreshHash, loose.DPoPJKT = "g-"+authcore.NewTicketID(), h("l1"), ""
+	if err := s.CreateGrant(ctx, loose); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Grant(ctx, alice.ID, loose.ID, now); err != nil || !sameGrant(got, loose) {
+		t.Fatalf("an unbound grant = %+v, %v; want %+v", got, err, loose)
+	}
+	got, err = s.RotateGrant(ctx, authcore.GrantRotation{UserID: alice.ID, ID: loose.ID, Old: h("l1"), New: h("l2"),
+		ExpiresAt: rot.ExpiresAt, Now: now})
+	if err != nil || got.DPoPJKT != "" {
+		t.Fatalf("rotating an unbound grant without a key = %+v, %v; want it unbound", got, err)
+	}
+	got, err = s.RotateGrant(ctx, authcore.GrantRotation{UserID: alice.ID, ID: loose.ID, Old: h("l2"), New: h("l3"),
+		ExpiresAt: rot.ExpiresAt, Now: now, DPoPJKT: "jkt-l"})
+	want = loose
+	want.RefreshHash, want.ExpiresAt, want.DPoPJKT = h("l3"), rot.ExpiresAt, "jkt-l"
+	if err != nil || !sameGrant(got, want) {
+		t.Fatalf("binding a grant by a rotation = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := s.RotateGrant(ctx, authcore.GrantRotation{UserID: alice.ID, ID: loose.ID, Old: h("l3"), New: h("l4"),
+		ExpiresAt: rot.ExpiresAt, Now: now}); err != nil || got.DPoPJKT != "jkt-l" {
+		t.Errorf("rotating a bound grant without a key = %+v, %v; want it still bound to jkt-l", got, err)
+	}
+	if got, err := s.Grant(ctx, alice.ID, loose.ID, now); err != nil || got.DPoPJKT != "jkt-l" {
+		t.Errorf("a grant bound by a rotation = %+v, %v; want DPoPJKT jkt-l", got, err)
 	}
 
 	// A grant without a refresh token never rotates.
