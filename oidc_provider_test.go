@@ -85,11 +85,12 @@ func newRelyingParty(t testing.TB, issuer string) *relyingParty {
 // flow is one authorization as the RP starts it.
 type flow struct {
 	state, nonce, verifier string
-	authURL                string
+	authURL, redirect      string
 }
 
 func (rp *relyingParty) start(extra ...oauth2.AuthCodeOption) flow {
-	f := flow{state: authcore.NewTicketID(), nonce: authcore.NewTicketID(), verifier: oauth2.GenerateVerifier()}
+	f := flow{state: authcore.NewTicketID(), nonce: authcore.NewTicketID(), verifier: oauth2.GenerateVerifier(),
+		redirect: rp.cfg.RedirectURL}
 	opts := append([]oauth2.AuthCodeOption{gooidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)}, extra...)
 	f.authURL = rp.cfg.AuthCodeURL(f.state, opts...)
 	return f
@@ -169,7 +170,7 @@ func codeFrom(t testing.TB, b *http.Client, callback string, f flow) string {
 	t.Helper()
 	resp := get(t, b, callback)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), rpRedirect) {
+	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), f.redirect) {
 		t.Fatalf("callback: %d to %q, want a redirect to the RP", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if loc.Query().Get("state") != f.state || loc.Query().Get("code") == "" {
@@ -241,6 +242,52 @@ func introspect(t testing.TB, h *testHub, token, secret string) (int, map[string
 	var m map[string]any
 	json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
+}
+
+// tokenAnswer is the token endpoint's answer, or its error.
+type tokenAnswer struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	RefreshToken string `json:"refresh_token"`
+	Error        string `json:"error"`
+}
+
+// postToken posts form to the token endpoint, with the DPoP proof when
+// not empty, as the RP with secret, or as the public client named in form
+// when secret is empty.
+func postToken(t testing.TB, h *testHub, form url.Values, secret, proof string) (int, tokenAnswer) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.URL+oidcprovider.TokenPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	if secret != "" {
+		req.SetBasicAuth("rp", secret)
+	}
+	resp, err := client("").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a tokenAnswer
+	json.NewDecoder(resp.Body).Decode(&a)
+	return resp.StatusCode, a
+}
+
+// boundKeyOf is an access token's cnf.jkt (the token is not verified).
+func boundKeyOf(t testing.TB, accessToken string) string {
+	t.Helper()
+	parts := strings.Split(accessToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token %q is not a JWT", accessToken)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var at struct {
+		Cnf struct{ JKT string } `json:"cnf"`
+	}
+	json.Unmarshal(raw, &at)
+	return at.Cnf.JKT
 }
 
 // oauthError is the error code of a failed token request.
@@ -487,44 +534,16 @@ func TestOIDCProvider(t *testing.T) {
 		jkt, _ := authcore.DPoPThumbprint(&key.PublicKey)
 		proof, _ := authcore.NewDPoPProof(key, "POST", h.URL+oidcprovider.TokenPath, time.Now())
 		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {f.verifier}}
-		req, _ := http.NewRequest("POST", h.URL+oidcprovider.TokenPath, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("DPoP", proof)
-		req.SetBasicAuth("rp", rpSecret)
-		resp, err := client("").Do(req)
-		if err != nil {
-			t.Fatal(err)
+		st, body := postToken(t, h, form, rpSecret, proof)
+		if st != 200 || body.TokenType != "DPoP" {
+			t.Fatalf("token with a DPoP proof: %d, token_type %q", st, body.TokenType)
 		}
-		defer resp.Body.Close()
-		var body struct {
-			AccessToken string `json:"access_token"`
-			TokenType   string `json:"token_type"`
-		}
-		json.NewDecoder(resp.Body).Decode(&body)
-		if resp.StatusCode != 200 || body.TokenType != "DPoP" {
-			t.Fatalf("token with a DPoP proof: %d, token_type %q", resp.StatusCode, body.TokenType)
-		}
-		var at struct {
-			Cnf struct{ JKT string } `json:"cnf"`
-		}
-		parts := strings.Split(body.AccessToken, ".")
-		raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
-		json.Unmarshal(raw, &at)
-		if at.Cnf.JKT != jkt {
-			t.Errorf("access token cnf.jkt %q, want %q", at.Cnf.JKT, jkt)
+		if got := boundKeyOf(t, body.AccessToken); got != jkt {
+			t.Errorf("access token cnf.jkt %q, want %q", got, jkt)
 		}
 		// A replayed proof is refused.
-		req2, _ := http.NewRequest("POST", h.URL+oidcprovider.TokenPath, strings.NewReader(form.Encode()))
-		req2.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req2.Header.Set("DPoP", proof)
-		req2.SetBasicAuth("rp", rpSecret)
-		resp2, err := client("").Do(req2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp2.Body.Close()
-		if resp2.StatusCode != http.StatusBadRequest {
-			t.Errorf("replayed DPoP proof: %d, want 400", resp2.StatusCode)
+		if st, a := postToken(t, h, form, rpSecret, proof); st != http.StatusBadRequest || a.Error != "invalid_dpop_proof" {
+			t.Errorf("replayed DPoP proof: %d %q, want 400 invalid_dpop_proof", st, a.Error)
 		}
 
 		// Userinfo takes the bound token with a proof of its key for this
@@ -564,6 +583,133 @@ func TestOIDCProvider(t *testing.T) {
 		}
 		if st := userinfo("DPoP", good); st != http.StatusUnauthorized {
 			t.Errorf("the same proof again: %d, want 401 (jti replay)", st)
+		}
+	})
+
+	// A public client's refresh token is bound to the DPoP key of the
+	// request that got it (RFC 9449 section 5): each refresh proves that
+	// key, and its access token is bound again.
+	newKey := func() (*ecdsa.PrivateKey, string) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		jkt, _ := authcore.DPoPThumbprint(&k.PublicKey)
+		return k, jkt
+	}
+	tokenProof := func(k *ecdsa.PrivateKey) string {
+		p, err := authcore.NewDPoPProof(k, "POST", h.URL+oidcprovider.TokenPath, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	spa := *rp
+	spa.cfg = oauth2.Config{ClientID: "spa", Endpoint: rp.cfg.Endpoint, RedirectURL: "https://spa.example/cb",
+		Scopes: []string{gooidc.ScopeOpenID, gooidc.ScopeOfflineAccess}}
+	spaCode := func(t *testing.T) (string, flow) {
+		f := spa.start()
+		_, cb := loginPage(t, b, f)
+		if cb == "" {
+			t.Fatal("the SPA's authorization showed the login page; want the browser's hub session to complete it")
+		}
+		return codeFrom(t, b, cb, f), f
+	}
+	codeForm := func(code string, f flow, client string) url.Values {
+		v := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {f.redirect}, "code_verifier": {f.verifier}}
+		if client != "" {
+			v.Set("client_id", client)
+		}
+		return v
+	}
+	refreshForm := func(refresh, client string) url.Values {
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
+		if client != "" {
+			v.Set("client_id", client)
+		}
+		return v
+	}
+	// wantBound checks a successful token answer bound to jkt (or a
+	// bearer one when jkt is empty) with a refresh token.
+	wantBound := func(t *testing.T, what string, st int, a tokenAnswer, jkt string) {
+		t.Helper()
+		typ := "Bearer"
+		if jkt != "" {
+			typ = "DPoP"
+		}
+		if st != 200 || a.TokenType != typ || a.RefreshToken == "" {
+			t.Fatalf("%s: %d %q, token_type %q, refresh token %t; want 200 %s with a refresh token", what, st, a.Error, a.TokenType, a.RefreshToken != "", typ)
+		}
+		if got := boundKeyOf(t, a.AccessToken); got != jkt {
+			t.Errorf("%s: access token cnf.jkt %q, want %q", what, got, jkt)
+		}
+	}
+	wantRefused := func(t *testing.T, what string, st int, a tokenAnswer, code string) {
+		t.Helper()
+		if st != http.StatusBadRequest || a.Error != code {
+			t.Errorf("%s: %d %q, want 400 %s", what, st, a.Error, code)
+		}
+	}
+
+	t.Run("DPoPBoundRefreshPublic", func(t *testing.T) {
+		key, jkt := newKey()
+		other, _ := newKey()
+		code, f := spaCode(t)
+		st, a := postToken(t, h, codeForm(code, f, "spa"), "", tokenProof(key))
+		wantBound(t, "code exchange with a proof", st, a, jkt)
+
+		st, r := postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", "")
+		wantRefused(t, "refresh of a bound token without a proof", st, r, "invalid_grant")
+		st, r = postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", tokenProof(other))
+		wantRefused(t, "refresh of a bound token with a proof of another key", st, r, "invalid_grant")
+		bad, _ := authcore.NewDPoPProof(key, "POST", h.URL+"/elsewhere", time.Now())
+		st, r = postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", bad)
+		wantRefused(t, "refresh with a proof for another URL", st, r, "invalid_dpop_proof")
+
+		// The refusals changed nothing: the key's holder refreshes.
+		st, next := postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", tokenProof(key))
+		wantBound(t, "refresh with a proof of the key", st, next, jkt)
+		if next.RefreshToken == a.RefreshToken {
+			t.Error("the refresh did not rotate the refresh token")
+		}
+		// The rotated token is bound to the same key.
+		st, r = postToken(t, h, refreshForm(next.RefreshToken, "spa"), "", tokenProof(other))
+		wantRefused(t, "refresh of the rotated token with another key", st, r, "invalid_grant")
+		st, last := postToken(t, h, refreshForm(next.RefreshToken, "spa"), "", tokenProof(key))
+		wantBound(t, "refresh of the rotated token with the key", st, last, jkt)
+	})
+
+	t.Run("DPoPOptionalPublic", func(t *testing.T) {
+		// Without a proof at the exchange the grant is unbound, until a
+		// refresh with a proof binds it to that proof's key.
+		code, f := spaCode(t)
+		st, a := postToken(t, h, codeForm(code, f, "spa"), "", "")
+		wantBound(t, "code exchange without a proof", st, a, "")
+		st, a = postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", "")
+		wantBound(t, "refresh of an unbound token without a proof", st, a, "")
+		key, jkt := newKey()
+		st, a = postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", tokenProof(key))
+		wantBound(t, "refresh of an unbound token with a proof", st, a, jkt)
+		st, r := postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", "")
+		wantRefused(t, "refresh without a proof after a refresh with one", st, r, "invalid_grant")
+		st, a = postToken(t, h, refreshForm(a.RefreshToken, "spa"), "", tokenProof(key))
+		wantBound(t, "refresh with the key that bound it", st, a, jkt)
+	})
+
+	t.Run("DPoPRefreshConfidential", func(t *testing.T) {
+		// A confidential client's refresh token is bound to its client
+		// authentication, not to a key (RFC 9449 section 5): each
+		// refresh's access token is bound to that refresh's proof, if any.
+		key, jkt := newKey()
+		other, otherJKT := newKey()
+		f := rp.start()
+		_, cb := loginPage(t, b, f)
+		st, a := postToken(t, h, codeForm(codeFrom(t, b, cb, f), f, ""), rpSecret, tokenProof(key))
+		wantBound(t, "confidential code exchange with a proof", st, a, jkt)
+		st, a = postToken(t, h, refreshForm(a.RefreshToken, ""), rpSecret, tokenProof(other))
+		wantBound(t, "confidential refresh with a new key", st, a, otherJKT)
+		st, a = postToken(t, h, refreshForm(a.RefreshToken, ""), rpSecret, "")
+		wantBound(t, "confidential refresh without a proof", st, a, "")
+		st, r := postToken(t, h, refreshForm(a.RefreshToken, ""), "wrong", tokenProof(key))
+		if st == 200 {
+			t.Errorf("confidential refresh with a wrong secret: %d %q, want a refusal", st, r.Error)
 		}
 	})
 

@@ -273,17 +273,46 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if ar.grantID == "" {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
-	g := s.grant(ar, now, exp)
+	g := s.grant(ctx, ar, now, exp)
 	if err := s.store.CreateGrant(ctx, g); err != nil {
 		return "", time.Time{}, s.grantError(ctx, err)
 	}
 	return accessTokenID(g.ID, exp), exp, nil
 }
 
-func (s *storage) grant(ar authRequest, now, exp time.Time) authcore.Grant {
+func (s *storage) grant(ctx context.Context, ar authRequest, now, exp time.Time) authcore.Grant {
 	l := ar.r.Login
 	return authcore.Grant{ID: ar.grantID, UserID: l.UserID, ClientID: ar.r.ClientID, Scopes: ar.r.Scopes,
-		AMR: l.AMR, AuthTime: l.AuthTime, SID: l.SID, CreatedAt: now, ExpiresAt: exp}
+		AMR: l.AMR, AuthTime: l.AuthTime, SID: l.SID, DPoPJKT: s.refreshKey(ctx, ar.r.ClientID), CreatedAt: now, ExpiresAt: exp}
+}
+
+// refreshKey is the DPoP key that a refresh token issued now to client
+// clientID is bound to (RFC 9449 section 5): for a public client, the key
+// of the token request's proof ("" without one: DPoP is optional); for a
+// confidential client none, as its refresh tokens are bound to its
+// authentication already, and it may change keys.
+func (s *storage) refreshKey(ctx context.Context, clientID string) string {
+	if c, ok := s.clients[clientID]; ok && c.Public {
+		return dpopKeyFrom(ctx)
+	}
+	return ""
+}
+
+// checkRefreshKey holds a refresh of grant g to its DPoP key: a bound
+// grant is refreshed only with a valid proof of that key (checked by
+// Provider.intercept), else invalid_grant, changing nothing: the refresh
+// token stays usable by the key's holder.
+func (s *storage) checkRefreshKey(ctx context.Context, g authcore.Grant) error {
+	jkt := dpopKeyFrom(ctx)
+	if g.DPoPJKT == "" || jkt == g.DPoPJKT {
+		return nil
+	}
+	s.log.WarnContext(ctx, "oidc refresh token of a DPoP-bound grant without a proof of its key; refused",
+		slog.String("grant", g.ID), slog.String("user", g.UserID), slog.String("client", g.ClientID), slog.Bool("proof", jkt != ""))
+	if jkt == "" {
+		return oidc.ErrInvalidGrant().WithDescription("this refresh token is bound to a DPoP key: send a DPoP proof of that key")
+	}
+	return oidc.ErrInvalidGrant().WithDescription("this refresh token is bound to another DPoP key")
 }
 
 // grantError: a user erased meanwhile is an invalid grant, and so is a
@@ -303,7 +332,9 @@ func (s *storage) grantError(ctx context.Context, err error) error {
 // CreateAccessAndRefreshTokens implements op.AuthStorage: a code
 // exchanged with offline_access makes a grant with a refresh token; a
 // refresh token rotates within its grant, and one presented again
-// revokes the grant.
+// revokes the grant. A public client's refresh token is bound to the DPoP
+// key of the request that got it (refreshKey), and a bound one rotates
+// only with a proof of that key (checkRefreshKey).
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, _ string) (string, string, time.Time, error) {
 	now := s.now()
 	exp := now.Add(authcore.ProviderAccessTTL)
@@ -312,7 +343,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		if r.grantID == "" {
 			break
 		}
-		g := s.grant(r, now, now.Add(authcore.ProviderRefreshTTL))
+		g := s.grant(ctx, r, now, now.Add(authcore.ProviderRefreshTTL))
 		refresh, hash := newRefreshToken(g.UserID, g.ID)
 		g.RefreshHash = hash
 		if err := s.store.CreateGrant(ctx, g); err != nil {
@@ -320,9 +351,12 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		}
 		return accessTokenID(g.ID, exp), refresh, exp, nil
 	case *refreshRequest:
+		if err := s.checkRefreshKey(ctx, r.g); err != nil {
+			return "", "", time.Time{}, err
+		}
 		refresh, hash := newRefreshToken(r.g.UserID, r.g.ID)
 		_, err := s.store.RotateGrant(ctx, authcore.GrantRotation{UserID: r.g.UserID, ID: r.g.ID, Old: r.hash, New: hash,
-			ExpiresAt: now.Add(authcore.ProviderRefreshTTL), Now: now})
+			ExpiresAt: now.Add(authcore.ProviderRefreshTTL), Now: now, DPoPJKT: s.refreshKey(ctx, r.g.ClientID)})
 		switch {
 		case errors.Is(err, authcore.ErrConflict):
 			s.log.WarnContext(ctx, "oidc refresh token reused; grant revoked",
