@@ -464,15 +464,24 @@ func TestBatching(t *testing.T) {
 	subsBefore, pingsBefore := commandCalls(t, c, "subscribe"), commandCalls(t, c, "ping")
 
 	ctx := testCtx(t)
-	var wg sync.WaitGroup
-	began := time.Now()
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
+	// Every caller is running before any calls: the calls are concurrent,
+	// not spread over the time a loaded machine takes to start 1 000
+	// goroutines.
+	ready.Add(n)
 	for i := range n {
 		wg.Go(func() {
+			ready.Done()
+			<-start
 			if err := b.Subscribe(ctx, fmt.Sprint("b", i)); err != nil {
 				t.Errorf("Subscribe: %v", err)
 			}
 		})
 	}
+	ready.Wait()
+	began := time.Now()
+	close(start)
 	wg.Wait()
 	elapsed := time.Since(began)
 	subs, pings := commandCalls(t, c, "subscribe")-subsBefore, commandCalls(t, c, "ping")-pingsBefore
