@@ -546,6 +546,41 @@ func TestOIDCProvider(t *testing.T) {
 			t.Errorf("replayed DPoP proof: %d %q, want 400 invalid_dpop_proof", st, a.Error)
 		}
 
+		// Introspection says the token is bound, and to which key; the
+		// discovery document names the proofs' algorithm.
+		req, _ := http.NewRequest("POST", h.URL+oidcprovider.IntrospectPath, strings.NewReader(url.Values{"token": {body.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("rp", rpSecret)
+		resp, err := client("").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var intro struct {
+			Active    bool   `json:"active"`
+			TokenType string `json:"token_type"`
+			Cnf       struct {
+				JKT string `json:"jkt"`
+			} `json:"cnf"`
+		}
+		json.NewDecoder(resp.Body).Decode(&intro)
+		resp.Body.Close()
+		if !intro.Active || intro.TokenType != "DPoP" || intro.Cnf.JKT != jkt {
+			t.Errorf("introspection of a DPoP-bound token: %+v, want active, token_type DPoP, cnf.jkt %s", intro, jkt)
+		}
+		resp, err = client("").Get(h.URL + oidcprovider.DiscoveryPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var disco struct {
+			DPoPAlgs []string `json:"dpop_signing_alg_values_supported"`
+			Issuer   string   `json:"issuer"`
+		}
+		json.NewDecoder(resp.Body).Decode(&disco)
+		resp.Body.Close()
+		if len(disco.DPoPAlgs) != 1 || disco.DPoPAlgs[0] != "ES256" || disco.Issuer == "" {
+			t.Errorf("discovery: %+v, want dpop_signing_alg_values_supported [ES256] beside the rest", disco)
+		}
+
 		// Userinfo takes the bound token with a proof of its key for this
 		// request (ath: the token's hash), never as a bearer token.
 		userinfo := func(scheme string, proof string) int {

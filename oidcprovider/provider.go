@@ -172,6 +172,37 @@ func (p *Provider) intercept(next http.Handler) http.Handler {
 				return
 			}
 			next.ServeHTTP(w, r)
+		case IntrospectPath:
+			// RFC 9449 section 6.2: introspecting a DPoP-bound token says
+			// so (token_type DPoP, cnf.jkt). The form is parsed here, and
+			// op reads it from the request as parsed.
+			if err := r.ParseForm(); err == nil {
+				if jkt := boundKey(r.PostForm.Get("token")); jkt != "" {
+					r = r.WithContext(context.WithValue(r.Context(), dpopKey{}, jkt))
+				}
+			}
+			next.ServeHTTP(w, r)
+		case DiscoveryPath:
+			// The provider binds tokens to ES256 DPoP keys (RFC 9449
+			// section 5.1): op's discovery document does not say so.
+			rec := &bufferedWriter{header: http.Header{}}
+			next.ServeHTTP(rec, r)
+			body := rec.body.Bytes()
+			var doc map[string]any
+			if (rec.status == 0 || rec.status == http.StatusOK) && json.Unmarshal(body, &doc) == nil {
+				doc["dpop_signing_alg_values_supported"] = []string{"ES256"}
+				if b, err := json.Marshal(doc); err == nil {
+					body = b
+				}
+			}
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			if rec.status != 0 {
+				w.WriteHeader(rec.status)
+			}
+			w.Write(body)
 		case LogoutPath:
 			if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 				r = r.WithContext(context.WithValue(r.Context(), sessionTokenKey{}, c.Value))

@@ -554,6 +554,13 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	resp.SetUserInfo(ui)
 	resp.Scope, resp.ClientID, resp.Subject, resp.Audience = g.Scopes, g.ClientID, subject, []string{g.ClientID}
 	resp.TokenType, resp.JWTID = "Bearer", tokenID
+	if jkt := dpopKeyFrom(ctx); jkt != "" { // the intercept read it off the token
+		resp.TokenType = "DPoP"
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		resp.Claims["cnf"] = map[string]string{"jkt": jkt}
+	}
 	resp.Expiration, resp.AuthTime = oidc.FromTime(exp), oidc.FromTime(g.AuthTime)
 	resp.AuthenticationMethodsReferences = g.AMR
 	return nil
