@@ -339,6 +339,31 @@ func TestOIDCProvider(t *testing.T) {
 		t.Fatalf("token response: refresh %q, type %q", tok.RefreshToken, tok.TokenType)
 	}
 
+	t.Run("FaceStepUpInAMR", func(t *testing.T) {
+		// A session that passed a face check completes an authorization:
+		// the id_token's amr says face, and auth_time is the check's.
+		f3, b3 := rp.start(), browser()
+		id, callback := loginPage(t, b3, f3)
+		if callback != "" {
+			t.Fatal("login page completed at once; want a login")
+		}
+		c := client("")
+		phone := phoneLogin(t, h, "oidc-dan")
+		r := call(t, c, "POST", h.URL+"/v1/face/verify-id", phone.AccessToken, map[string]string{"name": "张小丹", "id_number": idNumber("11010519491231003")})
+		mustStatus(t, "face verify-id", r, 200)
+		var v struct {
+			VerifyID string `json:"verify_id"`
+		}
+		r.decode(t, &v)
+		mustStatus(t, "the face check on the phone", call(t, c, "POST", h.URL+"/sandbox/wechat/requestFacialVerify", "", map[string]string{"verify_id": v.VerifyID}), 200)
+		mustStatus(t, "face result", call(t, c, "POST", h.URL+"/v1/face/result", phone.AccessToken, map[string]string{"verify_id": v.VerifyID}), 200)
+		callback = completeOK(t, h, b3, id, phone.AccessToken)
+		_, _, claims := rp.exchange(t, codeFrom(t, b3, callback, f3), f3)
+		if !slices.Contains(claims.AMR, "face") || !slices.Contains(claims.AMR, "wx") || claims.AuthTime == 0 {
+			t.Errorf("id_token of a session with a face check: amr %v, auth_time %d; want wx and face, and a time", claims.AMR, claims.AuthTime)
+		}
+	})
+
 	t.Run("OneCodePerAuthorization", func(t *testing.T) {
 		// The callback that issues the code, hit again (a reload, a
 		// replay), issues none: one consent, one grant.
