@@ -29,7 +29,7 @@ type aliyunFake struct {
 	// answer, if set, is the business answer to a well-signed request:
 	// an Aliyun Code and Message (HTTP 200).
 	answer func() (code, message string)
-	delay  time.Duration // before answering
+	hold   chan struct{} // if set, a request is recorded, then waits until it is closed or its client goes
 
 	mu     sync.Mutex
 	got    []url.Values
@@ -50,13 +50,17 @@ func fakeEncode(s string) string {
 }
 
 func (f *aliyunFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.delay > 0 {
-		time.Sleep(f.delay)
-	}
 	p := r.URL.Query()
 	f.mu.Lock()
 	f.got = append(f.got, p)
 	f.mu.Unlock()
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-r.Context().Done():
+		}
+		return
+	}
 	reply := func(status int, code, message string) {
 		w.Header().Set("Content-Type", "application/json;charset=utf-8")
 		w.WriteHeader(status)
@@ -278,13 +282,15 @@ func TestAliyunMisconfigured(t *testing.T) {
 // TestAliyunTimeoutNotRetried: a provider that does not answer in time
 // gives a 503 after one request: it may have sent the message.
 func TestAliyunTimeoutNotRetried(t *testing.T) {
-	f := &aliyunFake{delay: 500 * time.Millisecond}
+	f := &aliyunFake{hold: make(chan struct{})}
 	a, logs := startAliyun(t, f, func(c *AliyunConfig) { c.Timeout = 100 * time.Millisecond })
+	t.Cleanup(func() { close(f.hold) }) // before the server's Close, which waits for its handlers
 	err := a.SendCode(context.Background(), testMessage)
 	if authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
 		t.Fatalf("SendCode: %v, want upstream_unavailable", err)
 	}
-	time.Sleep(600 * time.Millisecond) // let the fake record a late retry, if any
+	// SendCode has returned: a retry would have been sent before it did
+	// (the fake records a request as it arrives).
 	if n := len(f.requests()); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}

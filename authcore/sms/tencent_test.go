@@ -49,7 +49,7 @@ type tencentFake struct {
 	appID       string
 	status      func() (code, message string) // the number's SendStatus; nil: Ok
 	requestFail func() (code, message string) // a request-level Error; nil: none
-	delay       time.Duration
+	hold        chan struct{}                 // if set, a request is recorded, then waits until it is closed or its client goes
 
 	mu  sync.Mutex
 	got []tencentRequest
@@ -62,9 +62,6 @@ func (f *tencentFake) requests() []tencentRequest {
 }
 
 func (f *tencentFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.delay > 0 {
-		time.Sleep(f.delay)
-	}
 	const requestID = "a0aabda6-cf91-4f3e-a81f-9198114a2279"
 	fail := func(code, message string) {
 		json.NewEncoder(w).Encode(map[string]any{"Response": map[string]any{
@@ -80,6 +77,13 @@ func (f *tencentFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.got = append(f.got, req)
 	f.mu.Unlock()
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-r.Context().Done():
+		}
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		f.t.Errorf("tencent fake: %s %s, want POST /", r.Method, r.URL.Path)
 	}
@@ -272,8 +276,9 @@ func TestTencentMisconfigured(t *testing.T) {
 }
 
 func TestTencentTimeoutNotRetried(t *testing.T) {
-	f := &tencentFake{delay: 500 * time.Millisecond}
+	f := &tencentFake{hold: make(chan struct{})}
 	s, logs := startTencent(t, f, func(c *TencentConfig) { c.Timeout = 100 * time.Millisecond })
+	t.Cleanup(func() { close(f.hold) }) // before the server's Close, which waits for its handlers
 	// A caller that gives up at once does not cut the send short: its
 	// outcome is still awaited (and logged) within the sender's timeout.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -282,7 +287,8 @@ func TestTencentTimeoutNotRetried(t *testing.T) {
 	if authcore.KindOf(err) != authcore.KindUpstreamUnavailable {
 		t.Fatalf("SendCode: %v, want upstream_unavailable", err)
 	}
-	time.Sleep(600 * time.Millisecond)
+	// SendCode has returned: a retry would have been sent before it did
+	// (the fake records a request as it arrives).
 	if n := len(f.requests()); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
