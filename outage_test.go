@@ -93,12 +93,12 @@ func TestWeChatDown(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	var body struct{ Error string }
+	var body struct{ Error, Fallback string }
 	json.NewDecoder(resp.Body).Decode(&body)
 	resp.Body.Close()
-	if resp.StatusCode != 503 || body.Error != "upstream_unavailable" || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("wx.login with the breaker open: %d %q Retry-After %q, want 503 upstream_unavailable with Retry-After",
-			resp.StatusCode, body.Error, resp.Header.Get("Retry-After"))
+	if resp.StatusCode != 503 || body.Error != "upstream_unavailable" || resp.Header.Get("Retry-After") == "" || body.Fallback != "sms" {
+		t.Fatalf("wx.login with the breaker open: %d %q fallback %q Retry-After %q, want 503 upstream_unavailable, fallback sms, with Retry-After",
+			resp.StatusCode, body.Error, body.Fallback, resp.Header.Get("Retry-After"))
 	}
 	if got := w.fake.Requests(wechattest.PathCode2Session); got != sent {
 		t.Errorf("the breaker is open but %d code2Session requests reached WeChat", got-sent)

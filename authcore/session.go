@@ -252,6 +252,18 @@ type WxLoginRequest struct {
 	Client              Client
 }
 
+// smsFallback marks WeChat being unavailable with Fallback "sms" when this
+// hub logs people in by SMS: the mini-program can offer that at once.
+func (s *Service) smsFallback(err error) error {
+	var e *Error
+	if s.sms == nil || !errors.As(err, &e) || e.Kind != KindUpstreamUnavailable || e.Fallback != "" {
+		return err
+	}
+	marked := *e // a copy: the error may be a shared value
+	marked.Fallback = FallbackSMS
+	return &marked
+}
+
 // DefaultWeChatNickname is the name of a WeChat user who gave none, as
 // WeChat itself shows it.
 const DefaultWeChatNickname = "微信用户"
@@ -282,7 +294,7 @@ func (s *Service) WxLogin(ctx context.Context, req WxLoginRequest) (Session, err
 	}
 	ws, err := s.wechat.Code2Session(ctx, req.Code)
 	if err != nil {
-		return Session{}, err
+		return Session{}, s.smsFallback(err)
 	}
 	id := Identity{Provider: "wechat", Subject: ws.OpenID, UnionID: ws.UnionID}
 	now := s.now()
