@@ -39,11 +39,7 @@ func TestGeoIPDB(t *testing.T) {
 // startHub reads, to contain want.
 func waitLog(t *testing.T, h *testHub, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(h.logs.String(), want); {
-		if time.Now().After(deadline) {
-			t.Errorf("start-up log lacks %s:\n%s", want, h.logs)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !h.logs.waitFor(5*time.Second, func(l string) bool { return strings.Contains(l, want) }) {
+		t.Errorf("start-up log lacks %s:\n%s", want, h.logs)
 	}
 }

@@ -30,18 +30,51 @@ type testHub struct {
 	origin string // Origin header for WebSockets; "" = URL
 	logs   *syncBuffer
 	cancel context.CancelFunc
-	done   chan error
+	// stopped is closed when run returns, with its error in runErr.
+	stopped chan struct{}
+	runErr  error
 }
 
+// syncBuffer is a log that tests read while the hub writes it, and wait
+// on: every write wakes the waiters.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed by the next write; nil until someone waits
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor waits until what was written satisfies ok, for at most d, and
+// reports whether it did.
+func (s *syncBuffer) waitFor(d time.Duration, ok func(logs string) bool) bool {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		s.mu.Lock()
+		logs := s.b.String()
+		if s.written == nil {
+			s.written = make(chan struct{})
+		}
+		next := s.written
+		s.mu.Unlock()
+		if ok(logs) {
+			return true
+		}
+		select {
+		case <-next:
+		case <-timeout.C:
+			return ok(s.String())
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -63,11 +96,11 @@ func startHub(t testing.TB, env map[string]string) *testHub {
 	getenv := func(k string) string { return full[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	h := &testHub{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	h := &testHub{logs: &syncBuffer{}, cancel: cancel, stopped: make(chan struct{})}
 	go func() {
-		err := run(ctx, nil, getenv, pw, h.logs)
-		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
-		h.done <- err
+		h.runErr = run(ctx, nil, getenv, pw, h.logs)
+		pw.CloseWithError(fmt.Errorf("run returned: %v", h.runErr))
+		close(h.stopped)
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
@@ -85,9 +118,9 @@ func startHub(t testing.TB, env map[string]string) *testHub {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+		case <-h.stopped:
+			if h.runErr != nil {
+				t.Errorf("run: %v", h.runErr)
 			}
 		case <-time.After(15 * time.Second):
 			t.Errorf("hub did not stop within 15s")
@@ -595,19 +628,21 @@ func TestSessionEndpoints(t *testing.T) {
 // (LOGINHUB_INTERNAL_ADDR) from its log.
 func internalURL(t testing.TB, logs *syncBuffer) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, line := range strings.Split(logs.String(), "\n") {
+	addr := ""
+	found := logs.waitFor(5*time.Second, func(l string) bool {
+		for _, line := range strings.Split(l, "\n") {
 			var entry struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "metrics and pprof served" {
-				return "http://" + entry.Addr
+				addr = entry.Addr
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line says where /metrics and pprof are:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	if !found {
+		t.Fatalf("no log line says where /metrics and pprof are:\n%s", logs)
 	}
+	return "http://" + addr
 }
 
 // TestInternalListener: /metrics and pprof are served on

@@ -140,8 +140,11 @@ func TestWeChatDown(t *testing.T) {
 
 	// WeChat answers again: the hub's own probe heals it, no login needed.
 	w.fake.SetDown(false)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	// The probe runs on the breaker's own clock, after its cool-down: ask
+	// until /readyz says so, within a deadline.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(15 * time.Second); ; <-tick.C {
 		status, body := readyz(t, c, w.testHub)
 		if status == 200 && reflect.DeepEqual(body, map[string]any{"status": "ready"}) {
 			break
@@ -149,7 +152,6 @@ func TestWeChatDown(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("/readyz 15s after WeChat came back: %d %v, want 200 {status: ready}", status, body)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if got := w.fake.Requests(wechattest.PathCode2Session); got != sent {
 		t.Errorf("healing sent %d code2Session requests, want none (it probes with stable_token)", got-sent)

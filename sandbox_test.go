@@ -119,12 +119,8 @@ func TestRedisWithoutCredentials(t *testing.T) {
 	}
 
 	n := startNode(t, "staging", redis.URL, sharedKeys(), sharedDataKey(), "LOGINHUB_SANDBOX=on")
-	deadline := time.Now().Add(5 * time.Second)
-	for !sandboxWarned(n.logs.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no WARN log line about the sandbox:\n%s", n.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !n.logs.waitFor(5*time.Second, sandboxWarned) {
+		t.Fatalf("no WARN log line about the sandbox:\n%s", n.logs)
 	}
 }
 

@@ -25,7 +25,7 @@ func benchHub(b *testing.B, goroutines bool) (*Hub, *fakeTickets, string) {
 	h := New(Config{
 		Tickets:            tickets,
 		Broker:             broker,
-		CheckOrigin:        func(string) bool { return true },
+		CheckOrigin:        func(origin string) bool { return origin == benchOrigin },
 		ClientIP:           handlers.ClientIPs{}.ClientIP,
 		Now:                tickets.Now,
 		GoroutinePerSocket: goroutines,
@@ -47,6 +47,10 @@ func benchHub(b *testing.B, goroutines bool) (*Hub, *fakeTickets, string) {
 	return h, tickets, srv.Listener.Addr().String()
 }
 
+// benchOrigin is the page the raw clients say they come from, the one
+// origin the benchmark hub allows.
+const benchOrigin = "http://bench.test"
+
 // rawClient is the smallest WebSocket client: the TCP connection and
 // nothing else, so that what an idle socket costs in the process is the
 // hub's side, plus a *net.TCPConn that is the same for every build.
@@ -61,7 +65,7 @@ func dialRaw(b *testing.B, addr string) *rawClient {
 	}
 	_ = nc.SetDeadline(time.Now().Add(waitFor))
 	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: " + benchOrigin + "\r\n\r\n"
 	if _, err := nc.Write([]byte(req)); err != nil {
 		b.Fatal(err)
 	}
