@@ -49,64 +49,55 @@ func newThirdParty(ctx context.Context, e thirdPartyEnv) (thirdParty, error) {
 		return e.fakeState(name)
 	}
 
-	// QQ.
-	qcfg := qq.Config{BaseURL: cfg.QQBaseURL, AppID: cfg.QQAppID, AppKey: cfg.QQAppKey, HTTPClient: e.http, Logger: e.log}
-	if qcfg.AppID == "" && cfg.Sandbox() {
-		id, candidate := qqtest.DefaultApp()
-		key, err := sharedSecret(ctx, state(authcore.ProviderQQ), id, candidate)
-		if err != nil {
-			return tp, fmt.Errorf("sandbox qq: %w", err)
+	// Each built-in provider: its credentials, or else, with the sandbox
+	// on, the fake this hub serves at /sandbox/<name> and its app.
+	for _, b := range []struct {
+		name, id, secret, base string
+		defaultApp             func() (id, secret string)
+		fake                   func(id, secret string, st oauthsandbox.State, callbacks []string) http.Handler
+		provider               func(id, secret, base string) (authcore.OAuthProvider, error)
+	}{
+		{authcore.ProviderQQ, cfg.QQAppID, cfg.QQAppKey, cfg.QQBaseURL, qqtest.DefaultApp,
+			func(id, secret string, st oauthsandbox.State, cb []string) http.Handler {
+				return &qqtest.Server{AppID: id, AppKey: secret, State: st, RedirectURIs: cb}
+			},
+			func(id, secret, base string) (authcore.OAuthProvider, error) {
+				return qq.New(qq.Config{BaseURL: base, AppID: id, AppKey: secret, HTTPClient: e.http, Logger: e.log})
+			}},
+		{authcore.ProviderWeibo, cfg.WeiboAppKey, cfg.WeiboSecret, cfg.WeiboBaseURL, weibotest.DefaultApp,
+			func(id, secret string, st oauthsandbox.State, cb []string) http.Handler {
+				return &weibotest.Server{AppKey: id, AppSecret: secret, State: st, RedirectURIs: cb}
+			},
+			func(id, secret, base string) (authcore.OAuthProvider, error) {
+				return weibo.New(weibo.Config{BaseURL: base, ClientID: id, ClientSecret: secret, HTTPClient: e.http, Logger: e.log})
+			}},
+		{authcore.ProviderWeChatWeb, cfg.WeChatWebAppID, cfg.WeChatWebSecret, cfg.WeChatWebBaseURL, wechatwebtest.DefaultApp,
+			func(id, secret string, st oauthsandbox.State, cb []string) http.Handler {
+				return &wechatwebtest.Server{AppID: id, Secret: secret, State: st, RedirectURIs: cb}
+			},
+			func(id, secret, base string) (authcore.OAuthProvider, error) {
+				// The fake serves both the authorize page's host and the API's.
+				return wechatweb.New(wechatweb.Config{OpenBaseURL: base, APIBaseURL: base, AppID: id, Secret: secret, HTTPClient: e.http, Logger: e.log})
+			}},
+	} {
+		id, secret, base := b.id, b.secret, b.base
+		if id == "" && cfg.Sandbox() {
+			defID, candidate := b.defaultApp()
+			shared, err := sharedSecret(ctx, state(b.name), defID, candidate)
+			if err != nil {
+				return tp, fmt.Errorf("sandbox %s: %w", b.name, err)
+			}
+			tp.fakes[b.name] = b.fake(defID, shared, state(b.name), callback(b.name))
+			id, secret, base = defID, shared, e.sandboxBase+"/sandbox/"+b.name
 		}
-		tp.fakes[authcore.ProviderQQ] = &qqtest.Server{AppID: id, AppKey: key, State: state(authcore.ProviderQQ), RedirectURIs: callback("qq")}
-		qcfg.AppID, qcfg.AppKey, qcfg.BaseURL = id, key, e.sandboxBase+"/sandbox/qq"
-	}
-	if qcfg.AppID != "" {
-		p, err := qq.New(qcfg)
-		if err != nil {
-			return tp, err
+		if id == "" {
+			continue
 		}
-		tp.providers[authcore.ProviderQQ] = p
-	}
-
-	// Weibo.
-	wcfg := weibo.Config{BaseURL: cfg.WeiboBaseURL, ClientID: cfg.WeiboAppKey, ClientSecret: cfg.WeiboSecret, HTTPClient: e.http, Logger: e.log}
-	if wcfg.ClientID == "" && cfg.Sandbox() {
-		id, candidate := weibotest.DefaultApp()
-		secret, err := sharedSecret(ctx, state(authcore.ProviderWeibo), id, candidate)
-		if err != nil {
-			return tp, fmt.Errorf("sandbox weibo: %w", err)
-		}
-		tp.fakes[authcore.ProviderWeibo] = &weibotest.Server{AppKey: id, AppSecret: secret, State: state(authcore.ProviderWeibo), RedirectURIs: callback("weibo")}
-		wcfg.ClientID, wcfg.ClientSecret, wcfg.BaseURL = id, secret, e.sandboxBase+"/sandbox/weibo"
-	}
-	if wcfg.ClientID != "" {
-		p, err := weibo.New(wcfg)
-		if err != nil {
-			return tp, err
-		}
-		tp.providers[authcore.ProviderWeibo] = p
-	}
-
-	// WeChat website login.
-	ccfg := wechatweb.Config{OpenBaseURL: cfg.WeChatWebBaseURL, APIBaseURL: cfg.WeChatWebBaseURL, AppID: cfg.WeChatWebAppID,
-		Secret: cfg.WeChatWebSecret, HTTPClient: e.http, Logger: e.log}
-	if ccfg.AppID == "" && cfg.Sandbox() {
-		id, candidate := wechatwebtest.DefaultApp()
-		secret, err := sharedSecret(ctx, state(authcore.ProviderWeChatWeb), id, candidate)
-		if err != nil {
-			return tp, fmt.Errorf("sandbox wechat_web: %w", err)
-		}
-		tp.fakes[authcore.ProviderWeChatWeb] = &wechatwebtest.Server{AppID: id, Secret: secret, State: state(authcore.ProviderWeChatWeb),
-			RedirectURIs: callback("wechat_web")}
-		base := e.sandboxBase + "/sandbox/wechat_web"
-		ccfg.AppID, ccfg.Secret, ccfg.OpenBaseURL, ccfg.APIBaseURL = id, secret, base, base
-	}
-	if ccfg.AppID != "" {
-		p, err := wechatweb.New(ccfg)
+		p, err := b.provider(id, secret, base)
 		if err != nil {
 			return tp, err
 		}
-		tp.providers[authcore.ProviderWeChatWeb] = p
+		tp.providers[b.name] = p
 	}
 
 	// OpenID Connect upstreams. Lazy: an identity provider that is down
